@@ -1,0 +1,38 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/netfeat/netfeat/service"
+)
+
+func newConfigCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "Work with configuration files",
+	}
+	cmd.AddCommand(&cobra.Command{
+		Use:   "check FILE",
+		Short: "Validate a configuration file and print every problem with its line",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, err := service.LoadConfig(args[0])
+			if err == nil {
+				fmt.Fprintf(cmd.OutOrStdout(), "%s: OK\n", args[0])
+				return nil
+			}
+			var ce service.ConfigErrors
+			if errors.As(err, &ce) {
+				for _, e := range ce {
+					fmt.Fprintln(cmd.OutOrStdout(), e.Error())
+				}
+				return &exitError{code: 1, err: fmt.Errorf("%s: %d problem(s)", args[0], len(ce))}
+			}
+			return &exitError{code: 1, err: err}
+		},
+	})
+	return cmd
+}

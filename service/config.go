@@ -1,0 +1,444 @@
+package service
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/netfeat/netfeat/schema"
+)
+
+// Config is the whole netfeat configuration: one YAML file, decoded
+// strictly. docs/configuration.md documents every key; examples/netfeat.yaml
+// shows them all with comments.
+type Config struct {
+	// DataDir holds the Badger stores and the embedded NATS server's
+	// JetStream files.
+	DataDir string `yaml:"data_dir"`
+	// ShutdownTimeout bounds the drain on SIGINT/SIGTERM.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	Log             LogConfig     `yaml:"log"`
+	HTTP            HTTPConfig    `yaml:"http"`
+	NATS            NATSConfig    `yaml:"nats"`
+}
+
+// LogConfig selects the log level and format.
+type LogConfig struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is text or json.
+	Format string `yaml:"format"`
+}
+
+// HTTPConfig configures the HTTP API (/healthz, /readyz, /metrics, and the
+// APIs of later stages).
+type HTTPConfig struct {
+	// Listen is the address to serve on; loopback by default.
+	Listen string `yaml:"listen"`
+	// TokenFile / TokenEnv name where the optional bearer token for the
+	// query and model APIs comes from.
+	TokenFile string `yaml:"token_file"`
+	TokenEnv  string `yaml:"token_env"`
+}
+
+// NATSConfig chooses between the embedded NATS server (the default) and an
+// external server or cluster.
+type NATSConfig struct {
+	// URL of an external server or cluster ("nats://a:4222,nats://b:4222").
+	// Empty means: run an embedded server.
+	URL string `yaml:"url"`
+	// Listen is the embedded server's client address.
+	Listen string `yaml:"listen"`
+	// JetStream enables JetStream on the embedded server (store under
+	// DataDir/nats). Default true.
+	JetStream *bool `yaml:"jetstream"`
+	// CredentialsFile is a NATS .creds file for an external server.
+	CredentialsFile string `yaml:"credentials_file"`
+	// User and PasswordFile/PasswordEnv authenticate with user/password.
+	User         string `yaml:"user"`
+	PasswordFile string `yaml:"password_file"`
+	PasswordEnv  string `yaml:"password_env"`
+	// TokenFile/TokenEnv authenticate with a token.
+	TokenFile string `yaml:"token_file"`
+	TokenEnv  string `yaml:"token_env"`
+	// TLS for the connection to an external server.
+	TLS TLSConfig `yaml:"tls"`
+	// ReconnectWait is the pause between reconnect attempts.
+	ReconnectWait time.Duration `yaml:"reconnect_wait"`
+}
+
+// TLSConfig names PEM files for a TLS client connection.
+type TLSConfig struct {
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// DefaultConfig returns the configuration used for keys the file leaves out.
+func DefaultConfig() Config {
+	js := true
+	return Config{
+		DataDir:         "./data",
+		ShutdownTimeout: 30 * time.Second,
+		Log:             LogConfig{Level: "info", Format: "text"},
+		HTTP:            HTTPConfig{Listen: "127.0.0.1:9464"},
+		NATS:            NATSConfig{Listen: "127.0.0.1:4222", JetStream: &js, ReconnectWait: 2 * time.Second},
+	}
+}
+
+// Validate checks the configuration and returns every problem, as
+// *schema.FieldError values joined.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.DataDir == "" {
+		errs = append(errs, schema.Errorf("data_dir", "is required"))
+	}
+	if c.ShutdownTimeout <= 0 {
+		errs = append(errs, schema.Errorf("shutdown_timeout", "must be positive, got %v", c.ShutdownTimeout))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, schema.Errorf("log.level", "must be debug, info, warn or error, got %q", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		errs = append(errs, schema.Errorf("log.format", "must be text or json, got %q", c.Log.Format))
+	}
+	if c.HTTP.Listen == "" {
+		errs = append(errs, schema.Errorf("http.listen", "is required"))
+	} else if err := checkHostPort(c.HTTP.Listen); err != nil {
+		errs = append(errs, schema.Errorf("http.listen", "%v", err))
+	}
+	if c.HTTP.TokenFile != "" && c.HTTP.TokenEnv != "" {
+		errs = append(errs, schema.Errorf("http.token_file", "set token_file or token_env, not both"))
+	}
+	errs = append(errs, c.NATS.validate()...)
+	return errors.Join(errs...)
+}
+
+func (n *NATSConfig) validate() []error {
+	var errs []error
+	if n.URL == "" {
+		if err := checkHostPort(n.Listen); err != nil {
+			errs = append(errs, schema.Errorf("nats.listen", "%v", err))
+		}
+		for field, v := range map[string]string{
+			"nats.credentials_file": n.CredentialsFile, "nats.user": n.User, "nats.token_file": n.TokenFile,
+			"nats.token_env": n.TokenEnv, "nats.tls.ca_file": n.TLS.CAFile, "nats.tls.cert_file": n.TLS.CertFile,
+		} {
+			if v != "" {
+				errs = append(errs, schema.Errorf(field, "only applies to an external server (set nats.url)"))
+			}
+		}
+	} else {
+		for _, u := range strings.Split(n.URL, ",") {
+			u = strings.TrimSpace(u)
+			if !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") && !strings.HasPrefix(u, "ws://") && !strings.HasPrefix(u, "wss://") {
+				errs = append(errs, schema.Errorf("nats.url", "%q: must start with nats://, tls://, ws:// or wss://", u))
+			}
+		}
+		if n.PasswordFile != "" && n.User == "" || n.PasswordEnv != "" && n.User == "" {
+			errs = append(errs, schema.Errorf("nats.user", "is required with a password"))
+		}
+		if (n.TLS.CertFile == "") != (n.TLS.KeyFile == "") {
+			errs = append(errs, schema.Errorf("nats.tls.cert_file", "cert_file and key_file go together"))
+		}
+		for field, p := range map[string]string{
+			"nats.credentials_file": n.CredentialsFile, "nats.password_file": n.PasswordFile, "nats.token_file": n.TokenFile,
+			"nats.tls.ca_file": n.TLS.CAFile, "nats.tls.cert_file": n.TLS.CertFile, "nats.tls.key_file": n.TLS.KeyFile,
+		} {
+			if p == "" {
+				continue
+			}
+			if _, err := os.Stat(p); err != nil {
+				errs = append(errs, schema.Errorf(field, "%v", errors.Unwrap(err)))
+			}
+		}
+	}
+	if n.ReconnectWait <= 0 {
+		errs = append(errs, schema.Errorf("nats.reconnect_wait", "must be positive, got %v", n.ReconnectWait))
+	}
+	return errs
+}
+
+func checkHostPort(addr string) error {
+	i := strings.LastIndex(addr, ":")
+	if i < 0 {
+		return fmt.Errorf("%q: want host:port", addr)
+	}
+	p, err := strconv.Atoi(addr[i+1:])
+	if err != nil || p < 0 || p > 65535 {
+		return fmt.Errorf("%q: bad port", addr)
+	}
+	return nil
+}
+
+// ConfigError is one problem in a configuration file, located by line and
+// key.
+type ConfigError struct {
+	File string
+	Line int    // 0 when the key is absent from the file
+	Key  string // dotted key path, e.g. "snmp.targets[1].interval"
+	Msg  string
+}
+
+// Error renders "file:line: key: message".
+func (e ConfigError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.File)
+	if e.Line > 0 {
+		fmt.Fprintf(&b, ":%d", e.Line)
+	}
+	b.WriteString(": ")
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// ConfigErrors is every problem found in one configuration file.
+type ConfigErrors []ConfigError
+
+// Error lists the problems, one per line.
+func (es ConfigErrors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// LoadConfig reads, strictly decodes and validates a configuration file.
+// On failure the error is a ConfigErrors listing every problem with its file,
+// line and key.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read configuration: %w", err)
+	}
+	return ParseConfig(path, data)
+}
+
+var (
+	unknownFieldRE = regexp.MustCompile(`^line (\d+): field (\S+) not found in type (\S+)$`)
+	typeErrorRE    = regexp.MustCompile(`^line (\d+): (.*)$`)
+)
+
+// ParseConfig decodes and validates configuration bytes; name is the file
+// name used in messages.
+func ParseConfig(name string, data []byte) (*Config, error) {
+	cfg := DefaultConfig()
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, ConfigErrors{{File: name, Line: yamlSyntaxLine(err), Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
+	}
+	keys := indexKeys(&root)
+	var problems ConfigErrors
+	if len(root.Content) > 0 {
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil {
+			var te *yaml.TypeError
+			if !errors.As(err, &te) {
+				return nil, ConfigErrors{{File: name, Msg: err.Error()}}
+			}
+			for _, msg := range te.Errors {
+				problems = append(problems, typeProblem(name, msg, keys))
+			}
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		problems = append(problems, fieldProblems(name, err, keys)...)
+	}
+	if len(problems) > 0 {
+		sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })
+		return nil, problems
+	}
+	return &cfg, nil
+}
+
+func typeProblem(file, msg string, keys keyIndex) ConfigError {
+	if m := unknownFieldRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		key := keys.keyAt(line, m[2])
+		return ConfigError{File: file, Line: line, Key: key, Msg: fmt.Sprintf("unknown key %q", m[2])}
+	}
+	if m := typeErrorRE.FindStringSubmatch(msg); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		return ConfigError{File: file, Line: line, Key: keys.valueAt(line), Msg: humanTypeError(m[2])}
+	}
+	return ConfigError{File: file, Msg: msg}
+}
+
+var cannotRE = regexp.MustCompile("^cannot unmarshal !!(\\w+)(?: `(.*)`)? into (.+)$")
+
+func humanTypeError(msg string) string {
+	m := cannotRE.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	want := m[3]
+	switch {
+	case want == "time.Duration" && m[2] != "":
+		return fmt.Sprintf("%q is not a duration (use a number with a unit: 500ms, 10s, 5m, 1h)", m[2])
+	case want == "time.Duration":
+		want = "a duration"
+	case strings.HasPrefix(want, "[]"):
+		want = "a list"
+	case strings.HasPrefix(want, "map[") || strings.Contains(want, "."):
+		want = "a mapping"
+	case want == "bool" || strings.HasSuffix(want, "*bool"):
+		want = "true or false"
+	case strings.HasPrefix(want, "int") || strings.HasPrefix(want, "uint"):
+		want = "an integer"
+	case strings.HasPrefix(want, "float"):
+		want = "a number"
+	}
+	if m[2] == "" {
+		return fmt.Sprintf("a %s where %s is expected", yamlKind(m[1]), want)
+	}
+	return fmt.Sprintf("%s %q where %s is expected", yamlKind(m[1]), m[2], want)
+}
+
+func yamlKind(tag string) string {
+	switch tag {
+	case "str":
+		return "string"
+	case "seq":
+		return "list"
+	case "map":
+		return "mapping"
+	}
+	return tag
+}
+
+func fieldProblems(file string, err error, keys keyIndex) ConfigErrors {
+	var out ConfigErrors
+	var walk func(error)
+	walk = func(err error) {
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		var fe *schema.FieldError
+		if errors.As(err, &fe) {
+			out = append(out, ConfigError{File: file, Line: keys.lineOf(fe.Field), Key: fe.Field, Msg: fe.Err.Error()})
+			return
+		}
+		out = append(out, ConfigError{File: file, Msg: err.Error()})
+	}
+	walk(err)
+	return out
+}
+
+var syntaxLineRE = regexp.MustCompile(`line (\d+)`)
+
+func yamlSyntaxLine(err error) int {
+	if m := syntaxLineRE.FindStringSubmatch(err.Error()); m != nil {
+		n, _ := strconv.Atoi(m[1])
+		return n
+	}
+	return 0
+}
+
+// keyIndex maps dotted key paths to the line of their key in the file, and
+// lines to the keys on them.
+type keyIndex struct {
+	line   map[string]int   // path → line of its key (or list item)
+	byLine map[int][]string // line → paths whose key or value starts there
+}
+
+func indexKeys(root *yaml.Node) keyIndex {
+	ki := keyIndex{line: map[string]int{}, byLine: map[int][]string{}}
+	var walk func(n *yaml.Node, path string)
+	walk = func(n *yaml.Node, path string) {
+		switch n.Kind {
+		case yaml.DocumentNode:
+			for _, c := range n.Content {
+				walk(c, path)
+			}
+		case yaml.MappingNode:
+			for i := 0; i+1 < len(n.Content); i += 2 {
+				k, v := n.Content[i], n.Content[i+1]
+				p := k.Value
+				if path != "" {
+					p = path + "." + k.Value
+				}
+				ki.line[p] = k.Line
+				ki.byLine[k.Line] = append(ki.byLine[k.Line], p)
+				if v.Line != k.Line {
+					ki.byLine[v.Line] = append(ki.byLine[v.Line], p)
+				}
+				walk(v, p)
+			}
+		case yaml.SequenceNode:
+			for i, c := range n.Content {
+				p := fmt.Sprintf("%s[%d]", path, i)
+				ki.line[p] = c.Line
+				ki.byLine[c.Line] = append(ki.byLine[c.Line], p)
+				walk(c, p)
+			}
+		}
+	}
+	walk(root, "")
+	return ki
+}
+
+// lineOf finds the line of a key path, falling back to its nearest parent
+// present in the file (a missing required key is reported at its section).
+func (ki keyIndex) lineOf(path string) int {
+	for p := path; p != ""; {
+		if l, ok := ki.line[p]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return 0
+}
+
+// keyAt returns the full path of the key named name on line.
+func (ki keyIndex) keyAt(line int, name string) string {
+	for _, p := range ki.byLine[line] {
+		if p == name || strings.HasSuffix(p, "."+name) {
+			return p
+		}
+	}
+	return name
+}
+
+// valueAt returns the key whose value starts on line: the mapping key
+// written on that line, else the deepest path there.
+func (ki keyIndex) valueAt(line int) string {
+	best := ""
+	for _, p := range ki.byLine[line] {
+		if ki.line[p] == line && !strings.HasSuffix(p, "]") {
+			if best == "" || strings.HasSuffix(best, "]") || len(p) > len(best) {
+				best = p
+			}
+			continue
+		}
+		if best == "" {
+			best = p
+		}
+	}
+	return best
+}

@@ -1,0 +1,302 @@
+package service
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// NATS is the message bus component: an embedded nats-server (unless an
+// external URL is configured) plus the process's client connection.
+type NATS struct {
+	cfg     NATSConfig
+	dataDir string
+	log     *slog.Logger
+
+	srv  *server.Server
+	conn *nats.Conn
+
+	connected     atomic.Bool
+	disconnects   prometheus.Counter
+	reconnects    prometheus.Counter
+	asyncErrors   prometheus.Counter
+	connectedGaug prometheus.GaugeFunc
+}
+
+// NewNATS prepares the NATS component; nothing listens or connects until
+// Start.
+func NewNATS(cfg NATSConfig, dataDir string, reg prometheus.Registerer, log *slog.Logger) *NATS {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &NATS{cfg: cfg, dataDir: dataDir, log: log.With("component", "nats")}
+	n.disconnects = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "netfeat_nats_disconnects_total", Help: "Times the NATS connection was lost.",
+	})
+	n.reconnects = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "netfeat_nats_reconnects_total", Help: "Times the NATS connection was re-established.",
+	})
+	n.asyncErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "netfeat_nats_async_errors_total", Help: "Asynchronous NATS errors (slow consumers, permission violations).",
+	})
+	n.connectedGaug = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "netfeat_nats_connected", Help: "1 while the NATS connection is up.",
+	}, func() float64 {
+		if n.connected.Load() {
+			return 1
+		}
+		return 0
+	})
+	if reg != nil {
+		reg.MustRegister(n.disconnects, n.reconnects, n.asyncErrors, n.connectedGaug)
+	}
+	return n
+}
+
+// Name returns "nats".
+func (n *NATS) Name() string { return "nats" }
+
+// Conn returns the client connection; valid after Start.
+func (n *NATS) Conn() *nats.Conn { return n.conn }
+
+// Server returns the embedded server, or nil with an external URL.
+func (n *NATS) Server() *server.Server { return n.srv }
+
+// ClientURL returns the URL outside clients use to reach the bus.
+func (n *NATS) ClientURL() string {
+	if n.srv != nil {
+		return n.srv.ClientURL()
+	}
+	return n.cfg.URL
+}
+
+// Start runs the embedded server if configured and connects.
+func (n *NATS) Start(ctx context.Context) error {
+	url := n.cfg.URL
+	opts := []nats.Option{
+		nats.Name("netfeat"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(n.cfg.ReconnectWait),
+		nats.ReconnectBufSize(8 << 20),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			n.connected.Store(false)
+			n.disconnects.Inc()
+			n.log.Warn("NATS disconnected", "err", err)
+		}),
+		nats.ReconnectHandler(func(c *nats.Conn) {
+			n.connected.Store(true)
+			n.reconnects.Inc()
+			n.log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted())
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			n.asyncErrors.Inc()
+			subj := ""
+			if sub != nil {
+				subj = sub.Subject
+			}
+			n.log.Warn("NATS async error", "subject", subj, "err", err)
+		}),
+	}
+	if url == "" {
+		srv, err := n.startEmbedded()
+		if err != nil {
+			return err
+		}
+		n.srv = srv
+		opts = append(opts, nats.InProcessServer(srv))
+	} else {
+		auth, err := n.authOptions()
+		if err != nil {
+			return err
+		}
+		opts = append(opts, auth...)
+		opts = append(opts, nats.RetryOnFailedConnect(false))
+	}
+	conn, err := nats.Connect(url, opts...)
+	if err != nil {
+		n.shutdownServer()
+		return fmt.Errorf("connect to NATS %s: %w", redactURL(url), err)
+	}
+	n.conn = conn
+	n.connected.Store(true)
+	n.log.Info("NATS connected", "url", n.ClientURL(), "embedded", n.srv != nil)
+	return nil
+}
+
+func (n *NATS) startEmbedded() (*server.Server, error) {
+	host, portStr, err := net.SplitHostPort(n.cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("nats.listen %q: %w", n.cfg.Listen, err)
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, fmt.Errorf("nats.listen %q: bad port", n.cfg.Listen)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		ServerName: "netfeat",
+		Host:       host,
+		Port:       port,
+		NoSigs:     true,
+		NoLog:      true,
+		MaxPayload: 8 << 20,
+	}
+	if n.cfg.JetStream == nil || *n.cfg.JetStream {
+		opts.JetStream = true
+		opts.StoreDir = filepath.Join(n.dataDir, "nats")
+		if err := os.MkdirAll(opts.StoreDir, 0o755); err != nil {
+			return nil, fmt.Errorf("create JetStream store: %w", err)
+		}
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded NATS server: %w", err)
+	}
+	srv.SetLoggerV2(natsLogger{n.log}, false, false, false)
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		srv.Shutdown()
+		return nil, fmt.Errorf("embedded NATS server did not become ready on %s (address in use?)", n.cfg.Listen)
+	}
+	n.log.Info("embedded NATS server listening", "url", srv.ClientURL(), "jetstream", opts.JetStream)
+	return srv, nil
+}
+
+func (n *NATS) authOptions() ([]nats.Option, error) {
+	var opts []nats.Option
+	if n.cfg.CredentialsFile != "" {
+		opts = append(opts, nats.UserCredentials(n.cfg.CredentialsFile))
+	}
+	if n.cfg.User != "" {
+		pw, err := readSecret(n.cfg.PasswordFile, n.cfg.PasswordEnv)
+		if err != nil {
+			return nil, fmt.Errorf("nats password: %w", err)
+		}
+		opts = append(opts, nats.UserInfo(n.cfg.User, pw))
+	}
+	if n.cfg.TokenFile != "" || n.cfg.TokenEnv != "" {
+		tok, err := readSecret(n.cfg.TokenFile, n.cfg.TokenEnv)
+		if err != nil {
+			return nil, fmt.Errorf("nats token: %w", err)
+		}
+		opts = append(opts, nats.Token(tok))
+	}
+	if t := n.cfg.TLS; t.CAFile != "" || t.CertFile != "" || t.InsecureSkipVerify {
+		tc := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: t.InsecureSkipVerify} //nolint:gosec // only when asked for
+		if t.CAFile != "" {
+			pem, err := os.ReadFile(t.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("nats.tls.ca_file: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("nats.tls.ca_file %s: no PEM certificates", t.CAFile)
+			}
+			tc.RootCAs = pool
+		}
+		if t.CertFile != "" {
+			cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("nats.tls client certificate: %w", err)
+			}
+			tc.Certificates = []tls.Certificate{cert}
+		}
+		opts = append(opts, nats.Secure(tc))
+	}
+	return opts, nil
+}
+
+// Stop flushes and drains the connection, then shuts the embedded server
+// down.
+func (n *NATS) Stop(ctx context.Context) error {
+	var errs []error
+	if n.conn != nil {
+		if n.conn.IsConnected() {
+			if err := n.conn.FlushWithContext(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("flush: %w", err))
+			}
+		}
+		n.conn.Close()
+		n.connected.Store(false)
+	}
+	n.shutdownServer()
+	return errors.Join(errs...)
+}
+
+func (n *NATS) shutdownServer() {
+	if n.srv != nil {
+		n.srv.Shutdown()
+		n.srv.WaitForShutdown()
+	}
+}
+
+// Ready reports an error while the connection is down.
+func (n *NATS) Ready() error {
+	if n.conn == nil || !n.conn.IsConnected() {
+		return errors.New("not connected")
+	}
+	return nil
+}
+
+// readSecret reads a secret from a file (trailing newline trimmed) or an
+// environment variable. Error messages name the source, never the value.
+func readSecret(file, env string) (string, error) {
+	switch {
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("read secret file: %w", err)
+		}
+		s := strings.TrimRight(string(b), "\r\n")
+		if s == "" {
+			return "", fmt.Errorf("secret file %s is empty", file)
+		}
+		return s, nil
+	case env != "":
+		s, ok := os.LookupEnv(env)
+		if !ok || s == "" {
+			return "", fmt.Errorf("environment variable %s is not set", env)
+		}
+		return s, nil
+	}
+	return "", nil
+}
+
+// redactURL removes user information from NATS URLs for logs.
+func redactURL(u string) string {
+	parts := strings.Split(u, ",")
+	for i, p := range parts {
+		if at := strings.LastIndex(p, "@"); at >= 0 {
+			if s := strings.Index(p, "://"); s >= 0 && s < at {
+				parts[i] = p[:s+3] + "[redacted]@" + p[at+1:]
+			}
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// natsLogger forwards the embedded server's warnings and errors to slog.
+type natsLogger struct{ log *slog.Logger }
+
+func (l natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Tracef(format string, v ...any)  {}
