@@ -64,7 +64,6 @@ type Service struct {
 
 	nats *NATS
 	http *HTTP
-
 }
 
 // readiness exports netfeat_component_ready, computed at scrape time.
