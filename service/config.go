@@ -243,7 +243,8 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 	cfg := DefaultConfig()
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
-		return nil, ConfigErrors{{File: name, Line: yamlSyntaxLine(err), Msg: strings.TrimPrefix(err.Error(), "yaml: ")}}
+		msg := syntaxLineRE.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "")
+		return nil, ConfigErrors{{File: name, Line: yamlSyntaxLine(err), Msg: "syntax error: " + msg}}
 	}
 	keys := indexKeys(&root)
 	var problems ConfigErrors
@@ -346,7 +347,7 @@ func fieldProblems(file string, err error, keys keyIndex) ConfigErrors {
 	return out
 }
 
-var syntaxLineRE = regexp.MustCompile(`line (\d+)`)
+var syntaxLineRE = regexp.MustCompile(`line (\d+): `)
 
 func yamlSyntaxLine(err error) int {
 	if m := syntaxLineRE.FindStringSubmatch(err.Error()); m != nil {

@@ -1,0 +1,136 @@
+package service
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // exact error lines, in order
+	}{
+		{
+			name: "unknown top-level key",
+			yaml: "data_dir: /d\nbogus: 1\n",
+			want: []string{`f.yaml:2: bogus: unknown key "bogus"`},
+		},
+		{
+			name: "unknown nested key",
+			yaml: "log:\n  level: info\n  colour: red\n",
+			want: []string{`f.yaml:3: log.colour: unknown key "colour"`},
+		},
+		{
+			name: "bad duration",
+			yaml: "shutdown_timeout: 10x\n",
+			want: []string{`f.yaml:1: shutdown_timeout: "10x" is not a duration (use a number with a unit: 500ms, 10s, 5m, 1h)`},
+		},
+		{
+			name: "wrong type",
+			yaml: "nats:\n  jetstream: maybe\n",
+			want: []string{`f.yaml:2: nats.jetstream: string "maybe" where true or false is expected`},
+		},
+		{
+			name: "list where a duration is expected",
+			yaml: "nats:\n  reconnect_wait: [1]\n",
+			want: []string{`f.yaml:2: nats.reconnect_wait: a list where a duration is expected`},
+		},
+		{
+			name: "invalid value",
+			yaml: "log:\n  level: loud\n",
+			want: []string{`f.yaml:2: log.level: must be debug, info, warn or error, got "loud"`},
+		},
+		{
+			name: "missing required field reported at its section",
+			yaml: "data_dir: \"\"\nhttp:\n  listen: \"\"\n",
+			want: []string{`f.yaml:1: data_dir: is required`, `f.yaml:3: http.listen: is required`},
+		},
+		{
+			name: "embedded-only key with external server",
+			yaml: "nats:\n  url: http://x:4222\n",
+			want: []string{`f.yaml:2: nats.url: "http://x:4222": must start with nats://, tls://, ws:// or wss://`},
+		},
+		{
+			name: "several problems at once, sorted by line",
+			yaml: "bogus: 1\nlog:\n  format: xml\nshutdown_timeout: -1s\n",
+			want: []string{
+				`f.yaml:1: bogus: unknown key "bogus"`,
+				`f.yaml:3: log.format: must be text or json, got "xml"`,
+				`f.yaml:4: shutdown_timeout: must be positive, got -1s`,
+			},
+		},
+		{
+			name: "syntax error",
+			yaml: "log:\n  level: [\n",
+			want: []string{`f.yaml:2: syntax error: did not find expected node content`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig("f.yaml", []byte(tt.yaml))
+			var ce ConfigErrors
+			if !errors.As(err, &ce) {
+				t.Fatalf("want ConfigErrors, got %v", err)
+			}
+			got := strings.Split(ce.Error(), "\n")
+			if strings.Join(got, "\n") != strings.Join(tt.want, "\n") {
+				t.Fatalf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestParseConfigDefaultsAndOverrides(t *testing.T) {
+	cfg, err := ParseConfig("f.yaml", []byte("data_dir: /var/lib/netfeat\nshutdown_timeout: 5s\nnats:\n  listen: 127.0.0.1:14222\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != "/var/lib/netfeat" || cfg.ShutdownTimeout != 5*time.Second || cfg.NATS.Listen != "127.0.0.1:14222" {
+		t.Fatalf("overrides not applied: %+v", cfg)
+	}
+	if cfg.HTTP.Listen != "127.0.0.1:9464" || cfg.Log.Level != "info" || cfg.NATS.JetStream == nil || !*cfg.NATS.JetStream {
+		t.Fatalf("defaults lost: %+v", cfg)
+	}
+	empty, err := ParseConfig("empty.yaml", nil)
+	if err != nil || empty.DataDir != "./data" {
+		t.Fatalf("empty file: %v %+v", err, empty)
+	}
+}
+
+func TestExampleConfigIsValid(t *testing.T) {
+	path := filepath.Join("..", "examples", "netfeat.yaml")
+	if _, err := os.Stat(path); err != nil {
+		t.Skip("examples/netfeat.yaml not present")
+	}
+	if _, err := LoadConfig(path); err != nil {
+		t.Fatalf("examples/netfeat.yaml: %v", err)
+	}
+}
+
+func TestSecretsNeverInErrors(t *testing.T) {
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "pw")
+	if err := os.WriteFile(pw, []byte("s3cr3t-value\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	got, err := readSecret(pw, "")
+	if err != nil || got != "s3cr3t-value" {
+		t.Fatalf("readSecret(file) = %q, %v", got, err)
+	}
+	t.Setenv("NETFEAT_TEST_SECRET", "from-env")
+	if got, err := readSecret("", "NETFEAT_TEST_SECRET"); err != nil || got != "from-env" {
+		t.Fatalf("readSecret(env) = %q, %v", got, err)
+	}
+	_, err = readSecret("", "NETFEAT_TEST_UNSET_SECRET")
+	if err == nil || !strings.Contains(err.Error(), "NETFEAT_TEST_UNSET_SECRET") {
+		t.Fatalf("want error naming the variable, got %v", err)
+	}
+	if got := redactURL("nats://alice:s3cr3t-value@127.0.0.1:4222"); strings.Contains(got, "s3cr3t") {
+		t.Fatalf("redactURL leaked: %s", got)
+	}
+}
