@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it (.ci/run calls `make test`, which
+# calls this script). It installs the test peers it needs when it can (root or
+# passwordless sudo with apt-get), then runs go vet and the tests: with the
+# race detector on every package that runs goroutines, and without it on the
+# few whose cgo DuckDB link makes -race too slow for CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+TAGS=${TAGS:-duckdb_arrow}
+export GOFLAGS="${GOFLAGS:-} -tags=${TAGS}"
+
+# Debian packages the integration tests use as independent peers.
+PKGS=(snmp snmpd snmpsim python3-xgboost)
+need=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if ((${#need[@]})); then
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo -n"
+  if command -v apt-get >/dev/null && { [ -z "$SUDO" ] || sudo -n true 2>/dev/null; }; then
+    echo "== installing test peers: ${need[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "== cannot install ${need[*]} (not root, no sudo): the tests that need them will skip" >&2
+  fi
+fi
+# net-snmp's snmpd starts itself as a system service on install; the tests run
+# their own instances on loopback ports, so stop it to keep the machine quiet.
+if command -v systemctl >/dev/null 2>&1; then systemctl stop snmpd 2>/dev/null || true; fi
+pkill -x snmpd 2>/dev/null || true
+
+echo "== go vet"
+go vet ./...
+
+# Packages that link DuckDB (cgo, ~130 MB static library) run without -race.
+mapfile -t all < <(go list ./...)
+race=() plain=()
+for p in "${all[@]}"; do
+  case "$p" in
+    */featurestore/query|*/featurestore/query/*|*/cmd/netfeat|*/integration|*/integration/*) plain+=("$p") ;;
+    *) race+=("$p") ;;
+  esac
+done
+
+echo "== go test -race (${#race[@]} packages)"
+go test -race -count=1 -timeout 15m "${race[@]}"
+if ((${#plain[@]})); then
+  echo "== go test (${#plain[@]} packages with DuckDB or built binaries)"
+  go test -count=1 -timeout 20m "${plain[@]}"
+fi
