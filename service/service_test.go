@@ -3,12 +3,15 @@ package service
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // newTestService starts a service on random loopback ports with its data in
@@ -152,5 +155,58 @@ func TestStartFailureNamesComponent(t *testing.T) {
 	}
 	if svc.NATS().Conn() != nil && !svc.NATS().Conn().IsClosed() {
 		t.Fatal("NATS left connected after a failed start")
+	}
+}
+
+// TestExternalNATSReconnectCounted connects to an external server, restarts
+// it, and checks the disconnect and reconnect are counted.
+func TestExternalNATSReconnectCounted(t *testing.T) {
+	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(5 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	port := srv.Addr().(*net.TCPAddr).Port
+	cfg := DefaultConfig()
+	cfg.NATS.URL = srv.ClientURL()
+	cfg.NATS.ReconnectWait = 20 * time.Millisecond
+	reg := NewRegistry()
+	n := NewNATS(cfg.NATS, t.TempDir(), reg, nil)
+	if err := n.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop(context.Background())
+
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	waitFor(t, func() bool { return testutil.ToFloat64(n.disconnects) == 1 }, "disconnect counted")
+	if n.Ready() == nil {
+		t.Fatal("ready while disconnected")
+	}
+	opts2 := &server.Options{Host: "127.0.0.1", Port: port, NoSigs: true, NoLog: true}
+	srv2, err := server.NewServer(opts2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv2.Start()
+	defer func() { srv2.Shutdown(); srv2.WaitForShutdown() }()
+	waitFor(t, func() bool { return testutil.ToFloat64(n.reconnects) == 1 }, "reconnect counted")
+	if err := n.Ready(); err != nil {
+		t.Fatalf("not ready after reconnect: %v", err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for: %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
