@@ -81,7 +81,7 @@ type Stats struct {
 }
 
 type stats struct {
-	requests, responses, badVersion, badCommunity, malformed                  atomic.Uint64
+	requests, responses, badVersion, badCommunity, malformed           atomic.Uint64
 	unknownEngine, unknownUser, badSecLevel, wrongDigest, decryptError atomic.Uint64
 }
 
