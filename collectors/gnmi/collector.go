@@ -1,0 +1,706 @@
+// Package gnmi collects streaming telemetry from Cisco IOS-XR, NX-OS and
+// IOS-XE routers over gNMI Subscribe and hands every leaf value to a
+// schema.ObservationSink (the normalizer) as a raw Observation.
+//
+// A Collector runs one goroutine per target. Each target connects (TLS by
+// default, mTLS with a client certificate, plaintext only when asked for),
+// checks the target's Capabilities, sends its subscription list (the
+// platform's shipped set unless the target lists its own) and decodes the
+// responses: PROTO typed values directly, JSON and JSON_IETF blobs
+// flattened into one observation per leaf. When the stream ends it
+// reconnects with jittered exponential backoff and resubscribes the same
+// list. Bad input (malformed paths and values, unknown origins, a leaf that
+// changes type, a flooding target) is counted per target in
+// netfeat_gnmi_errors_total and never stops other targets.
+package gnmi
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/netfeat/netfeat/schema"
+)
+
+// Target states reported in DeviceState.State.
+const (
+	StateConnecting  = "connecting"
+	StateSyncing     = "syncing"
+	StateUp          = "up"
+	StateDown        = "down"
+	StateAuthFailure = "auth_failure"
+	StateUnsupported = "unsupported"
+	StateStopped     = "stopped"
+)
+
+// Collector subscribes to every configured target and feeds a sink. Create
+// it with New; it is safe for concurrent use.
+type Collector struct {
+	cfg     Config
+	sink    schema.ObservationSink
+	log     *slog.Logger
+	m       *metrics
+	targets []*target
+
+	mu      sync.Mutex
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	started bool
+}
+
+// New validates cfg and prepares a collector that sends observations to
+// sink. Metrics are registered with reg (nil: not registered); a nil logger
+// discards. New makes no network calls.
+func New(cfg Config, sink schema.ObservationSink, reg prometheus.Registerer, log *slog.Logger) (*Collector, error) {
+	if sink == nil {
+		return nil, errors.New("gnmi: nil sink")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("gnmi config: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("gnmi metrics: %w", err)
+	}
+	c := &Collector{cfg: cfg, sink: sink, log: log, m: m}
+	for _, tc := range cfg.Targets {
+		t, err := newTarget(c, tc)
+		if err != nil {
+			return nil, fmt.Errorf("gnmi target %q: %w", tc.Name, err)
+		}
+		c.targets = append(c.targets, t)
+	}
+	return c, nil
+}
+
+// Start launches one goroutine per target and returns. The goroutines run
+// until Stop; ctx only bounds Start itself.
+func (c *Collector) Start(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.started {
+		return errors.New("gnmi: already started")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c.started = true
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	c.cancel = cancel
+	for _, t := range c.targets {
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			t.run(runCtx)
+		}()
+	}
+	c.log.Info("gnmi collector started", "targets", len(c.targets))
+	return nil
+}
+
+// Stop cancels every subscription, flushes what was decoded and waits for
+// the target goroutines, or returns ctx.Err() if ctx ends first.
+func (c *Collector) Stop(ctx context.Context) error {
+	c.mu.Lock()
+	cancel := c.cancel
+	c.mu.Unlock()
+	if cancel == nil {
+		return nil
+	}
+	cancel()
+	done := make(chan struct{})
+	go func() { c.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		c.log.Info("gnmi collector stopped")
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("gnmi: stop: %w", ctx.Err())
+	}
+}
+
+// WaitSynced blocks until every target has sent its first sync_response
+// (the initial state is complete) or ctx ends.
+func (c *Collector) WaitSynced(ctx context.Context) error {
+	for _, t := range c.targets {
+		select {
+		case <-t.synced:
+		case <-ctx.Done():
+			return fmt.Errorf("gnmi: waiting for %s to sync: %w", t.cfg.Name, ctx.Err())
+		}
+	}
+	return nil
+}
+
+// DeviceStates reports the health of every target.
+func (c *Collector) DeviceStates() []schema.DeviceState {
+	out := make([]schema.DeviceState, 0, len(c.targets))
+	for _, t := range c.targets {
+		t.mu.Lock()
+		s := t.state
+		t.mu.Unlock()
+		s.Observations = t.observations.Load()
+		s.Errors = t.errorCount.Load()
+		out = append(out, s)
+	}
+	return out
+}
+
+// target is one configured device and its subscription loop.
+type target struct {
+	c    *Collector
+	cfg  Target
+	req  *gpb.SubscribeRequest
+	subs []*gpb.Path
+	dial []grpc.DialOption
+
+	updates       prometheus.Counter
+	notifications prometheus.Counter
+	reconnects    prometheus.Counter
+	syncs         prometheus.Counter
+	connected     prometheus.Gauge
+	syncSeconds   prometheus.Gauge
+	errs          map[string]prometheus.Counter
+
+	observations atomic.Int64
+	errorCount   atomic.Int64
+	mu           sync.Mutex
+	state        schema.DeviceState
+
+	synced     chan struct{}
+	syncedOnce sync.Once
+	bucket     tokenBucket
+}
+
+var errorReasons = []string{"connect", "capabilities", "auth", "stream", "sink",
+	reasonBadPath, reasonBadValue, reasonUnknownOrigin, reasonTypeMismatch, reasonRateLimited}
+
+func newTarget(c *Collector, cfg Target) (*target, error) {
+	t := &target{
+		c:      c,
+		cfg:    cfg,
+		synced: make(chan struct{}),
+		errs:   map[string]prometheus.Counter{},
+		bucket: tokenBucket{rate: cfg.MaxUpdateRate, burst: cfg.MaxUpdateRate},
+	}
+	name := cfg.Name
+	t.updates = c.m.updates.WithLabelValues(name)
+	t.notifications = c.m.notifications.WithLabelValues(name)
+	t.reconnects = c.m.reconnects.WithLabelValues(name)
+	t.syncs = c.m.syncs.WithLabelValues(name)
+	t.connected = c.m.connected.WithLabelValues(name)
+	t.syncSeconds = c.m.syncSeconds.WithLabelValues(name)
+	for _, r := range errorReasons {
+		t.errs[r] = c.m.errors.WithLabelValues(name, r)
+	}
+	t.connected.Set(0)
+	t.state = schema.DeviceState{Device: name, Address: cfg.Address, Protocol: "gnmi", State: StateConnecting}
+	if cfg.Platform != "" {
+		t.state.Profile = "cisco-" + cfg.Platform
+	}
+	req, subs, err := buildRequest(cfg)
+	if err != nil {
+		return nil, err
+	}
+	t.req, t.subs = req, subs
+	creds, err := transportCredentials(cfg)
+	if err != nil {
+		return nil, err
+	}
+	t.dial = []grpc.DialOption{grpc.WithTransportCredentials(creds),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20))}
+	return t, nil
+}
+
+// buildRequest turns the target's configuration into the SubscribeRequest
+// sent on every (re)connect.
+func buildRequest(cfg Target) (*gpb.SubscribeRequest, []*gpb.Path, error) {
+	subs := cfg.Subscriptions
+	if len(subs) == 0 {
+		for _, p := range PlatformPaths(cfg.Platform) {
+			subs = append(subs, Subscription{Path: p})
+		}
+	}
+	list := &gpb.SubscriptionList{UpdatesOnly: cfg.UpdatesOnly}
+	if cfg.GNMITarget != "" {
+		list.Prefix = &gpb.Path{Target: cfg.GNMITarget}
+	}
+	switch cfg.Mode {
+	case ModeOnce:
+		list.Mode = gpb.SubscriptionList_ONCE
+	case ModePoll:
+		list.Mode = gpb.SubscriptionList_POLL
+	default:
+		list.Mode = gpb.SubscriptionList_STREAM
+	}
+	switch cfg.Encoding {
+	case EncodingJSON:
+		list.Encoding = gpb.Encoding_JSON
+	case EncodingProto:
+		list.Encoding = gpb.Encoding_PROTO
+	default:
+		list.Encoding = gpb.Encoding_JSON_IETF
+	}
+	var paths []*gpb.Path
+	for _, s := range subs {
+		p, err := ParsePath(s.Path)
+		if err != nil {
+			return nil, nil, fmt.Errorf("subscription %q: %w", s.Path, err)
+		}
+		paths = append(paths, p)
+		sub := &gpb.Subscription{Path: p}
+		if list.Mode == gpb.SubscriptionList_STREAM {
+			mode := cfg.StreamMode
+			if s.Mode != "" {
+				mode = s.Mode
+			}
+			interval := cfg.SampleInterval
+			if s.SampleInterval > 0 {
+				interval = s.SampleInterval
+			}
+			heartbeat := cfg.HeartbeatInterval
+			if s.HeartbeatInterval > 0 {
+				heartbeat = s.HeartbeatInterval
+			}
+			switch mode {
+			case StreamOnChange:
+				sub.Mode = gpb.SubscriptionMode_ON_CHANGE
+			case StreamTargetDefined:
+				sub.Mode = gpb.SubscriptionMode_TARGET_DEFINED
+			default:
+				sub.Mode = gpb.SubscriptionMode_SAMPLE
+				sub.SampleInterval = uint64(interval.Nanoseconds())
+				sub.SuppressRedundant = cfg.SuppressRedundant || s.SuppressRedundant
+			}
+			sub.HeartbeatInterval = uint64(heartbeat.Nanoseconds())
+		}
+		list.Subscription = append(list.Subscription, sub)
+	}
+	return &gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Subscribe{Subscribe: list}}, paths, nil
+}
+
+// transportCredentials builds TLS (or, only when asked, plaintext)
+// credentials from the target's configuration.
+func transportCredentials(cfg Target) (credentials.TransportCredentials, error) {
+	if cfg.Insecure {
+		return insecure.NewCredentials(), nil
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.TLS.ServerName, InsecureSkipVerify: cfg.TLS.SkipVerify}
+	if cfg.TLS.CAFile != "" {
+		pem, err := os.ReadFile(cfg.TLS.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("read CA file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("CA file %s holds no PEM certificate", cfg.TLS.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if cfg.TLS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("load client certificate: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return credentials.NewTLS(tc), nil
+}
+
+func (t *target) setState(state string) {
+	t.mu.Lock()
+	t.state.State = state
+	t.mu.Unlock()
+}
+
+func (t *target) fail(reason string, err error) {
+	t.errs[reason].Inc()
+	t.errorCount.Add(1)
+	t.mu.Lock()
+	t.state.LastError = err.Error()
+	t.state.LastErrorTS = time.Now().UnixNano()
+	t.mu.Unlock()
+}
+
+// reject counts an update the decoder refused.
+func (t *target) reject(reason string) {
+	t.errs[reason].Inc()
+	t.errorCount.Add(1)
+}
+
+// run is the target's reconnect loop: subscribe, and after the stream
+// ends wait a jittered, doubling delay (reset after a session that synced)
+// before subscribing again.
+func (t *target) run(ctx context.Context) {
+	log := t.c.log.With("target", t.cfg.Name, "address", t.cfg.Address)
+	delay := t.c.cfg.RedialMin
+	for n := 0; ctx.Err() == nil; n++ {
+		if n > 0 {
+			t.reconnects.Inc()
+		}
+		t.setState(StateConnecting)
+		synced, err := t.session(ctx)
+		t.connected.Set(0)
+		if ctx.Err() != nil {
+			break
+		}
+		if synced {
+			delay = t.c.cfg.RedialMin
+		}
+		if err != nil {
+			log.Warn("gnmi session ended", "err", err, "retry_in", delay)
+		}
+		t.mu.Lock()
+		if t.state.State != StateAuthFailure && t.state.State != StateUnsupported {
+			t.state.State = StateDown
+		}
+		t.mu.Unlock()
+		wait := delay/2 + rand.N(delay/2+1)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+		delay = min(delay*2, t.c.cfg.RedialMax)
+	}
+	t.setState(StateStopped)
+}
+
+// recvItem is one message (or the final error) read from the stream.
+type recvItem struct {
+	resp *gpb.SubscribeResponse
+	recv int64
+	err  error
+}
+
+// session runs one connection: Capabilities, Subscribe, and the receive
+// loop until the stream fails or ctx ends. synced reports whether the
+// target completed at least one sync_response.
+func (t *target) session(ctx context.Context) (synced bool, err error) {
+	conn, err := grpc.NewClient(t.cfg.Address, t.dial...)
+	if err != nil {
+		t.fail("connect", err)
+		return false, fmt.Errorf("dial: %w", err)
+	}
+	defer conn.Close()
+	ctx, err = t.withCredentials(ctx)
+	if err != nil {
+		t.fail("auth", err)
+		return false, err
+	}
+	cli := gpb.NewGNMIClient(conn)
+	if err := t.capabilities(ctx, cli); err != nil {
+		return false, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := cli.Subscribe(sctx)
+	if err != nil {
+		t.fail("connect", err)
+		return false, fmt.Errorf("subscribe: %w", err)
+	}
+	start := time.Now()
+	if err := stream.Send(t.req); err != nil {
+		t.fail("stream", err)
+		return false, fmt.Errorf("send subscription: %w", err)
+	}
+	t.connected.Set(1)
+	t.setState(StateSyncing)
+
+	items := make(chan recvItem, 256)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			r, err := stream.Recv()
+			select {
+			case items <- recvItem{resp: r, recv: time.Now().UnixNano(), err: err}:
+			case <-sctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer wg.Wait()
+	defer cancel()
+
+	dec := newDecoder(t.cfg.Name, t.subs, t.reject)
+	batch := t.c.cfg.BatchSize
+	mode := t.req.GetSubscribe().GetMode()
+	var poll <-chan time.Time
+	firstSync := true
+	for {
+		var it recvItem
+		select {
+		case <-ctx.Done():
+			t.flush(context.WithoutCancel(ctx), dec)
+			return synced, ctx.Err()
+		case <-poll:
+			poll = nil
+			if err := stream.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Poll{Poll: &gpb.Poll{}}}); err != nil {
+				t.fail("stream", err)
+				return synced, fmt.Errorf("send poll: %w", err)
+			}
+			continue
+		case it = <-items:
+		}
+		gotSync := false
+		for {
+			if it.err != nil {
+				t.flush(ctx, dec)
+				if it.err == io.EOF {
+					if mode == gpb.SubscriptionList_STREAM {
+						t.fail("stream", errors.New("target closed the stream"))
+						return synced, errors.New("target closed the stream")
+					}
+					return synced, nil
+				}
+				reason := "stream"
+				if c := status.Code(it.err); c == codes.Unauthenticated || c == codes.PermissionDenied {
+					reason = "auth"
+					t.setState(StateAuthFailure)
+				}
+				t.fail(reason, it.err)
+				return synced, fmt.Errorf("receive: %w", it.err)
+			}
+			if t.handle(dec, it) {
+				gotSync = true
+				synced = true
+				if firstSync {
+					firstSync = false
+					d := time.Since(start)
+					t.syncSeconds.Set(d.Seconds())
+					t.mu.Lock()
+					t.state.LastDurationMS = float64(d.Microseconds()) / 1000
+					t.state.State = StateUp
+					t.mu.Unlock()
+					t.syncedOnce.Do(func() { close(t.synced) })
+				}
+			}
+			if len(dec.out) >= batch {
+				t.flush(ctx, dec)
+			}
+			more := false
+			select {
+			case it = <-items:
+				more = true
+			default:
+			}
+			if !more {
+				break
+			}
+		}
+		t.flush(ctx, dec)
+		if gotSync {
+			switch mode {
+			case gpb.SubscriptionList_ONCE:
+				// The target should end the RPC now; do not rely on it.
+				cancel()
+				if err := t.waitOnce(ctx); err != nil {
+					return synced, err
+				}
+				return synced, t.onceAgain(ctx, cli)
+			case gpb.SubscriptionList_POLL:
+				poll = time.After(t.cfg.PollInterval)
+			}
+		}
+	}
+}
+
+// waitOnce waits the poll interval between ONCE subscriptions.
+func (t *target) waitOnce(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(t.cfg.PollInterval):
+		return nil
+	}
+}
+
+// onceAgain repeats ONCE subscriptions on the same connection every poll
+// interval until one fails or ctx ends.
+func (t *target) onceAgain(ctx context.Context, cli gpb.GNMIClient) error {
+	for {
+		if err := t.once(ctx, cli); err != nil {
+			return err
+		}
+		if err := t.waitOnce(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// once runs one ONCE subscription to its sync_response.
+func (t *target) once(ctx context.Context, cli gpb.GNMIClient) error {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := cli.Subscribe(sctx)
+	if err != nil {
+		t.fail("connect", err)
+		return fmt.Errorf("subscribe: %w", err)
+	}
+	if err := stream.Send(t.req); err != nil {
+		t.fail("stream", err)
+		return fmt.Errorf("send subscription: %w", err)
+	}
+	dec := newDecoder(t.cfg.Name, t.subs, t.reject)
+	for {
+		r, err := stream.Recv()
+		if err != nil {
+			t.flush(ctx, dec)
+			if err == io.EOF {
+				return nil
+			}
+			t.fail("stream", err)
+			return fmt.Errorf("receive: %w", err)
+		}
+		synced := t.handle(dec, recvItem{resp: r, recv: time.Now().UnixNano()})
+		if len(dec.out) >= t.c.cfg.BatchSize || synced {
+			t.flush(ctx, dec)
+		}
+		if synced {
+			return nil
+		}
+	}
+}
+
+// handle decodes one response into dec.out and reports whether it was a
+// sync_response.
+func (t *target) handle(dec *decoder, it recvItem) bool {
+	switch r := it.resp.GetResponse().(type) {
+	case *gpb.SubscribeResponse_Update:
+		t.notifications.Inc()
+		n := r.Update
+		if t.cfg.MaxUpdateRate > 0 && !t.bucket.take(float64(len(n.GetUpdate())), it.recv) {
+			for range n.GetUpdate() {
+				t.reject(reasonRateLimited)
+			}
+			return false
+		}
+		dec.notification(n, it.recv)
+	case *gpb.SubscribeResponse_SyncResponse:
+		t.syncs.Inc()
+		return r.SyncResponse
+	case *gpb.SubscribeResponse_Error:
+		// The error field is deprecated, but old targets still send it.
+		t.fail("stream", fmt.Errorf("target error %d: %s", r.Error.GetCode(), r.Error.GetMessage()))
+	}
+	return false
+}
+
+// flush hands the decoded observations to the sink.
+func (t *target) flush(ctx context.Context, dec *decoder) {
+	if len(dec.out) == 0 {
+		return
+	}
+	n := len(dec.out)
+	err := t.c.sink.Observe(ctx, dec.out)
+	clear(dec.out)
+	dec.out = dec.out[:0]
+	if err != nil {
+		if ctx.Err() == nil {
+			t.fail("sink", fmt.Errorf("sink refused %d observations: %w", n, err))
+		}
+		return
+	}
+	t.updates.Add(float64(n))
+	t.observations.Add(int64(n))
+	t.mu.Lock()
+	t.state.LastSuccess = time.Now().UnixNano()
+	t.mu.Unlock()
+}
+
+// capabilities asks the target what it supports and checks the configured
+// encoding against it. Targets that do not implement Capabilities (some
+// proxies and test targets) are accepted with a log line.
+func (t *target) capabilities(ctx context.Context, cli gpb.GNMIClient) error {
+	cctx, cancel := context.WithTimeout(ctx, t.c.cfg.Timeout)
+	defer cancel()
+	resp, err := cli.Capabilities(cctx, &gpb.CapabilityRequest{})
+	switch code := status.Code(err); {
+	case err == nil:
+	case code == codes.Unimplemented:
+		t.c.log.Debug("gnmi target does not implement Capabilities", "target", t.cfg.Name)
+		return nil
+	case code == codes.Unauthenticated || code == codes.PermissionDenied:
+		t.fail("auth", err)
+		t.setState(StateAuthFailure)
+		return fmt.Errorf("capabilities: %w", err)
+	default:
+		t.fail("connect", err)
+		return fmt.Errorf("capabilities: %w", err)
+	}
+	want := t.req.GetSubscribe().GetEncoding()
+	if encs := resp.GetSupportedEncodings(); len(encs) > 0 {
+		ok := false
+		for _, e := range encs {
+			ok = ok || e == want
+		}
+		if !ok {
+			err := fmt.Errorf("target supports encodings %v, not %v", encs, want)
+			t.fail("capabilities", err)
+			t.setState(StateUnsupported)
+			return err
+		}
+	}
+	t.c.log.Debug("gnmi capabilities", "target", t.cfg.Name, "version", resp.GetGNMIVersion(), "models", len(resp.GetSupportedModels()))
+	return nil
+}
+
+// withCredentials adds the username and password metadata Cisco targets
+// authenticate with.
+func (t *target) withCredentials(ctx context.Context) (context.Context, error) {
+	if t.cfg.Username == "" {
+		return ctx, nil
+	}
+	pw, err := t.cfg.password()
+	if err != nil {
+		return nil, err
+	}
+	return metadata.AppendToOutgoingContext(ctx, "username", t.cfg.Username, "password", pw), nil
+}
+
+// tokenBucket limits updates per second; used by one goroutine.
+type tokenBucket struct {
+	rate, burst float64
+	tokens      float64
+	last        int64
+}
+
+func (b *tokenBucket) take(n float64, now int64) bool {
+	if b.last == 0 {
+		b.tokens = b.burst
+	} else {
+		b.tokens = min(b.burst, b.tokens+float64(now-b.last)/1e9*b.rate)
+	}
+	b.last = now
+	if b.tokens < n {
+		return false
+	}
+	b.tokens -= n
+	return true
+}

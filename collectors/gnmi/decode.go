@@ -1,0 +1,500 @@
+package gnmi
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+
+	"github.com/netfeat/netfeat/schema"
+)
+
+// Reasons an update is rejected, used as the "reason" label of
+// netfeat_gnmi_errors_total.
+const (
+	reasonBadPath       = "malformed_path"
+	reasonBadValue      = "malformed_value"
+	reasonUnknownOrigin = "unknown_origin"
+	reasonTypeMismatch  = "type_mismatch"
+	reasonRateLimited   = "rate_limited"
+)
+
+// valueClass groups value kinds whose change at one path is legitimate
+// (an integer leaf may arrive as uint or int) apart from changes that mean
+// the target sends garbage (a counter that turns into a string).
+type valueClass uint8
+
+const (
+	classNone valueClass = iota
+	classNumber
+	classText
+	classBool
+	classBytes
+	classOther
+)
+
+func classOf(k schema.ValueKind) valueClass {
+	switch k {
+	case schema.KindCounter64, schema.KindCounter32, schema.KindGauge, schema.KindInteger, schema.KindFloat, schema.KindTimeTicks:
+		return classNumber
+	case schema.KindString, schema.KindEnum:
+		return classText
+	case schema.KindBool:
+		return classBool
+	case schema.KindBytes:
+		return classBytes
+	}
+	return classOther
+}
+
+// maxSeries bounds the per-target path table, so that a target inventing
+// paths cannot grow memory without limit. Paths beyond it are still
+// emitted, without interning or type checks.
+const maxSeries = 1 << 20
+
+// series is what the decoder remembers about one path of a target.
+type series struct {
+	key   string // origin + "\x00" + path; Path is the suffix after the NUL
+	class valueClass
+}
+
+// decoder turns the notifications of one target into Observations. It is
+// used by one goroutine at a time.
+type decoder struct {
+	device string
+	// origins holds the origins subscribed to; an update with another
+	// non-empty origin is rejected. Empty means accept any origin.
+	origins map[string]bool
+	// elemOrigin maps a subscription's first element to its origin, to
+	// fill in the origin of notifications that leave it out.
+	elemOrigin map[string]string
+	series     map[string]*series
+	// reject counts a rejected update.
+	reject func(reason string)
+
+	key  []byte // scratch: origin NUL path
+	elem []*gpb.PathElem
+	out  []schema.Observation
+}
+
+func newDecoder(device string, subs []*gpb.Path, reject func(string)) *decoder {
+	d := &decoder{
+		device:     device,
+		origins:    map[string]bool{},
+		elemOrigin: map[string]string{},
+		series:     map[string]*series{},
+		reject:     reject,
+	}
+	for _, p := range subs {
+		if p.GetOrigin() == "" {
+			continue
+		}
+		d.origins[p.GetOrigin()] = true
+		if len(p.GetElem()) > 0 {
+			d.elemOrigin[p.GetElem()[0].GetName()] = p.GetOrigin()
+		}
+	}
+	if len(d.origins) > 0 {
+		d.origins["openconfig"] = true
+	}
+	return d
+}
+
+// deviceTime converts a notification timestamp to Unix nanoseconds. The
+// specification says nanoseconds; some targets send seconds, milliseconds or
+// microseconds, recognised by magnitude (before the year 5138 in seconds,
+// ms and µs alike).
+func deviceTime(ts int64) int64 {
+	switch {
+	case ts <= 0:
+		return 0
+	case ts < 1e11:
+		return ts * 1e9
+	case ts < 1e14:
+		return ts * 1e6
+	case ts < 1e17:
+		return ts * 1e3
+	}
+	return ts
+}
+
+// notification appends the observations of n to d.out.
+func (d *decoder) notification(n *gpb.Notification, recv int64) {
+	ts := deviceTime(n.GetTimestamp())
+	prefix := n.GetPrefix()
+	for _, u := range n.GetUpdate() {
+		d.update(prefix, u, ts, recv)
+	}
+}
+
+// update decodes one update under prefix.
+func (d *decoder) update(prefix *gpb.Path, u *gpb.Update, ts, recv int64) {
+	origin := prefix.GetOrigin()
+	if origin == "" {
+		origin = u.GetPath().GetOrigin()
+	}
+	elems := append(append(d.elem[:0], prefix.GetElem()...), u.GetPath().GetElem()...)
+	d.elem = elems[:0]
+	if len(elems) == 0 {
+		d.reject(reasonBadPath)
+		return
+	}
+	first := elems[0].GetName()
+	if module, name := splitModule(first); module != "" {
+		// IOS-XE puts the module in the first element instead of the
+		// origin: "Cisco-IOS-XE-interfaces-oper:interfaces".
+		if origin == "" {
+			origin = module
+		}
+		first = name
+	}
+	if origin == "" {
+		origin = d.elemOrigin[first]
+	} else if len(d.origins) > 0 && !d.origins[origin] {
+		d.reject(reasonUnknownOrigin)
+		return
+	}
+	key := append(d.key[:0], origin...)
+	key = append(key, 0)
+	pathStart := len(key)
+	key = append(key, first...)
+	if ks := elems[0].GetKey(); len(ks) > 0 {
+		key = appendKeys(key, ks)
+	}
+	key, ok := appendElems(key, elems[1:])
+	d.key = key
+	if !ok || first == "" {
+		d.reject(reasonBadPath)
+		return
+	}
+	v := u.GetVal()
+	if v == nil {
+		d.reject(reasonBadValue)
+		return
+	}
+	var o schema.Observation
+	switch tv := v.GetValue().(type) {
+	case *gpb.TypedValue_JsonIetfVal:
+		d.json(origin, pathStart, tv.JsonIetfVal, ts, recv)
+		return
+	case *gpb.TypedValue_JsonVal:
+		d.json(origin, pathStart, tv.JsonVal, ts, recv)
+		return
+	case *gpb.TypedValue_UintVal:
+		o.Kind, o.Uint = schema.KindCounter64, tv.UintVal
+	case *gpb.TypedValue_IntVal:
+		o.Kind, o.Int = schema.KindInteger, tv.IntVal
+	case *gpb.TypedValue_StringVal:
+		o.Kind, o.Str = stringKind(tv.StringVal)
+	case *gpb.TypedValue_BoolVal:
+		o.Kind = schema.KindBool
+		if tv.BoolVal {
+			o.Int = 1
+		}
+	case *gpb.TypedValue_FloatVal:
+		o.Kind, o.Float = schema.KindFloat, float64(tv.FloatVal)
+	case *gpb.TypedValue_DoubleVal:
+		o.Kind, o.Float = schema.KindFloat, tv.DoubleVal
+	case *gpb.TypedValue_DecimalVal:
+		o.Kind = schema.KindFloat
+		o.Float = float64(tv.DecimalVal.GetDigits()) / math.Pow10(int(tv.DecimalVal.GetPrecision()))
+	case *gpb.TypedValue_AsciiVal:
+		o.Kind, o.Str = schema.KindString, tv.AsciiVal
+	case *gpb.TypedValue_BytesVal:
+		o.Kind, o.Str = schema.KindBytes, string(tv.BytesVal)
+	case *gpb.TypedValue_ProtoBytes:
+		o.Kind, o.Str = schema.KindBytes, string(tv.ProtoBytes)
+	case *gpb.TypedValue_AnyVal:
+		o.Kind, o.Str = schema.KindBytes, string(tv.AnyVal.GetValue())
+	case *gpb.TypedValue_LeaflistVal:
+		o.Kind, o.Str = schema.KindJSON, leafListJSON(tv.LeaflistVal)
+	default:
+		d.reject(reasonBadValue)
+		return
+	}
+	d.emit(&o, pathStart, ts, recv)
+}
+
+// emit completes o with the path in d.key and appends it, after the type
+// check. d.key holds origin NUL path.
+func (d *decoder) emit(o *schema.Observation, pathStart int, ts, recv int64) {
+	s := d.series[string(d.key)]
+	c := classOf(o.Kind)
+	switch {
+	case s != nil:
+		if s.class != c {
+			d.reject(reasonTypeMismatch)
+			return
+		}
+		o.Origin = s.key[:pathStart-1]
+		o.Path = s.key[pathStart:]
+	case len(d.series) < maxSeries:
+		k := string(d.key)
+		d.series[k] = &series{key: k, class: c}
+		o.Origin = k[:pathStart-1]
+		o.Path = k[pathStart:]
+	default:
+		k := string(d.key)
+		o.Origin = k[:pathStart-1]
+		o.Path = k[pathStart:]
+	}
+	o.Device = d.device
+	o.Protocol = schema.ProtocolGNMI
+	o.DeviceTime = ts
+	o.RecvTime = recv
+	d.out = append(d.out, *o)
+}
+
+func appendKeys(dst []byte, keys map[string]string) []byte {
+	if len(keys) == 1 {
+		for k, v := range keys {
+			return appendKey(dst, k, v)
+		}
+	}
+	ks := make([]string, 0, len(keys))
+	for k := range keys {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	for _, k := range ks {
+		dst = appendKey(dst, k, keys[k])
+	}
+	return dst
+}
+
+// stringKind classifies a string value: OpenConfig enumerations
+// ("UP", "openconfig-if-types:IF_ETHERNET" identityrefs) become KindEnum
+// with the module prefix removed, anything else KindString.
+func stringKind(s string) (schema.ValueKind, string) {
+	_, name := splitModule(s)
+	if isEnumName(name) {
+		return schema.KindEnum, name
+	}
+	return schema.KindString, s
+}
+
+func isEnumName(s string) bool {
+	if s == "" || s[0] < 'A' || s[0] > 'Z' {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// json flattens a JSON or JSON_IETF value into one observation per leaf.
+// d.key holds origin NUL path of the update; members become path elements,
+// arrays of objects become list entries keyed by their name-like member.
+func (d *decoder) json(origin string, pathStart int, raw []byte, ts, recv int64) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		d.reject(reasonBadValue)
+		return
+	}
+	base := len(d.key)
+	d.flatten(v, pathStart, base, ts, recv)
+	d.key = d.key[:base]
+}
+
+func (d *decoder) flatten(v any, pathStart, at int, ts, recv int64) {
+	d.key = d.key[:at]
+	switch x := v.(type) {
+	case map[string]any:
+		names := make([]string, 0, len(x))
+		for k := range x {
+			names = append(names, k)
+		}
+		sort.Slice(names, func(i, j int) bool {
+			_, a := splitModule(names[i])
+			_, b := splitModule(names[j])
+			return a < b
+		})
+		for _, k := range names {
+			_, name := splitModule(k)
+			d.key = d.key[:at]
+			d.key = append(d.key, '/')
+			d.key = append(d.key, name...)
+			elemEnd := len(d.key)
+			if list, ok := x[k].([]any); ok && len(list) > 0 && isObjectList(list) {
+				for _, e := range list {
+					obj := e.(map[string]any)
+					d.key = d.key[:elemEnd]
+					if kn, kv, ok := listKey(obj); ok {
+						d.key = appendKey(d.key, kn, kv)
+					}
+					d.flatten(obj, pathStart, len(d.key), ts, recv)
+				}
+				continue
+			}
+			d.flatten(x[k], pathStart, elemEnd, ts, recv)
+		}
+	case []any:
+		if len(x) == 1 && x[0] == nil {
+			// YANG "empty" is encoded as [null].
+			d.emit(&schema.Observation{Kind: schema.KindNull}, pathStart, ts, recv)
+			return
+		}
+		b, err := json.Marshal(x)
+		if err != nil {
+			d.reject(reasonBadValue)
+			return
+		}
+		d.emit(&schema.Observation{Kind: schema.KindJSON, Str: string(b)}, pathStart, ts, recv)
+	default:
+		o, ok := jsonScalar(x)
+		if !ok {
+			d.reject(reasonBadValue)
+			return
+		}
+		d.emit(&o, pathStart, ts, recv)
+	}
+}
+
+func isObjectList(list []any) bool {
+	for _, e := range list {
+		if _, ok := e.(map[string]any); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// listKey picks the member of a JSON list entry that identifies it. Without
+// the YANG schema at hand it prefers "name", then a member ending in
+// "-name", then "id"/"index"/"-id"/"-index", in name order.
+func listKey(obj map[string]any) (string, string, bool) {
+	best, rank := "", 9
+	for k, v := range obj {
+		switch v.(type) {
+		case string, json.Number:
+		default:
+			continue
+		}
+		_, n := splitModule(k)
+		r := 9
+		switch {
+		case n == "name":
+			r = 0
+		case strings.HasSuffix(n, "-name"):
+			r = 1
+		case n == "id" || n == "index":
+			r = 2
+		case strings.HasSuffix(n, "-id") || strings.HasSuffix(n, "-index"):
+			r = 3
+		}
+		if r < rank || r == rank && r < 9 && k < best {
+			best, rank = k, r
+		}
+	}
+	if rank == 9 {
+		return "", "", false
+	}
+	_, n := splitModule(best)
+	switch v := obj[best].(type) {
+	case string:
+		return n, v, true
+	case json.Number:
+		return n, v.String(), true
+	}
+	return "", "", false
+}
+
+// jsonScalar converts a JSON scalar. RFC 7951 writes 64-bit integers and
+// decimal64 as strings, so a string that is a plain decimal number is taken
+// as that number.
+func jsonScalar(v any) (schema.Observation, bool) {
+	var o schema.Observation
+	switch x := v.(type) {
+	case nil:
+		o.Kind = schema.KindNull
+	case bool:
+		o.Kind = schema.KindBool
+		if x {
+			o.Int = 1
+		}
+	case json.Number:
+		return numberObs(string(x))
+	case string:
+		if n, ok := numberObs(x); ok && looksNumeric(x) {
+			return n, true
+		}
+		o.Kind, o.Str = stringKind(x)
+	default:
+		return o, false
+	}
+	return o, true
+}
+
+func looksNumeric(s string) bool {
+	if s == "" {
+		return false
+	}
+	i := 0
+	if s[0] == '-' {
+		i = 1
+	}
+	digits, dot := 0, false
+	for ; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.' && !dot:
+			dot = true
+		default:
+			return false
+		}
+	}
+	return digits > 0
+}
+
+func numberObs(s string) (schema.Observation, bool) {
+	var o schema.Observation
+	if u, err := strconv.ParseUint(s, 10, 64); err == nil {
+		o.Kind, o.Uint = schema.KindCounter64, u
+		return o, true
+	}
+	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+		o.Kind, o.Int = schema.KindInteger, i
+		return o, true
+	}
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		o.Kind, o.Float = schema.KindFloat, f
+		return o, true
+	}
+	return o, false
+}
+
+// leafListJSON renders a leaf-list of scalars as a JSON array.
+func leafListJSON(l *gpb.ScalarArray) string {
+	vals := make([]any, 0, len(l.GetElement()))
+	for _, e := range l.GetElement() {
+		switch x := e.GetValue().(type) {
+		case *gpb.TypedValue_StringVal:
+			vals = append(vals, x.StringVal)
+		case *gpb.TypedValue_UintVal:
+			vals = append(vals, x.UintVal)
+		case *gpb.TypedValue_IntVal:
+			vals = append(vals, x.IntVal)
+		case *gpb.TypedValue_BoolVal:
+			vals = append(vals, x.BoolVal)
+		case *gpb.TypedValue_DoubleVal:
+			vals = append(vals, x.DoubleVal)
+		case *gpb.TypedValue_FloatVal:
+			vals = append(vals, x.FloatVal)
+		default:
+			vals = append(vals, e.String())
+		}
+	}
+	b, _ := json.Marshal(vals)
+	return string(b)
+}

@@ -1,0 +1,283 @@
+package gnmi
+
+import (
+	"encoding/json"
+	"os"
+	"reflect"
+	"testing"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/netfeat/netfeat/schema"
+)
+
+func TestParsePath(t *testing.T) {
+	tests := []struct {
+		in, want string
+		origin   string
+		elems    int
+		wantErr  bool
+	}{
+		{in: "openconfig-interfaces:interfaces/interface/state/counters", origin: "openconfig-interfaces", elems: 4},
+		{in: "interfaces/interface[name=Gi0/0/0/0]/state", want: "interfaces/interface[name=Gi0/0/0/0]/state", elems: 3},
+		{in: "/a/b[k2=y][k1=x]/c", want: "a/b[k1=x][k2=y]/c", elems: 3},
+		{in: "a/b[name=x:y]/c", want: "a/b[name=x:y]/c", elems: 3},
+		{in: `a/b[name=x\]y]`, want: `a/b[name=x\]y]`, elems: 2},
+		{in: "DME:sys/intf", origin: "DME", elems: 2},
+		{in: "", wantErr: true},
+		{in: "a//b", wantErr: true},
+		{in: "a/b[name=x", wantErr: true},
+		{in: "a/b[=x]", wantErr: true},
+		{in: "a/b[k=v]c", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			p, err := ParsePath(tt.in)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("ParsePath(%q) = %v, want error", tt.in, p)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParsePath(%q): %v", tt.in, err)
+			}
+			if p.Origin != tt.origin || len(p.Elem) != tt.elems {
+				t.Fatalf("ParsePath(%q) = origin %q, %d elems; want %q, %d", tt.in, p.Origin, len(p.Elem), tt.origin, tt.elems)
+			}
+			if tt.want != "" {
+				if got := FormatPath(p); got != tt.want {
+					t.Fatalf("FormatPath(ParsePath(%q)) = %q, want %q", tt.in, got, tt.want)
+				}
+			}
+		})
+	}
+}
+
+func TestPlatformPathsParse(t *testing.T) {
+	for _, pl := range Platforms() {
+		for _, p := range PlatformPaths(pl) {
+			if _, err := ParsePath(p); err != nil {
+				t.Fatalf("%s: %q: %v", pl, p, err)
+			}
+		}
+	}
+}
+
+func mustPath(t testing.TB, s string) *gpb.Path {
+	t.Helper()
+	p, err := ParsePath(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func uintVal(v uint64) *gpb.TypedValue {
+	return &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: v}}
+}
+
+// obs is the part of an Observation the decoder tests compare.
+type obs struct {
+	Origin, Path string
+	Kind         schema.ValueKind
+	Uint         uint64
+	Int          int64
+	Float        float64
+	Str          string
+	DeviceTime   int64
+}
+
+func decodeAll(t *testing.T, subs []string, ns ...*gpb.Notification) ([]obs, map[string]int) {
+	t.Helper()
+	var paths []*gpb.Path
+	for _, s := range subs {
+		paths = append(paths, mustPath(t, s))
+	}
+	rejects := map[string]int{}
+	d := newDecoder("r1", paths, func(r string) { rejects[r]++ })
+	for _, n := range ns {
+		d.notification(n, 42)
+	}
+	var out []obs
+	for _, o := range d.out {
+		if o.Device != "r1" || o.Protocol != schema.ProtocolGNMI || o.RecvTime != 42 {
+			t.Fatalf("observation %+v: wrong device, protocol or receive time", o)
+		}
+		out = append(out, obs{o.Origin, o.Path, o.Kind, o.Uint, o.Int, o.Float, o.Str, o.DeviceTime})
+	}
+	return out, rejects
+}
+
+func TestDecodeProto(t *testing.T) {
+	n := &gpb.Notification{
+		Timestamp: 1700000000123456789,
+		Prefix:    &gpb.Path{Origin: "openconfig-interfaces", Elem: mustPath(t, "interfaces/interface[name=Gi0/0/0/0]/state").Elem},
+		Update: []*gpb.Update{
+			{Path: mustPath(t, "counters/in-octets"), Val: uintVal(123)},
+			{Path: mustPath(t, "oper-status"), Val: &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: "UP"}}},
+			{Path: mustPath(t, "description"), Val: &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: "to core"}}},
+			{Path: mustPath(t, "counters/carrier-transitions"), Val: &gpb.TypedValue{Value: &gpb.TypedValue_IntVal{IntVal: -3}}},
+			{Path: mustPath(t, "enabled"), Val: &gpb.TypedValue{Value: &gpb.TypedValue_BoolVal{BoolVal: true}}},
+			{Path: mustPath(t, "rate"), Val: &gpb.TypedValue{Value: &gpb.TypedValue_DecimalVal{DecimalVal: &gpb.Decimal64{Digits: 12345, Precision: 2}}}},
+			{Path: mustPath(t, "type"), Val: &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: "iana-if-type:ETHERNET_CSMACD"}}},
+		},
+	}
+	got, rejects := decodeAll(t, PlatformPaths(PlatformIOSXR), n)
+	const base = "interfaces/interface[name=Gi0/0/0/0]/state/"
+	const ts = 1700000000123456789
+	want := []obs{
+		{"openconfig-interfaces", base + "counters/in-octets", schema.KindCounter64, 123, 0, 0, "", ts},
+		{"openconfig-interfaces", base + "oper-status", schema.KindEnum, 0, 0, 0, "UP", ts},
+		{"openconfig-interfaces", base + "description", schema.KindString, 0, 0, 0, "to core", ts},
+		{"openconfig-interfaces", base + "counters/carrier-transitions", schema.KindInteger, 0, -3, 0, "", ts},
+		{"openconfig-interfaces", base + "enabled", schema.KindBool, 0, 1, 0, "", ts},
+		{"openconfig-interfaces", base + "rate", schema.KindFloat, 0, 0, 123.45, "", ts},
+		{"openconfig-interfaces", base + "type", schema.KindEnum, 0, 0, 0, "ETHERNET_CSMACD", ts},
+	}
+	if !reflect.DeepEqual(got, want) || len(rejects) != 0 {
+		t.Fatalf("decode:\n got %+v\nwant %+v\nrejects %v", got, want, rejects)
+	}
+}
+
+// TestDecodeRecordedResponses decodes gNMI responses recorded from real
+// IOS-XR and IOS-XE targets (Telegraf's test cases).
+func TestDecodeRecordedResponses(t *testing.T) {
+	tests := []struct {
+		file string
+		subs []string
+		want []obs
+	}{
+		{
+			file: "../../testdata/gnmi/telegraf-testcases/gnmi_issue_14044_responses.json",
+			subs: PlatformPaths(PlatformIOSXR),
+			// Without the YANG schema an upper-case identifier reads as an
+			// enumeration; the recording redacted the description.
+			want: []obs{{"openconfig-interfaces", "interfaces/interface[name=FourHundredGigE0/2/0/3]/state/description", schema.KindEnum, 0, 0, 0, "REDACTED", 1696324083211000000}},
+		},
+		{
+			// IOS-XE puts the module in the first element, not the origin.
+			file: "../../testdata/gnmi/telegraf-testcases/gnmi_issue_14833_responses.json",
+			subs: PlatformPaths(PlatformIOSXE),
+			want: []obs{
+				{"Cisco-IOS-XE-interfaces-oper", "interfaces/interface[name=AppGigabitEthernet1/0/1]/statistics/discontinuity-time", schema.KindString, 0, 0, 0, "2023-11-15T05:50:40+00:00", 1708069483623763000},
+				{"Cisco-IOS-XE-interfaces-oper", "interfaces/interface[name=FortyGigabitEthernet1/1/1]/statistics/discontinuity-time", schema.KindString, 0, 0, 0, "2023-11-15T05:50:40+00:00", 1708069483623763000},
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			ns := readResponses(t, tt.file)
+			got, rejects := decodeAll(t, tt.subs, ns...)
+			if !reflect.DeepEqual(got, tt.want) || len(rejects) != 0 {
+				t.Fatalf("decode:\n got %+v\nwant %+v\nrejects %v", got, tt.want, rejects)
+			}
+		})
+	}
+}
+
+func readResponses(t *testing.T, file string) []*gpb.Notification {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The files are arrays of SubscribeResponse in protobuf JSON.
+	var raws []json.RawMessage
+	if err := json.Unmarshal(b, &raws); err != nil {
+		t.Fatal(err)
+	}
+	var ns []*gpb.Notification
+	for _, r := range raws {
+		resp := &gpb.SubscribeResponse{}
+		if err := protojson.Unmarshal(r, resp); err != nil {
+			t.Fatal(err)
+		}
+		ns = append(ns, resp.GetUpdate())
+	}
+	return ns
+}
+
+func TestDecodeJSONIETFTree(t *testing.T) {
+	blob := `{"openconfig-interfaces:counters":{"in-octets":"18446744073709551615","in-errors":"0","out-octets":"7"},
+	  "oper-status":"UP","mtu":1514,"temp":-4,"ratio":"0.25","empty":[null],"addrs":["a","b"],
+	  "subinterfaces":{"subinterface":[{"index":0,"state":{"enabled":true}},{"index":1,"state":{"enabled":false}}]}}`
+	n := &gpb.Notification{
+		Timestamp: 1700000000, // seconds: scaled to ns
+		Update: []*gpb.Update{{
+			Path: mustPath(t, "interfaces/interface[name=Hu0/0/0/1]/state"),
+			Val:  &gpb.TypedValue{Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: []byte(blob)}},
+		}},
+	}
+	got, rejects := decodeAll(t, PlatformPaths(PlatformIOSXR), n)
+	const b = "interfaces/interface[name=Hu0/0/0/1]/state/"
+	const o, ts = "openconfig-interfaces", 1700000000 * 1e9
+	want := []obs{
+		{o, b + "addrs", schema.KindJSON, 0, 0, 0, `["a","b"]`, ts},
+		{o, b + "counters/in-errors", schema.KindCounter64, 0, 0, 0, "", ts},
+		{o, b + "counters/in-octets", schema.KindCounter64, 18446744073709551615, 0, 0, "", ts},
+		{o, b + "counters/out-octets", schema.KindCounter64, 7, 0, 0, "", ts},
+		{o, b + "empty", schema.KindNull, 0, 0, 0, "", ts},
+		{o, b + "mtu", schema.KindCounter64, 1514, 0, 0, "", ts},
+		{o, b + "oper-status", schema.KindEnum, 0, 0, 0, "UP", ts},
+		{o, b + "ratio", schema.KindFloat, 0, 0, 0.25, "", ts},
+		{o, b + "subinterfaces/subinterface[index=0]/index", schema.KindCounter64, 0, 0, 0, "", ts},
+		{o, b + "subinterfaces/subinterface[index=0]/state/enabled", schema.KindBool, 0, 1, 0, "", ts},
+		{o, b + "subinterfaces/subinterface[index=1]/index", schema.KindCounter64, 1, 0, 0, "", ts},
+		{o, b + "subinterfaces/subinterface[index=1]/state/enabled", schema.KindBool, 0, 0, 0, "", ts},
+		{o, b + "temp", schema.KindInteger, 0, -4, 0, "", ts},
+	}
+	if !reflect.DeepEqual(got, want) || len(rejects) != 0 {
+		t.Fatalf("decode:\n got %+v\nwant %+v\nrejects %v", got, want, rejects)
+	}
+}
+
+func TestDecodeRejects(t *testing.T) {
+	subs := PlatformPaths(PlatformIOSXR)
+	good := func() *gpb.Notification {
+		return &gpb.Notification{Prefix: &gpb.Path{Origin: "openconfig-interfaces"},
+			Update: []*gpb.Update{{Path: mustPath(t, "interfaces/interface[name=a]/state/counters/in-octets"), Val: uintVal(1)}}}
+	}
+	tests := []struct {
+		name   string
+		mutate func(n *gpb.Notification)
+		reason string
+	}{
+		{"empty element", func(n *gpb.Notification) { n.Update[0].Path.Elem[2] = &gpb.PathElem{} }, reasonBadPath},
+		{"empty key name", func(n *gpb.Notification) { n.Update[0].Path.Elem[1].Key = map[string]string{"": "x"} }, reasonBadPath},
+		{"no path", func(n *gpb.Notification) { n.Update[0].Path = nil }, reasonBadPath},
+		{"no value", func(n *gpb.Notification) { n.Update[0].Val = nil }, reasonBadValue},
+		{"bad json", func(n *gpb.Notification) {
+			n.Update[0].Val = &gpb.TypedValue{Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: []byte(`{"a":`)}}
+		}, reasonBadValue},
+		{"unknown origin", func(n *gpb.Notification) { n.Prefix.Origin = "Bogus-Model" }, reasonUnknownOrigin},
+		{"type mismatch", func(n *gpb.Notification) {
+			n.Update[0].Val = &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: "garbage"}}
+		}, reasonTypeMismatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			bad := good()
+			tt.mutate(bad)
+			got, rejects := decodeAll(t, subs, good(), bad, good())
+			if len(got) != 2 {
+				t.Fatalf("got %d observations, want the 2 good ones: %+v", len(got), got)
+			}
+			if !reflect.DeepEqual(rejects, map[string]int{tt.reason: 1}) {
+				t.Fatalf("rejects = %v, want %s once", rejects, tt.reason)
+			}
+		})
+	}
+}
+
+func TestDeviceTime(t *testing.T) {
+	for in, want := range map[int64]int64{
+		0: 0, -5: 0, 1700000000: 1700000000e9, 1700000000123: 1700000000123e6,
+		1700000000123456: 1700000000123456e3, 1700000000123456789: 1700000000123456789,
+	} {
+		if got := deviceTime(in); got != want {
+			t.Fatalf("deviceTime(%d) = %d, want %d", in, got, want)
+		}
+	}
+}
