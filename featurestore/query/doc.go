@@ -1,0 +1,20 @@
+// Package query runs sandboxed SQL over netfeat's Arrow tables with DuckDB
+// and serves it over HTTP, NATS request/reply and Arrow Flight SQL.
+//
+// The tables (samples, one per feature view, latest_<view>, decisions,
+// series, devices, metrics) come from a Source as Arrow record batches. For
+// every query the Engine exports the batches of the tables the SQL names to
+// DuckDB through the Arrow C stream interface: DuckDB reads the store's own
+// buffers, nothing is copied on the Go side, and each stream is registered
+// fresh because DuckDB can read an Arrow stream only once.
+//
+// The DuckDB database is opened with external access disabled, extension
+// autoload/autoinstall off, the unused_columns optimizer disabled
+// (duckdb/duckdb-go#24) and its configuration locked, so SQL cannot read or
+// write files, attach databases, load extensions or change settings. Only
+// SELECT-like statements (SELECT, DESCRIBE, SUMMARIZE, EXPLAIN) run; every
+// query has a timeout, and its result a row limit.
+//
+// The package needs DuckDB's Arrow interface: build and test it with
+// -tags duckdb_arrow (the Makefile and scripts/test.sh do).
+package query

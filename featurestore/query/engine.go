@@ -1,0 +1,621 @@
+package query
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	duckdb "github.com/duckdb/duckdb-go/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/netfeat/netfeat/schema"
+)
+
+// Errors a query can end with. Front ends map them to status codes.
+var (
+	// ErrInvalid marks a query DuckDB rejected (syntax, binding, permission)
+	// or one the sandbox does not run (not a SELECT, several statements).
+	// The message is DuckDB's.
+	ErrInvalid = errors.New("invalid query")
+	// ErrTimeout marks a query that ran past its time limit.
+	ErrTimeout = errors.New("query timed out")
+	// ErrBusy marks a query that waited for a free slot until its context
+	// ended.
+	ErrBusy = errors.New("too many concurrent queries")
+)
+
+// Options configure the SQL engine; the yaml section is `query`.
+type Options struct {
+	// Timeout bounds each query, from admission to the last row.
+	Timeout time.Duration `yaml:"timeout"`
+	// MaxRows is the most rows one response carries; more are cut off and
+	// the response says it was truncated. A request may ask for fewer.
+	MaxRows int `yaml:"max_rows"`
+	// MemoryLimit is the memory one query may use ("512MB", "2GB"). A query
+	// that needs more fails with DuckDB's Out of Memory error; nothing
+	// spills to disk. Each running query has its own DuckDB database, so the
+	// engine uses at most MaxConcurrent × MemoryLimit.
+	MemoryLimit string `yaml:"memory_limit"`
+	// Threads is the DuckDB worker thread count of each query; 0 means one
+	// per CPU.
+	Threads int `yaml:"threads"`
+	// MaxConcurrent is how many queries run at once; more wait, within
+	// their context, for a free database.
+	MaxConcurrent int `yaml:"max_concurrent"`
+}
+
+// DefaultOptions returns the options the service starts with.
+func DefaultOptions() Options {
+	return Options{Timeout: 30 * time.Second, MaxRows: 100_000, MemoryLimit: "1GB", MaxConcurrent: 4}
+}
+
+var memoryLimitRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$`)
+
+// Validate returns every problem with the options, as joined
+// *schema.FieldError values.
+func (o Options) Validate() error {
+	var errs []error
+	if o.Timeout <= 0 {
+		errs = append(errs, schema.Errorf("timeout", "must be positive, got %v", o.Timeout))
+	}
+	if o.MaxRows <= 0 {
+		errs = append(errs, schema.Errorf("max_rows", "must be positive, got %d", o.MaxRows))
+	}
+	if !memoryLimitRE.MatchString(o.MemoryLimit) {
+		errs = append(errs, schema.Errorf("memory_limit", "%q: want a size such as 512MB or 2GB", o.MemoryLimit))
+	}
+	if o.Threads < 0 {
+		errs = append(errs, schema.Errorf("threads", "must not be negative, got %d", o.Threads))
+	}
+	if o.MaxConcurrent <= 0 {
+		errs = append(errs, schema.Errorf("max_concurrent", "must be positive, got %d", o.MaxConcurrent))
+	}
+	return errors.Join(errs...)
+}
+
+// DSN returns the DuckDB connection string of the sandbox. The settings
+// must be given when the database opens: issued later as SQL,
+// enable_external_access does not stop read_csv, COPY or ATTACH (measured
+// with DuckDB 1.5.6), and with the configuration locked nothing can be SET
+// afterwards.
+func (o Options) DSN() string {
+	v := url.Values{}
+	v.Set("enable_external_access", "false")
+	v.Set("autoinstall_known_extensions", "false")
+	v.Set("autoload_known_extensions", "false")
+	v.Set("allow_community_extensions", "false")
+	// Both optimizers push work into the Arrow scan that DuckDB's C API
+	// stream producer silently does not do: with unused_columns on, a query
+	// reading a subset of columns gets wrong columns or crashes
+	// (duckdb/duckdb-go#24); with filter_pushdown on, WHERE clauses are
+	// ignored (measured here with DuckDB 1.5.6: `WHERE device = 'r2'` and
+	// `WHERE value < 10` returned every row). See TestColumnSubset.
+	v.Set("disabled_optimizers", "unused_columns,filter_pushdown")
+	v.Set("memory_limit", o.MemoryLimit)
+	v.Set("max_temp_directory_size", "0B") // never spill to disk
+	if o.Threads > 0 {
+		v.Set("threads", strconv.Itoa(o.Threads))
+	}
+	v.Set("lock_configuration", "true")
+	return "?" + v.Encode()
+}
+
+// Request is one query, as the HTTP and NATS front ends receive it.
+type Request struct {
+	// SQL is one SELECT statement.
+	SQL string `json:"sql"`
+	// Format is the response format of the front end: "json" (default),
+	// "csv" or "arrow" (an Arrow IPC stream). The Engine ignores it.
+	Format string `json:"format,omitempty"`
+	// From and To, when both are set, make the query read the tables with a
+	// time column (samples, feature views, decisions) from history: every
+	// row with time in [From, To), durable storage included. Unset, the
+	// query reads the hot tier.
+	From time.Time `json:"from,omitzero"`
+	To   time.Time `json:"to,omitzero"`
+	// MaxRows lowers the engine's row limit for this query; 0 keeps it.
+	MaxRows int `json:"max_rows,omitempty"`
+}
+
+// Ranged reports whether the request asks for history.
+func (r Request) Ranged() bool { return !r.From.IsZero() && !r.To.IsZero() }
+
+// Engine runs sandboxed SQL over a Source with embedded DuckDB. It is safe
+// for concurrent use.
+//
+// It keeps MaxConcurrent in-memory DuckDB databases, each with one
+// connection, and runs one query at a time on each. Separate databases are
+// needed because DuckDB's Arrow scan registers its views in the database's
+// main schema, shared by all connections: two queries on one database would
+// replace each other's views (measured: wrong counts and catalog
+// write-write conflicts). They also make MemoryLimit a per-query limit.
+type Engine struct {
+	src   Source
+	opts  Options
+	dsn   string
+	log   *slog.Logger
+	slots chan *slot
+
+	queries  *prometheus.CounterVec
+	duration prometheus.Histogram
+	rows     prometheus.Counter
+}
+
+// New opens the sandboxed DuckDB database. reg may be nil (no metrics are
+// registered); a nil logger discards.
+func New(src Source, opts Options, log *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, fmt.Errorf("query options: %w", err)
+	}
+	return newEngineDSN(src, opts, opts.DSN(), log, reg)
+}
+
+func newEngineDSN(src Source, opts Options, dsn string, log *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	e := &Engine{
+		src: src, opts: opts, dsn: dsn, log: log.With("component", "query"),
+		slots: make(chan *slot, opts.MaxConcurrent),
+		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "netfeat_query_queries_total",
+			Help: "SQL queries by outcome: ok, invalid (rejected by DuckDB or the sandbox), timeout, busy, error.",
+		}, []string{"outcome"}),
+		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "netfeat_query_duration_seconds",
+			Help:    "SQL query time from admission to the last row.",
+			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 16),
+		}),
+		rows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "netfeat_query_rows_total",
+			Help: "Rows returned by SQL queries.",
+		}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{e.queries, e.duration, e.rows} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("register query metrics: %w", err)
+			}
+		}
+	}
+	for range opts.MaxConcurrent {
+		s, err := openSlot(dsn)
+		if err != nil {
+			_ = e.Close()
+			return nil, err
+		}
+		e.slots <- s
+	}
+	return e, nil
+}
+
+// Close waits for running queries to end and closes the databases.
+func (e *Engine) Close() error {
+	var errs []error
+	for range cap(e.slots) {
+		s := <-e.slots
+		if s != nil {
+			errs = append(errs, s.close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// slot is one DuckDB database with its one connection.
+type slot struct {
+	db   *sql.DB
+	conn *sql.Conn
+}
+
+func openSlot(dsn string) (*slot, error) {
+	connector, err := duckdb.NewConnector(dsn, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open duckdb: %w", err)
+	}
+	db := sql.OpenDB(connector)
+	db.SetMaxOpenConns(1)
+	conn, err := db.Conn(context.Background())
+	if err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("connect duckdb: %w", err)
+	}
+	return &slot{db: db, conn: conn}, nil
+}
+
+func (s *slot) close() error {
+	if err := errors.Join(s.conn.Close(), s.db.Close()); err != nil {
+		return fmt.Errorf("close duckdb: %w", err)
+	}
+	return nil
+}
+
+// Options returns the engine's options.
+func (e *Engine) Options() Options { return e.opts }
+
+// Query runs req and calls fn with its result, which is valid only during
+// the call. It returns fn's error, or an error wrapping ErrInvalid (with
+// DuckDB's message), ErrTimeout or ErrBusy.
+func (e *Engine) Query(ctx context.Context, req Request, fn func(*Result) error) (err error) {
+	start := time.Now()
+	var res *Result
+	defer func() {
+		outcome := "ok"
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrInvalid):
+			outcome = "invalid"
+		case errors.Is(err, ErrTimeout):
+			outcome = "timeout"
+		case errors.Is(err, ErrBusy):
+			outcome = "busy"
+		default:
+			outcome = "error"
+		}
+		e.queries.WithLabelValues(outcome).Inc()
+		e.duration.Observe(time.Since(start).Seconds())
+		if res != nil {
+			e.rows.Add(float64(res.rows))
+		}
+		if err != nil {
+			e.log.Debug("query failed", "outcome", outcome, "err", err, "sql", req.SQL)
+		}
+	}()
+	if strings.TrimSpace(req.SQL) == "" {
+		return fmt.Errorf("%w: empty query", ErrInvalid)
+	}
+	if req.Ranged() && !req.From.Before(req.To) {
+		return fmt.Errorf("%w: time range from %v is not before to %v", ErrInvalid, req.From, req.To)
+	}
+	var s *slot
+	select {
+	case s = <-e.slots:
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrBusy, ctx.Err())
+	}
+	defer func() {
+		if errors.Is(err, driver.ErrBadConn) {
+			// The clean-up failed: replace the database rather than keep
+			// one with stale views.
+			e.log.Warn("replacing the query database", "err", err)
+			_ = s.close()
+			fresh, oerr := openSlot(e.dsn)
+			if oerr != nil {
+				e.log.Error("reopening the query database failed; one fewer query runs at a time", "err", oerr)
+				fresh = nil
+			}
+			s = fresh
+		}
+		if s != nil {
+			e.slots <- s
+		} else {
+			go e.reopen()
+		}
+	}()
+
+	ctx, cancel := context.WithTimeoutCause(ctx, e.opts.Timeout, ErrTimeout)
+	defer cancel()
+	err = s.conn.Raw(func(dc any) error {
+		c, ok := dc.(*duckdb.Conn)
+		if !ok {
+			return fmt.Errorf("duckdb connection is %T", dc)
+		}
+		var runErr error
+		res, runErr = e.run(ctx, c, req, fn)
+		return runErr
+	})
+	return e.classify(ctx, err)
+}
+
+// reopen retries opening a database until it succeeds, then returns it to
+// the pool.
+func (e *Engine) reopen() {
+	for {
+		time.Sleep(time.Second)
+		s, err := openSlot(e.dsn)
+		if err == nil {
+			e.slots <- s
+			return
+		}
+		e.log.Error("reopening the query database failed", "err", err)
+	}
+}
+
+// classify turns a context cancelled by the timeout into ErrTimeout.
+func (e *Engine) classify(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(context.Cause(ctx), ErrTimeout) {
+		return fmt.Errorf("%w after %v: %w", ErrTimeout, e.opts.Timeout, err)
+	}
+	return err
+}
+
+// run executes one query on a connection. Views it registers are dropped
+// and their streams released before it returns; when that fails, the error
+// includes driver.ErrBadConn so that the pool discards the connection.
+func (e *Engine) run(ctx context.Context, conn *duckdb.Conn, req Request, fn func(*Result) error) (_ *Result, err error) {
+	scan := scanSQL(req.SQL)
+	for name := range scan.names {
+		if strings.HasPrefix(name, internalPrefix) {
+			return nil, fmt.Errorf("%w: names starting with %s are reserved", ErrInvalid, internalPrefix)
+		}
+	}
+	var used []TableInfo
+	multiScan := scan.multiScan
+	for _, t := range e.src.Tables() {
+		switch scan.names[strings.ToLower(t.Name)] {
+		case 0:
+			continue
+		case 1:
+		default:
+			multiScan = true
+		}
+		used = append(used, t)
+	}
+	ar, err := duckdb.NewArrowFromConn(conn)
+	if err != nil {
+		return nil, fmt.Errorf("duckdb arrow: %w", err)
+	}
+
+	var cleanup []func() error
+	defer func() {
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			if cerr := cleanup[i](); cerr != nil {
+				err = errors.Join(err, cerr, driver.ErrBadConn)
+			}
+		}
+	}()
+	register := func(t TableInfo, as string) error {
+		rr, err := e.open(ctx, req, t)
+		if err != nil {
+			return err
+		}
+		release, err := ar.RegisterView(rr, as)
+		rr.Release() // the exported stream holds its own reference
+		if err != nil {
+			return fmt.Errorf("table %s: %w", t.Name, err)
+		}
+		cleanup = append(cleanup, func() error { release(); return nil }, e.dropper(conn, "VIEW", as))
+		return nil
+	}
+	for _, t := range used {
+		if err := register(t, t.Name); err != nil {
+			return nil, err
+		}
+	}
+
+	kind, err := statementType(conn, req.SQL)
+	if err != nil {
+		return nil, err
+	}
+	if kind == duckdb.STATEMENT_TYPE_SELECT && multiScan && len(used) > 0 {
+		// DuckDB reads an Arrow stream once: a plan with two scans of one
+		// view would see the rows in only one of them. Count the scans and,
+		// when some table is scanned twice, materialize the tables for this
+		// query (a copy, but a correct one).
+		scans, err := e.arrowScans(ctx, ar, req.SQL)
+		if err != nil {
+			return nil, err
+		}
+		if scans > len(used) {
+			for _, t := range used {
+				if err := e.dropper(conn, "VIEW", t.Name)(); err != nil {
+					return nil, err
+				}
+				src := internalPrefix + "src_" + t.Name
+				if err := register(t, src); err != nil {
+					return nil, err
+				}
+				if _, err := conn.ExecContext(ctx, "CREATE TEMP TABLE "+quoteIdent(t.Name)+" AS SELECT * FROM "+quoteIdent(src), nil); err != nil {
+					return nil, fmt.Errorf("materialize %s: %w", t.Name, err)
+				}
+				cleanup = append(cleanup, e.dropper(conn, "TABLE", t.Name))
+			}
+		}
+	}
+
+	limit := e.opts.MaxRows
+	if req.MaxRows > 0 && req.MaxRows < limit {
+		limit = req.MaxRows
+	}
+	q := req.SQL
+	if kind == duckdb.STATEMENT_TYPE_SELECT {
+		// Let DuckDB stop at the limit instead of materializing everything.
+		q = "SELECT * FROM (\n" + req.SQL[:scan.end] + "\n) AS __netfeat_result LIMIT " + strconv.Itoa(limit+1)
+	}
+	rr, err := ar.QueryContext(ctx, q)
+	if err != nil && q != req.SQL {
+		// Some SELECT-typed statements (PIVOT, SHOW) cannot be wrapped;
+		// run them as written and cut the rows off here.
+		rr, err = ar.QueryContext(ctx, req.SQL)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("run query: %w", err)
+		}
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	res := &Result{rr: rr, limit: int64(limit)}
+	defer res.release()
+	if err := fn(res); err != nil {
+		return res, err
+	}
+	if err := res.Err(); err != nil {
+		return res, fmt.Errorf("read result: %w", err)
+	}
+	return res, nil
+}
+
+// open returns a reader over the table's rows for this request: the hot
+// batches, or history when the request has a time range and the table a
+// time column.
+func (e *Engine) open(ctx context.Context, req Request, t TableInfo) (array.RecordReader, error) {
+	if req.Ranged() && t.TimeColumn != "" {
+		rr, err := e.src.History(ctx, t.Name, req.From.UnixNano(), req.To.UnixNano())
+		if err != nil {
+			return nil, fmt.Errorf("table %s history: %w", t.Name, err)
+		}
+		return rr, nil
+	}
+	recs, err := e.src.Records(ctx, t.Name)
+	if err != nil {
+		return nil, fmt.Errorf("table %s: %w", t.Name, err)
+	}
+	rr, err := array.NewRecordReader(t.Schema, recs)
+	for _, r := range recs {
+		r.Release()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("table %s: %w", t.Name, err)
+	}
+	return rr, nil
+}
+
+func (e *Engine) dropper(conn *duckdb.Conn, kind, name string) func() error {
+	return func() error {
+		// A fresh context: the query's may be cancelled, the clean-up must run.
+		if _, err := conn.ExecContext(context.Background(), "DROP "+kind+" IF EXISTS "+quoteIdent(name), nil); err != nil {
+			return fmt.Errorf("drop %s %s: %w", strings.ToLower(kind), name, err)
+		}
+		return nil
+	}
+}
+
+// arrowScans counts the Arrow scans in the plan of q.
+func (e *Engine) arrowScans(ctx context.Context, ar *duckdb.Arrow, q string) (int, error) {
+	rr, err := ar.QueryContext(ctx, "EXPLAIN (FORMAT json) "+q)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	defer rr.Release()
+	n := 0
+	for rr.Next() {
+		rec := rr.RecordBatch()
+		for c := 0; c < int(rec.NumCols()); c++ {
+			if col, ok := rec.Column(c).(*array.String); ok {
+				for i := 0; i < col.Len(); i++ {
+					n += strings.Count(col.Value(i), `"ARROW_SCAN`)
+				}
+			}
+		}
+	}
+	if err := rr.Err(); err != nil {
+		return 0, fmt.Errorf("explain: %w", err)
+	}
+	return n, nil
+}
+
+// statementType prepares q as exactly one statement and checks that it only
+// reads.
+func statementType(conn *duckdb.Conn, q string) (duckdb.StmtType, error) {
+	st, err := conn.Prepare(q)
+	if err != nil {
+		if strings.Contains(err.Error(), "multi-statement") {
+			return 0, fmt.Errorf("%w: one statement per query", ErrInvalid)
+		}
+		return 0, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	defer st.Close()
+	ds, ok := st.(*duckdb.Stmt)
+	if !ok {
+		return 0, fmt.Errorf("duckdb statement is %T", st)
+	}
+	kind, err := ds.StatementType()
+	if err != nil {
+		return 0, fmt.Errorf("statement type: %w", err)
+	}
+	switch kind {
+	case duckdb.STATEMENT_TYPE_SELECT, duckdb.STATEMENT_TYPE_EXPLAIN:
+		return kind, nil
+	}
+	return 0, fmt.Errorf("%w: only SELECT, DESCRIBE, SUMMARIZE and EXPLAIN run here (statement type %d)", ErrInvalid, kind)
+}
+
+// internalPrefix starts the names the engine creates; queries may not use
+// them.
+const internalPrefix = "__netfeat_"
+
+func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+
+// Result is a query's result: a stream of Arrow record batches with the row
+// limit applied. It is valid only inside the function given to
+// Engine.Query; batches are valid until the next call to Next.
+type Result struct {
+	rr        array.RecordReader
+	limit     int64
+	rows      int64
+	truncated bool
+	cur       arrow.RecordBatch
+	sliced    bool
+}
+
+// Schema is the result's schema.
+func (r *Result) Schema() *arrow.Schema { return r.rr.Schema() }
+
+// Next advances to the next batch; false at the end, at the row limit or on
+// an error (see Err).
+func (r *Result) Next() bool {
+	r.dropSlice()
+	if r.rows >= r.limit {
+		if !r.truncated && r.rr.Next() && r.rr.RecordBatch().NumRows() > 0 {
+			r.truncated = true
+		}
+		return false
+	}
+	for r.rr.Next() {
+		rec := r.rr.RecordBatch()
+		n := rec.NumRows()
+		if n == 0 {
+			continue
+		}
+		if r.rows+n > r.limit {
+			keep := r.limit - r.rows
+			r.cur = rec.NewSlice(0, keep)
+			r.sliced = true
+			r.truncated = true
+			r.rows += keep
+			return true
+		}
+		r.cur = rec
+		r.rows += n
+		return true
+	}
+	return false
+}
+
+// RecordBatch is the current batch.
+func (r *Result) RecordBatch() arrow.RecordBatch { return r.cur }
+
+// Err is the error that stopped Next, if any.
+func (r *Result) Err() error { return r.rr.Err() }
+
+// Truncated reports whether the row limit cut the result off. It is
+// final once Next has returned false.
+func (r *Result) Truncated() bool { return r.truncated }
+
+// Rows is the number of rows returned so far.
+func (r *Result) Rows() int64 { return r.rows }
+
+func (r *Result) dropSlice() {
+	if r.sliced {
+		r.cur.Release()
+		r.sliced = false
+	}
+	r.cur = nil
+}
+
+func (r *Result) release() {
+	r.dropSlice()
+	r.rr.Release()
+}
