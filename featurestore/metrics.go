@@ -1,0 +1,96 @@
+package featurestore
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// storeMetrics are the store's Prometheus metrics, registered on the
+// caller's registerer.
+type storeMetrics struct {
+	appended       prometheus.Counter
+	rejected       *prometheus.CounterVec // device, reason
+	walCommits     prometheus.Counter
+	walBatches     prometheus.Counter
+	walBytes       prometheus.Counter
+	walCommitTime  prometheus.Histogram
+	walErrors      prometheus.Counter
+	chunksSealed   *prometheus.CounterVec // reason
+	chunksDropped  *prometheus.CounterVec // reason
+	chunkPersist   *prometheus.CounterVec // result
+	late           *prometheus.CounterVec // view, outcome
+	windowsClosed  *prometheus.CounterVec // view, reason
+	closeLatency   prometheus.Histogram
+	rowsUnpersist  *prometheus.CounterVec // view
+	damaged        *prometheus.CounterVec // kind
+	recoverSeconds prometheus.Gauge
+}
+
+func newStoreMetrics(reg prometheus.Registerer, s *Store) (*storeMetrics, error) {
+	m := &storeMetrics{
+		appended: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "netfeat_store_samples_appended_total", Help: "Samples accepted into the WAL and the hot tier."}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "netfeat_store_samples_rejected_total", Help: "Samples refused as bad input, by device and reason."},
+			[]string{"device", "reason"}),
+		walCommits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "netfeat_store_wal_commits_total", Help: "WAL group commits (one Badger transaction each)."}),
+		walBatches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "netfeat_store_wal_batches_total", Help: "Append batches written to the WAL."}),
+		walBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "netfeat_store_wal_bytes_total", Help: "Encoded bytes written to the WAL."}),
+		walCommitTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "netfeat_store_wal_commit_seconds", Help: "Duration of one WAL group commit, fsync included.",
+			Buckets: prometheus.ExponentialBuckets(25e-6, 2, 14)}),
+		walErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "netfeat_store_wal_errors_total", Help: "WAL commits that failed (their batches were not accepted)."}),
+		chunksSealed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "netfeat_store_chunks_sealed_total", Help: "Hot-tier chunks sealed, by reason (rows, age)."},
+			[]string{"reason"}),
+		chunksDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "netfeat_store_chunks_dropped_total", Help: "Sealed chunks dropped from memory (they stay in Badger until chunk_ttl), by reason (age, memory)."},
+			[]string{"reason"}),
+		chunkPersist: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "netfeat_store_chunk_writes_total", Help: "Sealed chunks written to Badger, by result (ok, error)."},
+			[]string{"result"}),
+		late: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "netfeat_store_late_samples_total", Help: "Samples that arrived behind their view's newest pane, by view and outcome (applied within allowed lateness, dropped beyond it)."},
+			[]string{"view", "outcome"}),
+		windowsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "netfeat_store_windows_closed_total", Help: "Feature rows delivered, by view and what closed the window (watermark, idle)."},
+			[]string{"view", "reason"}),
+		closeLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "netfeat_store_window_close_latency_seconds", Help: "From the WAL commit of the batch that moved the watermark to the subscriber call.",
+			Buckets: prometheus.ExponentialBuckets(1e-6, 2, 18)}),
+		rowsUnpersist: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "netfeat_store_feature_rows_unpersisted_total", Help: "Closed feature rows not written to Badger because the row writer was full, by view."},
+			[]string{"view"}),
+		damaged: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "netfeat_store_damaged_entries_total", Help: "Damaged entries found by recovery and quarantined, by kind."},
+			[]string{"kind"}),
+		recoverSeconds: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "netfeat_store_recovery_seconds", Help: "Time the last Open spent recovering the hot tier."}),
+	}
+	cs := []prometheus.Collector{
+		m.appended, m.rejected, m.walCommits, m.walBatches, m.walBytes, m.walCommitTime, m.walErrors,
+		m.chunksSealed, m.chunksDropped, m.chunkPersist, m.late, m.windowsClosed, m.closeLatency,
+		m.rowsUnpersist, m.damaged, m.recoverSeconds,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netfeat_store_hot_samples", Help: "Samples held in the hot tier."},
+			func() float64 { r, _ := s.hot.usage(); return float64(r) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netfeat_store_hot_bytes", Help: "Bytes of sample data held in the hot tier."},
+			func() float64 { _, b := s.hot.usage(); return float64(b) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netfeat_store_series", Help: "Series (device, component, metric) known."},
+			func() float64 { return float64(s.series.len()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netfeat_store_commit_queue_length", Help: "Append batches waiting for the WAL commit."},
+			func() float64 { return float64(len(s.commitCh)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netfeat_store_window_queue_length", Help: "Committed batches waiting for the window engine."},
+			func() float64 { return float64(len(s.winCh)) }),
+	}
+	if reg != nil {
+		for _, c := range cs {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}

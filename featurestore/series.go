@@ -1,0 +1,167 @@
+package featurestore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// seriesKey identifies a series: one metric of one entity.
+type seriesKey struct {
+	device, component, metric string
+}
+
+// seriesDef is what the store knows of a series; it is persisted under
+// keySeries once and never changes.
+type seriesDef struct {
+	seriesKey
+	source string
+}
+
+// seriesTable interns series into dense int32 ids. Ids are assigned in
+// order and never reused, so the hot tier stores one int32 per row and the
+// label columns are dictionaries indexed by it.
+type seriesTable struct {
+	mu        sync.RWMutex
+	ids       map[seriesKey]int32
+	defs      []seriesDef
+	persisted int // defs[:persisted] are in Badger
+
+	dicts atomic.Pointer[seriesDicts]
+}
+
+// seriesDicts are the label dictionaries for series ids [0, n).
+type seriesDicts struct {
+	n                         int
+	device, component, metric arrow.ArrayData
+}
+
+func newSeriesTable() *seriesTable {
+	return &seriesTable{ids: make(map[seriesKey]int32)}
+}
+
+// intern returns the id of the series, assigning one when it is new.
+func (t *seriesTable) intern(device, component, metric, source string) int32 {
+	k := seriesKey{device, component, metric}
+	t.mu.RLock()
+	id, ok := t.ids[k]
+	t.mu.RUnlock()
+	if ok {
+		return id
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if id, ok := t.ids[k]; ok {
+		return id
+	}
+	id = int32(len(t.defs))
+	t.ids[k] = id
+	t.defs = append(t.defs, seriesDef{seriesKey: k, source: source})
+	return id
+}
+
+// restore adds a persisted definition with a known id during recovery.
+func (t *seriesTable) restore(id int32, d seriesDef) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if int(id) != len(t.defs) {
+		return fmt.Errorf("series %d found after %d series: ids must be dense", id, len(t.defs))
+	}
+	t.ids[d.seriesKey] = id
+	t.defs = append(t.defs, d)
+	t.persisted = len(t.defs)
+	return nil
+}
+
+// unpersisted returns the definitions not yet in Badger and the count to
+// pass to markPersisted once they are written.
+func (t *seriesTable) unpersisted() (first int, defs []seriesDef) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.persisted, t.defs[t.persisted:len(t.defs):len(t.defs)]
+}
+
+func (t *seriesTable) markPersisted(n int) {
+	t.mu.Lock()
+	t.persisted = max(t.persisted, n)
+	t.mu.Unlock()
+}
+
+func (t *seriesTable) len() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.defs)
+}
+
+func (t *seriesTable) def(id int32) seriesDef {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.defs[id]
+}
+
+// dictionaries returns label dictionaries covering at least every id
+// assigned so far; they are rebuilt only when series were added.
+func (t *seriesTable) dictionaries() *seriesDicts {
+	n := t.len()
+	if d := t.dicts.Load(); d != nil && d.n >= n {
+		return d
+	}
+	t.mu.RLock()
+	defs := t.defs[:len(t.defs):len(t.defs)]
+	t.mu.RUnlock()
+	build := func(get func(seriesDef) string) arrow.ArrayData {
+		b := array.NewStringBuilder(memory.DefaultAllocator)
+		defer b.Release()
+		b.Reserve(len(defs))
+		for _, d := range defs {
+			b.Append(get(d))
+		}
+		a := b.NewStringArray()
+		data := a.Data()
+		data.Retain()
+		a.Release()
+		return data
+	}
+	d := &seriesDicts{
+		n:         len(defs),
+		device:    build(func(d seriesDef) string { return d.device }),
+		component: build(func(d seriesDef) string { return d.component }),
+		metric:    build(func(d seriesDef) string { return d.metric }),
+	}
+	t.dicts.Store(d)
+	return d
+}
+
+// encodeSeriesDef appends the persisted form of d: four uvarint-length
+// prefixed strings (device, component, metric, source).
+func encodeSeriesDef(dst []byte, d seriesDef) []byte {
+	for _, s := range [...]string{d.device, d.component, d.metric, d.source} {
+		dst = binary.AppendUvarint(dst, uint64(len(s)))
+		dst = append(dst, s...)
+	}
+	return dst
+}
+
+var errTruncated = errors.New("truncated value")
+
+func decodeSeriesDef(b []byte) (seriesDef, error) {
+	var f [4]string
+	for i := range f {
+		n, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < n {
+			return seriesDef{}, errTruncated
+		}
+		f[i] = string(b[k : k+int(n)])
+		b = b[k+int(n):]
+	}
+	if len(b) != 0 {
+		return seriesDef{}, fmt.Errorf("%d trailing bytes", len(b))
+	}
+	return seriesDef{seriesKey: seriesKey{f[0], f[1], f[2]}, source: f[3]}, nil
+}

@@ -1,0 +1,947 @@
+package featurestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/netfeat/netfeat/schema"
+)
+
+// Errors returned by the store.
+var (
+	// ErrNotRunning is returned by Append before Start or after Stop.
+	ErrNotRunning = errors.New("featurestore: not running")
+	// ErrDamaged wraps every problem recovery finds in the data directory;
+	// docs/featurestore.md ("Damaged data directory") says what to do.
+	ErrDamaged = errors.New("featurestore: data directory is damaged (see docs/featurestore.md, \"Damaged data directory\")")
+	// ErrUnknownView is returned for a view name the store was not opened with.
+	ErrUnknownView = errors.New("featurestore: unknown view")
+	// ErrNotFound is returned by GetState for a key never stored.
+	ErrNotFound = errors.New("featurestore: not found")
+)
+
+// pending is one Append batch on its way through the WAL commit to the hot
+// tier and the window engine. The appender and the window engine each hold
+// a reference; the last one returns it to the pool.
+type pending struct {
+	recs     []rec
+	enc      []byte
+	seq      uint64
+	done     chan error
+	refs     atomic.Int32
+	accepted int64 // monotonic-ish wall ns when the WAL commit finished
+}
+
+// Store is the feature store: the WAL, the hot tier, the window engine and
+// the online view, persisted in Badger. It implements schema.SampleAppender.
+// All methods are safe for concurrent use.
+type Store struct {
+	cfg    Config
+	dir    string
+	log    *slog.Logger
+	m      *storeMetrics
+	db     *badger.DB
+	views  []schema.FeatureView
+	viewIx map[string]int
+
+	series *seriesTable
+	hot    *hotTier
+	win    *windowEngine
+	online []*onlineView
+	tables []*viewTable
+	subs   atomic.Pointer[[]schema.FeatureRowHandler]
+
+	seq          uint64 // last WAL sequence number; committer only after Start
+	persistedSeq atomic.Uint64
+	replayFrom   []*chunk // hot chunks to replay through the windows at Start
+	replayWAL    []*pending
+
+	appendMu  sync.RWMutex
+	running   bool
+	stopped   bool
+	commitCh  chan *pending
+	winCh     chan *pending
+	chunkCh   chan *chunk
+	rowCh     chan rowWrite
+	stopMaint chan struct{}
+	wg        sync.WaitGroup
+	pool      sync.Pool
+	closeOnce sync.Once
+
+	curAccepted int64 // window loop only: commit time of the batch being processed
+
+	// closeHook, when set (by tests), receives the commit→subscriber delay
+	// of every watermark close.
+	closeHook func(time.Duration)
+}
+
+var _ schema.SampleAppender = (*Store)(nil)
+
+// Open opens (or creates) the store in dir and recovers it: series, sealed
+// chunks within retention and budget, the WAL tail not yet in a chunk, and
+// the online view. Open windows are rebuilt by Start. A damaged data
+// directory is an error wrapping ErrDamaged unless cfg.Recovery is
+// quarantine.
+func Open(ctx context.Context, dir string, cfg Config, views []schema.FeatureView, reg prometheus.Registerer, log *slog.Logger) (*Store, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("featurestore config: %w", err)
+	}
+	if err := validateViews(views); err != nil {
+		return nil, fmt.Errorf("featurestore views: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{
+		cfg: cfg, dir: dir, log: log, views: views, viewIx: map[string]int{},
+		series: newSeriesTable(), hot: newHotTier(cfg.SealRows),
+		commitCh: make(chan *pending, cfg.CommitQueue), winCh: make(chan *pending, cfg.WindowQueue),
+		chunkCh: make(chan *chunk, 64), rowCh: make(chan rowWrite, 65536), stopMaint: make(chan struct{}),
+	}
+	s.pool.New = func() any { return &pending{done: make(chan error, 1)} }
+	for i, v := range views {
+		s.viewIx[v.Name] = i
+		s.online = append(s.online, newOnlineView())
+		s.tables = append(s.tables, newViewTable(v))
+	}
+	s.subs.Store(&[]schema.FeatureRowHandler{})
+	m, err := newStoreMetrics(reg, s)
+	if err != nil {
+		return nil, fmt.Errorf("featurestore metrics: %w", err)
+	}
+	s.m = m
+	s.win = newWindowEngine(views, s.series.def)
+	for i, ve := range s.win.views {
+		applied := s.m.late.WithLabelValues(views[i].Name, "applied")
+		dropped := s.m.late.WithLabelValues(views[i].Name, "dropped")
+		ve.lateApplied, ve.lateDropped = applied.Inc, dropped.Inc
+	}
+	s.win.emit = s.emit
+
+	if err := checkDir(dir); err != nil {
+		return nil, err
+	}
+	opts := badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{log}).
+		WithSyncWrites(cfg.FSync != FSyncInterval).
+		WithMemTableSize(int64(cfg.BadgerMemTable)).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(4).
+		WithNumLevelZeroTablesStall(12).
+		WithBlockCacheSize(16 << 20).
+		WithNumCompactors(2).
+		WithDetectConflicts(false).
+		WithMetricsEnabled(false)
+	start := time.Now()
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open badger in %s: %w: %w", dir, ErrDamaged, err)
+	}
+	s.db = db
+	if err := s.recover(ctx); err != nil {
+		_ = db.Close()
+		return nil, err
+	}
+	s.m.recoverSeconds.Set(time.Since(start).Seconds())
+	rows, bytes := s.hot.usage()
+	log.Info("feature store opened", "dir", dir, "series", s.series.len(), "hot_samples", rows, "hot_bytes", bytes,
+		"wal_tail_batches", len(s.replayWAL), "took", time.Since(start))
+	return s, nil
+}
+
+// checkDir refuses a directory that holds Badger data files but no
+// MANIFEST: Badger would start an empty database over them and delete the
+// tables it does not know, which is a silent wipe.
+func checkDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("create store directory: %w", err)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("read store directory: %w", err)
+	}
+	var data []string
+	manifest := false
+	for _, e := range ents {
+		switch ext := filepath.Ext(e.Name()); {
+		case e.Name() == "MANIFEST":
+			manifest = true
+		case ext == ".sst" || ext == ".vlog" || ext == ".mem":
+			data = append(data, e.Name())
+		}
+	}
+	if !manifest && len(data) > 0 {
+		return fmt.Errorf("%s holds %d Badger data files (%s, ...) but no MANIFEST: %w", dir, len(data), data[0], ErrDamaged)
+	}
+	return nil
+}
+
+// recover loads everything persisted. It runs before any goroutine starts.
+func (s *Store) recover(ctx context.Context) error {
+	var damaged [][]byte
+	fail := func(kind string, key []byte, err error) error {
+		if s.cfg.Recovery == RecoveryQuarantine {
+			s.log.Error("quarantining damaged store entry", "kind", kind, "key", keyString(key), "err", err)
+			s.m.damaged.WithLabelValues(kind).Inc()
+			damaged = append(damaged, append([]byte(nil), key...))
+			return nil
+		}
+		return fmt.Errorf("%s: %w: %w", keyString(key), err, ErrDamaged)
+	}
+	err := s.db.View(func(txn *badger.Txn) error {
+		if it, err := txn.Get(keyFormat); err == nil {
+			v, err := it.ValueCopy(nil)
+			if err != nil {
+				return fail("meta", keyFormat, err)
+			}
+			if string(v) != formatVersion {
+				return fmt.Errorf("store format %q: this binary reads %q", v, formatVersion)
+			}
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("read store format: %w: %w", err, ErrDamaged)
+		}
+
+		// Series: ids are dense from 0.
+		if err := iteratePrefix(txn, []byte{prefixSeries}, true, func(k, v []byte) error {
+			if len(k) != 5 {
+				return fail("series", k, fmt.Errorf("key of %d bytes", len(k)))
+			}
+			d, err := decodeSeriesDef(v)
+			if err != nil {
+				return fail("series", k, err)
+			}
+			id := int32(uint32(k[1])<<24 | uint32(k[2])<<16 | uint32(k[3])<<8 | uint32(k[4]))
+			if err := s.series.restore(id, d); err != nil {
+				return fail("series", k, err)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+
+		// Chunks: plan from the keys, then load the newest within retention
+		// and budget.
+		var metas []chunkMeta
+		if err := iteratePrefix(txn, []byte{prefixChunk}, false, func(k, _ []byte) error {
+			m, err := parseChunkKey(k)
+			if err != nil {
+				return fail("chunk", k, err)
+			}
+			metas = append(metas, m)
+			return nil
+		}); err != nil {
+			return err
+		}
+		sort.Slice(metas, func(i, j int) bool { return metas[i].firstSeq < metas[j].firstSeq })
+		for _, m := range metas {
+			s.seq = max(s.seq, m.lastSeq)
+		}
+		s.persistedSeq.Store(s.seq)
+		cutoff := time.Now().Add(-s.cfg.RetentionAge).UnixNano()
+		budget := int64(s.cfg.MemoryBudget) - int64(s.cfg.SealRows)*bytesPerRow
+		var load []*chunk
+		var used int64
+		for i := len(metas) - 1; i >= 0; i-- {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			m := metas[i]
+			if m.maxTS < cutoff || used+int64(m.rows)*bytesPerRow > budget {
+				break
+			}
+			k := chunkKey(m)
+			item, err := txn.Get(k)
+			if err != nil {
+				if err := fail("chunk", k, err); err != nil {
+					return err
+				}
+				continue
+			}
+			var c *chunk
+			err = item.Value(func(v []byte) error {
+				var err error
+				c, err = decodeChunk(v, m)
+				return err
+			})
+			if err == nil {
+				err = s.checkSeries(c.sid)
+			}
+			if err != nil {
+				if err := fail("chunk", k, err); err != nil {
+					return err
+				}
+				continue
+			}
+			used += c.bytes()
+			load = append(load, c)
+		}
+		for i := len(load) - 1; i >= 0; i-- {
+			s.hot.load(load[i])
+		}
+		s.replayFrom = load
+
+		// WAL tail: batches after the last persisted chunk.
+		persisted := s.persistedSeq.Load()
+		return iteratePrefix(txn, []byte{prefixWAL}, true, func(k, v []byte) error {
+			if len(k) != 9 {
+				return fail("wal", k, fmt.Errorf("key of %d bytes", len(k)))
+			}
+			seq := uint64(0)
+			for _, b := range k[1:] {
+				seq = seq<<8 | uint64(b)
+			}
+			if seq <= persisted {
+				return nil // covered by a chunk; deleted below
+			}
+			recs, err := decodeWALBatch(nil, v)
+			if err == nil {
+				err = s.checkSeriesRecs(recs)
+			}
+			if err != nil {
+				return fail("wal", k, err)
+			}
+			s.seq = max(s.seq, seq)
+			s.replayWAL = append(s.replayWAL, &pending{recs: recs, seq: seq})
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for _, p := range s.replayWAL {
+		for _, c := range s.hot.append(p.recs, p.seq, time.Now()) {
+			if err := s.persistChunk(c); err != nil { // synchronous: no goroutines yet
+				return fmt.Errorf("persist recovered chunk: %w", err)
+			}
+		}
+	}
+	if err := s.quarantine(damaged); err != nil {
+		return err
+	}
+	if err := s.deleteWALUpTo(s.persistedSeq.Load()); err != nil {
+		return err
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, []byte(formatVersion)) }); err != nil {
+		return fmt.Errorf("write store format: %w", err)
+	}
+	return s.loadOnline()
+}
+
+func (s *Store) checkSeries(sids []int32) error {
+	n := int32(s.series.len())
+	for _, id := range sids {
+		if id < 0 || id >= n {
+			return fmt.Errorf("series id %d unknown (%d series persisted)", id, n)
+		}
+	}
+	return nil
+}
+
+func (s *Store) checkSeriesRecs(recs []rec) error {
+	n := int32(s.series.len())
+	for i := range recs {
+		if recs[i].sid < 0 || recs[i].sid >= n {
+			return fmt.Errorf("series id %d unknown (%d series persisted)", recs[i].sid, n)
+		}
+	}
+	return nil
+}
+
+// quarantine moves damaged entries under prefixQuarantine, keeping their
+// bytes for inspection.
+func (s *Store) quarantine(keys [][]byte) error {
+	for _, k := range keys {
+		err := s.db.Update(func(txn *badger.Txn) error {
+			var v []byte
+			if item, err := txn.Get(k); err == nil {
+				v, _ = item.ValueCopy(nil) // unreadable values are quarantined empty
+			}
+			if err := txn.Set(append([]byte{prefixQuarantine}, k...), v); err != nil {
+				return err
+			}
+			return txn.Delete(k)
+		})
+		if err != nil {
+			return fmt.Errorf("quarantine %q: %w", k, err)
+		}
+	}
+	return nil
+}
+
+func iteratePrefix(txn *badger.Txn, prefix []byte, values bool, fn func(k, v []byte) error) error {
+	opts := badger.DefaultIteratorOptions
+	opts.Prefix = prefix
+	opts.PrefetchValues = values
+	it := txn.NewIterator(opts)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		var v []byte
+		if values {
+			var err error
+			if v, err = item.ValueCopy(nil); err != nil {
+				if err := fn(item.KeyCopy(nil), nil); err != nil {
+					return fmt.Errorf("read %q: %w", item.Key(), err)
+				}
+				continue
+			}
+		}
+		if err := fn(item.Key(), v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteWALUpTo removes WAL entries already covered by persisted chunks.
+func (s *Store) deleteWALUpTo(seq uint64) error {
+	var keys [][]byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		return iteratePrefix(txn, []byte{prefixWAL}, false, func(k, _ []byte) error {
+			if len(k) == 9 && bytesToSeq(k[1:]) <= seq {
+				keys = append(keys, append([]byte(nil), k...))
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("scan wal: %w", err)
+	}
+	return s.deleteKeys(keys)
+}
+
+func bytesToSeq(b []byte) uint64 {
+	var v uint64
+	for _, x := range b {
+		v = v<<8 | uint64(x)
+	}
+	return v
+}
+
+func (s *Store) deleteKeys(keys [][]byte) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	wb := s.db.NewWriteBatch()
+	defer wb.Cancel()
+	for _, k := range keys {
+		if err := wb.Delete(k); err != nil {
+			return fmt.Errorf("delete %q: %w", k, err)
+		}
+	}
+	if err := wb.Flush(); err != nil {
+		return fmt.Errorf("delete %d keys: %w", len(keys), err)
+	}
+	return nil
+}
+
+// Subscribe registers h to receive every closed window. Register before
+// Start to also receive windows that recovery closes.
+func (s *Store) Subscribe(h schema.FeatureRowHandler) {
+	for {
+		old := s.subs.Load()
+		next := append(append([]schema.FeatureRowHandler(nil), *old...), h)
+		if s.subs.CompareAndSwap(old, &next) {
+			return
+		}
+	}
+}
+
+// Name identifies the store as a service component.
+func (s *Store) Name() string { return "store" }
+
+// Ready reports nil once the store is running.
+func (s *Store) Ready() error {
+	s.appendMu.RLock()
+	defer s.appendMu.RUnlock()
+	if !s.running {
+		return ErrNotRunning
+	}
+	return nil
+}
+
+// Start replays recovered samples through the windows (rebuilding the open
+// windows; windows delivered before the restart are not delivered again),
+// then starts the committer, the window engine, the chunk and row writers
+// and the maintenance loop. It returns once they run.
+func (s *Store) Start(ctx context.Context) error {
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
+	if s.running || s.stopped {
+		return errors.New("featurestore: Start called twice")
+	}
+	if err := s.replayWindows(ctx); err != nil {
+		return err
+	}
+	s.wg.Add(5)
+	go s.committer()
+	go s.windowLoop()
+	go s.chunkWriter()
+	go s.rowWriter()
+	go s.maintenance()
+	s.running = true
+	return nil
+}
+
+// replayWindows feeds the recent hot-tier history through the window
+// engine: enough event time to fill the longest window of every view.
+func (s *Store) replayWindows(ctx context.Context) error {
+	defer func() { s.replayFrom, s.replayWAL = nil, nil }()
+	if len(s.views) == 0 {
+		return nil
+	}
+	if err := s.loadMarks(); err != nil {
+		return err
+	}
+	var span int64
+	for _, v := range s.views {
+		span = max(span, int64(v.MaxWindow()+v.AllowedLateness+v.Hop))
+	}
+	newest := int64(math.MinInt64)
+	for _, c := range s.replayFrom {
+		newest = max(newest, c.maxTS)
+	}
+	for _, p := range s.replayWAL {
+		for _, r := range p.recs {
+			newest = max(newest, r.ts)
+		}
+	}
+	chunks := append([]*chunk(nil), s.replayFrom...)
+	sort.Slice(chunks, func(i, j int) bool { return chunks[i].firstSeq < chunks[j].firstSeq })
+	now := time.Now()
+	var recs []rec
+	for _, c := range chunks {
+		if c.maxTS < newest-span || c.lastSeq > s.persistedSeq.Load() {
+			continue
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		recs = recs[:0]
+		for i := range c.ts {
+			recs = append(recs, rec{ts: c.ts[i], ingest: c.ts[i], value: c.val[i], sid: c.sid[i]})
+		}
+		s.win.process(recs, now)
+	}
+	for _, p := range s.replayWAL {
+		s.win.process(p.recs, now)
+	}
+	return nil
+}
+
+func (s *Store) loadMarks() error {
+	return s.db.View(func(txn *badger.Txn) error {
+		for i, v := range s.views {
+			item, err := txn.Get(markKey(v.Name))
+			if errors.Is(err, badger.ErrKeyNotFound) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("read window mark of view %s: %w", v.Name, err)
+			}
+			b, err := item.ValueCopy(nil)
+			if err != nil || len(b) != 8 {
+				return fmt.Errorf("window mark of view %s: %w", v.Name, ErrDamaged)
+			}
+			s.win.views[i].mark = int64(bytesToSeq(b))
+		}
+		return nil
+	})
+}
+
+// Append accepts a batch of samples: it returns once the batch is in the
+// WAL under the fsync policy. Samples without a device or metric are
+// counted as rejected and skipped. Append blocks while the commit queue is
+// full and returns ctx.Err() if ctx ends first; once queued, the batch is
+// committed even if ctx ends, so a nil error always means accepted.
+func (s *Store) Append(ctx context.Context, batch []schema.Sample) error {
+	if len(batch) == 0 {
+		return nil
+	}
+	p := s.pool.Get().(*pending)
+	p.recs = p.recs[:0]
+	for i := range batch {
+		x := &batch[i]
+		if x.Device == "" || x.Metric == "" {
+			s.m.rejected.WithLabelValues(x.Device, "missing_label").Inc()
+			s.log.Warn("sample rejected: empty device or metric", "device", x.Device, "component", x.Component, "metric", x.Metric)
+			continue
+		}
+		sid := s.series.intern(x.Device, x.Component, x.Metric, x.Source)
+		p.recs = append(p.recs, rec{ts: x.TS, ingest: x.IngestTS, value: x.Value, sid: sid})
+	}
+	if len(p.recs) == 0 {
+		s.pool.Put(p)
+		return nil
+	}
+	p.enc = encodeWALBatch(p.enc[:0], p.recs)
+	p.refs.Store(2)
+
+	s.appendMu.RLock()
+	if !s.running {
+		s.appendMu.RUnlock()
+		s.pool.Put(p)
+		return ErrNotRunning
+	}
+	select {
+	case s.commitCh <- p:
+	case <-ctx.Done():
+		s.appendMu.RUnlock()
+		s.pool.Put(p)
+		return ctx.Err()
+	}
+	s.appendMu.RUnlock()
+	err := <-p.done
+	s.release(p)
+	return err
+}
+
+func (s *Store) release(p *pending) {
+	if p.refs.Add(-1) == 0 {
+		s.pool.Put(p)
+	}
+}
+
+// committer owns the WAL sequence and the hot tier's write side: it group
+// commits queued batches, then applies them in sequence order.
+func (s *Store) committer() {
+	defer s.wg.Done()
+	defer close(s.chunkCh)
+	defer close(s.winCh)
+	tick := time.NewTicker(min(s.cfg.SealAge/2, time.Second))
+	defer tick.Stop()
+	maxBytes := min(s.db.MaxBatchSize()/2, 8<<20)
+	maxCount := int(s.db.MaxBatchCount() / 2)
+	group := make([]*pending, 0, 256)
+	for {
+		var p *pending
+		select {
+		case q, ok := <-s.commitCh:
+			if !ok {
+				return
+			}
+			p = q
+		case now := <-tick.C:
+			s.maintainHot(now)
+			continue
+		}
+		group = append(group[:0], p)
+		size := int64(len(p.enc))
+		if s.cfg.FSync != FSyncAlways {
+			if s.cfg.FSync == FSyncBatch && s.cfg.GroupCommitDelay > 0 {
+				t := time.NewTimer(s.cfg.GroupCommitDelay)
+			wait:
+				for size < maxBytes && len(group) < maxCount {
+					select {
+					case q, ok := <-s.commitCh:
+						if !ok {
+							break wait
+						}
+						group = append(group, q)
+						size += int64(len(q.enc))
+					case <-t.C:
+						break wait
+					}
+				}
+				t.Stop()
+			}
+		drain:
+			for size < maxBytes && len(group) < maxCount {
+				select {
+				case q, ok := <-s.commitCh:
+					if !ok {
+						break drain
+					}
+					group = append(group, q)
+					size += int64(len(q.enc))
+				default:
+					break drain
+				}
+			}
+		}
+		err := s.commitGroup(group)
+		now := time.Now()
+		for _, q := range group {
+			if err != nil {
+				s.release(q) // the window engine's reference
+				q.done <- err
+				continue
+			}
+			q.accepted = now.UnixNano()
+			for _, c := range s.hot.append(q.recs, q.seq, now) {
+				s.m.chunksSealed.WithLabelValues("rows").Inc()
+				s.chunkCh <- c
+			}
+			s.m.appended.Add(float64(len(q.recs)))
+			s.winCh <- q
+			q.done <- nil
+		}
+	}
+}
+
+// commitGroup writes the group's WAL frames (and any new series) in one
+// Badger transaction.
+func (s *Store) commitGroup(group []*pending) error {
+	start := time.Now()
+	first, defs := s.series.unpersisted()
+	txn := s.db.NewTransaction(true)
+	defer txn.Discard()
+	var buf []byte
+	for i, d := range defs {
+		buf = encodeSeriesDef(nil, d)
+		if err := txn.Set(seriesKeyBytes(int32(first+i)), buf); err != nil {
+			return s.walFailed(fmt.Errorf("wal: write series: %w", err))
+		}
+	}
+	seq := s.seq
+	var bytes int
+	for _, p := range group {
+		seq++
+		p.seq = seq
+		bytes += len(p.enc)
+		if err := txn.Set(walKey(seq), p.enc); err != nil {
+			return s.walFailed(fmt.Errorf("wal: write batch %d: %w", seq, err))
+		}
+	}
+	if err := txn.Commit(); err != nil {
+		return s.walFailed(fmt.Errorf("wal: commit %d batches: %w", len(group), err))
+	}
+	s.seq = seq
+	s.series.markPersisted(first + len(defs))
+	s.m.walCommits.Inc()
+	s.m.walBatches.Add(float64(len(group)))
+	s.m.walBytes.Add(float64(bytes))
+	s.m.walCommitTime.Observe(time.Since(start).Seconds())
+	return nil
+}
+
+func (s *Store) walFailed(err error) error {
+	s.m.walErrors.Inc()
+	s.log.Error("WAL commit failed; batches not accepted", "err", err)
+	return err
+}
+
+// maintainHot seals the open chunk by age and applies retention. It runs
+// on the committer goroutine, so chunks reach the writer in seal order.
+func (s *Store) maintainHot(now time.Time) {
+	if c := s.hot.sealOld(now, s.cfg.SealAge); c != nil {
+		s.m.chunksSealed.WithLabelValues("age").Inc()
+		s.chunkCh <- c
+	}
+	s.hot.retain(now.Add(-s.cfg.RetentionAge).UnixNano(), int64(s.cfg.MemoryBudget), func(c *chunk, r dropReason) {
+		s.m.chunksDropped.WithLabelValues(string(r)).Inc()
+		s.log.Debug("chunk dropped from hot tier", "reason", r, "rows", c.rows(), "max_ts", time.Unix(0, c.maxTS))
+	})
+	for _, t := range s.tables {
+		t.retain(now.Add(-s.cfg.RetentionAge).UnixNano())
+	}
+}
+
+// chunkWriter persists sealed chunks in seal order, then deletes the WAL
+// entries they cover. A failed write is retried: a later chunk must never
+// be persisted before an earlier one, or recovery would skip WAL entries.
+func (s *Store) chunkWriter() {
+	defer s.wg.Done()
+	for c := range s.chunkCh {
+		if err := s.persistChunk(c); err != nil {
+			// Its samples stay in the WAL and recovery replays them; a later
+			// chunk must not be persisted ahead of it, so stop until restart.
+			s.log.Error("giving up on chunk writes until restart; the WAL keeps growing", "err", err)
+			for range s.chunkCh {
+			}
+			return
+		}
+	}
+}
+
+// persistChunk writes c, retrying a few times with backoff.
+func (s *Store) persistChunk(c *chunk) error {
+	var err error
+	for attempt := range 5 {
+		if err = s.writeChunk(c); err == nil {
+			s.m.chunkPersist.WithLabelValues("ok").Inc()
+			return nil
+		}
+		s.m.chunkPersist.WithLabelValues("error").Inc()
+		s.log.Error("chunk write failed; its samples stay in the WAL", "first_seq", c.firstSeq, "last_seq", c.lastSeq, "err", err)
+		time.Sleep(time.Duration(50<<attempt) * time.Millisecond)
+	}
+	return err
+}
+
+func (s *Store) writeChunk(c *chunk) error {
+	val, err := encodeChunk(c)
+	if err != nil {
+		return err
+	}
+	m := chunkMeta{firstSeq: c.firstSeq, lastSeq: c.lastSeq, minTS: c.minTS, maxTS: c.maxTS, rows: uint32(c.rows())}
+	e := badger.NewEntry(chunkKey(m), val)
+	if s.cfg.ChunkTTL > 0 {
+		e = e.WithTTL(s.cfg.ChunkTTL)
+	}
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.SetEntry(e) }); err != nil {
+		return fmt.Errorf("write chunk: %w", err)
+	}
+	s.persistedSeq.Store(c.lastSeq)
+	keys := make([][]byte, 0, c.lastSeq-c.firstSeq+1)
+	for seq := c.firstSeq; seq <= c.lastSeq; seq++ {
+		keys = append(keys, walKey(seq))
+	}
+	if err := s.deleteKeys(keys); err != nil {
+		// Harmless: recovery ignores WAL entries a chunk covers.
+		s.log.Warn("delete WAL entries covered by a chunk", "err", err)
+	}
+	return nil
+}
+
+// windowLoop runs the window engine over committed batches and sweeps idle
+// entities.
+func (s *Store) windowLoop() {
+	defer s.wg.Done()
+	defer close(s.rowCh)
+	idle := time.Second
+	for _, v := range s.views {
+		if v.IdleTimeout > 0 {
+			idle = min(idle, max(v.IdleTimeout/4, 10*time.Millisecond))
+		}
+	}
+	tick := time.NewTicker(idle)
+	defer tick.Stop()
+	for {
+		select {
+		case p, ok := <-s.winCh:
+			if !ok {
+				return
+			}
+			s.curAccepted = p.accepted
+			s.win.process(p.recs, time.Now())
+			s.release(p)
+		case now := <-tick.C:
+			s.curAccepted = 0
+			s.win.sweepIdle(now)
+		}
+	}
+}
+
+// maintenance syncs the WAL under the interval policy.
+func (s *Store) maintenance() {
+	defer s.wg.Done()
+	if s.cfg.FSync != FSyncInterval {
+		<-s.stopMaint
+		return
+	}
+	tick := time.NewTicker(s.cfg.FSyncInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			if err := s.db.Sync(); err != nil {
+				s.log.Error("WAL fsync failed", "err", err)
+			}
+		case <-s.stopMaint:
+			return
+		}
+	}
+}
+
+// Stop refuses new appends, commits what is queued, lets the window engine
+// and the writers drain, and waits for them within ctx's deadline. The
+// open chunk stays in the WAL and is replayed at the next Open.
+func (s *Store) Stop(ctx context.Context) error {
+	s.appendMu.Lock()
+	if !s.running {
+		s.stopped = true
+		s.appendMu.Unlock()
+		return nil
+	}
+	s.running, s.stopped = false, true
+	close(s.commitCh)
+	s.appendMu.Unlock()
+	close(s.stopMaint)
+	done := make(chan struct{})
+	go func() {
+		// The committer drains the queue and closes winCh and chunkCh; the
+		// window loop then closes rowCh; every writer drains and ends.
+		s.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("featurestore stop: %w", ctx.Err())
+	}
+	if s.cfg.FSync == FSyncInterval {
+		if err := s.db.Sync(); err != nil {
+			return fmt.Errorf("featurestore stop: sync: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close stops the store if it runs and closes Badger.
+func (s *Store) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		err = s.Stop(ctx)
+		if cerr := s.db.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close badger: %w", cerr))
+		}
+	})
+	return err
+}
+
+// PutState stores an opaque blob for another stage (the normalizer's rate
+// state, a collector's state) durably.
+func (s *Store) PutState(key string, val []byte) error {
+	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(stateKey(key), val) }); err != nil {
+		return fmt.Errorf("featurestore: put state %q: %w", key, err)
+	}
+	return nil
+}
+
+// GetState returns the blob stored under key, or an error wrapping
+// ErrNotFound.
+func (s *Store) GetState(key string) ([]byte, error) {
+	var v []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		item, err := txn.Get(stateKey(key))
+		if err != nil {
+			return err
+		}
+		v, err = item.ValueCopy(nil)
+		return err
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, fmt.Errorf("featurestore: state %q: %w", key, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("featurestore: get state %q: %w", key, err)
+	}
+	return v, nil
+}
+
+// badgerLogger routes Badger's logs to slog; its info chatter goes to debug.
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any)   { b.l.Error(fmt.Sprintf(f, a...), "component", "badger") }
+func (b badgerLogger) Warningf(f string, a ...any) { b.l.Warn(fmt.Sprintf(f, a...), "component", "badger") }
+func (b badgerLogger) Infof(f string, a ...any)    { b.l.Debug(fmt.Sprintf(f, a...), "component", "badger") }
+func (b badgerLogger) Debugf(f string, a ...any)   { b.l.Debug(fmt.Sprintf(f, a...), "component", "badger") }
+
+var _ io.Closer = (*Store)(nil)

@@ -1,0 +1,374 @@
+package featurestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.uber.org/goleak"
+
+	"github.com/netfeat/netfeat/schema"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// Badger's and glog's process-wide background goroutines.
+		goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon"),
+		goleak.IgnoreTopFunction("github.com/dgraph-io/ristretto/v2.(*defaultPolicy[...]).processItems"),
+		goleak.IgnoreTopFunction("github.com/dgraph-io/ristretto/v2.(*Cache[...]).processItems"),
+		goleak.IgnoreAnyFunction("github.com/dgraph-io/badger/v4/y.(*WaterMark).process"),
+		// A failed badger.Open (the missing-table test) leaves these running.
+		goleak.IgnoreTopFunction("github.com/dgraph-io/badger/v4.(*DB).monitorCache"),
+		goleak.IgnoreTopFunction("github.com/dgraph-io/ristretto/v2/z.(*AllocatorPool).freeupAllocators"),
+	)
+}
+
+// openStore opens a store in dir, starts it, and registers Close as cleanup.
+func openStore(t testing.TB, dir string, cfg Config, views []schema.FeatureView) (*Store, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	s, err := Open(context.Background(), dir, cfg, views, reg, nil)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s, reg
+}
+
+func start(t testing.TB, s *Store) {
+	t.Helper()
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+}
+
+type row struct {
+	ts                        int64
+	device, component, metric string
+	value                     float64
+}
+
+// readSamples flattens record batches of SamplesSchema and releases them.
+func readSamples(t testing.TB, recs []arrow.RecordBatch) []row {
+	t.Helper()
+	var out []row
+	for _, rec := range recs {
+		if !rec.Schema().Equal(schema.SamplesSchema) {
+			t.Fatalf("schema %v, want %v", rec.Schema(), schema.SamplesSchema)
+		}
+		ts := rec.Column(0).(*array.Timestamp)
+		str := func(c int, i int) string {
+			d := rec.Column(c).(*array.Dictionary)
+			return d.Dictionary().(*array.String).Value(d.GetValueIndex(i))
+		}
+		val := rec.Column(4).(*array.Float64)
+		for i := range int(rec.NumRows()) {
+			out = append(out, row{int64(ts.Value(i)), str(1, i), str(2, i), str(3, i), val.Value(i)})
+		}
+		rec.Release()
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].ts != out[j].ts {
+			return out[i].ts < out[j].ts
+		}
+		return out[i].value < out[j].value
+	})
+	return out
+}
+
+func readAll(t testing.TB, r array.RecordReader) []arrow.RecordBatch {
+	t.Helper()
+	defer r.Release()
+	var out []arrow.RecordBatch
+	for r.Next() {
+		rec := r.RecordBatch()
+		rec.Retain()
+		out = append(out, rec)
+	}
+	if err := r.Err(); err != nil {
+		t.Fatalf("reader: %v", err)
+	}
+	return out
+}
+
+// testBase is a recent event time, so that age retention keeps test data.
+var testBase = time.Now().Truncate(time.Hour).UnixNano()
+
+func genBatch(n, off int) []schema.Sample {
+	b := make([]schema.Sample, n)
+	for i := range b {
+		k := off + i
+		b[i] = schema.Sample{
+			TS: testBase + int64(k)*1e6, IngestTS: testBase + int64(k)*1e6 + 5,
+			Entity: schema.Entity{Device: fmt.Sprintf("r%d", k%3), Component: fmt.Sprintf("eth%d", k%5)},
+			Metric: "interface.in.bps", Value: float64(k), Source: "test/sim",
+		}
+	}
+	return b
+}
+
+func wantRows(samples []schema.Sample) []row {
+	out := make([]row, len(samples))
+	for i, x := range samples {
+		out[i] = row{x.TS, x.Device, x.Component, x.Metric, x.Value}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ts < out[j].ts })
+	return out
+}
+
+func equalRows(t testing.TB, got, want []row) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("got %d rows, want %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("row %d: got %+v, want %+v", i, got[i], want[i])
+		}
+	}
+}
+
+func TestAppendSnapshotAndRecover(t *testing.T) {
+	tests := []struct {
+		name     string
+		sealRows int
+		batches  int
+		size     int
+	}{
+		{"all in open chunk", 1000, 3, 100},
+		{"sealed chunks and tail", 250, 10, 100},
+		{"batch larger than a chunk", 50, 4, 120},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := Config{SealRows: tc.sealRows}
+			s, reg := openStore(t, dir, cfg, nil)
+			start(t, s)
+			var all []schema.Sample
+			for b := range tc.batches {
+				batch := genBatch(tc.size, b*tc.size)
+				if err := s.Append(context.Background(), batch); err != nil {
+					t.Fatalf("Append: %v", err)
+				}
+				all = append(all, batch...)
+			}
+			equalRows(t, readSamples(t, s.SnapshotSamples()), wantRows(all))
+			if got := testutil.ToFloat64(s.m.appended); got != float64(len(all)) {
+				t.Fatalf("appended counter %v, want %d", got, len(all))
+			}
+			_ = reg
+			if err := s.Close(); err != nil {
+				t.Fatalf("Close: %v", err)
+			}
+
+			s2, _ := openStore(t, dir, cfg, nil)
+			equalRows(t, readSamples(t, s2.SnapshotSamples()), wantRows(all))
+			hist := readAll(t, mustHistory(t, s2, TableSamples, math.MinInt64, math.MaxInt64))
+			equalRows(t, readSamples(t, hist), wantRows(all))
+			// A sub-range.
+			from, to := all[len(all)/3].TS, all[2*len(all)/3].TS
+			var sub []schema.Sample
+			for _, x := range all {
+				if x.TS >= from && x.TS < to {
+					sub = append(sub, x)
+				}
+			}
+			equalRows(t, readSamples(t, readAll(t, mustHistory(t, s2, TableSamples, from, to))), wantRows(sub))
+		})
+	}
+}
+
+func mustHistory(t testing.TB, s *Store, table string, from, to int64) array.RecordReader {
+	t.Helper()
+	r, err := s.History(context.Background(), table, from, to)
+	if err != nil {
+		t.Fatalf("History(%s): %v", table, err)
+	}
+	return r
+}
+
+func TestSnapshotIsStableWhileAppending(t *testing.T) {
+	s, _ := openStore(t, t.TempDir(), Config{SealRows: 64}, nil)
+	start(t, s)
+	if err := s.Append(context.Background(), genBatch(100, 0)); err != nil {
+		t.Fatal(err)
+	}
+	snap := s.SnapshotSamples()
+	for b := 1; b < 5; b++ {
+		if err := s.Append(context.Background(), genBatch(100, b*100)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	equalRows(t, readSamples(t, snap), wantRows(genBatch(100, 0)))
+}
+
+func TestAppendRejectsBadSamplesAndCountsThem(t *testing.T) {
+	s, _ := openStore(t, t.TempDir(), Config{}, nil)
+	if err := s.Append(context.Background(), genBatch(1, 0)); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("Append before Start: %v, want ErrNotRunning", err)
+	}
+	start(t, s)
+	batch := genBatch(3, 0)
+	batch[1].Metric = ""
+	if err := s.Append(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(s.m.rejected.WithLabelValues("r1", "missing_label")); got != 1 {
+		t.Fatalf("rejected{device=r1} = %v, want 1", got)
+	}
+	if got := len(readSamples(t, s.SnapshotSamples())); got != 2 {
+		t.Fatalf("%d samples stored, want 2", got)
+	}
+}
+
+func TestRetentionByMemoryBudget(t *testing.T) {
+	cfg := Config{SealRows: 10000, MemoryBudget: 1 << 20} // 52 chunks of 10k rows ≈ 200KB each
+	s, _ := openStore(t, t.TempDir(), cfg, nil)
+	now := time.Now()
+	for b := range 12 {
+		batch := genBatch(10000, b*10000)
+		for i := range batch {
+			batch[i].TS = now.UnixNano() + int64(b*10000+i)
+		}
+		recs := make([]rec, len(batch))
+		for i, x := range batch {
+			recs[i] = rec{ts: x.TS, sid: s.series.intern(x.Device, x.Component, x.Metric, ""), value: x.Value}
+		}
+		s.hot.append(recs, uint64(b+1), now)
+	}
+	dropped := 0
+	s.hot.retain(now.Add(-time.Hour).UnixNano(), int64(cfg.MemoryBudget), func(c *chunk, r dropReason) {
+		if r != dropMemory {
+			t.Fatalf("drop reason %s, want memory", r)
+		}
+		if c.firstSeq != uint64(dropped+1) {
+			t.Fatalf("dropped chunk starting at batch %d, want the oldest (%d)", c.firstSeq, dropped+1)
+		}
+		dropped++
+	})
+	_, bytes := s.hot.usage()
+	if bytes > int64(cfg.MemoryBudget) || dropped == 0 {
+		t.Fatalf("after retention: %d bytes held (budget %d), %d dropped", bytes, cfg.MemoryBudget, dropped)
+	}
+}
+
+func TestStateBlobs(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := openStore(t, dir, Config{}, nil)
+	if _, err := s.GetState("normalize/rates"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("GetState of a missing key: %v, want ErrNotFound", err)
+	}
+	if err := s.PutState("normalize/rates", []byte("blob")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := openStore(t, dir, Config{}, nil)
+	got, err := s2.GetState("normalize/rates")
+	if err != nil || string(got) != "blob" {
+		t.Fatalf("GetState after reopen = %q, %v", got, err)
+	}
+}
+
+func TestDamagedDataDirectory(t *testing.T) {
+	build := func(t *testing.T) string {
+		dir := t.TempDir()
+		s, _ := openStore(t, dir, Config{SealRows: 100}, nil)
+		start(t, s)
+		for b := range 5 {
+			if err := s.Append(context.Background(), genBatch(100, b*100)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	// truncateChunk rewrites the first chunk's value with its first half,
+	// as a torn or damaged write would leave it.
+	truncateChunk := func(t *testing.T, dir string) {
+		db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		err = db.Update(func(txn *badger.Txn) error {
+			it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{prefixChunk}})
+			it.Rewind()
+			k := it.Item().KeyCopy(nil)
+			v, _ := it.Item().ValueCopy(nil)
+			it.Close()
+			return txn.Set(k, v[:len(v)/2])
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Run("truncated chunk fails with a clear error", func(t *testing.T) {
+		dir := build(t)
+		truncateChunk(t, dir)
+		_, err := Open(context.Background(), dir, Config{SealRows: 100}, nil, nil, nil)
+		if !errors.Is(err, ErrDamaged) {
+			t.Fatalf("Open: %v, want ErrDamaged", err)
+		}
+		t.Logf("error: %v", err)
+	})
+	t.Run("quarantine opens without the damaged chunk and counts it", func(t *testing.T) {
+		dir := build(t)
+		truncateChunk(t, dir)
+		s, _ := openStore(t, dir, Config{SealRows: 100, Recovery: RecoveryQuarantine}, nil)
+		if got := testutil.ToFloat64(s.m.damaged.WithLabelValues("chunk")); got != 1 {
+			t.Fatalf("damaged{chunk} = %v, want 1", got)
+		}
+		if got := len(readSamples(t, s.SnapshotSamples())); got != 400 {
+			t.Fatalf("%d samples after quarantine, want 400", got)
+		}
+		var q int
+		_ = s.db.View(func(txn *badger.Txn) error {
+			return iteratePrefix(txn, []byte{prefixQuarantine}, false, func(k, _ []byte) error { q++; return nil })
+		})
+		if q != 1 {
+			t.Fatalf("%d quarantined entries, want 1", q)
+		}
+	})
+	t.Run("missing MANIFEST is refused, not wiped", func(t *testing.T) {
+		dir := build(t)
+		if err := os.Remove(filepath.Join(dir, "MANIFEST")); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(context.Background(), dir, Config{}, nil, nil, nil)
+		if !errors.Is(err, ErrDamaged) {
+			t.Fatalf("Open: %v, want ErrDamaged", err)
+		}
+		t.Logf("error: %v", err)
+	})
+	t.Run("missing table file fails", func(t *testing.T) {
+		dir := build(t)
+		ssts, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
+		if len(ssts) == 0 {
+			t.Skip("no .sst file was flushed") // Badger keeps small stores in the memtable
+		}
+		if err := os.Remove(ssts[0]); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Open(context.Background(), dir, Config{}, nil, nil, nil)
+		if !errors.Is(err, ErrDamaged) {
+			t.Fatalf("Open: %v, want ErrDamaged", err)
+		}
+		t.Logf("error: %v", err)
+	})
+}

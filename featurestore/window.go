@@ -1,0 +1,521 @@
+package featurestore
+
+import (
+	"math"
+	"slices"
+	"time"
+
+	"github.com/DataDog/sketches-go/ddsketch"
+
+	"github.com/netfeat/netfeat/schema"
+)
+
+// sketchAccuracy is the relative accuracy of the quantile sketches: a
+// reported quantile is within 1% of the true value.
+const sketchAccuracy = 0.01
+
+// paneAgg is the aggregate state of one metric over one pane (or, merged,
+// over a window). Mean and M2 follow Welford so that panes merge exactly.
+type paneAgg struct {
+	n               int64
+	sum, mean, m2   float64
+	min, max        float64
+	firstTS, lastTS int64
+	first, last     float64
+	lastIngest      int64
+	sk              *ddsketch.DDSketch // nil unless the view has quantiles
+}
+
+func (a *paneAgg) reset() {
+	sk := a.sk
+	*a = paneAgg{sk: sk}
+	if sk != nil {
+		sk.Clear()
+	}
+}
+
+func (a *paneAgg) add(ts, ingest int64, v float64) {
+	a.n++
+	a.sum += v
+	d := v - a.mean
+	a.mean += d / float64(a.n)
+	a.m2 += d * (v - a.mean)
+	if a.n == 1 {
+		a.min, a.max = v, v
+		a.firstTS, a.first, a.lastTS, a.last = ts, v, ts, v
+	} else {
+		a.min, a.max = min(a.min, v), max(a.max, v)
+		if ts < a.firstTS {
+			a.firstTS, a.first = ts, v
+		}
+		if ts >= a.lastTS {
+			a.lastTS, a.last = ts, v
+		}
+	}
+	a.lastIngest = max(a.lastIngest, ingest)
+	if a.sk != nil {
+		_ = a.sk.Add(v) // only fails for values the mapping cannot index (±Inf, NaN); they still count above
+	}
+}
+
+// merge folds b into a.
+func (a *paneAgg) merge(b *paneAgg) {
+	if b.n == 0 {
+		return
+	}
+	if a.n == 0 {
+		sk := a.sk
+		*a = *b
+		a.sk = sk
+		if sk != nil && b.sk != nil {
+			sk.Clear()
+			_ = sk.MergeWith(b.sk)
+		}
+		return
+	}
+	n := a.n + b.n
+	d := b.mean - a.mean
+	a.mean += d * float64(b.n) / float64(n)
+	a.m2 += b.m2 + d*d*float64(a.n)*float64(b.n)/float64(n)
+	a.n = n
+	a.sum += b.sum
+	a.min, a.max = min(a.min, b.min), max(a.max, b.max)
+	if b.firstTS < a.firstTS {
+		a.firstTS, a.first = b.firstTS, b.first
+	}
+	if b.lastTS >= a.lastTS {
+		a.lastTS, a.last = b.lastTS, b.last
+	}
+	a.lastIngest = max(a.lastIngest, b.lastIngest)
+	if a.sk != nil && b.sk != nil {
+		_ = a.sk.MergeWith(b.sk)
+	}
+}
+
+// value computes one aggregation from merged state; ewma is handled by the
+// caller. A window without data gives count 0 and NaN for the rest.
+func (a *paneAgg) value(agg schema.Aggregation) float64 {
+	if a.n == 0 {
+		if agg == schema.AggCount {
+			return 0
+		}
+		return math.NaN()
+	}
+	switch agg {
+	case schema.AggCount:
+		return float64(a.n)
+	case schema.AggSum:
+		return a.sum
+	case schema.AggMean:
+		return a.mean
+	case schema.AggMin:
+		return a.min
+	case schema.AggMax:
+		return a.max
+	case schema.AggLast:
+		return a.last
+	case schema.AggRate:
+		if a.lastTS <= a.firstTS {
+			return math.NaN()
+		}
+		return (a.last - a.first) / (float64(a.lastTS-a.firstTS) / 1e9)
+	case schema.AggStddev:
+		return math.Sqrt(max(a.m2, 0) / float64(a.n))
+	}
+	if q, ok := agg.Quantile(); ok && a.sk != nil && !a.sk.IsEmpty() {
+		v, err := a.sk.GetValueAtQuantile(q)
+		if err == nil {
+			return v
+		}
+	}
+	return math.NaN()
+}
+
+func newSketch() *ddsketch.DDSketch {
+	sk, err := ddsketch.NewDefaultDDSketch(sketchAccuracy)
+	if err != nil {
+		panic(err) // only for an accuracy outside (0, 1)
+	}
+	return sk
+}
+
+// closeReason says what closed a window.
+type closeReason string
+
+const (
+	closeWatermark closeReason = "watermark"
+	closeIdle      closeReason = "idle"
+)
+
+// entityState is one entity's panes in a view: a ring of panes indexed by
+// pane number modulo the ring length, each holding every metric.
+type entityState struct {
+	ent      schema.Entity
+	tags     []int64   // pane number held by each ring slot; math.MinInt64 when empty
+	panes    []paneAgg // ring × metrics
+	ewma     []float64 // metrics × windows; NaN before the first window with data
+	maxPane  int64
+	lastWall int64 // wall clock of the last sample, Unix ns
+}
+
+// viewEngine runs the windows of one feature view.
+type viewEngine struct {
+	v        schema.FeatureView
+	names    []string
+	hop      int64
+	k        int64   // panes in the longest window
+	winPanes []int64 // panes per window, in v.Windows order
+	order    []int   // window indexes by increasing length
+	ring     int64
+	lateness int64
+	idle     int64
+	alpha    float64
+	sketch   bool
+	metrics  map[string]int32
+
+	haveTS    bool
+	maxTS     int64
+	pendMax   int64
+	nextClose int64 // next window end to close by watermark; 0 until the first sample
+	closedAny bool
+	mark      int64 // windows ending at or before mark were delivered before a restart
+
+	entityIDs map[schema.Entity]int32
+	ents      []*entityState
+	scratch   paneAgg
+
+	lateApplied, lateDropped func()
+}
+
+func newViewEngine(v schema.FeatureView) *viewEngine {
+	hop := int64(v.Hop)
+	ve := &viewEngine{
+		v: v, names: v.FeatureNames(), hop: hop, k: int64(v.MaxWindow()) / hop,
+		lateness: int64(v.AllowedLateness), alpha: v.EWMAAlpha, metrics: map[string]int32{},
+		entityIDs: map[schema.Entity]int32{}, idle: int64(v.IdleTimeout),
+	}
+	if ve.alpha == 0 {
+		ve.alpha = 0.3
+	}
+	if ve.idle == 0 {
+		ve.idle = 2 * int64(v.MaxWindow())
+	}
+	for _, w := range v.Windows {
+		ve.winPanes = append(ve.winPanes, int64(w)/hop)
+	}
+	ve.order = make([]int, len(v.Windows))
+	for i := range ve.order {
+		ve.order[i] = i
+	}
+	slices.SortStableFunc(ve.order, func(a, b int) int { return int(ve.winPanes[a] - ve.winPanes[b]) })
+	ve.ring = ve.k + (ve.lateness+hop-1)/hop + 3
+	for i, m := range v.Metrics {
+		ve.metrics[m] = int32(i)
+	}
+	for _, a := range v.Aggregations {
+		if _, ok := a.Quantile(); ok {
+			ve.sketch = true
+		}
+	}
+	if ve.sketch {
+		ve.scratch.sk = newSketch()
+	}
+	ve.lateApplied, ve.lateDropped = func() {}, func() {}
+	return ve
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if (a%b != 0) && ((a < 0) != (b < 0)) {
+		q--
+	}
+	return q
+}
+
+func (ve *viewEngine) entityID(e schema.Entity) int32 {
+	if id, ok := ve.entityIDs[e]; ok {
+		return id
+	}
+	id := int32(len(ve.ents))
+	ve.entityIDs[e] = id
+	ve.ents = append(ve.ents, nil)
+	return id
+}
+
+func (ve *viewEngine) state(id int32, e schema.Entity) *entityState {
+	if es := ve.ents[id]; es != nil {
+		return es
+	}
+	nm := len(ve.v.Metrics)
+	es := &entityState{
+		ent:     e,
+		tags:    make([]int64, ve.ring),
+		panes:   make([]paneAgg, int(ve.ring)*nm),
+		ewma:    make([]float64, nm*len(ve.v.Windows)),
+		maxPane: math.MinInt64,
+	}
+	for i := range es.tags {
+		es.tags[i] = math.MinInt64
+	}
+	for i := range es.ewma {
+		es.ewma[i] = math.NaN()
+	}
+	if ve.sketch {
+		for i := range es.panes {
+			es.panes[i].sk = newSketch()
+		}
+	}
+	ve.ents[id] = es
+	return es
+}
+
+// add applies one sample to the entity's pane. The watermark used is the one
+// before the current batch: a batch is applied as a whole, then windows
+// close.
+func (ve *viewEngine) add(id int32, e schema.Entity, metric int32, r *rec, wall int64) {
+	p := floorDiv(r.ts, ve.hop)
+	if ve.haveTS {
+		if r.ts < ve.maxTS-ve.lateness {
+			ve.lateDropped()
+			return
+		}
+		if p < floorDiv(ve.maxTS, ve.hop) {
+			ve.lateApplied()
+		}
+	}
+	es := ve.state(id, e)
+	slot := p % ve.ring
+	if slot < 0 {
+		slot += ve.ring
+	}
+	nm := int64(len(ve.v.Metrics))
+	if t := es.tags[slot]; t != p {
+		if t > p {
+			ve.lateDropped()
+			return
+		}
+		for i := slot * nm; i < (slot+1)*nm; i++ {
+			es.panes[i].reset()
+		}
+		es.tags[slot] = p
+	}
+	es.panes[slot*nm+int64(metric)].add(r.ts, r.ingest, r.value)
+	es.maxPane = max(es.maxPane, p)
+	es.lastWall = wall
+	ve.pendMax = max(ve.pendMax, r.ts)
+	if !ve.closedAny {
+		if end := (p + 1) * ve.hop; ve.nextClose == 0 || end < ve.nextClose {
+			ve.nextClose = end
+		}
+	}
+	if !ve.haveTS {
+		ve.pendMax = r.ts
+		ve.haveTS = true
+		ve.maxTS = r.ts
+	}
+}
+
+// advance moves the watermark to the newest event time seen and closes the
+// windows it passed, calling emit for each row.
+func (ve *viewEngine) advance(emit func(*schema.FeatureRow, closeReason, bool)) {
+	if !ve.haveTS {
+		return
+	}
+	ve.maxTS = max(ve.maxTS, ve.pendMax)
+	wm := ve.maxTS - ve.lateness
+	for ve.nextClose != 0 && ve.nextClose <= wm {
+		if gap := (wm - ve.nextClose) / ve.hop; gap > ve.k+1 {
+			// A jump in event time: skip window ends whose windows hold no data.
+			if first := ve.firstDataPane(ve.nextClose/ve.hop - ve.k); first != math.MaxInt64 {
+				ve.nextClose = max(ve.nextClose, (first+1)*ve.hop)
+				if ve.nextClose > wm {
+					break
+				}
+			} else {
+				ve.nextClose = (wm/ve.hop + 1) * ve.hop
+				break
+			}
+		}
+		ve.closeAt(ve.nextClose, closeWatermark, emit)
+		ve.closedAny = true
+		ve.nextClose += ve.hop
+	}
+}
+
+// firstDataPane returns the lowest pane ≥ from that any entity holds.
+func (ve *viewEngine) firstDataPane(from int64) int64 {
+	first := int64(math.MaxInt64)
+	for _, es := range ve.ents {
+		if es == nil {
+			continue
+		}
+		for _, t := range es.tags {
+			if t >= from && t < first {
+				first = t
+			}
+		}
+	}
+	return first
+}
+
+// closeAt closes the window ending at end for every entity with data in it.
+func (ve *viewEngine) closeAt(end int64, reason closeReason, emit func(*schema.FeatureRow, closeReason, bool)) {
+	endPane := end / ve.hop
+	for _, es := range ve.ents {
+		if es == nil || es.maxPane < endPane-ve.k {
+			continue
+		}
+		if row := ve.compute(es, endPane); row != nil {
+			emit(row, reason, end <= ve.mark)
+		}
+	}
+}
+
+// compute builds the feature row of es for the windows ending at endPane,
+// or nil when the longest window holds no data.
+func (ve *viewEngine) compute(es *entityState, endPane int64) *schema.FeatureRow {
+	nm := int64(len(ve.v.Metrics))
+	has := false
+	for p := endPane - ve.k; p < endPane; p++ {
+		if es.tags[((p%ve.ring)+ve.ring)%ve.ring] == p {
+			has = true
+			break
+		}
+	}
+	if !has {
+		return nil
+	}
+	nw, na := len(ve.v.Windows), len(ve.v.Aggregations)
+	vals := make([]float64, len(ve.names))
+	var lastIngest int64
+	s := &ve.scratch
+	for m := range nm {
+		s.reset()
+		p := endPane - 1
+		for _, w := range ve.order {
+			for ; p >= endPane-ve.winPanes[w]; p-- {
+				slot := ((p % ve.ring) + ve.ring) % ve.ring
+				if es.tags[slot] == p {
+					s.merge(&es.panes[slot*nm+m])
+				}
+			}
+			base := (int(m)*nw + w) * na
+			for a, agg := range ve.v.Aggregations {
+				if agg == schema.AggEWMA {
+					e := &es.ewma[int(m)*nw+w]
+					if s.n > 0 {
+						if math.IsNaN(*e) {
+							*e = s.mean
+						} else {
+							*e = ve.alpha*s.mean + (1-ve.alpha)**e
+						}
+					}
+					vals[base+a] = *e
+					continue
+				}
+				vals[base+a] = s.value(agg)
+			}
+		}
+		lastIngest = max(lastIngest, s.lastIngest)
+	}
+	return &schema.FeatureRow{
+		View: ve.v.Name, Entity: es.ent,
+		WindowStart: (endPane - ve.k) * ve.hop, WindowEnd: endPane * ve.hop,
+		Names: ve.names, Values: vals, LastIngestTS: lastIngest,
+	}
+}
+
+// sweepIdle closes every open window of entities that received nothing for
+// the idle timeout (wall clock) and forgets them.
+func (ve *viewEngine) sweepIdle(wall int64, emit func(*schema.FeatureRow, closeReason, bool)) {
+	for id, es := range ve.ents {
+		if es == nil || wall-es.lastWall < ve.idle {
+			continue
+		}
+		start := ve.nextClose
+		if start == 0 {
+			start = (es.maxPane - ve.k + 1) * ve.hop
+		}
+		for end := start; end <= (es.maxPane+ve.k)*ve.hop; end += ve.hop {
+			if row := ve.compute(es, end/ve.hop); row != nil {
+				emit(row, closeIdle, false)
+			}
+		}
+		ve.ents[id] = nil
+	}
+}
+
+// route sends samples of one series to one view.
+type route struct {
+	view   int32
+	metric int32
+	entity int32
+	ent    schema.Entity
+}
+
+// windowEngine runs every view. It is owned by one goroutine.
+type windowEngine struct {
+	views  []*viewEngine
+	routes [][]route
+	routed []bool
+	lookup func(sid int32) seriesDef
+	emit   func(ve *viewEngine, row *schema.FeatureRow, reason closeReason, suppressed bool)
+}
+
+func newWindowEngine(views []schema.FeatureView, lookup func(int32) seriesDef) *windowEngine {
+	w := &windowEngine{lookup: lookup}
+	for _, v := range views {
+		w.views = append(w.views, newViewEngine(v))
+	}
+	return w
+}
+
+func (w *windowEngine) routesOf(sid int32) []route {
+	if int(sid) < len(w.routed) && w.routed[sid] {
+		return w.routes[sid]
+	}
+	if int(sid) >= len(w.routed) {
+		n := int(sid) + 1 - len(w.routed)
+		w.routed = append(w.routed, make([]bool, n)...)
+		w.routes = append(w.routes, make([][]route, n)...)
+	}
+	d := w.lookup(sid)
+	var rs []route
+	for i, ve := range w.views {
+		m, ok := ve.metrics[d.metric]
+		if !ok {
+			continue
+		}
+		e := schema.Entity{Device: d.device}
+		if ve.v.Entity == schema.EntityComponent {
+			e.Component = d.component
+		}
+		rs = append(rs, route{view: int32(i), metric: m, entity: ve.entityID(e), ent: e})
+	}
+	w.routes[sid], w.routed[sid] = rs, true
+	return rs
+}
+
+// process applies one committed batch and closes the windows its event
+// times pass.
+func (w *windowEngine) process(recs []rec, wall time.Time) {
+	if len(w.views) == 0 {
+		return
+	}
+	wn := wall.UnixNano()
+	for i := range recs {
+		r := &recs[i]
+		for _, rt := range w.routesOf(r.sid) {
+			w.views[rt.view].add(rt.entity, rt.ent, rt.metric, r, wn)
+		}
+	}
+	for _, ve := range w.views {
+		ve.advance(func(row *schema.FeatureRow, reason closeReason, sup bool) { w.emit(ve, row, reason, sup) })
+	}
+}
+
+func (w *windowEngine) sweepIdle(wall time.Time) {
+	for _, ve := range w.views {
+		ve.sweepIdle(wall.UnixNano(), func(row *schema.FeatureRow, reason closeReason, sup bool) { w.emit(ve, row, reason, sup) })
+	}
+}
