@@ -1,0 +1,133 @@
+package query
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// HTTP trailers (csv and arrow responses) and NATS headers that carry what
+// is known only after the last row.
+const (
+	// HeaderRows is the number of rows in the response.
+	HeaderRows = "Netfeat-Rows"
+	// HeaderTruncated is "true" when the row limit cut the result off.
+	HeaderTruncated = "Netfeat-Truncated"
+	// HeaderError is the error that ended a result part-way, if any.
+	HeaderError = "Netfeat-Error"
+)
+
+// maxRequestBytes bounds a query request body.
+const maxRequestBytes = 1 << 20
+
+// Handler serves POST /v1/query: a JSON Request in, the result streamed out
+// in the requested format (json, csv, arrow). Errors found before the first
+// row are a JSON {"error": "..."} with status 400 (DuckDB's message for a
+// bad query), 401 (missing or wrong bearer token), 503 (busy), 504
+// (timeout) or 500; an error after the first row ends the JSON document
+// with an "error" member, or sets the Netfeat-Error trailer for csv and
+// arrow.
+type Handler struct {
+	engine *Engine
+	token  string
+	log    *slog.Logger
+}
+
+// NewHandler returns the HTTP front end. When token is not empty, requests
+// must carry "Authorization: Bearer <token>". A nil logger discards.
+func NewHandler(e *Engine, token string, log *slog.Logger) *Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{engine: e, token: token, log: log.With("component", "query.http")}
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		writeHTTPError(w, http.StatusMethodNotAllowed, "use POST")
+		return
+	}
+	if !bearerOK(h.token, r.Header.Get("Authorization")) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="netfeat"`)
+		writeHTTPError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+		return
+	}
+	var req Request
+	dec := json.NewDecoder(io.LimitReader(r.Body, maxRequestBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		writeHTTPError(w, http.StatusBadRequest, "bad request body: "+err.Error())
+		return
+	}
+	switch req.Format {
+	case "":
+		req.Format = FormatJSON
+	case FormatJSON, FormatCSV, FormatArrow:
+	default:
+		writeHTTPError(w, http.StatusBadRequest, fmt.Sprintf("format %q: want json, csv or arrow", req.Format))
+		return
+	}
+	started := false
+	err := h.engine.Query(r.Context(), req, func(res *Result) error {
+		started = true
+		hdr := w.Header()
+		hdr.Set("Content-Type", ContentType(req.Format))
+		hdr.Set("Trailer", HeaderRows+", "+HeaderTruncated+", "+HeaderError)
+		w.WriteHeader(http.StatusOK)
+		err := WriteResult(w, req.Format, res)
+		hdr.Set(HeaderRows, strconv.FormatInt(res.Rows(), 10))
+		hdr.Set(HeaderTruncated, strconv.FormatBool(res.Truncated()))
+		if err != nil {
+			hdr.Set(HeaderError, oneLine(err.Error()))
+		}
+		return err
+	})
+	if err == nil {
+		return
+	}
+	if started {
+		h.log.Warn("query failed while streaming", "err", err)
+		return
+	}
+	writeHTTPError(w, StatusOf(err), err.Error())
+}
+
+// StatusOf maps a query error to an HTTP status code.
+func StatusOf(err error) int {
+	switch {
+	case errors.Is(err, ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, ErrTimeout):
+		return http.StatusGatewayTimeout
+	case errors.Is(err, ErrBusy), errors.Is(err, context.Canceled):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func writeHTTPError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+// bearerOK reports whether an Authorization header value satisfies token;
+// an empty token admits everything.
+func bearerOK(token, header string) bool {
+	if token == "" {
+		return true
+	}
+	got, ok := strings.CutPrefix(header, "Bearer ")
+	return ok && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
+}
+
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
