@@ -360,7 +360,12 @@ func (t *target) run(ctx context.Context) {
 		if n > 0 {
 			t.reconnects.Inc()
 		}
-		t.setState(StateConnecting)
+		t.mu.Lock()
+		if t.state.State != StateAuthFailure && t.state.State != StateUnsupported {
+			// A failure state stays visible until a session gets through.
+			t.state.State = StateConnecting
+		}
+		t.mu.Unlock()
 		synced, err := t.session(ctx)
 		t.connected.Set(0)
 		if ctx.Err() != nil {
@@ -412,6 +417,9 @@ func (t *target) session(ctx context.Context) (synced bool, err error) {
 	cli := gpb.NewGNMIClient(conn)
 	if err := t.capabilities(ctx, cli); err != nil {
 		return false, err
+	}
+	if t.req.GetSubscribe().GetMode() == gpb.SubscriptionList_ONCE {
+		return t.onceLoop(ctx, cli)
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -492,13 +500,7 @@ func (t *target) session(ctx context.Context) (synced bool, err error) {
 				synced = true
 				if firstSync {
 					firstSync = false
-					d := time.Since(start)
-					t.syncSeconds.Set(d.Seconds())
-					t.mu.Lock()
-					t.state.LastDurationMS = float64(d.Microseconds()) / 1000
-					t.state.State = StateUp
-					t.mu.Unlock()
-					t.syncedOnce.Do(func() { close(t.synced) })
+					t.markSynced(start)
 				}
 			}
 			if len(dec.out) >= batch {
@@ -515,41 +517,35 @@ func (t *target) session(ctx context.Context) (synced bool, err error) {
 			}
 		}
 		t.flush(ctx, dec)
-		if gotSync {
-			switch mode {
-			case gpb.SubscriptionList_ONCE:
-				// The target should end the RPC now; do not rely on it.
-				cancel()
-				if err := t.waitOnce(ctx); err != nil {
-					return synced, err
-				}
-				return synced, t.onceAgain(ctx, cli)
-			case gpb.SubscriptionList_POLL:
-				poll = time.After(t.cfg.PollInterval)
-			}
+		if gotSync && mode == gpb.SubscriptionList_POLL {
+			poll = time.After(t.cfg.PollInterval)
 		}
 	}
 }
 
-// waitOnce waits the poll interval between ONCE subscriptions.
-func (t *target) waitOnce(ctx context.Context) error {
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(t.cfg.PollInterval):
-		return nil
-	}
+// markSynced records a completed initial state that took since start.
+func (t *target) markSynced(start time.Time) {
+	d := time.Since(start)
+	t.syncSeconds.Set(d.Seconds())
+	t.mu.Lock()
+	t.state.LastDurationMS = float64(d.Microseconds()) / 1000
+	t.state.State = StateUp
+	t.mu.Unlock()
+	t.syncedOnce.Do(func() { close(t.synced) })
 }
 
-// onceAgain repeats ONCE subscriptions on the same connection every poll
-// interval until one fails or ctx ends.
-func (t *target) onceAgain(ctx context.Context, cli gpb.GNMIClient) error {
+// onceLoop runs a ONCE subscription every poll interval on the same
+// connection until one fails or ctx ends.
+func (t *target) onceLoop(ctx context.Context, cli gpb.GNMIClient) (synced bool, err error) {
 	for {
 		if err := t.once(ctx, cli); err != nil {
-			return err
+			return synced, err
 		}
-		if err := t.waitOnce(ctx); err != nil {
-			return err
+		synced = true
+		select {
+		case <-ctx.Done():
+			return synced, ctx.Err()
+		case <-time.After(t.cfg.PollInterval):
 		}
 	}
 }
@@ -563,17 +559,19 @@ func (t *target) once(ctx context.Context, cli gpb.GNMIClient) error {
 		t.fail("connect", err)
 		return fmt.Errorf("subscribe: %w", err)
 	}
+	start := time.Now()
 	if err := stream.Send(t.req); err != nil {
 		t.fail("stream", err)
 		return fmt.Errorf("send subscription: %w", err)
 	}
+	t.connected.Set(1)
 	dec := newDecoder(t.cfg.Name, t.subs, t.reject)
 	for {
 		r, err := stream.Recv()
 		if err != nil {
 			t.flush(ctx, dec)
 			if err == io.EOF {
-				return nil
+				err = errors.New("target ended the ONCE subscription before its sync_response")
 			}
 			t.fail("stream", err)
 			return fmt.Errorf("receive: %w", err)
@@ -583,6 +581,8 @@ func (t *target) once(ctx context.Context, cli gpb.GNMIClient) error {
 			t.flush(ctx, dec)
 		}
 		if synced {
+			// The target ends the RPC now; cancelling does not wait for it.
+			t.markSynced(start)
 			return nil
 		}
 	}

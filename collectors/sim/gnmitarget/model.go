@@ -1,0 +1,550 @@
+package gnmitarget
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"os"
+	"sort"
+	"strings"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/netfeat/netfeat/collectors/gnmi"
+)
+
+//go:embed recordings/*.json recordings/*.jsonl
+var recordings embed.FS
+
+// leafKind says how a simulated leaf's value evolves.
+type leafKind uint8
+
+const (
+	kindCounter leafKind = iota // uint64 that advances by rate per second
+	kindUint                    // uint64 that stays
+	kindInt                     // int64 that stays
+	kindFloat                   // float64 that stays
+	kindString                  // string that stays
+	kindRaw                     // a recorded TypedValue replayed as-is
+)
+
+// leaf is one value of the simulated device.
+type leaf struct {
+	origin string
+	elems  []*gpb.PathElem
+	kind   leafKind
+	start  uint64  // counter/uint: recorded value
+	rate   float64 // counter: increase per second
+	i      int64
+	f      float64
+	s      string
+	raw    *gpb.TypedValue
+}
+
+// value is the leaf's value elapsed seconds after the start.
+func (l *leaf) value(elapsed float64) *gpb.TypedValue {
+	switch l.kind {
+	case kindCounter:
+		return &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: l.start + uint64(l.rate*elapsed)}}
+	case kindUint:
+		return &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: l.start}}
+	case kindInt:
+		return &gpb.TypedValue{Value: &gpb.TypedValue_IntVal{IntVal: l.i}}
+	case kindFloat:
+		return &gpb.TypedValue{Value: &gpb.TypedValue_DoubleVal{DoubleVal: l.f}}
+	case kindString:
+		return &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: l.s}}
+	}
+	return l.raw
+}
+
+// model is the simulated device: its leaves and what the Subscribe
+// front end needs to resolve requests (list keys, origins by first element).
+type model struct {
+	leaves []*leaf
+	// lists maps origin NUL "a/b/list" to the list's key names.
+	lists map[string][]string
+	// origins maps a top-level element name to the origin it lives under.
+	origins map[string]string
+	models  map[string]bool
+	// xr holds the interfaces the OpenConfig trees are built for.
+	xr []xrIface
+}
+
+func newModel() *model {
+	return &model{lists: map[string][]string{}, origins: map[string]string{}, models: map[string]bool{}}
+}
+
+// add registers a leaf at origin:path (keys in brackets).
+func (m *model) add(l *leaf, origin, path string) {
+	p, err := gnmi.ParsePath(path)
+	if err != nil {
+		panic(fmt.Sprintf("simulator model path %q: %v", path, err)) // paths are literals in this file
+	}
+	l.origin, l.elems = origin, p.Elem
+	m.register(origin, p.Elem)
+	m.leaves = append(m.leaves, l)
+}
+
+func (m *model) register(origin string, elems []*gpb.PathElem) {
+	if len(elems) == 0 {
+		return
+	}
+	m.origins[elems[0].GetName()] = origin
+	m.models[origin] = true
+	var chain strings.Builder
+	for i, e := range elems {
+		if i > 0 {
+			chain.WriteByte('/')
+		}
+		chain.WriteString(e.GetName())
+		if len(e.GetKey()) == 0 {
+			continue
+		}
+		k := origin + "\x00" + chain.String()
+		if _, ok := m.lists[k]; ok {
+			continue
+		}
+		names := make([]string, 0, len(e.GetKey()))
+		for n := range e.GetKey() {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		m.lists[k] = names
+	}
+}
+
+// rateFor gives each counter a steady, distinct rate derived from its path,
+// so that replays are reproducible.
+func rateFor(path string, base float64) float64 {
+	h := fnv.New32a()
+	h.Write([]byte(path))
+	return base * float64(1+h.Sum32()%16)
+}
+
+func counter(start uint64, path string, base float64) *leaf {
+	return &leaf{kind: kindCounter, start: start, rate: rateFor(path, base)}
+}
+
+// buildModel assembles the device for platform from the embedded captures,
+// or from the file at recording when it is set.
+func buildModel(platform, recording string) (*model, error) {
+	m := newModel()
+	if recording != "" {
+		b, err := os.ReadFile(recording)
+		if err != nil {
+			return nil, fmt.Errorf("read recording: %w", err)
+		}
+		if err := m.load(platform, b); err != nil {
+			return nil, fmt.Errorf("recording %s: %w", recording, err)
+		}
+		return m, nil
+	}
+	var err error
+	switch platform {
+	case gnmi.PlatformNXOS:
+		err = m.nxos()
+	case gnmi.PlatformIOSXE:
+		err = m.iosxe()
+	default:
+		err = m.iosxr()
+	}
+	return m, err
+}
+
+// load detects the recording's format: an IOS-XR MDT dump (array of
+// {"Telemetry":…,"Rows":…}) or a list of gNMI SubscribeResponses in
+// protobuf JSON (Telegraf's responses.json).
+func (m *model) load(platform string, b []byte) error {
+	var probe []json.RawMessage
+	if err := json.Unmarshal(b, &probe); err != nil {
+		return fmt.Errorf("want a JSON array: %w", err)
+	}
+	var head map[string]json.RawMessage
+	if len(probe) > 0 {
+		_ = json.Unmarshal(probe[0], &head)
+	}
+	if head["Telemetry"] != nil {
+		cpu, err := m.mdtDump(b)
+		if err != nil {
+			return err
+		}
+		m.openconfigCommon(cpu)
+		return nil
+	}
+	for i, raw := range probe {
+		r := &gpb.SubscribeResponse{}
+		if err := protojson.Unmarshal(raw, r); err != nil {
+			return fmt.Errorf("response %d: %w", i, err)
+		}
+		n := r.GetUpdate()
+		if n == nil {
+			continue
+		}
+		origin := n.GetPrefix().GetOrigin()
+		for _, u := range n.GetUpdate() {
+			elems := append(append([]*gpb.PathElem(nil), n.GetPrefix().GetElem()...), u.GetPath().GetElem()...)
+			o := origin
+			if o == "" {
+				o = u.GetPath().GetOrigin()
+			}
+			if o == "" && len(elems) > 0 {
+				if i := strings.IndexByte(elems[0].GetName(), ':'); i > 0 {
+					o = elems[0].GetName()[:i]
+					elems[0] = &gpb.PathElem{Name: elems[0].GetName()[i+1:], Key: elems[0].GetKey()}
+				}
+			}
+			l := &leaf{kind: kindRaw, raw: u.GetVal(), origin: o, elems: elems}
+			if uv, ok := u.GetVal().GetValue().(*gpb.TypedValue_UintVal); ok {
+				l.kind, l.start, l.rate = kindCounter, uv.UintVal, rateFor(gnmi.FormatPath(&gpb.Path{Elem: elems}), 10)
+			}
+			m.register(o, elems)
+			m.leaves = append(m.leaves, l)
+		}
+	}
+	if len(m.leaves) == 0 {
+		return fmt.Errorf("no updates in recording")
+	}
+	return nil
+}
+
+// mdtRow is one row of an IOS-XR MDT dump.
+type mdtDump struct {
+	Telemetry struct {
+		EncodingPath string `json:"encoding_path"`
+	}
+	Rows []struct {
+		Keys    map[string]any
+		Content map[string]json.RawMessage
+	}
+}
+
+// xrIface is one interface of the IOS-XR capture with its generic
+// counters.
+type xrIface struct {
+	name     string
+	counters map[string]uint64
+}
+
+// mdtDump loads the IOS-XR generic-counters and wdsysmon rows as native
+// leaves and returns the interfaces and CPU figures it found.
+func (m *model) mdtDump(b []byte) (cpu map[string]uint64, err error) {
+	var dumps []mdtDump
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&dumps); err != nil {
+		return nil, fmt.Errorf("IOS-XR MDT dump: %w", err)
+	}
+	cpu = map[string]uint64{}
+	m.xr = nil
+	for _, d := range dumps {
+		origin, path, _ := strings.Cut(d.Telemetry.EncodingPath, ":")
+		for _, r := range d.Rows {
+			switch path {
+			case "infra-statistics/interfaces/interface/latest/generic-counters":
+				name := fmt.Sprint(r.Keys["interface-name"])
+				ifc := xrIface{name: name, counters: map[string]uint64{}}
+				fields := sortedKeys(r.Content)
+				for _, f := range fields {
+					var v uint64
+					if err := json.Unmarshal(r.Content[f], &v); err != nil {
+						continue
+					}
+					ifc.counters[f] = v
+					p := fmt.Sprintf("infra-statistics/interfaces/interface[interface-name=%s]/latest/generic-counters/%s", name, f)
+					if advancing(f) {
+						m.add(counter(v, p, counterBase(f)), origin, p)
+					} else {
+						m.add(&leaf{kind: kindUint, start: v}, origin, p)
+					}
+				}
+				m.xr = append(m.xr, ifc)
+			case "system-monitoring/cpu-utilization":
+				node := fmt.Sprint(r.Keys["node-name"])
+				for _, f := range []string{"total-cpu-one-minute", "total-cpu-five-minute", "total-cpu-fifteen-minute"} {
+					var v uint64
+					if err := json.Unmarshal(r.Content[f], &v); err != nil {
+						return nil, fmt.Errorf("cpu row %s: %s: %w", node, f, err)
+					}
+					cpu[node+"\x00"+f] = v
+					m.add(&leaf{kind: kindUint, start: v}, origin, fmt.Sprintf("system-monitoring/cpu-utilization[node-name=%s]/%s", node, f))
+				}
+			}
+		}
+	}
+	if len(m.xr) == 0 {
+		return nil, fmt.Errorf("no generic-counters rows")
+	}
+	return cpu, nil
+}
+
+func sortedKeys[V any](mp map[string]V) []string {
+	ks := make([]string, 0, len(mp))
+	for k := range mp {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
+
+// advancing reports whether an IOS-XR generic counter grows with traffic.
+func advancing(field string) bool {
+	return strings.HasPrefix(field, "bytes-") || strings.HasPrefix(field, "packets-") ||
+		strings.Contains(field, "-packets-")
+}
+
+func counterBase(field string) float64 {
+	if strings.HasPrefix(field, "bytes-") {
+		return 125_000 // 1 Mbit/s steps
+	}
+	return 100
+}
+
+// iosxr builds an IOS-XR router: the native models from the MDT capture
+// and the OpenConfig trees derived from it.
+func (m *model) iosxr() error {
+	b, err := recordings.ReadFile("recordings/iosxr-mdt-dump.json")
+	if err != nil {
+		return err
+	}
+	cpu, err := m.mdtDump(b)
+	if err != nil {
+		return err
+	}
+	m.openconfigCommon(cpu)
+	return nil
+}
+
+// openconfigCommon adds openconfig-interfaces (from m.xr), -platform and
+// -system trees. Interface counters start at the capture's generic
+// counters; CPU utilisation comes from the wdsysmon rows. Temperature and
+// memory are not in any capture and are fixed, plausible values.
+func (m *model) openconfigCommon(cpu map[string]uint64) {
+	for _, ifc := range m.xr {
+		c := ifc.counters
+		base := fmt.Sprintf("interfaces/interface[name=%s]/state", ifc.name)
+		oc := []struct {
+			leaf string
+			val  uint64
+		}{
+			{"in-octets", c["bytes-received"]}, {"out-octets", c["bytes-sent"]},
+			{"in-unicast-pkts", sub(c["packets-received"], c["multicast-packets-received"]+c["broadcast-packets-received"])},
+			{"out-unicast-pkts", sub(c["packets-sent"], c["multicast-packets-sent"]+c["broadcast-packets-sent"])},
+			{"in-multicast-pkts", c["multicast-packets-received"]}, {"out-multicast-pkts", c["multicast-packets-sent"]},
+			{"in-broadcast-pkts", c["broadcast-packets-received"]}, {"out-broadcast-pkts", c["broadcast-packets-sent"]},
+			{"in-errors", c["input-errors"]}, {"out-errors", c["output-errors"]},
+			{"in-discards", c["input-drops"]}, {"out-discards", c["output-drops"]},
+		}
+		for _, x := range oc {
+			p := base + "/counters/" + x.leaf
+			rate := 100.0
+			if strings.HasSuffix(x.leaf, "octets") {
+				rate = 125_000
+			} else if strings.Contains(x.leaf, "errors") || strings.Contains(x.leaf, "discards") {
+				rate = 0.5
+			}
+			m.add(counter(x.val, p, rate), "openconfig-interfaces", p)
+		}
+		m.add(&leaf{kind: kindString, s: "UP"}, "openconfig-interfaces", base+"/oper-status")
+		m.add(&leaf{kind: kindString, s: "UP"}, "openconfig-interfaces", base+"/admin-status")
+	}
+	nodes := map[string]bool{}
+	for k := range cpu {
+		node, _, _ := strings.Cut(k, "\x00")
+		nodes[node] = true
+	}
+	if len(nodes) == 0 {
+		nodes["0/RP0/CPU0"] = true
+		cpu["0/RP0/CPU0\x00total-cpu-one-minute"] = 3
+		cpu["0/RP0/CPU0\x00total-cpu-five-minute"] = 2
+		cpu["0/RP0/CPU0\x00total-cpu-fifteen-minute"] = 2
+	}
+	for _, node := range sortedKeys(nodes) {
+		one, five, fifteen := cpu[node+"\x00total-cpu-one-minute"], cpu[node+"\x00total-cpu-five-minute"], cpu[node+"\x00total-cpu-fifteen-minute"]
+		base := fmt.Sprintf("components/component[name=%s]", node)
+		m.add(&leaf{kind: kindUint, start: one}, "openconfig-platform", base+"/cpu/utilization/state/instant")
+		m.add(&leaf{kind: kindUint, start: five}, "openconfig-platform", base+"/cpu/utilization/state/avg")
+		m.add(&leaf{kind: kindUint, start: min(one, five, fifteen)}, "openconfig-platform", base+"/cpu/utilization/state/min")
+		m.add(&leaf{kind: kindUint, start: max(one, five, fifteen)}, "openconfig-platform", base+"/cpu/utilization/state/max")
+		m.add(&leaf{kind: kindFloat, f: 41.5}, "openconfig-platform", base+"/state/temperature/instant")
+		m.add(&leaf{kind: kindFloat, f: 40.8}, "openconfig-platform", base+"/state/temperature/avg")
+		m.add(&leaf{kind: kindFloat, f: 39.0}, "openconfig-platform", base+"/state/temperature/min")
+		m.add(&leaf{kind: kindFloat, f: 44.0}, "openconfig-platform", base+"/state/temperature/max")
+	}
+	m.add(&leaf{kind: kindUint, start: 16 << 30}, "openconfig-system", "system/memory/state/physical")
+	m.add(&leaf{kind: kindUint, start: 1 << 30}, "openconfig-system", "system/memory/state/reserved")
+	m.add(&leaf{kind: kindUint, start: 6 << 30}, "openconfig-system", "system/memory/state/used")
+	m.add(&leaf{kind: kindUint, start: 9 << 30}, "openconfig-system", "system/memory/state/free")
+}
+
+func sub(a, b uint64) uint64 {
+	if b > a {
+		return 0
+	}
+	return a - b
+}
+
+// iosxe builds an IOS-XE switch from the interfaces named in the IOS-XE
+// captures; GigabitEthernet0/0/0 starts at its recorded in-octets.
+func (m *model) iosxe() error {
+	names := map[string]uint64{}
+	b, err := recordings.ReadFile("recordings/iosxe-interfaces-oper.json")
+	if err != nil {
+		return err
+	}
+	var ev struct {
+		Updates []struct{ Path string }
+	}
+	if err := json.Unmarshal(b, &ev); err != nil {
+		return fmt.Errorf("iosxe capture: %w", err)
+	}
+	for _, u := range ev.Updates {
+		if n := keyValue(u.Path, "name"); n != "" {
+			names[n] = 0
+		}
+	}
+	b, err = recordings.ReadFile("recordings/iosxe-oc-in-octets.jsonl")
+	if err != nil {
+		return err
+	}
+	var oc struct {
+		Updates []struct {
+			Path   string
+			Values map[string]json.Number
+		}
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(b), &oc); err != nil {
+		return fmt.Errorf("iosxe capture: %w", err)
+	}
+	for _, u := range oc.Updates {
+		for _, v := range u.Values {
+			n, _ := v.Int64()
+			names[keyValue(u.Path, "name")] = uint64(n)
+		}
+	}
+	for _, name := range sortedKeys(names) {
+		inOctets := names[name]
+		ifc := xrIface{name: name, counters: map[string]uint64{
+			"bytes-received": inOctets, "bytes-sent": inOctets / 3,
+			"packets-received": inOctets / 500, "packets-sent": inOctets / 1500,
+		}}
+		m.xr = append(m.xr, ifc)
+		base := fmt.Sprintf("interfaces/interface[name=%s]", name)
+		const origin = "Cisco-IOS-XE-interfaces-oper"
+		for _, s := range []struct {
+			leaf  string
+			start uint64
+			rate  float64
+		}{
+			{"in-octets", inOctets, 125_000}, {"out-octets", inOctets / 3, 125_000},
+			{"in-unicast-pkts", inOctets / 500, 100}, {"out-unicast-pkts", inOctets / 1500, 100},
+			{"in-broadcast-pkts", 0, 1}, {"out-broadcast-pkts", 0, 1},
+			{"in-multicast-pkts", 0, 2}, {"out-multicast-pkts", 0, 2},
+			{"in-discards", 0, 0.5}, {"out-discards", 0, 0.5}, {"in-errors", 0, 0.5}, {"out-errors", 0, 0.5},
+		} {
+			p := base + "/statistics/" + s.leaf
+			m.add(counter(s.start, p, s.rate), origin, p)
+		}
+		m.add(&leaf{kind: kindString, s: "if-oper-state-ready"}, origin, base+"/oper-status")
+	}
+	m.openconfigCommon(map[string]uint64{})
+	return nil
+}
+
+// keyValue returns the value of key k in a path string, "" if absent.
+func keyValue(path, k string) string {
+	p, err := gnmi.ParsePath(strings.TrimPrefix(path, "rfc7951:"))
+	if err != nil {
+		return ""
+	}
+	for _, e := range p.Elem {
+		if v, ok := e.Key[k]; ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// nxos builds an NX-OS switch: DME objects under sys/intf for the
+// interface in the NX-OS capture (ethpmPhysIf attributes as recorded) plus
+// rmon counters, and the OpenConfig trees.
+func (m *model) nxos() error {
+	b, err := recordings.ReadFile("recordings/nxos-dme-ethpmphysif.json")
+	if err != nil {
+		return err
+	}
+	var pkt struct {
+		DataGpbkv []gpbkv `json:"dataGpbkv"`
+	}
+	if err := json.Unmarshal(b, &pkt); err != nil {
+		return fmt.Errorf("nxos capture: %w", err)
+	}
+	attrs := map[string]string{}
+	for _, f := range pkt.DataGpbkv {
+		f.collect("attributes", attrs)
+	}
+	dn := attrs["dn"] // sys/intf/phys-[eth1/11]/phys
+	id := between(dn, "phys-[", "]")
+	if id == "" {
+		return fmt.Errorf("nxos capture: no interface dn in %q", dn)
+	}
+	const origin = "DME"
+	for _, name := range []string{id} {
+		base := fmt.Sprintf("sys/intf/phys[id=%s]", name)
+		for _, a := range []string{"operSt", "operStQual", "operBitset", "lastLinkStChg"} {
+			m.add(&leaf{kind: kindString, s: attrs[a]}, origin, base+"/phys/"+a)
+		}
+		m.add(&leaf{kind: kindInt, i: 2}, origin, base+"/phys/resetCtr")
+		for _, dir := range []string{"dbgIfIn", "dbgIfOut"} {
+			for _, c := range []struct {
+				leaf string
+				rate float64
+			}{{"octets", 125_000}, {"ucastPkts", 100}, {"multicastPkts", 2}, {"broadcastPkts", 1}, {"discards", 0.5}, {"errors", 0.5}} {
+				p := base + "/" + dir + "/" + c.leaf
+				m.add(counter(0, p, c.rate), origin, p)
+			}
+		}
+		m.xr = append(m.xr, xrIface{name: name, counters: map[string]uint64{}})
+	}
+	m.openconfigCommon(map[string]uint64{})
+	return nil
+}
+
+func between(s, a, b string) string {
+	i := strings.Index(s, a)
+	if i < 0 {
+		return ""
+	}
+	s = s[i+len(a):]
+	j := strings.Index(s, b)
+	if j < 0 {
+		return ""
+	}
+	return s[:j]
+}
+
+// gpbkv is Cisco's self-describing key-value telemetry encoding as JSON.
+type gpbkv struct {
+	Name        string  `json:"name"`
+	StringValue *string `json:"stringValue"`
+	Fields      []gpbkv `json:"fields"`
+}
+
+// collect copies the string fields found below every field named
+// container.
+func (g gpbkv) collect(container string, out map[string]string) {
+	g.walk(container, false, out)
+}
+
+func (g gpbkv) walk(container string, inside bool, out map[string]string) {
+	if inside && g.StringValue != nil {
+		out[g.Name] = *g.StringValue
+	}
+	inside = inside || g.Name == container
+	for _, f := range g.Fields {
+		f.walk(container, inside, out)
+	}
+}
