@@ -269,13 +269,16 @@ func (ve *viewEngine) state(id int32, e schema.Entity) *entityState {
 	return es
 }
 
-// add applies one sample to the entity's pane. The watermark used is the one
-// before the current batch: a batch is applied as a whole, then windows
-// close.
+// add applies one sample to the entity's pane. The watermark (newest event
+// time minus allowed lateness) used is the one before the current batch: a
+// batch is applied as a whole, then windows close.
 func (ve *viewEngine) add(id int32, e schema.Entity, metric int32, r *rec, wall int64) {
 	p := floorDiv(r.ts, ve.hop)
 	if ve.haveTS {
-		if r.ts < ve.maxTS-ve.lateness {
+		// Too late when the first window holding the sample's pane has
+		// closed (the watermark passed its end); late but applied while it
+		// is still open.
+		if (p+1)*ve.hop <= ve.maxTS-ve.lateness {
 			ve.lateDropped()
 			return
 		}

@@ -125,6 +125,9 @@ type Request struct {
 	To   time.Time `json:"to,omitzero"`
 	// MaxRows lowers the engine's row limit for this query; 0 keeps it.
 	MaxRows int `json:"max_rows,omitempty"`
+
+	// schemaOnly plans the query for its result schema and returns no rows.
+	schemaOnly bool
 }
 
 // Ranged reports whether the request asks for history.
@@ -432,7 +435,10 @@ func (e *Engine) run(ctx context.Context, conn *duckdb.Conn, req Request, fn fun
 	q := req.SQL
 	if kind == duckdb.STATEMENT_TYPE_SELECT {
 		// Let DuckDB stop at the limit instead of materializing everything.
-		q = "SELECT * FROM (\n" + req.SQL[:scan.end] + "\n) AS __netfeat_result LIMIT " + strconv.Itoa(limit+1)
+		q = "SELECT * FROM (\n" + req.SQL[:scan.end] + "\n) AS " + internalPrefix + "result LIMIT " + strconv.Itoa(limit+1)
+	}
+	if req.schemaOnly {
+		q = "SELECT * FROM (\n" + req.SQL[:scan.end] + "\n) AS " + internalPrefix + "result LIMIT 0"
 	}
 	rr, err := ar.QueryContext(ctx, q)
 	if err != nil && q != req.SQL {
