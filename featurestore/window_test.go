@@ -243,11 +243,11 @@ func TestLateSamples(t *testing.T) {
 	}
 	steps := [][]schema.Sample{
 		{at(1 * sec), at(2 * sec)},
-		{at(12 * sec)},  // watermark 7s: window [0,10) stays open
-		{at(3 * sec)},   // late, within 5s lateness: applied
-		{at(16 * sec)},  // watermark 11s: closes [0,10) with 3 samples
-		{at(4 * sec)},   // beyond lateness: dropped
-		{at(26 * sec)},  // closes [10,20)
+		{at(12 * sec)}, // watermark 7s: window [0,10) stays open
+		{at(3 * sec)},  // late, within 5s lateness: applied
+		{at(16 * sec)}, // watermark 11s: closes [0,10) with 3 samples
+		{at(4 * sec)},  // beyond lateness: dropped
+		{at(26 * sec)}, // closes [10,20)
 	}
 	for _, b := range steps {
 		if err := s.Append(context.Background(), b); err != nil {
