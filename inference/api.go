@@ -1,0 +1,178 @@
+package inference
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+func (r *Runtime) modelSlot(name string) (*slot, error) {
+	s, ok := r.slots[name]
+	if !ok {
+		return nil, fmt.Errorf("%q: %w", name, ErrUnknownModel)
+	}
+	if s.isRule {
+		return nil, fmt.Errorf("%s: %w", name, ErrRuleNotVersioned)
+	}
+	return s, nil
+}
+
+// Models returns the registry state of every configured model and rule, in
+// configuration order (rules first).
+func (r *Runtime) Models(ctx context.Context) ([]ModelInfo, error) {
+	out := make([]ModelInfo, 0, len(r.order))
+	for _, s := range r.order {
+		mi, err := r.Model(ctx, s.name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, mi)
+	}
+	return out, nil
+}
+
+// Model returns the registry state of one model or rule.
+func (r *Runtime) Model(ctx context.Context, name string) (ModelInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return ModelInfo{}, err
+	}
+	s, ok := r.slots[name]
+	if !ok {
+		return ModelInfo{}, fmt.Errorf("%q: %w", name, ErrUnknownModel)
+	}
+	mi := ModelInfo{Name: s.name, Kind: s.kind, View: s.view}
+	if s.isRule {
+		live := s.set.Load().live.info
+		mi.Live, mi.Versions = live.Version, []VersionInfo{live}
+		return mi, nil
+	}
+	r.regM.Lock()
+	defer r.regM.Unlock()
+	st, err := r.reg.state(name)
+	if err != nil {
+		return ModelInfo{}, err
+	}
+	mi.Live, mi.Shadow, mi.History = st.Live, st.Shadow, st.History
+	if mi.Versions, err = r.reg.versions(name); err != nil {
+		return ModelInfo{}, err
+	}
+	return mi, nil
+}
+
+// AddVersion stores artifact as a new version of model (named version, or
+// v<N+1> when version is empty) after checking that it loads. It does not
+// change what scores: follow with SetShadow or Promote.
+func (r *Runtime) AddVersion(ctx context.Context, model, version string, artifact []byte) (VersionInfo, error) {
+	if err := ctx.Err(); err != nil {
+		return VersionInfo{}, err
+	}
+	s, err := r.modelSlot(model)
+	if err != nil {
+		return VersionInfo{}, err
+	}
+	if _, err := buildScorer(s.kind, artifact, s.cfg.Features); err != nil {
+		return VersionInfo{}, fmt.Errorf("model %s: new version does not load: %w", model, err)
+	}
+	r.regM.Lock()
+	defer r.regM.Unlock()
+	vi, err := r.reg.add(model, s.kind, version, artifact, "upload")
+	if err != nil {
+		return VersionInfo{}, err
+	}
+	r.m.swaps.WithLabelValues(model, "add").Inc()
+	r.log.Info("model version added", "model", model, "version", vi.Version, "sha256", vi.SHA256)
+	return vi, nil
+}
+
+// SetShadow makes version score beside the live version; its decisions
+// are recorded (the `decisions` table, shadow = true) but not published.
+// An empty version stops the shadow.
+func (r *Runtime) SetShadow(ctx context.Context, model, version string) error {
+	return r.change(ctx, model, "shadow", func(st modelState, vs []VersionInfo) (modelState, error) {
+		if version != "" && !hasVersion(vs, version) {
+			return st, fmt.Errorf("%s %s: %w", model, version, ErrUnknownVersion)
+		}
+		if version != "" && version == st.Live {
+			return st, fmt.Errorf("%s %s is live already", model, version)
+		}
+		st.Shadow = version
+		return st, nil
+	})
+}
+
+// Promote makes version live (the shadow version when version is empty);
+// the version that was live becomes the rollback target and fallback.
+func (r *Runtime) Promote(ctx context.Context, model, version string) error {
+	return r.change(ctx, model, "promote", func(st modelState, vs []VersionInfo) (modelState, error) {
+		if version == "" {
+			if st.Shadow == "" {
+				return st, fmt.Errorf("%s: %w to promote", model, ErrNoShadow)
+			}
+			version = st.Shadow
+		}
+		if !hasVersion(vs, version) {
+			return st, fmt.Errorf("%s %s: %w", model, version, ErrUnknownVersion)
+		}
+		return promoted(st, version), nil
+	})
+}
+
+// Rollback makes the previous live version live again.
+func (r *Runtime) Rollback(ctx context.Context, model string) error {
+	return r.change(ctx, model, "rollback", func(st modelState, _ []VersionInfo) (modelState, error) {
+		n := len(st.History)
+		if n == 0 {
+			return st, fmt.Errorf("%s: %w", model, ErrNoPrevious)
+		}
+		st.Live, st.History = st.History[n-1], slices.Clone(st.History[:n-1])
+		if st.Shadow == st.Live {
+			st.Shadow = ""
+		}
+		return st, nil
+	})
+}
+
+// change applies a state transition: it loads the new versions first, so
+// a version that does not load leaves everything as it was, then stores
+// the state in Badger and swaps the live set.
+func (r *Runtime) change(ctx context.Context, model, op string, f func(modelState, []VersionInfo) (modelState, error)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s, err := r.modelSlot(model)
+	if err != nil {
+		return err
+	}
+	r.regM.Lock()
+	defer r.regM.Unlock()
+	st, err := r.reg.state(model)
+	if err != nil {
+		return err
+	}
+	vs, err := r.reg.versions(model)
+	if err != nil {
+		return err
+	}
+	next, err := f(st, vs)
+	if err != nil {
+		return err
+	}
+	for _, v := range []string{next.Live, next.Shadow} {
+		if _, err := r.load(s, v); err != nil {
+			return err
+		}
+	}
+	if err := r.reg.setState(model, next); err != nil {
+		return err
+	}
+	if err := r.apply(s, next); err != nil {
+		return err
+	}
+	r.m.swaps.WithLabelValues(model, op).Inc()
+	r.log.Info("model registry changed", "model", model, "op", op, "live", next.Live, "shadow", next.Shadow)
+	return nil
+}
+
+func hasVersion(vs []VersionInfo, v string) bool {
+	return slices.ContainsFunc(vs, func(x VersionInfo) bool { return x.Version == v })
+}

@@ -1,0 +1,386 @@
+package inference
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/netfeat/netfeat/schema"
+)
+
+// Kind names how a model scores a window.
+type Kind string
+
+// Model kinds. Rules are configured in their own list (Config.Rules).
+const (
+	// KindXGBoost is a gradient-boosted tree model in XGBoost's JSON format,
+	// evaluated by package inference/xgboost.
+	KindXGBoost Kind = "xgboost"
+	// KindLightGBM is a LightGBM text model, evaluated by
+	// github.com/dmitryikh/leaves.
+	KindLightGBM Kind = "lightgbm"
+	// KindEWMA scores each feature series by its EWMA z-score.
+	KindEWMA Kind = "ewma"
+	// KindMAD scores each feature series by its distance from the median of
+	// a sliding window in scaled median absolute deviations.
+	KindMAD Kind = "mad"
+	// KindSeasonal scores each feature series against an EWMA baseline kept
+	// per slot of a period (hour of day by default).
+	KindSeasonal Kind = "seasonal"
+	// KindRule is the kind of configured rules (Config.Rules).
+	KindRule Kind = "rule"
+)
+
+// Kinds lists the model kinds a ModelConfig may name.
+var Kinds = []Kind{KindXGBoost, KindLightGBM, KindEWMA, KindMAD, KindSeasonal}
+
+func (k Kind) isTree() bool     { return k == KindXGBoost || k == KindLightGBM }
+func (k Kind) isDetector() bool { return k == KindEWMA || k == KindMAD || k == KindSeasonal }
+
+// Publish modes of Config.Publish.
+const (
+	// PublishAll publishes every live decision, including action "none".
+	PublishAll = "all"
+	// PublishActions publishes only decisions whose action is not "none";
+	// all decisions are still recorded for SQL.
+	PublishActions = "actions"
+)
+
+// ActionNone is the action of a decision whose score did not reach the
+// model's threshold.
+const ActionNone = "none"
+
+// Config is the `inference:` section of the configuration file.
+type Config struct {
+	// Workers is the number of scoring goroutines; rows are sharded onto
+	// them by entity, so one entity's windows are scored in order.
+	Workers int `yaml:"workers"`
+	// QueueSize bounds each worker's queue of rows; a row that does not fit
+	// is dropped and counted (netfeat_inference_rows_dropped_total).
+	QueueSize int `yaml:"queue_size"`
+	// PublishQueue bounds the queue between the workers and the publisher.
+	PublishQueue int `yaml:"publish_queue"`
+	// Publish is "all" (default) or "actions".
+	Publish string `yaml:"publish"`
+	// History is how many recent decisions (live and shadow) are kept in
+	// memory for the SQL `decisions` table.
+	History int `yaml:"history"`
+	// Models are the models scored on each closed window of their view.
+	Models []ModelConfig `yaml:"models"`
+	// Rules are declarative threshold rules; each also publishes decisions
+	// under its own name, and a model may name one as its fallback.
+	Rules []RuleConfig `yaml:"rules"`
+	// Outbox keeps decisions in Badger while NATS is unreachable.
+	Outbox OutboxConfig `yaml:"outbox"`
+	// JetStream optionally stores decisions in a JetStream stream.
+	JetStream JetStreamConfig `yaml:"jetstream"`
+}
+
+// ModelConfig binds a model to a feature view.
+type ModelConfig struct {
+	// Name identifies the model in subjects, the registry and the API.
+	Name string `yaml:"name"`
+	// Kind is xgboost, lightgbm, ewma, mad or seasonal.
+	Kind Kind `yaml:"kind"`
+	// View is the feature view whose closed windows the model scores.
+	View string `yaml:"view"`
+	// File is the model file of a tree model. At start it is imported into
+	// the registry as a new version, and made live, unless the registry
+	// already holds a version with the same content.
+	File string `yaml:"file"`
+	// Features are the feature names the model reads. For tree models they
+	// override the names stored in the model file, in the model's input
+	// order; for detectors each named feature is one series per entity.
+	Features []string `yaml:"features"`
+	// Params configure detectors.
+	Params DetectorParams `yaml:"params"`
+	// Threshold: a score ≥ Threshold takes Action; below it the action is
+	// "none". Default 0.5 for tree models, 3 for detectors.
+	Threshold *float64 `yaml:"threshold"`
+	// Action is what a score at or above the threshold asks for ("alert",
+	// "reroute", ...). Default "alert".
+	Action string `yaml:"action"`
+	// LatencyBudget bounds one score; a version that overruns it or fails
+	// is replaced, for that window, by the previous version or the fallback
+	// rule, and the decision says so in Fallback. 0 means no budget.
+	LatencyBudget time.Duration `yaml:"latency_budget"`
+	// FallbackRule names a rule in Rules (on the same view) to decide when
+	// the model and its previous version cannot.
+	FallbackRule string `yaml:"fallback_rule"`
+}
+
+// DetectorParams configure the online anomaly detectors.
+type DetectorParams struct {
+	// Alpha is the EWMA smoothing factor (ewma, seasonal); default 0.1.
+	Alpha float64 `yaml:"alpha" json:"alpha"`
+	// Warmup is how many values a series (or slot) must have seen before it
+	// scores; default 10 (3 for seasonal).
+	Warmup int `yaml:"warmup" json:"warmup"`
+	// Window is the median/MAD sliding window in values; default 60.
+	Window int `yaml:"window" json:"window"`
+	// Period and Slots define the seasonal baseline; default 24h and 24.
+	Period time.Duration `yaml:"period" json:"period"`
+	Slots  int           `yaml:"slots" json:"slots"`
+}
+
+// RuleConfig is a declarative rule on one feature of a view.
+type RuleConfig struct {
+	// Name identifies the rule; decisions are published under it.
+	Name string `yaml:"name"`
+	// View is the feature view the rule watches.
+	View string `yaml:"view"`
+	// Feature is the feature name (schema.FeatureName form).
+	Feature string `yaml:"feature"`
+	// Op compares the feature with Threshold: >, >=, < or <=.
+	Op string `yaml:"op"`
+	// Threshold starts the condition.
+	Threshold float64 `yaml:"threshold"`
+	// Clear ends an active condition (hysteresis) once the value is back
+	// past it: for > and >= it must be ≤ Threshold, for < and <= ≥
+	// Threshold. Default: Threshold.
+	Clear *float64 `yaml:"clear"`
+	// For is how long (in window time) the condition must hold before the
+	// rule fires; 0 fires on the first window.
+	For time.Duration `yaml:"for"`
+	// Action is what a firing rule asks for; default "alert".
+	Action string `yaml:"action"`
+}
+
+// OutboxConfig configures the Badger outbox.
+type OutboxConfig struct {
+	// MaxPending bounds the decisions kept while NATS is down; newer ones
+	// are dropped and counted beyond it.
+	MaxPending int `yaml:"max_pending"`
+	// DrainBatch is how many decisions are sent per drain step.
+	DrainBatch int `yaml:"drain_batch"`
+	// RetryInterval is how often a non-empty outbox retries NATS.
+	RetryInterval time.Duration `yaml:"retry_interval"`
+	// AckTimeout bounds the wait for a JetStream acknowledgement or a NATS
+	// flush before a decision is kept in the outbox for a retry.
+	AckTimeout time.Duration `yaml:"ack_timeout"`
+}
+
+// JetStreamConfig optionally captures decisions in a JetStream stream.
+type JetStreamConfig struct {
+	// Stream is the stream name; empty means publish on core NATS only.
+	Stream string `yaml:"stream"`
+	// MaxAge bounds how long the stream keeps decisions; default 24h.
+	MaxAge time.Duration `yaml:"max_age"`
+	// Replicas of the stream in a cluster; default 1.
+	Replicas int `yaml:"replicas"`
+	// DuplicateWindow is how long JetStream remembers Nats-Msg-Id values to
+	// drop redelivered decisions; default 10m. It must exceed the longest
+	// NATS outage the outbox should bridge without duplicates.
+	DuplicateWindow time.Duration `yaml:"duplicate_window"`
+}
+
+// DefaultConfig returns the defaults for keys the file leaves out.
+func DefaultConfig() Config {
+	return Config{
+		Workers:      1,
+		QueueSize:    8192,
+		PublishQueue: 8192,
+		Publish:      PublishAll,
+		History:      10000,
+		Outbox: OutboxConfig{
+			MaxPending: 1_000_000, DrainBatch: 256,
+			RetryInterval: 500 * time.Millisecond, AckTimeout: 5 * time.Second,
+		},
+		JetStream: JetStreamConfig{MaxAge: 24 * time.Hour, Replicas: 1, DuplicateWindow: 10 * time.Minute},
+	}
+}
+
+var (
+	nameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+	versionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	streamRE  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+)
+
+// Validate checks the section and returns every problem as
+// *schema.FieldError values joined, with fields relative to `inference`.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(field, format string, args ...any) { errs = append(errs, schema.Errorf(field, format, args...)) }
+	if c.Workers < 1 || c.Workers > 256 {
+		bad("workers", "must be 1–256, got %d", c.Workers)
+	}
+	if c.QueueSize < 1 {
+		bad("queue_size", "must be positive, got %d", c.QueueSize)
+	}
+	if c.PublishQueue < 1 {
+		bad("publish_queue", "must be positive, got %d", c.PublishQueue)
+	}
+	if c.Publish != PublishAll && c.Publish != PublishActions {
+		bad("publish", "must be %q or %q, got %q", PublishAll, PublishActions, c.Publish)
+	}
+	if c.History < 0 {
+		bad("history", "must not be negative, got %d", c.History)
+	}
+	names := map[string]string{}
+	rules := map[string]RuleConfig{}
+	for i, r := range c.Rules {
+		f := fmt.Sprintf("rules[%d]", i)
+		if !nameRE.MatchString(r.Name) {
+			bad(f+".name", "%q must match %s", r.Name, nameRE)
+		} else if prev, dup := names[r.Name]; dup {
+			bad(f+".name", "%q is already used by %s", r.Name, prev)
+		} else {
+			names[r.Name] = f
+			rules[r.Name] = r
+		}
+		if r.View == "" {
+			bad(f+".view", "is required")
+		}
+		if r.Feature == "" {
+			bad(f+".feature", "is required")
+		}
+		switch r.Op {
+		case ">", ">=":
+			if r.Clear != nil && *r.Clear > r.Threshold {
+				bad(f+".clear", "%v must be ≤ threshold %v for op %s", *r.Clear, r.Threshold, r.Op)
+			}
+		case "<", "<=":
+			if r.Clear != nil && *r.Clear < r.Threshold {
+				bad(f+".clear", "%v must be ≥ threshold %v for op %s", *r.Clear, r.Threshold, r.Op)
+			}
+		default:
+			bad(f+".op", "must be >, >=, < or <=, got %q", r.Op)
+		}
+		if r.For < 0 {
+			bad(f+".for", "must not be negative, got %v", r.For)
+		}
+	}
+	for i, m := range c.Models {
+		f := fmt.Sprintf("models[%d]", i)
+		if !nameRE.MatchString(m.Name) {
+			bad(f+".name", "%q must match %s", m.Name, nameRE)
+		} else if prev, dup := names[m.Name]; dup {
+			bad(f+".name", "%q is already used by %s", m.Name, prev)
+		} else {
+			names[m.Name] = f
+		}
+		if m.View == "" {
+			bad(f+".view", "is required")
+		}
+		switch {
+		case m.Kind.isTree():
+			if m.File == "" {
+				bad(f+".file", "is required for kind %s", m.Kind)
+			}
+		case m.Kind.isDetector():
+			if m.File != "" {
+				bad(f+".file", "does not apply to kind %s", m.Kind)
+			}
+			if len(m.Features) == 0 {
+				bad(f+".features", "name at least one feature for kind %s", m.Kind)
+			}
+			errs = append(errs, m.Params.validate(f+".params", m.Kind)...)
+		default:
+			bad(f+".kind", "must be one of %v, got %q", Kinds, m.Kind)
+		}
+		if m.LatencyBudget < 0 {
+			bad(f+".latency_budget", "must not be negative, got %v", m.LatencyBudget)
+		}
+		if m.FallbackRule != "" {
+			r, ok := rules[m.FallbackRule]
+			switch {
+			case !ok:
+				bad(f+".fallback_rule", "%q is not a rule in rules", m.FallbackRule)
+			case r.View != m.View:
+				bad(f+".fallback_rule", "rule %q watches view %q, the model %q", m.FallbackRule, r.View, m.View)
+			}
+		}
+	}
+	o := c.Outbox
+	if o.MaxPending < 1 {
+		bad("outbox.max_pending", "must be positive, got %d", o.MaxPending)
+	}
+	if o.DrainBatch < 1 {
+		bad("outbox.drain_batch", "must be positive, got %d", o.DrainBatch)
+	}
+	if o.RetryInterval <= 0 {
+		bad("outbox.retry_interval", "must be positive, got %v", o.RetryInterval)
+	}
+	if o.AckTimeout <= 0 {
+		bad("outbox.ack_timeout", "must be positive, got %v", o.AckTimeout)
+	}
+	if js := c.JetStream; js.Stream != "" {
+		if !streamRE.MatchString(js.Stream) {
+			bad("jetstream.stream", "%q must match %s", js.Stream, streamRE)
+		}
+		if js.MaxAge <= 0 {
+			bad("jetstream.max_age", "must be positive, got %v", js.MaxAge)
+		}
+		if js.Replicas < 1 || js.Replicas > 5 {
+			bad("jetstream.replicas", "must be 1–5, got %d", js.Replicas)
+		}
+		if js.DuplicateWindow <= 0 || js.DuplicateWindow > js.MaxAge {
+			bad("jetstream.duplicate_window", "must be positive and ≤ max_age, got %v", js.DuplicateWindow)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (p DetectorParams) validate(f string, k Kind) []error {
+	var errs []error
+	if p.Alpha < 0 || p.Alpha > 1 {
+		errs = append(errs, schema.Errorf(f+".alpha", "must be in (0, 1], got %v", p.Alpha))
+	}
+	if p.Warmup < 0 {
+		errs = append(errs, schema.Errorf(f+".warmup", "must not be negative, got %d", p.Warmup))
+	}
+	if p.Window < 0 || (k == KindMAD && p.Window == 1) {
+		errs = append(errs, schema.Errorf(f+".window", "must be ≥ 2, got %d", p.Window))
+	}
+	if p.Period < 0 {
+		errs = append(errs, schema.Errorf(f+".period", "must not be negative, got %v", p.Period))
+	}
+	if p.Slots < 0 {
+		errs = append(errs, schema.Errorf(f+".slots", "must not be negative, got %d", p.Slots))
+	}
+	if k == KindSeasonal && p.Period > 0 && p.Slots > 0 && p.Period/time.Duration(p.Slots) <= 0 {
+		errs = append(errs, schema.Errorf(f+".slots", "%d slots do not fit in period %v", p.Slots, p.Period))
+	}
+	return errs
+}
+
+// withDefaults fills a detector's zero parameters.
+func (p DetectorParams) withDefaults(k Kind) DetectorParams {
+	if p.Alpha == 0 {
+		p.Alpha = 0.1
+	}
+	if p.Warmup == 0 {
+		p.Warmup = 10
+		if k == KindSeasonal {
+			p.Warmup = 3
+		}
+	}
+	if p.Window == 0 {
+		p.Window = 60
+	}
+	if p.Period == 0 {
+		p.Period = 24 * time.Hour
+	}
+	if p.Slots == 0 {
+		p.Slots = 24
+	}
+	return p
+}
+
+func (m ModelConfig) threshold() float64 {
+	switch {
+	case m.Threshold != nil:
+		return *m.Threshold
+	case m.Kind.isTree():
+		return 0.5
+	}
+	return 3
+}
+
+func (m ModelConfig) action() string {
+	if m.Action == "" {
+		return "alert"
+	}
+	return m.Action
+}

@@ -1,0 +1,207 @@
+package inference
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"go.uber.org/goleak"
+
+	"github.com/netfeat/netfeat/schema"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// Badger's and nats.go's package-level helpers outlive a test.
+		goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon"),
+		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
+		goleak.IgnoreAnyFunction("github.com/dgraph-io/ristretto/v2.(*defaultPolicy[...]).processItems"),
+		goleak.IgnoreAnyFunction("github.com/dgraph-io/ristretto/v2.(*Cache[...]).processItems"),
+	)
+}
+
+// congestionView is the feature view the shipped congestion model scores.
+var congestionView = schema.FeatureView{
+	Name:   "interface_1m",
+	Entity: schema.EntityComponent,
+	Metrics: []string{
+		"interface.in.utilization", "interface.out.utilization",
+		"interface.in.errors_ps", "interface.out.discards_ps",
+	},
+	Aggregations: []schema.Aggregation{schema.AggMean, schema.AggMax},
+	Windows:      []time.Duration{time.Minute},
+	Hop:          10 * time.Second,
+}
+
+var congestionNames = congestionView.FeatureNames()
+
+// row builds an interface_1m row; vals maps feature name → value, the
+// others are 0.
+func row(device, iface string, end time.Time, vals map[string]float64) *schema.FeatureRow {
+	r := &schema.FeatureRow{
+		View: congestionView.Name, Entity: schema.Entity{Device: device, Component: iface},
+		WindowStart: end.Add(-time.Minute).UnixNano(), WindowEnd: end.UnixNano(),
+		Names: congestionNames, Values: make([]float64, len(congestionNames)),
+		LastIngestTS: time.Now().UnixNano(), ClosedAt: time.Now().UnixNano(),
+	}
+	for i, n := range congestionNames {
+		r.Values[i] = vals[n]
+	}
+	return r
+}
+
+// congested and idle are feature vectors the shipped model scores high and
+// low (they are edge rows of models/congestion.golden.json).
+var (
+	congested = map[string]float64{
+		"interface_in_utilization__mean_1m": 0.1, "interface_in_utilization__max_1m": 0.2,
+		"interface_out_utilization__mean_1m": 0.95, "interface_out_utilization__max_1m": 1.0,
+		"interface_out_discards_ps__mean_1m": 500, "interface_out_discards_ps__max_1m": 2000,
+	}
+	idle = map[string]float64{
+		"interface_in_utilization__mean_1m": 0.1, "interface_in_utilization__max_1m": 0.2,
+		"interface_out_utilization__mean_1m": 0.3, "interface_out_utilization__max_1m": 0.4,
+	}
+)
+
+const congestionModel = "../models/congestion.json"
+
+// startNATS runs an embedded NATS server with JetStream stored in store,
+// on port (-1 for a random one), and stops it when the test ends.
+func startNATS(t testing.TB, port int, store string) *server.Server {
+	t.Helper()
+	opts := &server.Options{
+		Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true,
+		JetStream: true, StoreDir: store,
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatalf("nats server: %v", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatalf("nats server not ready")
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s
+}
+
+func connect(t testing.TB, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	if err != nil {
+		t.Fatalf("nats connect: %v", err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// testConfig returns a configuration with the congestion model and a
+// utilisation rule as its fallback.
+func testConfig() Config {
+	c := DefaultConfig()
+	c.Rules = []RuleConfig{{
+		Name: "out_util_high", View: "interface_1m", Feature: "interface_out_utilization__mean_1m",
+		Op: ">", Threshold: 0.9, Action: "alert",
+	}}
+	c.Models = []ModelConfig{{
+		Name: "congestion", Kind: KindXGBoost, View: "interface_1m", File: congestionModel,
+		Action: "reroute", FallbackRule: "out_util_high",
+	}}
+	return c
+}
+
+// newRuntime creates and starts a runtime and stops it at the end of the
+// test.
+func newRuntime(t testing.TB, cfg Config, nc *nats.Conn, dir string) *Runtime {
+	t.Helper()
+	r, err := New(cfg, nc, dir, nil, nil)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := r.Stop(ctx); err != nil {
+			t.Errorf("Stop: %v", err)
+		}
+	})
+	return r
+}
+
+// collector subscribes to decisions and keeps what arrives.
+type collector struct {
+	mu   sync.Mutex
+	msgs []*nats.Msg
+	ds   []schema.Decision
+	ch   chan struct{}
+}
+
+func collect(t testing.TB, nc *nats.Conn, subject string) *collector {
+	t.Helper()
+	c := &collector{ch: make(chan struct{}, 1<<16)}
+	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		var d schema.Decision
+		if err := json.Unmarshal(m.Data, &d); err != nil {
+			t.Errorf("decision JSON: %v: %s", err, m.Data)
+			return
+		}
+		c.mu.Lock()
+		c.msgs = append(c.msgs, m)
+		c.ds = append(c.ds, d)
+		c.mu.Unlock()
+		c.ch <- struct{}{}
+	})
+	if err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	return c
+}
+
+// wait returns once n decisions arrived, or fails the test.
+func (c *collector) wait(t testing.TB, n int) []schema.Decision {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		c.mu.Lock()
+		got := len(c.ds)
+		c.mu.Unlock()
+		if got >= n {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			return append([]schema.Decision(nil), c.ds...)
+		}
+		select {
+		case <-c.ch:
+		case <-deadline:
+			t.Fatalf("received %d decisions, want %d", got, n)
+		}
+	}
+}
+
+// copyFile copies a fixture into dir and returns its path.
+func copyFile(t testing.TB, src, dir string) string {
+	t.Helper()
+	b, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(dir, filepath.Base(src))
+	if err := os.WriteFile(dst, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}

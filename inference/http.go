@@ -1,0 +1,140 @@
+package inference
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+)
+
+// maxArtifact bounds an uploaded model file.
+const maxArtifact = 64 << 20
+
+// Handler returns the model API, for the service to mount at /v1/models
+// and /v1/models/ (paths are absolute):
+//
+//	GET  /v1/models                         every model and rule (ModelInfo)
+//	GET  /v1/models/{name}                  one model
+//	POST /v1/models/{name}/versions[?version=V]  body: the model file → VersionInfo
+//	POST /v1/models/{name}/shadow           {"version": "V"} ("" stops the shadow)
+//	POST /v1/models/{name}/promote          {"version": "V"} ("" promotes the shadow)
+//	POST /v1/models/{name}/rollback
+//	GET  /v1/decisions/recent[?limit=N]     recent decisions, newest last
+//
+// Errors are JSON {"error": "..."} with 404 for an unknown model or
+// version, 409 for a conflict (nothing to roll back to, a taken version
+// name, a rule), 400 for a bad request.
+func (r *Runtime) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/models", func(w http.ResponseWriter, q *http.Request) {
+		ms, err := r.Models(q.Context())
+		reply(w, http.StatusOK, ms, err)
+	})
+	mux.HandleFunc("GET /v1/models/{name}", func(w http.ResponseWriter, q *http.Request) {
+		mi, err := r.Model(q.Context(), q.PathValue("name"))
+		reply(w, http.StatusOK, mi, err)
+	})
+	mux.HandleFunc("POST /v1/models/{name}/versions", func(w http.ResponseWriter, q *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, q.Body, maxArtifact))
+		if err != nil {
+			reply(w, 0, nil, badRequest{fmt.Errorf("read model file: %w", err)})
+			return
+		}
+		vi, err := r.AddVersion(q.Context(), q.PathValue("name"), q.URL.Query().Get("version"), body)
+		reply(w, http.StatusCreated, vi, err)
+	})
+	mux.HandleFunc("POST /v1/models/{name}/shadow", func(w http.ResponseWriter, q *http.Request) {
+		v, err := versionBody(w, q)
+		if err == nil {
+			err = r.SetShadow(q.Context(), q.PathValue("name"), v)
+		}
+		r.replyModel(w, q, err)
+	})
+	mux.HandleFunc("POST /v1/models/{name}/promote", func(w http.ResponseWriter, q *http.Request) {
+		v, err := versionBody(w, q)
+		if err == nil {
+			err = r.Promote(q.Context(), q.PathValue("name"), v)
+		}
+		r.replyModel(w, q, err)
+	})
+	mux.HandleFunc("POST /v1/models/{name}/rollback", func(w http.ResponseWriter, q *http.Request) {
+		r.replyModel(w, q, r.Rollback(q.Context(), q.PathValue("name")))
+	})
+	mux.HandleFunc("GET /v1/decisions/recent", func(w http.ResponseWriter, q *http.Request) {
+		n := 100
+		if s := q.URL.Query().Get("limit"); s != "" {
+			v, err := strconv.Atoi(s)
+			if err != nil || v < 1 {
+				reply(w, 0, nil, badRequest{fmt.Errorf("limit %q: want a positive integer", s)})
+				return
+			}
+			n = v
+		}
+		ds, sh := r.RecentDecisions(n)
+		out := make([]map[string]any, len(ds))
+		for i := range ds {
+			b, _ := json.Marshal(sanitized(&ds[i]))
+			var m map[string]any
+			_ = json.Unmarshal(b, &m)
+			m["shadow"] = sh[i]
+			out[i] = m
+		}
+		reply(w, http.StatusOK, out, nil)
+	})
+	return mux
+}
+
+type badRequest struct{ error }
+
+func (b badRequest) Unwrap() error { return b.error }
+
+func versionBody(w http.ResponseWriter, q *http.Request) (string, error) {
+	var body struct {
+		Version string `json:"version"`
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, q.Body, 4096))
+	if err != nil {
+		return "", badRequest{err}
+	}
+	if len(b) == 0 {
+		return "", nil
+	}
+	if err := json.Unmarshal(b, &body); err != nil {
+		return "", badRequest{fmt.Errorf(`body: want {"version": "..."}: %w`, err)}
+	}
+	return body.Version, nil
+}
+
+func (r *Runtime) replyModel(w http.ResponseWriter, q *http.Request, err error) {
+	if err != nil {
+		reply(w, 0, nil, err)
+		return
+	}
+	mi, err := r.Model(q.Context(), q.PathValue("name"))
+	reply(w, http.StatusOK, mi, err)
+}
+
+func reply(w http.ResponseWriter, code int, v any, err error) {
+	w.Header().Set("Content-Type", "application/json")
+	if err != nil {
+		var br badRequest
+		switch {
+		case errors.As(err, &br):
+			code = http.StatusBadRequest
+		case errors.Is(err, ErrUnknownModel), errors.Is(err, ErrUnknownVersion):
+			code = http.StatusNotFound
+		case errors.Is(err, ErrNoPrevious), errors.Is(err, ErrNoShadow), errors.Is(err, ErrVersionExists),
+			errors.Is(err, ErrRuleNotVersioned):
+			code = http.StatusConflict
+		default:
+			code = http.StatusUnprocessableEntity
+		}
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+		return
+	}
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,78 @@
+package inference
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the runtime's Prometheus series; docs/inference.md lists them.
+type metrics struct {
+	rows          *prometheus.CounterVec   // view
+	rowsDropped   *prometheus.CounterVec   // view
+	badRows       *prometheus.CounterVec   // view, device
+	decisions     *prometheus.CounterVec   // model, action
+	shadow        *prometheus.CounterVec   // model
+	scoreErrors   *prometheus.CounterVec   // model, version
+	fallbacks     *prometheus.CounterVec   // model, reason (error|budget)
+	scoreSeconds  *prometheus.HistogramVec // model
+	latency       prometheus.Histogram
+	queueFill     prometheus.GaugeFunc
+	published     prometheus.Counter
+	publishErrors *prometheus.CounterVec // reason
+	outboxPending prometheus.GaugeFunc
+	outboxStored  prometheus.Counter
+	outboxDrained prometheus.Counter
+	outboxDropped prometheus.Counter
+	swaps         *prometheus.CounterVec // model, op
+}
+
+func newMetrics(reg prometheus.Registerer, queueFill, outboxPending func() float64) (*metrics, error) {
+	const ns, sub = "netfeat", "inference"
+	m := &metrics{
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rows_total",
+			Help: "Closed windows received, by feature view."}, []string{"view"}),
+		rowsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "rows_dropped_total",
+			Help: "Closed windows dropped because the scoring queue was full, by feature view."}, []string{"view"}),
+		badRows: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "bad_rows_total",
+			Help: "Rows refused as malformed (names and values differ in length), by view and device."}, []string{"view", "device"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "decisions_total",
+			Help: "Live decisions made, by model and action."}, []string{"model", "action"}),
+		shadow: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "shadow_decisions_total",
+			Help: "Decisions of shadow versions (recorded, not published), by model."}, []string{"model"}),
+		scoreErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "score_errors_total",
+			Help: "Scores that failed, by model and version."}, []string{"model", "version"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "fallbacks_total",
+			Help: "Decisions made by a fallback (previous version or rule), by model and reason (error, budget)."}, []string{"model", "reason"}),
+		scoreSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "score_seconds",
+			Help:    "Time to score one window with the live version, by model.",
+			Buckets: prometheus.ExponentialBuckets(1e-6, 2, 16)}, []string{"model"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "ingest_to_decision_seconds",
+			Help:    "Time from the ingest of a window's last sample to its live decision.",
+			Buckets: prometheus.ExponentialBuckets(50e-6, 2, 16)}),
+		queueFill: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "queue_rows",
+			Help: "Rows waiting in the scoring queues."}, queueFill),
+		published: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "published_total",
+			Help: "Decisions handed to NATS (acknowledged by JetStream when a stream is configured)."}),
+		publishErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "publish_errors_total",
+			Help: "Publish attempts that failed and left the decision in the outbox, by reason."}, []string{"reason"}),
+		outboxPending: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "outbox_pending",
+			Help: "Decisions waiting in the Badger outbox for NATS."}, outboxPending),
+		outboxStored: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "outbox_stored_total",
+			Help: "Decisions written to the outbox because NATS was unreachable or behind."}),
+		outboxDrained: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "outbox_drained_total",
+			Help: "Decisions delivered from the outbox."}),
+		outboxDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "outbox_dropped_total",
+			Help: "Decisions dropped because the outbox was full (outbox.max_pending) or an entry was corrupt."}),
+		swaps: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "registry_changes_total",
+			Help: "Registry changes applied without restart, by model and operation."}, []string{"model", "op"}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.rows, m.rowsDropped, m.badRows, m.decisions, m.shadow, m.scoreErrors,
+			m.fallbacks, m.scoreSeconds, m.latency, m.queueFill, m.published, m.publishErrors, m.outboxPending,
+			m.outboxStored, m.outboxDrained, m.outboxDropped, m.swaps} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}

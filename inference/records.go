@@ -1,0 +1,123 @@
+package inference
+
+import (
+	"encoding/json"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/netfeat/netfeat/schema"
+)
+
+// recorder keeps the most recent decisions, live and shadow, in a ring for
+// the SQL `decisions` table.
+type recorder struct {
+	mu   sync.Mutex
+	ring []recorded
+	next int
+	full bool
+}
+
+type recorded struct {
+	d      *schema.Decision
+	shadow bool
+}
+
+func newRecorder(n int) *recorder { return &recorder{ring: make([]recorded, n)} }
+
+func (c *recorder) add(d *schema.Decision, shadow bool) {
+	if len(c.ring) == 0 {
+		return
+	}
+	cp := *d
+	c.mu.Lock()
+	c.ring[c.next] = recorded{d: &cp, shadow: shadow}
+	c.next++
+	if c.next == len(c.ring) {
+		c.next, c.full = 0, true
+	}
+	c.mu.Unlock()
+}
+
+// snapshot returns the decisions oldest first.
+func (c *recorder) snapshot() []recorded {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.full {
+		return append([]recorded(nil), c.ring[:c.next]...)
+	}
+	out := make([]recorded, 0, len(c.ring))
+	out = append(out, c.ring[c.next:]...)
+	return append(out, c.ring[:c.next]...)
+}
+
+// RecentDecisions returns up to n of the most recent decisions (live and
+// shadow), newest last, with whether each came from a shadow version.
+func (r *Runtime) RecentDecisions(n int) ([]schema.Decision, []bool) {
+	all := r.rec.snapshot()
+	if n > 0 && len(all) > n {
+		all = all[len(all)-n:]
+	}
+	ds := make([]schema.Decision, len(all))
+	sh := make([]bool, len(all))
+	for i, x := range all {
+		ds[i], sh[i] = *x.d, x.shadow
+	}
+	return ds, sh
+}
+
+// DecisionRecords returns the recent decisions (Config.History of them,
+// live and shadow) as Arrow records of schema.DecisionsSchema, oldest
+// first, for the SQL `decisions` table. The caller releases the records.
+func (r *Runtime) DecisionRecords() []arrow.RecordBatch {
+	all := r.rec.snapshot()
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema.DecisionsSchema)
+	defer b.Release()
+	ts := b.Field(0).(*array.TimestampBuilder)
+	id := b.Field(1).(*array.StringBuilder)
+	dev := b.Field(2).(*array.StringBuilder)
+	comp := b.Field(3).(*array.StringBuilder)
+	view := b.Field(4).(*array.StringBuilder)
+	model := b.Field(5).(*array.StringBuilder)
+	ver := b.Field(6).(*array.StringBuilder)
+	shadow := b.Field(7).(*array.BooleanBuilder)
+	score := b.Field(8).(*array.Float64Builder)
+	action := b.Field(9).(*array.StringBuilder)
+	reason := b.Field(10).(*array.StringBuilder)
+	fb := b.Field(11).(*array.StringBuilder)
+	ws := b.Field(12).(*array.TimestampBuilder)
+	we := b.Field(13).(*array.TimestampBuilder)
+	lat := b.Field(14).(*array.Int64Builder)
+	feat := b.Field(15).(*array.StringBuilder)
+	b.Reserve(len(all))
+	for _, x := range all {
+		d := x.d
+		ts.Append(arrow.Timestamp(d.Time.UnixNano()))
+		id.Append(d.ID)
+		dev.Append(d.Entity.Device)
+		comp.Append(d.Entity.Component)
+		view.Append(d.View)
+		model.Append(d.Model)
+		ver.Append(d.ModelVersion)
+		shadow.Append(x.shadow)
+		score.Append(d.Score)
+		action.Append(d.Action)
+		reason.Append(d.Reason)
+		fb.Append(d.Fallback)
+		ws.Append(arrow.Timestamp(d.Window.Start.UnixNano()))
+		we.Append(arrow.Timestamp(d.Window.End.UnixNano()))
+		lat.Append(d.IngestToDecisionUS)
+		f := d.Features
+		if !finite(d) {
+			f = sanitized(d).Features
+		}
+		j, err := json.Marshal(f)
+		if err != nil {
+			j = []byte("{}")
+		}
+		feat.Append(string(j))
+	}
+	return []arrow.RecordBatch{b.NewRecordBatch()}
+}

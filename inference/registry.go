@@ -1,0 +1,265 @@
+package inference
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// Registry errors.
+var (
+	// ErrUnknownModel: no model of that name is configured.
+	ErrUnknownModel = errors.New("unknown model")
+	// ErrUnknownVersion: the model has no such version.
+	ErrUnknownVersion = errors.New("unknown version")
+	// ErrVersionExists: a version of that name exists with other content.
+	ErrVersionExists = errors.New("version already exists")
+	// ErrNoPrevious: there is nothing to roll back to.
+	ErrNoPrevious = errors.New("no previous version")
+	// ErrNoShadow: promote without a version needs a shadow version.
+	ErrNoShadow = errors.New("no shadow version")
+)
+
+// VersionInfo describes one stored version of a model.
+type VersionInfo struct {
+	Model   string    `json:"model"`
+	Version string    `json:"version"`
+	Kind    Kind      `json:"kind"`
+	SHA256  string    `json:"sha256"`
+	Size    int       `json:"size"`
+	Created time.Time `json:"created"`
+	// Source says where the version came from: the configured file, the
+	// configured detector parameters, or an upload.
+	Source string `json:"source"`
+	// Path is the artifact file under the data directory.
+	Path string `json:"path"`
+}
+
+// ModelInfo is the registry state of one model.
+type ModelInfo struct {
+	Name string `json:"name"`
+	Kind Kind   `json:"kind"`
+	View string `json:"view"`
+	// Live publishes decisions; Shadow scores beside it and is only
+	// recorded; History lists earlier live versions, most recent last:
+	// rollback returns to its last entry, and it is the fallback.
+	Live     string        `json:"live"`
+	Shadow   string        `json:"shadow,omitempty"`
+	History  []string      `json:"history,omitempty"`
+	Versions []VersionInfo `json:"versions"`
+}
+
+// modelState is what Badger keeps per model under "model/<name>/state".
+type modelState struct {
+	Live    string   `json:"live"`
+	Shadow  string   `json:"shadow,omitempty"`
+	History []string `json:"history,omitempty"`
+}
+
+// registry stores model versions: the artifact as a file under
+// <dataDir>/models/<model>/<version>.<ext>, its metadata (with the
+// artifact's SHA-256, checked on load) and each model's live/shadow/history
+// state in Badger. It is not safe for concurrent use; Runtime serialises
+// calls.
+type registry struct {
+	db  *badger.DB
+	dir string
+}
+
+const maxHistory = 20
+
+func stateKey(model string) []byte { return []byte("model/" + model + "/state") }
+func versionKey(model, version string) []byte {
+	return []byte("model/" + model + "/version/" + version)
+}
+
+func artifactExt(k Kind) string {
+	if k == KindLightGBM {
+		return ".txt"
+	}
+	return ".json"
+}
+
+func (r *registry) state(model string) (modelState, error) {
+	var st modelState
+	err := r.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(stateKey(model))
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error { return json.Unmarshal(v, &st) })
+	})
+	if err != nil {
+		return st, fmt.Errorf("read registry state of %s: %w", model, err)
+	}
+	return st, nil
+}
+
+func (r *registry) setState(model string, st modelState) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	if err := r.db.Update(func(txn *badger.Txn) error { return txn.Set(stateKey(model), b) }); err != nil {
+		return fmt.Errorf("write registry state of %s: %w", model, err)
+	}
+	return nil
+}
+
+// versions lists a model's versions, oldest first.
+func (r *registry) versions(model string) ([]VersionInfo, error) {
+	var out []VersionInfo
+	prefix := []byte("model/" + model + "/version/")
+	err := r.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: prefix, PrefetchValues: true, PrefetchSize: 16})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			var vi VersionInfo
+			if err := it.Item().Value(func(v []byte) error { return json.Unmarshal(v, &vi) }); err != nil {
+				return fmt.Errorf("%s: %w", it.Item().Key(), err)
+			}
+			out = append(out, vi)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list versions of %s: %w", model, err)
+	}
+	slices.SortFunc(out, func(a, b VersionInfo) int { return a.Created.Compare(b.Created) })
+	return out, nil
+}
+
+func (r *registry) version(model, version string) (VersionInfo, error) {
+	var vi VersionInfo
+	err := r.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(versionKey(model, version))
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error { return json.Unmarshal(v, &vi) })
+	})
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return vi, fmt.Errorf("%s %s: %w", model, version, ErrUnknownVersion)
+	}
+	if err != nil {
+		return vi, fmt.Errorf("read version %s %s: %w", model, version, err)
+	}
+	return vi, nil
+}
+
+// artifact reads a version's file and checks its digest.
+func (r *registry) artifact(vi VersionInfo) ([]byte, error) {
+	b, err := os.ReadFile(filepath.Join(r.dir, vi.Path))
+	if err != nil {
+		return nil, fmt.Errorf("read artifact of %s %s: %w", vi.Model, vi.Version, err)
+	}
+	if got := digest(b); got != vi.SHA256 {
+		return nil, fmt.Errorf("artifact of %s %s: sha256 %s, registry says %s", vi.Model, vi.Version, got, vi.SHA256)
+	}
+	return b, nil
+}
+
+// add stores a new version. An empty version name picks v<N+1>. Adding the
+// same content under an existing name is a no-op that returns it.
+func (r *registry) add(model string, kind Kind, version string, artifact []byte, source string) (VersionInfo, error) {
+	sum := digest(artifact)
+	existing, err := r.versions(model)
+	if err != nil {
+		return VersionInfo{}, err
+	}
+	if version == "" {
+		n := len(existing) + 1
+		for {
+			version = "v" + strconv.Itoa(n)
+			if !slices.ContainsFunc(existing, func(v VersionInfo) bool { return v.Version == version }) {
+				break
+			}
+			n++
+		}
+	}
+	if !versionRE.MatchString(version) {
+		return VersionInfo{}, fmt.Errorf("version %q must match %s", version, versionRE)
+	}
+	for _, v := range existing {
+		if v.Version == version {
+			if v.SHA256 == sum {
+				return v, nil
+			}
+			return VersionInfo{}, fmt.Errorf("%s %s: %w with another sha256", model, version, ErrVersionExists)
+		}
+	}
+	vi := VersionInfo{
+		Model: model, Version: version, Kind: kind, SHA256: sum, Size: len(artifact),
+		Created: time.Now().UTC(), Source: source, Path: filepath.Join(model, version+artifactExt(kind)),
+	}
+	full := filepath.Join(r.dir, vi.Path)
+	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+		return VersionInfo{}, fmt.Errorf("store %s %s: %w", model, version, err)
+	}
+	tmp := full + ".tmp"
+	if err := os.WriteFile(tmp, artifact, 0o644); err != nil {
+		return VersionInfo{}, fmt.Errorf("store %s %s: %w", model, version, err)
+	}
+	if err := os.Rename(tmp, full); err != nil {
+		return VersionInfo{}, fmt.Errorf("store %s %s: %w", model, version, err)
+	}
+	b, err := json.Marshal(vi)
+	if err != nil {
+		return VersionInfo{}, err
+	}
+	if err := r.db.Update(func(txn *badger.Txn) error { return txn.Set(versionKey(model, version), b) }); err != nil {
+		return VersionInfo{}, fmt.Errorf("record %s %s: %w", model, version, err)
+	}
+	return vi, nil
+}
+
+// findBySHA returns the version with the given content, if any.
+func (r *registry) findBySHA(model, sum string) (VersionInfo, bool, error) {
+	vs, err := r.versions(model)
+	if err != nil {
+		return VersionInfo{}, false, err
+	}
+	for _, v := range vs {
+		if v.SHA256 == sum {
+			return v, true, nil
+		}
+	}
+	return VersionInfo{}, false, nil
+}
+
+// promoted returns the state after making version live.
+func promoted(st modelState, version string) modelState {
+	if st.Live == version {
+		return st
+	}
+	if st.Live != "" {
+		st.History = append(slices.DeleteFunc(st.History, func(v string) bool { return v == st.Live }), st.Live)
+		if len(st.History) > maxHistory {
+			st.History = st.History[len(st.History)-maxHistory:]
+		}
+	}
+	st.Live = version
+	if st.Shadow == version {
+		st.Shadow = ""
+	}
+	return st
+}
+
+func digest(b []byte) string {
+	s := sha256.Sum256(b)
+	return hex.EncodeToString(s[:])
+}
+
+func shortHash(s string) string { return digest([]byte(s))[:8] }

@@ -1,0 +1,135 @@
+package inference
+
+import (
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"github.com/netfeat/netfeat/schema"
+)
+
+// rule evaluates a RuleConfig per entity: the condition must hold for For
+// (in window time) before the rule fires, and a firing rule stays active
+// until the value crosses back past Clear (hysteresis).
+type rule struct {
+	cfg   RuleConfig
+	clear float64
+	bind  binding
+	mu    sync.Mutex
+	state map[schema.Entity]*ruleState
+}
+
+type ruleState struct {
+	since  int64 // window end when the condition started to hold; 0 = not holding
+	firing bool
+}
+
+func newRule(cfg RuleConfig) *rule {
+	r := &rule{cfg: cfg, clear: cfg.Threshold, state: map[schema.Entity]*ruleState{}}
+	if cfg.Clear != nil {
+		r.clear = *cfg.Clear
+	}
+	r.bind.names = []string{cfg.Feature}
+	return r
+}
+
+// version is the rule's version string: rules live in the configuration,
+// so their version is a digest of it.
+func (r *rule) version() string {
+	c := r.cfg
+	return "config-" + shortHash(fmt.Sprintf("%s|%s|%s|%v|%v|%v|%s", c.View, c.Feature, c.Op, c.Threshold, r.clear, c.For, c.Action))
+}
+
+func (r *rule) holds(v, limit float64) bool {
+	switch r.cfg.Op {
+	case ">":
+		return v > limit
+	case ">=":
+		return v >= limit
+	case "<":
+		return v < limit
+	}
+	return v <= limit
+}
+
+func (r *rule) value(row *schema.FeatureRow) (float64, error) {
+	idx, err := r.bind.indexes(row)
+	if err != nil {
+		return 0, err
+	}
+	return row.Values[idx[0]], nil
+}
+
+// score advances the entity's state with the row and reports 1 while the
+// rule fires, 0 otherwise. A missing value (NaN) leaves the state as it was.
+func (r *rule) score(row *schema.FeatureRow, res *result) error {
+	v, err := r.value(row)
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	st, ok := r.state[row.Entity]
+	if !ok {
+		st = &ruleState{}
+		r.state[row.Entity] = st
+	}
+	r.mu.Unlock()
+	// Only the worker that owns the entity touches st.
+	res.features = map[string]float64{r.cfg.Feature: v}
+	f := r.cfg.Feature
+	switch {
+	case math.IsNaN(v):
+		res.reason = fmt.Sprintf("%s has no data; state kept", f)
+	case st.firing:
+		if r.holds(v, r.clear) {
+			res.reason = fmt.Sprintf("%s=%.4g still %s clear level %.4g", f, v, r.cfg.Op, r.clear)
+		} else {
+			st.firing, st.since = false, 0
+			res.reason = fmt.Sprintf("%s=%.4g crossed back past clear level %.4g: cleared", f, v, r.clear)
+		}
+	case r.holds(v, r.cfg.Threshold):
+		if st.since == 0 {
+			st.since = row.WindowEnd
+		}
+		held := time.Duration(row.WindowEnd - st.since)
+		if held >= r.cfg.For {
+			st.firing = true
+			res.reason = fmt.Sprintf("%s=%.4g %s %.4g", f, v, r.cfg.Op, r.cfg.Threshold)
+			if r.cfg.For > 0 {
+				res.reason += fmt.Sprintf(" for %v", held)
+			}
+		} else {
+			res.reason = fmt.Sprintf("%s=%.4g %s %.4g for %v of %v", f, v, r.cfg.Op, r.cfg.Threshold, held, r.cfg.For)
+		}
+	default:
+		st.since = 0
+		res.reason = fmt.Sprintf("%s=%.4g not %s %.4g", f, v, r.cfg.Op, r.cfg.Threshold)
+	}
+	res.score = 0
+	if st.firing {
+		res.score = 1
+	}
+	return nil
+}
+
+// instant evaluates the threshold alone, without touching the state: it is
+// what a model falls back to when it cannot score.
+func (r *rule) instant(row *schema.FeatureRow, res *result) error {
+	v, err := r.value(row)
+	if err != nil {
+		return err
+	}
+	if math.IsNaN(v) {
+		return fmt.Errorf("rule %s: %s has no data", r.cfg.Name, r.cfg.Feature)
+	}
+	res.features = map[string]float64{r.cfg.Feature: v}
+	res.score = 0
+	if r.holds(v, r.cfg.Threshold) {
+		res.score = 1
+		res.reason = fmt.Sprintf("%s=%.4g %s %.4g", r.cfg.Feature, v, r.cfg.Op, r.cfg.Threshold)
+	} else {
+		res.reason = fmt.Sprintf("%s=%.4g not %s %.4g", r.cfg.Feature, v, r.cfg.Op, r.cfg.Threshold)
+	}
+	return nil
+}

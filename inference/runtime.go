@@ -1,0 +1,582 @@
+// Package inference scores closed feature windows with models and
+// publishes the decisions on NATS.
+//
+// A Runtime receives rows through HandleRow (a schema.FeatureRowHandler
+// that never blocks), shards them by entity onto worker goroutines, runs
+// every model and rule bound to the row's view, and publishes each live
+// decision as JSON (schema.Decision) on netfeat.decisions.<model>.<device>
+// with the decision id as Nats-Msg-Id. Decisions that cannot reach NATS
+// wait in a Badger outbox and drain in order when it is back.
+//
+// Models are versioned in a registry (artifact files plus Badger
+// metadata); a version can score in shadow beside the live one, and
+// promote and rollback swap versions without a restart. A model that fails
+// or overruns its latency budget falls back to its previous version or to
+// its rule, and the decision says so in Fallback. See docs/inference.md.
+package inference
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/netfeat/netfeat/schema"
+)
+
+// ErrRuleNotVersioned is returned by registry operations on a rule: rules
+// come from the configuration and change with it.
+var ErrRuleNotVersioned = errors.New("rules are configured, not versioned")
+
+// Runtime is the inference stage. Create it with New, then Start; HandleRow
+// is safe for concurrent use from the moment New returns (rows that arrive
+// before Start wait in the queue) until Stop.
+type Runtime struct {
+	cfg  Config
+	nc   *nats.Conn
+	log  *slog.Logger
+	m    *metrics
+	db   *badger.DB
+	reg  registry
+	regM sync.Mutex // serialises registry changes
+
+	slots map[string]*slot   // by model or rule name
+	views map[string][]*slot // by view; read-only after New
+	order []*slot            // configuration order
+
+	queues   []chan *schema.FeatureRow
+	seed     maphash.Seed
+	pub      *publisher
+	rec      *recorder
+	stopping atomic.Bool
+	stopCh   chan struct{}
+	workers  sync.WaitGroup
+	started  bool
+	stopped  bool
+	lifeMu   sync.Mutex
+	logLimit sync.Map // model name → *atomic.Int64 (unix ns of last error log)
+}
+
+// slot is one configured model or rule.
+type slot struct {
+	name      string
+	kind      Kind
+	view      string
+	cfg       ModelConfig // zero for rules
+	rule      *rule       // the rule itself, or a model's fallback rule
+	isRule    bool
+	threshold float64
+	action    string
+	budget    time.Duration
+	scoreObs  prometheus.Observer
+	set       atomic.Pointer[liveSet]
+	loaded    map[string]*version // under Runtime.regM
+}
+
+// liveSet is what scores a slot's rows; it is swapped as a whole.
+type liveSet struct {
+	live, shadow, prev *version
+}
+
+type version struct {
+	info VersionInfo
+	sc   scorer
+}
+
+// New validates cfg, opens the registry and outbox (a Badger database under
+// dataDir/inference), imports the configured model files as versions when
+// their content is new, and loads the live and shadow versions. nc may be
+// nil or disconnected: decisions then wait in the outbox. reg and log may
+// be nil.
+func New(cfg Config, nc *nats.Conn, dataDir string, reg prometheus.Registerer, log *slog.Logger) (*Runtime, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("inference config: %w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	dir := filepath.Join(dataDir, "inference")
+	if err := os.MkdirAll(filepath.Join(dir, "models"), 0o755); err != nil {
+		return nil, fmt.Errorf("inference data dir: %w", err)
+	}
+	opts := badger.DefaultOptions(filepath.Join(dir, "badger")).
+		WithLogger(nil).WithMemTableSize(8 << 20).WithValueLogFileSize(64 << 20).WithNumVersionsToKeep(1)
+	db, err := badger.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("open inference badger: %w", err)
+	}
+	r := &Runtime{
+		cfg: cfg, nc: nc, log: log, db: db, reg: registry{db: db, dir: filepath.Join(dir, "models")},
+		slots: map[string]*slot{}, views: map[string][]*slot{}, seed: maphash.MakeSeed(),
+		stopCh: make(chan struct{}), rec: newRecorder(cfg.History),
+	}
+	ob, err := openOutbox(db)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	r.queues = make([]chan *schema.FeatureRow, cfg.Workers)
+	for i := range r.queues {
+		r.queues[i] = make(chan *schema.FeatureRow, cfg.QueueSize)
+	}
+	r.m, err = newMetrics(reg, r.queued, func() float64 { return float64(ob.pending.Load()) })
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("register inference metrics: %w", err)
+	}
+	if r.pub, err = newPublisher(cfg, nc, ob, r.m, log); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := r.loadSlots(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if ob.count > 0 {
+		log.Info("decisions left in the outbox by the last run", "pending", ob.count)
+	}
+	return r, nil
+}
+
+func (r *Runtime) loadSlots() error {
+	rules := map[string]*rule{}
+	for _, rc := range r.cfg.Rules {
+		ru := newRule(rc)
+		rules[rc.Name] = ru
+		s := &slot{name: rc.Name, kind: KindRule, view: rc.View, rule: ru, isRule: true, threshold: 1, action: rc.Action}
+		if s.action == "" {
+			s.action = "alert"
+		}
+		s.set.Store(&liveSet{live: &version{info: VersionInfo{Model: rc.Name, Version: ru.version(), Kind: KindRule, Source: "config"}, sc: ru}})
+		r.addSlot(s)
+	}
+	for _, mc := range r.cfg.Models {
+		s := &slot{
+			name: mc.Name, kind: mc.Kind, view: mc.View, cfg: mc, rule: rules[mc.FallbackRule],
+			threshold: mc.threshold(), action: mc.action(), budget: mc.LatencyBudget, loaded: map[string]*version{},
+		}
+		if err := r.importConfigured(s); err != nil {
+			return err
+		}
+		st, err := r.reg.state(s.name)
+		if err != nil {
+			return err
+		}
+		if err := r.apply(s, st); err != nil {
+			return err
+		}
+		r.addSlot(s)
+	}
+	return nil
+}
+
+func (r *Runtime) addSlot(s *slot) {
+	s.scoreObs = r.m.scoreSeconds.WithLabelValues(s.name)
+	r.slots[s.name] = s
+	r.views[s.view] = append(r.views[s.view], s)
+	r.order = append(r.order, s)
+}
+
+// importConfigured stores the configured artifact as a version when the
+// registry does not hold its content yet, and makes it live.
+func (r *Runtime) importConfigured(s *slot) error {
+	var artifact []byte
+	var source string
+	if s.kind.isTree() {
+		b, err := os.ReadFile(s.cfg.File)
+		if err != nil {
+			return fmt.Errorf("model %s: %w", s.name, err)
+		}
+		artifact, source = b, "file "+s.cfg.File
+	} else {
+		b, err := json.Marshal(detectorSpec{Features: s.cfg.Features, Params: s.cfg.Params})
+		if err != nil {
+			return err
+		}
+		artifact, source = b, "config"
+	}
+	vi, found, err := r.reg.findBySHA(s.name, digest(artifact))
+	if err != nil {
+		return err
+	}
+	st, err := r.reg.state(s.name)
+	if err != nil {
+		return err
+	}
+	if found && st.Live != "" {
+		return nil
+	}
+	if !found {
+		if _, err := buildScorer(s.kind, artifact, s.cfg.Features); err != nil {
+			return fmt.Errorf("model %s (%s): %w", s.name, source, err)
+		}
+		if vi, err = r.reg.add(s.name, s.kind, "", artifact, source); err != nil {
+			return err
+		}
+		r.log.Info("model version imported from configuration", "model", s.name, "version", vi.Version, "source", source)
+	}
+	return r.reg.setState(s.name, promoted(st, vi.Version))
+}
+
+// load returns a version's scorer, building it once.
+func (r *Runtime) load(s *slot, name string) (*version, error) {
+	if name == "" {
+		return nil, nil
+	}
+	if v, ok := s.loaded[name]; ok {
+		return v, nil
+	}
+	vi, err := r.reg.version(s.name, name)
+	if err != nil {
+		return nil, err
+	}
+	b, err := r.reg.artifact(vi)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := buildScorer(vi.Kind, b, s.cfg.Features)
+	if err != nil {
+		return nil, fmt.Errorf("model %s %s: %w", s.name, name, err)
+	}
+	v := &version{info: vi, sc: sc}
+	s.loaded[name] = v
+	return v, nil
+}
+
+// apply builds the live set for a registry state and swaps it in. The
+// caller holds regM (or runs before the runtime is shared).
+func (r *Runtime) apply(s *slot, st modelState) error {
+	var ls liveSet
+	var err error
+	if ls.live, err = r.load(s, st.Live); err != nil {
+		return err
+	}
+	if ls.shadow, err = r.load(s, st.Shadow); err != nil {
+		return err
+	}
+	if n := len(st.History); n > 0 {
+		if ls.prev, err = r.load(s, st.History[n-1]); err != nil {
+			r.log.Warn("previous version cannot load; no version fallback", "model", s.name, "version", st.History[n-1], "err", err)
+			ls.prev = nil
+		}
+	}
+	s.set.Store(&ls)
+	// Forget scorers no longer referenced, so a re-promoted version starts
+	// from its stored artifact but a version that stays keeps its state.
+	for name := range s.loaded {
+		if name != st.Live && name != st.Shadow && (len(st.History) == 0 || name != st.History[len(st.History)-1]) {
+			delete(s.loaded, name)
+		}
+	}
+	return nil
+}
+
+// Start starts the workers and the publisher. It returns at once.
+func (r *Runtime) Start(ctx context.Context) error {
+	r.lifeMu.Lock()
+	defer r.lifeMu.Unlock()
+	if r.started {
+		return errors.New("inference: already started")
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r.started = true
+	for _, q := range r.queues {
+		r.workers.Add(1)
+		go r.work(q)
+	}
+	go r.pub.run()
+	r.log.Info("inference started", "models", len(r.cfg.Models), "rules", len(r.cfg.Rules), "workers", len(r.queues),
+		"jetstream_stream", r.cfg.JetStream.Stream)
+	return nil
+}
+
+// Stop stops accepting rows, scores those queued, publishes or stores
+// their decisions, drains the outbox while NATS takes decisions and ctx
+// allows, and closes the Badger database. Decisions still in the outbox
+// are sent after the next start.
+func (r *Runtime) Stop(ctx context.Context) error {
+	r.lifeMu.Lock()
+	defer r.lifeMu.Unlock()
+	if r.stopped {
+		return nil
+	}
+	r.stopped = true
+	r.stopping.Store(true)
+	var errs []error
+	if r.started {
+		close(r.stopCh)
+		done := make(chan struct{})
+		go func() { r.workers.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("inference workers: %w", ctx.Err()))
+			<-done // workers finish the row at hand; they never wait on ctx-less I/O for long
+		}
+		deadline, ok := ctx.Deadline()
+		if !ok {
+			deadline = time.Now().Add(r.cfg.Outbox.AckTimeout)
+		}
+		r.pub.stopBy = deadline
+		close(r.pub.in)
+		<-r.pub.done
+	}
+	if err := r.db.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close inference badger: %w", err))
+	}
+	return errors.Join(errs...)
+}
+
+// HandleRow queues a closed window for scoring. It never blocks: when the
+// entity's queue is full the row is dropped and counted. It matches
+// schema.FeatureRowHandler; the runtime owns row after the call.
+func (r *Runtime) HandleRow(row *schema.FeatureRow) {
+	if row == nil {
+		return
+	}
+	slots := r.views[row.View]
+	if len(slots) == 0 || r.stopping.Load() {
+		return
+	}
+	r.m.rows.WithLabelValues(row.View).Inc()
+	q := r.queues[0]
+	if len(r.queues) > 1 {
+		var h maphash.Hash
+		h.SetSeed(r.seed)
+		h.WriteString(row.Device)
+		h.WriteByte(0)
+		h.WriteString(row.Component)
+		q = r.queues[h.Sum64()%uint64(len(r.queues))]
+	}
+	select {
+	case q <- row:
+	default:
+		r.m.rowsDropped.WithLabelValues(row.View).Inc()
+	}
+}
+
+func (r *Runtime) queued() float64 {
+	n := 0
+	for _, q := range r.queues {
+		n += len(q)
+	}
+	return float64(n)
+}
+
+func (r *Runtime) work(q chan *schema.FeatureRow) {
+	defer r.workers.Done()
+	for {
+		select {
+		case row := <-q:
+			r.process(row)
+		case <-r.stopCh:
+			for {
+				select {
+				case row := <-q:
+					r.process(row)
+				default:
+					return
+				}
+			}
+		}
+	}
+}
+
+func (r *Runtime) process(row *schema.FeatureRow) {
+	if len(row.Names) != len(row.Values) {
+		r.m.badRows.WithLabelValues(row.View, row.Device).Inc()
+		r.logLimited("bad", "row refused: names and values differ in length",
+			"view", row.View, "entity", row.Entity.String(), "names", len(row.Names), "values", len(row.Values))
+		return
+	}
+	for _, s := range r.views[row.View] {
+		r.runSlot(s, row)
+	}
+}
+
+func (r *Runtime) runSlot(s *slot, row *schema.FeatureRow) {
+	set := s.set.Load()
+	if set == nil || set.live == nil {
+		return
+	}
+	var res result
+	start := time.Now()
+	err := set.live.sc.score(row, &res)
+	took := time.Since(start)
+	s.scoreObs.Observe(took.Seconds())
+	ver := set.live.info.Version
+	fallback := ""
+	if err != nil || (s.budget > 0 && took > s.budget) {
+		var why, reason string
+		if err != nil {
+			r.m.scoreErrors.WithLabelValues(s.name, ver).Inc()
+			why, reason = fmt.Sprintf("%s failed: %v", ver, err), "error"
+		} else {
+			why, reason = fmt.Sprintf("%s took %v, over the %v budget", ver, took.Round(time.Microsecond), s.budget), "budget"
+		}
+		var ok bool
+		if ver, fallback, ok = r.fallback(s, set, row, why, &res); !ok {
+			r.logLimited(s.name, "model could not score and has no working fallback", "model", s.name,
+				"entity", row.Entity.String(), "why", why)
+			return
+		}
+		r.m.fallbacks.WithLabelValues(s.name, reason).Inc()
+	}
+	d := r.decision(s, row, ver, &res)
+	d.Fallback = fallback
+	r.m.decisions.WithLabelValues(s.name, d.Action).Inc()
+	r.m.latency.Observe(float64(d.IngestToDecisionUS) / 1e6)
+	r.rec.add(&d, false)
+	if r.cfg.Publish == PublishAll || d.Action != ActionNone {
+		r.publish(&d)
+	}
+	if set.shadow != nil {
+		var sres result
+		if err := set.shadow.sc.score(row, &sres); err != nil {
+			r.m.scoreErrors.WithLabelValues(s.name, set.shadow.info.Version).Inc()
+			r.logLimited(s.name+"/shadow", "shadow version failed", "model", s.name, "version", set.shadow.info.Version, "err", err)
+			return
+		}
+		sd := r.decision(s, row, set.shadow.info.Version, &sres)
+		r.m.shadow.WithLabelValues(s.name).Inc()
+		r.rec.add(&sd, true)
+	}
+}
+
+// fallback scores row with the previous version, else with the model's
+// rule, and returns what scored and the Fallback text.
+func (r *Runtime) fallback(s *slot, set *liveSet, row *schema.FeatureRow, why string, res *result) (string, string, bool) {
+	if set.prev != nil {
+		*res = result{}
+		start := time.Now()
+		err := set.prev.sc.score(row, res)
+		if err == nil && (s.budget == 0 || time.Since(start) <= s.budget) {
+			return set.prev.info.Version, fmt.Sprintf("previous version %s: %s", set.prev.info.Version, why), true
+		}
+		if err != nil {
+			r.m.scoreErrors.WithLabelValues(s.name, set.prev.info.Version).Inc()
+			why += fmt.Sprintf("; previous version %s failed: %v", set.prev.info.Version, err)
+		} else {
+			why += fmt.Sprintf("; previous version %s over budget too", set.prev.info.Version)
+		}
+	}
+	if s.rule != nil {
+		*res = result{}
+		if err := s.rule.instant(row, res); err == nil {
+			// A rule scores 1 or 0; scale to the model's threshold so the
+			// action follows the rule.
+			if res.score >= 1 {
+				res.score = max(s.threshold, 1)
+			} else {
+				res.score = min(s.threshold-1, 0)
+			}
+			return "rule:" + s.rule.cfg.Name, fmt.Sprintf("rule %s: %s", s.rule.cfg.Name, why), true
+		} else {
+			why += fmt.Sprintf("; rule %s: %v", s.rule.cfg.Name, err)
+		}
+	}
+	return "", why, false
+}
+
+func (r *Runtime) decision(s *slot, row *schema.FeatureRow, ver string, res *result) schema.Decision {
+	now := time.Now()
+	action := ActionNone
+	if res.score >= s.threshold {
+		action = s.action
+	}
+	var lat int64
+	if row.LastIngestTS > 0 {
+		lat = (now.UnixNano() - row.LastIngestTS) / 1e3
+	}
+	id, err := uuid.NewV7()
+	if err != nil {
+		id = uuid.New()
+	}
+	return schema.Decision{
+		SchemaVersion: schema.DecisionSchemaVersion,
+		ID:            id.String(),
+		Time:          now.UTC(),
+		Entity:        row.Entity,
+		View:          row.View,
+		Model:         s.name,
+		ModelVersion:  ver,
+		Score:         res.score,
+		Action:        action,
+		Reason:        res.reason,
+		Features:      res.features,
+		Window: schema.Window{
+			Start: time.Unix(0, row.WindowStart).UTC(),
+			End:   time.Unix(0, row.WindowEnd).UTC(),
+		},
+		IngestToDecisionUS: lat,
+	}
+}
+
+func (r *Runtime) publish(d *schema.Decision) {
+	doc := d
+	if !finite(d) {
+		doc = sanitized(d)
+	}
+	data, err := json.Marshal(doc)
+	if err != nil {
+		r.logLimited("marshal", "decision not encodable", "model", d.Model, "err", err)
+		return
+	}
+	r.pub.in <- &outMsg{subject: schema.DecisionSubject(d.Model, d.Entity.Device), id: d.ID, data: data}
+}
+
+// sanitized copies d with non-finite features and score removed: JSON has
+// no NaN; a feature without data is left out of the document.
+func sanitized(d *schema.Decision) *schema.Decision {
+	c := *d
+	c.Features = make(map[string]float64, len(d.Features))
+	for k, v := range d.Features {
+		if !isNaNOrInf(v) {
+			c.Features[k] = v
+		}
+	}
+	if isNaNOrInf(c.Score) {
+		c.Score = 0
+	}
+	return &c
+}
+
+func finite(d *schema.Decision) bool {
+	if isNaNOrInf(d.Score) {
+		return false
+	}
+	for _, v := range d.Features {
+		if isNaNOrInf(v) {
+			return false
+		}
+	}
+	return true
+}
+
+func isNaNOrInf(v float64) bool { return v != v || v > 1.7976931348623157e308 || v < -1.7976931348623157e308 }
+
+// logLimited logs at most once per 10 s per key, so that a broken model
+// or device does not flood the log.
+func (r *Runtime) logLimited(key, msg string, args ...any) {
+	v, _ := r.logLimit.LoadOrStore(key, new(atomic.Int64))
+	last := v.(*atomic.Int64)
+	now := time.Now().UnixNano()
+	if prev := last.Load(); now-prev < int64(10*time.Second) || !last.CompareAndSwap(prev, now) {
+		return
+	}
+	r.log.Warn(msg, args...)
+}

@@ -1,0 +1,274 @@
+package inference
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/dmitryikh/leaves"
+
+	"github.com/netfeat/netfeat/inference/anomaly"
+	"github.com/netfeat/netfeat/inference/xgboost"
+	"github.com/netfeat/netfeat/schema"
+)
+
+// ErrMissingFeature is returned when a row lacks a feature a model reads.
+var ErrMissingFeature = errors.New("feature not in row")
+
+// result is one score of one row.
+type result struct {
+	score    float64
+	reason   string
+	features map[string]float64
+}
+
+// scorer scores rows for one model version. Calls for the same entity never
+// overlap (rows are sharded onto workers by entity); calls for different
+// entities may run concurrently.
+type scorer interface {
+	score(row *schema.FeatureRow, res *result) error
+}
+
+// buildScorer turns a version's artifact into a scorer. features overrides
+// the feature names of tree models when not empty.
+func buildScorer(kind Kind, artifact []byte, features []string) (scorer, error) {
+	switch kind {
+	case KindXGBoost:
+		m, err := xgboost.Load(bytes.NewReader(artifact))
+		if err != nil {
+			return nil, err
+		}
+		names, err := treeFeatures(m.FeatureNames(), features, m.NumFeature())
+		if err != nil {
+			return nil, err
+		}
+		return &treeScorer{kind: kind, names: names, bind: binding{names: names}, predict: m.Predict}, nil
+	case KindLightGBM:
+		e, err := leaves.LGEnsembleFromReader(bufio.NewReader(bytes.NewReader(artifact)), true)
+		if err != nil {
+			return nil, fmt.Errorf("load lightgbm model: %w", err)
+		}
+		if e.NOutputGroups() != 1 {
+			return nil, fmt.Errorf("lightgbm model has %d output groups, want 1", e.NOutputGroups())
+		}
+		names, err := treeFeatures(lightGBMFeatureNames(artifact), features, e.NFeatures())
+		if err != nil {
+			return nil, err
+		}
+		return &treeScorer{kind: kind, names: names, bind: binding{names: names}, predict: func(x []float64) float64 { return e.PredictSingle(x, 0) }}, nil
+	case KindEWMA, KindMAD, KindSeasonal:
+		var spec detectorSpec
+		dec := json.NewDecoder(bytes.NewReader(artifact))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&spec); err != nil {
+			return nil, fmt.Errorf("decode %s detector spec: %w", kind, err)
+		}
+		if len(spec.Features) == 0 {
+			return nil, fmt.Errorf("%s detector spec names no features", kind)
+		}
+		if errs := spec.Params.validate("params", kind); len(errs) > 0 {
+			return nil, errors.Join(errs...)
+		}
+		return &detectorScorer{
+			kind: kind, spec: spec, params: spec.Params.withDefaults(kind),
+			bind: binding{names: spec.Features}, state: map[schema.Entity][]detector{},
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown model kind %q", kind)
+}
+
+// detectorSpec is the artifact of a detector version: what it watches and
+// how it learns.
+type detectorSpec struct {
+	Features []string       `json:"features"`
+	Params   DetectorParams `json:"params"`
+}
+
+func treeFeatures(inModel, override []string, n int) ([]string, error) {
+	names := inModel
+	if len(override) > 0 {
+		names = override
+	}
+	if len(names) == 0 {
+		return nil, errors.New("the model file stores no feature names: list them in the model's features")
+	}
+	if len(names) != n {
+		return nil, fmt.Errorf("%d feature names for a model of %d features", len(names), n)
+	}
+	return names, nil
+}
+
+// lightGBMFeatureNames reads the feature_names= line of a LightGBM text
+// model header.
+func lightGBMFeatureNames(artifact []byte) []string {
+	sc := bufio.NewScanner(bytes.NewReader(artifact))
+	sc.Buffer(make([]byte, 0, 64<<10), 16<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if v, ok := strings.CutPrefix(line, "feature_names="); ok {
+			return strings.Fields(v)
+		}
+		if strings.HasPrefix(line, "Tree=") {
+			break
+		}
+	}
+	return nil
+}
+
+// binding maps a model's feature names to positions in rows of one view.
+// Rows of a view share one Names slice, so the binding is cached by the
+// slice's address and recomputed only when another slice arrives.
+type binding struct {
+	names []string
+	cache atomic.Pointer[boundIdx]
+}
+
+type boundIdx struct {
+	key *string
+	n   int
+	idx []int
+	err error
+}
+
+func (b *binding) indexes(row *schema.FeatureRow) ([]int, error) {
+	key := unsafe.SliceData(row.Names)
+	if c := b.cache.Load(); c != nil && c.key == key && c.n == len(row.Names) {
+		return c.idx, c.err
+	}
+	c := &boundIdx{key: key, n: len(row.Names), idx: make([]int, len(b.names))}
+	pos := make(map[string]int, len(row.Names))
+	for i, n := range row.Names {
+		pos[n] = i
+	}
+	var missing []string
+	for i, n := range b.names {
+		j, ok := pos[n]
+		if !ok {
+			missing = append(missing, n)
+		}
+		c.idx[i] = j
+	}
+	if missing != nil {
+		c.err = fmt.Errorf("%w: view %s has no %s", ErrMissingFeature, row.View, strings.Join(missing, ", "))
+	}
+	b.cache.Store(c)
+	return c.idx, c.err
+}
+
+// treeScorer scores with a stateless tree ensemble.
+type treeScorer struct {
+	kind    Kind
+	names   []string
+	bind    binding
+	predict func(x []float64) float64
+}
+
+func (s *treeScorer) score(row *schema.FeatureRow, res *result) error {
+	idx, err := s.bind.indexes(row)
+	if err != nil {
+		return err
+	}
+	var buf [64]float64
+	x := buf[:0]
+	if len(idx) > len(buf) {
+		x = make([]float64, 0, len(idx))
+	}
+	res.features = make(map[string]float64, len(idx))
+	for i, j := range idx {
+		v := row.Values[j]
+		x = append(x, v)
+		res.features[s.names[i]] = v
+	}
+	res.score = s.predict(x)
+	if math.IsNaN(res.score) || math.IsInf(res.score, 0) {
+		return fmt.Errorf("%s model returned %v", s.kind, res.score)
+	}
+	res.reason = fmt.Sprintf("%s score %.4g", s.kind, res.score)
+	return nil
+}
+
+// detector is one series' online detector.
+type detector interface {
+	observe(t time.Time, v float64) float64
+}
+
+type ewmaDet struct{ *anomaly.EWMA }
+
+func (d ewmaDet) observe(_ time.Time, v float64) float64 { return d.Observe(v) }
+
+type madDet struct{ *anomaly.MAD }
+
+func (d madDet) observe(_ time.Time, v float64) float64 { return d.Observe(v) }
+
+type seasonalDet struct{ *anomaly.Seasonal }
+
+func (d seasonalDet) observe(t time.Time, v float64) float64 { return d.Observe(t, v) }
+
+// detectorScorer keeps one detector per entity and feature; its score is
+// the largest of the features' scores.
+type detectorScorer struct {
+	kind   Kind
+	spec   detectorSpec
+	params DetectorParams
+	bind   binding
+	mu     sync.Mutex
+	state  map[schema.Entity][]detector
+}
+
+func (s *detectorScorer) newDetector() detector {
+	p := s.params
+	switch s.kind {
+	case KindMAD:
+		return madDet{anomaly.NewMAD(p.Window, p.Warmup)}
+	case KindSeasonal:
+		return seasonalDet{anomaly.NewSeasonal(p.Period, p.Slots, p.Alpha, p.Warmup)}
+	}
+	return ewmaDet{anomaly.NewEWMA(p.Alpha, p.Warmup)}
+}
+
+func (s *detectorScorer) score(row *schema.FeatureRow, res *result) error {
+	idx, err := s.bind.indexes(row)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	dets, ok := s.state[row.Entity]
+	if !ok {
+		dets = make([]detector, len(idx))
+		for i := range dets {
+			dets[i] = s.newDetector()
+		}
+		s.state[row.Entity] = dets
+	}
+	s.mu.Unlock()
+	// The entity's detectors are touched only by the worker that owns the
+	// entity, so they need no lock of their own.
+	t := time.Unix(0, row.WindowEnd)
+	res.features = make(map[string]float64, len(idx))
+	res.score = math.NaN()
+	worst := -1
+	for i, j := range idx {
+		v := row.Values[j]
+		res.features[s.spec.Features[i]] = v
+		z := dets[i].observe(t, v)
+		if !math.IsNaN(z) && (worst < 0 || z > res.score) {
+			res.score, worst = z, i
+		}
+	}
+	if worst < 0 {
+		res.score = 0
+		res.reason = fmt.Sprintf("%s: learning (fewer than %d values, or no data)", s.kind, s.params.Warmup)
+		return nil
+	}
+	name := s.spec.Features[worst]
+	res.reason = fmt.Sprintf("%s: %s=%.4g is %.2fσ from its baseline", s.kind, name, row.Values[idx[worst]], res.score)
+	return nil
+}
