@@ -1,0 +1,833 @@
+package normalize
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/netfeat/netfeat/schema"
+)
+
+type entryKind uint8
+
+const (
+	entryMetric entryKind = iota
+	entryName
+	entryIgnore
+	entryUnmapped
+)
+
+// entry is what a path or OID resolved to, cached per device.
+type entry struct {
+	kind    entryKind
+	uptime  bool   // sysUpTime.0: a decrease is a device-wide reset
+	index   string // SNMP instance (suffix removed); gNMI parent path
+	keys    []pathKey
+	targets []target
+	table   int // names table for entryName
+	pref    int // preference of the column within its names table
+	un      *unmappedStat
+	label   string // path label for unmapped accounting
+}
+
+// target is one mapping applied to an entry's observations.
+type target struct {
+	m    *mapping
+	comp *component
+	ser  *series
+	gen  uint32 // names generation the component was resolved at
+	ok   bool
+}
+
+// component is one entity of a device.
+type component struct {
+	name    string
+	epoch   uint32 // bumped by a discontinuity of the component
+	speed   float64
+	disc    uint64
+	discSet bool
+}
+
+type seriesKey struct {
+	comp, metric string
+}
+
+// series is the state kept per counter series for rates.
+type series struct {
+	comp     *component
+	metric   string
+	has      bool
+	raw      uint64
+	ts       int64
+	devEpoch uint32
+	epoch    uint32
+	mapID    int // mapping that last fed it; -1 after a state restore
+	primary  uint64
+}
+
+type pendKey struct {
+	combo int
+	inst  string
+}
+
+type pending struct {
+	batch    uint64
+	seen     uint64
+	sum      float64
+	t        *target
+	ts, recv int64
+	proto    schema.Protocol
+	label    string
+	conv     *mapping
+}
+
+type unmappedKey struct {
+	path, reason string
+}
+
+type unmappedStat struct {
+	path, reason string
+	count        uint64
+	ctr          prometheus.Counter
+}
+
+type cacheKey struct {
+	origin, path string
+}
+
+// nameRow holds the candidate names of one index, by column preference.
+type nameRow struct {
+	vals []string
+	eff  string // the effective name counted in nameTable.uses
+}
+
+// nameTable is one names table of a device: index → names, and how many
+// indexes carry each effective name, so that a name shared by several rows
+// (ISAM's many " ONT" interfaces) can be made unique.
+type nameTable struct {
+	rows map[string]*nameRow
+	uses map[string]int
+}
+
+func (t *nameTable) recount(row *nameRow) {
+	eff := ""
+	for _, v := range row.vals {
+		if v != "" {
+			eff = v
+			break
+		}
+	}
+	if eff == row.eff {
+		return
+	}
+	if row.eff != "" {
+		t.uses[row.eff]--
+	}
+	row.eff = eff
+	if eff != "" {
+		t.uses[eff]++
+	}
+}
+
+// device is the normalizer's state for one device.
+type device struct {
+	mu   sync.Mutex
+	name string
+	n    *Normalizer
+
+	version  uint64
+	set      *profileSet
+	prof     *compiled
+	profBy   string // inventory, snmp, gnmi, default
+	profRank int
+
+	sysObjectID, sysDescr string
+	uptime                uint64
+	uptimeSet             bool
+	epoch                 uint32
+
+	cache    map[cacheKey]*entry
+	names    []*nameTable
+	namesGen uint32
+	comps    map[string]*component
+	series   map[seriesKey]*series
+	pend     map[pendKey]*pending
+	unmapped map[unmappedKey]*unmappedStat
+
+	batch   uint64
+	scratch []*entry
+	out     []schema.Sample
+
+	disc, wraps prometheus.Counter
+}
+
+func newDevice(name string, n *Normalizer) *device {
+	return &device{
+		name: name, n: n,
+		cache:    map[cacheKey]*entry{},
+		comps:    map[string]*component{},
+		series:   map[seriesKey]*series{},
+		pend:     map[pendKey]*pending{},
+		unmapped: map[unmappedKey]*unmappedStat{},
+		disc:     n.met.discontinuities.WithLabelValues(name),
+		wraps:    n.met.wraps.WithLabelValues(name),
+	}
+}
+
+// setProfile switches the device to c, dropping resolved paths (counter
+// state is kept: it is keyed by component and metric).
+func (d *device) setProfile(c *compiled, by string, rank int) {
+	if d.prof == c {
+		d.profBy, d.profRank = by, rank
+		return
+	}
+	d.prof, d.profBy, d.profRank = c, by, rank
+	clear(d.cache)
+	d.names = make([]*nameTable, len(c.names))
+	for i := range d.names {
+		d.names[i] = &nameTable{rows: map[string]*nameRow{}, uses: map[string]int{}}
+	}
+	d.namesGen++
+	d.n.log.Debug("device profile", "device", d.name, "profile", c.name, "matched_by", by)
+}
+
+// chooseProfile picks the device's profile before a batch is processed.
+func (d *device) chooseProfile(batch []schema.Observation) {
+	if v := d.n.version.Load(); v != d.version {
+		d.version, d.set = v, d.n.set.Load()
+		old := d.prof
+		d.prof = nil
+		if old != nil && d.profBy == "gnmi" {
+			if c := d.set.byName[old.name]; c != nil {
+				d.setProfile(c, "gnmi", d.profRank)
+			}
+		}
+		if d.prof == nil {
+			clear(d.cache)
+		}
+	}
+	if info, ok := d.n.cfg.Inventory[d.name]; ok && info.Profile != "" {
+		if c := d.set.byName[info.Profile]; c != nil {
+			d.setProfile(c, "inventory", 1<<30)
+			return
+		}
+	}
+	// SNMP: system scalars in the batch (all three are 17 characters).
+	var oid, descr string
+	snmp := false
+	for i := range batch {
+		o := &batch[i]
+		if o.Protocol != schema.ProtocolSNMP && o.Protocol != schema.ProtocolTrap {
+			continue
+		}
+		snmp = true
+		if len(o.Path) != len(oidSysObjectID) {
+			continue
+		}
+		switch o.Path {
+		case oidSysObjectID:
+			oid = strings.TrimPrefix(o.Str, ".")
+		case oidSysDescr:
+			descr = o.Str
+		}
+	}
+	if snmp && (oid != "" || descr != "") && (oid != d.sysObjectID || descr != d.sysDescr || d.profBy != "snmp") {
+		d.sysObjectID, d.sysDescr = strings.Clone(oid), strings.Clone(descr)
+		if c := d.set.matchSNMP(oid, descr); c != nil {
+			d.setProfile(c, "snmp", 0)
+			return
+		}
+	}
+	if d.prof != nil {
+		return
+	}
+	if snmp {
+		d.setProfile(d.set.byName[DefaultSNMPProfile], "default", 0)
+		return
+	}
+	// gNMI: the best profile for any origin in the batch.
+	var best *compiled
+	rank := 0
+	for i := range batch {
+		o := &batch[i]
+		origin := o.Origin
+		if originClass(origin) == "openconfig" {
+			if j := strings.IndexByte(o.Path, ':'); j > 0 && j < strings.IndexAny(o.Path+"/", "/[") {
+				origin = o.Path[:j]
+			}
+		}
+		if c, r := d.set.matchOrigin(origin); r > rank {
+			best, rank = c, r
+		}
+	}
+	if best == nil {
+		d.setProfile(d.set.byName[DefaultGNMIProfile], "gnmi", 0)
+		return
+	}
+	d.setProfile(best, "gnmi", rank)
+}
+
+// process normalizes one device's run of observations and appends the
+// samples.
+func (d *device) process(ctx context.Context, n *Normalizer, batch []schema.Observation) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.batch++
+	d.chooseProfile(batch)
+	if len(d.cache) > maxCacheEntries {
+		clear(d.cache)
+	}
+
+	// Pass 1: resolve every observation to its entry; take names and
+	// sysUpTime first so that pass 2 sees this poll's names and resets.
+	scratch := d.scratch[:0]
+	for i := range batch {
+		o := &batch[i]
+		e := d.cache[cacheKey{o.Origin, o.Path}]
+		if e == nil {
+			e = d.resolve(o)
+			if e == nil { // the profile changed under a gNMI origin: restart
+				return d.processRestart(ctx, n, batch)
+			}
+		}
+		scratch = append(scratch, e)
+		switch e.kind {
+		case entryName:
+			d.setName(e, o)
+		case entryMetric:
+			if e.uptime && o.Kind == schema.KindTimeTicks {
+				if d.uptimeSet && o.Uint < d.uptime {
+					d.epoch++
+					d.disc.Inc()
+				}
+				d.uptime, d.uptimeSet = o.Uint, true
+			}
+		}
+	}
+	d.scratch = scratch
+
+	// Pass 2: resolve components, apply discontinuities, note which series
+	// have a primary (non-fallback) source in this batch.
+	for i, e := range scratch {
+		if e.kind != entryMetric {
+			continue
+		}
+		for j := range e.targets {
+			t := &e.targets[j]
+			if !t.ok || t.gen != d.namesGen {
+				d.bind(e, t)
+			}
+			switch {
+			case t.m.role == RoleDiscontinuity:
+				h := hashValue(&batch[i])
+				if t.comp.discSet && t.comp.disc != h {
+					t.comp.epoch++
+					d.disc.Inc()
+				}
+				t.comp.disc, t.comp.discSet = h, true
+			case t.ser != nil && !t.m.fallback:
+				t.ser.primary = d.batch
+			}
+		}
+	}
+
+	// Pass 3: values.
+	samples := 0
+	for i, e := range scratch {
+		o := &batch[i]
+		switch e.kind {
+		case entryUnmapped:
+			e.un.count++
+			e.un.ctr.Inc()
+			continue
+		case entryMetric:
+		default:
+			continue
+		}
+		for j := range e.targets {
+			t := &e.targets[j]
+			m := t.m
+			if m.role != RoleMetric {
+				continue
+			}
+			if m.fallback && t.ser.primary == d.batch {
+				continue
+			}
+			if m.combo != nil {
+				d.addPart(e, t, o)
+				continue
+			}
+			samples += d.emit(t, m, o, e.label)
+		}
+	}
+	samples += d.finishCombos()
+	n.met.observations.Add(float64(len(batch)))
+	n.met.samples.Add(float64(samples))
+	if len(d.out) == 0 {
+		return nil
+	}
+	err := n.out.Append(ctx, d.out)
+	clear(d.out) // drop string references held by the reused buffer
+	d.out = d.out[:0]
+	if err != nil {
+		return fmt.Errorf("normalize: append samples of %s: %w", d.name, err)
+	}
+	return nil
+}
+
+func (d *device) processRestart(ctx context.Context, n *Normalizer, batch []schema.Observation) error {
+	d.mu.Unlock()
+	defer d.mu.Lock()
+	return d.process(ctx, n, batch)
+}
+
+// emit converts one observation and appends its sample(s). It returns the
+// number of samples appended.
+func (d *device) emit(t *target, m *mapping, o *schema.Observation, label string) int {
+	ts := o.DeviceTime
+	if ts == 0 {
+		ts = o.RecvTime
+	}
+	if m.kind == schema.KindCounterMetric {
+		raw, width, reason := counterValue(o)
+		if reason != "" {
+			d.bad(label, reason)
+			return 0
+		}
+		return d.counter(t, m, raw, width, ts, o.RecvTime, o.Protocol)
+	}
+	var v float64
+	var reason string
+	if m.enum != nil {
+		v, reason = enumValue(m, o)
+	} else {
+		v, reason = numeric(o)
+	}
+	if reason != "" {
+		d.bad(label, reason)
+		return 0
+	}
+	for _, a := range m.absent {
+		if v == a {
+			d.bad(label, ReasonAbsent)
+			return 0
+		}
+	}
+	v = m.apply(v)
+	if m.dbm {
+		if v <= 0 {
+			d.bad(label, ReasonBadValue)
+			return 0
+		}
+		v = 10 * math.Log10(v)
+	}
+	if m.speed {
+		t.comp.speed = v
+	}
+	d.append(ts, o.RecvTime, t.comp.name, m.metric, v, m.sources[o.Protocol])
+	return 1
+}
+
+func (d *device) append(ts, recv int64, comp, metric string, v float64, src string) {
+	d.out = append(d.out, schema.Sample{
+		TS: ts, IngestTS: recv, Entity: schema.Entity{Device: d.name, Component: comp},
+		Metric: metric, Value: v, Source: src,
+	})
+}
+
+// Wrap plausibility: a drop is bridged as a wrap only when the wrapped
+// delta is less than half (32-bit) or a quarter (64-bit) of the range, and,
+// for octet counters of an interface with a known speed, when the implied
+// rate is at most twice that speed. Anything else is a reset.
+const (
+	maxWrap32 = 1 << 31
+	maxWrap64 = 1 << 62
+)
+
+// counter appends the counter sample and, from the second sample of an
+// unbroken series on, its derived rates.
+func (d *device) counter(t *target, m *mapping, raw uint64, width uint8, ts, recv int64, proto schema.Protocol) int {
+	s := t.ser
+	src := m.sources[proto]
+	d.append(ts, recv, t.comp.name, m.metric, m.apply(float64(raw)), src)
+	n := 1
+	mapID := m.id
+	if m.combo != nil {
+		mapID = m.combo.conv.id
+	}
+	if !s.has || s.mapID != mapID && s.mapID != -1 || s.devEpoch != d.epoch || s.epoch != t.comp.epoch {
+		if s.has && (s.mapID == mapID || s.mapID == -1) {
+			// A reset announced by sysUpTime or a discontinuity leaf: it
+			// was counted where it was detected.
+		}
+		d.rebase(s, raw, ts, mapID, t.comp)
+		return n
+	}
+	dt := ts - s.ts
+	if dt <= 0 {
+		return n // duplicate or out of order: keep the newer baseline
+	}
+	var delta uint64
+	if raw >= s.raw {
+		delta = raw - s.raw
+	} else {
+		wrapped := raw - s.raw // modular arithmetic: correct for 64-bit
+		ok := false
+		switch width {
+		case 32:
+			wrapped = raw + (1 << 32) - s.raw
+			ok = s.raw < 1<<32 && wrapped < maxWrap32
+		case 64:
+			ok = wrapped < maxWrap64
+		}
+		if ok && t.comp.speed > 0 && len(m.rates) > 0 && m.rates[0].util != "" {
+			ok = float64(wrapped)*m.scale*m.rates[0].scale/(float64(dt)/1e9) <= 2*t.comp.speed
+		}
+		if !ok {
+			d.disc.Inc()
+			d.rebase(s, raw, ts, mapID, t.comp)
+			return n
+		}
+		d.wraps.Inc()
+		delta = wrapped
+	}
+	perSec := float64(delta) * m.scale / (float64(dt) / 1e9)
+	for _, r := range m.rates {
+		v := perSec * r.scale
+		d.append(ts, recv, t.comp.name, r.metric, v, src)
+		n++
+		if r.util != "" && t.comp.speed > 0 {
+			d.append(ts, recv, t.comp.name, r.util, v/t.comp.speed, src)
+			n++
+		}
+	}
+	s.raw, s.ts = raw, ts
+	return n
+}
+
+func (d *device) rebase(s *series, raw uint64, ts int64, mapID int, c *component) {
+	s.has, s.raw, s.ts, s.mapID, s.devEpoch, s.epoch = true, raw, ts, mapID, d.epoch, c.epoch
+}
+
+// addPart accumulates one part of a combined value.
+func (d *device) addPart(e *entry, t *target, o *schema.Observation) {
+	m := t.m
+	v, reason := numeric(o)
+	if reason != "" {
+		d.bad(e.label, reason)
+		return
+	}
+	k := pendKey{combo: m.combo.id, inst: e.index}
+	p := d.pend[k]
+	if p == nil {
+		p = &pending{}
+		d.pend[pendKey{combo: m.combo.id, inst: strings.Clone(e.index)}] = p
+	}
+	if p.batch != d.batch {
+		*p = pending{batch: d.batch}
+	}
+	bit := uint64(1) << uint(m.part)
+	if p.seen&bit == 0 {
+		p.sum += m.sign * v
+	}
+	p.seen |= bit
+	if m.part == 0 || p.t == nil {
+		p.t, p.label = t, e.label
+		p.ts = o.DeviceTime
+		if p.ts == 0 {
+			p.ts = o.RecvTime
+		}
+		p.recv, p.proto, p.conv = o.RecvTime, o.Protocol, m.combo.conv
+	}
+}
+
+// finishCombos emits combined values whose parts all arrived in this batch.
+func (d *device) finishCombos() int {
+	n := 0
+	for _, p := range d.pend {
+		if p.batch != d.batch || p.t == nil {
+			continue
+		}
+		m := p.conv
+		if p.seen != (uint64(1)<<uint(m.combo.parts))-1 {
+			d.bad(p.label, ReasonIncomplete)
+			p.t = nil
+			continue
+		}
+		if m.kind == schema.KindCounterMetric {
+			if p.sum < 0 {
+				d.bad(p.label, ReasonBadValue)
+			} else {
+				n += d.counter(p.t, m, uint64(p.sum), 0, p.ts, p.recv, p.proto)
+			}
+		} else {
+			d.append(p.ts, p.recv, p.t.comp.name, m.metric, m.apply(p.sum), m.sources[p.proto])
+			n++
+		}
+		p.t = nil
+	}
+	return n
+}
+
+// bad counts an observation of a mapped path that could not be converted.
+func (d *device) bad(label, reason string) {
+	u := d.unmappedStat(label, reason)
+	u.count++
+	u.ctr.Inc()
+}
+
+func (d *device) unmappedStat(label, reason string) *unmappedStat {
+	u := d.unmapped[unmappedKey{label, reason}]
+	if u != nil {
+		return u
+	}
+	if len(d.unmapped) >= maxUnmappedPaths {
+		label = otherPath
+		if u = d.unmapped[unmappedKey{label, reason}]; u != nil {
+			return u
+		}
+	}
+	label = strings.Clone(label)
+	u = &unmappedStat{path: label, reason: reason, ctr: d.n.met.unmapped.WithLabelValues(d.name, label, reason)}
+	d.unmapped[unmappedKey{label, reason}] = u
+	return u
+}
+
+// setName records one names-table value. Integer names (slot and port
+// numbers) are formatted into a stack buffer and only copied when they
+// change, so a steady poll does not allocate.
+func (d *device) setName(e *entry, o *schema.Observation) {
+	var buf [24]byte
+	var b []byte
+	v := o.Str
+	switch o.Kind {
+	case schema.KindString, schema.KindBytes:
+	case schema.KindInteger:
+		b = strconv.AppendInt(buf[:0], o.Int, 10)
+	case schema.KindGauge:
+		b = strconv.AppendUint(buf[:0], o.Uint, 10)
+	default:
+		return
+	}
+	if len(v) > maxStringValue {
+		d.bad(e.label, ReasonBadValue)
+		return
+	}
+	tbl := d.names[e.table]
+	row := tbl.rows[e.index]
+	if row == nil {
+		row = &nameRow{vals: make([]string, len(d.prof.names[e.table].OIDs))}
+		tbl.rows[e.index] = row
+	}
+	if b != nil {
+		if row.vals[e.pref] != string(b) {
+			row.vals[e.pref] = string(b)
+			tbl.recount(row)
+			d.namesGen++
+		}
+		return
+	}
+	if row.vals[e.pref] != v {
+		row.vals[e.pref] = strings.Clone(v)
+		tbl.recount(row)
+		d.namesGen++
+	}
+}
+
+// lookupName returns the name of idx in a names table: the first non-empty
+// column value, suffixed with "#index" when other rows share it, or the
+// index itself when the table has no name for it.
+func (d *device) lookupName(table int, idx string) string {
+	t := d.names[table]
+	if row := t.rows[idx]; row != nil && row.eff != "" {
+		if t.uses[row.eff] > 1 {
+			return row.eff + "#" + idx
+		}
+		return row.eff
+	}
+	return idx
+}
+
+// bind resolves a target's component and series.
+func (d *device) bind(e *entry, t *target) {
+	name := d.render(t.m.tmpl, e)
+	c := d.comps[name]
+	if c == nil {
+		c = &component{name: name}
+		d.comps[name] = c
+	}
+	t.comp, t.gen, t.ok = c, d.namesGen, true
+	t.ser = nil
+	if t.m.role == RoleMetric {
+		k := seriesKey{name, t.m.metric}
+		s := d.series[k]
+		if s == nil {
+			s = &series{comp: c, metric: t.m.metric}
+			d.series[k] = s
+		}
+		t.ser = s
+	}
+}
+
+func (d *device) render(t template, e *entry) string {
+	if len(t) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for _, s := range t {
+		switch s.kind {
+		case segLiteral:
+			b.WriteString(s.text)
+		case segIndex:
+			b.WriteString(e.index)
+		case segIndexArc:
+			b.WriteString(arc(e.index, s.arc))
+		case segName:
+			idx := e.index
+			if s.arc >= 0 {
+				idx = arc(idx, s.arc)
+			}
+			if s.table < len(d.names) {
+				b.WriteString(d.lookupName(s.table, idx))
+			} else {
+				b.WriteString(idx)
+			}
+		case segKey:
+			for i := len(e.keys) - 1; i >= 0; i-- {
+				if e.keys[i].name == s.text {
+					b.WriteString(e.keys[i].value)
+					break
+				}
+			}
+		}
+	}
+	return b.String()
+}
+
+// arc returns the n-th dot-separated arc of idx, or "" if it has fewer.
+func arc(idx string, n int) string {
+	for ; n > 0; n-- {
+		i := strings.IndexByte(idx, '.')
+		if i < 0 {
+			return ""
+		}
+		idx = idx[i+1:]
+	}
+	if i := strings.IndexByte(idx, '.'); i >= 0 {
+		return idx[:i]
+	}
+	return idx
+}
+
+// resolve builds (and caches) the entry for an observation not seen
+// before. It returns nil when it switched the device's profile, so that
+// the caller restarts the batch.
+func (d *device) resolve(o *schema.Observation) *entry {
+	var e *entry
+	if o.Protocol == schema.ProtocolGNMI {
+		var switched bool
+		e, switched = d.resolveGNMI(o)
+		if switched {
+			return nil
+		}
+	} else {
+		e = d.resolveSNMP(o)
+	}
+	if e.kind == entryUnmapped {
+		e.un = d.unmappedStat(e.label, ReasonNoMapping)
+	}
+	d.cache[cacheKey{strings.Clone(o.Origin), strings.Clone(o.Path)}] = e
+	return e
+}
+
+func (d *device) resolveSNMP(o *schema.Observation) *entry {
+	oid := strings.TrimPrefix(o.Path, ".")
+	e := &entry{label: strings.Clone(oid)}
+	p := d.prof
+	// Names tables first: a names column is not also a metric.
+	for i := len(oid); i > 0; i = strings.LastIndexByte(oid[:i], '.') {
+		col := oid[:i]
+		if nc, ok := p.nameCols[col]; ok && i < len(oid) {
+			e.kind, e.table, e.pref, e.index = entryName, nc.table, nc.pref, strings.Clone(oid[i+1:])
+			return e
+		}
+		ms := p.snmp[col]
+		if len(ms) == 0 || i == len(oid) {
+			continue
+		}
+		idx := oid[i+1:]
+		for _, m := range ms {
+			if m.scalar && idx != "0" {
+				continue
+			}
+			inst := idx
+			if m.suffix != "" {
+				if !strings.HasSuffix(idx, m.suffix) || len(idx) == len(m.suffix) {
+					continue
+				}
+				inst = idx[:len(idx)-len(m.suffix)]
+			}
+			if e.index == "" {
+				e.index = strings.Clone(inst)
+			} else if e.index != inst {
+				continue // one entry, one instance: first mapping wins
+			}
+			e.targets = append(e.targets, target{m: m})
+		}
+		if len(e.targets) > 0 {
+			e.kind = entryMetric
+			e.uptime = oid == oidSysUpTime
+			return e
+		}
+		break
+	}
+	for _, ig := range p.ignore {
+		if oid == ig || strings.HasPrefix(oid, ig+".") {
+			e.kind = entryIgnore
+			return e
+		}
+	}
+	e.kind = entryUnmapped
+	return e
+}
+
+func (d *device) resolveGNMI(o *schema.Observation) (*entry, bool) {
+	pp, err := parseGNMIPath(o.Path)
+	origin := o.Origin
+	if err == nil && originClass(origin) == "openconfig" && pp.module != "" {
+		origin = pp.module
+	}
+	class := originClass(origin)
+	if err != nil {
+		e := &entry{kind: entryUnmapped, label: class + ":" + o.Path}
+		e.un = d.unmappedStat(e.label, ReasonBadPath)
+		return e, false
+	}
+	e := &entry{label: class + ":" + pp.schema, keys: pp.keys}
+	ms := d.prof.gnmi[gnmiKey{class: class, schema: pp.schema}]
+	if len(ms) == 0 {
+		// A model the current profile does not map may select a better one
+		// (a device first seen with OpenConfig paths, then IOS-XR native).
+		if d.profBy == "gnmi" || d.profBy == "default" {
+			if c, r := d.set.matchOrigin(origin); c != nil && r > d.profRank && c != d.prof {
+				d.setProfile(c, "gnmi", r)
+				return nil, true
+			}
+		}
+		e.kind = entryUnmapped
+		return e, false
+	}
+	if i := strings.LastIndexByte(o.Path, '/'); i > 0 {
+		e.index = strings.Clone(o.Path[:i])
+	}
+	for _, m := range ms {
+		e.targets = append(e.targets, target{m: m})
+	}
+	e.kind = entryMetric
+	return e, false
+}

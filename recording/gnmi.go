@@ -1,0 +1,652 @@
+package recording
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/netfeat/netfeat/schema"
+)
+
+// GNMIFormat names a recorded gNMI/MDT capture format.
+type GNMIFormat string
+
+// Capture formats ReadGNMICapture understands.
+const (
+	// FormatPipelineJSON is bigmuddy-network-telemetry-pipeline's JSON
+	// output: [{"Telemetry":{"encoding_path":...},"Rows":[{"Timestamp","Keys","Content"}]}].
+	FormatPipelineJSON GNMIFormat = "pipeline-json"
+	// FormatGPBKV is Cisco MDT self-describing GPB (key-value) rendered as
+	// JSON, snake_case (pipeline "jsonkv") or camelCase (Telegraf
+	// cisco_telemetry_mdt test packets), including NX-OS DME trees.
+	FormatGPBKV GNMIFormat = "gpbkv-json"
+	// FormatGNMIProto is gNMI SubscribeResponse messages in protobuf JSON
+	// (a JSON array or a stream of objects), values possibly json_ietf.
+	FormatGNMIProto GNMIFormat = "gnmi-protojson"
+	// FormatGNMIC is gnmic's event/JSON output: {"source","timestamp",
+	// "updates":[{"Path","values":{...}}]}, one object or one per line.
+	FormatGNMIC GNMIFormat = "gnmic-json"
+)
+
+// ErrCaptureFormat is wrapped when a capture's format is not recognised.
+var ErrCaptureFormat = errors.New("unrecognised gNMI capture format")
+
+// maxCaptureBytes bounds a capture read into memory.
+const maxCaptureBytes = 256 << 20
+
+// ReadGNMICapture reads a recorded gNMI or Cisco MDT capture in any of the
+// GNMIFormat formats (detected from its content) and returns the
+// observations a gNMI collector would have emitted: Origin set from the
+// gNMI origin or the YANG module of the encoding path, Path with list keys
+// in brackets ("interfaces/interface[name=Gi0/0/0/0]/state/counters/in-octets"),
+// typed values (non-negative integers as KindCounter64, negative as
+// KindInteger, decimals as KindFloat, strings, booleans), and DeviceTime and
+// RecvTime set to the message timestamp. NX-OS DME objects become
+// "<dn>/<attribute>" paths with origin "DME". device names the target; when
+// empty, the node id or source recorded in the capture is used. name is
+// used in error messages.
+func ReadGNMICapture(r io.Reader, name, device string) ([]schema.Observation, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxCaptureBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: read: %w", name, err)
+	}
+	if len(data) > maxCaptureBytes {
+		return nil, fmt.Errorf("%s: capture larger than %d bytes", name, maxCaptureBytes)
+	}
+	format, err := DetectGNMIFormat(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	var msgs []json.RawMessage
+	dec := json.NewDecoder(bytes.NewReader(data))
+	for {
+		var v json.RawMessage
+		if err := dec.Decode(&v); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("%s: %s: %w", name, format, err)
+		}
+		if t := bytes.TrimSpace(v); len(t) > 0 && t[0] == '[' {
+			var arr []json.RawMessage
+			if err := json.Unmarshal(t, &arr); err != nil {
+				return nil, fmt.Errorf("%s: %s: %w", name, format, err)
+			}
+			msgs = append(msgs, arr...)
+		} else {
+			msgs = append(msgs, v)
+		}
+	}
+	var out []schema.Observation
+	for i, m := range msgs {
+		var obs []schema.Observation
+		switch format {
+		case FormatPipelineJSON:
+			obs, err = pipelineObservations(m, device)
+		case FormatGPBKV:
+			obs, err = gpbkvObservations(m, device)
+		case FormatGNMIProto:
+			obs, err = protoObservations(m, device)
+		case FormatGNMIC:
+			obs, err = gnmicObservations(m, device)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%s: message %d: %w", name, i, err)
+		}
+		out = append(out, obs...)
+	}
+	return out, nil
+}
+
+// ReadGNMICaptureFile opens and reads a capture file.
+func ReadGNMICaptureFile(path, device string) ([]schema.Observation, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("open capture: %w", err)
+	}
+	defer f.Close()
+	return ReadGNMICapture(bufio.NewReader(f), path, device)
+}
+
+// DetectGNMIFormat tells which capture format data is in, from the keys of
+// its first JSON object.
+func DetectGNMIFormat(data []byte) (GNMIFormat, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	var first json.RawMessage
+	if err := dec.Decode(&first); err != nil {
+		return "", fmt.Errorf("%w: %v", ErrCaptureFormat, err)
+	}
+	first = bytes.TrimSpace(first)
+	if len(first) > 0 && first[0] == '[' {
+		var arr []json.RawMessage
+		if err := json.Unmarshal(first, &arr); err != nil || len(arr) == 0 {
+			return "", fmt.Errorf("%w: empty or invalid array", ErrCaptureFormat)
+		}
+		first = arr[0]
+	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(first, &keys); err != nil {
+		return "", fmt.Errorf("%w: not a JSON object", ErrCaptureFormat)
+	}
+	has := func(ks ...string) bool {
+		for _, k := range ks {
+			if _, ok := keys[k]; ok {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case has("Telemetry") && has("Rows"):
+		return FormatPipelineJSON, nil
+	case has("data_gpbkv", "dataGpbkv"):
+		return FormatGPBKV, nil
+	case has("updates") && has("source", "timestamp"):
+		return FormatGNMIC, nil
+	case has("update", "sync_response", "syncResponse"):
+		return FormatGNMIProto, nil
+	}
+	return "", ErrCaptureFormat
+}
+
+// splitEncodingPath splits "Module:a/b/c" into its module and element names.
+func splitEncodingPath(p string) (origin string, elems []string) {
+	p = strings.TrimPrefix(p, "/")
+	if i := strings.IndexByte(p, ':'); i > 0 && !strings.ContainsAny(p[:i], "/[") {
+		origin, p = p[:i], p[i+1:]
+	}
+	if p == "" {
+		return origin, nil
+	}
+	return origin, strings.Split(p, "/")
+}
+
+// keyedPath renders elems with keys attached to the list element: the
+// deepest element whose parent is its plural ("interfaces/interface"), or
+// else the last element. Keys are written in name order.
+func keyedPath(elems []string, keys map[string]string) string {
+	at := len(elems) - 1
+	for i := len(elems) - 1; i > 0; i-- {
+		if elems[i-1] == elems[i]+"s" {
+			at = i
+			break
+		}
+	}
+	var b strings.Builder
+	for i, e := range elems {
+		if i > 0 {
+			b.WriteByte('/')
+		}
+		b.WriteString(e)
+		if i == at && len(keys) > 0 {
+			writeKeys(&b, keys)
+		}
+	}
+	return b.String()
+}
+
+func writeKeys(b *strings.Builder, keys map[string]string) {
+	names := make([]string, 0, len(keys))
+	for k := range keys {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		b.WriteByte('[')
+		b.WriteString(k)
+		b.WriteByte('=')
+		v := keys[k]
+		for i := 0; i < len(v); i++ {
+			if v[i] == ']' || v[i] == '\\' {
+				b.WriteByte('\\')
+			}
+			b.WriteByte(v[i])
+		}
+		b.WriteByte(']')
+	}
+}
+
+// jsonLeaves flattens a decoded JSON value into leaves under prefix. Lists
+// of objects are keyed by their "name" member when they have one, else by
+// position ("[index=N]").
+func jsonLeaves(prefix string, v any, emit func(path string, v any)) {
+	switch x := v.(type) {
+	case map[string]any:
+		names := make([]string, 0, len(x))
+		for k := range x {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		for _, k := range names {
+			jsonLeaves(joinPath(prefix, k), x[k], emit)
+		}
+	case []any:
+		for i, e := range x {
+			if m, ok := e.(map[string]any); ok {
+				var b strings.Builder
+				b.WriteString(prefix)
+				if n, ok := m["name"].(string); ok {
+					writeKeys(&b, map[string]string{"name": n})
+				} else {
+					writeKeys(&b, map[string]string{"index": strconv.Itoa(i)})
+				}
+				jsonLeaves(b.String(), m, emit)
+				continue
+			}
+			emit(prefix, e)
+		}
+	default:
+		emit(prefix, v)
+	}
+}
+
+func joinPath(prefix, name string) string {
+	if prefix == "" {
+		return name
+	}
+	return prefix + "/" + name
+}
+
+// typed sets an observation's value from a JSON value decoded with
+// UseNumber.
+func typed(o *schema.Observation, v any) {
+	switch x := v.(type) {
+	case json.Number:
+		s := x.String()
+		if u, err := strconv.ParseUint(s, 10, 64); err == nil {
+			o.Kind, o.Uint = schema.KindCounter64, u
+		} else if i, err := strconv.ParseInt(s, 10, 64); err == nil {
+			o.Kind, o.Int = schema.KindInteger, i
+		} else if f, err := strconv.ParseFloat(s, 64); err == nil {
+			o.Kind, o.Float = schema.KindFloat, f
+		} else {
+			o.Kind, o.Str = schema.KindString, s
+		}
+	case float64:
+		o.Kind, o.Float = schema.KindFloat, x
+	case string:
+		o.Kind, o.Str = schema.KindString, x
+	case bool:
+		o.Kind = schema.KindBool
+		if x {
+			o.Int = 1
+		}
+	case nil:
+		o.Kind = schema.KindNull
+	default:
+		b, _ := json.Marshal(x)
+		o.Kind, o.Str = schema.KindJSON, string(b)
+	}
+}
+
+func decodeNumbers(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	return dec.Decode(v)
+}
+
+func msToNs(v json.Number) int64 {
+	ms, err := v.Int64()
+	if err != nil {
+		f, _ := v.Float64()
+		ms = int64(f)
+	}
+	return ms * 1_000_000
+}
+
+// pipelineObservations decodes one message of FormatPipelineJSON.
+func pipelineObservations(m json.RawMessage, device string) ([]schema.Observation, error) {
+	var msg struct {
+		Source    string
+		Telemetry struct {
+			NodeID       string      `json:"node_id_str"`
+			EncodingPath string      `json:"encoding_path"`
+			MsgTimestamp json.Number `json:"msg_timestamp"`
+		}
+		Rows []struct {
+			Timestamp json.Number
+			Keys      map[string]any
+			Content   map[string]any
+		}
+	}
+	if err := decodeNumbers(m, &msg); err != nil {
+		return nil, err
+	}
+	if device == "" {
+		device = msg.Telemetry.NodeID
+	}
+	origin, elems := splitEncodingPath(msg.Telemetry.EncodingPath)
+	var out []schema.Observation
+	for _, row := range msg.Rows {
+		ts := msToNs(row.Timestamp)
+		if row.Timestamp == "" {
+			ts = msToNs(msg.Telemetry.MsgTimestamp)
+		}
+		keys := map[string]string{}
+		for k, v := range row.Keys {
+			keys[k] = fmt.Sprint(v)
+		}
+		base := keyedPath(elems, keys)
+		jsonLeaves(base, row.Content, func(p string, v any) {
+			o := schema.Observation{Device: device, Protocol: schema.ProtocolGNMI, Origin: origin, Path: p, DeviceTime: ts, RecvTime: ts}
+			typed(&o, v)
+			out = append(out, o)
+		})
+	}
+	return out, nil
+}
+
+// kvField is one field of a self-describing GPB message rendered as JSON.
+type kvField struct {
+	Name   string
+	Fields []kvField
+	value  any
+	has    bool
+}
+
+func parseKVField(raw map[string]any) kvField {
+	f := kvField{}
+	for k, v := range raw {
+		switch norm := strings.ToLower(strings.ReplaceAll(k, "_", "")); {
+		case norm == "name":
+			f.Name, _ = v.(string)
+		case norm == "fields":
+			if arr, ok := v.([]any); ok {
+				for _, e := range arr {
+					if m, ok := e.(map[string]any); ok {
+						f.Fields = append(f.Fields, parseKVField(m))
+					}
+				}
+			}
+		case strings.HasSuffix(norm, "value"):
+			f.value, f.has = v, true
+			if s, ok := v.(string); ok && (strings.HasPrefix(norm, "uint64") || strings.HasPrefix(norm, "sint64")) {
+				f.value = json.Number(s) // protobuf JSON writes 64-bit integers as strings
+			}
+		}
+	}
+	return f
+}
+
+// gpbkvObservations decodes one message of FormatGPBKV.
+func gpbkvObservations(m json.RawMessage, device string) ([]schema.Observation, error) {
+	var raw map[string]any
+	if err := decodeNumbers(m, &raw); err != nil {
+		return nil, err
+	}
+	get := func(name string) any {
+		for k, v := range raw {
+			if strings.ToLower(strings.ReplaceAll(k, "_", "")) == name {
+				return v
+			}
+		}
+		return nil
+	}
+	node, _ := get("nodeidstr").(string)
+	if device == "" {
+		device = node
+	}
+	encPath, _ := get("encodingpath").(string)
+	msgTS := int64(0)
+	switch t := get("msgtimestamp").(type) {
+	case json.Number:
+		msgTS = msToNs(t)
+	case string:
+		msgTS = msToNs(json.Number(t))
+	}
+	origin, elems := splitEncodingPath(encPath)
+	rows, _ := get("datagpbkv").([]any)
+	var out []schema.Observation
+	emit := func(origin, path string, v any, ts int64) {
+		o := schema.Observation{Device: device, Protocol: schema.ProtocolGNMI, Origin: origin, Path: path, DeviceTime: ts, RecvTime: ts}
+		typed(&o, v)
+		out = append(out, o)
+	}
+	for _, r := range rows {
+		rm, ok := r.(map[string]any)
+		if !ok {
+			continue
+		}
+		row := parseKVField(rm)
+		ts := msgTS
+		if t, ok := rm["timestamp"].(json.Number); ok {
+			if n, _ := t.Int64(); n > 0 {
+				ts = msToNs(t)
+			}
+		}
+		keys := map[string]string{}
+		var content []kvField
+		for _, f := range row.Fields {
+			switch f.Name {
+			case "keys":
+				for _, k := range f.Fields {
+					if k.has {
+						keys[k.Name] = fmt.Sprint(k.value)
+					}
+				}
+			case "content":
+				content = f.Fields
+			}
+		}
+		if dme := dmeObjects(content); len(dme) > 0 {
+			for _, obj := range dme {
+				for _, a := range obj.attrs {
+					emit("DME", obj.dn+"/"+a.name, a.value, ts)
+				}
+			}
+			continue
+		}
+		base := keyedPath(elems, keys)
+		var walk func(prefix string, fs []kvField)
+		walk = func(prefix string, fs []kvField) {
+			for _, f := range fs {
+				p := prefix
+				if f.Name != "" {
+					p = joinPath(prefix, f.Name)
+				}
+				if f.has {
+					emit(origin, p, f.value, ts)
+				}
+				walk(p, f.Fields)
+			}
+		}
+		walk(base, content)
+	}
+	return out, nil
+}
+
+type dmeAttr struct {
+	name  string
+	value any
+}
+
+type dmeObject struct {
+	dn    string
+	attrs []dmeAttr
+}
+
+// dmeObjects finds NX-OS DME objects ("attributes" with a "dn") anywhere
+// in a GPB-KV content tree.
+func dmeObjects(fs []kvField) []dmeObject {
+	var out []dmeObject
+	var walk func(fs []kvField)
+	walk = func(fs []kvField) {
+		for _, f := range fs {
+			if f.Name == "attributes" {
+				var obj dmeObject
+				var leaves func(fs []kvField)
+				leaves = func(fs []kvField) {
+					for _, a := range fs {
+						if a.has && a.Name != "" {
+							if a.Name == "dn" {
+								obj.dn, _ = a.value.(string)
+							} else {
+								obj.attrs = append(obj.attrs, dmeAttr{a.Name, a.value})
+							}
+						}
+						leaves(a.Fields)
+					}
+				}
+				leaves(f.Fields)
+				if obj.dn != "" {
+					out = append(out, obj)
+				}
+				continue
+			}
+			walk(f.Fields)
+		}
+	}
+	walk(fs)
+	return out
+}
+
+// protoObservations decodes one gNMI SubscribeResponse in protobuf JSON.
+func protoObservations(m json.RawMessage, device string) ([]schema.Observation, error) {
+	var resp gpb.SubscribeResponse
+	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(m, &resp); err != nil {
+		return nil, err
+	}
+	n := resp.GetUpdate()
+	if n == nil {
+		return nil, nil
+	}
+	ts := n.GetTimestamp()
+	prefix := n.GetPrefix()
+	if device == "" {
+		device = prefix.GetTarget()
+	}
+	var out []schema.Observation
+	for _, u := range n.GetUpdate() {
+		elems := append(append([]*gpb.PathElem(nil), prefix.GetElem()...), u.GetPath().GetElem()...)
+		origin := prefix.GetOrigin()
+		if origin == "" {
+			origin = u.GetPath().GetOrigin()
+		}
+		var b strings.Builder
+		for i, e := range elems {
+			if i > 0 {
+				b.WriteByte('/')
+			}
+			name := e.GetName()
+			if i == 0 && origin == "" {
+				if j := strings.IndexByte(name, ':'); j > 0 {
+					origin, name = name[:j], name[j+1:]
+				}
+			}
+			b.WriteString(name)
+			if len(e.GetKey()) > 0 {
+				writeKeys(&b, e.GetKey())
+			}
+		}
+		base := b.String()
+		emit := func(p string, v any) {
+			o := schema.Observation{Device: device, Protocol: schema.ProtocolGNMI, Origin: origin, Path: p, DeviceTime: ts, RecvTime: ts}
+			typed(&o, v)
+			out = append(out, o)
+		}
+		if err := typedValue(base, u.GetVal(), emit); err != nil {
+			return nil, fmt.Errorf("path %s: %w", base, err)
+		}
+	}
+	return out, nil
+}
+
+// typedValue emits the leaves of a gNMI TypedValue under path.
+func typedValue(path string, v *gpb.TypedValue, emit func(string, any)) error {
+	switch x := v.GetValue().(type) {
+	case *gpb.TypedValue_JsonIetfVal:
+		return jsonBlob(path, x.JsonIetfVal, emit)
+	case *gpb.TypedValue_JsonVal:
+		return jsonBlob(path, x.JsonVal, emit)
+	case *gpb.TypedValue_UintVal:
+		emit(path, json.Number(strconv.FormatUint(x.UintVal, 10)))
+	case *gpb.TypedValue_IntVal:
+		emit(path, json.Number(strconv.FormatInt(x.IntVal, 10)))
+	case *gpb.TypedValue_DoubleVal:
+		emit(path, x.DoubleVal)
+	case *gpb.TypedValue_FloatVal:
+		emit(path, float64(x.FloatVal))
+	case *gpb.TypedValue_StringVal:
+		emit(path, x.StringVal)
+	case *gpb.TypedValue_BoolVal:
+		emit(path, x.BoolVal)
+	case *gpb.TypedValue_AsciiVal:
+		emit(path, x.AsciiVal)
+	case *gpb.TypedValue_DecimalVal:
+		emit(path, float64(x.DecimalVal.GetDigits())/math.Pow10(int(x.DecimalVal.GetPrecision())))
+	case nil:
+		emit(path, nil)
+	default:
+		emit(path, v.String())
+	}
+	return nil
+}
+
+func jsonBlob(path string, data []byte, emit func(string, any)) error {
+	var v any
+	if err := decodeNumbers(data, &v); err != nil {
+		return fmt.Errorf("json value: %w", err)
+	}
+	if _, ok := v.(map[string]any); !ok {
+		emit(path, v)
+		return nil
+	}
+	jsonLeaves(path, v, emit)
+	return nil
+}
+
+// gnmicObservations decodes one gnmic JSON output object.
+func gnmicObservations(m json.RawMessage, device string) ([]schema.Observation, error) {
+	var msg struct {
+		Source    string      `json:"source"`
+		Timestamp json.Number `json:"timestamp"`
+		Updates   []struct {
+			Path   string         `json:"Path"`
+			Values map[string]any `json:"values"`
+		} `json:"updates"`
+	}
+	if err := decodeNumbers(m, &msg); err != nil {
+		return nil, err
+	}
+	if device == "" {
+		device = msg.Source
+	}
+	ts, _ := msg.Timestamp.Int64()
+	var out []schema.Observation
+	for _, u := range msg.Updates {
+		origin, p := "", strings.TrimPrefix(u.Path, "/")
+		// "rfc7951:Module:path" or "origin:path"; the module prefix on the
+		// first element is kept for the normalizer to read.
+		if i := strings.IndexByte(p, ':'); i > 0 && !strings.ContainsAny(p[:i], "/[") {
+			origin, p = p[:i], p[i+1:]
+			if origin == "rfc7951" {
+				if j := strings.IndexByte(p, ':'); j > 0 && !strings.ContainsAny(p[:j], "/[") {
+					origin, p = p[:j], p[j+1:]
+				}
+			}
+		}
+		for _, v := range u.Values {
+			emit := func(path string, v any) {
+				o := schema.Observation{Device: device, Protocol: schema.ProtocolGNMI, Origin: origin, Path: path, DeviceTime: ts, RecvTime: ts}
+				typed(&o, v)
+				out = append(out, o)
+			}
+			if _, ok := v.(map[string]any); ok {
+				jsonLeaves(p, v, emit)
+			} else {
+				emit(p, v)
+			}
+		}
+	}
+	return out, nil
+}
