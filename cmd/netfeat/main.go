@@ -54,6 +54,8 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newServeCmd())
 	root.AddCommand(newConfigCmd())
 	root.AddCommand(newVersionCmd())
+	root.AddCommand(newSimCmd())
+	root.AddCommand(newProbeCmd())
 	// subcommands: add above this line
 	return root
 }

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/netfeat/netfeat/collectors/snmp"
+	"github.com/netfeat/netfeat/normalize"
+	"github.com/netfeat/netfeat/schema"
+)
+
+// Environment variables through which the probe hands passphrases given
+// on its command line to the SNMP configuration (which reads secrets from
+// files or the environment only).
+const (
+	probeAuthEnv = "NETFEAT_PROBE_SNMP_AUTH_KEY"
+	probePrivEnv = "NETFEAT_PROBE_SNMP_PRIV_KEY"
+)
+
+func newProbeSNMPCmd() *cobra.Command {
+	var (
+		name, community, version, format, profilesDir string
+		v3                                            snmp.V3
+		authKey, privKey                              string
+		interval, timeout                             time.Duration
+		retries, maxRep                               int
+		raw                                           bool
+	)
+	cmd := &cobra.Command{
+		Use:   "snmp ADDR",
+		Short: "Identify an SNMP device, poll it and print the normalized samples",
+		Long: `Identify an SNMP device (sysObjectID, sysDescr), choose its profile, poll
+exactly what the profile needs and print the normalized samples: a table by
+default, JSON lines with --format jsonl, or the raw observations with --raw.
+Polls once, or every --interval until interrupted.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if format != "table" && format != "jsonl" {
+				return fmt.Errorf("--format must be table or jsonl, got %q", format)
+			}
+			cfg := snmp.DefaultConfig()
+			t := snmp.Target{Name: name, Address: args[0]}
+			if t.Name == "" {
+				t.Name = args[0]
+			}
+			t.Community, t.Timeout, t.Retries, t.MaxRepetitions = community, timeout, &retries, maxRep
+			if v3.User != "" && version == "" {
+				version = "3"
+			}
+			t.Version = version
+			if version == "3" {
+				if authKey != "" {
+					os.Setenv(probeAuthEnv, authKey)
+					v3.AuthPasswordEnv = probeAuthEnv
+				}
+				if privKey != "" {
+					os.Setenv(probePrivEnv, privKey)
+					v3.PrivPasswordEnv = probePrivEnv
+				}
+				t.V3, t.Community = &v3, ""
+			}
+			if interval > 0 {
+				t.Interval = interval
+			}
+			cfg.Targets = []snmp.Target{t}
+			out := cmd.OutOrStdout()
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+
+			printer := &samplePrinter{w: out, format: format}
+			var (
+				sink    schema.ObservationSink
+				planner snmp.Planner
+			)
+			if raw {
+				sink = schema.ObservationSinkFunc(printer.observations)
+				planner = snmp.IFMIBPlan
+			} else {
+				n, err := normalize.New(normalize.Config{ProfilesDir: profilesDir}, schema.SampleAppenderFunc(printer.appendSamples), nil, log)
+				if err != nil {
+					return fmt.Errorf("normalizer: %w", err)
+				}
+				sink, planner = n, n
+			}
+			p, err := snmp.New(cfg, planner, sink, nil, log)
+			if err != nil {
+				return err
+			}
+			for {
+				err := p.PollOnce(ctx)
+				printer.flush()
+				st := p.DeviceStates()[0]
+				fmt.Fprintf(cmd.ErrOrStderr(), "# %s: state %s, profile %q, %d observations, %.1f ms\n",
+					st.Device, st.State, st.Profile, st.Observations, st.LastDurationMS)
+				if err != nil && interval == 0 {
+					return &exitError{code: 1, err: err}
+				}
+				if interval == 0 {
+					return nil
+				}
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(interval):
+				}
+			}
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&name, "name", "", "device name to report (default: ADDR)")
+	f.StringVar(&version, "version", "", "SNMP version: 2c or 3 (default 2c, or 3 with --v3-user)")
+	f.StringVar(&community, "community", "public", "v2c community")
+	f.StringVar(&v3.User, "v3-user", "", "SNMPv3 user")
+	f.StringVar(&v3.AuthProtocol, "v3-auth", "", "v3 authentication protocol: MD5, SHA, SHA224, SHA256, SHA384, SHA512")
+	f.StringVar(&authKey, "v3-auth-key", "", "v3 authentication passphrase (or --v3-auth-key-file / --v3-auth-key-env)")
+	f.StringVar(&v3.AuthPasswordFile, "v3-auth-key-file", "", "file holding the v3 authentication passphrase")
+	f.StringVar(&v3.AuthPasswordEnv, "v3-auth-key-env", "", "environment variable holding the v3 authentication passphrase")
+	f.StringVar(&v3.PrivProtocol, "v3-priv", "", "v3 privacy protocol: DES, AES, AES192, AES256")
+	f.StringVar(&privKey, "v3-priv-key", "", "v3 privacy passphrase (or --v3-priv-key-file / --v3-priv-key-env)")
+	f.StringVar(&v3.PrivPasswordFile, "v3-priv-key-file", "", "file holding the v3 privacy passphrase")
+	f.StringVar(&v3.PrivPasswordEnv, "v3-priv-key-env", "", "environment variable holding the v3 privacy passphrase")
+	f.StringVar(&v3.ContextName, "v3-context", "", "v3 context name")
+	f.DurationVar(&interval, "interval", 0, "poll every interval until interrupted (0: once)")
+	f.DurationVar(&timeout, "timeout", 5*time.Second, "timeout of one request")
+	f.IntVar(&retries, "retries", 1, "retries of one request")
+	f.IntVar(&maxRep, "max-repetitions", 25, "GETBULK max-repetitions")
+	f.StringVar(&format, "format", "table", "output: table or jsonl")
+	f.BoolVar(&raw, "raw", false, "print raw observations (IF-MIB plan, no normalizer)")
+	f.StringVar(&profilesDir, "profiles-dir", "", "directory of extra vendor profiles")
+	return cmd
+}
+
+// samplePrinter prints what one poll produced.
+type samplePrinter struct {
+	w       io.Writer
+	format  string
+	mu      sync.Mutex
+	samples []schema.Sample
+	obs     []schema.Observation
+}
+
+func (p *samplePrinter) appendSamples(_ context.Context, b []schema.Sample) error {
+	p.mu.Lock()
+	p.samples = append(p.samples, b...)
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *samplePrinter) observations(_ context.Context, b []schema.Observation) error {
+	p.mu.Lock()
+	p.obs = append(p.obs, b...)
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *samplePrinter) flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	enc := json.NewEncoder(p.w)
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	if len(p.obs) > 0 {
+		if p.format == "table" {
+			fmt.Fprintln(tw, "DEVICE\tOID\tKIND\tVALUE")
+		}
+		for _, o := range p.obs {
+			if p.format == "jsonl" {
+				enc.Encode(o)
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", o.Device, o.Path, o.Kind, obsValue(o))
+		}
+	}
+	if len(p.samples) > 0 {
+		sort.SliceStable(p.samples, func(i, j int) bool {
+			a, b := p.samples[i], p.samples[j]
+			if a.Component != b.Component {
+				return a.Component < b.Component
+			}
+			return a.Metric < b.Metric
+		})
+		if p.format == "table" {
+			fmt.Fprintln(tw, "DEVICE\tCOMPONENT\tMETRIC\tVALUE\tSOURCE")
+		}
+		for _, s := range p.samples {
+			if p.format == "jsonl" {
+				enc.Encode(s)
+				continue
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Device, s.Component, s.Metric,
+				strconv.FormatFloat(s.Value, 'g', -1, 64), s.Source)
+		}
+	}
+	tw.Flush()
+	p.samples, p.obs = p.samples[:0], p.obs[:0]
+}
+
+func obsValue(o schema.Observation) string {
+	switch o.Kind {
+	case schema.KindCounter32, schema.KindCounter64, schema.KindGauge, schema.KindTimeTicks:
+		return strconv.FormatUint(o.Uint, 10)
+	case schema.KindInteger, schema.KindBool, schema.KindEnum:
+		return strconv.FormatInt(o.Int, 10)
+	case schema.KindFloat:
+		return strconv.FormatFloat(o.Float, 'g', -1, 64)
+	case schema.KindString, schema.KindOID, schema.KindJSON:
+		return strconv.Quote(o.Str)
+	case schema.KindBytes:
+		return fmt.Sprintf("%x", o.Str)
+	}
+	return o.Kind.String()
+}

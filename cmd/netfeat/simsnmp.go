@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/netfeat/netfeat/collectors/sim/snmpagent"
+)
+
+func newSimSNMPCmd() *cobra.Command {
+	var (
+		recordings  []string
+		listen      string
+		copies      int
+		community   string
+		user        snmpagent.User
+		rate        float64
+		wrap32      bool
+		rebootEvery time.Duration
+		maxMsg      int
+	)
+	cmd := &cobra.Command{
+		Use:   "snmp --recording FILE [--recording FILE ...] --listen ADDR",
+		Short: "Serve snmprec recordings as SNMP agents (v2c and v3)",
+		Long: `Serve snmprec recordings as simulated SNMP agents on UDP.
+
+Every device gets its own port: the first device listens on --listen, the
+next on the following port, and so on (with port 0 every device gets a
+random port). --devices N serves N copies of each recording (named
+RECORDING-0001 ...). One line per device, "NAME ADDRESS", is printed once
+all are listening.
+
+Counters advance at --rate per second from the recorded values, so the first
+read equals the recording; --wrap32 narrows Counter64 to 32 bits;
+--reboot-every D restarts sysUpTime and every counter at each multiple of D.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if len(recordings) == 0 {
+				return fmt.Errorf("at least one --recording is required")
+			}
+			if copies < 1 {
+				return fmt.Errorf("--devices must be at least 1")
+			}
+			host, portText, err := net.SplitHostPort(listen)
+			if err != nil {
+				return fmt.Errorf("--listen %q: %w", listen, err)
+			}
+			port, err := strconv.Atoi(portText)
+			if err != nil {
+				return fmt.Errorf("--listen %q: bad port", listen)
+			}
+			var users []snmpagent.User
+			if user.Name != "" {
+				users = append(users, user)
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			sim := snmpagent.NewSimulator(log)
+			n := 0
+			for _, path := range recordings {
+				mib, err := snmpagent.LoadMIB(path)
+				if err != nil {
+					return err
+				}
+				base := strings.TrimSuffix(filepath.Base(path), ".snmprec")
+				for i := range copies {
+					name := base
+					if copies > 1 {
+						name = fmt.Sprintf("%s-%04d", base, i+1)
+					}
+					d, err := snmpagent.NewDevice(mib, snmpagent.DeviceOptions{Name: name, Community: community,
+						Users: users, Rate: rate, Wrap32: wrap32, RebootEvery: rebootEvery, MaxMessageSize: maxMsg})
+					if err != nil {
+						return err
+					}
+					p := port
+					if port != 0 {
+						p = port + n
+					}
+					if err := sim.Add(d, net.JoinHostPort(host, strconv.Itoa(p))); err != nil {
+						return err
+					}
+					n++
+				}
+			}
+			ctx := cmd.Context()
+			if err := sim.Start(ctx); err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			for _, ep := range sim.Endpoints() {
+				fmt.Fprintf(out, "%s %s\n", ep.Device.Name(), ep.Addr)
+			}
+			<-ctx.Done()
+			return sim.Stop(context.WithoutCancel(ctx))
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&recordings, "recording", nil, "snmprec file to serve (repeatable)")
+	f.StringVar(&listen, "listen", "127.0.0.1:1161", "UDP address of the first device; later devices use the following ports (port 0: random ports)")
+	f.IntVar(&copies, "devices", 1, "copies of each recording to serve")
+	f.StringVar(&community, "community", "public", "v2c community (empty disables v2c)")
+	f.StringVar(&user.Name, "v3-user", "", "SNMPv3 user name (enables v3)")
+	f.StringVar(&user.AuthProtocol, "v3-auth", "", "v3 authentication protocol: MD5, SHA, SHA224, SHA256, SHA384, SHA512")
+	f.StringVar(&user.AuthKey, "v3-auth-key", "", "v3 authentication passphrase")
+	f.StringVar(&user.PrivProtocol, "v3-priv", "", "v3 privacy protocol: DES, AES, AES192, AES256")
+	f.StringVar(&user.PrivKey, "v3-priv-key", "", "v3 privacy passphrase")
+	f.Float64Var(&rate, "rate", 125000, "increment per second of every counter")
+	f.BoolVar(&wrap32, "wrap32", false, "wrap Counter64 counters at 2^32")
+	f.DurationVar(&rebootEvery, "reboot-every", 0, "simulate a reboot at this period (0: never)")
+	f.IntVar(&maxMsg, "max-message-size", 65000, "largest response in bytes")
+	return cmd
+}
