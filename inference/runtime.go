@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"sync"
@@ -567,7 +568,7 @@ func finite(d *schema.Decision) bool {
 	return true
 }
 
-func isNaNOrInf(v float64) bool { return v != v || v > 1.7976931348623157e308 || v < -1.7976931348623157e308 }
+func isNaNOrInf(v float64) bool { return math.IsNaN(v) || math.IsInf(v, 0) }
 
 // logLimited logs at most once per 10 s per key, so that a broken model
 // or device does not flood the log.

@@ -1,0 +1,160 @@
+package inference
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/netfeat/netfeat/schema"
+)
+
+// TestOutboxExactlyOnce stops the NATS server, makes decisions (across a
+// restart of the runtime too), restarts the server on the same port and
+// store, and checks that a JetStream consumer sees every decision exactly
+// once, in the order they were made.
+func TestOutboxExactlyOnce(t *testing.T) {
+	ctx := context.Background()
+	store, dir := t.TempDir(), t.TempDir()
+	srv := startNATS(t, -1, store)
+	port := srv.Addr().(*net.TCPAddr).Port
+	nc := connect(t, srv.ClientURL())
+
+	cfg := testConfig()
+	cfg.JetStream.Stream = "NETFEAT_DECISIONS"
+	cfg.Outbox.RetryInterval = 20 * time.Millisecond
+	cfg.Outbox.AckTimeout = 2 * time.Second
+	cfg.Outbox.DrainBatch = 7 // several drain steps
+
+	var want []string // decision ids in the order they were made
+	end := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	produce := func(r *Runtime, n int) {
+		t.Helper()
+		before := len(liveIDs(r))
+		for i := range n {
+			end = end.Add(10 * time.Second)
+			r.HandleRow(row("pe1", fmt.Sprintf("Gi0/%d", i%4), end, congested))
+		}
+		waitFor(t, func() bool { return len(liveIDs(r)) == before+2*n })
+	}
+
+	a, err := New(cfg, nc, dir, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	produce(a, 10) // NATS up: published directly
+	waitFor(t, func() bool { return testutil.ToFloat64(a.m.published) == 20 })
+
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	waitFor(t, func() bool { return !nc.IsConnected() })
+	produce(a, 15) // NATS down: into the outbox
+	waitFor(t, func() bool { return a.pub.ob.pending.Load() == 30 })
+	want = append(want, liveIDs(a)...)
+	stopCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	if err := a.Stop(stopCtx); err != nil {
+		t.Fatalf("stop while NATS is down: %v", err)
+	}
+	cancel()
+
+	// A new runtime on the same data directory finds the outbox.
+	b := newRuntime(t, cfg, nc, dir)
+	if n := b.pub.ob.pending.Load(); n != 30 {
+		t.Fatalf("outbox after restart holds %d, want 30", n)
+	}
+	produce(b, 5)
+	waitFor(t, func() bool { return b.pub.ob.pending.Load() == 40 })
+	if n := testutil.ToFloat64(b.m.published); n != 0 {
+		t.Fatalf("published %v while NATS was down", n)
+	}
+
+	startNATS(t, port, store)
+	waitFor(t, func() bool { return b.pub.ob.pending.Load() == 0 })
+	produce(b, 5) // after the drain: direct again
+	want = append(want, liveIDs(b)...)
+	// 40 drained from the outbox (30 made by a, 10 by b), then 10 direct.
+	waitFor(t, func() bool { return testutil.ToFloat64(b.m.published) == 50 })
+	if got := testutil.ToFloat64(b.m.outboxDrained); got != 40 {
+		t.Fatalf("drained %v, want 40", got)
+	}
+
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, err := js.OrderedConsumer(ctx, cfg.JetStream.Stream, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for {
+		batch, err := cons.Fetch(100, jetstream.FetchMaxWait(500*time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for m := range batch.Messages() {
+			got = append(got, m.Headers().Get(jetstream.MsgIDHeader))
+			n++
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	if len(want) != 70 {
+		t.Fatalf("made %d decisions, want 70", len(want))
+	}
+	seen := map[string]int{}
+	for _, id := range got {
+		seen[id]++
+	}
+	for _, id := range want {
+		if seen[id] != 1 {
+			t.Fatalf("decision %s reached the stream %d times", id, seen[id])
+		}
+	}
+	if len(got) != len(want) {
+		t.Fatalf("stream holds %d decisions, made %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("decision %d out of order: stream %s, made %s", i, got[i], want[i])
+		}
+	}
+}
+
+// liveIDs lists the ids of the runtime's published (non-shadow) decisions
+// in the order they were made.
+func liveIDs(r *Runtime) []string {
+	var ids []string
+	for _, x := range r.rec.snapshot() {
+		if !x.shadow {
+			ids = append(ids, x.d.ID)
+		}
+	}
+	return ids
+}
+
+func TestOutboxEncoding(t *testing.T) {
+	m := &outMsg{subject: schema.DecisionSubject("m", "d"), id: "id-1", data: []byte(`{"a":1}`)}
+	got, err := decodeOutMsg(encodeOutMsg(m))
+	if err != nil || got.subject != m.subject || got.id != m.id || string(got.data) != string(m.data) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+	for _, b := range [][]byte{nil, {0xff}, {5, 'a'}} {
+		if _, err := decodeOutMsg(b); !errors.Is(err, errCorruptOutbox) {
+			t.Fatalf("decode %v: %v", b, err)
+		}
+	}
+}
