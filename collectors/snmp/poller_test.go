@@ -22,7 +22,12 @@ import (
 	"github.com/netfeat/netfeat/schema"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	if os.Getenv(loadRoleEnv) == "sim" {
+		runLoadSimulator() // the load test's simulator process; never returns
+	}
+	goleak.VerifyTestMain(m)
+}
 
 const testdata = "../../testdata/snmp"
 
