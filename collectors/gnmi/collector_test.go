@@ -324,12 +324,12 @@ func TestFloodDoesNotBlockOthers(t *testing.T) {
 	eventually(t, "flood rate-limited", func() bool {
 		return testutil.ToFloat64(mustCounter(t, reg, "netfeat_gnmi_errors_total", "flood", "rate_limited")) > 500
 	})
-	const dme = "sys/intf/phys[id=eth1/11]/dbgIfIn/octets"
+	const dme = "sys/intf/phys-[id=eth1/11]/dbgIfHCIn/octets"
 	eventually(t, "calm target's DME counters advance", func() bool {
 		v := rec.values("calm", "DME", dme)
 		return len(v) > 3 && v[len(v)-1].Uint > v[0].Uint
 	})
-	if v := rec.values("calm", "DME", "sys/intf/phys[id=eth1/11]/phys/operSt"); len(v) == 0 || v[0].Str != "up" {
+	if v := rec.values("calm", "DME", "sys/intf/phys-[id=eth1/11]/phys/operSt"); len(v) == 0 || v[0].Str != "up" {
 		t.Fatalf("NX-OS operSt = %+v, want \"up\" as recorded", v)
 	}
 }

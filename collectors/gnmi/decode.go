@@ -126,22 +126,59 @@ func deviceTime(ts int64) int64 {
 func (d *decoder) notification(n *gpb.Notification, recv int64) {
 	ts := deviceTime(n.GetTimestamp())
 	prefix := n.GetPrefix()
+	if len(prefix.GetElem()) > 0 && prefix.GetOrigin() != "" || !updatesHaveOrigin(n) && len(prefix.GetElem()) > 0 {
+		// Render the prefix once and append each update's elements to it.
+		origin, pathStart, bad := d.beginPath(prefix.GetOrigin(), prefix.GetElem())
+		if bad != "" {
+			for range n.GetUpdate() {
+				d.reject(bad)
+			}
+			return
+		}
+		plen := len(d.key)
+		for _, u := range n.GetUpdate() {
+			d.key = d.key[:plen]
+			var ok bool
+			d.key, ok = appendElems(d.key, u.GetPath().GetElem())
+			if !ok {
+				d.reject(reasonBadPath)
+				continue
+			}
+			d.value(origin, pathStart, u.GetVal(), ts, recv)
+		}
+		return
+	}
 	for _, u := range n.GetUpdate() {
-		d.update(prefix, u, ts, recv)
+		origin := prefix.GetOrigin()
+		if origin == "" {
+			origin = u.GetPath().GetOrigin()
+		}
+		elems := append(append(d.elem[:0], prefix.GetElem()...), u.GetPath().GetElem()...)
+		d.elem = elems[:0]
+		origin, pathStart, bad := d.beginPath(origin, elems)
+		if bad != "" {
+			d.reject(bad)
+			continue
+		}
+		d.value(origin, pathStart, u.GetVal(), ts, recv)
 	}
 }
 
-// update decodes one update under prefix.
-func (d *decoder) update(prefix *gpb.Path, u *gpb.Update, ts, recv int64) {
-	origin := prefix.GetOrigin()
-	if origin == "" {
-		origin = u.GetPath().GetOrigin()
+func updatesHaveOrigin(n *gpb.Notification) bool {
+	for _, u := range n.GetUpdate() {
+		if u.GetPath().GetOrigin() != "" {
+			return true
+		}
 	}
-	elems := append(append(d.elem[:0], prefix.GetElem()...), u.GetPath().GetElem()...)
-	d.elem = elems[:0]
+	return false
+}
+
+// beginPath resolves the origin of elems and writes origin NUL path into
+// d.key. It returns the origin, where the path starts in d.key, and the
+// reason to reject the update ("" when it is fine).
+func (d *decoder) beginPath(origin string, elems []*gpb.PathElem) (string, int, string) {
 	if len(elems) == 0 {
-		d.reject(reasonBadPath)
-		return
+		return "", 0, reasonBadPath
 	}
 	first := elems[0].GetName()
 	if module, name := splitModule(first); module != "" {
@@ -155,8 +192,10 @@ func (d *decoder) update(prefix *gpb.Path, u *gpb.Update, ts, recv int64) {
 	if origin == "" {
 		origin = d.elemOrigin[first]
 	} else if len(d.origins) > 0 && !d.origins[origin] {
-		d.reject(reasonUnknownOrigin)
-		return
+		return "", 0, reasonUnknownOrigin
+	}
+	if first == "" {
+		return "", 0, reasonBadPath
 	}
 	key := append(d.key[:0], origin...)
 	key = append(key, 0)
@@ -167,11 +206,14 @@ func (d *decoder) update(prefix *gpb.Path, u *gpb.Update, ts, recv int64) {
 	}
 	key, ok := appendElems(key, elems[1:])
 	d.key = key
-	if !ok || first == "" {
-		d.reject(reasonBadPath)
-		return
+	if !ok {
+		return "", 0, reasonBadPath
 	}
-	v := u.GetVal()
+	return origin, pathStart, ""
+}
+
+// value decodes v for the path in d.key and appends the observations.
+func (d *decoder) value(origin string, pathStart int, v *gpb.TypedValue, ts, recv int64) {
 	if v == nil {
 		d.reject(reasonBadValue)
 		return
@@ -294,6 +336,10 @@ func isEnumName(s string) bool {
 // d.key holds origin NUL path of the update; members become path elements,
 // arrays of objects become list entries keyed by their name-like member.
 func (d *decoder) json(origin string, pathStart int, raw []byte, ts, recv int64) {
+	if o, ok := jsonLeaf(bytes.TrimSpace(raw)); ok {
+		d.emit(&o, pathStart, ts, recv)
+		return
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var v any
@@ -358,6 +404,31 @@ func (d *decoder) flatten(v any, pathStart, at int, ts, recv int64) {
 		}
 		d.emit(&o, pathStart, ts, recv)
 	}
+}
+
+// jsonLeaf decodes the common scalar values (an unescaped string, a
+// number, true, false, null) without a JSON decoder; ok is false for
+// anything else, which then takes the general path.
+func jsonLeaf(raw []byte) (schema.Observation, bool) {
+	if len(raw) == 0 {
+		return schema.Observation{}, false
+	}
+	switch c := raw[0]; {
+	case c == '"':
+		if len(raw) < 2 || raw[len(raw)-1] != '"' || bytes.IndexByte(raw[1:len(raw)-1], '\\') >= 0 || bytes.IndexByte(raw[1:len(raw)-1], '"') >= 0 {
+			return schema.Observation{}, false
+		}
+		return jsonScalar(string(raw[1 : len(raw)-1]))
+	case c == '-' || c >= '0' && c <= '9':
+		return numberObs(string(raw))
+	case string(raw) == "true":
+		return schema.Observation{Kind: schema.KindBool, Int: 1}, true
+	case string(raw) == "false":
+		return schema.Observation{Kind: schema.KindBool}, true
+	case string(raw) == "null":
+		return schema.Observation{Kind: schema.KindNull}, true
+	}
+	return schema.Observation{}, false
 }
 
 func isObjectList(list []any) bool {

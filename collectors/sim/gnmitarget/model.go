@@ -493,18 +493,27 @@ func (m *model) nxos() error {
 	}
 	const origin = "DME"
 	for _, name := range []string{id} {
-		base := fmt.Sprintf("sys/intf/phys[id=%s]", name)
+		// DME objects flattened as <dn>/<attribute>; the bracketed part of
+		// the dn ("phys-[eth1/11]") is a key named id.
+		base := fmt.Sprintf("sys/intf/phys-[id=%s]", name)
 		for _, a := range []string{"operSt", "operStQual", "operBitset", "lastLinkStChg"} {
 			m.add(&leaf{kind: kindString, s: attrs[a]}, origin, base+"/phys/"+a)
 		}
 		m.add(&leaf{kind: kindInt, i: 2}, origin, base+"/phys/resetCtr")
-		for _, dir := range []string{"dbgIfIn", "dbgIfOut"} {
+		m.add(&leaf{kind: kindString, s: "up"}, origin, base+"/adminSt")
+		for _, dir := range []string{"dbgIfHCIn", "dbgIfHCOut"} {
 			for _, c := range []struct {
 				leaf string
 				rate float64
-			}{{"octets", 125_000}, {"ucastPkts", 100}, {"multicastPkts", 2}, {"broadcastPkts", 1}, {"discards", 0.5}, {"errors", 0.5}} {
+			}{{"octets", 125_000}, {"ucastPkts", 100}, {"multicastPkts", 2}, {"broadcastPkts", 1}} {
 				p := base + "/" + dir + "/" + c.leaf
 				m.add(counter(0, p, c.rate), origin, p)
+			}
+		}
+		for _, dir := range []string{"dbgIfIn", "dbgIfOut"} {
+			for _, c := range []string{"errors", "discards"} {
+				p := base + "/" + dir + "/" + c
+				m.add(counter(0, p, 0.5), origin, p)
 			}
 		}
 		m.xr = append(m.xr, xrIface{name: name, counters: map[string]uint64{}})
