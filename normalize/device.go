@@ -640,12 +640,12 @@ func (d *device) setName(e *entry, o *schema.Observation) {
 }
 
 // lookupName returns the name of idx in a names table: the first non-empty
-// column value, suffixed with "#index" when other rows share it, or the
-// index itself when the table has no name for it.
-func (d *device) lookupName(table int, idx string) string {
+// column value (suffixed with "#index" when unique is set and other rows
+// share it), or the index itself when the table has no name for it.
+func (d *device) lookupName(table int, idx string, unique bool) string {
 	t := d.names[table]
 	if row := t.rows[idx]; row != nil && row.eff != "" {
-		if t.uses[row.eff] > 1 {
+		if unique && t.uses[row.eff] > 1 {
 			return row.eff + "#" + idx
 		}
 		return row.eff
@@ -693,7 +693,10 @@ func (d *device) render(t template, e *entry) string {
 				idx = arc(idx, s.arc)
 			}
 			if s.table < len(d.names) {
-				b.WriteString(d.lookupName(s.table, idx))
+				// A template that is just a name must stay unique per row;
+				// composite ones ("{name.A.0} {name.B}") are made unique by
+				// their other parts.
+				b.WriteString(d.lookupName(s.table, idx, len(t) == 1))
 			} else {
 				b.WriteString(idx)
 			}
@@ -738,7 +741,7 @@ func (d *device) resolve(o *schema.Observation) *entry {
 	} else {
 		e = d.resolveSNMP(o)
 	}
-	if e.kind == entryUnmapped {
+	if e.kind == entryUnmapped && e.un == nil {
 		e.un = d.unmappedStat(e.label, ReasonNoMapping)
 	}
 	d.cache[cacheKey{strings.Clone(o.Origin), strings.Clone(o.Path)}] = e
