@@ -56,6 +56,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newVersionCmd())
 	root.AddCommand(newSimCmd())
 	root.AddCommand(newProbeCmd())
+	root.AddCommand(newNormalizeCmd())
 	// subcommands: add above this line
 	return root
 }
