@@ -349,6 +349,14 @@ func (e *Engine) classify(ctx context.Context, err error) error {
 // includes driver.ErrBadConn so that the pool discards the connection.
 func (e *Engine) run(ctx context.Context, conn *duckdb.Conn, req Request, fn func(*Result) error) (_ *Result, err error) {
 	scan := scanSQL(req.SQL)
+	switch {
+	case scan.statements == 0:
+		return nil, fmt.Errorf("%w: empty query", ErrInvalid)
+	case scan.statements > 1:
+		return nil, fmt.Errorf("%w: one statement per query", ErrInvalid)
+	case scan.first == "explain" && scan.names["analyze"]+scan.names["analyse"] > 0:
+		return nil, fmt.Errorf("%w: EXPLAIN ANALYZE does not run here", ErrInvalid)
+	}
 	for name := range scan.names {
 		if strings.HasPrefix(name, internalPrefix) {
 			return nil, fmt.Errorf("%w: names starting with %s are reserved", ErrInvalid, internalPrefix)
@@ -398,59 +406,86 @@ func (e *Engine) run(ctx context.Context, conn *duckdb.Conn, req Request, fn fun
 		}
 	}
 
-	kind, err := statementType(conn, req.SQL)
-	if err != nil {
-		return nil, err
-	}
-	if kind == duckdb.STATEMENT_TYPE_SELECT && multiScan && len(used) > 0 {
-		// DuckDB reads an Arrow stream once: a plan with two scans of one
-		// view would see the rows in only one of them. Count the scans and,
-		// when some table is scanned twice, materialize the tables for this
-		// query (a copy, but a correct one).
-		scans, err := e.arrowScans(ctx, ar, req.SQL)
-		if err != nil {
-			return nil, err
+	// DuckDB reads an Arrow stream once: a plan with two scans of one view
+	// would see the rows in only one of them. When the query might scan a
+	// table twice, count the Arrow scans in its plan and, if some table is
+	// scanned twice, materialize the tables for this query (a copy, but a
+	// correct one).
+	materialized := false
+	guard := func(q string) error {
+		if !multiScan || len(used) == 0 || materialized {
+			return nil
 		}
-		if scans > len(used) {
-			for _, t := range used {
-				if err := e.dropper(conn, "VIEW", t.Name)(); err != nil {
-					return nil, err
-				}
-				src := internalPrefix + "src_" + t.Name
-				if err := register(t, src); err != nil {
-					return nil, err
-				}
-				if _, err := conn.ExecContext(ctx, "CREATE TEMP TABLE "+quoteIdent(t.Name)+" AS SELECT * FROM "+quoteIdent(src), nil); err != nil {
-					return nil, fmt.Errorf("materialize %s: %w", t.Name, err)
-				}
-				cleanup = append(cleanup, e.dropper(conn, "TABLE", t.Name))
+		scans, err := e.arrowScans(ctx, ar, q)
+		if err != nil || scans <= len(used) {
+			return err
+		}
+		materialized = true
+		for _, t := range used {
+			if err := e.dropper(conn, "VIEW", t.Name)(); err != nil {
+				return err
 			}
+			src := internalPrefix + "src_" + t.Name
+			if err := register(t, src); err != nil {
+				return err
+			}
+			if _, err := conn.ExecContext(ctx, "CREATE TEMP TABLE "+quoteIdent(t.Name)+" AS SELECT * FROM "+quoteIdent(src), nil); err != nil {
+				return fmt.Errorf("materialize %s: %w", t.Name, err)
+			}
+			cleanup = append(cleanup, e.dropper(conn, "TABLE", t.Name))
 		}
+		return nil
 	}
 
 	limit := e.opts.MaxRows
 	if req.MaxRows > 0 && req.MaxRows < limit {
 		limit = req.MaxRows
 	}
-	q := req.SQL
-	if kind == duckdb.STATEMENT_TYPE_SELECT {
-		// Let DuckDB stop at the limit instead of materializing everything.
-		q = "SELECT * FROM (\n" + req.SQL[:scan.end] + "\n) AS " + internalPrefix + "result LIMIT " + strconv.Itoa(limit+1)
-	}
 	if req.schemaOnly {
-		q = "SELECT * FROM (\n" + req.SQL[:scan.end] + "\n) AS " + internalPrefix + "result LIMIT 0"
+		limit = -1
 	}
-	rr, err := ar.QueryContext(ctx, q)
-	if err != nil && q != req.SQL {
-		// Some SELECT-typed statements (PIVOT, SHOW) cannot be wrapped;
-		// run them as written and cut the rows off here.
-		rr, err = ar.QueryContext(ctx, req.SQL)
-	}
-	if err != nil {
-		if ctx.Err() != nil {
+	var rr array.RecordReader
+	if scan.balanced {
+		// Fast path: one statement with balanced parentheses is wrapped
+		// in a subquery, which only parses if it is a query, so it cannot
+		// write, and DuckDB stops at the limit instead of materializing
+		// everything. One plan, no separate statement check.
+		q := "SELECT * FROM (\n" + req.SQL[:scan.end] + "\n) AS " + internalPrefix + "result LIMIT " + strconv.Itoa(limit+1)
+		err := guard(q)
+		if err == nil {
+			rr, err = ar.QueryContext(ctx, q)
+		}
+		if err != nil && ctx.Err() != nil {
 			return nil, fmt.Errorf("run query: %w", err)
 		}
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	if rr == nil {
+		// Slow path: statements that cannot be wrapped (DESCRIBE, SHOW,
+		// PIVOT, EXPLAIN) and errors. Prepare the query as written, which
+		// gives DuckDB's message for the user's own text, check that it
+		// only reads, then run it and cut the rows off here.
+		kind, err := statementType(conn, req.SQL)
+		if err != nil {
+			return nil, err
+		}
+		if kind == duckdb.STATEMENT_TYPE_SELECT {
+			if err := guard(req.SQL); err != nil {
+				return nil, err
+			}
+		}
+		rr, err = ar.QueryContext(ctx, req.SQL)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("run query: %w", err)
+			}
+			return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		}
+		if req.schemaOnly {
+			limit = 0
+		}
+	}
+	if limit < 0 {
+		limit = 0
 	}
 	res := &Result{rr: rr, limit: int64(limit)}
 	defer res.release()

@@ -35,7 +35,8 @@ func TestSandboxRefuses(t *testing.T) {
 	if err := os.WriteFile(secret, []byte("a,b\n1,2\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e := newTestEngine(t, testSource(t, 1000, 100), nil)
+	// One database, so that the final check sees what every statement did.
+	e := newTestEngine(t, testSource(t, 1000, 100), func(o *Options) { o.MaxConcurrent = 1 })
 	out := filepath.Join(dir, "out.csv")
 	// engine is what the Engine answers; dsn, when set, is what DuckDB
 	// itself answers on a connection opened with the sandbox DSN and no
@@ -61,6 +62,10 @@ func TestSandboxRefuses(t *testing.T) {
 		{"pragma", "PRAGMA enable_profiling", "only SELECT", ""},
 		{"two statements", "SELECT 1; CREATE TABLE t (a INT)", "one statement", ""},
 		{"export database", "EXPORT DATABASE '" + dir + "'", "", "Permission Error"},
+		{"close the wrapper", "SELECT 1) ; CREATE TABLE t1 (a INT); SELECT (1", "one statement", ""},
+		{"escape string", `SELECT E'\'' ; CREATE TABLE t2 (a INT); SELECT ''`, "one statement", ""},
+		{"dollar quote", "SELECT $$'$$) ; CREATE TABLE t3 (a INT); SELECT ('$$", "one statement", ""},
+		{"explain analyze", "EXPLAIN ANALYZE CREATE TABLE t5 AS SELECT 1", "EXPLAIN ANALYZE", ""},
 		{"internal names", "SELECT * FROM __netfeat_src_samples", "reserved", ""},
 	}
 	raw, err := duckdb.NewConnector(DefaultOptions().DSN(), nil)
@@ -92,6 +97,10 @@ func TestSandboxRefuses(t *testing.T) {
 	}
 	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("COPY wrote %s: %v", out, err)
+	}
+	// Block comments nest as in DuckDB: this is one SELECT and a comment.
+	if rows, _, err := queryRows(t.Context(), e, Request{SQL: "SELECT 1 /* /* */ ; CREATE TABLE t4 (a INT); */"}); err != nil || len(rows) != 1 {
+		t.Fatalf("nested comment: %v %v", rows, err)
 	}
 	// The engine still answers, and nothing the refused statements tried
 	// to create exists.
