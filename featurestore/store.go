@@ -145,6 +145,8 @@ func Open(ctx context.Context, dir string, cfg Config, views []schema.FeatureVie
 		WithBlockCacheSize(16 << 20).
 		WithNumCompactors(2).
 		WithDetectConflicts(false).
+		WithValueThreshold(valueThreshold).
+		WithValueLogFileSize(64 << 20).
 		WithMetricsEnabled(false)
 	start := time.Now()
 	db, err := badger.Open(opts)
@@ -162,6 +164,11 @@ func Open(ctx context.Context, dir string, cfg Config, views []schema.FeatureVie
 		"wal_tail_batches", len(s.replayWAL), "took", time.Since(start))
 	return s, nil
 }
+
+// valueThreshold sends WAL frames of more than a few hundred samples and
+// every chunk to Badger's value log (written once, append-only) instead of
+// through the memtable and level-0 tables; the LSM tree keeps pointers.
+const valueThreshold = 4 << 10
 
 // checkDir refuses a directory that holds Badger data files but no
 // MANIFEST: Badger would start an empty database over them and delete the
@@ -837,20 +844,33 @@ func (s *Store) windowLoop() {
 	}
 }
 
-// maintenance syncs the WAL under the interval policy.
+// maintenance syncs the WAL under the interval policy and reclaims value
+// log files that deleted WAL entries and expired chunks left mostly empty.
 func (s *Store) maintenance() {
 	defer s.wg.Done()
+	sync := s.cfg.FSyncInterval
 	if s.cfg.FSync != FSyncInterval {
-		<-s.stopMaint
-		return
+		sync = time.Hour
 	}
-	tick := time.NewTicker(s.cfg.FSyncInterval)
-	defer tick.Stop()
+	syncTick := time.NewTicker(sync)
+	defer syncTick.Stop()
+	gcTick := time.NewTicker(30 * time.Second)
+	defer gcTick.Stop()
 	for {
 		select {
-		case <-tick.C:
-			if err := s.db.Sync(); err != nil {
-				s.log.Error("WAL fsync failed", "err", err)
+		case <-syncTick.C:
+			if s.cfg.FSync == FSyncInterval {
+				if err := s.db.Sync(); err != nil {
+					s.log.Error("WAL fsync failed", "err", err)
+				}
+			}
+		case <-gcTick.C:
+			for s.db.RunValueLogGC(0.5) == nil {
+				select {
+				case <-s.stopMaint:
+					return
+				default:
+				}
 			}
 		case <-s.stopMaint:
 			return

@@ -1,0 +1,236 @@
+package featurestore
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/netfeat/netfeat/schema"
+)
+
+// benchBatch returns a batch of n samples over nSeries series (devices ×
+// 50 interfaces), event times starting at ts.
+func benchBatch(n, nSeries int, ts int64) []schema.Sample {
+	b := make([]schema.Sample, n)
+	for i := range b {
+		s := i % nSeries
+		b[i] = schema.Sample{
+			TS: ts + int64(i), IngestTS: ts + int64(i),
+			Entity: schema.Entity{Device: "router-" + strconv.Itoa(s/50), Component: "HundredGigE0/0/0/" + strconv.Itoa(s%50)},
+			Metric: "interface.in.bps", Value: float64(i) * 1.5, Source: "bench/sim",
+		}
+	}
+	return b
+}
+
+func advanceTS(b []schema.Sample, d int64) {
+	for i := range b {
+		b[i].TS += d
+		b[i].IngestTS += d
+	}
+}
+
+// BenchmarkAppend measures accepted samples per second through Append:
+// series interning, WAL encoding, group commit to Badger, hot-tier append.
+// One op is one batch.
+func BenchmarkAppend(b *testing.B) {
+	for _, bc := range []struct {
+		fsync     FSyncPolicy
+		batch     int
+		appenders int
+	}{
+		{FSyncInterval, 1000, 1},
+		{FSyncInterval, 5000, 1},
+		{FSyncBatch, 5000, 1},
+		{FSyncBatch, 1000, 4},
+		{FSyncAlways, 1000, 1},
+	} {
+		b.Run(fmt.Sprintf("fsync=%s/batch=%d/appenders=%d", bc.fsync, bc.batch, bc.appenders), func(b *testing.B) {
+			s, _ := openStore(b, b.TempDir(), Config{FSync: bc.fsync, MemoryBudget: 256 << 20}, nil)
+			start(b, s)
+			batches := make([][]schema.Sample, bc.appenders)
+			for i := range batches {
+				batches[i] = benchBatch(bc.batch, 10000, testBase+int64(i)<<40)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			begin := time.Now()
+			var wg sync.WaitGroup
+			per := b.N / bc.appenders
+			for a := range bc.appenders {
+				wg.Go(func() {
+					for range per {
+						if err := s.Append(context.Background(), batches[a]); err != nil {
+							b.Error(err)
+							return
+						}
+						advanceTS(batches[a], int64(bc.batch))
+					}
+				})
+			}
+			wg.Wait()
+			el := time.Since(begin)
+			b.StopTimer()
+			b.ReportMetric(float64(per*bc.appenders*bc.batch)/el.Seconds(), "samples/s")
+			b.ReportMetric(float64(el.Nanoseconds())/float64(per*bc.appenders*bc.batch), "ns/sample")
+		})
+	}
+}
+
+// BenchmarkLatest measures an online-view lookup among 10,000 entities.
+func BenchmarkLatest(b *testing.B) {
+	v := cpuView([]time.Duration{time.Minute}, time.Minute, 0)
+	s, _ := openStore(b, b.TempDir(), Config{}, []schema.FeatureView{v})
+	ents := make([]schema.Entity, 10000)
+	for i := range ents {
+		ents[i] = schema.Entity{Device: "router-" + strconv.Itoa(i/50), Component: "cpu" + strconv.Itoa(i%50)}
+		s.online[0].set(&schema.FeatureRow{View: "cpu", Entity: ents[i], Names: v.FeatureNames(),
+			Values: make([]float64, len(v.FeatureNames())), WindowEnd: 1})
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		if _, ok := s.Latest("cpu", ents[i%len(ents)]); !ok {
+			b.Fatal("missing row")
+		}
+		i++
+	}
+}
+
+// BenchmarkWindowClose measures, for every window a watermark advance
+// closes, the time from the WAL commit of the batch that advanced it to the
+// subscriber call. One op is one hop: a batch of one sample per entity and
+// metric (2 metrics, 8 aggregations incl. a quantile, windows 1s and 3s)
+// that closes the previous window of every entity. With many entities the
+// last row of a hop waits for the rows before it.
+func BenchmarkWindowClose(b *testing.B) {
+	for _, ents := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("entities=%d", ents), func(b *testing.B) { benchWindowClose(b, ents) })
+	}
+}
+
+func benchWindowClose(b *testing.B, ents int) {
+	v := schema.FeatureView{
+		Name: "ifc", Entity: schema.EntityComponent, Metrics: []string{"interface.in.bps", "interface.out.bps"},
+		Aggregations: []schema.Aggregation{schema.AggCount, schema.AggMean, schema.AggMax, schema.AggLast,
+			schema.AggRate, schema.AggStddev, schema.AggP95, schema.AggEWMA},
+		Windows: []time.Duration{time.Second, 3 * time.Second}, Hop: time.Second,
+	}
+	s, _ := openStore(b, b.TempDir(), Config{FSync: FSyncInterval}, []schema.FeatureView{v})
+	var mu sync.Mutex
+	var lat []time.Duration
+	s.closeHook = func(d time.Duration) { mu.Lock(); lat = append(lat, d); mu.Unlock() }
+	var rows sync.WaitGroup
+	s.Subscribe(func(*schema.FeatureRow) { rows.Done() })
+	start(b, s)
+	batch := make([]schema.Sample, 0, 2*ents)
+	for e := range ents {
+		for _, m := range v.Metrics {
+			batch = append(batch, schema.Sample{Entity: schema.Entity{Device: "r" + strconv.Itoa(e/50), Component: "ifc" + strconv.Itoa(e%50)}, Metric: m})
+		}
+	}
+	ts := (testBase/int64(time.Second) + 1) * int64(time.Second)
+	send := func(closing int) {
+		rows.Add(closing)
+		for i := range batch {
+			batch[i].TS, batch[i].IngestTS, batch[i].Value = ts+int64(i), time.Now().UnixNano(), float64(ts%1e9+int64(i))
+		}
+		if err := s.Append(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+		rows.Wait()
+		ts += int64(time.Second)
+	}
+	send(0)
+	b.ReportAllocs()
+	for b.Loop() {
+		send(ents)
+	}
+	b.StopTimer()
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(lat)
+	if len(lat) > 0 {
+		b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+		b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
+		b.ReportMetric(float64(lat[len(lat)-1].Microseconds()), "max-µs")
+	}
+}
+
+// BenchmarkTenMillion appends 10M samples (10,000 series) through Append,
+// reports the hot tier's bytes per sample (its own accounting, the Go heap
+// growth and the process RSS growth), then closes the store and measures a
+// restart: Open (recovery) + Start until Append works. Run it with
+// -benchtime=1x.
+func BenchmarkTenMillion(b *testing.B) {
+	const total, batchN = 10_000_000, 10000
+	for b.Loop() {
+		dir := b.TempDir()
+		cfg := Config{FSync: FSyncInterval, MemoryBudget: 1 << 30, RetentionAge: 24 * time.Hour}
+		runtime.GC()
+		var m0 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		rss0 := rssBytes()
+		s, _ := openStore(b, dir, cfg, nil)
+		start(b, s)
+		batch := benchBatch(batchN, 10000, testBase)
+		begin := time.Now()
+		for range total / batchN {
+			if err := s.Append(context.Background(), batch); err != nil {
+				b.Fatal(err)
+			}
+			advanceTS(batch, batchN)
+		}
+		appendTime := time.Since(begin)
+		runtime.GC()
+		var m1 runtime.MemStats
+		runtime.ReadMemStats(&m1)
+		rows, hotBytes := s.hot.usage()
+		if rows != total {
+			b.Fatalf("hot tier holds %d rows, want %d", rows, total)
+		}
+		b.ReportMetric(float64(total)/appendTime.Seconds(), "append-samples/s")
+		b.ReportMetric(float64(hotBytes)/total, "hot-B/sample")
+		b.ReportMetric(float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc))/total, "heap-B/sample")
+		b.ReportMetric(float64(rssBytes()-rss0)/total, "rss-B/sample")
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+
+		begin = time.Now()
+		s2, _ := openStore(b, dir, cfg, nil)
+		start(b, s2)
+		if err := s2.Append(context.Background(), batch[:1]); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(time.Since(begin).Seconds(), "restart-s")
+		if rows, _ := s2.hot.usage(); rows != total+1 {
+			b.Fatalf("after restart the hot tier holds %d rows, want %d", rows, total+1)
+		}
+		if err := s2.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// rssBytes reads the resident set size from /proc/self/status (Linux).
+func rssBytes() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
