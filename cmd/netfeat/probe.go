@@ -9,6 +9,7 @@ func newProbeCmd() *cobra.Command {
 		Short: "Identify a device, poll it and print what netfeat makes of it",
 	}
 	cmd.AddCommand(newProbeSNMPCmd())
+	cmd.AddCommand(newProbeGNMICmd())
 	// probe subcommands: add above this line
 	return cmd
 }

@@ -9,6 +9,7 @@ func newSimCmd() *cobra.Command {
 		Short: "Run simulated devices that replay real recordings",
 	}
 	cmd.AddCommand(newSimSNMPCmd())
+	cmd.AddCommand(newSimGNMICmd())
 	// sim subcommands: add above this line
 	return cmd
 }

@@ -1,0 +1,248 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strconv"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/netfeat/netfeat/collectors/gnmi"
+	"github.com/netfeat/netfeat/normalize"
+	"github.com/netfeat/netfeat/schema"
+)
+
+// probeGNMIPasswordEnv carries a password given with --password to the
+// collector configuration, which reads secrets from files or the
+// environment only.
+const probeGNMIPasswordEnv = "NETFEAT_PROBE_GNMI_PASSWORD"
+
+func newProbeGNMICmd() *cobra.Command {
+	var (
+		t                 gnmi.Target
+		paths             []string
+		password, format  string
+		profilesDir       string
+		raw               bool
+		timeout, duration time.Duration
+		useTLS            bool
+	)
+	cmd := &cobra.Command{
+		Use:   "gnmi ADDR",
+		Short: "Subscribe to a Cisco gNMI target with its platform's paths and print the normalized samples",
+		Long: `Connect to a gNMI target (TLS unless --insecure), check its Capabilities,
+subscribe with the platform's shipped subscription set (or --path ...) and print
+the samples the normalizer makes of the updates: a table by default, JSON lines
+with --format jsonl, or the raw observations with --raw.
+
+--mode once prints the initial state and exits; --mode stream prints every
+--sample-interval until interrupted or --duration has passed.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if format != "table" && format != "jsonl" {
+				return fmt.Errorf("--format must be table or jsonl, got %q", format)
+			}
+			if t.Mode != gnmi.ModeOnce && t.Mode != gnmi.ModeStream {
+				return fmt.Errorf("--mode must be once or stream, got %q", t.Mode)
+			}
+			if useTLS && t.Insecure {
+				return errors.New("--tls and --insecure exclude each other")
+			}
+			t.Address = args[0]
+			if t.Name == "" {
+				t.Name = args[0]
+			}
+			if password != "" {
+				os.Setenv(probeGNMIPasswordEnv, password)
+				t.PasswordEnv = probeGNMIPasswordEnv
+			}
+			for _, p := range paths {
+				t.Subscriptions = append(t.Subscriptions, gnmi.Subscription{Path: p})
+			}
+			if t.Mode == gnmi.ModeOnce {
+				t.PollInterval = time.Hour // one round; the probe stops after it
+			}
+			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+			pr := &gnmiPrinter{w: cmd.OutOrStdout(), format: format}
+			var sink schema.ObservationSink = schema.ObservationSinkFunc(pr.observations)
+			if !raw {
+				ncfg := normalize.Config{ProfilesDir: profilesDir}
+				if t.Platform != "" {
+					ncfg.Inventory = map[string]normalize.DeviceInfo{t.Name: {Profile: "cisco-" + t.Platform}}
+				}
+				n, err := normalize.New(ncfg, schema.SampleAppenderFunc(pr.samples), nil, log)
+				if err != nil {
+					return fmt.Errorf("normalizer: %w", err)
+				}
+				sink = n
+			}
+			c, err := gnmi.New(gnmi.Config{Targets: []gnmi.Target{t}, Timeout: timeout,
+				RedialMin: 500 * time.Millisecond, RedialMax: 2 * time.Second}, sink, nil, log)
+			if err != nil {
+				return err
+			}
+			if err := c.Start(ctx); err != nil {
+				return err
+			}
+			stop := func() {
+				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = c.Stop(sctx)
+			}
+			wctx, cancel := context.WithTimeout(ctx, timeout)
+			err = c.WaitSynced(wctx)
+			cancel()
+			if err != nil {
+				st := c.DeviceStates()[0]
+				stop()
+				return &exitError{code: 1, err: fmt.Errorf("%s did not complete its initial state: state %s, last error: %s", t.Address, st.State, st.LastError)}
+			}
+			if t.Mode == gnmi.ModeOnce {
+				stop()
+				pr.flush()
+				printState(cmd, c)
+				return nil
+			}
+			var end <-chan time.Time
+			if duration > 0 {
+				end = time.After(duration)
+			}
+			tick := time.NewTicker(t.SampleInterval)
+			defer tick.Stop()
+			for {
+				pr.flush()
+				select {
+				case <-ctx.Done():
+					stop()
+					pr.flush()
+					printState(cmd, c)
+					return nil
+				case <-end:
+					stop()
+					pr.flush()
+					printState(cmd, c)
+					return nil
+				case <-tick.C:
+				}
+			}
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&t.Name, "name", "", "device name to report (default: ADDR)")
+	f.StringVar(&t.Platform, "platform", gnmi.PlatformIOSXR, "iosxr, nxos or iosxe: chooses the subscription set and profile")
+	f.StringArrayVar(&paths, "path", nil, "subscribe to this path instead of the platform set (repeatable), e.g. openconfig-interfaces:interfaces")
+	f.StringVar(&t.Mode, "mode", gnmi.ModeOnce, "once or stream")
+	f.StringVar(&t.Encoding, "encoding", gnmi.EncodingJSONIETF, "json_ietf, json or proto")
+	f.DurationVar(&t.SampleInterval, "sample-interval", 10*time.Second, "stream: sample interval asked of the target, and how often output is printed")
+	f.DurationVar(&duration, "duration", 0, "stream: stop after this long (0: until interrupted)")
+	f.DurationVar(&timeout, "timeout", 15*time.Second, "time allowed to connect and receive the initial state")
+	f.BoolVar(&useTLS, "tls", false, "use TLS (the default unless --insecure)")
+	f.BoolVar(&t.Insecure, "insecure", false, "connect without TLS")
+	f.StringVar(&t.TLS.CAFile, "ca-file", "", "CA certificate that signed the target's certificate")
+	f.StringVar(&t.TLS.CertFile, "cert-file", "", "client certificate for mTLS")
+	f.StringVar(&t.TLS.KeyFile, "key-file", "", "client key for mTLS")
+	f.StringVar(&t.TLS.ServerName, "server-name", "", "name to verify in the target's certificate")
+	f.BoolVar(&t.TLS.SkipVerify, "skip-verify", false, "do not verify the target's certificate (lab only)")
+	f.StringVar(&t.Username, "username", "", "username (gRPC metadata)")
+	f.StringVar(&password, "password", "", "password (prefer --password-file or --password-env)")
+	f.StringVar(&t.PasswordFile, "password-file", "", "file holding the password")
+	f.StringVar(&t.PasswordEnv, "password-env", "", "environment variable holding the password")
+	f.StringVar(&t.GNMITarget, "gnmi-target", "", "target name to put in the request prefix")
+	f.StringVar(&format, "format", "table", "output: table or jsonl")
+	f.BoolVar(&raw, "raw", false, "print raw observations instead of normalized samples")
+	f.StringVar(&profilesDir, "profiles-dir", "", "directory of extra vendor profiles")
+	return cmd
+}
+
+func printState(cmd *cobra.Command, c *gnmi.Collector) {
+	st := c.DeviceStates()[0]
+	fmt.Fprintf(cmd.ErrOrStderr(), "# %s: state %s, profile %q, %d observations, %d errors, initial sync %.1f ms\n",
+		st.Device, st.State, st.Profile, st.Observations, st.Errors, st.LastDurationMS)
+}
+
+// gnmiPrinter collects what the collector (raw) or the normalizer produced
+// and prints it in batches.
+type gnmiPrinter struct {
+	w      interface{ Write([]byte) (int, error) }
+	format string
+	mu     sync.Mutex
+	obs    []schema.Observation
+	smp    []schema.Sample
+}
+
+func (p *gnmiPrinter) observations(_ context.Context, b []schema.Observation) error {
+	p.mu.Lock()
+	p.obs = append(p.obs, b...)
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *gnmiPrinter) samples(_ context.Context, b []schema.Sample) error {
+	p.mu.Lock()
+	p.smp = append(p.smp, b...)
+	p.mu.Unlock()
+	return nil
+}
+
+func (p *gnmiPrinter) flush() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	enc := json.NewEncoder(p.w)
+	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
+	if len(p.obs) > 0 && p.format == "table" {
+		fmt.Fprintln(tw, "DEVICE\tORIGIN\tPATH\tKIND\tVALUE")
+	}
+	for _, o := range p.obs {
+		if p.format == "jsonl" {
+			_ = enc.Encode(o)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.Device, o.Origin, o.Path, o.Kind, gnmiValue(o))
+	}
+	sort.SliceStable(p.smp, func(i, j int) bool {
+		a, b := p.smp[i], p.smp[j]
+		if a.Component != b.Component {
+			return a.Component < b.Component
+		}
+		return a.Metric < b.Metric
+	})
+	if len(p.smp) > 0 && p.format == "table" {
+		fmt.Fprintln(tw, "DEVICE\tCOMPONENT\tMETRIC\tVALUE\tSOURCE")
+	}
+	for _, s := range p.smp {
+		if p.format == "jsonl" {
+			_ = enc.Encode(s)
+			continue
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Device, s.Component, s.Metric, strconv.FormatFloat(s.Value, 'g', -1, 64), s.Source)
+	}
+	tw.Flush()
+	p.obs, p.smp = p.obs[:0], p.smp[:0]
+}
+
+func gnmiValue(o schema.Observation) string {
+	switch o.Kind {
+	case schema.KindCounter64, schema.KindGauge:
+		return strconv.FormatUint(o.Uint, 10)
+	case schema.KindInteger, schema.KindBool:
+		return strconv.FormatInt(o.Int, 10)
+	case schema.KindFloat:
+		return strconv.FormatFloat(o.Float, 'g', -1, 64)
+	case schema.KindEnum:
+		return o.Str
+	case schema.KindString, schema.KindJSON:
+		return strconv.Quote(o.Str)
+	case schema.KindBytes:
+		return fmt.Sprintf("%x", o.Str)
+	}
+	return o.Kind.String()
+}
