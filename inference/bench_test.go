@@ -178,4 +178,3 @@ func benchRow(i int64) *schema.FeatureRow {
 	r := row(fmt.Sprintf("pe%d", i%50), fmt.Sprintf("Gi0/%d", i%48), time.Unix(0, base+i), v)
 	return r
 }
-

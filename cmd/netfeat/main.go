@@ -57,6 +57,8 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newSimCmd())
 	root.AddCommand(newProbeCmd())
 	root.AddCommand(newNormalizeCmd())
+	root.AddCommand(newWatchCmd())
+	root.AddCommand(newModelsCmd())
 	// subcommands: add above this line
 	return root
 }

@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/netfeat/netfeat/inference"
+	"github.com/netfeat/netfeat/schema"
+)
+
+// inferenceRuntime starts a runtime with the shipped congestion model.
+func inferenceRuntime(t *testing.T, nc *nats.Conn) *inference.Runtime {
+	t.Helper()
+	cfg := inference.DefaultConfig()
+	cfg.Models = []inference.ModelConfig{{
+		Name: "congestion", Kind: inference.KindXGBoost, View: "interface_1m",
+		File: "../../models/congestion.json", Action: "reroute",
+	}}
+	r, err := inference.New(cfg, nc, t.TempDir(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Stop(context.Background()) })
+	return r
+}
+
+func runCmd(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := newRootCmd()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := root.ExecuteContext(ctx)
+	return out.String(), err
+}
+
+func TestModelsCmd(t *testing.T) {
+	r := inferenceRuntime(t, nil)
+	srv := httptest.NewServer(r.Handler())
+	defer srv.Close()
+
+	out, err := runCmd(t, "models", "list", "--server", srv.URL)
+	if err != nil || !strings.Contains(out, "congestion  xgboost  interface_1m  v1") {
+		t.Fatalf("list: %v\n%s", err, out)
+	}
+	if out, err = runCmd(t, "models", "upload", "congestion", "../../models/congestion.json", "--version", "v2", "--server", srv.URL); err != nil {
+		t.Fatalf("upload: %v\n%s", err, out)
+	}
+	steps := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"shadow", "congestion", "v2"}, "congestion: live v1, shadow v2, previous -"},
+		{[]string{"promote", "congestion"}, "congestion: live v2, shadow -, previous v1"},
+		{[]string{"rollback", "congestion"}, "congestion: live v1, shadow -, previous -"},
+	}
+	for _, s := range steps {
+		out, err := runCmd(t, append(append([]string{"models"}, s.args...), "--server", srv.URL)...)
+		if err != nil || strings.TrimSpace(out) != s.want {
+			t.Fatalf("%v: %v\n%q, want %q", s.args, err, out, s.want)
+		}
+	}
+	out, err = runCmd(t, "models", "list", "congestion", "--server", srv.URL)
+	if err != nil || !strings.Contains(out, "v1       live") || !strings.Contains(out, "upload") {
+		t.Fatalf("list congestion: %v\n%s", err, out)
+	}
+	if _, err := runCmd(t, "models", "rollback", "congestion", "--server", srv.URL); err == nil || !strings.Contains(err.Error(), "409") {
+		t.Fatalf("rollback without history: %v", err)
+	}
+}
+
+func TestWatchCmd(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	defer ns.Shutdown()
+	if !ns.ReadyForConnections(5 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	r := inferenceRuntime(t, nc)
+
+	type result struct {
+		out string
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		out, err := runCmd(t, "watch", "--nats", ns.ClientURL(), "--device", "pe1.lab", "--count", "1", "--utc")
+		done <- result{out, err}
+	}()
+	v := schema.FeatureView{
+		Name: "interface_1m", Entity: schema.EntityComponent,
+		Metrics:      []string{"interface.in.utilization", "interface.out.utilization", "interface.in.errors_ps", "interface.out.discards_ps"},
+		Aggregations: []schema.Aggregation{schema.AggMean, schema.AggMax}, Windows: []time.Duration{time.Minute}, Hop: 10 * time.Second,
+	}
+	end := time.Now()
+	for {
+		r.HandleRow(&schema.FeatureRow{
+			View: v.Name, Entity: schema.Entity{Device: "pe1.lab", Component: "Gi0/0/0/1"},
+			WindowStart: end.Add(-time.Minute).UnixNano(), WindowEnd: end.UnixNano(),
+			Names: v.FeatureNames(), Values: []float64{0.1, 0.2, 0.95, 1, 0, 0, 500, 2000}, LastIngestTS: time.Now().UnixNano(),
+		})
+		select {
+		case res := <-done:
+			if res.err != nil {
+				t.Fatal(res.err)
+			}
+			if !strings.Contains(res.out, "congestion@v1") || !strings.Contains(res.out, "pe1.lab/Gi0/0/0/1") ||
+				!strings.Contains(res.out, "0.9220  reroute") {
+				t.Fatalf("watch output:\n%s", res.out)
+			}
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"github.com/netfeat/netfeat/inference/watch"
+)
+
+func newWatchCmd() *cobra.Command {
+	var (
+		url   string
+		creds string
+		o     watch.Options
+	)
+	cmd := &cobra.Command{
+		Use:   "watch",
+		Short: "Show decisions live as they are published on NATS",
+		Long: `Subscribe to netfeat.decisions.<model>.<device> and print each decision as an
+aligned line: time, model@version, entity, score, action, ingest-to-decision
+latency and the reason (with the fallback, when one decided). Stops on Ctrl-C.`,
+		Example: `  netfeat watch
+  netfeat watch --model congestion --device pe1.lab --actions-only
+  netfeat watch --nats nats://10.0.0.5:4222 --json | jq .score`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			opts := []nats.Option{nats.Name("netfeat watch"), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second)}
+			if creds != "" {
+				opts = append(opts, nats.UserCredentials(creds))
+			}
+			nc, err := nats.Connect(url, opts...)
+			if err != nil {
+				return fmt.Errorf("connect to NATS at %s: %w", url, err)
+			}
+			defer nc.Close()
+			if !o.JSON {
+				fmt.Fprintf(cmd.ErrOrStderr(), "watching %s on %s\n", o.Subject(), nc.ConnectedUrlRedacted())
+			}
+			return watch.Run(cmd.Context(), nc, o, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&url, "nats", nats.DefaultURL, "NATS server URL")
+	f.StringVar(&creds, "creds", "", "NATS credentials file")
+	f.StringVar(&o.Model, "model", "", "only this model")
+	f.StringVar(&o.Device, "device", "", "only this device")
+	f.BoolVar(&o.ActionsOnly, "actions-only", false, `hide decisions whose action is "none"`)
+	f.BoolVar(&o.JSON, "json", false, "print the decision documents as received, one per line")
+	f.IntVar(&o.Count, "count", 0, "exit after this many decisions (0: run until interrupted)")
+	f.BoolVar(&o.UTC, "utc", false, "print times in UTC")
+	return cmd
+}
