@@ -53,7 +53,7 @@ func readAll(ctx context.Context, t *testing.T, cl *flightsql.Client, info *flig
 		for rd.Next() {
 			rec := rd.RecordBatch()
 			for i := 0; i < int(rec.NumRows()); i++ {
-				out = append(out, textValue(rec.Column(0), i)+"="+textValue(rec.Column(1), i))
+				out = append(out, TextValue(rec.Column(0), i)+"="+TextValue(rec.Column(1), i))
 			}
 		}
 		if err := rd.Err(); err != nil {

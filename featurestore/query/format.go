@@ -129,7 +129,7 @@ func writeCSV(w io.Writer, r *Result) error {
 		rec := r.RecordBatch()
 		for i := 0; i < int(rec.NumRows()); i++ {
 			for c, col := range rec.Columns() {
-				row[c] = textValue(col, i)
+				row[c] = TextValue(col, i)
 			}
 			if err := cw.Write(row); err != nil {
 				return fmt.Errorf("write csv: %w", err)
@@ -198,8 +198,9 @@ func valueAt(col arrow.Array, i int) any {
 	return col.GetOneForMarshal(i)
 }
 
-// textValue renders row i of col for CSV and the terminal table.
-func textValue(col arrow.Array, i int) string {
+// TextValue renders row i of col as text, as CSV output and the terminal
+// table show it: RFC 3339 timestamps, empty for NULL.
+func TextValue(col arrow.Array, i int) string {
 	switch v := valueAt(col, i).(type) {
 	case nil:
 		return ""

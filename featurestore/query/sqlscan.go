@@ -3,7 +3,7 @@ package query
 import "strings"
 
 // sqlScan is what a lexical pass over a query finds. The lexer follows
-// DuckDB's quoting rules (single-quoted strings with ” escapes, E” strings
+// DuckDB's quoting rules (single-quoted strings with doubled quotes, E-strings
 // with backslash escapes, double-quoted identifiers, $tag$ dollar quoting,
 // -- and /* */ comments) so that it sees the same statement boundaries and
 // parentheses as DuckDB's parser.
