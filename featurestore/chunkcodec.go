@@ -37,6 +37,7 @@ func encodeChunk(c *chunk) ([]byte, error) {
 		col.Release()
 	}
 	var buf bytes.Buffer
+	buf.Grow(n*bytesPerRow + 4096)
 	w := ipc.NewWriter(&buf, ipc.WithSchema(chunkSchema), ipc.WithLZ4())
 	if err := w.Write(rec); err != nil {
 		return nil, fmt.Errorf("write chunk ipc: %w", err)

@@ -132,7 +132,7 @@ func DefaultConfig() Config {
 		SealAge:          10 * time.Second,
 		RetentionAge:     time.Hour,
 		MemoryBudget:     512 << 20,
-		FSync:            FSyncBatch,
+		FSync:            FSyncInterval,
 		FSyncInterval:    100 * time.Millisecond,
 		GroupCommitDelay: 0,
 		ChunkTTL:         7 * 24 * time.Hour,

@@ -152,19 +152,11 @@ func (s *Store) emit(ve *viewEngine, row *schema.FeatureRow, reason closeReason,
 	if suppressed {
 		return // delivered before the restart; the online view already has it
 	}
-	now := time.Now()
-	row.ClosedAt = now.UnixNano()
-	i := s.viewIx[ve.v.Name]
+	row.ClosedAt = time.Now().UnixNano()
 	kept := *row
 	kept.Values = slices.Clone(row.Values)
-	s.online[i].set(&kept)
-	s.tables[i].add(&kept)
-	select {
-	case s.rowCh <- rowWrite{view: ve.v.Name, row: &kept, mark: reason == closeWatermark}:
-	default:
-		s.m.rowsUnpersist.WithLabelValues(ve.v.Name).Inc()
-	}
-	s.m.windowsClosed.WithLabelValues(ve.v.Name, string(reason)).Inc()
+	// Subscribers first: they are the latency-critical path. Each gets its
+	// own row; the store keeps kept.
 	subs := *s.subs.Load()
 	for j, h := range subs {
 		r := row
@@ -182,6 +174,15 @@ func (s *Store) emit(ve *viewEngine, row *schema.FeatureRow, reason closeReason,
 		}
 		h(r)
 	}
+	i := s.viewIx[ve.v.Name]
+	s.online[i].set(&kept)
+	s.tables[i].add(&kept)
+	select {
+	case s.rowCh <- rowWrite{view: ve.v.Name, row: &kept, mark: reason == closeWatermark}:
+	default:
+		s.m.rowsUnpersist.WithLabelValues(ve.v.Name).Inc()
+	}
+	s.m.windowsClosed.WithLabelValues(ve.v.Name, string(reason)).Inc()
 }
 
 // rowWrite is one closed row for the row writer.

@@ -10,6 +10,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/netfeat/netfeat/schema"
 )
 
 // seriesKey identifies a series: one metric of one entity.
@@ -64,6 +66,35 @@ func (t *seriesTable) intern(device, component, metric, source string) int32 {
 	t.ids[k] = id
 	t.defs = append(t.defs, seriesDef{seriesKey: k, source: source})
 	return id
+}
+
+// internBatch sets recs[i].sid for every sample of batch that ok(i)
+// accepts, taking the read lock once for the batch and the write lock only
+// for new series.
+func (t *seriesTable) internBatch(batch []schema.Sample, recs []rec) {
+	var miss []int
+	t.mu.RLock()
+	var prev *schema.Sample
+	var prevID int32
+	for i := range batch {
+		x := &batch[i]
+		if prev != nil && x.Device == prev.Device && x.Component == prev.Component && x.Metric == prev.Metric {
+			recs[i].sid = prevID
+			continue
+		}
+		id, ok := t.ids[seriesKey{x.Device, x.Component, x.Metric}]
+		if !ok {
+			miss = append(miss, i)
+			prev = nil
+			continue
+		}
+		recs[i].sid, prev, prevID = id, x, id
+	}
+	t.mu.RUnlock()
+	for _, i := range miss {
+		x := &batch[i]
+		recs[i].sid = t.intern(x.Device, x.Component, x.Metric, x.Source)
+	}
 }
 
 // restore adds a persisted definition with a known id during recovery.

@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -580,17 +581,18 @@ func (s *Store) Append(ctx context.Context, batch []schema.Sample) error {
 		return nil
 	}
 	p := s.pool.Get().(*pending)
-	p.recs = p.recs[:0]
+	for i := range batch {
+		if x := &batch[i]; x.Device == "" || x.Metric == "" {
+			batch = s.rejectBad(batch)
+			break
+		}
+	}
+	p.recs = slices.Grow(p.recs[:0], len(batch))[:len(batch)]
 	for i := range batch {
 		x := &batch[i]
-		if x.Device == "" || x.Metric == "" {
-			s.m.rejected.WithLabelValues(x.Device, "missing_label").Inc()
-			s.log.Warn("sample rejected: empty device or metric", "device", x.Device, "component", x.Component, "metric", x.Metric)
-			continue
-		}
-		sid := s.series.intern(x.Device, x.Component, x.Metric, x.Source)
-		p.recs = append(p.recs, rec{ts: x.TS, ingest: x.IngestTS, value: x.Value, sid: sid})
+		p.recs[i] = rec{ts: x.TS, ingest: x.IngestTS, value: x.Value}
 	}
+	s.series.internBatch(batch, p.recs)
 	if len(p.recs) == 0 {
 		s.pool.Put(p)
 		return nil
@@ -615,6 +617,21 @@ func (s *Store) Append(ctx context.Context, batch []schema.Sample) error {
 	err := <-p.done
 	s.release(p)
 	return err
+}
+
+// rejectBad returns a copy of batch without the samples that lack a device
+// or metric, counting and logging each.
+func (s *Store) rejectBad(batch []schema.Sample) []schema.Sample {
+	good := make([]schema.Sample, 0, len(batch))
+	for _, x := range batch {
+		if x.Device == "" || x.Metric == "" {
+			s.m.rejected.WithLabelValues(x.Device, "missing_label").Inc()
+			s.log.Warn("sample rejected: empty device or metric", "device", x.Device, "component", x.Component, "metric", x.Metric)
+			continue
+		}
+		good = append(good, x)
+	}
+	return good
 }
 
 func (s *Store) release(p *pending) {
