@@ -372,3 +372,73 @@ func TestDamagedDataDirectory(t *testing.T) {
 		t.Logf("error: %v", err)
 	})
 }
+
+func TestConcurrentAppendersAndReaders(t *testing.T) {
+	v := cpuView([]time.Duration{time.Second}, time.Second, 0)
+	v.Metrics = []string{"interface.in.bps"}
+	s, _ := openStore(t, t.TempDir(), Config{SealRows: 700, FSync: FSyncBatch}, []schema.FeatureView{v})
+	var rows collector
+	s.Subscribe(rows.handle)
+	start(t, s)
+	const appenders, batches, size = 4, 40, 100
+	done := make(chan struct{})
+	readerErr := make(chan error, 1)
+	go func() {
+		defer close(readerErr)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			n := 0
+			for _, r := range s.SnapshotSamples() {
+				n += int(r.NumRows())
+				r.Release()
+			}
+			if n%size != 0 {
+				readerErr <- fmt.Errorf("snapshot holds %d rows: not whole batches", n)
+				return
+			}
+			for _, r := range s.SnapshotSeries() {
+				r.Release()
+			}
+		}
+	}()
+	errs := make(chan error, appenders)
+	for a := range appenders {
+		go func() {
+			for b := range batches {
+				if err := s.Append(context.Background(), genBatch(size, (a*batches+b)*size)); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range appenders {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(done)
+	if err := <-readerErr; err != nil {
+		t.Fatal(err)
+	}
+	got := readSamples(t, s.SnapshotSamples())
+	if len(got) != appenders*batches*size {
+		t.Fatalf("%d samples, want %d", len(got), appenders*batches*size)
+	}
+	for i := 1; i < len(got); i++ {
+		if got[i] == got[i-1] {
+			t.Fatalf("sample %+v stored twice", got[i])
+		}
+	}
+	if err := s.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(context.Background(), genBatch(1, 0)); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("Append after Stop: %v, want ErrNotRunning", err)
+	}
+}

@@ -289,7 +289,8 @@ func identOK(s string) bool {
 
 func writeParquet(w io.Writer, r *Result, progress func(int64)) error {
 	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd))
-	fw, err := pqarrow.NewFileWriter(r.Schema(), w, props, pqarrow.DefaultWriterProps())
+	// The file writer closes a writer that is an io.Closer; the caller owns w.
+	fw, err := pqarrow.NewFileWriter(r.Schema(), struct{ io.Writer }{w}, props, pqarrow.DefaultWriterProps())
 	if err != nil {
 		return fmt.Errorf("parquet writer: %w", err)
 	}
