@@ -59,6 +59,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newNormalizeCmd())
 	root.AddCommand(newWatchCmd())
 	root.AddCommand(newModelsCmd())
+	root.AddCommand(newQueryCmd(), newExportCmd())
 	// subcommands: add above this line
 	return root
 }

@@ -1,0 +1,185 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/netfeat/netfeat/featurestore/query"
+)
+
+// defaultQueryServer is where `netfeat serve` listens for HTTP by default.
+const defaultQueryServer = "http://127.0.0.1:9464"
+
+// queryClientFlags are the flags shared by query and export.
+type queryClientFlags struct {
+	server string
+	token  string
+}
+
+func (f *queryClientFlags) register(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.server, "server", envOr("NETFEAT_SERVER", defaultQueryServer), "base URL of the running netfeat (env NETFEAT_SERVER)")
+	cmd.Flags().StringVar(&f.token, "token", "", "bearer token (default: env NETFEAT_TOKEN)")
+}
+
+func (f *queryClientFlags) client() *query.Client {
+	token := f.token
+	if token == "" {
+		token = os.Getenv("NETFEAT_TOKEN")
+	}
+	return &query.Client{URL: f.server, Token: token}
+}
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func newQueryCmd() *cobra.Command {
+	var (
+		cf       queryClientFlags
+		format   string
+		from, to string
+		maxRows  int
+	)
+	cmd := &cobra.Command{
+		Use:   "query [flags] SQL",
+		Short: "Run SQL against a running netfeat",
+		Long: `Send one SQL statement to a running netfeat (POST /v1/query) and print the
+result. Tables: samples, one per feature view, latest_<view>, decisions,
+series, devices and metrics (see docs/sql.md). With --from and --to the
+time-stamped tables are read from history over [from, to). SQL "-" reads
+the statement from standard input.`,
+		Example: `  netfeat query "SELECT * FROM devices"
+  netfeat query --format csv "SELECT ts, value FROM samples WHERE device = 'pe1' AND metric = 'interface.in.bps'"
+  netfeat query --from 2025-03-01T00:00:00Z --to 2025-03-02T00:00:00Z "SELECT device, max(value) FROM samples GROUP BY ALL"`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			sql := args[0]
+			if sql == "-" {
+				b, err := io.ReadAll(cmd.InOrStdin())
+				if err != nil {
+					return fmt.Errorf("read SQL from stdin: %w", err)
+				}
+				sql = string(b)
+			}
+			req := query.Request{SQL: sql, MaxRows: maxRows}
+			var err error
+			if req.From, req.To, err = parseRange(from, to); err != nil {
+				return err
+			}
+			c := cf.client()
+			out := cmd.OutOrStdout()
+			switch format {
+			case "table":
+				return printTable(cmd, c, req)
+			case "json", "csv":
+				req.Format = format
+				resp, err := c.Do(cmd.Context(), req)
+				if err != nil {
+					return err
+				}
+				defer resp.Body.Close()
+				if _, err := io.Copy(out, resp.Body); err != nil {
+					return fmt.Errorf("read result: %w", err)
+				}
+				if err := query.TrailerError(resp); err != nil {
+					return err
+				}
+				if resp.Trailer.Get(query.HeaderTruncated) == "true" {
+					fmt.Fprintf(cmd.ErrOrStderr(), "result truncated at %s rows (the server's row limit)\n", resp.Trailer.Get(query.HeaderRows))
+				}
+				return nil
+			}
+			return fmt.Errorf("--format %q: want table, json or csv", format)
+		},
+	}
+	cf.register(cmd)
+	f := cmd.Flags()
+	f.StringVar(&format, "format", "table", "output: table, json or csv")
+	f.StringVar(&from, "from", "", "read history from this time (RFC 3339), with --to")
+	f.StringVar(&to, "to", "", "read history up to this time (RFC 3339, exclusive), with --from")
+	f.IntVar(&maxRows, "max-rows", 0, "at most this many rows (0: the server's limit)")
+	return cmd
+}
+
+// parseRange parses --from/--to; both or neither.
+func parseRange(from, to string) (time.Time, time.Time, error) {
+	if from == "" && to == "" {
+		return time.Time{}, time.Time{}, nil
+	}
+	if from == "" || to == "" {
+		return time.Time{}, time.Time{}, errors.New("--from and --to go together")
+	}
+	f, err := time.Parse(time.RFC3339Nano, from)
+	if err != nil {
+		return time.Time{}, time.Time{}, fmt.Errorf("--from: %w", err)
+	}
+	t, err := time.Parse(time.RFC3339Nano, to)
+	if err != nil {
+		return time.Time{}, time.Time{}, fmt.Errorf("--to: %w", err)
+	}
+	return f, t, nil
+}
+
+// printTable fetches the result as Arrow and prints an aligned table with a
+// row count.
+func printTable(cmd *cobra.Command, c *query.Client, req query.Request) error {
+	rd, resp, err := c.Arrow(cmd.Context(), req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	defer rd.Release()
+	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
+	var names []string
+	for _, f := range rd.Schema().Fields() {
+		names = append(names, f.Name)
+	}
+	fmt.Fprintln(tw, strings.Join(names, "\t"))
+	rule := make([]string, len(names))
+	for i, n := range names {
+		rule[i] = strings.Repeat("-", max(len(n), 3))
+	}
+	fmt.Fprintln(tw, strings.Join(rule, "\t"))
+	rows := 0
+	cells := make([]string, len(names))
+	for rd.Next() {
+		rec := rd.RecordBatch()
+		for i := 0; i < int(rec.NumRows()); i++ {
+			for c := range cells {
+				v := query.TextValue(rec.Column(c), i)
+				if rec.Column(c).IsNull(i) {
+					v = "NULL"
+				}
+				cells[c] = strings.NewReplacer("\t", " ", "\n", " ").Replace(v)
+			}
+			fmt.Fprintln(tw, strings.Join(cells, "\t"))
+			rows++
+		}
+	}
+	if err := rd.Err(); err != nil {
+		return fmt.Errorf("read result: %w", err)
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("print: %w", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if err := query.TrailerError(resp); err != nil {
+		return err
+	}
+	note := ""
+	if resp.Trailer.Get(query.HeaderTruncated) == "true" {
+		note = ", truncated at the server's row limit"
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "(%d rows%s)\n", rows, note)
+	return nil
+}
