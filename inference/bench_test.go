@@ -2,6 +2,7 @@ package inference
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -177,4 +178,34 @@ func benchRow(i int64) *schema.FeatureRow {
 	}
 	r := row(fmt.Sprintf("pe%d", i%50), fmt.Sprintf("Gi0/%d", i%48), time.Unix(0, base+i), v)
 	return r
+}
+
+// BenchmarkProcessRow measures the runtime's own work per row (score the
+// congestion model and its rule, build, record and encode both decisions),
+// with the publisher's queue drained by a goroutine that discards.
+func BenchmarkProcessRow(b *testing.B) {
+	r, err := New(testConfig(), nil, b.TempDir(), nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Stop(context.Background())
+	done := make(chan struct{})
+	go func() {
+		for range r.pub.in {
+		}
+		close(done)
+	}()
+	rows := []*schema.FeatureRow{benchRow(1), benchRow(2)}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		r.process(rows[i&1])
+		i++
+	}
+	b.StopTimer()
+	close(r.pub.in)
+	<-done
+	r.pub.in = make(chan *outMsg) // Stop closes it again
+	close(r.stopCh)
+	r.started = false
 }

@@ -1,7 +1,6 @@
 package inference
 
 import (
-	"encoding/json"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -92,6 +91,7 @@ func (r *Runtime) DecisionRecords() []arrow.RecordBatch {
 	lat := b.Field(14).(*array.Int64Builder)
 	feat := b.Field(15).(*array.StringBuilder)
 	b.Reserve(len(all))
+	var buf []byte
 	for _, x := range all {
 		d := x.d
 		ts.Append(arrow.Timestamp(d.Time.UnixNano()))
@@ -109,15 +109,8 @@ func (r *Runtime) DecisionRecords() []arrow.RecordBatch {
 		ws.Append(arrow.Timestamp(d.Window.Start.UnixNano()))
 		we.Append(arrow.Timestamp(d.Window.End.UnixNano()))
 		lat.Append(d.IngestToDecisionUS)
-		f := d.Features
-		if !finite(d) {
-			f = sanitized(d).Features
-		}
-		j, err := json.Marshal(f)
-		if err != nil {
-			j = []byte("{}")
-		}
-		feat.Append(string(j))
+		buf = appendFeaturesJSON(buf[:0], d.Features)
+		feat.Append(string(buf))
 	}
 	return []arrow.RecordBatch{b.NewRecordBatch()}
 }

@@ -528,15 +528,7 @@ func (r *Runtime) decision(s *slot, row *schema.FeatureRow, ver string, res *res
 }
 
 func (r *Runtime) publish(d *schema.Decision) {
-	doc := d
-	if !finite(d) {
-		doc = sanitized(d)
-	}
-	data, err := json.Marshal(doc)
-	if err != nil {
-		r.logLimited("marshal", "decision not encodable", "model", d.Model, "err", err)
-		return
-	}
+	data := appendDecisionJSON(make([]byte, 0, 1024), d)
 	r.pub.in <- &outMsg{subject: schema.DecisionSubject(d.Model, d.Entity.Device), id: d.ID, data: data}
 }
 
