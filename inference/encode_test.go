@@ -17,7 +17,7 @@ func TestAppendDecisionJSONMatchesEncodingJSON(t *testing.T) {
 		Entity: schema.Entity{Device: "pe1.lab", Component: "HundredGigE0/0/0/0"}, View: "interface_1m",
 		Model: "congestion", ModelVersion: "v1", Score: 0.9219961762428284, Action: "reroute",
 		Reason: "xgboost score 0.922", Features: map[string]float64{"b": 1e-7, "a": 2000, "c": 0, "d": -1.5e22, "e": 123456789.125},
-		Window: schema.Window{Start: time.Date(2026, 3, 1, 11, 59, 0, 0, time.UTC), End: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)},
+		Window:             schema.Window{Start: time.Date(2026, 3, 1, 11, 59, 0, 0, time.UTC), End: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)},
 		IngestToDecisionUS: 412,
 	}
 	edits := []struct {
