@@ -465,7 +465,11 @@ func (t *target) session(ctx context.Context) (synced bool, err error) {
 		var it recvItem
 		select {
 		case <-ctx.Done():
-			t.flush(context.WithoutCancel(ctx), dec)
+			// Hand over what was decoded; a sink that does not take it
+			// within the bound loses it rather than blocking Stop.
+			fctx, fcancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			t.flush(fctx, dec)
+			fcancel()
 			return synced, ctx.Err()
 		case <-poll:
 			poll = nil

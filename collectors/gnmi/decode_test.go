@@ -281,3 +281,23 @@ func TestDeviceTime(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeSteadyStateAllocs checks that decoding a notification whose
+// paths were seen before allocates nothing: paths are interned.
+func TestDecodeSteadyStateAllocs(t *testing.T) {
+	prefix := mustPath(t, "interfaces/interface[name=Gi0/0/0/0]/state/counters")
+	prefix.Origin = "openconfig-interfaces"
+	n := &gpb.Notification{Timestamp: 1700000000123456789, Prefix: prefix}
+	for _, l := range []string{"in-octets", "out-octets", "in-errors"} {
+		n.Update = append(n.Update, &gpb.Update{Path: mustPath(t, l), Val: uintVal(7)})
+	}
+	d := newDecoder("r1", []*gpb.Path{mustPath(t, "openconfig-interfaces:interfaces")}, func(r string) { t.Fatalf("rejected: %s", r) })
+	d.notification(n, 1)
+	d.out = d.out[:0]
+	if a := testing.AllocsPerRun(100, func() {
+		d.notification(n, 1)
+		d.out = d.out[:0]
+	}); a != 0 {
+		t.Fatalf("steady-state decode allocates %v times per notification, want 0", a)
+	}
+}
