@@ -12,7 +12,8 @@ import (
 
 // appendDecisionJSON appends d as the JSON document of schema.Decision to
 // dst. The output is byte for byte what encoding/json produces for a
-// decision with finite numbers (the tests compare them), at a fraction of
+// decision with finite numbers and HTML escaping off (json.Encoder with
+// SetEscapeHTML(false); the tests compare them), at a fraction of
 // the cost; non-finite features are left out and a non-finite score is
 // written as 0, since JSON has no NaN.
 func appendDecisionJSON(dst []byte, d *schema.Decision) []byte {
@@ -111,16 +112,17 @@ func appendJSONTime(b []byte, t time.Time) []byte {
 
 const hexDigits = "0123456789abcdef"
 
-// appendJSONString quotes s as encoding/json does by default: control
-// characters, '"' and '\\' escaped, '<', '>' and '&' as \u00XX, U+2028 and
-// U+2029 escaped, invalid UTF-8 replaced by U+FFFD.
+// appendJSONString quotes s as encoding/json does without HTML escaping:
+// control characters, '"' and '\\' escaped, U+2028 and U+2029 escaped,
+// invalid UTF-8 replaced by U+FFFD. Reasons such as "x > 0.9" stay
+// readable.
 func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if c >= 0x20 && c != '"' && c != '\\' {
 				i++
 				continue
 			}

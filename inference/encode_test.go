@@ -45,10 +45,13 @@ func TestAppendDecisionJSONMatchesEncodingJSON(t *testing.T) {
 		t.Run(e.name, func(t *testing.T) {
 			d := base
 			e.edit(&d)
-			want, err := json.Marshal(&d)
-			if err != nil {
+			var buf bytes.Buffer
+			enc := json.NewEncoder(&buf)
+			enc.SetEscapeHTML(false)
+			if err := enc.Encode(&d); err != nil {
 				t.Fatal(err)
 			}
+			want := bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
 			if got := appendDecisionJSON(nil, &d); !bytes.Equal(got, want) {
 				t.Fatalf("\n got %s\nwant %s", got, want)
 			}

@@ -93,7 +93,7 @@ func NewPrinter(w io.Writer, o Options) *Printer { return &Printer{w: w, o: o} }
 // Column widths of the table; longer values are cut with "…".
 const (
 	wTime    = 12
-	wModel   = 22
+	wModel   = 30
 	wEntity  = 34
 	wScore   = 8
 	wAction  = 9
