@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"sync"
@@ -201,6 +202,7 @@ func checkDir(dir string) error {
 // recover loads everything persisted. It runs before any goroutine starts.
 func (s *Store) recover(ctx context.Context) error {
 	var damaged [][]byte
+	var placeholders []int32
 	fail := func(kind string, key []byte, err error) error {
 		if s.cfg.Recovery == RecoveryQuarantine {
 			s.log.Error("quarantining damaged store entry", "kind", kind, "key", keyString(key), "err", err)
@@ -228,11 +230,17 @@ func (s *Store) recover(ctx context.Context) error {
 			if len(k) != 5 {
 				return fail("series", k, fmt.Errorf("key of %d bytes", len(k)))
 			}
+			id := int32(uint32(k[1])<<24 | uint32(k[2])<<16 | uint32(k[3])<<8 | uint32(k[4]))
 			d, err := decodeSeriesDef(v)
 			if err != nil {
-				return fail("series", k, err)
+				if err := fail("series", k, err); err != nil {
+					return err
+				}
+				// Keep ids dense: the samples of this series stay readable
+				// under a placeholder name, persisted in place of the entry.
+				d = placeholderSeries(id)
+				placeholders = append(placeholders, id)
 			}
-			id := int32(uint32(k[1])<<24 | uint32(k[2])<<16 | uint32(k[3])<<8 | uint32(k[4]))
 			if err := s.series.restore(id, d); err != nil {
 				return fail("series", k, err)
 			}
@@ -261,41 +269,19 @@ func (s *Store) recover(ctx context.Context) error {
 		s.persistedSeq.Store(s.seq)
 		cutoff := time.Now().Add(-s.cfg.RetentionAge).UnixNano()
 		budget := int64(s.cfg.MemoryBudget) - int64(s.cfg.SealRows)*bytesPerRow
-		var load []*chunk
+		var want []chunkMeta
 		var used int64
 		for i := len(metas) - 1; i >= 0; i-- {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
 			m := metas[i]
 			if m.maxTS < cutoff || used+int64(m.rows)*bytesPerRow > budget {
 				break
 			}
-			k := chunkKey(m)
-			item, err := txn.Get(k)
-			if err != nil {
-				if err := fail("chunk", k, err); err != nil {
-					return err
-				}
-				continue
-			}
-			var c *chunk
-			err = item.Value(func(v []byte) error {
-				var err error
-				c, err = decodeChunk(v, m)
-				return err
-			})
-			if err == nil {
-				err = s.checkSeries(c.sid)
-			}
-			if err != nil {
-				if err := fail("chunk", k, err); err != nil {
-					return err
-				}
-				continue
-			}
-			used += c.bytes()
-			load = append(load, c)
+			used += int64(m.rows) * bytesPerRow
+			want = append(want, m)
+		}
+		load, err := s.loadChunks(ctx, txn, want, fail)
+		if err != nil {
+			return err
 		}
 		for i := len(load) - 1; i >= 0; i-- {
 			s.hot.load(load[i])
@@ -340,6 +326,13 @@ func (s *Store) recover(ctx context.Context) error {
 	if err := s.quarantine(damaged); err != nil {
 		return err
 	}
+	for _, id := range placeholders {
+		d := placeholderSeries(id)
+		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(seriesKeyBytes(id), encodeSeriesDef(nil, d)) }); err != nil {
+			return fmt.Errorf("write placeholder for damaged series %d: %w", id, err)
+		}
+		s.log.Error("damaged series definition replaced by a placeholder", "series", id, "device", d.device)
+	}
 	if err := s.deleteWALUpTo(s.persistedSeq.Load()); err != nil {
 		return err
 	}
@@ -347,6 +340,68 @@ func (s *Store) recover(ctx context.Context) error {
 		return fmt.Errorf("write store format: %w", err)
 	}
 	return s.loadOnline()
+}
+
+// placeholderSeries names a series whose definition was damaged.
+func placeholderSeries(id int32) seriesDef {
+	return seriesDef{seriesKey: seriesKey{device: fmt.Sprintf("damaged-series-%d", id), metric: "unknown"}}
+}
+
+// loadChunks reads the chunks of metas (newest first) and decodes them on
+// every core. Damaged ones go through fail; a nil result for a damaged
+// chunk is left out.
+func (s *Store) loadChunks(ctx context.Context, txn *badger.Txn, metas []chunkMeta, fail func(string, []byte, error) error) ([]*chunk, error) {
+	type job struct {
+		i int
+		v []byte
+	}
+	out := make([]*chunk, len(metas))
+	errs := make([]error, len(metas))
+	jobs := make(chan job, 4)
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Go(func() {
+			for j := range jobs {
+				c, err := decodeChunk(j.v, metas[j.i])
+				if err == nil {
+					err = s.checkSeries(c.sid)
+				}
+				out[j.i], errs[j.i] = c, err
+			}
+		})
+	}
+	var readErr error
+	for i, m := range metas {
+		if readErr = ctx.Err(); readErr != nil {
+			break
+		}
+		item, err := txn.Get(chunkKey(m))
+		var v []byte
+		if err == nil {
+			v, err = item.ValueCopy(nil)
+		}
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		jobs <- job{i, v}
+	}
+	close(jobs)
+	wg.Wait()
+	if readErr != nil {
+		return nil, readErr
+	}
+	load := make([]*chunk, 0, len(metas))
+	for i, m := range metas {
+		if errs[i] != nil {
+			if err := fail("chunk", chunkKey(m), errs[i]); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		load = append(load, out[i])
+	}
+	return load, nil
 }
 
 func (s *Store) checkSeries(sids []int32) error {

@@ -345,6 +345,40 @@ func TestDamagedDataDirectory(t *testing.T) {
 			t.Fatalf("%d quarantined entries, want 1", q)
 		}
 	})
+	t.Run("damaged series definition: fail, then quarantine keeps its samples", func(t *testing.T) {
+		dir := build(t)
+		db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Update(func(txn *badger.Txn) error { return txn.Set(seriesKeyBytes(0), []byte{0xff}) }); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := Open(context.Background(), dir, Config{SealRows: 100}, nil, nil, nil); !errors.Is(err, ErrDamaged) {
+			t.Fatalf("Open: %v, want ErrDamaged", err)
+		}
+		s, _ := openStore(t, dir, Config{SealRows: 100, Recovery: RecoveryQuarantine}, nil)
+		rows := readSamples(t, s.SnapshotSamples())
+		placeholder := 0
+		for _, r := range rows {
+			if r.device == "damaged-series-0" {
+				placeholder++
+			}
+		}
+		if len(rows) != 500 || placeholder == 0 {
+			t.Fatalf("%d samples (%d under the placeholder series), want 500 with some", len(rows), placeholder)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s2, _ := openStore(t, dir, Config{SealRows: 100}, nil) // fail mode opens again
+		if got := len(readSamples(t, s2.SnapshotSamples())); got != 500 {
+			t.Fatalf("%d samples on the next open, want 500", got)
+		}
+	})
 	t.Run("missing MANIFEST is refused, not wiped", func(t *testing.T) {
 		dir := build(t)
 		if err := os.Remove(filepath.Join(dir, "MANIFEST")); err != nil {

@@ -3,10 +3,10 @@
 //
 // The tables (samples, one per feature view, latest_<view>, decisions,
 // series, devices, metrics) come from a Source as Arrow record batches. For
-// every query the Engine exports the batches of the tables the SQL names to
+// every query the Engine hands the batches of the tables the SQL names to
 // DuckDB through the Arrow C stream interface: DuckDB reads the store's own
-// buffers, nothing is copied on the Go side, and each stream is registered
-// fresh because DuckDB can read an Arrow stream only once.
+// buffers and nothing is copied on the Go side. A stream is read once, so
+// each query arms its views with fresh readers (see armedView).
 //
 // The DuckDB database is opened with external access disabled, extension
 // autoload/autoinstall off, the unused_columns optimizer disabled

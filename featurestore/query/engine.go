@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -214,10 +215,105 @@ func (e *Engine) Close() error {
 	return errors.Join(errs...)
 }
 
-// slot is one DuckDB database with its one connection.
+// slot is one DuckDB database with its one connection, and the Arrow
+// views registered on it, one per table, kept across queries.
 type slot struct {
-	db   *sql.DB
-	conn *sql.Conn
+	db    *sql.DB
+	conn  *sql.Conn
+	views map[string]*armedView
+}
+
+// armedView is an Arrow view whose stream is re-armed for each query.
+// DuckDB's Arrow scan reads a stream until it ends and, when the view is
+// scanned again, asks the same stream for more: so rather than register a
+// fresh view per query (a catalog write to create it and another to drop
+// it), the view stays and its stream is pointed at the query's batches
+// before the query and detached after it.
+type armedView struct {
+	schema  *arrow.Schema
+	rd      *armReader
+	release func()
+}
+
+// view returns the armed view called name, registering it, or replacing it
+// when the table's schema changed.
+func (s *slot) view(ar *duckdb.Arrow, conn *duckdb.Conn, name string, sc *arrow.Schema) (*armedView, error) {
+	if v, ok := s.views[name]; ok {
+		if v.schema.Equal(sc) {
+			return v, nil
+		}
+		v.release()
+		delete(s.views, name)
+		if _, err := conn.ExecContext(context.Background(), "DROP VIEW IF EXISTS "+quoteIdent(name), nil); err != nil {
+			return nil, fmt.Errorf("drop view %s: %w", name, err)
+		}
+	}
+	rd := &armReader{name: name, schema: sc}
+	release, err := ar.RegisterView(rd, name)
+	if err != nil {
+		return nil, err
+	}
+	v := &armedView{schema: sc, rd: rd, release: release}
+	if s.views == nil {
+		s.views = make(map[string]*armedView)
+	}
+	s.views[name] = v
+	return v, nil
+}
+
+func (v *armedView) arm(rr array.RecordReader) { v.rd.arm(rr) }
+func (v *armedView) disarm()                   { v.rd.arm(nil) }
+
+// armReader is the stream behind an armedView: it yields the batches of
+// the reader it is armed with, and fails when it is not armed, so that a
+// query reaching a table in a way the lexer did not see gets an error
+// rather than rows of another query or none. DuckDB may call Next from
+// several threads; the mutex serialises them. The exported C stream holds
+// it for the slot's lifetime: Retain and Release do nothing.
+type armReader struct {
+	name   string
+	schema *arrow.Schema
+	mu     sync.Mutex
+	rr     array.RecordReader
+	cur    arrow.RecordBatch
+	err    error
+}
+
+func (a *armReader) arm(rr array.RecordReader) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.rr != nil {
+		a.rr.Release()
+	}
+	a.rr, a.cur, a.err = rr, nil, nil
+}
+
+func (a *armReader) Retain()                        {}
+func (a *armReader) Release()                       {}
+func (a *armReader) Schema() *arrow.Schema          { return a.schema }
+func (a *armReader) Record() arrow.RecordBatch      { return a.RecordBatch() }
+func (a *armReader) RecordBatch() arrow.RecordBatch { a.mu.Lock(); defer a.mu.Unlock(); return a.cur }
+
+func (a *armReader) Err() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
+}
+
+func (a *armReader) Next() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.cur = nil
+	if a.rr == nil {
+		a.err = fmt.Errorf("table %s is not available to this query: name it in the SQL text", a.name)
+		return false
+	}
+	if a.rr.Next() {
+		a.cur = a.rr.RecordBatch()
+		return true
+	}
+	a.err = a.rr.Err()
+	return false
 }
 
 func openSlot(dsn string) (*slot, error) {
@@ -236,6 +332,10 @@ func openSlot(dsn string) (*slot, error) {
 }
 
 func (s *slot) close() error {
+	for _, v := range s.views {
+		v.release()
+	}
+	s.views = nil
 	if err := errors.Join(s.conn.Close(), s.db.Close()); err != nil {
 		return fmt.Errorf("close duckdb: %w", err)
 	}
@@ -313,7 +413,7 @@ func (e *Engine) Query(ctx context.Context, req Request, fn func(*Result) error)
 			return fmt.Errorf("duckdb connection is %T", dc)
 		}
 		var runErr error
-		res, runErr = e.run(ctx, c, req, fn)
+		res, runErr = e.run(ctx, s, c, req, fn)
 		return runErr
 	})
 	return e.classify(ctx, err)
@@ -344,10 +444,10 @@ func (e *Engine) classify(ctx context.Context, err error) error {
 	return err
 }
 
-// run executes one query on a connection. Views it registers are dropped
-// and their streams released before it returns; when that fails, the error
-// includes driver.ErrBadConn so that the pool discards the connection.
-func (e *Engine) run(ctx context.Context, conn *duckdb.Conn, req Request, fn func(*Result) error) (_ *Result, err error) {
+// run executes one query on a slot's connection. The streams it arms are
+// disarmed and temporary tables dropped before it returns; when that fails,
+// the error includes driver.ErrBadConn so that the slot is replaced.
+func (e *Engine) run(ctx context.Context, s *slot, conn *duckdb.Conn, req Request, fn func(*Result) error) (_ *Result, err error) {
 	scan := scanSQL(req.SQL)
 	switch {
 	case scan.statements == 0:
@@ -388,16 +488,16 @@ func (e *Engine) run(ctx context.Context, conn *duckdb.Conn, req Request, fn fun
 		}
 	}()
 	register := func(t TableInfo, as string) error {
+		v, err := s.view(ar, conn, as, t.Schema)
+		if err != nil {
+			return fmt.Errorf("table %s: %w", t.Name, err)
+		}
 		rr, err := e.open(ctx, req, t)
 		if err != nil {
 			return err
 		}
-		release, err := ar.RegisterView(rr, as)
-		rr.Release() // the exported stream holds its own reference
-		if err != nil {
-			return fmt.Errorf("table %s: %w", t.Name, err)
-		}
-		cleanup = append(cleanup, func() error { release(); return nil }, e.dropper(conn, "VIEW", as))
+		v.arm(rr)
+		cleanup = append(cleanup, func() error { v.disarm(); return nil })
 		return nil
 	}
 	for _, t := range used {
@@ -422,9 +522,8 @@ func (e *Engine) run(ctx context.Context, conn *duckdb.Conn, req Request, fn fun
 		}
 		materialized = true
 		for _, t := range used {
-			if err := e.dropper(conn, "VIEW", t.Name)(); err != nil {
-				return err
-			}
+			// The temporary table shadows the view of the same name: DuckDB
+			// looks names up in the temp schema first.
 			src := internalPrefix + "src_" + t.Name
 			if err := register(t, src); err != nil {
 				return err

@@ -345,6 +345,16 @@ func TestBadQueries(t *testing.T) {
 	if err != nil || rows[0][0] != int64(100) {
 		t.Fatalf("after bad queries: %v %v", rows, err)
 	}
+	// With the samples view registered on the only database, a query that
+	// reaches it without naming it gets an error, not stale or empty rows.
+	e1 := newTestEngine(t, testSource(t, 100, 100), func(o *Options) { o.MaxConcurrent = 1 })
+	if _, _, err := queryRows(t.Context(), e1, Request{SQL: "SELECT count(*) FROM samples"}); err != nil {
+		t.Fatal(err)
+	}
+	_, _, err = queryRows(t.Context(), e1, Request{SQL: "SELECT count(*) FROM query_table('sam' || 'ples')"})
+	if err == nil || !strings.Contains(err.Error(), "table samples is not available to this query") {
+		t.Fatalf("unnamed table: %v", err)
+	}
 }
 
 func TestHistoryRange(t *testing.T) {
