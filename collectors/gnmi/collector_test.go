@@ -21,6 +21,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if os.Getenv(blasterEnv) != "" {
+		runBlasterProcess()
+	}
 	// openconfig's subscribe package (inside the simulator) logs through
 	// glog: keep its files in a directory removed after the tests.
 	dir, err := os.MkdirTemp("", "gnmi-test-glog-")
