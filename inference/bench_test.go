@@ -47,6 +47,73 @@ func BenchmarkDecisionLatency(b *testing.B) {
 		name := fmt.Sprintf("samples_per_s=%d/rows_per_s=%d/burst=%d/jetstream=%v", c.rowsPerSec*samplesPerRow, c.rowsPerSec, c.burst, c.jetstream)
 		b.Run(name, func(b *testing.B) { benchLatency(b, c.rowsPerSec, c.burst, c.jetstream) })
 	}
+	// The floor: the same documents published straight to NATS from the
+	// sending goroutine, two per row, at the steady 100k samples/s rate.
+	b.Run(fmt.Sprintf("baseline_nats_only/rows_per_s=%d", 100_000/samplesPerRow), func(b *testing.B) {
+		benchNATSOnly(b, 100_000/samplesPerRow)
+	})
+}
+
+func benchNATSOnly(b *testing.B, rowsPerSec int) {
+	srv := startNATS(b, -1, b.TempDir())
+	nc := connect(b, srv.ClientURL())
+	subConn := connect(b, srv.ClientURL())
+	var mu sync.Mutex
+	lat := make([]float64, 0, 1<<17)
+	got := make(chan struct{}, 1<<20)
+	sub, err := subConn.Subscribe("netfeat.decisions.>", func(m *nats.Msg) {
+		now := time.Now().UnixNano()
+		var sent int64
+		for _, c := range m.Data[len(m.Data)-20:] {
+			if c >= '0' && c <= '9' {
+				sent = sent*10 + int64(c-'0')
+			}
+		}
+		mu.Lock()
+		lat = append(lat, float64(now-sent)/1e3)
+		mu.Unlock()
+		got <- struct{}{}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	_ = subConn.Flush()
+	d := schema.Decision{SchemaVersion: 1, ID: "0190d3c4-7e1a-7b3e-9f00-1234567890ab", Time: time.Now(),
+		Entity: schema.Entity{Device: "pe1", Component: "Gi0/1"}, View: "interface_1m", Model: "congestion",
+		ModelVersion: "v1", Score: 0.92, Action: "reroute", Reason: "xgboost score 0.92", Features: congested}
+	doc := appendDecisionJSON(nil, &d)
+	interval := time.Second / time.Duration(rowsPerSec)
+	start := time.Now()
+	n := 0
+	for b.Loop() {
+		if due := start.Add(time.Duration(n) * interval); time.Until(due) > 0 {
+			time.Sleep(time.Until(due))
+		}
+		for range 2 {
+			// The send time rides at the end of the document.
+			msg := append(append([]byte(nil), doc...), fmt.Sprintf(" %020d", time.Now().UnixNano())...)
+			if err := nc.Publish("netfeat.decisions.congestion.pe1", msg); err != nil {
+				b.Fatal(err)
+			}
+		}
+		n++
+	}
+	timeout := time.After(30 * time.Second)
+	for i := 0; i < 2*n; i++ {
+		select {
+		case <-got:
+		case <-timeout:
+			b.Fatalf("received %d of %d", i, 2*n)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(lat)
+	q := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	b.ReportMetric(q(0.50), "p50-µs")
+	b.ReportMetric(q(0.99), "p99-µs")
+	b.ReportMetric(q(0.999), "p999-µs")
 }
 
 func benchLatency(b *testing.B, rowsPerSec, burst int, js bool) {

@@ -158,3 +158,56 @@ func TestOutboxEncoding(t *testing.T) {
 		}
 	}
 }
+
+// TestOutboxCoreNATS is the same outage on core NATS: workers publish
+// directly while NATS is up, decisions wait in the outbox while it is
+// down, and a subscriber on the same (reconnecting) connection receives
+// every decision once, in order, including those made after the drain.
+func TestOutboxCoreNATS(t *testing.T) {
+	store := t.TempDir()
+	srv := startNATS(t, -1, store)
+	port := srv.Addr().(*net.TCPAddr).Port
+	nc := connect(t, srv.ClientURL())
+	got := collect(t, nc, "netfeat.decisions.>")
+	cfg := testConfig()
+	cfg.Outbox.RetryInterval = 20 * time.Millisecond
+	r := newRuntime(t, cfg, nc, t.TempDir())
+	direct := func() bool {
+		r.pub.mu.RLock()
+		defer r.pub.mu.RUnlock()
+		return r.pub.direct
+	}
+
+	end := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	produce := func(n int) {
+		for range n {
+			end = end.Add(10 * time.Second)
+			r.HandleRow(row("pe1", "Gi0/1", end, congested))
+		}
+	}
+	waitFor(t, direct)
+	produce(10)
+	got.wait(t, 20)
+
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	waitFor(t, func() bool { return !nc.IsConnected() })
+	produce(10)
+	waitFor(t, func() bool { return r.pub.ob.pending.Load() == 20 })
+	if direct() {
+		t.Fatal("workers still publish directly while decisions wait in the outbox")
+	}
+	startNATS(t, port, store)
+	waitFor(t, func() bool { return r.pub.ob.pending.Load() == 0 && direct() })
+	produce(5)
+	ds := got.wait(t, 50)
+	ids := liveIDs(r)
+	if len(ds) != 50 || len(ids) != 50 {
+		t.Fatalf("received %d, made %d", len(ds), len(ids))
+	}
+	for i := range ids {
+		if ds[i].ID != ids[i] {
+			t.Fatalf("decision %d: received %s, made %s", i, ds[i].ID, ids[i])
+		}
+	}
+}

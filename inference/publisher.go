@@ -5,14 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// publisher is the one goroutine that talks to NATS. While NATS is
-// reachable and the outbox is empty it publishes decisions directly; when
+// publisher is the goroutine that talks to NATS. While NATS is reachable
+// and the outbox is empty it publishes decisions directly (on core NATS the
+// workers then publish themselves and skip the hand-off); when
 // NATS is unreachable, or a publish is not confirmed, decisions go to the
 // Badger outbox, and while the outbox is not empty new decisions queue
 // behind it, so that they reach NATS in the order they were made. The
@@ -37,6 +39,14 @@ type publisher struct {
 	done     chan struct{}
 	// stopBy is set before in is closed: the final drain stops then.
 	stopBy time.Time
+
+	// mu guards direct. While direct is true (core NATS, connected, empty
+	// outbox) workers publish themselves under mu.RLock. They also hold
+	// mu.RLock while queueing to in, so that the switch to direct, made
+	// under mu.Lock after in was emptied, keeps decisions in order. Only
+	// the publisher goroutine writes direct, so it reads it without mu.
+	mu     sync.RWMutex
+	direct bool
 }
 
 func newPublisher(cfg Config, nc *nats.Conn, ob *outbox, m *metrics, log *slog.Logger) (*publisher, error) {
@@ -85,11 +95,73 @@ func (p *publisher) run() {
 				p.finish()
 				return
 			}
+			p.maybeDirect()
 		case <-tick.C:
 			if p.ob.count > 0 && p.ready() {
 				p.drain(time.Now().Add(p.cfg.Outbox.RetryInterval))
 			}
+			p.maybeDirect()
 		}
+	}
+}
+
+// submit hands a decision over for publishing; workers call it. On core
+// NATS with an empty outbox it publishes at once; otherwise it queues the
+// decision for the publisher goroutine, waiting while that queue is full.
+func (p *publisher) submit(m *outMsg) {
+	for {
+		p.mu.RLock()
+		if p.direct && p.nc.IsConnected() {
+			if err := p.nc.PublishMsg(natsMsg(m)); err == nil {
+				p.mu.RUnlock()
+				p.m.published.Inc()
+				return
+			}
+			p.m.publishErrors.WithLabelValues("publish").Inc()
+		}
+		select {
+		case p.in <- m:
+			p.mu.RUnlock()
+			return
+		default:
+		}
+		p.mu.RUnlock()
+		time.Sleep(100 * time.Microsecond) // the publisher is behind: back-pressure
+	}
+}
+
+// maybeDirect lets workers publish themselves once nothing waits: core
+// NATS, connected, empty outbox. Under mu.Lock it first publishes what is
+// queued, so that nothing made earlier goes out after what workers
+// publish next.
+func (p *publisher) maybeDirect() {
+	if p.js != nil || p.direct || p.ob.count > 0 || !p.ready() {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	batch := make([]*outMsg, 0, 256)
+	for {
+		batch = batch[:0]
+	take:
+		for len(batch) < cap(batch) {
+			select {
+			case m, ok := <-p.in:
+				if !ok {
+					break take
+				}
+				batch = append(batch, m)
+			default:
+				break take
+			}
+		}
+		if len(batch) == 0 {
+			break
+		}
+		p.deliver(batch) // direct is false here, so store does not lock
+	}
+	if p.ob.count == 0 && p.ready() {
+		p.direct = true
 	}
 }
 
@@ -140,6 +212,12 @@ func (p *publisher) deliver(batch []*outMsg) {
 }
 
 func (p *publisher) store(msgs []*outMsg) {
+	if p.direct {
+		// Workers must queue from now on, behind the outbox.
+		p.mu.Lock()
+		p.direct = false
+		p.mu.Unlock()
+	}
 	n, err := p.ob.append(msgs, p.cfg.Outbox.MaxPending)
 	if err != nil {
 		p.log.Error("outbox write failed; decisions lost", "decisions", len(msgs), "err", err)

@@ -529,7 +529,7 @@ func (r *Runtime) decision(s *slot, row *schema.FeatureRow, ver string, res *res
 
 func (r *Runtime) publish(d *schema.Decision) {
 	data := appendDecisionJSON(make([]byte, 0, 1024), d)
-	r.pub.in <- &outMsg{subject: schema.DecisionSubject(d.Model, d.Entity.Device), id: d.ID, data: data}
+	r.pub.submit(&outMsg{subject: schema.DecisionSubject(d.Model, d.Entity.Device), id: d.ID, data: data})
 }
 
 // sanitized copies d with non-finite features and score removed: JSON has
