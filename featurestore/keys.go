@@ -25,6 +25,10 @@ const formatVersion = "netfeat-featurestore/1"
 
 var keyFormat = []byte{prefixMeta, 'f', 'o', 'r', 'm', 'a', 't'}
 
+// keyChunked holds the last WAL sequence number covered by a written chunk
+// (u64be), so that the sequence survives chunks expiring by TTL.
+var keyChunked = []byte{prefixMeta, 's', 'e', 'q'}
+
 func seriesKeyBytes(id int32) []byte {
 	return binary.BigEndian.AppendUint32([]byte{prefixSeries}, uint32(id))
 }

@@ -114,13 +114,22 @@ func (s *Store) History(ctx context.Context, table string, from, to int64) (arra
 func (s *Store) sampleHistory(ctx context.Context, from, to int64) (array.RecordReader, error) {
 	var metas []chunkMeta
 	var tail [][]byte
-	persisted := s.persistedSeq.Load()
 	err := s.db.View(func(txn *badger.Txn) error {
+		// Chunks and WAL frames are read in one transaction, and the frames
+		// a chunk covers are told from its key, so a chunk written
+		// concurrently is never counted twice.
+		var persisted uint64
+		if it, err := txn.Get(keyChunked); err == nil {
+			if v, err := it.ValueCopy(nil); err == nil && len(v) == 8 {
+				persisted = bytesToSeq(v)
+			}
+		}
 		if err := iteratePrefix(txn, []byte{prefixChunk}, false, func(k, _ []byte) error {
 			m, err := parseChunkKey(k)
 			if err != nil {
-				return fmt.Errorf("chunk key %q: %w: %w", k, err, ErrDamaged)
+				return fmt.Errorf("%s: %w: %w", keyString(k), err, ErrDamaged)
 			}
+			persisted = max(persisted, m.lastSeq)
 			if m.maxTS >= from && m.minTS < to {
 				metas = append(metas, m)
 			}

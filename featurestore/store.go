@@ -2,6 +2,7 @@ package featurestore
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -265,6 +266,15 @@ func (s *Store) recover(ctx context.Context) error {
 		sort.Slice(metas, func(i, j int) bool { return metas[i].firstSeq < metas[j].firstSeq })
 		for _, m := range metas {
 			s.seq = max(s.seq, m.lastSeq)
+		}
+		if it, err := txn.Get(keyChunked); err == nil {
+			v, err := it.ValueCopy(nil)
+			if err != nil || len(v) != 8 {
+				return fmt.Errorf("read last chunked WAL sequence: %w", ErrDamaged)
+			}
+			s.seq = max(s.seq, bytesToSeq(v))
+		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			return fmt.Errorf("read last chunked WAL sequence: %w: %w", err, ErrDamaged)
 		}
 		s.persistedSeq.Store(s.seq)
 		cutoff := time.Now().Add(-s.cfg.RetentionAge).UnixNano()
@@ -872,7 +882,12 @@ func (s *Store) writeChunk(c *chunk) error {
 	if s.cfg.ChunkTTL > 0 {
 		e = e.WithTTL(s.cfg.ChunkTTL)
 	}
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.SetEntry(e) }); err != nil {
+	if err := s.db.Update(func(txn *badger.Txn) error {
+		if err := txn.SetEntry(e); err != nil {
+			return err
+		}
+		return txn.Set(keyChunked, binary.BigEndian.AppendUint64(nil, c.lastSeq))
+	}); err != nil {
 		return fmt.Errorf("write chunk: %w", err)
 	}
 	s.persistedSeq.Store(c.lastSeq)
