@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -37,8 +38,9 @@ type publisher struct {
 	m        *metrics
 	log      *slog.Logger
 	done     chan struct{}
-	// stopBy is set before in is closed: the final drain stops then.
-	stopBy time.Time
+	// stopBy (Unix ns) is set before in is closed: the final drain and
+	// acknowledgement waits end then.
+	stopBy atomic.Int64
 
 	// mu guards direct. While direct is true (core NATS, connected, empty
 	// outbox) workers publish themselves under mu.RLock. They also hold
@@ -277,7 +279,11 @@ func (p *publisher) send(msgs []*outMsg) []*outMsg {
 // of futures that failed, timed out, or were cut off by a disconnect.
 func (p *publisher) awaitAcks(futs []jetstream.PubAckFuture) []int {
 	var bad []int
-	deadline := time.NewTimer(p.cfg.Outbox.AckTimeout)
+	wait := p.cfg.Outbox.AckTimeout
+	if by := p.stopBy.Load(); by != 0 {
+		wait = min(wait, max(time.Until(time.Unix(0, by)), time.Millisecond))
+	}
+	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	poll := time.NewTicker(20 * time.Millisecond)
 	defer poll.Stop()
@@ -398,7 +404,7 @@ func slicesDeleteCorrupt(entries []outEntry) []outEntry {
 // takes decisions and stopBy allows; what is left stays for the next run.
 func (p *publisher) finish() {
 	if p.ob.count > 0 && p.ready() {
-		p.drain(p.stopBy)
+		p.drain(time.Unix(0, p.stopBy.Load()))
 	}
 	if p.ob.count > 0 {
 		p.log.Info("decisions kept in the outbox for the next start", "pending", p.ob.count)

@@ -332,7 +332,7 @@ func (r *Runtime) Stop(ctx context.Context) error {
 		if !ok {
 			deadline = time.Now().Add(r.cfg.Outbox.AckTimeout)
 		}
-		r.pub.stopBy = deadline
+		r.pub.stopBy.Store(deadline.UnixNano())
 		close(r.pub.in)
 		<-r.pub.done
 	}
