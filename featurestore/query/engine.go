@@ -516,9 +516,14 @@ func (e *Engine) run(ctx context.Context, s *slot, conn *duckdb.Conn, req Reques
 		if !multiScan || len(used) == 0 || materialized {
 			return nil
 		}
-		scans, err := e.arrowScans(ctx, ar, q)
-		if err != nil || scans <= len(used) {
-			return err
+		// PIVOT without an IN list reads the table while binding, to find
+		// the pivot values, so even EXPLAIN would use up the stream: copy
+		// without asking.
+		if scan.names["pivot"]+scan.names["unpivot"] == 0 {
+			scans, err := e.arrowScans(ctx, ar, q)
+			if err != nil || scans <= len(used) {
+				return err
+			}
 		}
 		materialized = true
 		for _, t := range used {

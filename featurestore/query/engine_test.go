@@ -245,6 +245,7 @@ func TestMultiScan(t *testing.T) {
 		{"SELECT count(*) FROM (SELECT ts FROM samples UNION ALL SELECT ts FROM samples)", 2 * n},
 		{"SELECT count(*) FROM (SELECT ts FROM samples UNION ALL SELECT ts FROM decisions)", n + 20},
 		{"SELECT count(*) FROM samples WHERE device IN (SELECT device FROM series)", n},
+		{"SELECT CAST(sum(r1) AS BIGINT) FROM (PIVOT samples ON device USING count(*) GROUP BY metric)", n / 4},
 	}
 	for _, tc := range tests {
 		rows, _, err := queryRows(t.Context(), e, Request{SQL: tc.sql})
@@ -259,6 +260,31 @@ func TestMultiScan(t *testing.T) {
 	rows, _, err := queryRows(t.Context(), e, Request{SQL: "SELECT count(*) FROM duckdb_tables()"})
 	if err != nil || rows[0][0] != int64(0) {
 		t.Fatalf("tables left behind: %v %v", rows, err)
+	}
+}
+
+// TestUnwrappable runs statements that cannot be wrapped in a subquery:
+// they take the prepared path and still get the row limit.
+func TestUnwrappable(t *testing.T) {
+	e := newTestEngine(t, testSource(t, 1200, 500), func(o *Options) { o.MaxRows = 3 })
+	tests := []struct {
+		sql       string
+		rows      int
+		truncated bool
+	}{
+		{"SUMMARIZE samples", 3, true},
+		{"PIVOT samples ON device USING count(*) GROUP BY metric", 3, false},
+		{"SELECT * FROM (PIVOT samples ON metric USING count(*) GROUP BY device) ORDER BY device", 3, true},
+		{"EXPLAIN SELECT * FROM samples", 1, false},
+	}
+	for _, tc := range tests {
+		rows, truncated, err := queryRows(t.Context(), e, Request{SQL: tc.sql})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.sql, err)
+		}
+		if len(rows) != tc.rows || truncated != tc.truncated {
+			t.Fatalf("%s: %d rows truncated=%v, want %d %v: %v", tc.sql, len(rows), truncated, tc.rows, tc.truncated, rows)
+		}
 	}
 }
 
