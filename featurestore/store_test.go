@@ -476,3 +476,76 @@ func TestConcurrentAppendersAndReaders(t *testing.T) {
 		t.Fatalf("Append after Stop: %v, want ErrNotRunning", err)
 	}
 }
+
+func TestSealByAgeAndRetainByAge(t *testing.T) {
+	s, _ := openStore(t, t.TempDir(), Config{SealRows: 1000, SealAge: 20 * time.Millisecond}, nil)
+	start(t, s)
+	if err := s.Append(context.Background(), genBatch(10, 0)); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for testutil.ToFloat64(s.m.chunkPersist.WithLabelValues("ok")) < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the open chunk was not sealed and written by age")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if got := testutil.ToFloat64(s.m.chunksSealed.WithLabelValues("age")); got != 1 {
+		t.Fatalf("chunks_sealed{reason=age} = %v, want 1", got)
+	}
+	// Trimmed to its rows (plus allocator rounding), not the 1000-row capacity.
+	if _, bytes := s.hot.usage(); bytes > 16*bytesPerRow {
+		t.Fatalf("an age-sealed chunk of 10 rows holds %d bytes, want about %d (trimmed)", bytes, 10*bytesPerRow)
+	}
+	var dropped []dropReason
+	s.hot.retain(testBase+1e12, 1<<30, func(_ *chunk, r dropReason) { dropped = append(dropped, r) })
+	if len(dropped) != 1 || dropped[0] != dropAge {
+		t.Fatalf("dropped %v, want one chunk by age", dropped)
+	}
+	// Dropped from memory, still in Badger.
+	if got := len(readSamples(t, readAll(t, mustHistory(t, s, TableSamples, math.MinInt64, math.MaxInt64)))); got != 10 {
+		t.Fatalf("history holds %d samples after the hot tier dropped them, want 10", got)
+	}
+}
+
+func TestSnapshotSeriesAndLatest(t *testing.T) {
+	v := cpuView([]time.Duration{10 * time.Second}, 10*time.Second, 0)
+	v.Aggregations = []schema.Aggregation{schema.AggCount}
+	s, _ := openStore(t, t.TempDir(), Config{}, []schema.FeatureView{v})
+	var rows collector
+	s.Subscribe(rows.handle)
+	start(t, s)
+	sec := int64(time.Second)
+	base := (testBase / (10 * sec)) * 10 * sec
+	var batch []schema.Sample
+	for i := range 6 {
+		batch = append(batch, schema.Sample{TS: base + int64(i)*sec, Entity: schema.Entity{Device: "r1", Component: fmt.Sprintf("cpu%d", i%2)},
+			Metric: "system.cpu.utilization", Value: float64(i)})
+	}
+	batch = append(batch, schema.Sample{TS: base + 12*sec, Entity: schema.Entity{Device: "r1", Component: "cpu0"}, Metric: "system.cpu.utilization", Value: 9})
+	if err := s.Append(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	rows.waitRows(t, 2)
+	recs := s.SnapshotSeries()
+	if len(recs) != 1 || recs[0].NumRows() != 2 {
+		t.Fatalf("series snapshot: %d batches, want 1 with 2 rows", len(recs))
+	}
+	samples := recs[0].Column(6).(*array.Int64)
+	last := recs[0].Column(5).(*array.Float64)
+	if samples.Value(0) != 4 || last.Value(0) != 9 || samples.Value(1) != 3 || last.Value(1) != 5 {
+		t.Fatalf("series stats: samples %v/%v, last %v/%v; want 4/3 and 9/5", samples.Value(0), samples.Value(1), last.Value(0), last.Value(1))
+	}
+	recs[0].Release()
+	lat, err := s.SnapshotLatest("cpu")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !lat[0].Schema().Equal(schema.FeatureViewSchema(v)) || lat[0].NumRows() != 2 {
+		t.Fatalf("latest snapshot: schema %v, %d rows; want the view's schema and 2 rows", lat[0].Schema(), lat[0].NumRows())
+	}
+	lat[0].Release()
+	if _, err := s.SnapshotLatest("nope"); !errors.Is(err, ErrUnknownView) {
+		t.Fatalf("SnapshotLatest(nope): %v, want ErrUnknownView", err)
+	}
+}
