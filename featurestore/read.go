@@ -269,8 +269,10 @@ type lazyReader struct {
 	refs   atomic.Int64
 }
 
+// Retain adds a reference.
 func (r *lazyReader) Retain() { r.refs.Add(1) }
 
+// Release drops a reference and the current batch with the last one.
 func (r *lazyReader) Release() {
 	if r.refs.Add(-1) == 0 && r.cur != nil {
 		r.cur.Release()
@@ -278,8 +280,10 @@ func (r *lazyReader) Release() {
 	}
 }
 
+// Schema is the table's schema.
 func (r *lazyReader) Schema() *arrow.Schema { return r.schema }
 
+// Next builds the next batch; false at the end or on an error.
 func (r *lazyReader) Next() bool {
 	if r.cur != nil {
 		r.cur.Release()
@@ -298,6 +302,7 @@ func (r *lazyReader) Next() bool {
 	return r.err == nil
 }
 
+// RecordBatch is the current batch, valid until the next call to Next.
 func (r *lazyReader) RecordBatch() arrow.RecordBatch { return r.cur }
 
 // Record returns the current batch.
@@ -305,4 +310,5 @@ func (r *lazyReader) RecordBatch() arrow.RecordBatch { return r.cur }
 // Deprecated: use RecordBatch.
 func (r *lazyReader) Record() arrow.RecordBatch { return r.cur }
 
+// Err is the error that ended the iteration, if any.
 func (r *lazyReader) Err() error { return r.err }
