@@ -477,18 +477,14 @@ func (r *Runtime) fallback(s *slot, set *liveSet, row *schema.FeatureRow, why st
 	}
 	if s.rule != nil {
 		*res = result{}
-		if err := s.rule.instant(row, res); err == nil {
-			// A rule scores 1 or 0; scale to the model's threshold so the
-			// action follows the rule.
-			if res.score >= 1 {
-				res.score = max(s.threshold, 1)
-			} else {
-				res.score = min(s.threshold-1, 0)
-			}
+		err := s.rule.instant(row, res)
+		if err == nil {
+			// The rule's 1 or 0 decides the model's action, whatever the
+			// model's threshold.
+			res.ruled = true
 			return "rule:" + s.rule.cfg.Name, fmt.Sprintf("rule %s: %s", s.rule.cfg.Name, why), true
-		} else {
-			why += fmt.Sprintf("; rule %s: %v", s.rule.cfg.Name, err)
 		}
+		why += fmt.Sprintf("; rule %s: %v", s.rule.cfg.Name, err)
 	}
 	return "", why, false
 }
@@ -496,7 +492,7 @@ func (r *Runtime) fallback(s *slot, set *liveSet, row *schema.FeatureRow, why st
 func (r *Runtime) decision(s *slot, row *schema.FeatureRow, ver string, res *result) schema.Decision {
 	now := time.Now()
 	action := ActionNone
-	if res.score >= s.threshold {
+	if (res.ruled && res.score >= 1) || (!res.ruled && res.score >= s.threshold) {
 		action = s.action
 	}
 	var lat int64

@@ -285,9 +285,21 @@ func TestFallback(t *testing.T) {
 		r := newRuntime(t, cfg, nil, t.TempDir())
 		r.HandleRow(row("pe1", "Gi0/1", time.Now(), congested))
 		d := lastDecision(t, r, "congestion")
-		if d.ModelVersion != "rule:out_util_high" || d.Action != "reroute" ||
+		if d.ModelVersion != "rule:out_util_high" || d.Action != "reroute" || d.Score != 1 ||
 			!strings.HasPrefix(d.Fallback, "rule out_util_high: v1 took") || !strings.Contains(d.Fallback, "over the 1ns budget") {
 			t.Fatalf("decision %q action %q fallback %q", d.ModelVersion, d.Action, d.Fallback)
+		}
+	})
+	t.Run("rule that does not fire", func(t *testing.T) {
+		cfg := testConfig()
+		cfg.Models[0].LatencyBudget = time.Nanosecond
+		th := 0.01 // the rule's 0 must not reach a low model threshold
+		cfg.Models[0].Threshold = &th
+		r := newRuntime(t, cfg, nil, t.TempDir())
+		r.HandleRow(row("pe1", "Gi0/1", time.Now(), idle))
+		d := lastDecision(t, r, "congestion")
+		if d.ModelVersion != "rule:out_util_high" || d.Action != "none" || d.Score != 0 {
+			t.Fatalf("decision %q action %q score %v", d.ModelVersion, d.Action, d.Score)
 		}
 	})
 	t.Run("no fallback drops the decision", func(t *testing.T) {

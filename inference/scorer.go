@@ -28,6 +28,9 @@ type result struct {
 	score    float64
 	reason   string
 	features map[string]float64
+	// ruled: a fallback rule scored (1 fires, 0 does not), so the model's
+	// threshold does not apply.
+	ruled bool
 }
 
 // scorer scores rows for one model version. Calls for the same entity never
