@@ -20,6 +20,9 @@ const (
 	// KindLightGBM is a LightGBM text model, evaluated by
 	// github.com/dmitryikh/leaves.
 	KindLightGBM Kind = "lightgbm"
+	// KindONNX is an ONNX file holding an ai.onnx.ml TreeEnsembleRegressor,
+	// evaluated in pure Go by package inference/onnx.
+	KindONNX Kind = "onnx"
 	// KindEWMA scores each feature series by its EWMA z-score.
 	KindEWMA Kind = "ewma"
 	// KindMAD scores each feature series by its distance from the median of
@@ -33,9 +36,9 @@ const (
 )
 
 // Kinds lists the model kinds a ModelConfig may name.
-var Kinds = []Kind{KindXGBoost, KindLightGBM, KindEWMA, KindMAD, KindSeasonal}
+var Kinds = []Kind{KindXGBoost, KindLightGBM, KindONNX, KindEWMA, KindMAD, KindSeasonal}
 
-func (k Kind) isTree() bool     { return k == KindXGBoost || k == KindLightGBM }
+func (k Kind) isTree() bool     { return k == KindXGBoost || k == KindLightGBM || k == KindONNX }
 func (k Kind) isDetector() bool { return k == KindEWMA || k == KindMAD || k == KindSeasonal }
 
 // Publish modes of Config.Publish.
@@ -81,7 +84,7 @@ type Config struct {
 type ModelConfig struct {
 	// Name identifies the model in subjects, the registry and the API.
 	Name string `yaml:"name"`
-	// Kind is xgboost, lightgbm, ewma, mad or seasonal.
+	// Kind is xgboost, lightgbm, onnx, ewma, mad or seasonal.
 	Kind Kind `yaml:"kind"`
 	// View is the feature view whose closed windows the model scores.
 	View string `yaml:"view"`

@@ -22,7 +22,7 @@ func TestConfigValidate(t *testing.T) {
 		{"valid", func(*Config) {}, nil},
 		{"workers", func(c *Config) { c.Workers = 0 }, []string{"workers"}},
 		{"publish", func(c *Config) { c.Publish = "some" }, []string{"publish"}},
-		{"model kind", func(c *Config) { c.Models[0].Kind = "onnx" }, []string{"models[0].kind"}},
+		{"model kind", func(c *Config) { c.Models[0].Kind = "tensorflow" }, []string{"models[0].kind"}},
 		{"tree without file", func(c *Config) { c.Models[0].File = "" }, []string{"models[0].file"}},
 		{"duplicate name", func(c *Config) { c.Models[0].Name = "out_util_high" }, []string{"models[0].name"}},
 		{"bad name", func(c *Config) { c.Models[0].Name = "a.b" }, []string{"models[0].name"}},

@@ -83,8 +83,11 @@ func versionKey(model, version string) []byte {
 }
 
 func artifactExt(k Kind) string {
-	if k == KindLightGBM {
+	switch k {
+	case KindLightGBM:
 		return ".txt"
+	case KindONNX:
+		return ".onnx"
 	}
 	return ".json"
 }

@@ -400,3 +400,35 @@ func TestDecisionRecords(t *testing.T) {
 		}
 	}
 }
+
+// TestTreeKinds scores the same congested window with the shipped XGBoost
+// model and its ONNX conversion: both must give python3-xgboost's score.
+func TestTreeKinds(t *testing.T) {
+	cases := []struct {
+		kind Kind
+		file string
+	}{
+		{KindXGBoost, congestionModel},
+		{KindONNX, "onnx/testdata/congestion.onnx"},
+	}
+	for _, c := range cases {
+		t.Run(string(c.kind), func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.Models = []ModelConfig{{Name: "congestion", Kind: c.kind, View: "interface_1m", File: c.file, Action: "reroute"}}
+			dir := t.TempDir()
+			r := newRuntime(t, cfg, nil, dir)
+			r.HandleRow(row("pe1", "Gi0/1", time.Now(), congested))
+			d := lastDecision(t, r, "congestion")
+			if math.Abs(d.Score-goldenCongested) > 1e-5 || d.Action != "reroute" || d.Fallback != "" {
+				t.Fatalf("score %v action %q fallback %q", d.Score, d.Action, d.Fallback)
+			}
+			mi, err := r.Model(context.Background(), "congestion")
+			if err != nil || mi.Versions[0].Kind != c.kind {
+				t.Fatalf("registry: %+v %v", mi, err)
+			}
+			if _, err := os.Stat(dir + "/inference/models/" + mi.Versions[0].Path); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}

@@ -16,6 +16,7 @@ import (
 	"github.com/dmitryikh/leaves"
 
 	"github.com/netfeat/netfeat/inference/anomaly"
+	"github.com/netfeat/netfeat/inference/onnx"
 	"github.com/netfeat/netfeat/inference/xgboost"
 	"github.com/netfeat/netfeat/schema"
 )
@@ -67,6 +68,16 @@ func buildScorer(kind Kind, artifact []byte, features []string) (scorer, error) 
 			return nil, err
 		}
 		return &treeScorer{kind: kind, names: names, bind: binding{names: names}, predict: func(x []float64) float64 { return e.PredictSingle(x, 0) }}, nil
+	case KindONNX:
+		m, err := onnx.Load(artifact)
+		if err != nil {
+			return nil, err
+		}
+		names, err := treeFeatures(m.FeatureNames(), features, m.NumFeature())
+		if err != nil {
+			return nil, err
+		}
+		return &treeScorer{kind: kind, names: names, bind: binding{names: names}, predict: m.Predict}, nil
 	case KindEWMA, KindMAD, KindSeasonal:
 		var spec detectorSpec
 		dec := json.NewDecoder(bytes.NewReader(artifact))
