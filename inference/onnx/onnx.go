@@ -3,7 +3,7 @@
 // It reads the ModelProto with protowire (no generated code, no new
 // dependency) and evaluates the ai.onnx.ml TreeEnsembleRegressor operator:
 // the form that skl2onnx and onnxmltools give scikit-learn, XGBoost and
-// LightGBM tree models. A general ONNX runtime (neural networks) is out of
+// LightGBM tree regression models. TreeEnsembleClassifier is not supported. A general ONNX runtime (neural networks) is out of
 // scope: the pure-Go one breaks this module's build (docs/inference.md).
 //
 // Supported: one TreeEnsembleRegressor node (Identity and Cast nodes around
