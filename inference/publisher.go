@@ -49,6 +49,10 @@ type publisher struct {
 	// the publisher goroutine writes direct, so it reads it without mu.
 	mu     sync.RWMutex
 	direct bool
+
+	// lastEnsure is when the stream was last tried, so that a server
+	// without JetStream costs one attempt per retry interval.
+	lastEnsure time.Time
 }
 
 func newPublisher(cfg Config, nc *nats.Conn, ob *outbox, m *metrics, log *slog.Logger) (*publisher, error) {
@@ -173,7 +177,8 @@ func (p *publisher) ready() bool {
 	if p.nc == nil || !p.nc.IsConnected() {
 		return false
 	}
-	if p.js != nil && !p.streamOK {
+	if p.js != nil && !p.streamOK && time.Since(p.lastEnsure) >= p.cfg.Outbox.RetryInterval {
+		p.lastEnsure = time.Now()
 		p.ensureStream()
 	}
 	return p.js == nil || p.streamOK
