@@ -194,7 +194,7 @@ type target struct {
 	bucket     tokenBucket
 }
 
-var errorReasons = []string{"connect", "capabilities", "auth", "stream", "sink",
+var errorReasons = []string{"connect", "capabilities", "auth", "stream", "sink", reasonBadMessage,
 	reasonBadPath, reasonBadValue, reasonUnknownOrigin, reasonTypeMismatch, reasonRateLimited}
 
 func newTarget(c *Collector, cfg Target) (*target, error) {
@@ -230,7 +230,10 @@ func newTarget(c *Collector, cfg Target) (*target, error) {
 		return nil, err
 	}
 	t.dial = []grpc.DialOption{grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20))}
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)),
+		// Telemetry flows one way: large windows let a target send ahead
+		// instead of waiting for a window update every 64 KiB.
+		grpc.WithInitialWindowSize(1 << 20), grpc.WithInitialConnWindowSize(4 << 20)}
 	return t, nil
 }
 
@@ -394,7 +397,7 @@ func (t *target) run(ctx context.Context) {
 
 // recvItem is one message (or the final error) read from the stream.
 type recvItem struct {
-	resp *gpb.SubscribeResponse
+	raw  []byte // a SubscribeResponse in wire format
 	recv int64
 	err  error
 }
@@ -419,32 +422,36 @@ func (t *target) session(ctx context.Context) (synced bool, err error) {
 		return false, err
 	}
 	if t.req.GetSubscribe().GetMode() == gpb.SubscriptionList_ONCE {
-		return t.onceLoop(ctx, cli)
+		return t.onceLoop(ctx, conn)
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := cli.Subscribe(sctx)
-	if err != nil {
-		t.fail("connect", err)
-		return false, fmt.Errorf("subscribe: %w", err)
-	}
 	start := time.Now()
-	if err := stream.Send(t.req); err != nil {
-		t.fail("stream", err)
-		return false, fmt.Errorf("send subscription: %w", err)
+	stream, err := t.subscribe(sctx, conn)
+	if err != nil {
+		return false, err
 	}
 	t.connected.Set(1)
 	t.setState(StateSyncing)
 
-	items := make(chan recvItem, 256)
+	// The receiver goroutine reads frames into buffers that come back
+	// through free once decoded, so the steady state allocates none.
+	const depth = 64
+	items := make(chan recvItem, depth)
+	free := make(chan []byte, depth+2)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		for {
-			r, err := stream.Recv()
+			var f rawFrame
 			select {
-			case items <- recvItem{resp: r, recv: time.Now().UnixNano(), err: err}:
+			case f.b = <-free:
+			default:
+			}
+			err := stream.RecvMsg(&f)
+			select {
+			case items <- recvItem{raw: f.b, recv: time.Now().UnixNano(), err: err}:
 			case <-sctx.Done():
 				return
 			}
@@ -473,7 +480,7 @@ func (t *target) session(ctx context.Context) (synced bool, err error) {
 			return synced, ctx.Err()
 		case <-poll:
 			poll = nil
-			if err := stream.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Poll{Poll: &gpb.Poll{}}}); err != nil {
+			if err := stream.SendMsg(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Poll{Poll: &gpb.Poll{}}}); err != nil {
 				t.fail("stream", err)
 				return synced, fmt.Errorf("send poll: %w", err)
 			}
@@ -506,6 +513,10 @@ func (t *target) session(ctx context.Context) (synced bool, err error) {
 					firstSync = false
 					t.markSynced(start)
 				}
+			}
+			select {
+			case free <- it.raw:
+			default:
 			}
 			if len(dec.out) >= batch {
 				t.flush(ctx, dec)
@@ -540,9 +551,10 @@ func (t *target) markSynced(start time.Time) {
 
 // onceLoop runs a ONCE subscription every poll interval on the same
 // connection until one fails or ctx ends.
-func (t *target) onceLoop(ctx context.Context, cli gpb.GNMIClient) (synced bool, err error) {
+func (t *target) onceLoop(ctx context.Context, conn *grpc.ClientConn) (synced bool, err error) {
+	var buf []byte
 	for {
-		if err := t.once(ctx, cli); err != nil {
+		if buf, err = t.once(ctx, conn, buf); err != nil {
 			return synced, err
 		}
 		synced = true
@@ -554,64 +566,77 @@ func (t *target) onceLoop(ctx context.Context, cli gpb.GNMIClient) (synced bool,
 	}
 }
 
-// once runs one ONCE subscription to its sync_response.
-func (t *target) once(ctx context.Context, cli gpb.GNMIClient) error {
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	stream, err := cli.Subscribe(sctx)
+// subscribe opens a Subscribe stream that hands responses over as raw
+// frames, and sends the target's subscription.
+func (t *target) subscribe(ctx context.Context, conn *grpc.ClientConn) (grpc.ClientStream, error) {
+	stream, err := conn.NewStream(ctx, &gpb.GNMI_ServiceDesc.Streams[0], gpb.GNMI_Subscribe_FullMethodName, grpc.ForceCodecV2(rawCodec{}))
 	if err != nil {
 		t.fail("connect", err)
-		return fmt.Errorf("subscribe: %w", err)
+		return nil, fmt.Errorf("subscribe: %w", err)
 	}
-	start := time.Now()
-	if err := stream.Send(t.req); err != nil {
+	if err := stream.SendMsg(t.req); err != nil {
 		t.fail("stream", err)
-		return fmt.Errorf("send subscription: %w", err)
+		return nil, fmt.Errorf("send subscription: %w", err)
+	}
+	return stream, nil
+}
+
+// once runs one ONCE subscription to its sync_response, reading frames
+// into buf, which it returns for reuse.
+func (t *target) once(ctx context.Context, conn *grpc.ClientConn, buf []byte) ([]byte, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	start := time.Now()
+	stream, err := t.subscribe(sctx, conn)
+	if err != nil {
+		return buf, err
 	}
 	t.connected.Set(1)
 	dec := newDecoder(t.cfg.Name, t.subs, t.reject)
 	for {
-		r, err := stream.Recv()
+		f := rawFrame{b: buf}
+		err := stream.RecvMsg(&f)
+		buf = f.b
 		if err != nil {
 			t.flush(ctx, dec)
 			if err == io.EOF {
 				err = errors.New("target ended the ONCE subscription before its sync_response")
 			}
 			t.fail("stream", err)
-			return fmt.Errorf("receive: %w", err)
+			return buf, fmt.Errorf("receive: %w", err)
 		}
-		synced := t.handle(dec, recvItem{resp: r, recv: time.Now().UnixNano()})
+		synced := t.handle(dec, recvItem{raw: f.b, recv: time.Now().UnixNano()})
 		if len(dec.out) >= t.c.cfg.BatchSize || synced {
 			t.flush(ctx, dec)
 		}
 		if synced {
 			// The target ends the RPC now; cancelling does not wait for it.
 			t.markSynced(start)
-			return nil
+			return buf, nil
 		}
 	}
 }
 
-// handle decodes one response into dec.out and reports whether it was a
-// sync_response.
+// handle decodes one response frame into dec.out and reports whether it
+// was a sync_response.
 func (t *target) handle(dec *decoder, it recvItem) bool {
-	switch r := it.resp.GetResponse().(type) {
-	case *gpb.SubscribeResponse_Update:
+	before := len(dec.out)
+	kind, msg := dec.response(it.raw, it.recv)
+	switch kind {
+	case respUpdate:
 		t.notifications.Inc()
-		n := r.Update
-		if t.cfg.MaxUpdateRate > 0 && !t.bucket.take(float64(len(n.GetUpdate())), it.recv) {
-			for range n.GetUpdate() {
-				t.reject(reasonRateLimited)
-			}
-			return false
+		if n := len(dec.out) - before; n > 0 && t.cfg.MaxUpdateRate > 0 && !t.bucket.take(float64(n), it.recv) {
+			clear(dec.out[before:])
+			dec.out = dec.out[:before]
+			t.errs[reasonRateLimited].Add(float64(n))
+			t.errorCount.Add(int64(n))
 		}
-		dec.notification(n, it.recv)
-	case *gpb.SubscribeResponse_SyncResponse:
+	case respSync:
 		t.syncs.Inc()
-		return r.SyncResponse
-	case *gpb.SubscribeResponse_Error:
+		return true
+	case respError:
 		// The error field is deprecated, but old targets still send it.
-		t.fail("stream", fmt.Errorf("target error %d: %s", r.Error.GetCode(), r.Error.GetMessage()))
+		t.fail("stream", fmt.Errorf("target error: %s", msg))
 	}
 	return false
 }

@@ -79,6 +79,11 @@ type decoder struct {
 	key  []byte // scratch: origin NUL path
 	elem []*gpb.PathElem
 	out  []schema.Observation
+
+	// Scratch for the wire-format decoder (wire.go).
+	kv      [][2][]byte
+	upd     [][]byte
+	pfx, up wirePath
 }
 
 func newDecoder(device string, subs []*gpb.Path, reject func(string)) *decoder {
@@ -126,9 +131,10 @@ func deviceTime(ts int64) int64 {
 func (d *decoder) notification(n *gpb.Notification, recv int64) {
 	ts := deviceTime(n.GetTimestamp())
 	prefix := n.GetPrefix()
-	if len(prefix.GetElem()) > 0 && prefix.GetOrigin() != "" || !updatesHaveOrigin(n) && len(prefix.GetElem()) > 0 {
+	pelems := pathElems(prefix)
+	if len(pelems) > 0 && prefix.GetOrigin() != "" || !updatesHaveOrigin(n) && len(pelems) > 0 {
 		// Render the prefix once and append each update's elements to it.
-		origin, pathStart, bad := d.beginPath(prefix.GetOrigin(), prefix.GetElem())
+		origin, pathStart, bad := d.beginPath(prefix.GetOrigin(), pelems)
 		if bad != "" {
 			for range n.GetUpdate() {
 				d.reject(bad)
@@ -139,7 +145,7 @@ func (d *decoder) notification(n *gpb.Notification, recv int64) {
 		for _, u := range n.GetUpdate() {
 			d.key = d.key[:plen]
 			var ok bool
-			d.key, ok = appendElems(d.key, u.GetPath().GetElem())
+			d.key, ok = appendElems(d.key, pathElems(u.GetPath()))
 			if !ok {
 				d.reject(reasonBadPath)
 				continue
@@ -153,7 +159,7 @@ func (d *decoder) notification(n *gpb.Notification, recv int64) {
 		if origin == "" {
 			origin = u.GetPath().GetOrigin()
 		}
-		elems := append(append(d.elem[:0], prefix.GetElem()...), u.GetPath().GetElem()...)
+		elems := append(append(d.elem[:0], pelems...), pathElems(u.GetPath())...)
 		d.elem = elems[:0]
 		origin, pathStart, bad := d.beginPath(origin, elems)
 		if bad != "" {
@@ -162,6 +168,19 @@ func (d *decoder) notification(n *gpb.Notification, recv int64) {
 		}
 		d.value(origin, pathStart, u.GetVal(), ts, recv)
 	}
+}
+
+// pathElems returns p's elements, converting the deprecated string
+// elements that old targets send.
+func pathElems(p *gpb.Path) []*gpb.PathElem {
+	if len(p.GetElem()) > 0 || len(p.GetElement()) == 0 {
+		return p.GetElem()
+	}
+	out := make([]*gpb.PathElem, len(p.GetElement()))
+	for i, name := range p.GetElement() {
+		out[i] = &gpb.PathElem{Name: name}
+	}
+	return out
 }
 
 func updatesHaveOrigin(n *gpb.Notification) bool {
@@ -202,6 +221,10 @@ func (d *decoder) beginPath(origin string, elems []*gpb.PathElem) (string, int, 
 	pathStart := len(key)
 	key = append(key, first...)
 	if ks := elems[0].GetKey(); len(ks) > 0 {
+		if _, empty := ks[""]; empty {
+			d.key = key
+			return "", 0, reasonBadPath
+		}
 		key = appendKeys(key, ks)
 	}
 	key, ok := appendElems(key, elems[1:])
