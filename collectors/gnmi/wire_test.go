@@ -70,16 +70,26 @@ func randomNotification(r *rand.Rand) *gpb.Notification {
 	vals := []func() *gpb.TypedValue{
 		func() *gpb.TypedValue { return &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: r.Uint64()}} },
 		func() *gpb.TypedValue { return &gpb.TypedValue{Value: &gpb.TypedValue_IntVal{IntVal: -r.Int64()}} },
-		func() *gpb.TypedValue { return &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: []string{"UP", "text", "iana-if-type:ETHERNET"}[r.IntN(3)]}} },
-		func() *gpb.TypedValue { return &gpb.TypedValue{Value: &gpb.TypedValue_BoolVal{BoolVal: r.IntN(2) == 0}} },
-		func() *gpb.TypedValue { return &gpb.TypedValue{Value: &gpb.TypedValue_DoubleVal{DoubleVal: r.Float64()}} },
+		func() *gpb.TypedValue {
+			return &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: []string{"UP", "text", "iana-if-type:ETHERNET"}[r.IntN(3)]}}
+		},
+		func() *gpb.TypedValue {
+			return &gpb.TypedValue{Value: &gpb.TypedValue_BoolVal{BoolVal: r.IntN(2) == 0}}
+		},
+		func() *gpb.TypedValue {
+			return &gpb.TypedValue{Value: &gpb.TypedValue_DoubleVal{DoubleVal: r.Float64()}}
+		},
 		func() *gpb.TypedValue { return &gpb.TypedValue{Value: &gpb.TypedValue_FloatVal{FloatVal: r.Float32()}} },
 		func() *gpb.TypedValue {
 			return &gpb.TypedValue{Value: &gpb.TypedValue_DecimalVal{DecimalVal: &gpb.Decimal64{Digits: r.Int64N(1e6), Precision: uint32(r.IntN(4))}}}
 		},
-		func() *gpb.TypedValue { return &gpb.TypedValue{Value: &gpb.TypedValue_BytesVal{BytesVal: []byte{1, 2, 3}}} },
+		func() *gpb.TypedValue {
+			return &gpb.TypedValue{Value: &gpb.TypedValue_BytesVal{BytesVal: []byte{1, 2, 3}}}
+		},
 		func() *gpb.TypedValue { return &gpb.TypedValue{Value: &gpb.TypedValue_AsciiVal{AsciiVal: "ascii"}} },
-		func() *gpb.TypedValue { return &gpb.TypedValue{Value: &gpb.TypedValue_ProtoBytes{ProtoBytes: []byte{9}}} },
+		func() *gpb.TypedValue {
+			return &gpb.TypedValue{Value: &gpb.TypedValue_ProtoBytes{ProtoBytes: []byte{9}}}
+		},
 		func() *gpb.TypedValue { return &gpb.TypedValue{Value: &gpb.TypedValue_AnyVal{AnyVal: anyV}} },
 		func() *gpb.TypedValue {
 			return &gpb.TypedValue{Value: &gpb.TypedValue_LeaflistVal{LeaflistVal: &gpb.ScalarArray{Element: []*gpb.TypedValue{
@@ -88,8 +98,12 @@ func randomNotification(r *rand.Rand) *gpb.Notification {
 		func() *gpb.TypedValue {
 			return &gpb.TypedValue{Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: []byte(`{"openconfig-interfaces:counters":{"in-octets":"12"},"list":[{"name":"x","v":1}],"s":"UP"}`)}}
 		},
-		func() *gpb.TypedValue { return &gpb.TypedValue{Value: &gpb.TypedValue_JsonVal{JsonVal: []byte(`"42"`)}} },
-		func() *gpb.TypedValue { return &gpb.TypedValue{Value: &gpb.TypedValue_JsonVal{JsonVal: []byte(`{"a":`)}} },
+		func() *gpb.TypedValue {
+			return &gpb.TypedValue{Value: &gpb.TypedValue_JsonVal{JsonVal: []byte(`"42"`)}}
+		},
+		func() *gpb.TypedValue {
+			return &gpb.TypedValue{Value: &gpb.TypedValue_JsonVal{JsonVal: []byte(`{"a":`)}}
+		},
 		func() *gpb.TypedValue { return &gpb.TypedValue{} },
 		func() *gpb.TypedValue { return nil },
 	}
