@@ -112,8 +112,11 @@ func New(cfg Config, nc *nats.Conn, dataDir string, reg prometheus.Registerer, l
 	if err := os.MkdirAll(filepath.Join(dir, "models"), 0o755); err != nil {
 		return nil, fmt.Errorf("inference data dir: %w", err)
 	}
+	// The registry and outbox are small: keep Badger's memory and
+	// background work small too, so it does not compete with scoring.
 	opts := badger.DefaultOptions(filepath.Join(dir, "badger")).
-		WithLogger(nil).WithMemTableSize(8 << 20).WithValueLogFileSize(64 << 20).WithNumVersionsToKeep(1)
+		WithLogger(nil).WithMemTableSize(8 << 20).WithNumMemtables(2).WithValueLogFileSize(64 << 20).
+		WithBlockCacheSize(8 << 20).WithNumCompactors(2).WithNumVersionsToKeep(1)
 	db, err := badger.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open inference badger: %w", err)
