@@ -69,6 +69,10 @@ type Config struct {
 	// History is how many recent decisions (live and shadow) are kept in
 	// memory for the SQL `decisions` table.
 	History int `yaml:"history"`
+	// StateTTL is how long the per-entity state of rules and detectors
+	// (for-duration clocks, learned baselines) is kept for an entity that
+	// sends no windows; entities that went away then stop holding memory.
+	StateTTL time.Duration `yaml:"state_ttl"`
 	// Models are the models scored on each closed window of their view.
 	Models []ModelConfig `yaml:"models"`
 	// Rules are declarative threshold rules; each also publishes decisions
@@ -186,6 +190,7 @@ func DefaultConfig() Config {
 		PublishQueue: 8192,
 		Publish:      PublishAll,
 		History:      10000,
+		StateTTL:     24 * time.Hour,
 		Outbox: OutboxConfig{
 			MaxPending: 1_000_000, DrainBatch: 256,
 			RetryInterval: 500 * time.Millisecond, AckTimeout: 5 * time.Second,
@@ -219,6 +224,9 @@ func (c *Config) Validate() error {
 	}
 	if c.History < 0 {
 		bad("history", "must not be negative, got %d", c.History)
+	}
+	if c.StateTTL < time.Minute {
+		bad("state_ttl", "must be at least 1m, got %v", c.StateTTL)
 	}
 	names := map[string]string{}
 	rules := map[string]RuleConfig{}

@@ -23,6 +23,7 @@ type metrics struct {
 	outboxDrained prometheus.Counter
 	outboxDropped prometheus.Counter
 	swaps         *prometheus.CounterVec // model, op
+	forgotten     *prometheus.CounterVec // model
 }
 
 func newMetrics(reg prometheus.Registerer, queueFill, outboxPending func() float64) (*metrics, error) {
@@ -64,11 +65,13 @@ func newMetrics(reg prometheus.Registerer, queueFill, outboxPending func() float
 			Help: "Decisions dropped because the outbox was full (outbox.max_pending) or an entry was corrupt."}),
 		swaps: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "registry_changes_total",
 			Help: "Registry changes applied without restart, by model and operation."}, []string{"model", "op"}),
+		forgotten: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "entity_states_forgotten_total",
+			Help: "Per-entity rule and detector states dropped after state_ttl without windows, by model."}, []string{"model"}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.rows, m.rowsDropped, m.badRows, m.decisions, m.shadow, m.scoreErrors,
 			m.fallbacks, m.scoreSeconds, m.latency, m.queueFill, m.published, m.publishErrors, m.outboxPending,
-			m.outboxStored, m.outboxDrained, m.outboxDropped, m.swaps} {
+			m.outboxStored, m.outboxDrained, m.outboxDropped, m.swaps, m.forgotten} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

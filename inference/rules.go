@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/netfeat/netfeat/schema"
@@ -23,6 +24,21 @@ type rule struct {
 type ruleState struct {
 	since  int64 // window end when the condition started to hold; 0 = not holding
 	firing bool
+	used   atomic.Int64 // wall clock of the last score, for forget
+}
+
+// forget drops the state of entities not scored since cutoff (Unix ns).
+func (r *rule) forget(cutoff int64) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for e, st := range r.state {
+		if st.used.Load() < cutoff {
+			delete(r.state, e)
+			n++
+		}
+	}
+	return n
 }
 
 func newRule(cfg RuleConfig) *rule {
@@ -75,6 +91,7 @@ func (r *rule) score(row *schema.FeatureRow, res *result) error {
 		r.state[row.Entity] = st
 	}
 	r.mu.Unlock()
+	st.used.Store(time.Now().UnixNano())
 	// Only the worker that owns the entity touches st.
 	res.features = map[string]float64{r.cfg.Feature: v}
 	f := r.cfg.Feature

@@ -2,6 +2,8 @@ package inference
 
 import (
 	"math"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"testing"
 	"time"
 
@@ -65,5 +67,33 @@ func TestRuleStatePerEntity(t *testing.T) {
 	}
 	if err := r.score(&schema.FeatureRow{View: "interface_1m", Names: []string{"x"}, Values: []float64{1}}, &res); err == nil {
 		t.Fatal("a row without the feature scored")
+	}
+}
+
+func TestForgetIdleState(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Rules = []RuleConfig{{Name: "r", View: "interface_1m", Feature: "interface_out_utilization__mean_1m", Op: ">", Threshold: 0.9}}
+	cfg.Models = []ModelConfig{{Name: "d", Kind: KindEWMA, View: "interface_1m", Features: []string{"interface_out_utilization__mean_1m"}}}
+	r := newRuntime(t, cfg, nil, t.TempDir())
+	end := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	r.HandleRow(row("a", "x", end, idle))
+	r.HandleRow(row("b", "x", end, idle))
+	waitFor(t, func() bool { return len(r.rec.snapshot()) == 4 })
+	mid := time.Now().UnixNano()
+	time.Sleep(time.Millisecond)
+	r.HandleRow(row("b", "x", end.Add(time.Minute), idle))
+	waitFor(t, func() bool { return len(r.rec.snapshot()) == 6 })
+	r.forget(mid) // a is idle since before mid, b is not
+	ru := r.slots["r"].rule
+	det := r.slots["d"].set.Load().live.sc.(*detectorScorer)
+	_, ruleA := ru.state[schema.Entity{Device: "a", Component: "x"}]
+	_, ruleB := ru.state[schema.Entity{Device: "b", Component: "x"}]
+	_, detA := det.state[schema.Entity{Device: "a", Component: "x"}]
+	_, detB := det.state[schema.Entity{Device: "b", Component: "x"}]
+	if ruleA || !ruleB || detA || !detB {
+		t.Fatalf("after forget: rule a %v b %v, detector a %v b %v", ruleA, ruleB, detA, detB)
+	}
+	if n := testutil.ToFloat64(r.m.forgotten.WithLabelValues("r")) + testutil.ToFloat64(r.m.forgotten.WithLabelValues("d")); n != 2 {
+		t.Fatalf("forgotten %v, want 2", n)
 	}
 }

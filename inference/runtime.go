@@ -302,6 +302,8 @@ func (r *Runtime) Start(ctx context.Context) error {
 		r.workers.Add(1)
 		go r.work(q)
 	}
+	r.workers.Add(1)
+	go r.janitor()
 	go r.pub.run()
 	r.log.Info("inference started", "models", len(r.cfg.Models), "rules", len(r.cfg.Rules), "workers", len(r.queues),
 		"jetstream_stream", r.cfg.JetStream.Stream)
@@ -371,6 +373,49 @@ func (r *Runtime) HandleRow(row *schema.FeatureRow) {
 	default:
 		r.m.rowsDropped.WithLabelValues(row.View).Inc()
 	}
+}
+
+// forgetter is a scorer with per-entity state.
+type forgetter interface {
+	forget(cutoff int64) int
+}
+
+// janitor drops per-entity state idle for longer than StateTTL.
+func (r *Runtime) janitor() {
+	defer r.workers.Done()
+	tick := time.NewTicker(min(r.cfg.StateTTL/4, 10*time.Minute))
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.stopCh:
+			return
+		case <-tick.C:
+			r.forget(time.Now().Add(-r.cfg.StateTTL).UnixNano())
+		}
+	}
+}
+
+func (r *Runtime) forget(cutoff int64) {
+	for _, s := range r.order {
+		set := s.set.Load()
+		n := 0
+		for _, v := range []*version{set.live, set.shadow, set.prev} {
+			if f, ok := v.scorer().(forgetter); ok {
+				n += f.forget(cutoff)
+			}
+		}
+		if n > 0 {
+			r.m.forgotten.WithLabelValues(s.name).Add(float64(n))
+			r.log.Debug("idle entity state dropped", "model", s.name, "entities", n)
+		}
+	}
+}
+
+func (v *version) scorer() scorer {
+	if v == nil {
+		return nil
+	}
+	return v.sc
 }
 
 func (r *Runtime) queued() float64 {

@@ -93,7 +93,7 @@ func buildScorer(kind Kind, artifact []byte, features []string) (scorer, error) 
 		}
 		return &detectorScorer{
 			kind: kind, spec: spec, params: spec.Params.withDefaults(kind),
-			bind: binding{names: spec.Features}, state: map[schema.Entity][]detector{},
+			bind: binding{names: spec.Features}, state: map[schema.Entity]*detState{},
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown model kind %q", kind)
@@ -234,7 +234,29 @@ type detectorScorer struct {
 	params DetectorParams
 	bind   binding
 	mu     sync.Mutex
-	state  map[schema.Entity][]detector
+	state  map[schema.Entity]*detState
+}
+
+// detState is one entity's detectors and when they last scored (Unix ns,
+// wall clock), for forget.
+type detState struct {
+	dets []detector
+	used atomic.Int64
+}
+
+// forget drops the state of entities not scored since cutoff (Unix ns), so
+// that entities that went away do not hold memory forever.
+func (s *detectorScorer) forget(cutoff int64) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for e, st := range s.state {
+		if st.used.Load() < cutoff {
+			delete(s.state, e)
+			n++
+		}
+	}
+	return n
 }
 
 func (s *detectorScorer) newDetector() detector {
@@ -254,15 +276,17 @@ func (s *detectorScorer) score(row *schema.FeatureRow, res *result) error {
 		return err
 	}
 	s.mu.Lock()
-	dets, ok := s.state[row.Entity]
+	st, ok := s.state[row.Entity]
 	if !ok {
-		dets = make([]detector, len(idx))
-		for i := range dets {
-			dets[i] = s.newDetector()
+		st = &detState{dets: make([]detector, len(idx))}
+		for i := range st.dets {
+			st.dets[i] = s.newDetector()
 		}
-		s.state[row.Entity] = dets
+		s.state[row.Entity] = st
 	}
 	s.mu.Unlock()
+	st.used.Store(time.Now().UnixNano())
+	dets := st.dets
 	// The entity's detectors are touched only by the worker that owns the
 	// entity, so they need no lock of their own.
 	t := time.Unix(0, row.WindowEnd)
