@@ -8,6 +8,7 @@ import (
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/netfeat/netfeat/schema"
 )
@@ -299,5 +300,15 @@ func TestDecodeSteadyStateAllocs(t *testing.T) {
 		d.out = d.out[:0]
 	}); a != 0 {
 		t.Fatalf("steady-state decode allocates %v times per notification, want 0", a)
+	}
+	raw, err := proto.Marshal(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := testing.AllocsPerRun(100, func() {
+		d.response(raw, 1)
+		d.out = d.out[:0]
+	}); a != 0 {
+		t.Fatalf("steady-state wire decode allocates %v times per frame, want 0", a)
 	}
 }

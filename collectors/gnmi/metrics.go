@@ -29,7 +29,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"target"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netfeat_gnmi_errors_total",
-			Help: "Problems with the target, by reason (dial, capabilities, stream, malformed_path, malformed_value, unknown_origin, type_mismatch, rate_limited, sink, auth).",
+			Help: "Problems with the target, by reason (dial, capabilities, stream, malformed_message, malformed_path, malformed_value, unknown_origin, type_mismatch, rate_limited, sink, auth).",
 		}, []string{"target", "reason"}),
 		reconnects: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netfeat_gnmi_reconnects_total",
