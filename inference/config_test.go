@@ -2,6 +2,7 @@ package inference
 
 import (
 	"errors"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -109,5 +110,36 @@ jetstream: {stream: NETFEAT_DECISIONS}
 	if m.LatencyBudget != 200*time.Microsecond || m.threshold() != 0.7 || cfg.Models[1].Params.Slots != 48 ||
 		*cfg.Rules[0].Clear != 0.8 || cfg.Rules[0].For != 2*time.Minute || cfg.Outbox.DrainBatch != 256 {
 		t.Fatalf("decoded %+v", cfg)
+	}
+}
+
+// TestDocumentedConfig decodes and validates the example in
+// docs/inference.md, so the documentation stays true.
+func TestDocumentedConfig(t *testing.T) {
+	b, err := os.ReadFile("../docs/inference.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	start := strings.Index(doc, "```yaml\ninference:\n")
+	if start < 0 {
+		t.Fatal("no inference: example in docs/inference.md")
+	}
+	body := doc[start+len("```yaml\n"):]
+	body = body[:strings.Index(body, "```")]
+	var file struct {
+		Inference Config `yaml:"inference"`
+	}
+	file.Inference = DefaultConfig()
+	dec := yaml.NewDecoder(strings.NewReader(body))
+	dec.KnownFields(true)
+	if err := dec.Decode(&file); err != nil {
+		t.Fatalf("documented example: %v", err)
+	}
+	if err := file.Inference.Validate(); err != nil {
+		t.Fatalf("documented example: %v", err)
+	}
+	if len(file.Inference.Models) != 2 || file.Inference.JetStream.Stream == "" {
+		t.Fatalf("documented example decoded to %+v", file.Inference)
 	}
 }
