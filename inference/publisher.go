@@ -53,6 +53,7 @@ type publisher struct {
 	// lastEnsure is when the stream was last tried, so that a server
 	// without JetStream costs one attempt per retry interval.
 	lastEnsure time.Time
+	lastWarn   time.Time
 }
 
 func newPublisher(cfg Config, nc *nats.Conn, ob *outbox, m *metrics, log *slog.Logger) (*publisher, error) {
@@ -200,7 +201,10 @@ func (p *publisher) ensureStream() {
 	})
 	if err != nil {
 		p.m.publishErrors.WithLabelValues("stream").Inc()
-		p.log.Warn("jetstream stream not ready; decisions wait in the outbox", "stream", c.Stream, "err", err)
+		if time.Since(p.lastWarn) >= 30*time.Second {
+			p.lastWarn = time.Now()
+			p.log.Warn("jetstream stream not ready; decisions wait in the outbox", "stream", c.Stream, "err", err)
+		}
 		return
 	}
 	p.streamOK = true

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -430,5 +431,53 @@ func TestTreeKinds(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestHotSwapUnderLoad promotes and rolls back while rows are scored; with
+// -race it checks that the swap is safe, and every decision names a
+// version that was live.
+func TestHotSwapUnderLoad(t *testing.T) {
+	ctx := context.Background()
+	cfg := testConfig()
+	cfg.Workers = 2
+	r := newRuntime(t, cfg, nil, t.TempDir())
+	if _, err := r.AddVersion(ctx, "congestion", "", variant(t, 5, -1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.SetShadow(ctx, "congestion", "v2"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		end := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+		for i := range 2000 {
+			r.HandleRow(row(fmt.Sprintf("pe%d", i%7), "Gi0/1", end.Add(time.Duration(i)*time.Second), congested))
+			if i%50 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	for i := 0; ; i++ {
+		select {
+		case <-done:
+			for _, x := range r.rec.snapshot() {
+				if x.d.Model == "congestion" && x.d.ModelVersion != "v1" && x.d.ModelVersion != "v2" {
+					t.Fatalf("decision by %q", x.d.ModelVersion)
+				}
+			}
+			return
+		default:
+		}
+		var err error
+		if i%2 == 0 {
+			err = r.Promote(ctx, "congestion", "v2")
+		} else {
+			err = r.Rollback(ctx, "congestion")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
