@@ -287,16 +287,36 @@ func (r *Runtime) apply(s *slot, st modelState) error {
 	return nil
 }
 
-// Start starts the workers and the publisher. It returns at once.
-func (r *Runtime) Start(ctx context.Context) error {
+// Name returns "inference", the component's name in logs and /readyz.
+func (r *Runtime) Name() string { return "inference" }
+
+// Ready reports whether the runtime is running. NATS being unreachable does
+// not make it unready: decisions wait in the outbox.
+func (r *Runtime) Ready() error {
 	r.lifeMu.Lock()
 	defer r.lifeMu.Unlock()
-	if r.started {
-		return errors.New("inference: already started")
+	switch {
+	case r.stopped:
+		return errors.New("inference: stopped")
+	case !r.started:
+		return errors.New("inference: not started")
+	}
+	return nil
+}
+
+// Start starts the workers and the publisher. It returns at once. If it
+// fails, it has released what New opened.
+func (r *Runtime) Start(ctx context.Context) error {
+	r.lifeMu.Lock()
+	if r.started || r.stopped {
+		r.lifeMu.Unlock()
+		return errors.New("inference: already started or stopped")
 	}
 	if err := ctx.Err(); err != nil {
-		return err
+		r.lifeMu.Unlock()
+		return errors.Join(err, r.Stop(context.Background()))
 	}
+	defer r.lifeMu.Unlock()
 	r.started = true
 	for _, q := range r.queues {
 		r.workers.Add(1)

@@ -481,3 +481,30 @@ func TestHotSwapUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+func TestLifecycle(t *testing.T) {
+	dir := t.TempDir()
+	r, err := New(testConfig(), nil, dir, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Name() != "inference" || r.Ready() == nil {
+		t.Fatalf("before Start: name %q ready %v", r.Name(), r.Ready())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := r.Start(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Start with a cancelled context: %v", err)
+	}
+	if r.Ready() == nil {
+		t.Fatal("ready after a failed start")
+	}
+	// The failed Start released Badger: a new runtime opens the same directory.
+	r2 := newRuntime(t, testConfig(), nil, dir)
+	if err := r2.Ready(); err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.Start(context.Background()); err == nil {
+		t.Fatal("second Start accepted")
+	}
+}
