@@ -22,6 +22,9 @@ type outMsg struct {
 type outbox struct {
 	db      *badger.DB
 	nextSeq uint64
+	// headSeq is at or before the oldest entry: reads seek there instead
+	// of stepping over the tombstones of delivered entries.
+	headSeq uint64
 	count   int
 	// pending mirrors count for readers on other goroutines (metrics).
 	pending atomic.Int64
@@ -38,7 +41,7 @@ func outboxKey(seq uint64) []byte {
 
 // openOutbox counts what a previous run left and finds the next sequence.
 func openOutbox(db *badger.DB) (*outbox, error) {
-	o := &outbox{db: db, nextSeq: 1}
+	o := &outbox{db: db, nextSeq: 1, headSeq: 1}
 	err := db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: outboxPrefix})
 		defer it.Close()
@@ -47,8 +50,12 @@ func openOutbox(db *badger.DB) (*outbox, error) {
 			if len(k) != len(outboxPrefix)+8 {
 				continue
 			}
+			seq := binary.BigEndian.Uint64(k[len(outboxPrefix):])
+			if o.count == 0 {
+				o.headSeq = seq
+			}
 			o.count++
-			o.nextSeq = max(o.nextSeq, binary.BigEndian.Uint64(k[len(outboxPrefix):])+1)
+			o.nextSeq = max(o.nextSeq, seq+1)
 		}
 		return nil
 	})
@@ -122,7 +129,7 @@ func (o *outbox) head(n int) ([]outEntry, error) {
 	err := o.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: outboxPrefix, PrefetchValues: true, PrefetchSize: min(n, 100)})
 		defer it.Close()
-		for it.Rewind(); it.Valid() && len(out) < n; it.Next() {
+		for it.Seek(outboxKey(o.headSeq)); it.Valid() && len(out) < n; it.Next() {
 			k := it.Item().Key()
 			if len(k) != len(outboxPrefix)+8 {
 				continue
@@ -148,6 +155,9 @@ func (o *outbox) head(n int) ([]outEntry, error) {
 	}
 	return out, nil
 }
+
+// advance records that no entry older than seq remains.
+func (o *outbox) advance(seq uint64) { o.headSeq = max(o.headSeq, seq) }
 
 // remove deletes delivered entries.
 func (o *outbox) remove(entries []outEntry) error {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dgraph-io/badger/v4"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -208,6 +209,53 @@ func TestOutboxCoreNATS(t *testing.T) {
 	for i := range ids {
 		if ds[i].ID != ids[i] {
 			t.Fatalf("decision %d: received %s, made %s", i, ds[i].ID, ids[i])
+		}
+	}
+}
+
+// TestOutboxCorruptEntries drains an outbox whose oldest entries do not
+// decode: they are dropped and counted, the good ones delivered in order.
+func TestOutboxCorruptEntries(t *testing.T) {
+	srv := startNATS(t, -1, t.TempDir())
+	nc := connect(t, srv.ClientURL())
+	sub, err := nc.SubscribeSync("netfeat.decisions.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig()
+	cfg.Outbox.DrainBatch = 2
+	r, err := New(cfg, nc, t.TempDir(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop(context.Background())
+	ob := r.pub.ob
+	good := func(id string) *outMsg { return &outMsg{subject: "netfeat.decisions.m.d", id: id, data: []byte(`{}`)} }
+	// Two corrupt entries first fill a whole drain batch.
+	if err := r.db.Update(func(txn *badger.Txn) error {
+		if err := txn.Set(outboxKey(ob.nextSeq), []byte{0xff}); err != nil {
+			return err
+		}
+		return txn.Set(outboxKey(ob.nextSeq+1), []byte{0xff})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ob.nextSeq += 2
+	ob.count += 2
+	if _, err := ob.append([]*outMsg{good("a"), good("b"), good("c")}, 100); err != nil {
+		t.Fatal(err)
+	}
+	r.pub.drain(time.Now().Add(5 * time.Second))
+	if ob.count != 0 || testutil.ToFloat64(r.m.outboxDropped) != 2 {
+		t.Fatalf("outbox holds %d, dropped %v", ob.count, testutil.ToFloat64(r.m.outboxDropped))
+	}
+	for _, want := range []string{"a", "b", "c"} {
+		m, err := sub.NextMsg(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Header.Get(jetstream.MsgIDHeader); got != want {
+			t.Fatalf("received %q, want %q", got, want)
 		}
 	}
 }

@@ -368,6 +368,9 @@ func (p *publisher) drain(deadline time.Time) {
 				return
 			}
 			entries = slicesDeleteCorrupt(entries)
+			if len(entries) == 0 {
+				continue
+			}
 		}
 		failed := p.send(msgs)
 		if p.js == nil && len(failed) == 0 {
@@ -391,6 +394,11 @@ func (p *publisher) drain(deadline time.Time) {
 		if err := p.ob.remove(delivered); err != nil {
 			p.log.Error("outbox remove failed", "err", err)
 			return
+		}
+		if len(delivered) == len(entries) {
+			p.ob.advance(entries[len(entries)-1].seq + 1)
+		} else {
+			p.ob.advance(entries[len(delivered)].seq)
 		}
 		p.m.outboxDrained.Add(float64(len(delivered)))
 		if len(failed) > 0 {
