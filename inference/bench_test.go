@@ -292,3 +292,48 @@ func BenchmarkProcessRow(b *testing.B) {
 	close(r.stopCh)
 	r.started = false
 }
+
+// BenchmarkOutboxDrain measures how fast a backlog left by a NATS outage
+// reaches JetStream (acknowledged) or core NATS (flushed): each op stores
+// 10,000 decisions in the outbox and drains them.
+func BenchmarkOutboxDrain(b *testing.B) {
+	for _, js := range []bool{false, true} {
+		b.Run(fmt.Sprintf("jetstream=%v", js), func(b *testing.B) {
+			srv := startNATS(b, -1, b.TempDir())
+			nc := connect(b, srv.ClientURL())
+			cfg := testConfig()
+			if js {
+				cfg.JetStream.Stream = "DRAIN"
+			}
+			r, err := New(cfg, nc, b.TempDir(), nil, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer r.Stop(context.Background())
+			d := schema.Decision{SchemaVersion: 1, ID: "x", Time: time.Now(), Entity: schema.Entity{Device: "pe1", Component: "Gi0/1"},
+				View: "interface_1m", Model: "congestion", ModelVersion: "v1", Score: 0.9, Action: "reroute",
+				Reason: "xgboost score 0.9", Features: congested}
+			const n = 10_000
+			msgs := make([]*outMsg, n)
+			seq := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				for i := range msgs {
+					seq++
+					d.ID = fmt.Sprintf("id-%d", seq)
+					msgs[i] = &outMsg{subject: "netfeat.decisions.congestion.pe1", id: d.ID, data: appendDecisionJSON(nil, &d)}
+				}
+				if _, err := r.pub.ob.append(msgs, n); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+				r.pub.drain(time.Now().Add(time.Minute))
+				if r.pub.ob.count != 0 {
+					b.Fatalf("%d left", r.pub.ob.count)
+				}
+			}
+			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "decisions/s")
+		})
+	}
+}
