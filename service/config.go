@@ -13,6 +13,11 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/netfeat/netfeat/collectors/gnmi"
+	"github.com/netfeat/netfeat/collectors/snmp"
+	"github.com/netfeat/netfeat/featurestore"
+	"github.com/netfeat/netfeat/inference"
+	"github.com/netfeat/netfeat/normalize"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -28,6 +33,14 @@ type Config struct {
 	Log             LogConfig     `yaml:"log"`
 	HTTP            HTTPConfig    `yaml:"http"`
 	NATS            NATSConfig    `yaml:"nats"`
+
+	// The pipeline stages' sections, each validated by its own package.
+	Normalize normalize.Config     `yaml:"normalize"`
+	SNMP      snmp.Config          `yaml:"snmp"`
+	GNMI      gnmi.Config          `yaml:"gnmi"`
+	Store     featurestore.Config  `yaml:"store"`
+	Views     []schema.FeatureView `yaml:"views"`
+	Inference inference.Config     `yaml:"inference"`
 }
 
 // LogConfig selects the log level and format.
@@ -92,6 +105,10 @@ func DefaultConfig() Config {
 		Log:             LogConfig{Level: "info", Format: "text"},
 		HTTP:            HTTPConfig{Listen: "127.0.0.1:9464"},
 		NATS:            NATSConfig{Listen: "127.0.0.1:4222", JetStream: &js, ReconnectWait: 2 * time.Second},
+		SNMP:            snmp.DefaultConfig(),
+		GNMI:            gnmi.DefaultConfig(),
+		Store:           featurestore.DefaultConfig(),
+		Inference:       inference.DefaultConfig(),
 	}
 }
 
@@ -124,7 +141,44 @@ func (c *Config) Validate() error {
 		errs = append(errs, schema.Errorf("http.token_file", "set token_file or token_env, not both"))
 	}
 	errs = append(errs, c.NATS.validate()...)
+	errs = append(errs, prefixErrors("normalize", c.Normalize.Validate())...)
+	errs = append(errs, prefixErrors("snmp", c.SNMP.Validate())...)
+	errs = append(errs, prefixErrors("gnmi", c.GNMI.Validate())...)
+	errs = append(errs, prefixErrors("store", c.Store.Validate())...)
+	errs = append(errs, prefixErrors("inference", c.Inference.Validate())...)
+	for i, v := range c.Views {
+		errs = append(errs, prefixErrors(fmt.Sprintf("views[%d]", i), v.Validate())...)
+	}
 	return errors.Join(errs...)
+}
+
+// prefixErrors places a section's field errors under its key.
+func prefixErrors(prefix string, err error) []error {
+	if err == nil {
+		return nil
+	}
+	var out []error
+	var walk func(error)
+	walk = func(e error) {
+		if j, ok := e.(interface{ Unwrap() []error }); ok {
+			for _, x := range j.Unwrap() {
+				walk(x)
+			}
+			return
+		}
+		var fe *schema.FieldError
+		if errors.As(e, &fe) {
+			f := prefix
+			if fe.Field != "" {
+				f = prefix + "." + fe.Field
+			}
+			out = append(out, &schema.FieldError{Field: f, Err: fe.Err})
+			return
+		}
+		out = append(out, &schema.FieldError{Field: prefix, Err: e})
+	}
+	walk(err)
+	return out
 }
 
 func (n *NATSConfig) validate() []error {

@@ -64,6 +64,7 @@ type Service struct {
 
 	nats *NATS
 	http *HTTP
+	pipe pipeline
 }
 
 // readiness exports netfeat_component_ready, computed at scrape time.
