@@ -9,7 +9,7 @@ LDFLAGS ?= -s -w
 
 ## demo: run the live demo (embedded NATS, simulated Cisco/Nokia/Ericsson devices, decisions printed live)
 demo:
-	$(GO) run -tags $(TAGS) ./cmd/netfeat demo
+	./scripts/demo.sh
 
 ## build: build the netfeat binary into bin/
 build:
