@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -50,6 +52,21 @@ Without -c, the service runs on embedded defaults: an embedded NATS server on
 			if err != nil {
 				return err
 			}
+			// SIGHUP reloads the normalizer's vendor profiles.
+			hup := make(chan os.Signal, 1)
+			signal.Notify(hup, syscall.SIGHUP)
+			defer signal.Stop(hup)
+			go func() {
+				for range hup {
+					if n := svc.Normalizer(); n != nil {
+						if err := n.Reload(); err != nil {
+							log.Error("profile reload failed; keeping the previous profiles", "err", err)
+						} else {
+							log.Info("profiles reloaded")
+						}
+					}
+				}
+			}()
 			if err := svc.Run(cmd.Context()); err != nil {
 				return &exitError{code: 1, err: err}
 			}
