@@ -60,6 +60,13 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newWatchCmd())
 	root.AddCommand(newModelsCmd())
 	root.AddCommand(newQueryCmd(), newExportCmd())
+	for _, newCmd := range extraCommands {
+		root.AddCommand(newCmd())
+	}
 	// subcommands: add above this line
 	return root
 }
+
+// extraCommands are subcommands that register themselves from their own
+// file's init, so that adding one does not touch this file.
+var extraCommands []func() *cobra.Command
