@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -103,11 +104,17 @@ type FeatureView struct {
 
 var identRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 
+// ReservedTables are the SQL tables that are not feature views; no view may
+// take their names (nor a latest_ prefix, which names the online views).
+var ReservedTables = []string{"samples", "series", "decisions", "devices", "metrics"}
+
 // Validate checks the view and returns every problem found, joined.
 func (v FeatureView) Validate() error {
 	var errs []error
 	if !identRE.MatchString(v.Name) {
 		errs = append(errs, fmt.Errorf("name %q: must match %s", v.Name, identRE))
+	} else if slices.Contains(ReservedTables, v.Name) || strings.HasPrefix(v.Name, "latest_") {
+		errs = append(errs, fmt.Errorf("name %q: a view is an SQL table of that name, and %s and latest_* are taken", v.Name, strings.Join(ReservedTables, ", ")))
 	}
 	if v.Entity != EntityDevice && v.Entity != EntityComponent {
 		errs = append(errs, fmt.Errorf("entity %q: must be %q or %q", v.Entity, EntityDevice, EntityComponent))

@@ -41,6 +41,7 @@ type Config struct {
 	Store     featurestore.Config  `yaml:"store"`
 	Views     []schema.FeatureView `yaml:"views"`
 	Inference inference.Config     `yaml:"inference"`
+	Query     QueryConfig          `yaml:"query"`
 }
 
 // LogConfig selects the log level and format.
@@ -109,6 +110,7 @@ func DefaultConfig() Config {
 		GNMI:            gnmi.DefaultConfig(),
 		Store:           featurestore.DefaultConfig(),
 		Inference:       inference.DefaultConfig(),
+		Query:           DefaultQueryConfig(),
 	}
 }
 
@@ -146,6 +148,7 @@ func (c *Config) Validate() error {
 	errs = append(errs, prefixErrors("gnmi", c.GNMI.Validate())...)
 	errs = append(errs, prefixErrors("store", c.Store.Validate())...)
 	errs = append(errs, prefixErrors("inference", c.Inference.Validate())...)
+	errs = append(errs, prefixErrors("query", c.Query.Validate())...)
 	for i, v := range c.Views {
 		errs = append(errs, prefixErrors(fmt.Sprintf("views[%d]", i), v.Validate())...)
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/netfeat/netfeat/collectors/gnmi"
 	"github.com/netfeat/netfeat/collectors/snmp"
 	"github.com/netfeat/netfeat/featurestore"
+	"github.com/netfeat/netfeat/featurestore/query"
 	"github.com/netfeat/netfeat/inference"
 	"github.com/netfeat/netfeat/normalize"
 	"github.com/netfeat/netfeat/schema"
@@ -25,6 +26,13 @@ type pipeline struct {
 	runtime    atomic.Pointer[inference.Runtime]
 	store      atomic.Pointer[featurestore.Store]
 	normalizer atomic.Pointer[normalize.Normalizer]
+	snmp       atomic.Pointer[snmp.Poller]
+	gnmi       atomic.Pointer[gnmi.Collector]
+	query      atomic.Pointer[query.Engine]
+	flight     atomic.Pointer[query.FlightSQLServer]
+	// token is the HTTP/Flight SQL bearer token ("" for none), read when
+	// the query stage starts.
+	token atomic.Pointer[string]
 }
 
 // buildPipeline adds the data-path stages between NATS and HTTP, in
@@ -118,7 +126,11 @@ func (s *Service) buildPipeline() error {
 				if err != nil {
 					return err
 				}
-				return poller.Start(ctx)
+				if err := poller.Start(ctx); err != nil {
+					return err
+				}
+				p.snmp.Store(poller)
+				return nil
 			},
 			StopFunc: func(ctx context.Context) error { return poller.Stop(ctx) },
 		})
@@ -133,12 +145,16 @@ func (s *Service) buildPipeline() error {
 				if err != nil {
 					return err
 				}
-				return coll.Start(ctx)
+				if err := coll.Start(ctx); err != nil {
+					return err
+				}
+				p.gnmi.Store(coll)
+				return nil
 			},
 			StopFunc: func(ctx context.Context) error { return coll.Stop(ctx) },
 		})
 	}
-	return nil
+	return s.buildQuery()
 }
 
 // Store returns the feature store once started (nil before).
@@ -156,7 +172,7 @@ var _ schema.ObservationSink = (*normalize.Normalizer)(nil)
 // mountAPIs mounts the stages' HTTP APIs. The handlers exist before the
 // stages start, and answer 503 until they have.
 func (s *Service) mountAPIs() {
-	models := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var models http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rt := s.pipe.runtime.Load()
 		if rt == nil {
 			http.Error(w, "inference not started", http.StatusServiceUnavailable)
@@ -164,6 +180,7 @@ func (s *Service) mountAPIs() {
 		}
 		rt.Handler().ServeHTTP(w, r)
 	})
+	models = s.mountQuery(models)
 	s.http.Handle("/v1/models", models)
 	s.http.Handle("/v1/models/", models)
 	s.http.Handle("/v1/decisions/", models)

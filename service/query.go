@@ -1,0 +1,274 @@
+package service
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/netfeat/netfeat/featurestore"
+	"github.com/netfeat/netfeat/featurestore/query"
+	"github.com/netfeat/netfeat/schema"
+)
+
+// QueryConfig is the `query` section: the SQL engine's limits and its front
+// ends. HTTP POST /v1/query is always served on http.listen; the NATS
+// responder and the Flight SQL server are configured here.
+type QueryConfig struct {
+	query.Options `yaml:",inline"`
+	// NATSSubject is the request/reply subject of the NATS front end
+	// (default netfeat.query); "off" disables it.
+	NATSSubject string `yaml:"nats_subject"`
+	// FlightListen is the Arrow Flight SQL server's address, e.g.
+	// 127.0.0.1:32010. Empty (the default) runs no Flight SQL server.
+	FlightListen string `yaml:"flight_listen"`
+}
+
+// DefaultQueryConfig returns the `query` section's defaults.
+func DefaultQueryConfig() QueryConfig {
+	return QueryConfig{Options: query.DefaultOptions(), NATSSubject: query.DefaultNATSSubject}
+}
+
+// Validate returns every problem with the section as joined
+// *schema.FieldError values.
+func (c QueryConfig) Validate() error {
+	errs := []error{c.Options.Validate()}
+	if c.NATSSubject == "" || strings.ContainsAny(c.NATSSubject, " \t\r\n*>") {
+		errs = append(errs, schema.Errorf("nats_subject", "%q: want a literal NATS subject such as netfeat.query, or off", c.NATSSubject))
+	}
+	if c.FlightListen != "" {
+		if err := checkHostPort(c.FlightListen); err != nil {
+			errs = append(errs, schema.Errorf("flight_listen", "%v", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Query returns the SQL engine once started (nil before).
+func (s *Service) Query() *query.Engine { return s.pipe.query.Load() }
+
+// FlightSQLAddr returns the Flight SQL server's address once started, or ""
+// when none is configured.
+func (s *Service) FlightSQLAddr() string {
+	if f := s.pipe.flight.Load(); f != nil {
+		return f.Addr().String()
+	}
+	return ""
+}
+
+// buildQuery adds the SQL stage after the collectors: the DuckDB engine
+// over the store, the inference runtime's decisions, collector health and
+// the metric catalog, with its NATS and Flight SQL front ends. HTTP is
+// mounted by mountAPIs.
+func (s *Service) buildQuery() error {
+	cfg, reg, log := s.cfg, s.reg, s.log
+	p := &s.pipe
+	var (
+		responder *query.NATSResponder
+		flight    *query.FlightSQLServer
+	)
+	s.group.Add(ComponentFuncs{
+		ComponentName: "query",
+		StartFunc: func(ctx context.Context) error {
+			token, err := readSecret(cfg.HTTP.TokenFile, cfg.HTTP.TokenEnv)
+			if err != nil {
+				return fmt.Errorf("http token: %w", err)
+			}
+			src := query.Sources(
+				&storeTables{store: p.store.Load(), views: cfg.Views},
+				decisionTables{p: p},
+				query.DeviceStates(deviceStates{p: p}),
+				query.Catalog(schema.Catalog),
+			)
+			eng, err := query.New(src, cfg.Query.Options, log, reg)
+			if err != nil {
+				return err
+			}
+			if cfg.Query.NATSSubject != "off" {
+				responder = query.NewNATSResponder(s.nats.Conn(), eng, cfg.Query.NATSSubject, log)
+				if err := responder.Start(ctx); err != nil {
+					return errors.Join(err, eng.Close())
+				}
+			}
+			if cfg.Query.FlightListen != "" {
+				flight, err = query.NewFlightSQLServer(eng, cfg.Query.FlightListen, token, log)
+				if err == nil {
+					err = flight.Start(ctx)
+				}
+				if err != nil {
+					if responder != nil {
+						err = errors.Join(err, responder.Stop(ctx))
+					}
+					return errors.Join(err, eng.Close())
+				}
+				p.flight.Store(flight)
+			}
+			p.token.Store(&token)
+			p.query.Store(eng)
+			return nil
+		},
+		StopFunc: func(ctx context.Context) error {
+			var errs []error
+			if flight != nil {
+				errs = append(errs, flight.Stop(ctx))
+			}
+			if responder != nil {
+				errs = append(errs, responder.Stop(ctx))
+			}
+			if eng := p.query.Swap(nil); eng != nil {
+				errs = append(errs, eng.Close())
+			}
+			return errors.Join(errs...)
+		},
+	})
+	return nil
+}
+
+// mountQuery serves POST /v1/query, and wraps the model API in the same
+// bearer token. Both answer 503 until the query stage has started (the
+// token is read then).
+func (s *Service) mountQuery(models http.Handler) http.Handler {
+	p := &s.pipe
+	s.http.Handle("/v1/query", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		eng, token := p.query.Load(), p.token.Load()
+		if eng == nil || token == nil {
+			http.Error(w, "query engine not started", http.StatusServiceUnavailable)
+			return
+		}
+		query.NewHandler(eng, *token, s.log).ServeHTTP(w, r)
+	}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token := p.token.Load()
+		if token == nil {
+			http.Error(w, "not started", http.StatusServiceUnavailable)
+			return
+		}
+		if *token != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+*token)) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="netfeat"`)
+			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
+			return
+		}
+		models.ServeHTTP(w, r)
+	})
+}
+
+// storeTables serves the store's tables: samples, one per feature view,
+// latest_<view> and series.
+type storeTables struct {
+	store  *featurestore.Store
+	views  []schema.FeatureView
+	tables []query.TableInfo
+	kind   map[string]tableKind
+}
+
+type tableKind struct {
+	view   string // the feature view, for view and latest tables
+	latest bool
+}
+
+func (t *storeTables) init() {
+	if t.kind != nil {
+		return
+	}
+	t.kind = map[string]tableKind{}
+	t.tables = []query.TableInfo{
+		{Name: featurestore.TableSamples, Schema: schema.SamplesSchema, TimeColumn: "ts"},
+		{Name: "series", Schema: schema.SeriesSchema},
+	}
+	for _, v := range t.views {
+		sc := schema.FeatureViewSchema(v)
+		t.tables = append(t.tables,
+			query.TableInfo{Name: v.Name, Schema: sc, TimeColumn: "window_end"},
+			query.TableInfo{Name: "latest_" + v.Name, Schema: sc})
+		t.kind[v.Name] = tableKind{view: v.Name}
+		t.kind["latest_"+v.Name] = tableKind{view: v.Name, latest: true}
+	}
+}
+
+// Tables implements query.Source.
+func (t *storeTables) Tables() []query.TableInfo {
+	t.init()
+	return t.tables
+}
+
+// Records implements query.Source with the store's zero-copy snapshots.
+func (t *storeTables) Records(_ context.Context, table string) ([]arrow.RecordBatch, error) {
+	t.init()
+	switch table {
+	case featurestore.TableSamples:
+		return t.store.SnapshotSamples(), nil
+	case "series":
+		return t.store.SnapshotSeries(), nil
+	}
+	k, ok := t.kind[table]
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("table %s: no such table", table)
+	case k.latest:
+		return t.store.SnapshotLatest(k.view)
+	default:
+		return t.store.SnapshotView(k.view)
+	}
+}
+
+// History implements query.Source from the store's durable chunks and
+// feature rows.
+func (t *storeTables) History(ctx context.Context, table string, from, to int64) (array.RecordReader, error) {
+	return t.store.History(ctx, table, from, to)
+}
+
+// decisionTables serves the `decisions` table from the inference runtime's
+// recent decisions (inference.history of them, live and shadow).
+type decisionTables struct{ p *pipeline }
+
+var decisionsInfo = query.TableInfo{Name: "decisions", Schema: schema.DecisionsSchema, TimeColumn: "ts"}
+
+func (d decisionTables) Tables() []query.TableInfo { return []query.TableInfo{decisionsInfo} }
+
+func (d decisionTables) Records(_ context.Context, table string) ([]arrow.RecordBatch, error) {
+	if table != decisionsInfo.Name {
+		return nil, fmt.Errorf("table %s: no such table", table)
+	}
+	rt := d.p.runtime.Load()
+	if rt == nil {
+		return nil, errors.New("table decisions: inference not started")
+	}
+	return rt.DecisionRecords(), nil
+}
+
+func (d decisionTables) History(ctx context.Context, table string, from, to int64) (array.RecordReader, error) {
+	recs, err := d.Records(ctx, table)
+	if err != nil {
+		return nil, err
+	}
+	var m query.MemSource
+	defer m.Close()
+	err = m.Set(decisionsInfo, recs...)
+	for _, r := range recs {
+		r.Release()
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m.History(ctx, table, from, to)
+}
+
+// deviceStates joins the collectors' per-device health for the `devices`
+// table.
+type deviceStates struct{ p *pipeline }
+
+func (d deviceStates) DeviceStates() []schema.DeviceState {
+	var out []schema.DeviceState
+	if s := d.p.snmp.Load(); s != nil {
+		out = append(out, s.DeviceStates()...)
+	}
+	if g := d.p.gnmi.Load(); g != nil {
+		out = append(out, g.DeviceStates()...)
+	}
+	return out
+}

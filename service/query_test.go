@@ -1,0 +1,246 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/flight/flightsql"
+	"github.com/nats-io/nats.go"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/netfeat/netfeat/schema"
+)
+
+// sqlTestConfig has one device view with a 1 s tumbling window and a rule
+// that fires on every entity with traffic, so decisions exist to query.
+const sqlTestConfig = `
+data_dir: %s
+shutdown_timeout: 5s
+http:
+  listen: 127.0.0.1:0
+  token_env: %s
+nats:
+  listen: 127.0.0.1:0
+query:
+  flight_listen: 127.0.0.1:0
+  max_rows: 1000
+views:
+  - name: traffic
+    entity: component
+    metrics: [interface.in.bps]
+    aggregations: [mean, max, count]
+    windows: [1s]
+    hop: 1s
+    allowed_lateness: 0s
+inference:
+  rules:
+    - name: busy
+      view: traffic
+      feature: interface_in_bps__mean_1s
+      op: ">"
+      threshold: 0
+`
+
+const testToken = "s3cret-token"
+
+// newSQLService starts a service with SQL on every front end, and feeds it
+// three seconds of samples for two interfaces of r1, so that two windows
+// close and the rule decides on them.
+func newSQLService(t *testing.T) *Service {
+	t.Helper()
+	env := "NETFEAT_TEST_TOKEN_" + strings.ToUpper(strings.ReplaceAll(t.Name(), "/", "_"))
+	t.Setenv(env, testToken)
+	cfg, err := ParseConfig("sql.yaml", fmt.Appendf(nil, sqlTestConfig, t.TempDir(), env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(cfg, NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := svc.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	base := time.Now().Truncate(time.Second).Add(-10 * time.Second)
+	var batch []schema.Sample
+	for s := range 4 {
+		for i, ifc := range []string{"eth0", "eth1"} {
+			for ms := 0; ms < 1000; ms += 250 {
+				ts := base.Add(time.Duration(s)*time.Second + time.Duration(ms)*time.Millisecond).UnixNano()
+				batch = append(batch, schema.Sample{
+					TS: ts, IngestTS: ts, Entity: schema.Entity{Device: "r1", Component: ifc},
+					Metric: "interface.in.bps", Value: float64(100*(i+1) + s), Source: "test",
+				})
+			}
+		}
+	}
+	if err := svc.Store().Append(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return len(svc.Inference().DecisionRecords()[0].Columns()) > 0 && svc.Inference().DecisionRecords()[0].NumRows() >= 2 }, "decisions on r1")
+	return svc
+}
+
+type queryReply struct {
+	Columns []struct{ Name, Type string } `json:"columns"`
+	Rows    [][]any                       `json:"rows"`
+	Error   string                        `json:"error"`
+}
+
+func postQuery(t *testing.T, svc *Service, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, "http://"+svc.HTTP().Addr()+"/v1/query", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(b)
+}
+
+// TestSQLOverHTTP checks that every table of DESIGN §4 is served by the
+// running service, with the bearer token enforced.
+func TestSQLOverHTTP(t *testing.T) {
+	svc := newSQLService(t)
+	tests := []struct {
+		name, sql string
+		want      string // a substring of the JSON reply
+	}{
+		{"samples", `SELECT count(*) AS n, sum(value) AS s FROM samples WHERE device = 'r1'`, `[32,`},
+		{"samples subset", `SELECT component FROM samples WHERE component = 'eth1' LIMIT 1`, `[["eth1"]]`},
+		{"view", `SELECT count(DISTINCT component) FROM traffic`, `[[2]]`},
+		{"latest", `SELECT component, interface_in_bps__count_1s FROM latest_traffic ORDER BY component`, `"eth0",4`},
+		{"series", `SELECT metric, samples FROM series WHERE component = 'eth0'`, `[["interface.in.bps",16]]`},
+		{"decisions", `SELECT DISTINCT model, action, component FROM decisions ORDER BY component`, `["busy","alert","eth0"],["busy","alert","eth1"]`},
+		{"metrics", `SELECT unit FROM metrics WHERE name = 'interface.in.bps'`, `[["bits/s"]]`},
+		{"devices", `SELECT count(*) FROM devices`, `[[0]]`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			body, _ := json.Marshal(map[string]string{"sql": tc.sql})
+			code, out := postQuery(t, svc, testToken, string(body))
+			if code != http.StatusOK || !strings.Contains(out, tc.want) {
+				t.Fatalf("%s: status %d, reply %s; want %s in it", tc.sql, code, out, tc.want)
+			}
+		})
+	}
+	t.Run("history", func(t *testing.T) {
+		body, _ := json.Marshal(map[string]any{
+			"sql":  `SELECT count(*) FROM samples`,
+			"from": time.Now().Add(-time.Hour), "to": time.Now().Add(time.Hour),
+		})
+		if code, out := postQuery(t, svc, testToken, string(body)); code != http.StatusOK || !strings.Contains(out, `[[32]]`) {
+			t.Fatalf("ranged query: %d %s", code, out)
+		}
+	})
+	t.Run("bad sql", func(t *testing.T) {
+		code, out := postQuery(t, svc, testToken, `{"sql":"SELECT nope FROM samples"}`)
+		if code != http.StatusBadRequest || !strings.Contains(out, "nope") {
+			t.Fatalf("bad query: %d %s", code, out)
+		}
+	})
+	for _, tok := range []string{"", "wrong"} {
+		t.Run("token "+tok, func(t *testing.T) {
+			if code, out := postQuery(t, svc, tok, `{"sql":"SELECT 1"}`); code != http.StatusUnauthorized {
+				t.Fatalf("query with token %q: %d %s, want 401", tok, code, out)
+			}
+			req, _ := http.NewRequest(http.MethodGet, "http://"+svc.HTTP().Addr()+"/v1/models", nil)
+			if tok != "" {
+				req.Header.Set("Authorization", "Bearer "+tok)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("model API with token %q: %d, want 401", tok, resp.StatusCode)
+			}
+		})
+	}
+}
+
+func TestSQLOverNATS(t *testing.T) {
+	svc := newSQLService(t)
+	nc, err := nats.Connect(svc.NATS().ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	msg, err := nc.Request("netfeat.query", []byte(`{"sql":"SELECT count(*) FROM latest_traffic"}`), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(msg.Data), `[[2]]`) {
+		t.Fatalf("NATS reply %s", msg.Data)
+	}
+}
+
+func TestSQLOverFlight(t *testing.T) {
+	svc := newSQLService(t)
+	cl, err := flightsql.NewClient(svc.FlightSQLAddr(), nil, nil, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cl.Execute(ctx, "SELECT 1"); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("no token: %v, want Unauthenticated", err)
+	}
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+testToken)
+	info, err := cl.Execute(ctx, "SELECT count(*) AS n FROM samples")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdr, err := cl.DoGet(ctx, info.Endpoint[0].Ticket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdr.Release()
+	var n int64 = -1
+	for rdr.Next() {
+		rec := rdr.RecordBatch()
+		n = rec.Column(0).(interface{ Value(int) int64 }).Value(0)
+	}
+	if n != 32 {
+		t.Fatalf("flight count = %d, want 32", n)
+	}
+}
+
+func TestQueryConfigErrors(t *testing.T) {
+	_, err := ParseConfig("bad.yaml", []byte("query:\n  max_rows: 0\n  flight_listen: nohost\n  nats_subject: 'a.>'\n"))
+	if err == nil {
+		t.Fatal("bad query section accepted")
+	}
+	for _, want := range []string{"query.max_rows", "query.flight_listen", "query.nats_subject"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+}
