@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -47,11 +48,25 @@ type target struct {
 // component is one entity of a device.
 type component struct {
 	name    string
-	epoch   uint32 // bumped by a discontinuity of the component
+	epoch   uint32 // bumped by a discontinuity leaf change: every series rebases
 	speed   float64
-	disc    uint64
+	disc    uint64 // hash of the discontinuity leaf's last value
 	discSet bool
+
+	// One reset can be seen several ways — a discontinuity leaf change and
+	// drops of each of the component's counters, in one notification or
+	// spread over several, in any order. It is counted once: resetSeq
+	// numbers the resets counted for the component, resetTS is the event
+	// time of the last one, and awaitMark says that it was found by a drop
+	// and a discontinuity leaf change may still arrive for it.
+	resetSeq  uint32
+	resetTS   int64
+	awaitMark bool
 }
+
+// resetConfirmWindow is how far apart (event time) a counter drop and a
+// discontinuity leaf change may be and still be one reset.
+const resetConfirmWindow = int64(5 * time.Minute)
 
 type seriesKey struct {
 	comp, metric string
@@ -68,6 +83,9 @@ type series struct {
 	epoch    uint32
 	mapID    int // mapping that last fed it; -1 after a state restore
 	primary  uint64
+	// resetSeq is the component reset (component.resetSeq) this series is
+	// known to be past: it dropped for it, or counted on normally after it.
+	resetSeq uint32
 }
 
 type pendKey struct {
@@ -324,12 +342,7 @@ func (d *device) process(ctx context.Context, n *Normalizer, batch []schema.Obse
 			}
 			switch {
 			case t.m.role == RoleDiscontinuity:
-				h := hashValue(&batch[i])
-				if t.comp.discSet && t.comp.disc != h {
-					t.comp.epoch++
-					d.disc.Inc()
-				}
-				t.comp.disc, t.comp.discSet = h, true
+				d.marker(t.comp, &batch[i])
 			case t.ser != nil && !t.m.fallback:
 				t.ser.primary = d.batch
 			}
@@ -461,10 +474,8 @@ func (d *device) counter(t *target, m *mapping, raw uint64, width uint8, ts, rec
 		mapID = m.combo.conv.id
 	}
 	if !s.has || s.mapID != mapID && s.mapID != -1 || s.devEpoch != d.epoch || s.epoch != t.comp.epoch {
-		if s.has && (s.mapID == mapID || s.mapID == -1) {
-			// A reset announced by sysUpTime or a discontinuity leaf: it
-			// was counted where it was detected.
-		}
+		// First value, another source, or a reset announced by sysUpTime or
+		// a discontinuity leaf (counted where it was detected).
 		d.rebase(s, raw, ts, mapID, t.comp)
 		return n
 	}
@@ -489,7 +500,7 @@ func (d *device) counter(t *target, m *mapping, raw uint64, width uint8, ts, rec
 			ok = float64(wrapped)*m.scale*m.rates[0].scale/(float64(dt)/1e9) <= 2*t.comp.speed
 		}
 		if !ok {
-			d.disc.Inc()
+			d.dropReset(s, t.comp, ts)
 			d.rebase(s, raw, ts, mapID, t.comp)
 			return n
 		}
@@ -507,7 +518,62 @@ func (d *device) counter(t *target, m *mapping, raw uint64, width uint8, ts, rec
 		}
 	}
 	s.raw, s.ts = raw, ts
+	if ts >= t.comp.resetTS {
+		s.resetSeq = t.comp.resetSeq // counted on normally past the last reset
+	}
 	return n
+}
+
+// dropReset accounts for a counter drop that no wrap explains. It is the
+// series' share of the component's last reset when the series has not yet
+// shown that reset and its previous value is not newer than it (a
+// discontinuity leaf changed first, or a sibling counter dropped first);
+// otherwise it is a new reset, counted once, which a discontinuity leaf
+// change may still confirm (see marker).
+func (d *device) dropReset(s *series, c *component, ts int64) {
+	if s.resetSeq == c.resetSeq || s.ts > c.resetTS {
+		d.disc.Inc()
+		c.resetSeq++
+		c.resetTS, c.awaitMark = ts, true
+	}
+	s.resetSeq = c.resetSeq
+}
+
+// marker handles one value of a component's discontinuity leaf (OpenConfig
+// last-clear, IOS-XR last-discontinuity-time, IOS-XE discontinuity-time). A
+// change is a reset: every series of the component rebases at its next
+// value, and the reset is counted, unless it is the first reading of the
+// leaf after a reset already counted from a drop and within
+// resetConfirmWindow of it (the leaf reported the clear later than the
+// counters did).
+func (d *device) marker(c *component, o *schema.Observation) {
+	h := hashValue(o)
+	ts := o.DeviceTime
+	if ts == 0 {
+		ts = o.RecvTime
+	}
+	switch {
+	case !c.discSet:
+	case c.disc != h:
+		if c.awaitMark && abs64(ts-c.resetTS) <= resetConfirmWindow {
+			c.awaitMark = false
+			break
+		}
+		c.epoch++
+		d.disc.Inc()
+		c.resetSeq++
+		c.resetTS, c.awaitMark = ts, false
+	case ts > c.resetTS:
+		c.awaitMark = false // read after the drop and unchanged: not a clear
+	}
+	c.disc, c.discSet = h, true
+}
+
+func abs64(x int64) int64 {
+	if x < 0 {
+		return -x
+	}
+	return x
 }
 
 func (d *device) rebase(s *series, raw uint64, ts int64, mapID int, c *component) {
