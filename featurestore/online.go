@@ -21,6 +21,14 @@ import (
 type onlineView struct {
 	mu   sync.RWMutex
 	rows map[schema.Entity]*schema.FeatureRow // read-only rows
+	ver  uint64                               // bumped by every set
+
+	// snap caches the whole view as one record batch for SQL: rebuilt by
+	// SnapshotLatest only when ver moved since, so queries between window
+	// closes do not sort and copy every entity's row again.
+	snapMu  sync.Mutex
+	snap    arrow.RecordBatch
+	snapVer uint64
 }
 
 func newOnlineView() *onlineView { return &onlineView{rows: map[schema.Entity]*schema.FeatureRow{}} }
@@ -29,6 +37,7 @@ func (o *onlineView) set(r *schema.FeatureRow) {
 	o.mu.Lock()
 	if old, ok := o.rows[r.Entity]; !ok || old.WindowEnd <= r.WindowEnd {
 		o.rows[r.Entity] = r
+		o.ver++
 	}
 	o.mu.Unlock()
 }

@@ -47,14 +47,24 @@ func (s *Store) SnapshotView(view string) ([]arrow.RecordBatch, error) {
 }
 
 // SnapshotLatest returns the online view (one row per entity, its latest
-// closed window) as one record batch of schema.FeatureViewSchema(view).
+// closed window, sorted by device and component) as one record batch of
+// schema.FeatureViewSchema(view). The batch is cached until the next window
+// close, so repeated queries share it. The caller releases it.
 func (s *Store) SnapshotLatest(view string) ([]arrow.RecordBatch, error) {
 	i, ok := s.viewIx[view]
 	if !ok {
 		return nil, fmt.Errorf("%w %q", ErrUnknownView, view)
 	}
 	o := s.online[i]
+	o.snapMu.Lock()
+	defer o.snapMu.Unlock()
 	o.mu.RLock()
+	if o.snap != nil && o.snapVer == o.ver {
+		o.mu.RUnlock()
+		o.snap.Retain()
+		return []arrow.RecordBatch{o.snap}, nil
+	}
+	ver := o.ver
 	rows := make([]*schema.FeatureRow, 0, len(o.rows))
 	for _, r := range o.rows {
 		rows = append(rows, r)
@@ -66,7 +76,13 @@ func (s *Store) SnapshotLatest(view string) ([]arrow.RecordBatch, error) {
 		}
 		return rows[a].Component < rows[b].Component
 	})
-	return []arrow.RecordBatch{rowsRecord(s.tables[i].schema, rows)}, nil
+	rec := rowsRecord(s.tables[i].schema, rows)
+	if o.snap != nil {
+		o.snap.Release()
+	}
+	o.snap, o.snapVer = rec, ver
+	rec.Retain()
+	return []arrow.RecordBatch{rec}, nil
 }
 
 // SnapshotSeries returns one record batch of schema.SeriesSchema: every

@@ -80,7 +80,7 @@ func (s *Service) buildQuery() error {
 				return fmt.Errorf("http token: %w", err)
 			}
 			src := query.Sources(
-				&storeTables{store: p.store.Load(), views: cfg.Views},
+				newStoreTables(p.store.Load(), cfg.Views),
 				decisionTables{p: p},
 				query.DeviceStates(deviceStates{p: p}),
 				query.Catalog(schema.Catalog),
@@ -161,9 +161,9 @@ func (s *Service) mountQuery(models http.Handler) http.Handler {
 // latest_<view> and series.
 type storeTables struct {
 	store  *featurestore.Store
-	views  []schema.FeatureView
 	tables []query.TableInfo
 	kind   map[string]tableKind
+	entity map[string]schema.EntityKind
 }
 
 type tableKind struct {
@@ -171,34 +171,31 @@ type tableKind struct {
 	latest bool
 }
 
-func (t *storeTables) init() {
-	if t.kind != nil {
-		return
-	}
-	t.kind = map[string]tableKind{}
+func newStoreTables(st *featurestore.Store, views []schema.FeatureView) *storeTables {
+	t := &storeTables{store: st, kind: map[string]tableKind{}, entity: map[string]schema.EntityKind{}}
 	t.tables = []query.TableInfo{
 		{Name: featurestore.TableSamples, Schema: schema.SamplesSchema, TimeColumn: "ts"},
 		{Name: "series", Schema: schema.SeriesSchema},
 	}
-	for _, v := range t.views {
+	for _, v := range views {
 		sc := schema.FeatureViewSchema(v)
 		t.tables = append(t.tables,
 			query.TableInfo{Name: v.Name, Schema: sc, TimeColumn: "window_end"},
 			query.TableInfo{Name: "latest_" + v.Name, Schema: sc})
+		t.entity[v.Name] = v.Entity
 		t.kind[v.Name] = tableKind{view: v.Name}
 		t.kind["latest_"+v.Name] = tableKind{view: v.Name, latest: true}
 	}
+	return t
 }
 
 // Tables implements query.Source.
 func (t *storeTables) Tables() []query.TableInfo {
-	t.init()
 	return t.tables
 }
 
 // Records implements query.Source with the store's zero-copy snapshots.
 func (t *storeTables) Records(_ context.Context, table string) ([]arrow.RecordBatch, error) {
-	t.init()
 	switch table {
 	case featurestore.TableSamples:
 		return t.store.SnapshotSamples(), nil
@@ -214,6 +211,27 @@ func (t *storeTables) Records(_ context.Context, table string) ([]arrow.RecordBa
 	default:
 		return t.store.SnapshotView(k.view)
 	}
+}
+
+// Lookup implements query.EntityLookup for latest_<view>: one entity's
+// row straight from the online view, when the query names the whole entity
+// (the device of a device view; device and component of a component view).
+func (t *storeTables) Lookup(_ context.Context, table, device, component string) ([]arrow.RecordBatch, bool, error) {
+	k, ok := t.kind[table]
+	if !ok || !k.latest {
+		return nil, false, nil
+	}
+	e := schema.Entity{Device: device, Component: component}
+	if t.entity[k.view] == schema.EntityDevice {
+		e.Component = ""
+	} else if component == "" {
+		return nil, false, nil
+	}
+	rec, found := t.store.LatestRecord(k.view, e)
+	if !found {
+		return nil, true, nil
+	}
+	return []arrow.RecordBatch{rec}, true, nil
 }
 
 // History implements query.Source from the store's durable chunks and

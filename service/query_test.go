@@ -135,6 +135,8 @@ func TestSQLOverHTTP(t *testing.T) {
 		{"samples subset", `SELECT component FROM samples WHERE component = 'eth1' LIMIT 1`, `[["eth1"]]`},
 		{"view", `SELECT count(DISTINCT component) FROM traffic`, `[[2]]`},
 		{"latest", `SELECT component, interface_in_bps__count_1s FROM latest_traffic ORDER BY component`, `"eth0",4`},
+		{"point lookup", `SELECT component, interface_in_bps__count_1s FROM latest_traffic WHERE device = 'r1' AND component = 'eth1'`, `"rows":[["eth1",4]]`},
+		{"point lookup miss", `SELECT * FROM latest_traffic WHERE device = 'r1' AND component = 'eth9'`, `"rows":[]`},
 		{"series", `SELECT metric, samples FROM series WHERE component = 'eth0'`, `[["interface.in.bps",16]]`},
 		{"decisions", `SELECT DISTINCT model, action, component FROM decisions ORDER BY component`, `["busy","alert","eth0"],["busy","alert","eth1"]`},
 		{"metrics", `SELECT unit FROM metrics WHERE name = 'interface.in.bps'`, `[["bits/s"]]`},
@@ -148,6 +150,9 @@ func TestSQLOverHTTP(t *testing.T) {
 				t.Fatalf("%s: status %d, reply %s; want %s in it", tc.sql, code, out, tc.want)
 			}
 		})
+	}
+	if _, m := get(t, "http://"+svc.HTTP().Addr()+"/metrics"); !strings.Contains(m, "netfeat_query_entity_lookups_total 2\n") {
+		t.Errorf("want 2 entity lookups (the two point queries), metrics say %q", grepLines(m, "entity_lookups"))
 	}
 	t.Run("history", func(t *testing.T) {
 		body, _ := json.Marshal(map[string]any{

@@ -153,6 +153,7 @@ type Engine struct {
 	queries  *prometheus.CounterVec
 	duration prometheus.Histogram
 	rows     prometheus.Counter
+	lookups  prometheus.Counter
 }
 
 // New opens the sandboxed DuckDB database. reg may be nil (no metrics are
@@ -184,9 +185,13 @@ func newEngineDSN(src Source, opts Options, dsn string, log *slog.Logger, reg pr
 			Name: "netfeat_query_rows_total",
 			Help: "Rows returned by SQL queries.",
 		}),
+		lookups: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "netfeat_query_entity_lookups_total",
+			Help: "Table scans answered by an entity point lookup instead of the whole table.",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{e.queries, e.duration, e.rows} {
+		for _, c := range []prometheus.Collector{e.queries, e.duration, e.rows, e.lookups} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register query metrics: %w", err)
 			}
@@ -487,12 +492,16 @@ func (e *Engine) run(ctx context.Context, s *slot, conn *duckdb.Conn, req Reques
 			}
 		}
 	}()
+	var filter *entityFilter
+	if f, ok := findEntityFilter(scan); ok && len(used) == 1 {
+		filter = &f
+	}
 	register := func(t TableInfo, as string) error {
 		v, err := s.view(ar, conn, as, t.Schema)
 		if err != nil {
 			return fmt.Errorf("table %s: %w", t.Name, err)
 		}
-		rr, err := e.open(ctx, req, t)
+		rr, err := e.open(ctx, req, t, filter)
 		if err != nil {
 			return err
 		}
@@ -604,8 +613,9 @@ func (e *Engine) run(ctx context.Context, s *slot, conn *duckdb.Conn, req Reques
 
 // open returns a reader over the table's rows for this request: the hot
 // batches, or history when the request has a time range and the table a
-// time column.
-func (e *Engine) open(ctx context.Context, req Request, t TableInfo) (array.RecordReader, error) {
+// time column. With a filter, a source that can look entities up returns
+// only their rows (a superset of what the query's WHERE keeps).
+func (e *Engine) open(ctx context.Context, req Request, t TableInfo, filter *entityFilter) (array.RecordReader, error) {
 	if req.Ranged() && t.TimeColumn != "" {
 		rr, err := e.src.History(ctx, t.Name, req.From.UnixNano(), req.To.UnixNano())
 		if err != nil {
@@ -613,7 +623,23 @@ func (e *Engine) open(ctx context.Context, req Request, t TableInfo) (array.Reco
 		}
 		return rr, nil
 	}
-	recs, err := e.src.Records(ctx, t.Name)
+	var (
+		recs []arrow.RecordBatch
+		ok   bool
+		err  error
+	)
+	if l, can := e.src.(EntityLookup); can && filter != nil {
+		recs, ok, err = l.Lookup(ctx, t.Name, filter.device, filter.component)
+		if err != nil {
+			return nil, fmt.Errorf("table %s lookup: %w", t.Name, err)
+		}
+		if ok {
+			e.lookups.Inc()
+		}
+	}
+	if !ok {
+		recs, err = e.src.Records(ctx, t.Name)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("table %s: %w", t.Name, err)
 	}

@@ -27,7 +27,26 @@ type sqlScan struct {
 	// end is the offset just past the last token that is neither a comment
 	// nor a trailing semicolon.
 	end int
+	// tokens are the query's tokens in order, comments and whitespace left
+	// out; words are lower-cased.
+	tokens []sqlToken
 }
+
+// sqlToken is one lexical token.
+type sqlToken struct {
+	kind tokenKind
+	text string // lower-cased word, unquoted identifier or literal, or the symbol
+}
+
+type tokenKind uint8
+
+const (
+	tokWord   tokenKind = iota // keyword or bare identifier
+	tokIdent                   // "quoted identifier"
+	tokString                  // 'literal' (no E prefix, no dollar quoting)
+	tokOther                   // E-strings, dollar-quoted strings
+	tokSymbol                  // one punctuation character
+)
 
 // multiScanWords are the keywords after which a plan may hold two scans of
 // a table named once.
@@ -115,6 +134,15 @@ func scanSQL(q string) sqlScan {
 				j++
 			}
 			add(b.String())
+			kind := tokIdent
+			switch {
+			case c == '"':
+			case escapes:
+				kind = tokOther
+			default:
+				kind = tokString
+			}
+			s.tokens = append(s.tokens, sqlToken{kind: kind, text: b.String()})
 			i = min(j+1, len(q))
 		case c == '$' && dollarTag(q[i:]) != "":
 			token()
@@ -128,6 +156,7 @@ func scanSQL(q string) sqlScan {
 				add(body[:j])
 				i += len(tag) + j + len(tag)
 			}
+			s.tokens = append(s.tokens, sqlToken{kind: tokOther})
 		case isIdentStart(c):
 			token()
 			j := i
@@ -139,9 +168,11 @@ func scanSQL(q string) sqlScan {
 				s.first = strings.ToLower(word)
 			}
 			add(word)
+			s.tokens = append(s.tokens, sqlToken{kind: tokWord, text: strings.ToLower(word)})
 			i = j
 		default:
 			token()
+			s.tokens = append(s.tokens, sqlToken{kind: tokSymbol, text: q[i : i+1]})
 			switch c {
 			case '(':
 				depth++
