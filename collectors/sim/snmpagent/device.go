@@ -12,6 +12,7 @@ import (
 
 	"github.com/gosnmp/gosnmp"
 
+	"github.com/netfeat/netfeat/collectors/sim/scenario"
 	"github.com/netfeat/netfeat/recording"
 )
 
@@ -64,6 +65,13 @@ type DeviceOptions struct {
 	Start time.Time
 	// Now is the clock (default time.Now); tests inject their own.
 	Now func() time.Time
+	// Scenario scripts the interfaces' traffic and faults over time
+	// (congestion, errors, link down; see collectors/sim/scenario): it
+	// drives the IF-MIB ifTable and ifXTable counters and ifOperStatus of
+	// the interfaces it names (and of every interface when it has a
+	// baseline). Its times count from Start. nil replays the recording
+	// with every counter advancing at Rate.
+	Scenario *scenario.Scenario
 }
 
 // Stats counts what a device received. All fields are cumulative.
@@ -105,6 +113,9 @@ type Device struct {
 	users    map[string]*v3user
 	salt     atomic.Uint64
 	st       stats
+	// scripted holds, per MIB entry, how the scenario drives it (nil
+	// without a scenario, and for entries it leaves alone).
+	scripted []*scripted
 }
 
 // RFC 3414 USM statistics reported to v3 managers.
@@ -164,6 +175,11 @@ func NewDevice(mib *MIB, opt DeviceOptions) (*Device, error) {
 			return nil, fmt.Errorf("snmpagent: device %s: user %q twice", opt.Name, u.Name)
 		}
 		d.users[u.Name] = vu
+	}
+	if opt.Scenario != nil {
+		if err := d.bindScenario(opt.Scenario); err != nil {
+			return nil, fmt.Errorf("snmpagent: device %s: scenario: %w", opt.Name, err)
+		}
 	}
 	var seed [8]byte
 	binary.BigEndian.PutUint64(seed[:], uint64(d.start.UnixNano()))
@@ -294,6 +310,7 @@ func (d *Device) Stats() Stats {
 type clock struct {
 	reboots   int64
 	sinceBoot time.Duration // since Start when reboots == 0
+	elapsed   time.Duration // since Start
 }
 
 func (d *Device) clockAt(now time.Time) clock {
@@ -302,9 +319,9 @@ func (d *Device) clockAt(now time.Time) clock {
 		el = 0
 	}
 	if d.opt.RebootEvery > 0 {
-		return clock{reboots: int64(el / d.opt.RebootEvery), sinceBoot: el % d.opt.RebootEvery}
+		return clock{reboots: int64(el / d.opt.RebootEvery), sinceBoot: el % d.opt.RebootEvery, elapsed: el}
 	}
-	return clock{sinceBoot: el}
+	return clock{sinceBoot: el, elapsed: el}
 }
 
 // engineBoots and engineTime are the USM values (RFC 3414 2.2).
@@ -315,6 +332,9 @@ func (c clock) engineTime() uint32  { return uint32(c.sinceBoot / time.Second) }
 func (d *Device) value(e *entry, c clock) gosnmp.SnmpPDU {
 	r := &e.rec
 	pdu := gosnmp.SnmpPDU{Name: e.name}
+	if d.scripted != nil && d.scripted[e.idx] != nil {
+		return d.scriptedValue(e, d.scripted[e.idx], c)
+	}
 	switch e.class {
 	case classCounter:
 		inc := uint64(d.opt.Rate * c.sinceBoot.Seconds())
@@ -322,15 +342,7 @@ func (d *Device) value(e *entry, c clock) gosnmp.SnmpPDU {
 		if c.reboots > 0 {
 			v = inc
 		}
-		if r.Tag == recording.TagCounter32 {
-			pdu.Type, pdu.Value = gosnmp.Counter32, uint32(v)
-		} else {
-			if d.opt.Wrap32 {
-				v = uint64(uint32(v))
-			}
-			pdu.Type, pdu.Value = gosnmp.Counter64, v
-		}
-		return pdu
+		return d.counterPDU(e, v)
 	case classSysUpTime:
 		cs := uint64(c.sinceBoot / (10 * time.Millisecond))
 		if c.reboots == 0 {
@@ -360,6 +372,18 @@ func (d *Device) value(e *entry, c clock) gosnmp.SnmpPDU {
 		pdu.Type = gosnmp.Null
 	}
 	return pdu
+}
+
+// counterPDU renders counter value v of e in the recorded type: a
+// Counter32 wraps at 2^32, a Counter64 too when Wrap32 is set.
+func (d *Device) counterPDU(e *entry, v uint64) gosnmp.SnmpPDU {
+	if e.rec.Tag == recording.TagCounter32 {
+		return gosnmp.SnmpPDU{Name: e.name, Type: gosnmp.Counter32, Value: uint32(v)}
+	}
+	if d.opt.Wrap32 {
+		v = uint64(uint32(v))
+	}
+	return gosnmp.SnmpPDU{Name: e.name, Type: gosnmp.Counter64, Value: v}
 }
 
 // Handle answers one SNMP message. It returns the response to send, or nil

@@ -1,7 +1,9 @@
 // Package snmpagent is an SNMP agent simulator: it serves snmprec recordings
 // of real devices over SNMP v2c and v3 (USM with SHA-2 and AES), answering
 // GET, GETNEXT and GETBULK as RFC 3416 specifies, with counters that advance
-// from their recorded values, optional 32-bit wrap and simulated reboots.
+// from their recorded values, optional 32-bit wrap, simulated reboots and
+// scripted scenarios (congestion, error bursts, link faults; see
+// DeviceOptions.Scenario).
 // One process serves many devices, each on its own UDP socket, and devices
 // that replay the same recording share one read-only MIB.
 package snmpagent
@@ -30,6 +32,7 @@ const (
 
 // entry is one object instance of a MIB.
 type entry struct {
+	idx   int // position in MIB.entries
 	oid   []uint32
 	name  string // dotted with a leading dot, as gosnmp writes varbind names
 	rec   recording.SNMPRecord
@@ -62,8 +65,9 @@ func NewMIB(recs []recording.SNMPRecord) (*MIB, error) {
 		m.entries = append(m.entries, e)
 	}
 	slices.SortStableFunc(m.entries, func(a, b entry) int { return slices.Compare(a.oid, b.oid) })
-	for i := 1; i < len(m.entries); i++ {
-		if slices.Equal(m.entries[i-1].oid, m.entries[i].oid) {
+	for i := range m.entries {
+		m.entries[i].idx = i
+		if i > 0 && slices.Equal(m.entries[i-1].oid, m.entries[i].oid) {
 			return nil, fmt.Errorf("duplicate OID %s on lines %d and %d",
 				m.entries[i].rec.OID, m.entries[i-1].rec.Line, m.entries[i].rec.Line)
 		}
