@@ -9,11 +9,13 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/netfeat/netfeat/collectors/gnmi"
+	"github.com/netfeat/netfeat/collectors/sim/scenario"
 )
 
 //go:embed recordings/*.json recordings/*.jsonl
@@ -29,6 +31,7 @@ const (
 	kindFloat                   // float64 that stays
 	kindString                  // string that stays
 	kindRaw                     // a recorded TypedValue replayed as-is
+	kindOper                    // operational state: s, or down while a scenario's link-down holds
 )
 
 // leaf is one value of the simulated device.
@@ -42,13 +45,29 @@ type leaf struct {
 	f      float64
 	s      string
 	raw    *gpb.TypedValue
+	// iface is the interface an interface leaf belongs to, role the
+	// counter's role there; plan, set when a scenario scripts the
+	// interface, drives counters and oper state.
+	iface string
+	role  scenario.Counter
+	plan  *scenario.Plan
+	down  string // kindOper: the value while the link is down
 }
 
-// value is the leaf's value elapsed seconds after the start.
-func (l *leaf) value(elapsed float64) *gpb.TypedValue {
+// value is the leaf's value elapsed after the start.
+func (l *leaf) value(elapsed time.Duration) *gpb.TypedValue {
 	switch l.kind {
 	case kindCounter:
-		return &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: l.start + uint64(l.rate*elapsed)}}
+		inc := uint64(l.rate * elapsed.Seconds())
+		if l.plan != nil {
+			inc = uint64(l.plan.Increase(l.role, l.rate, elapsed))
+		}
+		return &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: l.start + inc}}
+	case kindOper:
+		if l.plan != nil && l.plan.Down(elapsed) {
+			return &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: l.down}}
+		}
+		return &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: l.s}}
 	case kindUint:
 		return &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: l.start}}
 	case kindInt:
@@ -227,6 +246,7 @@ type mdtDump struct {
 type xrIface struct {
 	name     string
 	counters map[string]uint64
+	up       bool // recorded operational state
 }
 
 // mdtDump loads the IOS-XR generic-counters and wdsysmon rows as native
@@ -246,7 +266,7 @@ func (m *model) mdtDump(b []byte) (cpu map[string]uint64, err error) {
 			switch path {
 			case "infra-statistics/interfaces/interface/latest/generic-counters":
 				name := fmt.Sprint(r.Keys["interface-name"])
-				ifc := xrIface{name: name, counters: map[string]uint64{}}
+				ifc := xrIface{name: name, counters: map[string]uint64{}, up: true}
 				fields := sortedKeys(r.Content)
 				for _, f := range fields {
 					var v uint64
@@ -255,9 +275,14 @@ func (m *model) mdtDump(b []byte) (cpu map[string]uint64, err error) {
 					}
 					ifc.counters[f] = v
 					p := fmt.Sprintf("infra-statistics/interfaces/interface[interface-name=%s]/latest/generic-counters/%s", name, f)
-					if advancing(f) {
-						m.add(counter(v, p, counterBase(f)), origin, p)
-					} else {
+					switch {
+					case advancing(f):
+						m.addCounter(counter(v, p, counterBase(f)), origin, p, name, f)
+					case roleOf(f) != scenario.Other:
+						// Errors and drops stay as recorded unless a
+						// scenario makes them climb.
+						m.addCounter(&leaf{kind: kindCounter, start: v}, origin, p, name, f)
+					default:
 						m.add(&leaf{kind: kindUint, start: v}, origin, p)
 					}
 				}
@@ -346,10 +371,14 @@ func (m *model) openconfigCommon(cpu map[string]uint64) {
 			} else if strings.Contains(x.leaf, "errors") || strings.Contains(x.leaf, "discards") {
 				rate = 0.5
 			}
-			m.add(counter(x.val, p, rate), "openconfig-interfaces", p)
+			m.addCounter(counter(x.val, p, rate), "openconfig-interfaces", p, ifc.name, x.leaf)
 		}
-		m.add(&leaf{kind: kindString, s: "UP"}, "openconfig-interfaces", base+"/oper-status")
+		m.addOper("openconfig-interfaces", base+"/oper-status", ifc.name, "UP", "DOWN")
 		m.add(&leaf{kind: kindString, s: "UP"}, "openconfig-interfaces", base+"/admin-status")
+		if _, identity := portSpeed(ifc.name); identity != "" {
+			m.add(&leaf{kind: kindString, s: identity}, "openconfig-interfaces",
+				fmt.Sprintf("interfaces/interface[name=%s]/ethernet/state/port-speed", ifc.name))
+		}
 	}
 	nodes := map[string]bool{}
 	for k := range cpu {
@@ -430,7 +459,7 @@ func (m *model) iosxe() error {
 		ifc := xrIface{name: name, counters: map[string]uint64{
 			"bytes-received": inOctets, "bytes-sent": inOctets / 3,
 			"packets-received": inOctets / 500, "packets-sent": inOctets / 1500,
-		}}
+		}, up: true}
 		m.xr = append(m.xr, ifc)
 		base := fmt.Sprintf("interfaces/interface[name=%s]", name)
 		const origin = "Cisco-IOS-XE-interfaces-oper"
@@ -446,9 +475,9 @@ func (m *model) iosxe() error {
 			{"in-discards", 0, 0.5}, {"out-discards", 0, 0.5}, {"in-errors", 0, 0.5}, {"out-errors", 0, 0.5},
 		} {
 			p := base + "/statistics/" + s.leaf
-			m.add(counter(s.start, p, s.rate), origin, p)
+			m.addCounter(counter(s.start, p, s.rate), origin, p, name, s.leaf)
 		}
-		m.add(&leaf{kind: kindString, s: "if-oper-state-ready"}, origin, base+"/oper-status")
+		m.addOper(origin, base+"/oper-status", name, "if-oper-state-ready", "if-oper-state-no-pass")
 	}
 	m.openconfigCommon(map[string]uint64{})
 	return nil
@@ -496,7 +525,8 @@ func (m *model) nxos() error {
 		// DME objects flattened as <dn>/<attribute>; the bracketed part of
 		// the dn ("phys-[eth1/11]") is a key named id.
 		base := fmt.Sprintf("sys/intf/phys-[id=%s]", name)
-		for _, a := range []string{"operSt", "operStQual", "operBitset", "lastLinkStChg"} {
+		m.addOper(origin, base+"/phys/operSt", name, attrs["operSt"], "down")
+		for _, a := range []string{"operStQual", "operBitset", "lastLinkStChg"} {
 			m.add(&leaf{kind: kindString, s: attrs[a]}, origin, base+"/phys/"+a)
 		}
 		m.add(&leaf{kind: kindInt, i: 2}, origin, base+"/phys/resetCtr")
@@ -507,16 +537,16 @@ func (m *model) nxos() error {
 				rate float64
 			}{{"octets", 125_000}, {"ucastPkts", 100}, {"multicastPkts", 2}, {"broadcastPkts", 1}} {
 				p := base + "/" + dir + "/" + c.leaf
-				m.add(counter(0, p, c.rate), origin, p)
+				m.addCounter(counter(0, p, c.rate), origin, p, name, dir+"/"+c.leaf)
 			}
 		}
 		for _, dir := range []string{"dbgIfIn", "dbgIfOut"} {
 			for _, c := range []string{"errors", "discards"} {
 				p := base + "/" + dir + "/" + c
-				m.add(counter(0, p, 0.5), origin, p)
+				m.addCounter(counter(0, p, 0.5), origin, p, name, dir+"/"+c)
 			}
 		}
-		m.xr = append(m.xr, xrIface{name: name, counters: map[string]uint64{}})
+		m.xr = append(m.xr, xrIface{name: name, counters: map[string]uint64{}, up: attrs["operSt"] == "up"})
 	}
 	m.openconfigCommon(map[string]uint64{})
 	return nil

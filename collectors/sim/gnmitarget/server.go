@@ -10,7 +10,9 @@
 //
 // Faults can be injected: end every stream after N responses, delay every
 // response, or corrupt every Nth notification (empty path element, unknown
-// origin, a counter turned into a string, a missing value).
+// origin, a counter turned into a string, a missing value). A scenario
+// (Options.Scenario) scripts congestion, error bursts and link faults on
+// named interfaces over time.
 //
 // openconfig's packages log through glog, which writes files under $TMPDIR
 // unless -logtostderr is set; the netfeat command sets it.
@@ -42,6 +44,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/netfeat/netfeat/collectors/gnmi"
+	"github.com/netfeat/netfeat/collectors/sim/scenario"
 )
 
 // Options configure a simulated target.
@@ -69,6 +72,12 @@ type Options struct {
 	Password string `yaml:"password"`
 	// Faults to inject.
 	Faults Faults `yaml:"faults"`
+	// Scenario scripts the interfaces' traffic and faults over time
+	// (congestion, errors, link down; see collectors/sim/scenario): it
+	// drives the counters and oper-status of the interfaces it names, in
+	// every model that has them (OpenConfig and native), and of every
+	// interface when it has a baseline. Its times count from Start.
+	Scenario *scenario.Scenario `yaml:"scenario"`
 }
 
 // Faults are misbehaviours the simulator can be told to show.
@@ -157,6 +166,11 @@ func New(opts Options, log *slog.Logger) (*Server, error) {
 	m, err := buildModel(opts.Platform, opts.Recording)
 	if err != nil {
 		return nil, fmt.Errorf("gnmi simulator: %w", err)
+	}
+	if opts.Scenario != nil {
+		if err := m.bind(opts.Scenario); err != nil {
+			return nil, fmt.Errorf("gnmi simulator: scenario: %w", err)
+		}
 	}
 	c := cache.New([]string{opts.Name}, cache.DisableEventDrivenEmulation())
 	sub, err := subscribe.NewServer(c, subscribe.WithoutDupReport())
@@ -283,7 +297,7 @@ func (s *Server) publish(now time.Time) {
 	}
 	s.lastTS = ts
 	s.mu.Unlock()
-	elapsed := now.Sub(s.start).Seconds()
+	elapsed := now.Sub(s.start)
 	for _, l := range s.model.leaves {
 		n := &gpb.Notification{
 			Timestamp: ts,

@@ -93,6 +93,10 @@ func untilSync(t *testing.T, st gpb.GNMI_SubscribeClient) []*gpb.Notification {
 	}
 }
 
+// portSpeedPath subscribes to every interface's openconfig-if-ethernet
+// port-speed.
+const portSpeedPath = "openconfig-interfaces:interfaces/interface/ethernet/state/port-speed"
+
 func TestPlatformsOnce(t *testing.T) {
 	tests := []struct {
 		platform string
@@ -106,7 +110,11 @@ func TestPlatformsOnce(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.platform, func(t *testing.T) {
 			s, cli := start(t, Options{Platform: tt.platform, Interval: time.Hour})
-			st := openSub(t, cli, gpb.SubscriptionList_ONCE, gpb.Encoding_PROTO, gnmi.PlatformPaths(tt.platform)...)
+			// The platform's subscriptions plus port-speed, which the
+			// simulator serves for Ethernet interfaces but collectors/gnmi
+			// does not subscribe to by default.
+			paths := append(gnmi.PlatformPaths(tt.platform), portSpeedPath)
+			st := openSub(t, cli, gpb.SubscriptionList_ONCE, gpb.Encoding_PROTO, paths...)
 			ns := untilSync(t, st)
 			if _, err := st.Recv(); err != io.EOF {
 				t.Fatalf("after ONCE sync: %v, want EOF", err)
