@@ -48,6 +48,7 @@ type mapping struct {
 	combo    *combo
 	part     int
 	sign     float64
+	bits     uint8 // counter width from the model (counter_bits); 0: from the wire
 }
 
 // compiled is a profile with its inheritance resolved and its mappings
@@ -308,7 +309,7 @@ func (c *compiled) compileConversion(conv Conversion, cite string, gnmi bool) (*
 	m := &mapping{
 		id: c.nextMapID, role: conv.Role, metric: conv.Metric, scale: conv.Scale, offset: conv.Offset,
 		tmpl: t, fallback: conv.Fallback, object: cite, dbm: conv.Convert == "mw_to_dbm",
-		absent: conv.Absent,
+		absent: conv.Absent, bits: uint8(conv.CounterBits),
 	}
 	c.nextMapID++
 	if m.scale == 0 {

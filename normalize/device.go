@@ -412,6 +412,13 @@ func (d *device) emit(t *target, m *mapping, o *schema.Observation, label string
 			d.bad(label, reason)
 			return 0
 		}
+		if m.bits != 0 && width != 32 && (m.bits != 32 || raw < 1<<32) {
+			// The model's width: a YANG uint32 counter over gNMI wraps
+			// at 2³² although the wire value has no width (or 64). A
+			// value beyond 32 bits shows the device keeps a wider
+			// counter than its model says; the wire width stands.
+			width = m.bits
+		}
 		return d.counter(t, m, raw, width, ts, o.RecvTime, o.Protocol)
 	}
 	var v float64

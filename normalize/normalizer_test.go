@@ -489,6 +489,8 @@ func TestProfileValidation(t *testing.T) {
 		{"bad template", "name: x\nsnmp: {metrics: [{object: o, oid: 1.2, metric: system.uptime, component: '{what}'}]}", "snmp.metrics[0].component"},
 		{"bad enum", "name: x\ngnmi: [{path: a/b, metric: interface.oper_status, enum: colours}]", "gnmi[0].enum"},
 		{"bad name", "name: X Y", "name"},
+		{"counter_bits width", "name: x\ngnmi: [{path: a/b, metric: interface.in.octets, counter_bits: 16}]", "gnmi[0].counter_bits"},
+		{"counter_bits on a gauge", "name: x\ngnmi: [{path: a/b, metric: interface.speed, counter_bits: 32}]", "gnmi[0].counter_bits"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

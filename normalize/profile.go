@@ -155,6 +155,12 @@ type Conversion struct {
 	// produces the same metric for the same component (ifInOctets when
 	// ifHCInOctets is absent).
 	Fallback bool `yaml:"fallback"`
+	// CounterBits is the width (32 or 64) the model gives a counter leaf,
+	// for wire encodings that do not carry it: gNMI sends a YANG uint32
+	// counter as an unsigned integer without width, so without this a wrap
+	// at 2³² would look like a reset. 0 takes the width from the wire
+	// (SNMP Counter32/Counter64), else none.
+	CounterBits int `yaml:"counter_bits"`
 }
 
 // Roles of a mapping.
@@ -399,6 +405,13 @@ func (c *Conversion) validate(f string, names []NameTable, gnmi bool) []error {
 		}
 	default:
 		errs = append(errs, schema.Errorf(f+".role", "unknown role %q (want discontinuity or ignore)", c.Role))
+	}
+	if c.CounterBits != 0 {
+		if c.CounterBits != 32 && c.CounterBits != 64 {
+			errs = append(errs, schema.Errorf(f+".counter_bits", "must be 32 or 64, got %d", c.CounterBits))
+		} else if m, ok := schema.LookupMetric(c.Metric); c.Role != RoleMetric || !ok || m.Kind != schema.KindCounterMetric {
+			errs = append(errs, schema.Errorf(f+".counter_bits", "only for counter metrics"))
+		}
 	}
 	if c.Convert != "" && c.Convert != "mw_to_dbm" {
 		errs = append(errs, schema.Errorf(f+".convert", "unknown conversion %q (want mw_to_dbm)", c.Convert))

@@ -33,7 +33,7 @@ var resetModels = []resetModel{
 		"bytes-received", "bytes-sent", "last-discontinuity-time", schema.KindCounter64,
 		uint64(1_700_000_000), uint64(1_700_000_100), uint64(1_700_000_200), "Hu0/0/0/0"},
 	{"iosxe", "Cisco-IOS-XE-interfaces-oper", "interfaces/interface[name=GigabitEthernet1]/statistics/",
-		"in-octets", "out-octets", "discontinuity-time", schema.KindString,
+		"in-octets", "out-octets-64", "discontinuity-time", schema.KindString,
 		"2024-01-01T00:00:00+00:00", "2024-01-01T00:01:40+00:00", "2024-01-01T00:03:20+00:00", "GigabitEthernet1"},
 }
 
@@ -254,4 +254,69 @@ func keys(m map[int64]bool) string {
 		s += fmt.Sprint(k, " ")
 	}
 	return s
+}
+
+// TestCounterBitsFromModel checks counter_bits with the IOS-XE interfaces-oper
+// octet counters: out-octets is a YANG uint32 that gNMI delivers without a
+// width, out-octets-64 its uint64 successor.
+func TestCounterBitsFromModel(t *testing.T) {
+	const p = "interfaces/interface[name=GigabitEthernet1]/statistics/"
+	const origin = "Cisco-IOS-XE-interfaces-oper"
+	o32 := func(v uint64, ts int64) schema.Observation {
+		return gnmiObs(origin, p+"out-octets", schema.KindCounter64, v, ts)
+	}
+	o64 := func(v uint64, ts int64) schema.Observation {
+		return gnmiObs(origin, p+"out-octets-64", schema.KindCounter64, v, ts)
+	}
+	tests := []struct {
+		name      string
+		first     []schema.Observation
+		second    []schema.Observation
+		wantBPS   float64 // NaN: no rate
+		wantOut   float64 // out.octets sample of the second batch
+		wantWraps float64
+		wantDisc  float64
+		wantBad   uint64 // bad_value count
+	}{
+		{"uint32 wrap is bridged", []schema.Observation{o32(1<<32-1000, 10*sec)}, []schema.Observation{o32(1000, 20*sec)},
+			1600, 1000, 1, 0, 0},
+		{"uint32 drop beyond half the range is a reset", []schema.Observation{o32(1_000_000_000, 10*sec)}, []schema.Observation{o32(5, 20*sec)},
+			math.NaN(), 5, 0, 1, 0},
+		{"out-octets-64 wins over out-octets", []schema.Observation{o32(100, 10*sec), o64(1<<33, 10*sec)}, []schema.Observation{o32(2100, 20*sec), o64(1<<33+2000, 20*sec)},
+			1600, 1<<33 + 2000, 0, 0, 0},
+		{"a value beyond 32 bits is taken as the wider counter it is", []schema.Observation{o32(1<<32-1000, 10*sec)}, []schema.Observation{o32(1<<32+1000, 20*sec)},
+			1600, 1<<32 + 1000, 0, 0, 0},
+		{"and a drop from beyond 32 bits is a reset, not a 32-bit wrap", []schema.Observation{o32(1<<32+1000, 10*sec)}, []schema.Observation{o32(1000, 20*sec)},
+			math.NaN(), 1000, 0, 1, 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n, c, _ := newTest(t, Config{})
+			poll(t, n, c, 10*sec, tc.first...)
+			s := poll(t, n, c, 20*sec, tc.second...)
+			bps, ok := find(s, "GigabitEthernet1", "interface.out.bps")
+			if math.IsNaN(tc.wantBPS) == ok || ok && bps != tc.wantBPS {
+				t.Fatalf("out.bps = %v (present %v), want %v", bps, ok, tc.wantBPS)
+			}
+			out, ok := find(s, "GigabitEthernet1", "interface.out.octets")
+			if math.IsNaN(tc.wantOut) == ok || ok && out != tc.wantOut {
+				t.Fatalf("out.octets = %v (present %v), want %v", out, ok, tc.wantOut)
+			}
+			if got := testutil.ToFloat64(n.met.wraps.WithLabelValues("g1")); got != tc.wantWraps {
+				t.Fatalf("wraps = %v, want %v", got, tc.wantWraps)
+			}
+			if got := testutil.ToFloat64(n.met.discontinuities.WithLabelValues("g1")); got != tc.wantDisc {
+				t.Fatalf("discontinuities = %v, want %v", got, tc.wantDisc)
+			}
+			var bad uint64
+			for _, u := range n.Unmapped() {
+				if u.Reason == ReasonBadValue {
+					bad += u.Count
+				}
+			}
+			if bad != tc.wantBad {
+				t.Fatalf("bad_value = %d, want %d (%+v)", bad, tc.wantBad, n.Unmapped())
+			}
+		})
+	}
 }
