@@ -2,6 +2,8 @@ package query
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/netfeat/netfeat/schema"
 )
 
 func startFlight(t *testing.T, token string) *flightsql.Client {
@@ -150,6 +154,105 @@ func TestFlightSQLToken(t *testing.T) {
 		}
 		if status.Code(err) != codes.Unauthenticated {
 			t.Fatalf("DoGet without token: %v", err)
+		}
+	}
+}
+
+// TestFlightSQLCatalog checks the catalogue calls that ADBC and JDBC
+// clients make when they connect and list tables.
+func TestFlightSQLCatalog(t *testing.T) {
+	cl := startFlight(t, "")
+	ctx := t.Context()
+	str := func(s string) *string { return &s }
+	tables := func(opts *flightsql.GetTablesOpts) []string {
+		t.Helper()
+		info, err := cl.GetTables(ctx, opts)
+		if err != nil {
+			t.Fatalf("GetTables: %v", err)
+		}
+		var out []string
+		for _, ep := range info.Endpoint {
+			rd, err := cl.DoGet(ctx, ep.Ticket)
+			if err != nil {
+				t.Fatalf("DoGet: %v", err)
+			}
+			for rd.Next() {
+				rec := rd.RecordBatch()
+				for i := 0; i < int(rec.NumRows()); i++ {
+					row := TextValue(rec.Column(0), i) + "." + TextValue(rec.Column(1), i) + "." + TextValue(rec.Column(2), i)
+					if rec.NumCols() == 5 {
+						sc, err := flight.DeserializeSchema(rec.Column(4).(interface{ Value(int) []byte }).Value(i), nil)
+						if err != nil {
+							t.Fatalf("table schema: %v", err)
+						}
+						row += fmt.Sprintf("(%d cols)", sc.NumFields())
+					}
+					out = append(out, row)
+				}
+			}
+			rd.Release()
+		}
+		return out
+	}
+	all := "memory.main.decisions memory.main.devices memory.main.if_traffic memory.main.latest_if_traffic memory.main.metrics memory.main.samples memory.main.series"
+	tests := []struct {
+		name string
+		opts *flightsql.GetTablesOpts
+		want string
+	}{
+		{"all", &flightsql.GetTablesOpts{}, all},
+		{"pattern", &flightsql.GetTablesOpts{TableNameFilterPattern: str("%if\\_traffic")}, "memory.main.if_traffic memory.main.latest_if_traffic"},
+		{"one char", &flightsql.GetTablesOpts{TableNameFilterPattern: str("sample_")}, "memory.main.samples"},
+		{"schema", &flightsql.GetTablesOpts{TableNameFilterPattern: str("series"), IncludeSchema: true}, fmt.Sprintf("memory.main.series(%d cols)", schema.SeriesSchema.NumFields())},
+		{"other catalog", &flightsql.GetTablesOpts{Catalog: str("other")}, ""},
+		{"other schema", &flightsql.GetTablesOpts{DbSchemaFilterPattern: str("information%")}, ""},
+		{"views only", &flightsql.GetTablesOpts{TableTypes: []string{"VIEW"}}, ""},
+		{"tables", &flightsql.GetTablesOpts{TableTypes: []string{"TABLE"}, DbSchemaFilterPattern: str("ma%")}, all},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := strings.Join(tables(tc.opts), " "); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	for name, get := range map[string]func() (*flight.FlightInfo, error){
+		"catalogs":    func() (*flight.FlightInfo, error) { return cl.GetCatalogs(ctx) },
+		"schemas":     func() (*flight.FlightInfo, error) { return cl.GetDBSchemas(ctx, &flightsql.GetDBSchemasOpts{}) },
+		"table types": func() (*flight.FlightInfo, error) { return cl.GetTableTypes(ctx) },
+		"sql info": func() (*flight.FlightInfo, error) {
+			return cl.GetSqlInfo(ctx, []flightsql.SqlInfo{flightsql.SqlInfoFlightSqlServerName, flightsql.SqlInfoFlightSqlServerReadOnly})
+		},
+	} {
+		info, err := get()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		rd, err := cl.DoGet(ctx, info.Endpoint[0].Ticket)
+		if err != nil {
+			t.Fatalf("%s DoGet: %v", name, err)
+		}
+		var rows []string
+		for rd.Next() {
+			rec := rd.RecordBatch()
+			for i := 0; i < int(rec.NumRows()); i++ {
+				var cols []string
+				for c := 0; c < int(rec.NumCols()); c++ {
+					cols = append(cols, rec.Column(c).ValueStr(i))
+				}
+				rows = append(rows, strings.Join(cols, "|"))
+			}
+		}
+		rd.Release()
+		want := map[string]string{
+			"catalogs": "memory", "schemas": "memory|main", "table types": "TABLE",
+			"sql info": `0|[0,"netfeat"] 3|[1,true]`,
+		}[name]
+		got := strings.Join(rows, " ")
+		for _, w := range strings.Split(want, " ") {
+			if !slices.Contains(rows, w) {
+				t.Errorf("%s: %q, want %q", name, got, want)
+			}
 		}
 	}
 }
