@@ -27,7 +27,6 @@ func BenchmarkServePointQuery(b *testing.B) {
 		for _, mode := range []struct{ name, where string }{
 			{"lookup", `device = 'router%04d' AND component = 'Gi0/0/0/7'`},
 			{"scan", `(device = 'router%04d') AND (component = 'Gi0/0/0/7')`},
-			{"noscan", `device = 'router%04d' AND component = 'Gi0/0/0/7' AND false`},
 		} {
 			b.Run(fmt.Sprintf("entities=%d/%s", devices*48, mode.name), func(b *testing.B) {
 				benchPoint(b, svc, mode.where, devices)
