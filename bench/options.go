@@ -1,0 +1,180 @@
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Workload names what drives the service.
+type Workload string
+
+// Workloads.
+const (
+	// WorkloadInject feeds raw observations to the service's normalizer.
+	WorkloadInject Workload = "inject"
+	// WorkloadSNMP polls simulated SNMP devices.
+	WorkloadSNMP Workload = "snmp"
+	// WorkloadGNMI streams from simulated gNMI targets.
+	WorkloadGNMI Workload = "gnmi"
+)
+
+// Options configure a bench run. DefaultOptions gives every field a value.
+type Options struct {
+	// Workload is inject, snmp or gnmi.
+	Workload Workload
+	// Duration is the measured time (per step when finding the ceiling).
+	Duration time.Duration
+	// Warmup runs the load before measuring: counters get their first
+	// values, rates start, series are interned, windows start closing.
+	Warmup time.Duration
+	// Dir is a scratch directory for data and configuration; empty means a
+	// new temporary directory, removed afterwards.
+	Dir string
+	// Binary is the netfeat executable the snmp and gnmi workloads start as
+	// `netfeat serve` (a child process, so its CPU and memory are its own).
+	Binary string
+
+	// Devices and Interfaces size the load: injected devices × interfaces
+	// (8 counters each), or simulated SNMP devices × interfaces. The gnmi
+	// workload runs Devices targets, each with the simulated IOS-XR's
+	// interfaces.
+	Devices    int
+	Interfaces int
+
+	// Rate is the injected observations per second (inject). With Ceiling
+	// it is the first step's rate.
+	Rate float64
+	// Ceiling raises the injected rate by RampFactor every step until the
+	// service no longer keeps up (achieved < 95% of offered) or MaxSteps
+	// is reached.
+	Ceiling    bool
+	RampFactor float64
+	MaxSteps   int
+	// Injectors is the number of goroutines injecting, each with its share
+	// of the devices and of the rate, as concurrent collectors would. With
+	// more than one, event times of concurrent batches interleave, so the
+	// view allows 100ms of lateness.
+	Injectors int
+
+	// Interval is the SNMP polling interval or the gNMI update interval.
+	Interval time.Duration
+	// Hop is the hop (and window) of the bench's feature view; every
+	// window close of every entity produces one decision.
+	Hop time.Duration
+	// MemoryBudget is the store's hot-tier memory budget in bytes.
+	MemoryBudget int64
+
+	// QueryRate, when positive, runs the query mix at this many queries
+	// per second (over QueryWorkers connections) while the load runs.
+	QueryRate    float64
+	QueryWorkers int
+	// PointShare is the fraction of queries that are point lookups; the
+	// rest are aggregates over samples.
+	PointShare float64
+
+	// PeerTelegraf, when set, is a Telegraf binary to run against the same
+	// simulated devices (snmp and gnmi workloads) for a side-by-side
+	// comparison.
+	PeerTelegraf string
+
+	// Progress, when set, is called about once a second while the run goes.
+	Progress func(Progress)
+	// Log receives the bench's own log lines; nil discards.
+	Log *slog.Logger
+}
+
+// DefaultOptions returns the options of a short inject run.
+func DefaultOptions() Options {
+	return Options{
+		Workload:     WorkloadInject,
+		Duration:     20 * time.Second,
+		Warmup:       3 * time.Second,
+		Devices:      100,
+		Interfaces:   10,
+		Rate:         100_000,
+		RampFactor:   1.5,
+		MaxSteps:     8,
+		Injectors:    1,
+		Interval:     10 * time.Second,
+		Hop:          time.Second,
+		MemoryBudget: 1 << 30,
+		QueryWorkers: 2,
+		PointShare:   0.8,
+	}
+}
+
+// Validate returns every problem with the options.
+func (o Options) Validate() error {
+	var errs []error
+	switch o.Workload {
+	case WorkloadInject:
+		if o.Rate <= 0 {
+			errs = append(errs, fmt.Errorf("rate %v: must be positive", o.Rate))
+		}
+		if o.Ceiling && (o.RampFactor <= 1 || o.MaxSteps < 1) {
+			errs = append(errs, fmt.Errorf("ceiling search needs a ramp factor > 1 (got %v) and at least one step (got %d)", o.RampFactor, o.MaxSteps))
+		}
+		if o.Injectors < 1 || o.Injectors > o.Devices {
+			errs = append(errs, fmt.Errorf("injectors %d: want between 1 and the number of devices (%d)", o.Injectors, o.Devices))
+		}
+		if o.PeerTelegraf != "" {
+			errs = append(errs, errors.New("the Telegraf side-by-side runs with the snmp or gnmi workload; Telegraf has no injection entry point"))
+		}
+	case WorkloadSNMP, WorkloadGNMI:
+		if o.Binary == "" {
+			errs = append(errs, fmt.Errorf("workload %s: the netfeat binary to run as a child process is required", o.Workload))
+		}
+		if o.Interval <= 0 {
+			errs = append(errs, fmt.Errorf("interval %v: must be positive", o.Interval))
+		}
+		if o.Ceiling {
+			errs = append(errs, fmt.Errorf("the ceiling search applies to the inject workload, not %s", o.Workload))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("workload %q: want inject, snmp or gnmi", o.Workload))
+	}
+	if o.Duration <= 0 {
+		errs = append(errs, fmt.Errorf("duration %v: must be positive", o.Duration))
+	}
+	if o.Warmup < 0 {
+		errs = append(errs, fmt.Errorf("warmup %v: must not be negative", o.Warmup))
+	}
+	if o.Devices < 1 || o.Interfaces < 1 {
+		errs = append(errs, fmt.Errorf("devices %d, interfaces %d: both must be at least 1", o.Devices, o.Interfaces))
+	}
+	if o.Hop < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("hop %v: must be at least 10ms", o.Hop))
+	}
+	if o.MemoryBudget < 1<<20 {
+		errs = append(errs, fmt.Errorf("memory budget %d: must be at least 1MiB", o.MemoryBudget))
+	}
+	if o.QueryRate < 0 || (o.QueryRate > 0 && o.QueryWorkers < 1) {
+		errs = append(errs, fmt.Errorf("query rate %v with %d workers: want a rate ≥ 0 and at least one worker", o.QueryRate, o.QueryWorkers))
+	}
+	if o.PointShare < 0 || o.PointShare > 1 {
+		errs = append(errs, fmt.Errorf("point share %v: must be between 0 and 1", o.PointShare))
+	}
+	return errors.Join(errs...)
+}
+
+// Progress is what a running bench reports about once a second.
+type Progress struct {
+	// Phase is "warm-up", "measure", "measure step 3/8", "telegraf", ...
+	Phase string
+	// Elapsed and Total are the phase's time so far and its length.
+	Elapsed, Total time.Duration
+	// ObsPerSec and SamplesPerSec are the rates over the last second:
+	// observations into the normalizer (Telegraf: values delivered to
+	// NATS) and samples into the hot tier.
+	ObsPerSec, SamplesPerSec float64
+	// Decisions and Queries received/answered so far in the phase.
+	Decisions, Queries int
+	// Drops is the sum of every drop counter (see Metrics.Drops).
+	Drops float64
+	// CPUPercent is the service's CPU over the last second (100 = one core).
+	CPUPercent float64
+	// RSS is the service's resident set.
+	RSS int64
+}

@@ -1,0 +1,258 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/netfeat/netfeat/schema"
+	"github.com/netfeat/netfeat/service"
+)
+
+// benchView is the feature view every workload configures: the inbound
+// bit rate of every interface, windows of one hop. benchRule fires on every
+// window, so each window close of each entity yields one decision.
+const (
+	benchView = "bench"
+	benchRule = "bench_every_window"
+)
+
+// endpoint is a device the service polls or subscribes to.
+type endpoint struct{ name, addr string }
+
+// serviceSetup is what the bench puts in the service's configuration file.
+type serviceSetup struct {
+	dataDir      string
+	httpListen   string
+	natsListen   string
+	memoryBudget int64
+	hop          time.Duration
+	lateness     time.Duration
+	snmp         []endpoint
+	gnmi         []endpoint
+	interval     time.Duration
+}
+
+// yaml renders the configuration file.
+func (s serviceSetup) yaml() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# written by netfeat bench\ndata_dir: %q\nshutdown_timeout: 30s\n", s.dataDir)
+	fmt.Fprintf(&b, "log: {level: warn, format: json}\nhttp: {listen: %q}\nnats: {listen: %q, jetstream: false}\n", s.httpListen, s.natsListen)
+	fmt.Fprintf(&b, "store: {memory_budget: %d}\n", s.memoryBudget)
+	fmt.Fprintf(&b, "views:\n  - name: %s\n    entity: component\n    metrics: [interface.in.bps]\n    aggregations: [count, mean, max]\n", benchView)
+	fmt.Fprintf(&b, "    windows: [%s]\n    hop: %s\n    allowed_lateness: %s\n", s.hop, s.hop, s.lateness)
+	fmt.Fprintf(&b, "inference:\n  rules:\n    - {name: %s, view: %s, feature: %s, op: \">=\", threshold: 0, action: alert}\n",
+		benchRule, benchView, schema.FeatureName("interface.in.bps", schema.AggCount, s.hop))
+	if len(s.snmp) > 0 {
+		fmt.Fprintf(&b, "snmp:\n  max_concurrency: 64\n  defaults: {version: \"2c\", community: public, interval: %s, timeout: 2s, retries: 1, max_repetitions: 25}\n  targets:\n", s.interval)
+		for _, e := range s.snmp {
+			fmt.Fprintf(&b, "    - {name: %q, address: %q}\n", e.name, e.addr)
+		}
+	}
+	if len(s.gnmi) > 0 {
+		b.WriteString("gnmi:\n  targets:\n")
+		for _, e := range s.gnmi {
+			fmt.Fprintf(&b, "    - {name: %q, address: %q, platform: iosxr, insecure: true, sample_interval: %s}\n", e.name, e.addr, s.interval)
+		}
+	}
+	return b.String()
+}
+
+// parseServiceConfig decodes and validates a configuration the bench wrote,
+// as `netfeat serve -c` would.
+func parseServiceConfig(text string) (*service.Config, error) {
+	cfg, err := service.ParseConfig("netfeat.yaml", []byte(text))
+	if err != nil {
+		return nil, fmt.Errorf("service configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// target is the netfeat service under test.
+type target struct {
+	// mode says where the service runs: "in-process" or "child process".
+	mode     string
+	pid      int // 0: this process
+	httpAddr string
+	natsURL  string
+	stop     func(context.Context) error
+	// exited is closed when a child process ends (nil in-process).
+	exited <-chan struct{}
+	logs   string // the service's log file
+}
+
+// startInProcess runs the service in this process.
+func startInProcess(ctx context.Context, dir string, setup serviceSetup) (*target, *service.Service, error) {
+	setup.httpListen, setup.natsListen = "127.0.0.1:0", "127.0.0.1:0"
+	cfgPath := filepath.Join(dir, "netfeat.yaml")
+	text := setup.yaml()
+	if err := os.WriteFile(cfgPath, []byte(text), 0o644); err != nil {
+		return nil, nil, fmt.Errorf("write service configuration: %w", err)
+	}
+	cfg, err := parseServiceConfig(text)
+	if err != nil {
+		return nil, nil, err
+	}
+	logPath := filepath.Join(dir, "netfeat.log")
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("service log: %w", err)
+	}
+	log, err := service.NewLogger(lf, cfg.Log.Level, cfg.Log.Format)
+	if err != nil {
+		lf.Close()
+		return nil, nil, err
+	}
+	svc, err := service.New(cfg, service.NewRegistry(), log)
+	if err != nil {
+		lf.Close()
+		return nil, nil, fmt.Errorf("build service: %w", err)
+	}
+	if err := svc.Start(ctx); err != nil {
+		lf.Close()
+		return nil, nil, fmt.Errorf("start service: %w%s", err, logTail(logPath))
+	}
+	t := &target{
+		mode: "in-process", httpAddr: svc.HTTP().Addr(), natsURL: svc.NATS().ClientURL(), logs: logPath,
+		stop: func(context.Context) error { return errors.Join(svc.Stop(), lf.Close()) },
+	}
+	return t, svc, nil
+}
+
+// startChild runs `netfeat serve` as a child process and waits until it is
+// ready.
+func startChild(ctx context.Context, bin, dir string, setup serviceSetup) (*target, error) {
+	var err error
+	if setup.httpListen, err = freePort(); err != nil {
+		return nil, err
+	}
+	if setup.natsListen, err = freePort(); err != nil {
+		return nil, err
+	}
+	cfgPath := filepath.Join(dir, "netfeat.yaml")
+	if err := os.WriteFile(cfgPath, []byte(setup.yaml()), 0o644); err != nil {
+		return nil, fmt.Errorf("write service configuration: %w", err)
+	}
+	logPath := filepath.Join(dir, "netfeat.log")
+	cmd := exec.Command(bin, "serve", "-c", cfgPath)
+	t, err := startProcess(cmd, logPath)
+	if err != nil {
+		return nil, err
+	}
+	t.mode, t.httpAddr, t.natsURL = "child process", setup.httpListen, "nats://"+setup.natsListen
+	if err := waitReady(ctx, t, 90*time.Second); err != nil {
+		return nil, errors.Join(err, t.stop(context.Background()))
+	}
+	return t, nil
+}
+
+// startProcess starts cmd with its output in logPath; the target's stop
+// sends SIGTERM and waits (SIGKILL when ctx ends first).
+func startProcess(cmd *exec.Cmd, logPath string) (*target, error) {
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("process log: %w", err)
+	}
+	cmd.Stdout, cmd.Stderr = lf, lf
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
+	}
+	exited := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		lf.Close()
+		close(exited)
+	}()
+	t := &target{pid: cmd.Process.Pid, exited: exited, logs: logPath}
+	t.stop = func(ctx context.Context) error {
+		select {
+		case <-exited:
+			return fmt.Errorf("%s exited early: %v%s", filepath.Base(cmd.Path), waitErr, logTail(logPath))
+		default:
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+			return nil
+		case <-ctx.Done():
+			_ = cmd.Process.Kill()
+			<-exited
+			return fmt.Errorf("%s did not stop on SIGTERM in time; killed", filepath.Base(cmd.Path))
+		}
+	}
+	return t, nil
+}
+
+// waitReady polls /readyz until it answers 200, the child exits or the
+// timeout passes.
+func waitReady(ctx context.Context, t *target, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	url := "http://" + t.httpAddr + "/readyz"
+	var last string
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = strings.TrimSpace(string(b))
+		} else {
+			last = err.Error()
+		}
+		select {
+		case <-t.exited:
+			return fmt.Errorf("netfeat serve exited before it was ready%s", logTail(t.logs))
+		case <-ctx.Done():
+			return fmt.Errorf("netfeat serve not ready after %v: %s%s", timeout, last, logTail(t.logs))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// freePort returns a loopback address whose TCP port was free a moment ago.
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().String(), nil
+}
+
+// logTail returns the last lines of a log file, for error messages.
+func logTail(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil || len(b) == 0 {
+		return ""
+	}
+	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	if len(lines) > 10 {
+		lines = lines[len(lines)-10:]
+	}
+	return "\n--- " + path + " (last lines):\n" + string(bytes.Join(lines, []byte("\n")))
+}
+
+// discardLogger returns l, or a logger that discards.
+func discardLogger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}

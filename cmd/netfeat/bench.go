@@ -1,0 +1,183 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/spf13/cobra"
+
+	"github.com/netfeat/netfeat/bench"
+	"github.com/netfeat/netfeat/featurestore"
+)
+
+func init() { extraCommands = append(extraCommands, newBenchCmd) }
+
+func newBenchCmd() *cobra.Command {
+	o := bench.DefaultOptions()
+	var (
+		inject, snmp, gnmi bool
+		jsonOut            bool
+		memBudget          string
+		noProgress         bool
+		keepDir            string
+	)
+	cmd := &cobra.Command{
+		Use:   "bench (--inject | --snmp | --gnmi) [flags]",
+		Short: "Load-test a real netfeat service and report throughput, latency, CPU and memory",
+		Long: `Drive a real netfeat service through its real entry points and report what
+users care about: sustained samples/s into the hot tier, every drop counter,
+window close → decision latency at an outside NATS subscriber, query latency,
+CPU seconds per million samples, peak RSS and bytes per hot sample.
+
+Workloads (one of):
+  --inject   raw observations fed to the service's normalizer at --rate obs/s
+             (--ceiling: raise the rate by --ramp each step until it no longer
+             keeps up). The service runs in this process; the load generator's
+             CPU is measured and subtracted.
+  --snmp     --devices simulated SNMP devices × --interfaces interfaces on
+             loopback, polled every --interval by a 'netfeat serve' child.
+  --gnmi     --devices simulated IOS-XR gNMI targets republishing every leaf
+             every --interval, streamed by a 'netfeat serve' child.
+
+--query-rate Q adds a query mix (point lookups on latest_bench, aggregates over
+samples) on POST /v1/query while the load runs. --peer-telegraf PATH (snmp,
+gnmi) then runs Telegraf's snmp/gnmi input and NATS output against the same
+simulated devices and reports the CPU and memory ratios.
+
+All traffic stays on loopback. A readable summary goes to stdout with a
+progress line on stderr; --json prints the report as JSON instead.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case inject && !snmp && !gnmi:
+				o.Workload = bench.WorkloadInject
+			case snmp && !inject && !gnmi:
+				o.Workload = bench.WorkloadSNMP
+			case gnmi && !inject && !snmp:
+				o.Workload = bench.WorkloadGNMI
+			default:
+				return fmt.Errorf("choose one workload: --inject, --snmp or --gnmi")
+			}
+			b, err := featurestore.ParseByteSize(memBudget)
+			if err != nil {
+				return fmt.Errorf("--memory-budget: %w", err)
+			}
+			o.MemoryBudget = int64(b)
+			if o.Workload != bench.WorkloadInject {
+				if o.Binary, err = os.Executable(); err != nil {
+					return fmt.Errorf("find the netfeat binary to run as a child: %w", err)
+				}
+				if !cmd.Flags().Changed("hop") {
+					o.Hop = o.Interval
+				}
+			}
+			o.Dir = keepDir
+			// openconfig's packages (gNMI simulators) log through glog: to
+			// stderr, not to files under $TMPDIR.
+			_ = flag.Set("logtostderr", "true")
+			stderr := cmd.ErrOrStderr()
+			var pl *progressLine
+			if !noProgress {
+				pl = &progressLine{w: stderr, tty: isTerminal(stderr)}
+				o.Progress = pl.show
+			}
+			rep, err := bench.Run(cmd.Context(), o)
+			if pl != nil {
+				pl.done()
+			}
+			if rep != nil && (err == nil || len(rep.Steps) > 0) {
+				out := cmd.OutOrStdout()
+				var werr error
+				if jsonOut {
+					werr = rep.WriteJSON(out)
+				} else {
+					werr = rep.WriteText(out)
+				}
+				if werr != nil {
+					return werr
+				}
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&inject, "inject", false, "workload: inject raw observations into the service's normalizer")
+	f.BoolVar(&snmp, "snmp", false, "workload: poll simulated SNMP devices")
+	f.BoolVar(&gnmi, "gnmi", false, "workload: stream from simulated gNMI targets")
+	f.DurationVar(&o.Duration, "duration", o.Duration, "measured time (per step with --ceiling)")
+	f.DurationVar(&o.Warmup, "warmup", o.Warmup, "load before measuring (snmp, gnmi: at least one interval)")
+	f.IntVar(&o.Devices, "devices", o.Devices, "injected devices, SNMP devices or gNMI targets")
+	f.IntVar(&o.Interfaces, "interfaces", o.Interfaces, "interfaces per device (inject: 8 counters each; snmp: IF-MIB rows)")
+	f.Float64Var(&o.Rate, "rate", o.Rate, "inject: observations per second (the first step's with --ceiling)")
+	f.BoolVar(&o.Ceiling, "ceiling", false, "inject: raise the rate each step until the service no longer keeps up (95% of offered)")
+	f.Float64Var(&o.RampFactor, "ramp", o.RampFactor, "inject --ceiling: rate factor between steps")
+	f.IntVar(&o.MaxSteps, "max-steps", o.MaxSteps, "inject --ceiling: most steps")
+	f.IntVar(&o.Injectors, "injectors", o.Injectors, "inject: concurrent injecting goroutines (devices split between them)")
+	f.DurationVar(&o.Interval, "interval", o.Interval, "snmp: polling interval; gnmi: update interval")
+	f.DurationVar(&o.Hop, "hop", o.Hop, "hop (= window) of the bench feature view; each window close of each interface yields a decision (snmp, gnmi: default --interval)")
+	f.StringVar(&memBudget, "memory-budget", "1GiB", "the store's hot-tier memory budget")
+	f.Float64Var(&o.QueryRate, "query-rate", 0, "queries per second of the query mix during the load (0: none)")
+	f.IntVar(&o.QueryWorkers, "query-workers", o.QueryWorkers, "concurrent query connections")
+	f.Float64Var(&o.PointShare, "point-share", o.PointShare, "share of point lookups in the query mix (the rest are aggregates over samples)")
+	f.StringVar(&o.PeerTelegraf, "peer-telegraf", "", "snmp, gnmi: a Telegraf binary to run against the same simulated devices, side by side")
+	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
+	f.BoolVar(&noProgress, "no-progress", false, "no progress line on stderr")
+	f.StringVar(&keepDir, "dir", "", "scratch directory to keep (data, configuration, logs); default: a temporary one, removed")
+	return cmd
+}
+
+// progressLine prints the bench's progress: one line rewritten in place on
+// a terminal, one line per report otherwise.
+type progressLine struct {
+	mu   sync.Mutex
+	w    io.Writer
+	tty  bool
+	last int
+}
+
+func (p *progressLine) show(pr bench.Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	line := fmt.Sprintf("%-28s %4.0fs/%-4.0fs  obs %9s/s  samples %9s/s  decisions %7d  queries %5d  drops %.0f  cpu %4.0f%%  rss %5d MiB",
+		pr.Phase, pr.Elapsed.Seconds(), pr.Total.Seconds(), short(pr.ObsPerSec), short(pr.SamplesPerSec),
+		pr.Decisions, pr.Queries, pr.Drops, pr.CPUPercent, pr.RSS>>20)
+	if p.tty {
+		pad := max(p.last-len(line), 0)
+		fmt.Fprintf(p.w, "\r%s%s", line, strings.Repeat(" ", pad))
+		p.last = len(line)
+		return
+	}
+	fmt.Fprintln(p.w, line)
+}
+
+func (p *progressLine) done() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.tty && p.last > 0 {
+		fmt.Fprintln(p.w)
+	}
+}
+
+// short renders a rate as 950, 12.3k or 1.25M.
+func short(v float64) string {
+	switch {
+	case v >= 1e6:
+		return fmt.Sprintf("%.2fM", v/1e6)
+	case v >= 1e3:
+		return fmt.Sprintf("%.1fk", v/1e3)
+	}
+	return fmt.Sprintf("%.0f", v)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
