@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
+
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -80,19 +82,29 @@ views:
 			b.Fatal(err)
 		}
 	}
+	// Wait until every entity's last window (step 2, closed by the idle
+	// deadline) is in the online view, so that no window closes while the
+	// benchmark runs.
+	lastEnd := base + 3*int64(time.Second)
 	deadline := time.Now().Add(time.Minute)
 	for {
 		recs, err := svc.Store().SnapshotLatest("traffic")
 		if err != nil {
 			b.Fatal(err)
 		}
-		n := recs[0].NumRows()
+		ends := recs[0].Column(1).(*array.Timestamp)
+		done := 0
+		for i := range ends.Len() {
+			if int64(ends.Value(i)) == lastEnd {
+				done++
+			}
+		}
 		recs[0].Release()
-		if n == int64(devices*components) {
+		if done == devices*components {
 			return svc
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("%d of %d entities have a latest row", n, devices*components)
+			b.Fatalf("%d of %d entities have closed their last window", done, devices*components)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}

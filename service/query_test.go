@@ -92,7 +92,9 @@ func newSQLService(t *testing.T) *Service {
 	if err := svc.Store().Append(context.Background(), batch); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return len(svc.Inference().DecisionRecords()[0].Columns()) > 0 && svc.Inference().DecisionRecords()[0].NumRows() >= 2 }, "decisions on r1")
+	waitFor(t, func() bool {
+		return len(svc.Inference().DecisionRecords()[0].Columns()) > 0 && svc.Inference().DecisionRecords()[0].NumRows() >= 2
+	}, "decisions on r1")
 	return svc
 }
 
