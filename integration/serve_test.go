@@ -54,11 +54,18 @@ func (s *syncBuffer) String() string {
 // ports and waits until /readyz answers 200.
 func startServe(t *testing.T, config string) (cmd *exec.Cmd, httpAddr, natsURL string, logs *syncBuffer) {
 	t.Helper()
+	return startServeHTTP(t, "", config)
+}
+
+// startServeHTTP is startServe with more keys for the http section (its
+// listen address is chosen here), e.g. "  token_env: X\n".
+func startServeHTTP(t *testing.T, httpKeys, config string) (cmd *exec.Cmd, httpAddr, natsURL string, logs *syncBuffer) {
+	t.Helper()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "netfeat.yaml")
 	httpAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
 	natsAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	full := fmt.Sprintf("data_dir: %s\nshutdown_timeout: 10s\nhttp:\n  listen: %s\nnats:\n  listen: %s\n%s", filepath.Join(dir, "data"), httpAddr, natsAddr, config)
+	full := fmt.Sprintf("data_dir: %s\nshutdown_timeout: 10s\nhttp:\n  listen: %s\n%snats:\n  listen: %s\n%s", filepath.Join(dir, "data"), httpAddr, httpKeys, natsAddr, config)
 	if err := os.WriteFile(cfgPath, []byte(full), 0o644); err != nil {
 		t.Fatal(err)
 	}
