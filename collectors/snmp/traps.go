@@ -14,6 +14,7 @@ import (
 
 	"github.com/gosnmp/gosnmp"
 
+	"github.com/netfeat/netfeat/collectors/snmp/snmpwire"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -164,7 +165,7 @@ func (t *trapReceiver) handle(ctx context.Context, msg []byte, addr net.Addr) {
 	if name, ok := t.names[ip]; ok {
 		device = name
 	}
-	version, h, err := peekMessage(msg)
+	version, err := snmpwire.PeekVersion(msg)
 	if err != nil {
 		t.refuse(ip, "malformed", err)
 		return
@@ -186,13 +187,18 @@ func (t *trapReceiver) handle(ctx context.Context, msg []byte, addr net.Addr) {
 			t.refuse(ip, "auth", errors.New("v3 message but no trap_users configured"))
 			return
 		}
-		if h.engineID == "" && h.user == "" {
+		h, err := snmpwire.PeekV3(msg)
+		if err != nil {
+			t.refuse(ip, "malformed", err)
+			return
+		}
+		if h.EngineID == "" && h.User == "" {
 			t.discovery(msg, addr, ip)
 			return
 		}
 		pkt, err = t.v3.UnmarshalTrap(msg, true)
 		if err != nil {
-			t.refuse(ip, "auth", fmt.Errorf("user %q: %w", h.user, err))
+			t.refuse(ip, "auth", fmt.Errorf("user %q: %w", h.User, err))
 			return
 		}
 	default:
