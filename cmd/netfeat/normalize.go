@@ -2,14 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"path/filepath"
-	"sort"
-	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -36,8 +32,8 @@ and of your own profiles (--profiles DIR).`,
 			if rec == "" {
 				return fmt.Errorf("--recording is required")
 			}
-			if format != "table" && format != "jsonl" {
-				return fmt.Errorf("--format must be table or jsonl, got %q", format)
+			if err := checkFormat(format); err != nil {
+				return err
 			}
 			return runNormalize(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), rec, device, format, profiles, unmapped)
 		},
@@ -48,13 +44,6 @@ and of your own profiles (--profiles DIR).`,
 	cmd.Flags().StringVar(&profiles, "profiles", "", "directory of profiles overriding or extending the embedded ones")
 	cmd.Flags().BoolVar(&unmapped, "unmapped", false, "also print what produced no sample (to stderr), by path and reason")
 	return cmd
-}
-
-type sampleSink struct{ samples []schema.Sample }
-
-func (s *sampleSink) Append(_ context.Context, b []schema.Sample) error {
-	s.samples = append(s.samples, b...)
-	return nil
 }
 
 func runNormalize(ctx context.Context, stdout, stderr io.Writer, rec, device, format, profiles string, showUnmapped bool) error {
@@ -75,75 +64,26 @@ func runNormalize(ctx context.Context, stdout, stderr io.Writer, rec, device, fo
 			return err
 		}
 	}
-	sink := &sampleSink{}
-	n, err := normalize.New(normalize.Config{ProfilesDir: profiles}, sink, nil, nil)
+	pr := newPrinter(stdout, format, recordingLayout)
+	n, err := normalize.New(normalize.Config{ProfilesDir: profiles}, schema.SampleAppenderFunc(pr.samples), nil, nil)
 	if err != nil {
 		return err
 	}
 	if err := n.Observe(ctx, obs); err != nil {
 		return err
 	}
-	samples := sink.samples
-	sort.SliceStable(samples, func(i, j int) bool {
-		a, b := samples[i], samples[j]
-		if a.Device != b.Device {
-			return a.Device < b.Device
-		}
-		if a.Component != b.Component {
-			return a.Component < b.Component
-		}
-		if a.Metric != b.Metric {
-			return a.Metric < b.Metric
-		}
-		return a.TS < b.TS
-	})
-	unit := func(m string) string {
-		md, _ := schema.LookupMetric(m)
-		return md.Unit
-	}
-	switch format {
-	case "jsonl":
-		enc := json.NewEncoder(stdout)
-		for _, s := range samples {
-			line := struct {
-				TS        string  `json:"ts"`
-				Device    string  `json:"device"`
-				Component string  `json:"component"`
-				Metric    string  `json:"metric"`
-				Value     float64 `json:"value"`
-				Unit      string  `json:"unit"`
-				Source    string  `json:"source"`
-			}{time.Unix(0, s.TS).UTC().Format(time.RFC3339Nano), s.Device, s.Component, s.Metric, s.Value, unit(s.Metric), s.Source}
-			if err := enc.Encode(line); err != nil {
-				return fmt.Errorf("write: %w", err)
-			}
-		}
-	default:
-		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "TS\tDEVICE\tCOMPONENT\tMETRIC\tVALUE\tUNIT\tSOURCE")
-		for _, s := range samples {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", time.Unix(0, s.TS).UTC().Format(time.RFC3339), s.Device, s.Component,
-				s.Metric, strconv.FormatFloat(s.Value, 'g', -1, 64), unit(s.Metric), s.Source)
-		}
-		if err := tw.Flush(); err != nil {
-			return fmt.Errorf("write: %w", err)
-		}
+	samples, err := pr.flush()
+	if err != nil {
+		return err
 	}
 	un := n.Unmapped()
 	total := uint64(0)
 	for _, u := range un {
 		total += u.Count
 	}
-	fmt.Fprintf(stderr, "%d observations, %d samples, %d observations unmapped (%d paths)\n", len(obs), len(samples), total, len(un))
+	fmt.Fprintf(stderr, "%d observations, %d samples, %d observations unmapped (%d paths)\n", len(obs), samples, total, len(un))
 	if showUnmapped {
-		tw := tabwriter.NewWriter(stderr, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "DEVICE\tPATH\tREASON\tCOUNT")
-		for _, u := range un {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d\n", u.Device, u.Path, u.Reason, u.Count)
-		}
-		if err := tw.Flush(); err != nil {
-			return fmt.Errorf("write: %w", err)
-		}
+		return writeTable(stderr, unmappedColumns, un, true)
 	}
 	return nil
 }

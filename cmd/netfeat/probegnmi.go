@@ -2,15 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
-	"sort"
-	"strconv"
-	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -48,8 +43,8 @@ with --format jsonl, or the raw observations with --raw.
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if format != "table" && format != "jsonl" {
-				return fmt.Errorf("--format must be table or jsonl, got %q", format)
+			if err := checkFormat(format); err != nil {
+				return err
 			}
 			if t.Mode != gnmi.ModeOnce && t.Mode != gnmi.ModeStream {
 				return fmt.Errorf("--mode must be once or stream, got %q", t.Mode)
@@ -72,7 +67,7 @@ with --format jsonl, or the raw observations with --raw.
 				t.PollInterval = time.Hour // one round; the probe stops after it
 			}
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-			pr := &gnmiPrinter{w: cmd.OutOrStdout(), format: format}
+			pr := newPrinter(cmd.OutOrStdout(), format, probeGNMILayout)
 			var sink schema.ObservationSink = schema.ObservationSinkFunc(pr.observations)
 			if !raw {
 				ncfg := normalize.Config{ProfilesDir: profilesDir}
@@ -108,9 +103,9 @@ with --format jsonl, or the raw observations with --raw.
 			}
 			if t.Mode == gnmi.ModeOnce {
 				stop()
-				pr.flush()
+				_, err := pr.flush()
 				printState(cmd, c)
-				return nil
+				return err
 			}
 			var end <-chan time.Time
 			if duration > 0 {
@@ -119,20 +114,20 @@ with --format jsonl, or the raw observations with --raw.
 			tick := time.NewTicker(t.SampleInterval)
 			defer tick.Stop()
 			for {
-				pr.flush()
+				if _, err := pr.flush(); err != nil {
+					stop()
+					return err
+				}
 				select {
 				case <-ctx.Done():
-					stop()
-					pr.flush()
-					printState(cmd, c)
-					return nil
 				case <-end:
-					stop()
-					pr.flush()
-					printState(cmd, c)
-					return nil
 				case <-tick.C:
+					continue
 				}
+				stop()
+				_, err := pr.flush()
+				printState(cmd, c)
+				return err
 			}
 		},
 	}
@@ -167,82 +162,4 @@ func printState(cmd *cobra.Command, c *gnmi.Collector) {
 	st := c.DeviceStates()[0]
 	fmt.Fprintf(cmd.ErrOrStderr(), "# %s: state %s, profile %q, %d observations, %d errors, initial sync %.1f ms\n",
 		st.Device, st.State, st.Profile, st.Observations, st.Errors, st.LastDurationMS)
-}
-
-// gnmiPrinter collects what the collector (raw) or the normalizer produced
-// and prints it in batches.
-type gnmiPrinter struct {
-	w      interface{ Write([]byte) (int, error) }
-	format string
-	mu     sync.Mutex
-	obs    []schema.Observation
-	smp    []schema.Sample
-}
-
-func (p *gnmiPrinter) observations(_ context.Context, b []schema.Observation) error {
-	p.mu.Lock()
-	p.obs = append(p.obs, b...)
-	p.mu.Unlock()
-	return nil
-}
-
-func (p *gnmiPrinter) samples(_ context.Context, b []schema.Sample) error {
-	p.mu.Lock()
-	p.smp = append(p.smp, b...)
-	p.mu.Unlock()
-	return nil
-}
-
-func (p *gnmiPrinter) flush() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	enc := json.NewEncoder(p.w)
-	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-	if len(p.obs) > 0 && p.format == "table" {
-		fmt.Fprintln(tw, "DEVICE\tORIGIN\tPATH\tKIND\tVALUE")
-	}
-	for _, o := range p.obs {
-		if p.format == "jsonl" {
-			_ = enc.Encode(o)
-			continue
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", o.Device, o.Origin, o.Path, o.Kind, gnmiValue(o))
-	}
-	sort.SliceStable(p.smp, func(i, j int) bool {
-		a, b := p.smp[i], p.smp[j]
-		if a.Component != b.Component {
-			return a.Component < b.Component
-		}
-		return a.Metric < b.Metric
-	})
-	if len(p.smp) > 0 && p.format == "table" {
-		fmt.Fprintln(tw, "DEVICE\tCOMPONENT\tMETRIC\tVALUE\tSOURCE")
-	}
-	for _, s := range p.smp {
-		if p.format == "jsonl" {
-			_ = enc.Encode(s)
-			continue
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Device, s.Component, s.Metric, strconv.FormatFloat(s.Value, 'g', -1, 64), s.Source)
-	}
-	tw.Flush()
-	p.obs, p.smp = p.obs[:0], p.smp[:0]
-}
-
-func gnmiValue(o schema.Observation) string {
-	switch o.Kind {
-	case schema.KindCounter64, schema.KindGauge:
-		return strconv.FormatUint(o.Uint, 10)
-	case schema.KindInteger, schema.KindBool:
-		return strconv.FormatInt(o.Int, 10)
-	case schema.KindFloat:
-		return strconv.FormatFloat(o.Float, 'g', -1, 64)
-	case schema.KindEnum:
-		return o.Str
-	case schema.KindString, schema.KindJSON:
-		return strconv.Quote(o.Str)
-	case schema.KindBytes:
-		return fmt.Sprintf("%x", o.Str)
-	}
-	return o.Kind.String()
 }

@@ -1,16 +1,9 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"sort"
-	"strconv"
-	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -47,8 +40,8 @@ Polls once, or every --interval until interrupted.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			if format != "table" && format != "jsonl" {
-				return fmt.Errorf("--format must be table or jsonl, got %q", format)
+			if err := checkFormat(format); err != nil {
+				return err
 			}
 			cfg := snmp.DefaultConfig()
 			t := snmp.Target{Name: name, Address: args[0]}
@@ -78,16 +71,16 @@ Polls once, or every --interval until interrupted.`,
 			out := cmd.OutOrStdout()
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-			printer := &samplePrinter{w: out, format: format}
+			pr := newPrinter(out, format, probeSNMPLayout)
 			var (
 				sink    schema.ObservationSink
 				planner snmp.Planner
 			)
 			if raw {
-				sink = schema.ObservationSinkFunc(printer.observations)
+				sink = schema.ObservationSinkFunc(pr.observations)
 				planner = snmp.IFMIBPlan
 			} else {
-				n, err := normalize.New(normalize.Config{ProfilesDir: profilesDir}, schema.SampleAppenderFunc(printer.appendSamples), nil, log)
+				n, err := normalize.New(normalize.Config{ProfilesDir: profilesDir}, schema.SampleAppenderFunc(pr.samples), nil, log)
 				if err != nil {
 					return fmt.Errorf("normalizer: %w", err)
 				}
@@ -99,7 +92,9 @@ Polls once, or every --interval until interrupted.`,
 			}
 			for {
 				err := p.PollOnce(ctx)
-				printer.flush()
+				if _, werr := pr.flush(); werr != nil {
+					return werr
+				}
 				st := p.DeviceStates()[0]
 				fmt.Fprintf(cmd.ErrOrStderr(), "# %s: state %s, profile %q, %d observations, %.1f ms\n",
 					st.Device, st.State, st.Profile, st.Observations, st.LastDurationMS)
@@ -139,84 +134,4 @@ Polls once, or every --interval until interrupted.`,
 	f.BoolVar(&raw, "raw", false, "print raw observations (IF-MIB plan, no normalizer)")
 	f.StringVar(&profilesDir, "profiles-dir", "", "directory of extra vendor profiles")
 	return cmd
-}
-
-// samplePrinter prints what one poll produced.
-type samplePrinter struct {
-	w       io.Writer
-	format  string
-	mu      sync.Mutex
-	samples []schema.Sample
-	obs     []schema.Observation
-}
-
-func (p *samplePrinter) appendSamples(_ context.Context, b []schema.Sample) error {
-	p.mu.Lock()
-	p.samples = append(p.samples, b...)
-	p.mu.Unlock()
-	return nil
-}
-
-func (p *samplePrinter) observations(_ context.Context, b []schema.Observation) error {
-	p.mu.Lock()
-	p.obs = append(p.obs, b...)
-	p.mu.Unlock()
-	return nil
-}
-
-func (p *samplePrinter) flush() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	enc := json.NewEncoder(p.w)
-	tw := tabwriter.NewWriter(p.w, 0, 4, 2, ' ', 0)
-	if len(p.obs) > 0 {
-		if p.format == "table" {
-			fmt.Fprintln(tw, "DEVICE\tOID\tKIND\tVALUE")
-		}
-		for _, o := range p.obs {
-			if p.format == "jsonl" {
-				enc.Encode(o)
-				continue
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", o.Device, o.Path, o.Kind, obsValue(o))
-		}
-	}
-	if len(p.samples) > 0 {
-		sort.SliceStable(p.samples, func(i, j int) bool {
-			a, b := p.samples[i], p.samples[j]
-			if a.Component != b.Component {
-				return a.Component < b.Component
-			}
-			return a.Metric < b.Metric
-		})
-		if p.format == "table" {
-			fmt.Fprintln(tw, "DEVICE\tCOMPONENT\tMETRIC\tVALUE\tSOURCE")
-		}
-		for _, s := range p.samples {
-			if p.format == "jsonl" {
-				enc.Encode(s)
-				continue
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Device, s.Component, s.Metric,
-				strconv.FormatFloat(s.Value, 'g', -1, 64), s.Source)
-		}
-	}
-	tw.Flush()
-	p.samples, p.obs = p.samples[:0], p.obs[:0]
-}
-
-func obsValue(o schema.Observation) string {
-	switch o.Kind {
-	case schema.KindCounter32, schema.KindCounter64, schema.KindGauge, schema.KindTimeTicks:
-		return strconv.FormatUint(o.Uint, 10)
-	case schema.KindInteger, schema.KindBool, schema.KindEnum:
-		return strconv.FormatInt(o.Int, 10)
-	case schema.KindFloat:
-		return strconv.FormatFloat(o.Float, 'g', -1, 64)
-	case schema.KindString, schema.KindOID, schema.KindJSON:
-		return strconv.Quote(o.Str)
-	case schema.KindBytes:
-		return fmt.Sprintf("%x", o.Str)
-	}
-	return o.Kind.String()
 }
