@@ -34,12 +34,18 @@ func snmpPoll(device string, ifaces int) []schema.Observation {
 	return b
 }
 
-func gnmiBatch(device string, ifaces int) []schema.Observation {
+func gnmiBatch(device string, ifaces int, lastClear bool) []schema.Observation {
 	var b []schema.Observation
 	for i := 0; i < ifaces; i++ {
 		for _, leaf := range []string{"in-octets", "out-octets", "in-unicast-pkts", "out-unicast-pkts", "in-errors", "out-errors", "in-discards", "out-discards"} {
 			b = append(b, schema.Observation{Device: device, Protocol: schema.ProtocolGNMI, Origin: "openconfig-interfaces",
 				Path: fmt.Sprintf("interfaces/interface[name=HundredGigE0/0/0/%d]/state/counters/%s", i, leaf), Kind: schema.KindCounter64, Uint: 1000})
+		}
+		if lastClear {
+			// The discontinuity leaf, unchanged from poll to poll
+			// (KindGauge so that the benchmark's step leaves it alone).
+			b = append(b, schema.Observation{Device: device, Protocol: schema.ProtocolGNMI, Origin: "openconfig-interfaces",
+				Path: fmt.Sprintf("interfaces/interface[name=HundredGigE0/0/0/%d]/state/counters/last-clear", i), Kind: schema.KindGauge, Uint: 1_700_000_000_000_000_000})
 		}
 	}
 	return b
@@ -54,7 +60,8 @@ func BenchmarkObserve(b *testing.B) {
 		batch []schema.Observation
 	}{
 		{"snmp/ifaces=50", snmpPoll("r1", 50)},
-		{"gnmi/ifaces=50", gnmiBatch("g1", 50)},
+		{"gnmi/ifaces=50", gnmiBatch("g1", 50, false)},
+		{"gnmi+last-clear/ifaces=50", gnmiBatch("g1", 50, true)},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			out := &discard{}
