@@ -149,6 +149,9 @@ func (v FeatureView) Validate() error {
 	if v.AllowedLateness < 0 {
 		errs = append(errs, fmt.Errorf("allowed_lateness %v: must not be negative", v.AllowedLateness))
 	}
+	if v.IdleTimeout < 0 {
+		errs = append(errs, fmt.Errorf("idle_timeout %v: must not be negative (0 means 2 × the longest window)", v.IdleTimeout))
+	}
 	if v.EWMAAlpha < 0 || v.EWMAAlpha > 1 {
 		errs = append(errs, fmt.Errorf("ewma_alpha %v: must be in (0, 1]", v.EWMAAlpha))
 	}

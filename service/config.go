@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -152,7 +153,59 @@ func (c *Config) Validate() error {
 	for i, v := range c.Views {
 		errs = append(errs, prefixErrors(fmt.Sprintf("views[%d]", i), v.Validate())...)
 	}
+	errs = append(errs, c.crossCheck()...)
 	return errors.Join(errs...)
+}
+
+// crossCheck finds what no section can see alone: duplicate view names,
+// and rules or models that name a view or feature that does not exist (a
+// rule on a mistyped view would never fire).
+func (c *Config) crossCheck() []error {
+	var errs []error
+	views := map[string]schema.FeatureView{}
+	for i, v := range c.Views {
+		if _, dup := views[v.Name]; dup {
+			errs = append(errs, schema.Errorf(fmt.Sprintf("views[%d].name", i), "%q: another view has this name", v.Name))
+		}
+		views[v.Name] = v
+	}
+	hasFeature := func(v schema.FeatureView, f string) bool { return slices.Contains(v.FeatureNames(), f) }
+	for i, r := range c.Inference.Rules {
+		key := fmt.Sprintf("inference.rules[%d]", i)
+		v, ok := views[r.View]
+		switch {
+		case r.View == "":
+		case !ok:
+			errs = append(errs, schema.Errorf(key+".view", "%q: no such view (views: %s)", r.View, viewNames(c.Views)))
+		case r.Feature != "" && !hasFeature(v, r.Feature):
+			errs = append(errs, schema.Errorf(key+".feature", "%q: view %s has no such feature (it has %s)", r.Feature, r.View, strings.Join(v.FeatureNames(), ", ")))
+		}
+	}
+	for i, m := range c.Inference.Models {
+		key := fmt.Sprintf("inference.models[%d]", i)
+		v, ok := views[m.View]
+		if m.View != "" && !ok {
+			errs = append(errs, schema.Errorf(key+".view", "%q: no such view (views: %s)", m.View, viewNames(c.Views)))
+			continue
+		}
+		for _, f := range m.Features {
+			if ok && !hasFeature(v, f) {
+				errs = append(errs, schema.Errorf(key+".features", "%q: view %s has no such feature", f, m.View))
+			}
+		}
+	}
+	return errs
+}
+
+func viewNames(vs []schema.FeatureView) string {
+	if len(vs) == 0 {
+		return "none configured"
+	}
+	names := make([]string, len(vs))
+	for i, v := range vs {
+		names[i] = v.Name
+	}
+	return strings.Join(names, ", ")
 }
 
 // prefixErrors places a section's field errors under its key.

@@ -65,6 +65,27 @@ func TestParseConfigErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "rules, models and views that do not fit together",
+			yaml: `views:
+  - {name: v, entity: device, metrics: [system.cpu.utilization], aggregations: [mean], windows: [1m], hop: 1m}
+  - {name: v, entity: device, metrics: [system.cpu.utilization], aggregations: [max], windows: [1m], hop: 1m, idle_timeout: -1s}
+  - {name: w, entity: device, metrics: [system.cpu.utilization], aggregations: [mean], windows: [1m], hop: 1m}
+inference:
+  rules:
+    - {name: r1, view: vv, feature: x, op: ">", threshold: 1}
+    - {name: r2, view: w, feature: system_cpu_utilization__max_1m, op: ">", threshold: 1}
+  models:
+    - {name: m1, kind: ewma, view: nope, features: [a]}
+`,
+			want: []string{
+				`f.yaml:3: views[1]: idle_timeout -1s: must not be negative (0 means 2 × the longest window)`,
+				`f.yaml:3: views[1].name: "v": another view has this name`,
+				`f.yaml:7: inference.rules[0].view: "vv": no such view (views: v, v, w)`,
+				`f.yaml:8: inference.rules[1].feature: "system_cpu_utilization__max_1m": view w has no such feature (it has system_cpu_utilization__mean_1m)`,
+				`f.yaml:10: inference.models[0].view: "nope": no such view (views: v, v, w)`,
+			},
+		},
+		{
 			name: "syntax error",
 			yaml: "log:\n  level: [\n",
 			want: []string{`f.yaml:2: syntax error: did not find expected node content`},
