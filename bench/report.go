@@ -233,6 +233,9 @@ func (r *Report) WriteText(w io.Writer) error {
 			lb = "{" + d.Labels + "}"
 		}
 		p("  %-60s %14s  (%d series)\n", d.Metric+lb, num(d.Value), d.Series)
+		if len(d.Where) > 0 {
+			p("      e.g. %s\n", strings.Join(d.Where, "; "))
+		}
 	}
 	if c := r.Comparison; c != nil {
 		p("\nside by side with %s on the same simulated devices:\n", c.Peer.Name)

@@ -101,6 +101,9 @@ type Drop struct {
 	Value  float64 `json:"value"`
 	// Series is how many series were summed (for example, devices).
 	Series int `json:"series"`
+	// Where holds up to three distinct locations (the summed labels other
+	// than device, e.g. "path=1.3.6.1.2.1.1.1.0"), to say what to look at.
+	Where []string `json:"where,omitempty"`
 }
 
 // dropWords mark a counter as counting something lost, refused, late or
@@ -134,10 +137,13 @@ func (m Metrics) Drops() []Drop {
 			}
 		}
 		for _, s := range f.GetMetric() {
-			var keep []string
+			var keep, where []string
 			failedResult := false
 			for _, lp := range s.GetLabel() {
 				if whereLabels[lp.GetName()] {
+					if lp.GetName() != "device" {
+						where = append(where, lp.GetName()+"="+lp.GetValue())
+					}
 					continue
 				}
 				if (lp.GetName() == "result" || lp.GetName() == "outcome") && !okResults[lp.GetValue()] {
@@ -161,6 +167,9 @@ func (m Metrics) Drops() []Drop {
 			}
 			d.Value += v
 			d.Series++
+			if w := strings.Join(where, ","); w != "" && len(d.Where) < 3 && !slices.Contains(d.Where, w) {
+				d.Where = append(d.Where, w)
+			}
 		}
 	}
 	out := make([]Drop, 0, len(agg))

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -70,17 +71,17 @@ func TestDrops(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []Drop{
-		{Metric: "netfeat_normalize_unmapped_total", Labels: "reason=no_mapping", Value: 5, Series: 2},
+		{Metric: "netfeat_normalize_unmapped_total", Labels: "reason=no_mapping", Value: 5, Series: 2, Where: []string{"path=1.3.6", "path=1.3.7"}},
 		{Metric: "netfeat_query_queries_total", Labels: "outcome=busy", Value: 2, Series: 1},
 		{Metric: "netfeat_snmp_polls_total", Labels: "result=timeout", Value: 5, Series: 2},
-		{Metric: "netfeat_store_late_samples_total", Labels: "outcome=applied", Value: 7, Series: 1},
+		{Metric: "netfeat_store_late_samples_total", Labels: "outcome=applied", Value: 7, Series: 1, Where: []string{"view=v"}},
 	}
 	got := m.Drops()
 	if len(got) != len(want) {
 		t.Fatalf("Drops() = %+v\nwant %+v", got, want)
 	}
 	for i := range want {
-		if got[i] != want[i] {
+		if !reflect.DeepEqual(got[i], want[i]) {
 			t.Errorf("drop %d = %+v, want %+v", i, got[i], want[i])
 		}
 	}
