@@ -47,7 +47,7 @@ func (s *Service) buildPipeline() error {
 	s.group.Add(ComponentFuncs{
 		ComponentName: "inference",
 		StartFunc: func(ctx context.Context) error {
-			rt, err := inference.New(cfg.Inference, s.nats.Conn(), filepath.Join(cfg.DataDir, "inference"), reg, log)
+			rt, err := inference.New(cfg.Inference, s.nats.Conn(), cfg.DataDir, reg, log) // it keeps its files in data_dir/inference
 			if err != nil {
 				return err
 			}
