@@ -14,10 +14,12 @@ import (
 
 func newSimGNMICmd() *cobra.Command {
 	var (
-		o        gnmitarget.Options
-		tlsOn    bool
-		certDir  string
-		glogFile bool
+		o           gnmitarget.Options
+		tlsOn       bool
+		certDir     string
+		glogFile    bool
+		scenarioArg string
+		speed       float64
 	)
 	cmd := &cobra.Command{
 		Use:   "gnmi",
@@ -30,7 +32,12 @@ them; counters advance every --interval from their recorded values.
 
 Faults: --drop-after N ends every stream after N responses, --delay D delays every
 response, --malformed-every N corrupts every Nth notification after the initial
-state (empty path element, unknown origin, wrong value type, missing value).`,
+state (empty path element, unknown origin, wrong value type, missing value).
+
+--scenario FILE scripts incidents on named interfaces: congestion, error
+bursts, link down (the YAML format is in docs/demo.md); --scenario-speed N
+plays its timeline N times faster. Ethernet interfaces serve
+openconfig-if-ethernet port-speed (from their names), which congestion needs.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if !glogFile {
@@ -50,6 +57,11 @@ state (empty path element, unknown origin, wrong value type, missing value).`,
 				fmt.Fprintf(cmd.ErrOrStderr(), "# TLS: CA %s, client certificate %s (key %s)\n",
 					files.CA, files.ClientCert, files.ClientKey)
 			}
+			sc, err := loadScenario(scenarioArg, speed)
+			if err != nil {
+				return err
+			}
+			o.Scenario = sc
 			log := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), nil))
 			s, err := gnmitarget.New(o, log)
 			if err != nil {
@@ -85,5 +97,7 @@ state (empty path element, unknown origin, wrong value type, missing value).`,
 	f.DurationVar(&o.Faults.Delay, "delay", 0, "fault: delay every response by this long")
 	f.IntVar(&o.Faults.MalformedEvery, "malformed-every", 0, "fault: corrupt every Nth notification after the initial state")
 	f.BoolVar(&glogFile, "glog-files", false, "leave openconfig's glog logging to files under $TMPDIR")
+	f.StringVar(&scenarioArg, "scenario", "", "scenario file: congestion, errors and link faults on named interfaces over time (docs/demo.md)")
+	f.Float64Var(&speed, "scenario-speed", 1, "play the scenario's timeline this many times faster")
 	return cmd
 }

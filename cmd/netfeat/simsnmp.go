@@ -13,6 +13,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/netfeat/netfeat/collectors/sim/scenario"
 	"github.com/netfeat/netfeat/collectors/sim/snmpagent"
 )
 
@@ -27,6 +28,8 @@ func newSimSNMPCmd() *cobra.Command {
 		wrap32      bool
 		rebootEvery time.Duration
 		maxMsg      int
+		scenarioArg string
+		speed       float64
 	)
 	cmd := &cobra.Command{
 		Use:   "snmp --recording FILE [--recording FILE ...] --listen ADDR",
@@ -41,7 +44,12 @@ all are listening.
 
 Counters advance at --rate per second from the recorded values, so the first
 read equals the recording; --wrap32 narrows Counter64 to 32 bits;
---reboot-every D restarts sysUpTime and every counter at each multiple of D.`,
+--reboot-every D restarts sysUpTime and every counter at each multiple of D.
+
+--scenario FILE scripts incidents on named interfaces: congestion, error
+bursts, link down (the YAML format is in docs/demo.md); --scenario-speed N
+plays its timeline N times faster. Every device served gets the scenario,
+so its interfaces must exist in every recording.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(recordings) == 0 {
@@ -57,6 +65,10 @@ read equals the recording; --wrap32 narrows Counter64 to 32 bits;
 			port, err := strconv.Atoi(portText)
 			if err != nil {
 				return fmt.Errorf("--listen %q: bad port", listen)
+			}
+			sc, err := loadScenario(scenarioArg, speed)
+			if err != nil {
+				return err
 			}
 			var users []snmpagent.User
 			if user.Name != "" {
@@ -77,7 +89,7 @@ read equals the recording; --wrap32 narrows Counter64 to 32 bits;
 						name = fmt.Sprintf("%s-%04d", base, i+1)
 					}
 					d, err := snmpagent.NewDevice(mib, snmpagent.DeviceOptions{Name: name, Community: community,
-						Users: users, Rate: rate, Wrap32: wrap32, RebootEvery: rebootEvery, MaxMessageSize: maxMsg})
+						Users: users, Rate: rate, Wrap32: wrap32, RebootEvery: rebootEvery, MaxMessageSize: maxMsg, Scenario: sc})
 					if err != nil {
 						return err
 					}
@@ -117,5 +129,23 @@ read equals the recording; --wrap32 narrows Counter64 to 32 bits;
 	f.BoolVar(&wrap32, "wrap32", false, "wrap Counter64 counters at 2^32")
 	f.DurationVar(&rebootEvery, "reboot-every", 0, "simulate a reboot at this period (0: never)")
 	f.IntVar(&maxMsg, "max-message-size", 65000, "largest response in bytes")
+	f.StringVar(&scenarioArg, "scenario", "", "scenario file: congestion, errors and link faults on named interfaces over time (docs/demo.md)")
+	f.Float64Var(&speed, "scenario-speed", 1, "play the scenario's timeline this many times faster")
 	return cmd
+}
+
+// loadScenario reads a scenario file and speeds it up; no file, no
+// scenario.
+func loadScenario(path string, speed float64) (*scenario.Scenario, error) {
+	if speed <= 0 {
+		return nil, fmt.Errorf("--scenario-speed must be positive, got %v", speed)
+	}
+	if path == "" {
+		return nil, nil
+	}
+	sc, err := scenario.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return sc.Faster(speed), nil
 }
