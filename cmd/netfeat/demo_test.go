@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netfeat/netfeat/collectors/sim/gnmitarget"
+	"github.com/netfeat/netfeat/collectors/sim/snmpagent"
+	"github.com/netfeat/netfeat/models"
+	"github.com/netfeat/netfeat/schema"
+)
+
+// TestDemoConfig checks that the embedded examples/demo.yaml is valid and
+// that the demo places the simulators, listen addresses, data directory and
+// model file in it.
+func TestDemoConfig(t *testing.T) {
+	dir := t.TempDir()
+	addrs := map[string]string{"nokia-7210": "127.0.0.1:1001", "ericsson-ml": "127.0.0.1:1002", "cisco-xr1": "127.0.0.1:1003"}
+	o := demoOptions{httpListen: "127.0.0.1:19464", natsListen: "127.0.0.1:14222"}
+	cfg, err := demoConfig(o, dir, addrs)
+	if err != nil {
+		t.Fatalf("demoConfig: %v", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("demo configuration invalid: %v", err)
+	}
+	got := map[string]string{}
+	for _, tg := range cfg.SNMP.Targets {
+		got[tg.Name] = tg.Address
+	}
+	for _, tg := range cfg.GNMI.Targets {
+		got[tg.Name] = tg.Address
+	}
+	for name, a := range addrs {
+		if got[name] != a {
+			t.Errorf("target %s at %q, want %q", name, got[name], a)
+		}
+	}
+	if cfg.DataDir != dir || cfg.HTTP.Listen != o.httpListen || cfg.NATS.Listen != o.natsListen {
+		t.Errorf("data_dir %q, http %q, nats %q", cfg.DataDir, cfg.HTTP.Listen, cfg.NATS.Listen)
+	}
+	if len(cfg.Inference.Models) != 1 {
+		t.Fatalf("models %+v, want the congestion model", cfg.Inference.Models)
+	}
+	b, err := os.ReadFile(cfg.Inference.Models[0].File)
+	if err != nil || !bytes.Equal(b, models.Congestion) || !strings.HasPrefix(cfg.Inference.Models[0].File, dir) {
+		t.Fatalf("model file %s (%v): not the embedded model in the data directory", cfg.Inference.Models[0].File, err)
+	}
+
+	delete(addrs, "cisco-xr1")
+	addrs["juniper-mx"] = "127.0.0.1:1004"
+	if _, err := demoConfig(o, dir, addrs); err == nil || !strings.Contains(err.Error(), "do not match the simulated devices") {
+		t.Fatalf("demoConfig with a device the config lacks: %v", err)
+	}
+}
+
+// TestDemoScenariosFitTheDevices binds each embedded scenario to the device
+// that replays it, so that a scenario naming an interface the recording
+// lacks fails here rather than when a user runs the demo.
+func TestDemoScenariosFitTheDevices(t *testing.T) {
+	scenarios, err := demoScenarios(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(scenarios) != len(demoDevices) {
+		t.Fatalf("%d scenarios for %d devices", len(scenarios), len(demoDevices))
+	}
+	events := 0
+	for _, ds := range scenarios {
+		events += len(ds.sc.Events)
+		t.Run(ds.device.target, func(t *testing.T) {
+			if ds.device.recording == "" {
+				if _, err := gnmitarget.New(gnmitarget.Options{Listen: "127.0.0.1:0", Platform: "iosxr", Scenario: ds.sc}, nil); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			mib, err := snmpagent.LoadMIB(filepath.Join("..", "..", "testdata", "snmp", ds.device.recording))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := snmpagent.NewDevice(mib, snmpagent.DeviceOptions{Name: ds.device.target, Community: "public", Scenario: ds.sc}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	if events < 3 {
+		t.Fatalf("the demo scripts %d events, want a congestion episode, errors and a link fault", events)
+	}
+	fast, err := demoScenarios(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := scenarios[0].sc.Events[0].At, fast[0].sc.Events[0].At; b*4 != a {
+		t.Fatalf("--speed 4 moved the first event from %v to %v", a, b)
+	}
+}
+
+func TestSecondsOrDuration(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    time.Duration
+		wantErr bool
+	}{
+		{"60", time.Minute, false},
+		{"1.5", 1500 * time.Millisecond, false},
+		{"0", 0, false},
+		{"2m", 2 * time.Minute, false},
+		{"90s", 90 * time.Second, false},
+		{"soon", 0, true},
+	}
+	for _, tc := range tests {
+		var d secondsOrDuration
+		err := d.Set(tc.in)
+		if (err != nil) != tc.wantErr || err == nil && time.Duration(d) != tc.want {
+			t.Errorf("Set(%q) = %v, %v; want %v (error %v)", tc.in, time.Duration(d), err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+// TestDemoSummary feeds decisions to the tally and checks what the summary
+// says about the scripted incidents and the rest.
+func TestDemoSummary(t *testing.T) {
+	start := time.Unix(1_700_000_000, 0)
+	scenarios, err := demoScenarios(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tally := newDemoTally(start)
+	dec := func(model, device, component, action string) schema.Decision {
+		return schema.Decision{Model: model, Action: action, Entity: schema.Entity{Device: device, Component: component}}
+	}
+	tally.observe(dec("congestion", "nokia-7210", "1/1/1", "none"), start.Add(6*time.Second))
+	tally.observe(dec("congestion", "nokia-7210", "to_bng-a", "reroute"), start.Add(27*time.Second))
+	tally.observe(dec("congestion", "nokia-7210", "to_bng-a", "reroute"), start.Add(32*time.Second))
+	tally.observe(dec("link_down", "cisco-xr1", "GigabitEthernet0/0/0/1", "reroute"), start.Add(63*time.Second))
+	tally.observe(dec("link_down", "ericsson-ml", "LANXPort:slot=1;port=2", "reroute"), start.Add(70*time.Second))
+	var out bytes.Buffer
+	tally.summary(&out, 2*time.Minute, scenarios)
+	text := out.String()
+	for _, want := range []string{
+		"ran 2m0s; 5 decisions, 4 with an action; the first decision came 6s after the start",
+		"congestion  nokia-7210",
+		"nokia-7210/to_bng-a: congestion 0:20–1:20",
+		"→ congestion reroute ×2, first at +0:27",
+		"cisco-xr1/GigabitEthernet0/0/0/1: link-down 1:00–1:40\n      → link_down reroute ×1, first at +1:03",
+		"== actions on other interfaces\n   ericsson-ml/LANXPort:slot=1;port=2\n      → link_down reroute ×1, first at +1:10",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("summary lacks %q:\n%s", want, text)
+		}
+	}
+	// Nothing went wrong anywhere else: the summary says so.
+	quiet := newDemoTally(start)
+	quiet.observe(dec("congestion", "nokia-7210", "to_bng-a", "reroute"), start.Add(27*time.Second))
+	out.Reset()
+	quiet.summary(&out, time.Minute, scenarios)
+	if !strings.Contains(out.String(), "no action anywhere else") || !strings.Contains(out.String(), "→ no decision with an action") {
+		t.Errorf("quiet summary:\n%s", out.String())
+	}
+}
+
+// TestDemoRefusesBadFlags checks the flags are validated before anything
+// starts.
+func TestDemoRefusesBadFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"demo", "--speed", "0"},
+		{"demo", "--duration", "-5s"},
+		{"demo", "--duration", "soon"},
+		{"demo", "--recordings", t.TempDir(), "--duration", "1s", "--http-listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0"},
+	} {
+		root := newRootCmd()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		root.SetArgs(args)
+		if err := root.ExecuteContext(context.Background()); err == nil {
+			t.Errorf("netfeat %v succeeded, want an error", args)
+		} else if args[1] == "--recordings" && !strings.Contains(err.Error(), "run it from the netfeat source tree") {
+			t.Errorf("netfeat %v: %v, want a hint about the recordings", args, err)
+		}
+	}
+}
