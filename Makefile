@@ -7,9 +7,12 @@ LDFLAGS ?= -s -w
 
 .PHONY: demo build test bench soak clean
 
-## demo: run the live demo (embedded NATS, simulated Cisco/Nokia/Ericsson devices, decisions printed live)
+## demo: run the live demo (embedded NATS, simulated Cisco/Nokia/Ericsson devices with a scripted
+## congestion episode and link fault, decisions printed live); DURATION=2m (or 120) stops it, DEMOFLAGS adds flags
 demo:
-	./scripts/demo.sh
+	@echo "== building $(BIN) (the first build compiles DuckDB's static library through cgo: a few minutes)"
+	@$(MAKE) --no-print-directory build
+	$(BIN) demo --duration $(or $(DURATION),0) $(DEMOFLAGS)
 
 ## build: build the netfeat binary into bin/
 build:
