@@ -87,6 +87,16 @@ var DevicesSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "errors", Type: arrow.PrimitiveTypes.Int64},
 }, nil)
 
+// UnmappedSchema is the schema of the `unmapped` table: what the
+// normalizer received but could not turn into a sample, per device, path
+// (OID with index, or gNMI origin:path without list keys) and reason.
+var UnmappedSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "device", Type: arrow.BinaryTypes.String},
+	{Name: "path", Type: arrow.BinaryTypes.String},
+	{Name: "reason", Type: arrow.BinaryTypes.String},
+	{Name: "count", Type: arrow.PrimitiveTypes.Int64},
+}, nil)
+
 // MetricsSchema is the schema of the `metrics` table: the catalog.
 var MetricsSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "name", Type: arrow.BinaryTypes.String},

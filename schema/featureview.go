@@ -106,7 +106,7 @@ var identRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 
 // ReservedTables are the SQL tables that are not feature views; no view may
 // take their names (nor a latest_ prefix, which names the online views).
-var ReservedTables = []string{"samples", "series", "decisions", "devices", "metrics"}
+var ReservedTables = []string{"samples", "series", "decisions", "devices", "metrics", "unmapped"}
 
 // Validate checks the view and returns every problem found, joined.
 func (v FeatureView) Validate() error {

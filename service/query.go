@@ -5,11 +5,13 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/netfeat/netfeat/featurestore"
 	"github.com/netfeat/netfeat/featurestore/query"
@@ -83,6 +85,7 @@ func (s *Service) buildQuery() error {
 				newStoreTables(p.store.Load(), cfg.Views),
 				decisionTables{p: p},
 				query.DeviceStates(deviceStates{p: p}),
+				query.Computed(query.TableInfo{Name: "unmapped", Schema: schema.UnmappedSchema}, p.unmappedRecord),
 				query.Catalog(schema.Catalog),
 			)
 			eng, err := query.New(src, cfg.Query.Options, log, reg)
@@ -289,4 +292,19 @@ func (d deviceStates) DeviceStates() []schema.DeviceState {
 		out = append(out, g.DeviceStates()...)
 	}
 	return out
+}
+
+// unmappedRecord builds the `unmapped` table from the normalizer's counts.
+func (p *pipeline) unmappedRecord() arrow.RecordBatch {
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema.UnmappedSchema)
+	defer b.Release()
+	if n := p.normalizer.Load(); n != nil {
+		for _, u := range n.Unmapped() {
+			b.Field(0).(*array.StringBuilder).Append(u.Device)
+			b.Field(1).(*array.StringBuilder).Append(u.Path)
+			b.Field(2).(*array.StringBuilder).Append(u.Reason)
+			b.Field(3).(*array.Int64Builder).Append(int64(min(u.Count, math.MaxInt64)))
+		}
+	}
+	return b.NewRecordBatch()
 }

@@ -92,6 +92,14 @@ func newSQLService(t *testing.T) *Service {
 	if err := svc.Store().Append(context.Background(), batch); err != nil {
 		t.Fatal(err)
 	}
+	// A gNMI path no profile maps, for the unmapped table.
+	now := time.Now().UnixNano()
+	if err := svc.Normalizer().Observe(context.Background(), []schema.Observation{{
+		Device: "r1", Protocol: schema.ProtocolGNMI, Origin: "acme-secret-oper", Path: "widgets/widget[id=1]/spin",
+		Kind: schema.KindCounter64, Uint: 7, DeviceTime: now, RecvTime: now,
+	}}); err != nil {
+		t.Fatal(err)
+	}
 	waitFor(t, func() bool {
 		return len(svc.Inference().DecisionRecords()[0].Columns()) > 0 && svc.Inference().DecisionRecords()[0].NumRows() >= 2
 	}, "decisions on r1")
@@ -143,6 +151,7 @@ func TestSQLOverHTTP(t *testing.T) {
 		{"decisions", `SELECT DISTINCT model, action, component FROM decisions ORDER BY component`, `["busy","alert","eth0"],["busy","alert","eth1"]`},
 		{"metrics", `SELECT unit FROM metrics WHERE name = 'interface.in.bps'`, `[["bits/s"]]`},
 		{"devices", `SELECT count(*) FROM devices`, `[[0]]`},
+		{"unmapped", `SELECT device, path, count FROM unmapped WHERE path LIKE 'acme%'`, `[["r1","acme-secret-oper:widgets/widget/spin",1]]`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -237,6 +237,13 @@ func (f funcSource) History(_ context.Context, table string, _, _ int64) (array.
 	return nil, fmt.Errorf("table %s: has no history", table)
 }
 
+// Computed returns a Source of one table without history whose single
+// batch build makes afresh for every query that reads it (the caller of
+// build gets the batch and releases it).
+func Computed(info TableInfo, build func() arrow.RecordBatch) Source {
+	return funcSource{info: info, build: build}
+}
+
 // Catalog returns a Source with the `metrics` table: one row per catalog
 // metric (pass schema.Catalog).
 func Catalog(catalog []schema.Metric) Source {
