@@ -20,6 +20,25 @@ var chunkSchema = arrow.NewSchema([]arrow.Field{
 
 // encodeChunk writes c as one Arrow IPC stream with LZ4-frame buffer compression.
 func encodeChunk(c *chunk) ([]byte, error) {
+	var e chunkEncoder
+	rec, err := e.record(c)
+	if err != nil {
+		return nil, err
+	}
+	return rec[recordHeaderLen:], nil
+}
+
+// chunkEncoder encodes chunks as chunk-log records (a record header, then
+// the Arrow IPC stream) into buffers it reuses, so that the chunk writer
+// does not leave a few MB of garbage per chunk. Not safe for concurrent
+// use.
+type chunkEncoder struct {
+	buf bytes.Buffer
+	mem reuseAllocator
+}
+
+// record returns the record of c, valid until the next call.
+func (e *chunkEncoder) record(c *chunk) ([]byte, error) {
 	n := c.rows()
 	mk := func(t arrow.DataType, b []byte) arrow.Array {
 		d := array.NewData(t, n, []*memory.Buffer{nil, memory.NewBufferBytes(b)}, nil, 0, 0)
@@ -36,20 +55,60 @@ func encodeChunk(c *chunk) ([]byte, error) {
 	for _, col := range cols {
 		col.Release()
 	}
-	var buf bytes.Buffer
-	buf.Grow(n*bytesPerRow + 4096)
-	w := ipc.NewWriter(&buf, ipc.WithSchema(chunkSchema), ipc.WithLZ4())
+	e.buf.Reset()
+	e.buf.Grow(recordHeaderLen + n*bytesPerRow/2 + 4096)
+	e.buf.Write(make([]byte, recordHeaderLen))
+	w := ipc.NewWriter(&e.buf, ipc.WithSchema(chunkSchema), ipc.WithLZ4(), ipc.WithAllocator(&e.mem))
 	if err := w.Write(rec); err != nil {
 		return nil, fmt.Errorf("write chunk ipc: %w", err)
 	}
 	if err := w.Close(); err != nil {
 		return nil, fmt.Errorf("close chunk ipc: %w", err)
 	}
-	return buf.Bytes(), nil
+	return endRecord(e.buf.Bytes(), 0), nil
 }
 
-// decodeChunk reads a chunk written by encodeChunk and checks it against
-// the metadata in its key, so that a truncated or mismatched value is an
+// reuseAllocator is an Arrow allocator that keeps a few freed buffers for
+// the next allocations (the IPC writer's compression buffers).
+type reuseAllocator struct {
+	free [][]byte
+}
+
+func (a *reuseAllocator) Allocate(n int) []byte {
+	best := -1
+	for i, b := range a.free {
+		if cap(b) >= n && (best < 0 || cap(b) < cap(a.free[best])) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return memory.DefaultAllocator.Allocate(n)
+	}
+	b := a.free[best][:n]
+	a.free = append(a.free[:best], a.free[best+1:]...)
+	clear(b)
+	return b
+}
+
+func (a *reuseAllocator) Reallocate(n int, b []byte) []byte {
+	if n <= cap(b) {
+		return b[:n]
+	}
+	nb := a.Allocate(n)
+	copy(nb, b)
+	a.Free(b)
+	return nb
+}
+
+func (a *reuseAllocator) Free(b []byte) {
+	if len(a.free) < 8 {
+		a.free = append(a.free, b[:cap(b)])
+	}
+}
+
+// decodeChunk reads a chunk written by encodeChunk into a new region (see
+// region; the chunk holds the one reference) and checks it against the
+// metadata in its key, so that a truncated or mismatched value is an
 // error.
 func decodeChunk(b []byte, m chunkMeta) (*chunk, error) {
 	r, err := ipc.NewReader(bytes.NewReader(b), ipc.WithSchema(chunkSchema))
@@ -57,24 +116,33 @@ func decodeChunk(b []byte, m chunkMeta) (*chunk, error) {
 		return nil, fmt.Errorf("open chunk ipc (%d bytes): %w", len(b), err)
 	}
 	defer r.Release()
-	c := &chunk{
-		ts: make([]int64, 0, m.rows), sid: make([]int32, 0, m.rows), val: make([]float64, 0, m.rows),
-		minTS: m.minTS, maxTS: m.maxTS, firstSeq: m.firstSeq, lastSeq: m.lastSeq,
+	mem, ts, sid, val := newColumns(int(m.rows))
+	c := &chunk{ts: ts, sid: sid, val: val, mem: mem,
+		minTS: m.minTS, maxTS: m.maxTS, firstSeq: m.firstSeq, lastSeq: m.lastSeq}
+	n := 0
+	fail := func(err error) (*chunk, error) {
+		mem.release()
+		return nil, err
 	}
 	for r.Next() {
 		rec := r.RecordBatch()
 		if !rec.Schema().Equal(chunkSchema) {
-			return nil, fmt.Errorf("chunk schema %v: want %v", rec.Schema(), chunkSchema)
+			return fail(fmt.Errorf("chunk schema %v: want %v", rec.Schema(), chunkSchema))
 		}
-		c.ts = append(c.ts, rec.Column(0).(*array.Int64).Int64Values()...)
-		c.sid = append(c.sid, rec.Column(1).(*array.Int32).Int32Values()...)
-		c.val = append(c.val, rec.Column(2).(*array.Float64).Float64Values()...)
+		k := int(rec.NumRows())
+		if n+k > len(ts) {
+			return fail(fmt.Errorf("chunk holds more than the %d rows its key says: %w", m.rows, errTruncated))
+		}
+		copy(ts[n:], rec.Column(0).(*array.Int64).Int64Values())
+		copy(sid[n:], rec.Column(1).(*array.Int32).Int32Values())
+		copy(val[n:], rec.Column(2).(*array.Float64).Float64Values())
+		n += k
 	}
 	if err := r.Err(); err != nil {
-		return nil, fmt.Errorf("read chunk ipc (%d bytes): %w", len(b), err)
+		return fail(fmt.Errorf("read chunk ipc (%d bytes): %w", len(b), err))
 	}
-	if uint32(len(c.ts)) != m.rows {
-		return nil, fmt.Errorf("chunk holds %d rows, key says %d: %w", len(c.ts), m.rows, errTruncated)
+	if uint32(n) != m.rows {
+		return fail(fmt.Errorf("chunk holds %d rows, key says %d: %w", n, m.rows, errTruncated))
 	}
 	return c, nil
 }

@@ -120,9 +120,13 @@ type Config struct {
 	// WindowQueue is how many committed batches may wait for the window
 	// engine before the committer blocks.
 	WindowQueue int `yaml:"window_queue"`
-	// BadgerMemTable is the size of one Badger memtable; it also bounds one
-	// WAL commit (Badger accepts about 15% of it per transaction).
+	// BadgerMemTable is the size of one Badger memtable (Badger keeps two,
+	// allocated on the Go heap). Badger holds series definitions, chunk
+	// locations, feature rows and the online view; the WAL and the chunks
+	// are in segment files beside it.
 	BadgerMemTable ByteSize `yaml:"badger_memtable"`
+	// BadgerBlockCache is the size of Badger's block cache.
+	BadgerBlockCache ByteSize `yaml:"badger_block_cache"`
 }
 
 // DefaultConfig returns the defaults every unset field takes.
@@ -139,7 +143,8 @@ func DefaultConfig() Config {
 		Recovery:         RecoveryFail,
 		CommitQueue:      1024,
 		WindowQueue:      1024,
-		BadgerMemTable:   32 << 20,
+		BadgerMemTable:   8 << 20,
+		BadgerBlockCache: 8 << 20,
 	}
 }
 
@@ -175,6 +180,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.BadgerMemTable == 0 {
 		c.BadgerMemTable = d.BadgerMemTable
+	}
+	if c.BadgerBlockCache == 0 {
+		c.BadgerBlockCache = d.BadgerBlockCache
 	}
 	return c
 }
@@ -223,6 +231,9 @@ func (c Config) Validate() error {
 	}
 	if c.BadgerMemTable < 4<<20 {
 		errs = append(errs, schema.Errorf("badger_memtable", "%d bytes: must be at least 4MiB", c.BadgerMemTable))
+	}
+	if c.BadgerBlockCache < 0 {
+		errs = append(errs, schema.Errorf("badger_block_cache", "%d bytes: must not be negative", c.BadgerBlockCache))
 	}
 	return errors.Join(errs...)
 }

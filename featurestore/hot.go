@@ -2,6 +2,7 @@ package featurestore
 
 import (
 	"math"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -25,21 +26,62 @@ type chunk struct {
 	ts  []int64
 	sid []int32
 	val []float64
+	// mem holds the columns (see region); nil for chunks on the Go heap
+	// (History reads, tests).
+	mem *region
 
 	minTS, maxTS      int64
 	firstSeq, lastSeq uint64 // WAL batch sequence numbers the chunk covers
 }
 
-func (c *chunk) rows() int    { return len(c.ts) }
-func (c *chunk) bytes() int64 { return int64(cap(c.ts))*8 + int64(cap(c.sid))*4 + int64(cap(c.val))*8 }
+func (c *chunk) rows() int { return len(c.ts) }
+
+// bytes is the memory the chunk occupies. For a mapped region that is the
+// pages its rows touched: a chunk sealed at a batch boundary short of its
+// capacity leaves the end of each column's pages untouched, and untouched
+// pages of an anonymous mapping take no memory.
+func (c *chunk) bytes() int64 {
+	if c.mem != nil && c.mem.mapped {
+		n := int64(len(c.ts))
+		return pageRound(8*n) + pageRound(8*n) + pageRound(4*n)
+	}
+	if c.mem != nil {
+		return c.mem.size()
+	}
+	return int64(cap(c.ts))*8 + int64(cap(c.sid))*4 + int64(cap(c.val))*8
+}
+
+var pageSize = int64(os.Getpagesize())
+
+func pageRound(n int64) int64 { return (n + pageSize - 1) / pageSize * pageSize }
+
+// release drops the caller's reference to the chunk's memory.
+func (c *chunk) release() {
+	if c.mem != nil {
+		c.mem.release()
+	}
+}
+
+// newColumns allocates a region for n rows and lays the three columns out
+// in it: ts, then value (8-byte aligned), then series id.
+func newColumns(n int) (*region, []int64, []int32, []float64) {
+	r := newRegion(max(n, 1) * bytesPerRow)
+	b := r.b
+	ts := arrow.Int64Traits.CastFromBytes(b[: 8*n : 8*n])
+	val := arrow.Float64Traits.CastFromBytes(b[8*n : 16*n : 16*n])
+	sid := arrow.Int32Traits.CastFromBytes(b[16*n : 20*n : 20*n])
+	return r, ts, sid, val
+}
 
 // openChunk is the chunk being appended to. Its buffers are allocated at
-// full capacity once; the writer fills rows and then publishes the count,
-// so a reader that loads n may read rows [0, n) without a lock.
+// full capacity once (a mapping: pages become resident as rows fill them);
+// the writer fills rows and then publishes the count, so a reader that
+// loads n may read rows [0, n) without a lock.
 type openChunk struct {
 	ts  []int64
 	sid []int32
 	val []float64
+	mem *region
 	n   atomic.Int64 // rows visible to readers
 
 	// Writer-only fields.
@@ -87,7 +129,8 @@ func newHotTier(sealRows int) *hotTier {
 
 // append adds one WAL batch (sequence seq) and returns the chunks sealed
 // because they filled up. Chunks are sealed only at batch boundaries, so
-// each one covers a whole range of WAL batches.
+// each one covers a whole range of WAL batches. Each returned chunk carries
+// a reference for the caller (the chunk writer), who releases it.
 func (h *hotTier) append(recs []rec, seq uint64, now time.Time) (sealed []*chunk) {
 	if len(recs) == 0 {
 		return nil
@@ -99,9 +142,9 @@ func (h *hotTier) append(recs []rec, seq uint64, now time.Time) (sealed []*chunk
 	}
 	o := h.open
 	if o == nil {
-		c := max(h.sealRows, len(recs))
+		mem, ts, sid, val := newColumns(max(h.sealRows, len(recs)))
 		o = &openChunk{
-			ts: make([]int64, c), sid: make([]int32, c), val: make([]float64, c),
+			ts: ts, sid: sid, val: val, mem: mem,
 			minTS: math.MaxInt64, maxTS: math.MinInt64, firstSeq: seq, created: now,
 		}
 		h.open = o
@@ -138,7 +181,8 @@ func (h *hotTier) statLocked(r *rec) {
 	s.samples++
 }
 
-// sealOld seals the open chunk when it is older than age.
+// sealOld seals the open chunk when it is older than age. The chunk
+// carries a reference for the caller.
 func (h *hotTier) sealOld(now time.Time, age time.Duration) *chunk {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -148,19 +192,28 @@ func (h *hotTier) sealOld(now time.Time, age time.Duration) *chunk {
 	return h.sealLocked()
 }
 
-// sealLocked turns the open chunk into a sealed one. A chunk sealed early
-// (by age) is copied to its exact size so that it does not pin the
-// capacity of a full chunk.
+// sealLocked turns the open chunk into a sealed one, which takes over its
+// memory. A chunk sealed early (by age) is copied to its exact size so
+// that it does not pin the capacity of a full chunk; the open chunk's
+// memory is then released (readers of its rows keep their references).
+// The returned chunk carries one reference for the caller besides the
+// tier's.
 func (h *hotTier) sealLocked() *chunk {
 	o := h.open
 	h.open = nil
 	n := o.w
-	c := &chunk{ts: o.ts[:n:n], sid: o.sid[:n:n], val: o.val[:n:n],
+	c := &chunk{ts: o.ts[:n:n], sid: o.sid[:n:n], val: o.val[:n:n], mem: o.mem,
 		minTS: o.minTS, maxTS: o.maxTS, firstSeq: o.firstSeq, lastSeq: o.lastSeq}
 	if n < len(o.ts)/2 {
-		c.ts, c.sid, c.val = slices.Clone(c.ts), slices.Clone(c.sid), slices.Clone(c.val)
+		mem, ts, sid, val := newColumns(n)
+		copy(ts, c.ts)
+		copy(sid, c.sid)
+		copy(val, c.val)
+		o.mem.release()
+		c.ts, c.sid, c.val, c.mem = ts, sid, val, mem
 	}
 	h.insertLocked(c)
+	c.mem.retain()
 	return c
 }
 
@@ -178,7 +231,7 @@ func (h *hotTier) insertLocked(c *chunk) {
 	h.publishLocked(next)
 }
 
-// load adds a recovered chunk.
+// load adds a recovered chunk; the tier takes over the caller's reference.
 func (h *hotTier) load(c *chunk) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -207,10 +260,12 @@ func (h *hotTier) retain(cutoff int64, budget int64, dropped func(*chunk, dropRe
 	defer h.mu.Unlock()
 	old := h.view.Load().sealed
 	keep := make([]*chunk, 0, len(old))
+	var gone []*chunk
 	for _, c := range old {
 		if c.maxTS < cutoff {
 			h.sealedBytes -= c.bytes()
 			dropped(c, dropAge)
+			gone = append(gone, c)
 			continue
 		}
 		keep = append(keep, c)
@@ -222,10 +277,33 @@ func (h *hotTier) retain(cutoff int64, budget int64, dropped func(*chunk, dropRe
 	for len(keep) > 0 && h.sealedBytes+openBytes > budget {
 		h.sealedBytes -= keep[0].bytes()
 		dropped(keep[0], dropMemory)
+		gone = append(gone, keep[0])
 		keep = keep[1:]
 	}
 	if len(keep) != len(old) {
 		h.publishLocked(slices.Clip(keep))
+	}
+	// After the new view is published: a reader that still found a gone
+	// chunk in the old view either retained it first or skips it.
+	for _, c := range gone {
+		c.release()
+	}
+}
+
+// close drops the tier's references to every chunk; memory still held by
+// readers' batches is freed when they release them.
+func (h *hotTier) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old := h.view.Load().sealed
+	if h.open != nil {
+		h.open.mem.release()
+		h.open = nil
+	}
+	h.sealedBytes = 0
+	h.publishLocked(nil)
+	for _, c := range old {
+		c.release()
 	}
 }
 
@@ -244,17 +322,21 @@ func (h *hotTier) usage() (rows int64, bytes int64) {
 }
 
 // snapshot returns the row ranges visible now: every sealed chunk and the
-// published prefix of the open chunk.
+// published prefix of the open chunk, each holding a reference to its
+// memory that the caller releases. A chunk that retention dropped between
+// loading the view and retaining it is left out.
 func (h *hotTier) snapshot() []chunk {
 	v := h.view.Load()
 	out := make([]chunk, 0, len(v.sealed)+1)
 	for _, c := range v.sealed {
+		if c.mem != nil && !c.mem.tryRetain() {
+			continue
+		}
 		out = append(out, *c)
 	}
-	if v.open != nil {
-		if n := int(v.open.n.Load()); n > 0 {
-			o := v.open
-			out = append(out, chunk{ts: o.ts[:n:n], sid: o.sid[:n:n], val: o.val[:n:n]})
+	if o := v.open; o != nil {
+		if n := int(o.n.Load()); n > 0 && o.mem.tryRetain() {
+			out = append(out, chunk{ts: o.ts[:n:n], sid: o.sid[:n:n], val: o.val[:n:n], mem: o.mem})
 		}
 	}
 	return out
@@ -266,17 +348,29 @@ func (h *hotTier) seriesStats() []seriesStat {
 	return slices.Clone(h.stats)
 }
 
-// samplesRecord wraps rows as a record batch of schema.SamplesSchema
-// without copying: ts and value are the chunk's own memory, and the three
-// label columns are dictionaries that share the series-id column as their
-// index buffer.
-func samplesRecord(ts []int64, sid []int32, val []float64, d *seriesDicts) arrow.RecordBatch {
-	n := len(ts)
-	tsData := array.NewData(schema.TimestampType, n,
-		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int64Traits.CastToBytes(ts))}, nil, 0, 0)
-	valData := array.NewData(arrow.PrimitiveTypes.Float64, n,
-		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Float64Traits.CastToBytes(val))}, nil, 0, 0)
-	idx := memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(sid))
+// samplesRecord wraps the rows of c as a record batch of
+// schema.SamplesSchema without copying: ts and value are the chunk's own
+// memory, and the three label columns are dictionaries that share the
+// series-id column as their index buffer. When c.mem is set, the caller's
+// reference to it passes to the batch, whose Release returns it.
+func samplesRecord(c chunk, d *seriesDicts) arrow.RecordBatch {
+	n := len(c.ts)
+	buf := func(b []byte) *memory.Buffer {
+		if c.mem == nil {
+			return memory.NewBufferBytes(b)
+		}
+		c.mem.retain()
+		return c.mem.buffer(b)
+	}
+	tsBuf := buf(arrow.Int64Traits.CastToBytes(c.ts))
+	valBuf := buf(arrow.Float64Traits.CastToBytes(c.val))
+	idx := buf(arrow.Int32Traits.CastToBytes(c.sid))
+	c.release() // the buffers hold their own references now
+	defer tsBuf.Release()
+	defer valBuf.Release()
+	defer idx.Release()
+	tsData := array.NewData(schema.TimestampType, n, []*memory.Buffer{nil, tsBuf}, nil, 0, 0)
+	valData := array.NewData(arrow.PrimitiveTypes.Float64, n, []*memory.Buffer{nil, valBuf}, nil, 0, 0)
 	dict := func(values arrow.ArrayData) arrow.Array {
 		data := array.NewDataWithDictionary(schema.DictStringType, n, []*memory.Buffer{nil, idx}, 0, 0, values.(*array.Data))
 		defer data.Release()

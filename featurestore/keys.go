@@ -12,8 +12,8 @@ import (
 const (
 	prefixMeta       = 'M' // M<name>                 → store metadata (format version)
 	prefixSeries     = 's' // s<sid u32 BE>           → series definition
-	prefixWAL        = 'w' // w<seq u64 BE>           → WAL frame of one Append batch
-	prefixChunk      = 'c' // c<firstSeq><lastSeq><minTS><maxTS><rows u32> → chunk IPC
+	prefixWAL        = 'w' // w<seq u64 BE>           → format 1 only: WAL frame (migrated to the WAL segments)
+	prefixChunk      = 'c' // c<firstSeq><lastSeq><minTS><maxTS><rows u32> → chunk location in the chunk log
 	prefixRow        = 'f' // f<view>\0<windowEnd u64 BE><entity> → closed feature row
 	prefixLatest     = 'l' // l<view>\0<entity>       → latest feature row (online view)
 	prefixMark       = 'm' // m<view>                 → last window end closed by the watermark
@@ -21,7 +21,13 @@ const (
 	prefixQuarantine = 'q' // q<original key>          → damaged entry moved aside by recovery
 )
 
-const formatVersion = "netfeat-featurestore/1"
+// formatVersion is the store's on-disk format: 2 keeps the WAL and the
+// chunks in segment files (docs/format); 1 kept them in Badger and is
+// migrated on open.
+const (
+	formatVersion  = "netfeat-featurestore/2"
+	formatVersion1 = "netfeat-featurestore/1"
+)
 
 var keyFormat = []byte{prefixMeta, 'f', 'o', 'r', 'm', 'a', 't'}
 

@@ -24,13 +24,15 @@ const TableSamples = "samples"
 // schema.SamplesSchema: every sealed chunk and the rows of the open chunk
 // appended so far. Nothing is copied: the batches share the store's
 // memory, which is never modified, so the snapshot stays consistent while
-// appends continue. The caller releases each batch.
+// appends continue. The caller releases each batch, and must not use it
+// afterwards: the hot tier lives outside the Go heap, and a chunk that
+// retention dropped is unmapped when its last batch is released.
 func (s *Store) SnapshotSamples() []arrow.RecordBatch {
 	chunks := s.hot.snapshot()
 	d := s.series.dictionaries()
 	out := make([]arrow.RecordBatch, 0, len(chunks))
 	for _, c := range chunks {
-		out = append(out, samplesRecord(c.ts, c.sid, c.val, d))
+		out = append(out, samplesRecord(c, d))
 	}
 	return out
 }
@@ -129,37 +131,61 @@ func (s *Store) History(ctx context.Context, table string, from, to int64) (arra
 
 func (s *Store) sampleHistory(ctx context.Context, from, to int64) (array.RecordReader, error) {
 	var metas []chunkMeta
-	var tail [][]byte
+	locs := map[chunkMeta]chunkLoc{}
+	var tail []rec
+	// No WAL segment is removed while the chunk keys and the WAL tail are
+	// read, and the batches a chunk covers are told from its key, so a
+	// chunk written concurrently is never counted twice or missed.
+	s.wal.removeMu.RLock()
 	err := s.db.View(func(txn *badger.Txn) error {
-		// Chunks and WAL frames are read in one transaction, and the frames
-		// a chunk covers are told from its key, so a chunk written
-		// concurrently is never counted twice.
 		var persisted uint64
 		if it, err := txn.Get(keyChunked); err == nil {
 			if v, err := it.ValueCopy(nil); err == nil && len(v) == 8 {
 				persisted = bytesToSeq(v)
 			}
 		}
-		if err := iteratePrefix(txn, []byte{prefixChunk}, false, func(k, _ []byte) error {
+		if err := iteratePrefix(txn, []byte{prefixChunk}, true, func(k, v []byte) error {
 			m, err := parseChunkKey(k)
 			if err != nil {
 				return fmt.Errorf("%s: %w: %w", keyString(k), err, ErrDamaged)
 			}
 			persisted = max(persisted, m.lastSeq)
 			if m.maxTS >= from && m.minTS < to {
+				l, err := decodeChunkLoc(v)
+				if err != nil {
+					return fmt.Errorf("%s: %w: %w", keyString(k), err, ErrDamaged)
+				}
 				metas = append(metas, m)
+				locs[m] = l
 			}
 			return nil
 		}); err != nil {
 			return err
 		}
-		return iteratePrefix(txn, []byte{prefixWAL}, true, func(k, v []byte) error {
-			if len(k) == 9 && bytesToSeq(k[1:]) > persisted {
-				tail = append(tail, v)
+		for _, id := range s.wal.ids() {
+			b, err := s.wal.read(id)
+			if err != nil {
+				return fmt.Errorf("wal segment %016x: %w", id, err)
 			}
-			return nil
-		})
+			recs, _, _ := scanRecords(b, walMagic, plausibleWAL)
+			for _, r := range recs {
+				if r.body[0] != walKindBatch {
+					continue
+				}
+				e, err := decodeWALRecord(r.body, persisted)
+				if err != nil {
+					return fmt.Errorf("wal segment %016x at byte %d: %w: %w", id, r.off, err, ErrDamaged)
+				}
+				for _, x := range e.recs {
+					if x.ts >= from && x.ts < to {
+						tail = append(tail, x)
+					}
+				}
+			}
+		}
+		return nil
 	})
+	s.wal.removeMu.RUnlock()
 	if err != nil {
 		return nil, fmt.Errorf("history samples: %w", err)
 	}
@@ -169,50 +195,38 @@ func (s *Store) sampleHistory(ctx context.Context, from, to int64) (array.Record
 	dicts := s.series.dictionaries
 	for _, m := range metas {
 		r.next = append(r.next, func() (arrow.RecordBatch, error) {
-			var c *chunk
-			err := s.db.View(func(txn *badger.Txn) error {
-				item, err := txn.Get(chunkKey(m))
-				if errors.Is(err, badger.ErrKeyNotFound) {
-					c = &chunk{} // expired by TTL since the scan
-					return nil
-				}
-				if err != nil {
-					return err
-				}
-				return item.Value(func(v []byte) error {
-					c, err = decodeChunk(v, m)
-					return err
-				})
-			})
+			v, err := s.readChunkBytes(locs[m])
+			if errors.Is(err, errSegmentMissing) {
+				return filterRecord(&chunk{}, from, to, dicts()), nil // expired since the scan
+			}
 			if err != nil {
-				return nil, fmt.Errorf("history chunk %x: %w: %w", chunkKey(m), err, ErrDamaged)
+				return nil, fmt.Errorf("history %s: %w: %w", keyString(chunkKey(m)), err, ErrDamaged)
+			}
+			c, err := decodeChunk(v, m)
+			if err != nil {
+				return nil, fmt.Errorf("history %s: %w: %w", keyString(chunkKey(m)), err, ErrDamaged)
 			}
 			return filterRecord(c, from, to, dicts()), nil
 		})
 	}
 	if len(tail) > 0 {
 		r.next = append(r.next, func() (arrow.RecordBatch, error) {
-			c := &chunk{}
-			for _, v := range tail {
-				recs, err := decodeWALBatch(nil, v)
-				if err != nil {
-					return nil, fmt.Errorf("history wal: %w: %w", err, ErrDamaged)
-				}
-				for _, x := range recs {
-					c.ts, c.sid, c.val = append(c.ts, x.ts), append(c.sid, x.sid), append(c.val, x.value)
-				}
+			c := &chunk{ts: make([]int64, len(tail)), sid: make([]int32, len(tail)), val: make([]float64, len(tail))}
+			for i, x := range tail {
+				c.ts[i], c.sid[i], c.val[i] = x.ts, x.sid, x.value
 			}
-			return filterRecord(c, from, to, dicts()), nil
+			return samplesRecord(*c, dicts()), nil
 		})
 	}
 	r.ctx = ctx
 	return r, nil
 }
 
-// filterRecord keeps the rows of c with ts in [from, to).
+// filterRecord keeps the rows of c with ts in [from, to). It takes over
+// the caller's reference to c's memory.
 func filterRecord(c *chunk, from, to int64, d *seriesDicts) arrow.RecordBatch {
 	if from == math.MinInt64 && to == math.MaxInt64 {
-		return samplesRecord(c.ts, c.sid, c.val, d)
+		return samplesRecord(*c, d)
 	}
 	ts, sid, val := make([]int64, 0, len(c.ts)), make([]int32, 0, len(c.ts)), make([]float64, 0, len(c.ts))
 	for i, t := range c.ts {
@@ -220,7 +234,8 @@ func filterRecord(c *chunk, from, to int64, d *seriesDicts) arrow.RecordBatch {
 			ts, sid, val = append(ts, t), append(sid, c.sid[i]), append(val, c.val[i])
 		}
 	}
-	return samplesRecord(ts, sid, val, d)
+	c.release()
+	return samplesRecord(chunk{ts: ts, sid: sid, val: val}, d)
 }
 
 func (s *Store) viewHistory(ctx context.Context, i int, from, to int64) (array.RecordReader, error) {

@@ -33,7 +33,8 @@ type seriesTable struct {
 	mu        sync.RWMutex
 	ids       map[seriesKey]int32
 	defs      []seriesDef
-	persisted int // defs[:persisted] are in Badger
+	walled    int // defs[:walled] are durable: in the WAL or in Badger
+	persisted int // defs[:persisted] are in Badger (so WAL segments may go)
 
 	dicts atomic.Pointer[seriesDicts]
 }
@@ -107,7 +108,42 @@ func (t *seriesTable) restore(id int32, d seriesDef) error {
 	t.ids[d.seriesKey] = id
 	t.defs = append(t.defs, d)
 	t.persisted = len(t.defs)
+	t.walled = len(t.defs)
 	return nil
+}
+
+// restoreWAL adds a definition found in the WAL during recovery: the next
+// id, or one already known with the same definition.
+func (t *seriesTable) restoreWAL(id int32, d seriesDef) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch {
+	case int(id) < len(t.defs):
+		if t.defs[id].seriesKey != d.seriesKey {
+			return fmt.Errorf("series %d is %v in the WAL but %v in Badger", id, d.seriesKey, t.defs[id].seriesKey)
+		}
+		return nil
+	case int(id) > len(t.defs):
+		return fmt.Errorf("series %d defined in the WAL after %d series: ids must be dense", id, len(t.defs))
+	}
+	t.ids[d.seriesKey] = id
+	t.defs = append(t.defs, d)
+	t.walled = len(t.defs)
+	return nil
+}
+
+// unwalled returns the definitions not yet written to the WAL and the
+// count to pass to markWalled once they are.
+func (t *seriesTable) unwalled() (first int, defs []seriesDef) {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.walled, t.defs[t.walled:len(t.defs):len(t.defs)]
+}
+
+func (t *seriesTable) markWalled(n int) {
+	t.mu.Lock()
+	t.walled = max(t.walled, n)
+	t.mu.Unlock()
 }
 
 // unpersisted returns the definitions not yet in Badger and the count to

@@ -61,11 +61,16 @@ type Store struct {
 	viewIx map[string]int
 
 	series *seriesTable
-	hot    *hotTier
-	win    *windowEngine
-	online []*onlineView
-	tables []*viewTable
-	subs   atomic.Pointer[[]schema.FeatureRowHandler]
+	wal    *segmentLog // WAL segments (<dir>/wal)
+	chunks *segmentLog // sealed chunks (<dir>/chunks)
+	walBuf []byte      // committer only
+
+	chunkEnc chunkEncoder // chunk writer only (recovery before it starts)
+	hot      *hotTier
+	win      *windowEngine
+	online   []*onlineView
+	tables   []*viewTable
+	subs     atomic.Pointer[[]schema.FeatureRowHandler]
 
 	seq          uint64 // last WAL sequence number; committer only after Start
 	persistedSeq atomic.Uint64
@@ -138,26 +143,20 @@ func Open(ctx context.Context, dir string, cfg Config, views []schema.FeatureVie
 	if err := checkDir(dir); err != nil {
 		return nil, err
 	}
-	opts := badger.DefaultOptions(dir).
-		WithLogger(badgerLogger{log}).
-		WithSyncWrites(cfg.FSync != FSyncInterval).
-		WithMemTableSize(int64(cfg.BadgerMemTable)).
-		WithNumMemtables(2).
-		WithNumLevelZeroTables(4).
-		WithNumLevelZeroTablesStall(12).
-		WithBlockCacheSize(16 << 20).
-		WithNumCompactors(2).
-		WithDetectConflicts(false).
-		WithValueThreshold(valueThreshold).
-		WithValueLogFileSize(64 << 20).
-		WithMetricsEnabled(false)
 	start := time.Now()
-	db, err := badger.Open(opts)
+	if s.wal, err = openSegmentLog(filepath.Join(dir, walDir), walExt, walMagic, walSegmentBytes); err != nil {
+		return nil, fmt.Errorf("open wal: %w", err)
+	}
+	if s.chunks, err = openSegmentLog(filepath.Join(dir, chunkDir), chunkExt, chunkMagic, chunkSegmentBytes); err != nil {
+		return nil, fmt.Errorf("open chunk log: %w", err)
+	}
+	db, err := badger.Open(badgerOptions(dir, cfg, log))
 	if err != nil {
 		return nil, fmt.Errorf("open badger in %s: %w: %w", dir, ErrDamaged, err)
 	}
 	s.db = db
 	if err := s.recover(ctx); err != nil {
+		s.hot.close()
 		_ = db.Close()
 		return nil, err
 	}
@@ -168,9 +167,30 @@ func Open(ctx context.Context, dir string, cfg Config, views []schema.FeatureVie
 	return s, nil
 }
 
-// valueThreshold sends WAL frames of more than a few hundred samples and
-// every chunk to Badger's value log (written once, append-only) instead of
-// through the memtable and level-0 tables; the LSM tree keeps pointers.
+// badgerOptions sizes Badger for what it holds since the WAL and the
+// chunks moved to segment files: series definitions, chunk locations,
+// feature rows, the online view and state blobs. Badger maps its memtable
+// files, tables and value log, and allocates its memtables on the Go heap,
+// so everything here counts in the process's memory: the memtable and
+// block cache are configurable and small by default.
+func badgerOptions(dir string, cfg Config, log *slog.Logger) badger.Options {
+	return badger.DefaultOptions(dir).
+		WithLogger(badgerLogger{log}).
+		WithSyncWrites(false). // nothing acknowledged depends on Badger syncing; see trimWAL
+		WithMemTableSize(int64(cfg.BadgerMemTable)).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(4).
+		WithNumLevelZeroTablesStall(12).
+		WithBlockCacheSize(int64(cfg.BadgerBlockCache)).
+		WithNumCompactors(2).
+		WithDetectConflicts(false).
+		WithValueThreshold(valueThreshold).
+		WithValueLogFileSize(16 << 20).
+		WithMetricsEnabled(false)
+}
+
+// valueThreshold keeps feature rows (a few hundred bytes) in the LSM tree;
+// only rows of more than about 500 features go to Badger's value log.
 const valueThreshold = 4 << 10
 
 // checkDir refuses a directory that holds Badger data files but no
@@ -213,19 +233,18 @@ func (s *Store) recover(ctx context.Context) error {
 		}
 		return fmt.Errorf("%s: %w: %w", keyString(key), err, ErrDamaged)
 	}
-	err := s.db.View(func(txn *badger.Txn) error {
-		if it, err := txn.Get(keyFormat); err == nil {
-			v, err := it.ValueCopy(nil)
-			if err != nil {
-				return fail("meta", keyFormat, err)
-			}
-			if string(v) != formatVersion {
-				return fmt.Errorf("store format %q: this binary reads %q", v, formatVersion)
-			}
-		} else if !errors.Is(err, badger.ErrKeyNotFound) {
-			return fmt.Errorf("read store format: %w: %w", err, ErrDamaged)
+	format, err := s.readFormat()
+	if err != nil {
+		return err
+	}
+	if format == formatVersion1 {
+		if err := s.migrateV1(); err != nil {
+			return fmt.Errorf("migrate store format 1 to 2: %w", err)
 		}
-
+	}
+	var metas []chunkMeta
+	locs := map[chunkMeta]chunkLoc{}
+	err = s.db.View(func(txn *badger.Txn) error {
 		// Series: ids are dense from 0.
 		if err := iteratePrefix(txn, []byte{prefixSeries}, true, func(k, v []byte) error {
 			if len(k) != 5 {
@@ -250,20 +269,23 @@ func (s *Store) recover(ctx context.Context) error {
 			return err
 		}
 
-		// Chunks: plan from the keys, then load the newest within retention
-		// and budget.
-		var metas []chunkMeta
-		if err := iteratePrefix(txn, []byte{prefixChunk}, false, func(k, _ []byte) error {
+		// Chunks: plan from the keys (their values say where each chunk
+		// is in the chunk log).
+		if err := iteratePrefix(txn, []byte{prefixChunk}, true, func(k, v []byte) error {
 			m, err := parseChunkKey(k)
 			if err != nil {
 				return fail("chunk", k, err)
 			}
+			l, err := decodeChunkLoc(v)
+			if err != nil {
+				return fail("chunk", k, err)
+			}
 			metas = append(metas, m)
+			locs[m] = l
 			return nil
 		}); err != nil {
 			return err
 		}
-		sort.Slice(metas, func(i, j int) bool { return metas[i].firstSeq < metas[j].firstSeq })
 		for _, m := range metas {
 			s.seq = max(s.seq, m.lastSeq)
 		}
@@ -276,59 +298,76 @@ func (s *Store) recover(ctx context.Context) error {
 		} else if !errors.Is(err, badger.ErrKeyNotFound) {
 			return fmt.Errorf("read last chunked WAL sequence: %w: %w", err, ErrDamaged)
 		}
-		s.persistedSeq.Store(s.seq)
-		cutoff := time.Now().Add(-s.cfg.RetentionAge).UnixNano()
-		budget := int64(s.cfg.MemoryBudget) - int64(s.cfg.SealRows)*bytesPerRow
-		var want []chunkMeta
-		var used int64
-		for i := len(metas) - 1; i >= 0; i-- {
-			m := metas[i]
-			if m.maxTS < cutoff || used+int64(m.rows)*bytesPerRow > budget {
-				break
-			}
-			used += int64(m.rows) * bytesPerRow
-			want = append(want, m)
-		}
-		load, err := s.loadChunks(ctx, txn, want, fail)
-		if err != nil {
-			return err
-		}
-		for i := len(load) - 1; i >= 0; i-- {
-			s.hot.load(load[i])
-		}
-		s.replayFrom = load
-
-		// WAL tail: batches after the last persisted chunk.
-		persisted := s.persistedSeq.Load()
-		return iteratePrefix(txn, []byte{prefixWAL}, true, func(k, v []byte) error {
-			if len(k) != 9 {
-				return fail("wal", k, fmt.Errorf("key of %d bytes", len(k)))
-			}
-			seq := uint64(0)
-			for _, b := range k[1:] {
-				seq = seq<<8 | uint64(b)
-			}
-			if seq <= persisted {
-				return nil // covered by a chunk; deleted below
-			}
-			recs, err := decodeWALBatch(nil, v)
-			if err == nil {
-				err = s.checkSeriesRecs(recs)
-			}
-			if err != nil {
-				return fail("wal", k, err)
-			}
-			s.seq = max(s.seq, seq)
-			s.replayWAL = append(s.replayWAL, &pending{recs: recs, seq: seq})
-			return nil
-		})
+		return nil
 	})
 	if err != nil {
 		return err
 	}
+	sort.Slice(metas, func(i, j int) bool { return metas[i].firstSeq < metas[j].firstSeq })
+	s.persistedSeq.Store(s.seq)
+	persisted := s.seq
+
+	// WAL: series defined since Badger last had them, and the batches after
+	// the last persisted chunk.
+	damage, err := s.scanWAL(persisted, func(_ uint64, e walEntry) error {
+		switch e.kind {
+		case walKindSeries:
+			return s.series.restoreWAL(e.sid, e.def)
+		case walKindBatch:
+			s.seq = max(s.seq, e.seq)
+			if e.seq <= persisted {
+				return nil // covered by a chunk
+			}
+			if err := s.checkSeriesRecs(e.recs); err != nil {
+				return fmt.Errorf("batch %d: %w", e.seq, err)
+			}
+			s.replayWAL = append(s.replayWAL, &pending{recs: e.recs, seq: e.seq})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if len(damage) > 0 {
+		if s.cfg.Recovery != RecoveryQuarantine {
+			return fmt.Errorf("%w: %w", damage[0], ErrDamaged)
+		}
+		if err := s.quarantineWAL(damage); err != nil {
+			return err
+		}
+	}
+	sort.Slice(s.replayWAL, func(i, j int) bool { return s.replayWAL[i].seq < s.replayWAL[j].seq })
+	for _, id := range s.wal.ids() {
+		s.seq = max(s.seq, id)
+	}
+
+	// Load the newest chunks within retention and budget.
+	cutoff := time.Now().Add(-s.cfg.RetentionAge).UnixNano()
+	budget := int64(s.cfg.MemoryBudget) - int64(s.cfg.SealRows)*bytesPerRow
+	var want []chunkMeta
+	var used int64
+	for i := len(metas) - 1; i >= 0; i-- {
+		m := metas[i]
+		if m.maxTS < cutoff || used+int64(m.rows)*bytesPerRow > budget {
+			break
+		}
+		used += int64(m.rows) * bytesPerRow
+		want = append(want, m)
+	}
+	load, err := s.loadChunks(ctx, want, locs, fail)
+	if err != nil {
+		return err
+	}
+	for i := len(load) - 1; i >= 0; i-- {
+		s.hot.load(load[i])
+	}
+	s.replayFrom = load
+
 	for _, p := range s.replayWAL {
 		for _, c := range s.hot.append(p.recs, p.seq, time.Now()) {
-			if err := s.persistChunk(c); err != nil { // synchronous: no goroutines yet
+			err := s.persistChunks([]*chunk{c}) // synchronous: no goroutines yet
+			c.release()
+			if err != nil {
 				return fmt.Errorf("persist recovered chunk: %w", err)
 			}
 		}
@@ -343,13 +382,53 @@ func (s *Store) recover(ctx context.Context) error {
 		}
 		s.log.Error("damaged series definition replaced by a placeholder", "series", id, "device", d.device)
 	}
-	if err := s.deleteWALUpTo(s.persistedSeq.Load()); err != nil {
+	if err := s.trimWAL(); err != nil {
 		return err
 	}
-	if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, []byte(formatVersion)) }); err != nil {
-		return fmt.Errorf("write store format: %w", err)
+	if err := s.expireChunkSegments(time.Now()); err != nil {
+		s.log.Warn("expire chunk segments", "err", err)
 	}
 	return s.loadOnline()
+}
+
+// readFormat returns the store's format version, writing the current one
+// into a new store.
+func (s *Store) readFormat() (string, error) {
+	var v []byte
+	err := s.db.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(keyFormat)
+		if err != nil {
+			return err
+		}
+		v, err = it.ValueCopy(nil)
+		return err
+	})
+	switch {
+	case errors.Is(err, badger.ErrKeyNotFound):
+		// A new store, or one of format 1 that never got to write the key.
+		var old bool
+		_ = s.db.View(func(txn *badger.Txn) error {
+			for _, p := range []byte{prefixWAL, prefixChunk} {
+				it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{p}})
+				it.Rewind()
+				old = old || it.Valid()
+				it.Close()
+			}
+			return nil
+		})
+		if old {
+			return formatVersion1, nil
+		}
+		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, []byte(formatVersion)) }); err != nil {
+			return "", fmt.Errorf("write store format: %w", err)
+		}
+		return formatVersion, nil
+	case err != nil:
+		return "", fmt.Errorf("read store format: %w: %w", err, ErrDamaged)
+	case string(v) != formatVersion && string(v) != formatVersion1:
+		return "", fmt.Errorf("store format %q: this binary reads %q (and migrates %q)", v, formatVersion, formatVersion1)
+	}
+	return string(v), nil
 }
 
 // placeholderSeries names a series whose definition was damaged.
@@ -357,10 +436,10 @@ func placeholderSeries(id int32) seriesDef {
 	return seriesDef{seriesKey: seriesKey{device: fmt.Sprintf("damaged-series-%d", id), metric: "unknown"}}
 }
 
-// loadChunks reads the chunks of metas (newest first) and decodes them on
-// every core. Damaged ones go through fail; a nil result for a damaged
-// chunk is left out.
-func (s *Store) loadChunks(ctx context.Context, txn *badger.Txn, metas []chunkMeta, fail func(string, []byte, error) error) ([]*chunk, error) {
+// loadChunks reads the chunks of metas (newest first) from the chunk log
+// and decodes them on every core. Damaged ones go through fail; a nil
+// result for a damaged chunk is left out.
+func (s *Store) loadChunks(ctx context.Context, metas []chunkMeta, locs map[chunkMeta]chunkLoc, fail func(string, []byte, error) error) ([]*chunk, error) {
 	type job struct {
 		i int
 		v []byte
@@ -374,7 +453,10 @@ func (s *Store) loadChunks(ctx context.Context, txn *badger.Txn, metas []chunkMe
 			for j := range jobs {
 				c, err := decodeChunk(j.v, metas[j.i])
 				if err == nil {
-					err = s.checkSeries(c.sid)
+					if err = s.checkSeries(c.sid); err != nil {
+						c.release()
+						c = nil
+					}
 				}
 				out[j.i], errs[j.i] = c, err
 			}
@@ -385,11 +467,7 @@ func (s *Store) loadChunks(ctx context.Context, txn *badger.Txn, metas []chunkMe
 		if readErr = ctx.Err(); readErr != nil {
 			break
 		}
-		item, err := txn.Get(chunkKey(m))
-		var v []byte
-		if err == nil {
-			v, err = item.ValueCopy(nil)
-		}
+		v, err := s.readChunkBytes(locs[m])
 		if err != nil {
 			errs[i] = err
 			continue
@@ -399,12 +477,22 @@ func (s *Store) loadChunks(ctx context.Context, txn *badger.Txn, metas []chunkMe
 	close(jobs)
 	wg.Wait()
 	if readErr != nil {
+		for _, c := range out {
+			if c != nil {
+				c.release()
+			}
+		}
 		return nil, readErr
 	}
 	load := make([]*chunk, 0, len(metas))
 	for i, m := range metas {
 		if errs[i] != nil {
 			if err := fail("chunk", chunkKey(m), errs[i]); err != nil {
+				for _, c := range out {
+					if c != nil {
+						c.release()
+					}
+				}
 				return nil, err
 			}
 			continue
@@ -480,21 +568,53 @@ func iteratePrefix(txn *badger.Txn, prefix []byte, values bool, fn func(k, v []b
 	return nil
 }
 
-// deleteWALUpTo removes WAL entries already covered by persisted chunks.
-func (s *Store) deleteWALUpTo(seq uint64) error {
-	var keys [][]byte
-	err := s.db.View(func(txn *badger.Txn) error {
-		return iteratePrefix(txn, []byte{prefixWAL}, false, func(k, _ []byte) error {
-			if len(k) == 9 && bytesToSeq(k[1:]) <= seq {
-				keys = append(keys, append([]byte(nil), k...))
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return fmt.Errorf("scan wal: %w", err)
+// trimWAL removes the WAL segments whose every batch is in a persisted
+// chunk. The chunk keys that cover them are synced first (Badger does not
+// sync on its own under any fsync policy), so that a power loss can never
+// leave a batch in neither place.
+func (s *Store) trimWAL() error {
+	persisted := s.persistedSeq.Load()
+	ids := s.wal.ids()
+	var del []uint64
+	// Every batch in segment i has a sequence number below segment i+1's
+	// id; the newest segment is never removed.
+	for i := 0; i+1 < len(ids) && ids[i+1]-1 <= persisted; i++ {
+		del = append(del, ids[i])
 	}
-	return s.deleteKeys(keys)
+	if len(del) == 0 {
+		return nil
+	}
+	if err := s.db.Sync(); err != nil {
+		return fmt.Errorf("sync badger before removing wal segments: %w", err)
+	}
+	if err := s.wal.remove(del); err != nil {
+		return fmt.Errorf("remove wal segments: %w", err)
+	}
+	return nil
+}
+
+// expireChunkSegments removes chunk segments written longer than chunk_ttl
+// ago: every chunk key pointing into them has expired (a key's TTL starts
+// when the chunk is written, before the file's last write).
+func (s *Store) expireChunkSegments(now time.Time) error {
+	if s.cfg.ChunkTTL <= 0 {
+		return nil
+	}
+	cur, _, hasCur := s.chunks.current()
+	var del []uint64
+	for _, id := range s.chunks.ids() {
+		if hasCur && id == cur {
+			continue
+		}
+		st, err := os.Stat(s.chunks.path(id))
+		if err != nil {
+			continue
+		}
+		if now.Sub(st.ModTime()) > s.cfg.ChunkTTL {
+			del = append(del, id)
+		}
+	}
+	return s.chunks.remove(del)
 }
 
 func bytesToSeq(b []byte) uint64 {
@@ -713,8 +833,7 @@ func (s *Store) committer() {
 	defer close(s.winCh)
 	tick := time.NewTicker(min(s.cfg.SealAge/2, time.Second))
 	defer tick.Stop()
-	maxBytes := min(s.db.MaxBatchSize()/2, 8<<20)
-	maxCount := int(s.db.MaxBatchCount() / 2)
+	const maxBytes, maxCount = 8 << 20, 4096 // one WAL write
 	group := make([]*pending, 0, 256)
 	for {
 		var p *pending
@@ -782,38 +901,33 @@ func (s *Store) committer() {
 	}
 }
 
-// commitGroup writes the group's WAL frames (and any new series) in one
-// Badger transaction.
+// commitGroup writes the group's WAL records (and those of any new
+// series) with one write to the WAL segment, fdatasynced unless the policy
+// is interval.
 func (s *Store) commitGroup(group []*pending) error {
 	start := time.Now()
-	first, defs := s.series.unpersisted()
-	txn := s.db.NewTransaction(true)
-	defer txn.Discard()
-	var buf []byte
+	first, defs := s.series.unwalled()
+	buf := s.walBuf[:0]
 	for i, d := range defs {
-		buf = encodeSeriesDef(nil, d)
-		if err := txn.Set(seriesKeyBytes(int32(first+i)), buf); err != nil {
-			return s.walFailed(fmt.Errorf("wal: write series: %w", err))
-		}
+		buf = appendWALSeries(buf, int32(first+i), d)
 	}
 	seq := s.seq
-	var bytes int
 	for _, p := range group {
 		seq++
 		p.seq = seq
-		bytes += len(p.enc)
-		if err := txn.Set(walKey(seq), p.enc); err != nil {
-			return s.walFailed(fmt.Errorf("wal: write batch %d: %w", seq, err))
-		}
+		buf = appendWALBatch(buf, seq, p.enc)
 	}
-	if err := txn.Commit(); err != nil {
-		return s.walFailed(fmt.Errorf("wal: commit %d batches: %w", len(group), err))
+	if cap(buf) <= 1<<20 {
+		s.walBuf = buf // a rare big group's buffer is not kept
+	}
+	if _, _, err := s.wal.append(s.seq+1, buf, s.cfg.FSync != FSyncInterval); err != nil {
+		return s.walFailed(fmt.Errorf("wal: write %d batches: %w", len(group), err))
 	}
 	s.seq = seq
-	s.series.markPersisted(first + len(defs))
+	s.series.markWalled(first + len(defs))
 	s.m.walCommits.Inc()
 	s.m.walBatches.Add(float64(len(group)))
-	s.m.walBytes.Add(float64(bytes))
+	s.m.walBytes.Add(float64(len(buf)))
 	s.m.walCommitTime.Observe(time.Since(start).Seconds())
 	return nil
 }
@@ -827,7 +941,7 @@ func (s *Store) walFailed(err error) error {
 // maintainHot seals the open chunk by age and applies retention. It runs
 // on the committer goroutine, so chunks reach the writer in seal order.
 func (s *Store) maintainHot(now time.Time) {
-	if c := s.hot.sealOld(now, s.cfg.SealAge); c != nil {
+	if c := s.hot.sealOld(now, s.cfg.SealAge); c != nil { // carries the writer's reference
 		s.m.chunksSealed.WithLabelValues("age").Inc()
 		s.chunkCh <- c
 	}
@@ -840,65 +954,123 @@ func (s *Store) maintainHot(now time.Time) {
 	}
 }
 
-// chunkWriter persists sealed chunks in seal order, then deletes the WAL
-// entries they cover. A failed write is retried: a later chunk must never
-// be persisted before an earlier one, or recovery would skip WAL entries.
+// chunkWriter persists sealed chunks in seal order, a few at a time, then
+// removes the WAL segments they cover. A failed write is retried: a later
+// chunk must never be persisted before an earlier one, or recovery would
+// skip WAL batches.
 func (s *Store) chunkWriter() {
 	defer s.wg.Done()
+	batch := make([]*chunk, 0, 16)
 	for c := range s.chunkCh {
-		if err := s.persistChunk(c); err != nil {
-			// Its samples stay in the WAL and recovery replays them; a later
-			// chunk must not be persisted ahead of it, so stop until restart.
+		batch = append(batch[:0], c)
+	more:
+		for len(batch) < cap(batch) {
+			select {
+			case c, ok := <-s.chunkCh:
+				if !ok {
+					break more
+				}
+				batch = append(batch, c)
+			default:
+				break more
+			}
+		}
+		err := s.persistChunks(batch)
+		for _, c := range batch {
+			c.release()
+		}
+		if err != nil {
+			// Their samples stay in the WAL and recovery replays them; a
+			// later chunk must not be persisted ahead of them, so stop until
+			// restart.
 			s.log.Error("giving up on chunk writes until restart; the WAL keeps growing", "err", err)
-			for range s.chunkCh {
+			for c := range s.chunkCh {
+				c.release()
 			}
 			return
+		}
+		if err := s.trimWAL(); err != nil {
+			s.log.Warn("WAL segments covered by chunks not removed yet", "err", err)
 		}
 	}
 }
 
-// persistChunk writes c, retrying a few times with backoff.
-func (s *Store) persistChunk(c *chunk) error {
+// persistChunks writes cs (in seal order), retrying a few times with
+// backoff.
+func (s *Store) persistChunks(cs []*chunk) error {
 	var err error
 	for attempt := range 5 {
-		if err = s.writeChunk(c); err == nil {
-			s.m.chunkPersist.WithLabelValues("ok").Inc()
+		if err = s.writeChunks(cs); err == nil {
+			s.m.chunkPersist.WithLabelValues("ok").Add(float64(len(cs)))
 			return nil
 		}
 		s.m.chunkPersist.WithLabelValues("error").Inc()
-		s.log.Error("chunk write failed; its samples stay in the WAL", "first_seq", c.firstSeq, "last_seq", c.lastSeq, "err", err)
+		s.log.Error("chunk write failed; its samples stay in the WAL", "first_seq", cs[0].firstSeq,
+			"last_seq", cs[len(cs)-1].lastSeq, "err", err)
 		time.Sleep(time.Duration(50<<attempt) * time.Millisecond)
 	}
 	return err
 }
 
-func (s *Store) writeChunk(c *chunk) error {
-	val, err := encodeChunk(c)
-	if err != nil {
-		return err
+// writeChunks appends the chunks to the chunk log and fdatasyncs it, then
+// records them in Badger (key: metadata; value: location), with the
+// series definitions Badger does not have yet and the last WAL sequence
+// number now covered. A chunk is in Badger only once its bytes are on
+// stable storage.
+func (s *Store) writeChunks(cs []*chunk) error {
+	type written struct {
+		m   chunkMeta
+		loc chunkLoc
 	}
-	m := chunkMeta{firstSeq: c.firstSeq, lastSeq: c.lastSeq, minTS: c.minTS, maxTS: c.maxTS, rows: uint32(c.rows())}
-	e := badger.NewEntry(chunkKey(m), val)
-	if s.cfg.ChunkTTL > 0 {
-		e = e.WithTTL(s.cfg.ChunkTTL)
-	}
-	if err := s.db.Update(func(txn *badger.Txn) error {
-		if err := txn.SetEntry(e); err != nil {
+	out := make([]written, 0, len(cs))
+	for _, c := range cs {
+		buf, err := s.chunkEnc.record(c)
+		if err != nil {
 			return err
 		}
-		return txn.Set(keyChunked, binary.BigEndian.AppendUint64(nil, c.lastSeq))
-	}); err != nil {
+		seg, off, err := s.chunks.append(c.firstSeq, buf, false)
+		if err != nil {
+			return fmt.Errorf("write chunk: %w", err)
+		}
+		m := chunkMeta{firstSeq: c.firstSeq, lastSeq: c.lastSeq, minTS: c.minTS, maxTS: c.maxTS, rows: uint32(c.rows())}
+		out = append(out, written{m, chunkLoc{seg: seg, off: off, n: uint32(len(buf))}})
+	}
+	if err := s.chunks.sync(); err != nil {
 		return fmt.Errorf("write chunk: %w", err)
 	}
-	s.persistedSeq.Store(c.lastSeq)
-	keys := make([][]byte, 0, c.lastSeq-c.firstSeq+1)
-	for seq := c.firstSeq; seq <= c.lastSeq; seq++ {
-		keys = append(keys, walKey(seq))
+	// Series first (a write batch: there may be more than one transaction
+	// holds), then the chunks that use them.
+	first, defs := s.series.unpersisted()
+	if len(defs) > 0 {
+		wb := s.db.NewWriteBatch()
+		for i, d := range defs {
+			if err := wb.Set(seriesKeyBytes(int32(first+i)), encodeSeriesDef(nil, d)); err != nil {
+				wb.Cancel()
+				return fmt.Errorf("record series in badger: %w", err)
+			}
+		}
+		if err := wb.Flush(); err != nil {
+			return fmt.Errorf("record series in badger: %w", err)
+		}
+		s.series.markPersisted(first + len(defs))
 	}
-	if err := s.deleteKeys(keys); err != nil {
-		// Harmless: recovery ignores WAL entries a chunk covers.
-		s.log.Warn("delete WAL entries covered by a chunk", "err", err)
+	last := cs[len(cs)-1].lastSeq
+	err := s.db.Update(func(txn *badger.Txn) error {
+		for _, w := range out {
+			e := badger.NewEntry(chunkKey(w.m), encodeChunkLoc(w.loc))
+			if s.cfg.ChunkTTL > 0 {
+				e = e.WithTTL(s.cfg.ChunkTTL)
+			}
+			if err := txn.SetEntry(e); err != nil {
+				return err
+			}
+		}
+		return txn.Set(keyChunked, binary.BigEndian.AppendUint64(nil, last))
+	})
+	if err != nil {
+		return fmt.Errorf("record chunks in badger: %w", err)
 	}
+	s.persistedSeq.Store(last)
 	return nil
 }
 
@@ -931,8 +1103,8 @@ func (s *Store) windowLoop() {
 	}
 }
 
-// maintenance syncs the WAL under the interval policy and reclaims value
-// log files that deleted WAL entries and expired chunks left mostly empty.
+// maintenance syncs the WAL under the interval policy, removes expired
+// chunk segments, and reclaims Badger value log files.
 func (s *Store) maintenance() {
 	defer s.wg.Done()
 	sync := s.cfg.FSyncInterval
@@ -947,11 +1119,14 @@ func (s *Store) maintenance() {
 		select {
 		case <-syncTick.C:
 			if s.cfg.FSync == FSyncInterval {
-				if err := s.db.Sync(); err != nil {
+				if err := s.wal.sync(); err != nil {
 					s.log.Error("WAL fsync failed", "err", err)
 				}
 			}
-		case <-gcTick.C:
+		case now := <-gcTick.C:
+			if err := s.expireChunkSegments(now); err != nil {
+				s.log.Warn("expire chunk segments", "err", err)
+			}
 			for s.db.RunValueLogGC(0.5) == nil {
 				select {
 				case <-s.stopMaint:
@@ -991,10 +1166,8 @@ func (s *Store) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("featurestore stop: %w", ctx.Err())
 	}
-	if s.cfg.FSync == FSyncInterval {
-		if err := s.db.Sync(); err != nil {
-			return fmt.Errorf("featurestore stop: sync: %w", err)
-		}
+	if err := s.wal.sync(); err != nil {
+		return fmt.Errorf("featurestore stop: sync: %w", err)
 	}
 	return nil
 }
@@ -1006,6 +1179,10 @@ func (s *Store) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		err = s.Stop(ctx)
+		s.hot.close()
+		if cerr := errors.Join(s.wal.close(), s.chunks.close()); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close logs: %w", cerr))
+		}
 		if cerr := s.db.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("close badger: %w", cerr))
 		}

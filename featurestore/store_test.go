@@ -298,8 +298,9 @@ func TestDamagedDataDirectory(t *testing.T) {
 		}
 		return dir
 	}
-	// truncateChunk rewrites the first chunk's value with its first half,
-	// as a torn or damaged write would leave it.
+	// truncateChunk rewrites the first chunk key's value (where the chunk
+	// is in the chunk log) with its first half. TestChunkBytesDamaged
+	// damages the chunk's bytes themselves.
 	truncateChunk := func(t *testing.T, dir string) {
 		db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
 		if err != nil {

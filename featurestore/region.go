@@ -1,0 +1,108 @@
+package featurestore
+
+import (
+	"sync/atomic"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// region is the memory behind one hot-tier chunk's columns. Large regions
+// are anonymous mappings outside the Go heap: the garbage collector neither
+// scans them nor counts them towards its heap goal, so GOGC headroom is
+// not paid on sample data, and the memory goes back to the kernel the
+// moment the last reference is dropped.
+//
+// A region is reference counted. The hot tier holds one reference while
+// the chunk is in memory; every Arrow buffer handed out by SnapshotSamples
+// holds one, released with the record batch; the chunk writer holds one
+// while it encodes the chunk. The memory is unmapped when the count
+// reaches zero, so a batch used after its Release may fault: the Arrow
+// contract (release what you receive, do not use it afterwards) is
+// load-bearing here.
+type region struct {
+	b      []byte
+	mapped bool // b is an anonymous mapping (else Go heap)
+	refs   atomic.Int64
+}
+
+// minMappedRegion is the size from which a region is mapped rather than
+// taken from the Go heap: small, age-sealed chunks are not worth a system
+// call and a page each.
+const minMappedRegion = 64 << 10
+
+// regionsMapped counts live mapped bytes (tests check that everything is
+// returned).
+var regionsMapped atomic.Int64
+
+// newRegion returns a zeroed region of n bytes with one reference.
+func newRegion(n int) *region {
+	r := &region{}
+	if n >= minMappedRegion {
+		if b, err := mapAnon(n); err == nil {
+			r.b, r.mapped = b, true
+			regionsMapped.Add(int64(len(b)))
+		}
+	}
+	if r.b == nil {
+		r.b = make([]byte, n)
+	}
+	r.refs.Store(1)
+	return r
+}
+
+// size is the bytes the region occupies (a mapping is whole pages). The
+// slice header never changes after newRegion, so this is safe to read
+// while another goroutine releases the region.
+func (r *region) size() int64 { return int64(len(r.b)) }
+
+// retain adds a reference; the caller already holds one.
+func (r *region) retain() { r.refs.Add(1) }
+
+// tryRetain adds a reference unless the region was already freed. Readers
+// that found the region through the hot tier's view (without holding a
+// reference) use it, because retention may release the tier's reference
+// concurrently.
+func (r *region) tryRetain() bool {
+	for {
+		n := r.refs.Load()
+		if n <= 0 {
+			return false
+		}
+		if r.refs.CompareAndSwap(n, n+1) {
+			return true
+		}
+	}
+}
+
+// release drops a reference and frees the memory with the last one.
+func (r *region) release() {
+	n := r.refs.Add(-1)
+	if n > 0 {
+		return
+	}
+	if n < 0 {
+		panic("featurestore: region released too often")
+	}
+	if r.mapped {
+		regionsMapped.Add(-int64(len(r.b)))
+		unmap(r.b)
+	}
+}
+
+// buffer wraps b (a part of the region) as an Arrow buffer that holds a
+// reference to the region until Arrow releases it. The caller passes a
+// reference it already took.
+func (r *region) buffer(b []byte) *memory.Buffer {
+	return memory.NewBufferWithAllocator(b, regionRef{r})
+}
+
+// regionRef is the memory.Allocator behind region buffers: freeing the
+// buffer releases the region reference it held. Buffers built on it are
+// never resized.
+type regionRef struct{ r *region }
+
+func (a regionRef) Allocate(int) []byte { panic("featurestore: region buffers do not allocate") }
+func (a regionRef) Reallocate(int, []byte) []byte {
+	panic("featurestore: region buffers do not reallocate")
+}
+func (a regionRef) Free([]byte) { a.r.release() }

@@ -1,0 +1,10 @@
+//go:build !unix
+
+package featurestore
+
+import "errors"
+
+// mapAnon is not available: regions fall back to the Go heap.
+func mapAnon(int) ([]byte, error) { return nil, errors.New("anonymous mappings not supported") }
+
+func unmap([]byte) {}
