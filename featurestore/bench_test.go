@@ -3,11 +3,9 @@ package featurestore
 import (
 	"context"
 	"fmt"
-	"os"
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -171,23 +169,34 @@ func benchWindowClose(b *testing.B, ents int) {
 	}
 }
 
-// BenchmarkTenMillion appends 10M samples (10,000 series) through Append,
-// reports the hot tier's bytes per sample (its own accounting, the Go heap
-// growth and the process RSS growth), then closes the store and measures a
-// restart: Open (recovery) + Start until Append works. Run it with
-// -benchtime=1x.
+// BenchmarkTenMillion appends 10M samples (10,000 series) through Append
+// and reports what they cost in memory, then closes the store and measures
+// a restart: Open (recovery) + Start until Append works. Run it alone, in
+// its own process (VmHWM is the process's peak), with -benchtime=1x:
+//
+//	go test -tags duckdb_arrow ./featurestore -run '^$' -bench TenMillion -benchtime 1x -count 5
+//
+// Memory is read from /proc/self/status and /proc/self/smaps (Linux):
+//
+//	fixed-MiB          RSS of the running, empty store minus the process before Open
+//	rss-B/sample       VmRSS after the appends minus the running empty store, per sample
+//	hwm-B/sample       VmHWM (peak) after the appends minus the running empty store, per sample
+//	anon-B/sample      the anonymous part of that growth (hot tier, Go heap, Badger memtables)
+//	file-B/sample      the part in mapped files (Badger's tables, memtable and value log files)
+//	goheap-B/sample    growth of the Go heap's live objects
+//	hot-B/sample       the hot tier's own accounting
 func BenchmarkTenMillion(b *testing.B) {
 	const total, batchN = 10_000_000, 10000
 	for b.Loop() {
 		dir := b.TempDir()
 		cfg := Config{FSync: FSyncInterval, MemoryBudget: 1 << 30, RetentionAge: 24 * time.Hour}
 		runtime.GC()
-		var m0 runtime.MemStats
-		runtime.ReadMemStats(&m0)
-		rss0 := rssBytes()
+		m0 := readMem()
 		s, _ := openStore(b, dir, cfg, nil)
 		start(b, s)
 		batch := benchBatch(batchN, 10000, testBase)
+		runtime.GC()
+		m1 := readMem()
 		begin := time.Now()
 		cpu0 := cpuTime()
 		for range total / batchN {
@@ -198,20 +207,24 @@ func BenchmarkTenMillion(b *testing.B) {
 		}
 		appendTime := time.Since(begin)
 		appendCPU := cpuTime() - cpu0
-		runtime.GC()
-		var m1 runtime.MemStats
-		runtime.ReadMemStats(&m1)
+		m2 := readMem()
 		rows, hotBytes := s.hot.usage()
 		if rows != total {
 			b.Fatalf("hot tier holds %d rows, want %d", rows, total)
 		}
+		per := func(v int64) float64 { return float64(v) / total }
 		b.ReportMetric(float64(total)/appendTime.Seconds(), "append-samples/s")
 		b.ReportMetric(float64(total)/appendCPU.Seconds(), "append-samples/cpu-s")
-		b.ReportMetric(float64(hotBytes)/total, "hot-B/sample")
-		b.ReportMetric(float64(int64(m1.HeapAlloc)-int64(m0.HeapAlloc))/total, "heap-B/sample")
-		rss1 := rssBytes()
-		b.ReportMetric(float64(rss1.total-rss0.total)/total, "rss-B/sample")
-		b.ReportMetric(float64(rss1.anon-rss0.anon)/total, "rss-anon-B/sample")
+		b.ReportMetric(float64(m1.rss-m0.rss)/(1<<20), "fixed-MiB")
+		b.ReportMetric(per(m2.rss-m1.rss), "rss-B/sample")
+		b.ReportMetric(per(m2.hwm-m1.rss), "hwm-B/sample")
+		b.ReportMetric(per(m2.anon-m1.anon), "anon-B/sample")
+		b.ReportMetric(per(m2.file()-m1.file()), "file-B/sample")
+		b.ReportMetric(per(m2.goHeap-m1.goHeap), "goheap-B/sample")
+		b.ReportMetric(per(hotBytes), "hot-B/sample")
+		b.Logf("before Open: %v", m0)
+		b.Logf("running, empty: %v", m1)
+		b.Logf("after %d samples: %v", total, m2)
 		if err := s.Close(); err != nil {
 			b.Fatal(err)
 		}
@@ -239,32 +252,6 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-type rss struct{ total, anon int64 }
-
-// rssBytes reads the resident set size, and its anonymous part (heap, not
-// mmapped files), from /proc/self/status (Linux).
-func rssBytes() rss {
-	var r rss
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return r
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "VmRSS:":
-			r.total = kb << 10
-		case "RssAnon:":
-			r.anon = kb << 10
-		}
-	}
-	return r
 }
 
 // BenchmarkWindowEngineClose drives the window engine alone (no WAL, no
