@@ -75,9 +75,9 @@ embedded examples/demo.yaml, and the decisions printed live as they land on
 NATS, in the format of netfeat watch.
 
 The devices follow examples/demo-scenarios/: a steady load, then a congestion
-episode on the Nokia's uplink (0:20–1:20) and, on the Cisco, input errors
+episode on the Nokia's uplink (0:20–1:35) and, on the Cisco, input errors
 climbing (0:45) before a link goes down (1:00–1:40); the timeline repeats
-every two minutes. --speed N plays it N times faster.
+every three minutes. --speed N plays it N times faster.
 
 Only decisions with an action are printed (--all prints every one), with a
 status line every 15 s; at the end, a summary per model and device and what

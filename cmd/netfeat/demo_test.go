@@ -146,7 +146,7 @@ func TestDemoSummary(t *testing.T) {
 	for _, want := range []string{
 		"ran 2m0s; 5 decisions, 4 with an action; the first decision came 6s after the start",
 		"congestion  nokia-7210",
-		"nokia-7210/to_bng-a: congestion 0:20–1:20",
+		"nokia-7210/to_bng-a: congestion 0:20–1:35",
 		"→ congestion reroute ×2, first at +0:27",
 		"cisco-xr1/GigabitEthernet0/0/0/1: link-down 1:00–1:40\n      → link_down reroute ×1, first at +1:03",
 		"== actions on other interfaces\n   ericsson-ml/LANXPort:slot=1;port=2\n      → link_down reroute ×1, first at +1:10",
