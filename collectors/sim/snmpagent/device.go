@@ -13,6 +13,7 @@ import (
 	"github.com/gosnmp/gosnmp"
 
 	"github.com/netfeat/netfeat/collectors/sim/scenario"
+	"github.com/netfeat/netfeat/collectors/snmp/snmpwire"
 	"github.com/netfeat/netfeat/recording"
 )
 
@@ -391,7 +392,7 @@ func (d *Device) counterPDU(e *entry, v uint64) gosnmp.SnmpPDU {
 // an agent does not answer); err then says why.
 func (d *Device) Handle(msg []byte) ([]byte, error) {
 	d.st.requests.Add(1)
-	ver, err := peekVersion(msg)
+	ver, err := snmpwire.PeekVersion(msg)
 	if err != nil {
 		d.st.malformed.Add(1)
 		return nil, fmt.Errorf("malformed message: %w", err)
@@ -445,30 +446,30 @@ func (d *Device) handleV3(msg []byte) ([]byte, error) {
 		d.st.badVersion.Add(1)
 		return nil, errors.New("v3 is disabled")
 	}
-	h, err := peekV3(msg)
+	h, err := snmpwire.PeekV3(msg)
 	if err != nil {
 		d.st.malformed.Add(1)
 		return nil, fmt.Errorf("malformed v3 message: %w", err)
 	}
-	if h.secModel != int64(gosnmp.UserSecurityModel) {
+	if h.SecModel != int64(gosnmp.UserSecurityModel) {
 		d.st.malformed.Add(1)
-		return nil, fmt.Errorf("security model %d is not USM", h.secModel)
+		return nil, fmt.Errorf("security model %d is not USM", h.SecModel)
 	}
 	c := d.clockAt(d.opt.Now())
-	level := gosnmp.SnmpV3MsgFlags(h.flags) & gosnmp.AuthPriv
-	if h.engineID != d.engineID {
+	level := gosnmp.SnmpV3MsgFlags(h.Flags) & gosnmp.AuthPriv
+	if h.EngineID != d.engineID {
 		// Engine discovery (RFC 3414 4) or a stale engine ID.
 		n := d.st.unknownEngine.Add(1)
 		return d.report(h, c, oidUnknownEngineIDs, n, "unknown engine ID (discovery)")
 	}
-	u := d.users[h.user]
+	u := d.users[h.User]
 	if u == nil {
 		n := d.st.unknownUser.Add(1)
-		return d.report(h, c, oidUnknownUserNames, n, fmt.Sprintf("unknown user %q", h.user))
+		return d.report(h, c, oidUnknownUserNames, n, fmt.Sprintf("unknown user %q", h.User))
 	}
 	if level != u.level {
 		n := d.st.badSecLevel.Add(1)
-		return d.report(h, c, oidUnsupportedSecLevels, n, fmt.Sprintf("user %q: security level %v, want %v", h.user, level, u.level))
+		return d.report(h, c, oidUnsupportedSecLevels, n, fmt.Sprintf("user %q: security level %v, want %v", h.User, level, u.level))
 	}
 	req, err := u.dec.UnmarshalTrap(bytes.Clone(msg), true)
 	if err != nil {
@@ -484,16 +485,16 @@ func (d *Device) handleV3(msg []byte) ([]byte, error) {
 		return nil, fmt.Errorf("malformed v3 message: %w", err)
 	}
 	budget := d.opt.MaxMessageSize
-	if h.maxSize > 0 && int(h.maxSize) < budget {
-		budget = int(h.maxSize)
+	if h.MaxSize > 0 && int(h.MaxSize) < budget {
+		budget = int(h.MaxSize)
 	}
-	budget -= 160 + 2*len(d.engineID) + len(h.user) + len(req.ContextName)
+	budget -= 160 + 2*len(d.engineID) + len(h.User) + len(req.ContextName)
 	resp, err := d.process(req, c, budget)
 	if resp == nil {
 		return nil, err
 	}
 	resp.Version = gosnmp.Version3
-	resp.MsgID = uint32(h.msgID)
+	resp.MsgID = uint32(h.MsgID)
 	resp.MsgFlags = u.level
 	resp.SecurityModel = gosnmp.UserSecurityModel
 	resp.ContextEngineID = d.engineID
@@ -529,24 +530,24 @@ func (d *Device) usmFor(u *v3user, c clock) *gosnmp.UsmSecurityParameters {
 // report answers a v3 message that failed USM processing with an
 // unauthenticated Report PDU carrying the statistic (RFC 3414 3.2), when
 // the message was reportable.
-func (d *Device) report(h v3Header, c clock, oid string, count uint64, why string) ([]byte, error) {
-	if h.flags&byte(gosnmp.Reportable) == 0 {
+func (d *Device) report(h snmpwire.V3Header, c clock, oid string, count uint64, why string) ([]byte, error) {
+	if h.Flags&byte(gosnmp.Reportable) == 0 {
 		return nil, errors.New(why + " (not reportable, dropped)")
 	}
 	reqID := uint32(0)
-	if h.requestID >= 0 {
-		reqID = uint32(h.requestID)
+	if h.RequestID >= 0 {
+		reqID = uint32(h.RequestID)
 	}
 	pkt := &gosnmp.SnmpPacket{
 		Version:       gosnmp.Version3,
 		MsgFlags:      gosnmp.NoAuthNoPriv,
 		SecurityModel: gosnmp.UserSecurityModel,
-		MsgID:         uint32(h.msgID),
+		MsgID:         uint32(h.MsgID),
 		SecurityParameters: &gosnmp.UsmSecurityParameters{
 			AuthoritativeEngineID:    d.engineID,
 			AuthoritativeEngineBoots: c.engineBoots(),
 			AuthoritativeEngineTime:  c.engineTime(),
-			UserName:                 h.user,
+			UserName:                 h.User,
 		},
 		ContextEngineID: d.engineID,
 		PDUType:         gosnmp.Report,
