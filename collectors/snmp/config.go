@@ -13,6 +13,7 @@ import (
 	"github.com/gosnmp/gosnmp"
 	"gopkg.in/yaml.v3"
 
+	"github.com/netfeat/netfeat/collectors/snmp/snmpwire"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -321,10 +322,10 @@ func (v *V3) resolve(field string) (*usm, error) {
 		errs = append(errs, schema.Errorf(field+".user", "is required"))
 	}
 	var err error
-	if u.auth, err = authProtocol(v.AuthProtocol); err != nil {
+	if u.auth, err = snmpwire.AuthProtocol(v.AuthProtocol); err != nil {
 		errs = append(errs, &schema.FieldError{Field: field + ".auth_protocol", Err: err})
 	}
-	if u.priv, err = privProtocol(v.PrivProtocol); err != nil {
+	if u.priv, err = snmpwire.PrivProtocol(v.PrivProtocol); err != nil {
 		errs = append(errs, &schema.FieldError{Field: field + ".priv_protocol", Err: err})
 	}
 	u.level = gosnmp.NoAuthNoPriv
@@ -438,44 +439,4 @@ func hexBytes(s string) ([]byte, error) {
 		b[i] = byte(v)
 	}
 	return b, nil
-}
-
-func authProtocol(s string) (gosnmp.SnmpV3AuthProtocol, error) {
-	switch strings.ToUpper(s) {
-	case "", "NONE":
-		return gosnmp.NoAuth, nil
-	case "MD5":
-		return gosnmp.MD5, nil
-	case "SHA", "SHA1":
-		return gosnmp.SHA, nil
-	case "SHA224":
-		return gosnmp.SHA224, nil
-	case "SHA256":
-		return gosnmp.SHA256, nil
-	case "SHA384":
-		return gosnmp.SHA384, nil
-	case "SHA512":
-		return gosnmp.SHA512, nil
-	}
-	return 0, fmt.Errorf("unknown authentication protocol %q (want MD5, SHA, SHA224, SHA256, SHA384 or SHA512)", s)
-}
-
-func privProtocol(s string) (gosnmp.SnmpV3PrivProtocol, error) {
-	switch strings.ToUpper(s) {
-	case "", "NONE":
-		return gosnmp.NoPriv, nil
-	case "DES":
-		return gosnmp.DES, nil
-	case "AES", "AES128":
-		return gosnmp.AES, nil
-	case "AES192":
-		return gosnmp.AES192, nil
-	case "AES256":
-		return gosnmp.AES256, nil
-	case "AES192C":
-		return gosnmp.AES192C, nil
-	case "AES256C":
-		return gosnmp.AES256C, nil
-	}
-	return 0, fmt.Errorf("unknown privacy protocol %q (want DES, AES, AES192, AES256, AES192C or AES256C)", s)
 }

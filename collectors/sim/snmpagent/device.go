@@ -205,11 +205,11 @@ func (d *Device) newUser(u User) (*v3user, error) {
 	if u.Name == "" {
 		return nil, errors.New("user name is required")
 	}
-	auth, err := AuthProtocol(u.AuthProtocol)
+	auth, err := snmpwire.AuthProtocol(u.AuthProtocol)
 	if err != nil {
 		return nil, err
 	}
-	priv, err := PrivProtocol(u.PrivProtocol)
+	priv, err := snmpwire.PrivProtocol(u.PrivProtocol)
 	if err != nil {
 		return nil, err
 	}
@@ -246,48 +246,6 @@ func (d *Device) newUser(u User) (*v3user, error) {
 		SecurityParameters: sp,
 	}
 	return &v3user{name: u.Name, level: level, dec: dec, sp: sp}, nil
-}
-
-// AuthProtocol parses an SNMPv3 authentication protocol name.
-func AuthProtocol(s string) (gosnmp.SnmpV3AuthProtocol, error) {
-	switch strings.ToUpper(s) {
-	case "", "NONE":
-		return gosnmp.NoAuth, nil
-	case "MD5":
-		return gosnmp.MD5, nil
-	case "SHA", "SHA1":
-		return gosnmp.SHA, nil
-	case "SHA224":
-		return gosnmp.SHA224, nil
-	case "SHA256":
-		return gosnmp.SHA256, nil
-	case "SHA384":
-		return gosnmp.SHA384, nil
-	case "SHA512":
-		return gosnmp.SHA512, nil
-	}
-	return 0, fmt.Errorf("unknown authentication protocol %q (want MD5, SHA, SHA224, SHA256, SHA384 or SHA512)", s)
-}
-
-// PrivProtocol parses an SNMPv3 privacy protocol name.
-func PrivProtocol(s string) (gosnmp.SnmpV3PrivProtocol, error) {
-	switch strings.ToUpper(s) {
-	case "", "NONE":
-		return gosnmp.NoPriv, nil
-	case "DES":
-		return gosnmp.DES, nil
-	case "AES", "AES128":
-		return gosnmp.AES, nil
-	case "AES192":
-		return gosnmp.AES192, nil
-	case "AES256":
-		return gosnmp.AES256, nil
-	case "AES192C":
-		return gosnmp.AES192C, nil
-	case "AES256C":
-		return gosnmp.AES256C, nil
-	}
-	return 0, fmt.Errorf("unknown privacy protocol %q (want DES, AES, AES192, AES256, AES192C or AES256C)", s)
 }
 
 // Name returns the device's name.
