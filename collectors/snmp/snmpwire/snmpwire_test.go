@@ -85,3 +85,26 @@ func TestInt(t *testing.T) {
 		}
 	}
 }
+
+func TestProtocolNames(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		auth gosnmp.SnmpV3AuthProtocol
+		ok   bool
+	}{{"", gosnmp.NoAuth, true}, {"sha", gosnmp.SHA, true}, {"SHA1", gosnmp.SHA, true}, {"Sha256", gosnmp.SHA256, true}, {"SHA-256", 0, false}} {
+		got, err := AuthProtocol(tc.in)
+		if (err == nil) != tc.ok || got != tc.auth {
+			t.Errorf("AuthProtocol(%q) = %v, %v", tc.in, got, err)
+		}
+	}
+	for _, tc := range []struct {
+		in   string
+		priv gosnmp.SnmpV3PrivProtocol
+		ok   bool
+	}{{"none", gosnmp.NoPriv, true}, {"aes", gosnmp.AES, true}, {"AES128", gosnmp.AES, true}, {"aes256c", gosnmp.AES256C, true}, {"3DES", 0, false}} {
+		got, err := PrivProtocol(tc.in)
+		if (err == nil) != tc.ok || got != tc.priv {
+			t.Errorf("PrivProtocol(%q) = %v, %v", tc.in, got, err)
+		}
+	}
+}
