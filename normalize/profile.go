@@ -326,7 +326,7 @@ func (p *Profile) Validate() error {
 		errs = append(errs, schema.Errorf("name", "must match %s, got %q", profileNameRE, p.Name))
 	}
 	for i, o := range p.Match.SysObjectID {
-		if !validOID(o) {
+		if !schema.ValidOID(o) {
 			errs = append(errs, schema.Errorf(fmt.Sprintf("match.sys_object_id[%d]", i), "not a dotted OID: %q", o))
 		}
 	}
@@ -344,28 +344,28 @@ func (p *Profile) Validate() error {
 			errs = append(errs, schema.Errorf(f+".oids", "at least one OID required"))
 		}
 		for j, o := range n.OIDs {
-			if !validOID(o) {
+			if !schema.ValidOID(o) {
 				errs = append(errs, schema.Errorf(fmt.Sprintf("%s.oids[%d]", f, j), "not a dotted OID: %q", o))
 			}
 		}
 	}
 	for i, o := range p.SNMP.Ignore {
-		if !validOID(o) {
+		if !schema.ValidOID(o) {
 			errs = append(errs, schema.Errorf(fmt.Sprintf("snmp.ignore[%d]", i), "not a dotted OID: %q", o))
 		}
 	}
 	for i, m := range p.SNMP.Metrics {
 		f := fmt.Sprintf("snmp.metrics[%d]", i)
-		if !validOID(m.OID) {
+		if !schema.ValidOID(m.OID) {
 			errs = append(errs, schema.Errorf(f+".oid", "not a dotted OID: %q", m.OID))
 		}
 		for j, o := range m.Plus {
-			if !validOID(o) {
+			if !schema.ValidOID(o) {
 				errs = append(errs, schema.Errorf(fmt.Sprintf("%s.plus[%d]", f, j), "not a dotted OID: %q", o))
 			}
 		}
 		for j, o := range m.Minus {
-			if !validOID(o) {
+			if !schema.ValidOID(o) {
 				errs = append(errs, schema.Errorf(fmt.Sprintf("%s.minus[%d]", f, j), "not a dotted OID: %q", o))
 			}
 		}
@@ -425,27 +425,6 @@ func (c *Conversion) validate(f string, names []NameTable, gnmi bool) []error {
 		errs = append(errs, schema.Errorf(f+".component", "%v", err))
 	}
 	return errs
-}
-
-func validOID(s string) bool {
-	if s == "" {
-		return false
-	}
-	prevDot := true
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '.':
-			if prevDot {
-				return false
-			}
-			prevDot = true
-		case c >= '0' && c <= '9':
-			prevDot = false
-		default:
-			return false
-		}
-	}
-	return !prevDot
 }
 
 // segKind is the kind of one piece of a component template.

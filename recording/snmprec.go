@@ -108,7 +108,7 @@ func parseSNMPRecLine(text string) (SNMPRecord, error) {
 		return SNMPRecord{}, fmt.Errorf("%w: want OID|TAG|VALUE, got %.40q", ErrSyntax, text)
 	}
 	oid = strings.TrimPrefix(oid, ".")
-	if !validOID(oid) {
+	if !schema.ValidOID(oid) {
 		return SNMPRecord{}, fmt.Errorf("%w: bad OID %.60q", ErrSyntax, oid)
 	}
 	rec := SNMPRecord{OID: oid}
@@ -149,7 +149,7 @@ func parseSNMPRecLine(text string) (SNMPRecord, error) {
 	case TagNull:
 	case TagOID:
 		v := strings.TrimPrefix(value, ".")
-		if !validOID(v) {
+		if !schema.ValidOID(v) {
 			err = fmt.Errorf("bad OBJECT IDENTIFIER value %.60q", value)
 		}
 		rec.Bytes = []byte(v)
@@ -177,27 +177,6 @@ func parseSNMPRecLine(text string) (SNMPRecord, error) {
 		return SNMPRecord{}, fmt.Errorf("%w: OID %s: %v", ErrSyntax, oid, err)
 	}
 	return rec, nil
-}
-
-func validOID(s string) bool {
-	if s == "" {
-		return false
-	}
-	prevDot := true
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '.':
-			if prevDot {
-				return false
-			}
-			prevDot = true
-		case c >= '0' && c <= '9':
-			prevDot = false
-		default:
-			return false
-		}
-	}
-	return !prevDot
 }
 
 // Observation converts the record into the raw observation a poller would

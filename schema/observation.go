@@ -128,3 +128,27 @@ type ObservationSinkFunc func(ctx context.Context, batch []Observation) error
 func (f ObservationSinkFunc) Observe(ctx context.Context, batch []Observation) error {
 	return f(ctx, batch)
 }
+
+// ValidOID reports whether s is a numeric object identifier in the form
+// Observation.Path uses for SNMP: dot-separated decimal arcs, no leading
+// or trailing dot ("1.3.6.1.2.1.1.3.0").
+func ValidOID(s string) bool {
+	if s == "" {
+		return false
+	}
+	prevDot := true
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '.':
+			if prevDot {
+				return false
+			}
+			prevDot = true
+		case c >= '0' && c <= '9':
+			prevDot = false
+		default:
+			return false
+		}
+	}
+	return !prevDot
+}
