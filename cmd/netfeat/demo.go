@@ -445,6 +445,7 @@ func printBanner(out io.Writer, o demoOptions, sims *demoSims, scenarios []demoS
 	fmt.Fprintln(out, "== while it runs, in another terminal")
 	fmt.Fprintf(out, "   %s watch --nats %s --actions-only\n", self, natsURL)
 	fmt.Fprintf(out, "   nats sub 'netfeat.decisions.>' --server %s\n", natsURL)
+	fmt.Fprintf(out, "   %s query --server %s \"SELECT model, action, count(*) FROM decisions GROUP BY ALL ORDER BY ALL\"\n", self, httpURL)
 	fmt.Fprintf(out, "   %s query --server %s \"SELECT * FROM devices\"\n", self, httpURL)
 	fmt.Fprintf(out, "   %s models list --server %s\n", self, httpURL)
 	fmt.Fprintf(out, "   curl -s %s/metrics | grep ^netfeat_\n", httpURL)
@@ -556,17 +557,24 @@ func (t *demoTally) summary(out io.Writer, ran time.Duration, scenarios []demoSc
 	scripted := map[string]bool{}
 	for _, ds := range scenarios {
 		byIface := map[string][]string{}
+		begins := map[string]time.Duration{}
 		var order []string
 		for _, e := range ds.sc.Events {
 			if byIface[e.Interface] == nil {
 				order = append(order, e.Interface)
+				begins[e.Interface] = e.At
 			}
 			byIface[e.Interface] = append(byIface[e.Interface], e.String())
+			begins[e.Interface] = min(begins[e.Interface], e.At)
 		}
 		for _, iface := range order {
 			entity := ds.device.target + "/" + iface
 			scripted[entity] = true
 			fmt.Fprintf(out, "   %s\n", strings.Join(prefixAll(ds.device.target+"/", byIface[iface]), "\n   "))
+			if ran < begins[iface] && len(t.byEntity[entity]) == 0 {
+				fmt.Fprintln(out, "      → not reached: the run ended before it began")
+				continue
+			}
 			t.printActions(out, entity)
 		}
 	}

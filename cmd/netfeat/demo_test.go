@@ -155,13 +155,20 @@ func TestDemoSummary(t *testing.T) {
 			t.Errorf("summary lacks %q:\n%s", want, text)
 		}
 	}
-	// Nothing went wrong anywhere else: the summary says so.
+	// Nothing went wrong anywhere else: the summary says so; the link
+	// fault (from 0:45) was reached but not acted on.
 	quiet := newDemoTally(start)
 	quiet.observe(dec("congestion", "nokia-7210", "to_bng-a", "reroute"), start.Add(27*time.Second))
 	out.Reset()
 	quiet.summary(&out, time.Minute, scenarios)
-	if !strings.Contains(out.String(), "no action anywhere else") || !strings.Contains(out.String(), "→ no decision with an action") {
+	if !strings.Contains(out.String(), "no action anywhere else") || !strings.Contains(out.String(), "link-down 1:00–1:40\n      → no decision with an action") {
 		t.Errorf("quiet summary:\n%s", out.String())
+	}
+	// Stopped before the first incident: the summary does not blame the models.
+	out.Reset()
+	newDemoTally(start).summary(&out, 10*time.Second, scenarios)
+	if got := strings.Count(out.String(), "→ not reached: the run ended before it began"); got != 2 {
+		t.Errorf("summary of a 10 s run says %d incidents were not reached, want 2:\n%s", got, out.String())
 	}
 }
 
