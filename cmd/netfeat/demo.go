@@ -9,6 +9,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -156,6 +157,11 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 		defer os.RemoveAll(dataDir)
 	}
 	quietGlog(dataDir)
+	for _, l := range []struct{ addr, flag string }{{o.natsListen, "--nats-listen"}, {o.httpListen, "--http-listen"}} {
+		if err := checkFree(l.addr); err != nil {
+			return fmt.Errorf("%w (another netfeat running? %s chooses another address)", err, l.flag)
+		}
+	}
 
 	scenarios, err := demoScenarios(o.speed)
 	if err != nil {
@@ -180,9 +186,6 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 		return err
 	}
 	if err := svc.Start(ctx); err != nil {
-		if strings.Contains(err.Error(), "address already in use") {
-			err = fmt.Errorf("%w (another netfeat running? choose other ports with --http-listen and --nats-listen)", err)
-		}
 		return err
 	}
 	stopped := false
@@ -245,6 +248,17 @@ loop:
 	}
 	tally.summary(out, ran, scenarios)
 	return nil
+}
+
+// checkFree fails when addr cannot be listened on (most often: in use),
+// before anything starts, so the demo does not stop half-way with a
+// component's timeout.
+func checkFree(addr string) error {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %s: %w", addr, err)
+	}
+	return l.Close()
 }
 
 // quietGlog sends the glog output of openconfig's gNMI packages (one line

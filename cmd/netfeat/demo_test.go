@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -169,6 +170,33 @@ func TestDemoSummary(t *testing.T) {
 	newDemoTally(start).summary(&out, 10*time.Second, scenarios)
 	if got := strings.Count(out.String(), "→ not reached: the run ended before it began"); got != 2 {
 		t.Errorf("summary of a 10 s run says %d incidents were not reached, want 2:\n%s", got, out.String())
+	}
+}
+
+// TestDemoRefusesBusyPorts checks that a port in use is reported at once,
+// naming the flag that moves it.
+func TestDemoRefusesBusyPorts(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	for _, flag := range []string{"--nats-listen", "--http-listen"} {
+		root := newRootCmd()
+		var out bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&out)
+		args := []string{"demo", "--duration", "1s", "--recordings", filepath.Join("..", "..", "testdata", "snmp"),
+			"--nats-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"}
+		root.SetArgs(append(args, flag, busy.Addr().String()))
+		t0 := time.Now()
+		err := root.ExecuteContext(context.Background())
+		if err == nil || !strings.Contains(err.Error(), busy.Addr().String()) || !strings.Contains(err.Error(), flag+" chooses another address") {
+			t.Fatalf("demo with %s on a busy port: %v", flag, err)
+		}
+		if d := time.Since(t0); d > 2*time.Second {
+			t.Fatalf("the busy port was reported after %v, want at once", d)
+		}
 	}
 }
 
