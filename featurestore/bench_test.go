@@ -304,3 +304,115 @@ func BenchmarkWindowEngineClose(b *testing.B) {
 		})
 	}
 }
+
+// interfaceView is the shipped congestion model's view (docs/inference.md).
+var interfaceView = schema.FeatureView{
+	Name: "interface_1m", Entity: schema.EntityComponent,
+	Metrics: []string{"interface.in.utilization", "interface.out.utilization",
+		"interface.in.errors_ps", "interface.out.discards_ps"},
+	Aggregations: []schema.Aggregation{schema.AggMean, schema.AggMax},
+	Windows:      []time.Duration{time.Minute}, Hop: 10 * time.Second,
+}
+
+// BenchmarkWindowCloseSteady measures window close → subscriber at a
+// steady 100,000 samples/s: a batch of 100 samples (25 interfaces × 4
+// metrics of interfaceView, one sample each) every millisecond of wall
+// clock, the samples of a batch spread over 1/6 of a hop of event time
+// (event time runs faster than the wall clock, so that a hop closes every
+// 6 ms). The batch that crosses a hop boundary holds the closing window's
+// last samples and the first samples past it, so it closes 25 windows:
+// 4,166 rows/s, each summarising 24 samples. Latency runs from the start
+// of that batch's Append call to each subscriber call, over every row. One
+// op is one batch; run with a fixed count:
+//
+//	go test -tags duckdb_arrow ./featurestore -run '^$' -bench WindowCloseSteady -benchtime 10000x -count 5
+func BenchmarkWindowCloseSteady(b *testing.B) {
+	const ents, perSec = 25, 100_000
+	v := interfaceView
+	s, _ := openStore(b, b.TempDir(), Config{}, []schema.FeatureView{v})
+	var mu sync.Mutex
+	var appendStart int64 // Unix ns of the current Append call
+	lat := make([]float64, 0, 1<<17)
+	fromCommit := make([]float64, 0, 1<<17)
+	s.closeHook = func(d time.Duration) { fromCommit = append(fromCommit, float64(d.Nanoseconds())/1e3) }
+	rows := 0
+	s.Subscribe(func(*schema.FeatureRow) {
+		now := time.Now().UnixNano()
+		mu.Lock()
+		lat = append(lat, float64(now-appendStart)/1e3)
+		rows++
+		mu.Unlock()
+	})
+	start(b, s)
+	batch := make([]schema.Sample, 0, ents*len(v.Metrics))
+	for e := range ents {
+		for _, m := range v.Metrics {
+			batch = append(batch, schema.Sample{Entity: schema.Entity{Device: "pe" + strconv.Itoa(e/5), Component: "Gi0/0/0/" + strconv.Itoa(e%5)}, Metric: m})
+		}
+	}
+	hop := int64(v.Hop)
+	step := hop / 6 // event time per batch
+	ts := (testBase/hop)*hop - step/2
+	interval := time.Second / time.Duration(perSec/len(batch))
+	send := func() {
+		for i := range batch {
+			batch[i].TS = ts + int64(i)*step/int64(len(batch))
+			batch[i].IngestTS, batch[i].Value = time.Now().UnixNano(), float64(i%7)/10
+		}
+		mu.Lock()
+		appendStart = time.Now().UnixNano()
+		mu.Unlock()
+		if err := s.Append(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+		ts += step
+	}
+	for range 12 { // fill a window and close a few
+		send()
+	}
+	mu.Lock()
+	lat, rows, fromCommit = lat[:0], 0, fromCommit[:0]
+	mu.Unlock()
+	cpu0 := cpuTime()
+	begin := time.Now()
+	n := 0
+	b.ResetTimer()
+	for b.Loop() {
+		if d := time.Until(begin.Add(time.Duration(n) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		send()
+		n++
+	}
+	b.StopTimer()
+	wall := time.Since(begin)
+	cpu := cpuTime() - cpu0
+	want := n / 6 * ents
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		got := rows
+		mu.Unlock()
+		if got >= want || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lat) < want {
+		b.Fatalf("%d rows delivered, want at least %d", len(lat), want)
+	}
+	slices.Sort(lat)
+	q := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	b.ReportMetric(q(0.50), "p50-µs")
+	b.ReportMetric(q(0.99), "p99-µs")
+	b.ReportMetric(q(0.999), "p999-µs")
+	b.ReportMetric(lat[len(lat)-1], "max-µs")
+	// The window engine's share: from the end of the WAL commit.
+	slices.Sort(fromCommit)
+	b.ReportMetric(fromCommit[len(fromCommit)/2], "commit-p50-µs")
+	b.ReportMetric(fromCommit[len(fromCommit)*99/100], "commit-p99-µs")
+	b.ReportMetric(float64(n*len(batch))/wall.Seconds(), "samples/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(n*len(batch)), "cpu-ns/sample")
+}

@@ -23,6 +23,11 @@ type storeMetrics struct {
 	rowsUnpersist  *prometheus.CounterVec // view
 	damaged        *prometheus.CounterVec // kind
 	recoverSeconds prometheus.Gauge
+
+	// Per view (index in Store.views), resolved once: the window path does
+	// not look labels up per row.
+	closed      [][2]prometheus.Counter // [watermark, idle]
+	unpersisted []prometheus.Counter
 }
 
 func newStoreMetrics(reg prometheus.Registerer, s *Store) (*storeMetrics, error) {
@@ -84,6 +89,13 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) (*storeMetrics, error)
 			func() float64 { return float64(len(s.commitCh)) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netfeat_store_window_queue_length", Help: "Committed batches waiting for the window engine."},
 			func() float64 { return float64(len(s.winCh)) }),
+	}
+	for _, v := range s.views {
+		m.closed = append(m.closed, [2]prometheus.Counter{
+			m.windowsClosed.WithLabelValues(v.Name, string(closeWatermark)),
+			m.windowsClosed.WithLabelValues(v.Name, string(closeIdle)),
+		})
+		m.unpersisted = append(m.unpersisted, m.rowsUnpersist.WithLabelValues(v.Name))
 	}
 	if reg != nil {
 		for _, c := range cs {

@@ -155,8 +155,12 @@ func rowsRecord(sc *arrow.Schema, rows []*schema.FeatureRow) arrow.RecordBatch {
 	return b.NewRecordBatch()
 }
 
-// emit receives every window the engine closes. It runs on the window
-// goroutine (or in Start's replay).
+// emit receives every window the engine closes, on whichever goroutine
+// runs the engine (see Store.toWindows; or in Start's replay). Subscribers
+// get the row at once: they are the latency-critical path, and a hop
+// closes one row per entity, so every row waits for the ones before it.
+// The store's own bookkeeping (online view, view table, row writer,
+// counters) waits until the batch is through the engine: settle.
 func (s *Store) emit(ve *viewEngine, row *schema.FeatureRow, reason closeReason, suppressed bool) {
 	if suppressed {
 		return // delivered before the restart; the online view already has it
@@ -164,8 +168,7 @@ func (s *Store) emit(ve *viewEngine, row *schema.FeatureRow, reason closeReason,
 	row.ClosedAt = time.Now().UnixNano()
 	kept := *row
 	kept.Values = slices.Clone(row.Values)
-	// Subscribers first: they are the latency-critical path. Each gets its
-	// own row; the store keeps kept.
+	// Each subscriber gets its own row; the store keeps kept.
 	subs := *s.subs.Load()
 	for j, h := range subs {
 		r := row
@@ -183,22 +186,49 @@ func (s *Store) emit(ve *viewEngine, row *schema.FeatureRow, reason closeReason,
 		}
 		h(r)
 	}
-	i := s.viewIx[ve.v.Name]
-	s.online[i].set(&kept)
-	s.tables[i].add(&kept)
-	select {
-	case s.rowCh <- rowWrite{view: ve.v.Name, row: &kept, mark: reason == closeWatermark}:
-	default:
-		s.m.rowsUnpersist.WithLabelValues(ve.v.Name).Inc()
-	}
-	s.m.windowsClosed.WithLabelValues(ve.v.Name, string(reason)).Inc()
+	s.emitted = append(s.emitted, rowWrite{view: ve.index, row: &kept, reason: reason})
 }
+
+// settle does the bookkeeping of the rows emitted since the last call:
+// the online view, the view table, the counters, and one hand-off of all
+// of them to the row writer (whose queue holds at most maxQueuedRows; rows
+// beyond are counted as unpersisted).
+func (s *Store) settle() {
+	if len(s.emitted) == 0 {
+		return
+	}
+	rows := s.emitted
+	s.emitted = nil
+	for _, w := range rows {
+		s.online[w.view].set(w.row)
+		s.tables[w.view].add(w.row)
+		c := s.m.closed[w.view][0]
+		if w.reason == closeIdle {
+			c = s.m.closed[w.view][1]
+		}
+		c.Inc()
+	}
+	if s.rowsQueued.Add(int64(len(rows))) <= maxQueuedRows {
+		select {
+		case s.rowCh <- rows:
+			return
+		default:
+		}
+	}
+	s.rowsQueued.Add(-int64(len(rows)))
+	for _, w := range rows {
+		s.m.unpersisted[w.view].Inc()
+	}
+}
+
+// maxQueuedRows bounds the closed rows waiting for the row writer.
+const maxQueuedRows = 65536
 
 // rowWrite is one closed row for the row writer.
 type rowWrite struct {
-	view string
-	row  *schema.FeatureRow
-	mark bool // the watermark closed it: advance the view's mark
+	view   int // index in Store.views
+	row    *schema.FeatureRow
+	reason closeReason // watermark closes advance the view's mark
 }
 
 // encodeRow is the persisted form of a feature row (docs/format/badger-keys.md):
@@ -260,16 +290,16 @@ func decodeRow(b []byte, view string, names []string) (*schema.FeatureRow, error
 func (s *Store) rowWriter() {
 	defer s.wg.Done()
 	batch := make([]rowWrite, 0, 1024)
-	for w := range s.rowCh {
-		batch = append(batch[:0], w)
+	for rows := range s.rowCh {
+		batch = append(batch[:0], rows...)
 	more:
 		for len(batch) < cap(batch) {
 			select {
-			case w, ok := <-s.rowCh:
+			case rows, ok := <-s.rowCh:
 				if !ok {
 					break more
 				}
-				batch = append(batch, w)
+				batch = append(batch, rows...)
 			default:
 				break more
 			}
@@ -277,9 +307,10 @@ func (s *Store) rowWriter() {
 		if err := s.writeRows(batch); err != nil {
 			s.log.Error("persist feature rows", "rows", len(batch), "err", err)
 			for _, w := range batch {
-				s.m.rowsUnpersist.WithLabelValues(w.view).Inc()
+				s.m.unpersisted[w.view].Inc()
 			}
 		}
+		s.rowsQueued.Add(-int64(len(batch)))
 	}
 }
 
@@ -288,19 +319,20 @@ func (s *Store) writeRows(batch []rowWrite) error {
 	defer wb.Cancel()
 	marks := map[string]int64{}
 	for _, w := range batch {
+		view := s.views[w.view].Name
 		v := encodeRow(nil, w.row)
-		e := badger.NewEntry(rowKey(w.view, w.row.WindowEnd, w.row.Entity), v)
+		e := badger.NewEntry(rowKey(view, w.row.WindowEnd, w.row.Entity), v)
 		if s.cfg.ChunkTTL > 0 {
 			e = e.WithTTL(s.cfg.ChunkTTL)
 		}
 		if err := wb.SetEntry(e); err != nil {
 			return err
 		}
-		if err := wb.Set(latestKey(w.view, w.row.Entity), v); err != nil {
+		if err := wb.Set(latestKey(view, w.row.Entity), v); err != nil {
 			return err
 		}
-		if w.mark {
-			marks[w.view] = max(marks[w.view], w.row.WindowEnd)
+		if w.reason == closeWatermark {
+			marks[view] = max(marks[view], w.row.WindowEnd)
 		}
 	}
 	for view, end := range marks {

@@ -83,13 +83,22 @@ type Store struct {
 	commitCh  chan *pending
 	winCh     chan *pending
 	chunkCh   chan *chunk
-	rowCh     chan rowWrite
+	rowCh     chan []rowWrite
 	stopMaint chan struct{}
 	wg        sync.WaitGroup
 	pool      sync.Pool
 	closeOnce sync.Once
 
-	curAccepted int64 // window loop only: commit time of the batch being processed
+	// The window engine belongs to whoever holds winMu: the committer,
+	// which runs it inline while the window goroutine has nothing queued
+	// (no goroutine hand-off between a commit and the subscribers), or the
+	// window goroutine, which takes the batches the committer queues while
+	// it is busy (so that a slow hop does not hold up commits).
+	winMu       sync.Mutex
+	winBusy     atomic.Int64 // batches queued to the window goroutine and not yet processed
+	curAccepted int64        // under winMu: commit time of the batch being processed
+	emitted     []rowWrite   // under winMu: rows closed, awaiting settle
+	rowsQueued  atomic.Int64 // rows handed to the row writer and not yet written
 
 	// closeHook, when set (by tests), receives the commit→subscriber delay
 	// of every watermark close.
@@ -116,9 +125,9 @@ func Open(ctx context.Context, dir string, cfg Config, views []schema.FeatureVie
 	}
 	s := &Store{
 		cfg: cfg, dir: dir, log: log, views: views, viewIx: map[string]int{},
-		series: newSeriesTable(), hot: newHotTier(cfg.SealRows),
+		series: newSeriesTable(),
 		commitCh: make(chan *pending, cfg.CommitQueue), winCh: make(chan *pending, cfg.WindowQueue),
-		chunkCh: make(chan *chunk, 64), rowCh: make(chan rowWrite, 65536), stopMaint: make(chan struct{}),
+		chunkCh: make(chan *chunk, 64), rowCh: make(chan []rowWrite, 4096), stopMaint: make(chan struct{}),
 	}
 	s.pool.New = func() any { return &pending{done: make(chan error, 1)} }
 	for i, v := range views {
@@ -155,6 +164,7 @@ func Open(ctx context.Context, dir string, cfg Config, views []schema.FeatureVie
 		return nil, fmt.Errorf("open badger in %s: %w: %w", dir, ErrDamaged, err)
 	}
 	s.db = db
+	s.hot = newHotTier(cfg.SealRows) // from here on, s.hot.close() on failure
 	if err := s.recover(ctx); err != nil {
 		s.hot.close()
 		_ = db.Close()
@@ -729,9 +739,11 @@ func (s *Store) replayWindows(ctx context.Context) error {
 			recs = append(recs, rec{ts: c.ts[i], ingest: c.ts[i], value: c.val[i], sid: c.sid[i]})
 		}
 		s.win.process(recs, now)
+		s.settle()
 	}
 	for _, p := range s.replayWAL {
 		s.win.process(p.recs, now)
+		s.settle()
 	}
 	return nil
 }
@@ -882,22 +894,63 @@ func (s *Store) committer() {
 			}
 		}
 		err := s.commitGroup(group)
-		now := time.Now()
-		for _, q := range group {
-			if err != nil {
+		if err != nil {
+			for _, q := range group {
 				s.release(q) // the window engine's reference
 				q.done <- err
-				continue
 			}
+			continue
+		}
+		now := time.Now()
+		for _, q := range group {
 			q.accepted = now.UnixNano()
+		}
+		// Windows first: their subscribers are the latency-critical path;
+		// the hot tier's append (which may fault in fresh pages) and the
+		// appenders' wake-ups come after.
+		s.toWindows(group)
+		for _, q := range group {
 			for _, c := range s.hot.append(q.recs, q.seq, now) {
 				s.m.chunksSealed.WithLabelValues("rows").Inc()
 				s.chunkCh <- c
 			}
 			s.m.appended.Add(float64(len(q.recs)))
-			s.winCh <- q
 			q.done <- nil
 		}
+	}
+}
+
+// toWindows hands committed batches to the window engine, in WAL order:
+// at once on the committer when the window goroutine has nothing queued,
+// else through its queue. Either way a window closes only on samples
+// already accepted (written to the WAL under the fsync policy), so a row
+// never rests on samples a process crash could lose or that Append
+// refused.
+func (s *Store) toWindows(group []*pending) {
+	if len(s.views) == 0 {
+		for _, q := range group {
+			s.release(q)
+		}
+		return
+	}
+	if s.winBusy.Load() == 0 {
+		// Every batch queued before has been processed: the engine is free
+		// and this group is next in WAL order.
+		s.winMu.Lock()
+		for _, q := range group {
+			s.curAccepted = q.accepted
+			s.win.process(q.recs, time.Now())
+		}
+		s.settle()
+		s.winMu.Unlock()
+		for _, q := range group {
+			s.release(q)
+		}
+		return
+	}
+	for _, q := range group {
+		s.winBusy.Add(1)
+		s.winCh <- q
 	}
 }
 
@@ -1074,7 +1127,8 @@ func (s *Store) writeChunks(cs []*chunk) error {
 	return nil
 }
 
-// windowLoop runs the window engine over committed batches and sweeps idle
+// windowLoop runs the window engine over the committed batches the
+// committer queues while it is busy (see toWindows) and sweeps idle
 // entities.
 func (s *Store) windowLoop() {
 	defer s.wg.Done()
@@ -1093,12 +1147,19 @@ func (s *Store) windowLoop() {
 			if !ok {
 				return
 			}
+			s.winMu.Lock()
 			s.curAccepted = p.accepted
 			s.win.process(p.recs, time.Now())
+			s.settle()
+			s.winMu.Unlock()
 			s.release(p)
+			s.winBusy.Add(-1)
 		case now := <-tick.C:
+			s.winMu.Lock()
 			s.curAccepted = 0
 			s.win.sweepIdle(now)
+			s.settle()
+			s.winMu.Unlock()
 		}
 	}
 }

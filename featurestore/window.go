@@ -160,6 +160,7 @@ type entityState struct {
 
 // viewEngine runs the windows of one feature view.
 type viewEngine struct {
+	index    int // in the store's views
 	v        schema.FeatureView
 	names    []string
 	hop      int64
@@ -467,8 +468,10 @@ type windowEngine struct {
 
 func newWindowEngine(views []schema.FeatureView, lookup func(int32) seriesDef) *windowEngine {
 	w := &windowEngine{lookup: lookup}
-	for _, v := range views {
-		w.views = append(w.views, newViewEngine(v))
+	for i, v := range views {
+		ve := newViewEngine(v)
+		ve.index = i
+		w.views = append(w.views, ve)
 	}
 	return w
 }
