@@ -65,7 +65,11 @@ func (c *chunk) release() {
 // newColumns allocates a region for n rows and lays the three columns out
 // in it: ts, then value (8-byte aligned), then series id.
 func newColumns(n int) (*region, []int64, []int32, []float64) {
-	r := newRegion(max(n, 1) * bytesPerRow)
+	return columnsIn(newRegion(max(n, 1)*bytesPerRow), n)
+}
+
+// columnsIn lays out n rows' columns in r.
+func columnsIn(r *region, n int) (*region, []int64, []int32, []float64) {
 	b := r.b
 	ts := arrow.Int64Traits.CastFromBytes(b[: 8*n : 8*n])
 	val := arrow.Float64Traits.CastFromBytes(b[8*n : 16*n : 16*n])
@@ -112,6 +116,7 @@ type seriesStat struct {
 // goroutine reads through view without blocking them.
 type hotTier struct {
 	sealRows int
+	spares   *regionPool // open chunks of sealRows rows
 
 	mu          sync.Mutex // serialises writers
 	open        *openChunk
@@ -122,7 +127,7 @@ type hotTier struct {
 }
 
 func newHotTier(sealRows int) *hotTier {
-	h := &hotTier{sealRows: sealRows}
+	h := &hotTier{sealRows: sealRows, spares: newRegionPool(sealRows * bytesPerRow)}
 	h.view.Store(&hotView{})
 	return h
 }
@@ -142,7 +147,15 @@ func (h *hotTier) append(recs []rec, seq uint64, now time.Time) (sealed []*chunk
 	}
 	o := h.open
 	if o == nil {
-		mem, ts, sid, val := newColumns(max(h.sealRows, len(recs)))
+		var mem *region
+		var ts []int64
+		var sid []int32
+		var val []float64
+		if len(recs) <= h.sealRows {
+			mem, ts, sid, val = columnsIn(h.spares.get(), h.sealRows)
+		} else {
+			mem, ts, sid, val = newColumns(len(recs))
+		}
 		o = &openChunk{
 			ts: ts, sid: sid, val: val, mem: mem,
 			minTS: math.MaxInt64, maxTS: math.MinInt64, firstSeq: seq, created: now,
@@ -305,6 +318,7 @@ func (h *hotTier) close() {
 	for _, c := range old {
 		c.release()
 	}
+	h.spares.close()
 }
 
 // usage returns the rows and bytes held.

@@ -1,6 +1,7 @@
 package featurestore
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -23,6 +24,7 @@ type region struct {
 	b      []byte
 	mapped bool // b is an anonymous mapping (else Go heap)
 	refs   atomic.Int64
+	pool   *regionPool // where a released region of the pool's size goes back
 }
 
 // minMappedRegion is the size from which a region is mapped rather than
@@ -83,7 +85,122 @@ func (r *region) release() {
 	if n < 0 {
 		panic("featurestore: region released too often")
 	}
+	if r.pool != nil && r.pool.put(r) {
+		return
+	}
 	if r.mapped {
+		regionsMapped.Add(-int64(len(r.b)))
+		unmap(r.b)
+	}
+}
+
+// regionPool keeps up to maxSpares regions of one size (the open chunk's)
+// ready, their pages already faulted in: a page fault on fresh anonymous
+// memory costs about 12 µs on the VMs this was measured on, 320 of them
+// per 65,536-row chunk, and they would otherwise land on the committer.
+// Spares come from released regions of that size and from a goroutine
+// that maps new ones with MAP_POPULATE whenever one is taken. They count
+// in the process's RSS (at most two chunks' worth).
+type regionPool struct {
+	size int
+	mu   sync.Mutex
+	free []*region
+	want chan struct{}
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+const maxSpares = 2
+
+func newRegionPool(size int) *regionPool {
+	p := &regionPool{size: size, want: make(chan struct{}, 1), done: make(chan struct{})}
+	if size < minMappedRegion {
+		return p // Go heap regions: nothing to gain
+	}
+	p.wg.Go(func() {
+		for {
+			select {
+			case <-p.want:
+			case <-p.done:
+				return
+			}
+			for p.spares() < maxSpares {
+				b, err := mapAnonPopulated(p.size)
+				if err != nil {
+					break
+				}
+				regionsMapped.Add(int64(len(b)))
+				r := &region{b: b, mapped: true, pool: p}
+				if !p.put(r) { // full, or closing
+					regionsMapped.Add(-int64(len(b)))
+					unmap(b)
+					break
+				}
+			}
+		}
+	})
+	p.want <- struct{}{}
+	return p
+}
+
+func (p *regionPool) spares() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.free)
+}
+
+// get returns a region of the pool's size with one reference: a spare if
+// there is one (its contents are stale: the hot tier reads only rows it
+// wrote), else a new one.
+func (p *regionPool) get() *region {
+	p.mu.Lock()
+	var r *region
+	if n := len(p.free); n > 0 {
+		r = p.free[n-1]
+		p.free = p.free[:n-1]
+	}
+	p.mu.Unlock()
+	select {
+	case p.want <- struct{}{}:
+	default:
+	}
+	if r == nil {
+		r = newRegion(p.size)
+		r.pool = p
+	}
+	r.refs.Store(1)
+	return r
+}
+
+// put keeps a released region as a spare, or reports false.
+func (p *regionPool) put(r *region) bool {
+	if !r.mapped || len(r.b) != p.size {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.done:
+		return false
+	default:
+	}
+	if len(p.free) >= maxSpares {
+		return false
+	}
+	p.free = append(p.free, r)
+	return true
+}
+
+// close stops the goroutine and unmaps the spares; regions released later
+// are unmapped.
+func (p *regionPool) close() {
+	p.mu.Lock()
+	close(p.done)
+	free := p.free
+	p.free = nil
+	p.mu.Unlock()
+	p.wg.Wait()
+	for _, r := range free {
 		regionsMapped.Add(-int64(len(r.b)))
 		unmap(r.b)
 	}

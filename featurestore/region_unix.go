@@ -11,3 +11,8 @@ func mapAnon(n int) ([]byte, error) {
 }
 
 func unmap(b []byte) { _ = unix.Munmap(b) }
+
+// mapAnonPopulated maps n bytes with every page faulted in at once.
+func mapAnonPopulated(n int) ([]byte, error) {
+	return unix.Mmap(-1, 0, n, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANON|unix.MAP_POPULATE)
+}
