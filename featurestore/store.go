@@ -125,7 +125,7 @@ func Open(ctx context.Context, dir string, cfg Config, views []schema.FeatureVie
 	}
 	s := &Store{
 		cfg: cfg, dir: dir, log: log, views: views, viewIx: map[string]int{},
-		series: newSeriesTable(),
+		series:   newSeriesTable(),
 		commitCh: make(chan *pending, cfg.CommitQueue), winCh: make(chan *pending, cfg.WindowQueue),
 		chunkCh: make(chan *chunk, 64), rowCh: make(chan []rowWrite, 4096), stopMaint: make(chan struct{}),
 	}
