@@ -315,19 +315,33 @@ var interfaceView = schema.FeatureView{
 }
 
 // BenchmarkWindowCloseSteady measures window close → subscriber at a
-// steady 100,000 samples/s: a batch of 100 samples (25 interfaces × 4
-// metrics of interfaceView, one sample each) every millisecond of wall
-// clock, the samples of a batch spread over 1/6 of a hop of event time
-// (event time runs faster than the wall clock, so that a hop closes every
-// 6 ms). The batch that crosses a hop boundary holds the closing window's
-// last samples and the first samples past it, so it closes 25 windows:
-// 4,166 rows/s, each summarising 24 samples. Latency runs from the start
-// of that batch's Append call to each subscriber call, over every row. One
-// op is one batch; run with a fixed count:
+// steady 100,000 samples/s of interfaceView (4 metrics per interface, 24
+// samples per row), event time running faster than the wall clock so that
+// windows close at 4,166 rows/s, in two shapes (see the inference
+// package's BenchmarkEndToEnd, which drives the same load further):
+// rows_per_hop=4 (96 samples every 0.96 ms, each batch closing 4 windows)
+// and rows_per_hop=25 (200 samples every 2 ms, every third batch closing
+// 25 windows at once). Samples are laid out time first and a hop boundary
+// falls in the middle of the batch that crosses it, so that batch holds
+// the last samples of every window it closes. Latency runs from the start
+// of that batch's Append call to each subscriber call, over every row;
+// commit-p50/p99 from the end of its WAL write. One op is one batch; run
+// with a fixed count:
 //
-//	go test -tags duckdb_arrow ./featurestore -run '^$' -bench WindowCloseSteady -benchtime 10000x -count 5
+//	go test -tags duckdb_arrow ./featurestore -run '^$' -bench WindowCloseSteady -benchtime 6000x -count 5
 func BenchmarkWindowCloseSteady(b *testing.B) {
-	const ents, perSec = 25, 100_000
+	for _, c := range []struct{ ents, perSeries, batchesPerHop int }{
+		{4, 6, 1},
+		{25, 2, 3},
+	} {
+		b.Run(fmt.Sprintf("rows_per_hop=%d", c.ents), func(b *testing.B) {
+			benchWindowCloseSteady(b, c.ents, c.perSeries, c.batchesPerHop)
+		})
+	}
+}
+
+func benchWindowCloseSteady(b *testing.B, ents, perSeries, batchesPerHop int) {
+	const perSec = 100_000
 	v := interfaceView
 	s, _ := openStore(b, b.TempDir(), Config{}, []schema.FeatureView{v})
 	var mu sync.Mutex
@@ -344,20 +358,27 @@ func BenchmarkWindowCloseSteady(b *testing.B) {
 		mu.Unlock()
 	})
 	start(b, s)
-	batch := make([]schema.Sample, 0, ents*len(v.Metrics))
+	var series []schema.Sample
 	for e := range ents {
 		for _, m := range v.Metrics {
-			batch = append(batch, schema.Sample{Entity: schema.Entity{Device: "pe" + strconv.Itoa(e/5), Component: "Gi0/0/0/" + strconv.Itoa(e%5)}, Metric: m})
+			series = append(series, schema.Sample{Entity: schema.Entity{Device: "pe" + strconv.Itoa(e/5), Component: "Gi0/0/0/" + strconv.Itoa(e%5)}, Metric: m})
 		}
 	}
+	batch := make([]schema.Sample, 0, len(series)*perSeries)
+	for range perSeries {
+		batch = append(batch, series...)
+	}
 	hop := int64(v.Hop)
-	step := hop / 6 // event time per batch
-	ts := (testBase/hop)*hop - step/2
-	interval := time.Second / time.Duration(perSec/len(batch))
+	step := hop / int64(batchesPerHop) // event time per batch
+	round := step / int64(perSeries)
+	ts := (testBase/hop)*hop - step/2 // a hop boundary in the middle of every batchesPerHop-th batch
+	interval := time.Second * time.Duration(len(batch)) / perSec
 	send := func() {
+		now := time.Now().UnixNano()
 		for i := range batch {
-			batch[i].TS = ts + int64(i)*step/int64(len(batch))
-			batch[i].IngestTS, batch[i].Value = time.Now().UnixNano(), float64(i%7)/10
+			r, k := i/len(series), i%len(series)
+			batch[i].TS = ts + int64(r)*round + int64(k+1)*round/int64(len(series)+1)
+			batch[i].IngestTS, batch[i].Value = now, float64(k%7)/10
 		}
 		mu.Lock()
 		appendStart = time.Now().UnixNano()
@@ -367,7 +388,7 @@ func BenchmarkWindowCloseSteady(b *testing.B) {
 		}
 		ts += step
 	}
-	for range 12 { // fill a window and close a few
+	for range 12 * batchesPerHop { // fill a window and close a few
 		send()
 	}
 	mu.Lock()
@@ -387,16 +408,14 @@ func BenchmarkWindowCloseSteady(b *testing.B) {
 	b.StopTimer()
 	wall := time.Since(begin)
 	cpu := cpuTime() - cpu0
-	want := n / 6 * ents
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	want := n / batchesPerHop * ents
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 		mu.Lock()
 		got := rows
 		mu.Unlock()
 		if got >= want || time.Now().After(deadline) {
 			break
 		}
-		time.Sleep(time.Millisecond)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -409,10 +428,11 @@ func BenchmarkWindowCloseSteady(b *testing.B) {
 	b.ReportMetric(q(0.99), "p99-µs")
 	b.ReportMetric(q(0.999), "p999-µs")
 	b.ReportMetric(lat[len(lat)-1], "max-µs")
-	// The window engine's share: from the end of the WAL commit.
+	// The window engine's share: from the end of the WAL write.
 	slices.Sort(fromCommit)
 	b.ReportMetric(fromCommit[len(fromCommit)/2], "commit-p50-µs")
 	b.ReportMetric(fromCommit[len(fromCommit)*99/100], "commit-p99-µs")
 	b.ReportMetric(float64(n*len(batch))/wall.Seconds(), "samples/s")
+	b.ReportMetric(float64(len(lat))/wall.Seconds(), "rows/s")
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(n*len(batch)), "cpu-ns/sample")
 }

@@ -221,6 +221,12 @@ func (s *Store) settle() {
 	}
 }
 
+// rowBatchDelay is how long the row writer collects closed rows before it
+// writes them to Badger: one write (and one wake-up of Badger's writer)
+// per delay instead of one per batch that closed windows, off the
+// moments windows close.
+const rowBatchDelay = 25 * time.Millisecond
+
 // maxQueuedRows bounds the closed rows waiting for the row writer.
 const maxQueuedRows = 65536
 
@@ -290,8 +296,11 @@ func decodeRow(b []byte, view string, names []string) (*schema.FeatureRow, error
 func (s *Store) rowWriter() {
 	defer s.wg.Done()
 	batch := make([]rowWrite, 0, 1024)
+	t := time.NewTimer(time.Hour)
+	t.Stop()
 	for rows := range s.rowCh {
 		batch = append(batch[:0], rows...)
+		t.Reset(rowBatchDelay)
 	more:
 		for len(batch) < cap(batch) {
 			select {
@@ -300,10 +309,11 @@ func (s *Store) rowWriter() {
 					break more
 				}
 				batch = append(batch, rows...)
-			default:
+			case <-t.C:
 				break more
 			}
 		}
+		t.Stop()
 		if err := s.writeRows(batch); err != nil {
 			s.log.Error("persist feature rows", "rows", len(batch), "err", err)
 			for _, w := range batch {
