@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/netfeat/netfeat/featurestore"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -279,10 +280,11 @@ func BenchmarkProcessRow(b *testing.B) {
 		close(done)
 	}()
 	rows := []*schema.FeatureRow{benchRow(1), benchRow(2)}
+	sc := newScratch()
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		r.process(rows[i&1])
+		r.process(rows[i&1], sc)
 		i++
 	}
 	b.StopTimer()
@@ -336,4 +338,191 @@ func BenchmarkOutboxDrain(b *testing.B) {
 			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "decisions/s")
 		})
 	}
+}
+
+// BenchmarkEndToEnd measures the whole loop the way an operator sees it:
+// samples go into a feature store through Append, its window closes feed
+// the runtime (congestion model and its rule: two decisions per row), and
+// a separate NATS connection subscribed to netfeat.decisions.> on the
+// embedded server (random port, TCP) receives the decisions; the runtime
+// publishes over an in-process connection, as netfeat serve does. Ingest is paced at
+// 100,000 samples/s (interface_1m: 4 metrics per interface, 24 samples per
+// row), with event time running faster than the wall clock so that
+// windows close at 4,166 rows/s (8,333 decisions/s). Two shapes of that
+// load:
+//
+//   - rows_per_hop=4: 4 interfaces × 4 metrics × 6 samples (96) every
+//     0.96 ms, each batch crossing a hop boundary: 4 windows close per
+//     batch;
+//   - rows_per_hop=25: 25 interfaces × 4 metrics × 2 samples (200) every
+//     2 ms, every third batch crossing a hop boundary: 25 windows close at
+//     once every 6 ms (the view's watermark closes every entity's window
+//     together, and a hop's rows are scored one after another).
+//
+// Samples are laid out time first (each sampling round covers every
+// series), and a hop boundary falls in the middle of the batch that
+// crosses it, so that batch holds the last samples of every window it
+// closes. Latency runs from the start of that batch's Append call to the
+// subscriber's callback, over every decision. One op is one batch; run
+// with a fixed count:
+//
+//	go test -tags duckdb_arrow ./inference -run '^$' -bench EndToEnd -benchtime 6000x -count 5
+//
+// cpu-s/M-samples is the CPU time of the whole process (store, runtime,
+// NATS server, subscriber, load generator) per million samples.
+func BenchmarkEndToEnd(b *testing.B) {
+	for _, c := range []struct{ ents, perSeries, batchesPerHop int }{
+		{4, 6, 1},
+		{25, 2, 3},
+	} {
+		b.Run(fmt.Sprintf("rows_per_hop=%d", c.ents), func(b *testing.B) {
+			benchEndToEnd(b, c.ents, c.perSeries, c.batchesPerHop)
+		})
+	}
+}
+
+func benchEndToEnd(b *testing.B, ents, perSeries, batchesPerHop int) {
+	const perSec = 100_000
+	srv := startNATS(b, -1, b.TempDir())
+	// The runtime's connection is in-process, as netfeat serve connects to
+	// its embedded server (service/nats.go); the subscriber comes in over
+	// TCP like any outside client.
+	nc, err := nats.Connect("", nats.InProcessServer(srv), nats.MaxReconnects(-1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	subConn := connect(b, srv.ClientURL())
+	st, err := featurestore.Open(context.Background(), b.TempDir(), featurestore.Config{}, []schema.FeatureView{congestionView}, nil, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = st.Close() })
+	cfg := testConfig()
+	r := newRuntime(b, cfg, nc, b.TempDir())
+	st.Subscribe(r.HandleRow)
+	if err := st.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	closedBy := map[int64]int64{} // window end → Unix ns the Append that closed it started
+	lat := make([]float64, 0, 1<<18)
+	decide := make([]float64, 0, 1<<18)
+	sub, err := subConn.Subscribe("netfeat.decisions.>", func(m *nats.Msg) {
+		now := time.Now().UnixNano()
+		end, err := windowEnd(m.Data)
+		if err != nil {
+			b.Errorf("decode: %v", err)
+			return
+		}
+		us := ingestToDecision(m.Data)
+		mu.Lock()
+		if t0, ok := closedBy[end.UnixNano()]; ok {
+			lat = append(lat, float64(now-t0)/1e3)
+			decide = append(decide, us)
+		}
+		mu.Unlock()
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		b.Fatal(err)
+	}
+	_ = subConn.Flush()
+
+	var series []schema.Sample
+	for e := range ents {
+		for _, m := range congestionView.Metrics {
+			series = append(series, schema.Sample{Entity: schema.Entity{Device: fmt.Sprintf("pe%d", e/5), Component: fmt.Sprintf("Gi0/0/0/%d", e%5)}, Metric: m})
+		}
+	}
+	batch := make([]schema.Sample, 0, len(series)*perSeries)
+	for range perSeries {
+		batch = append(batch, series...)
+	}
+	hop := int64(congestionView.Hop)
+	step := hop / int64(batchesPerHop) // event time per batch
+	round := step / int64(perSeries)
+	ts := (time.Now().UnixNano()/hop)*hop - step/2 // a hop boundary in the middle of every batchesPerHop-th batch
+	interval := time.Second * time.Duration(len(batch)) / perSec
+	closes := 0
+	send := func(record bool) {
+		now := time.Now().UnixNano()
+		for i := range batch {
+			r, k := i/len(series), i%len(series)
+			batch[i].TS = ts + int64(r)*round + int64(k+1)*round/int64(len(series)+1)
+			// Utilisation 0-0.9 across interfaces and time, so that the
+			// model and the rule decide both ways.
+			batch[i].IngestTS, batch[i].Value = now, float64((k+int(ts/step))%10)/10
+		}
+		last := batch[len(batch)-1].TS
+		boundary := (last / hop) * hop
+		t0 := time.Now().UnixNano()
+		if boundary > ts && record {
+			mu.Lock()
+			closedBy[boundary] = t0
+			mu.Unlock()
+			closes++
+		}
+		if err := st.Append(context.Background(), batch); err != nil {
+			b.Fatal(err)
+		}
+		ts += step
+	}
+	for range 12 * batchesPerHop { // fill a window; the first closes are not measured
+		send(false)
+	}
+	time.Sleep(50 * time.Millisecond)
+	var ru0 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	begin := time.Now()
+	n := 0
+	b.ResetTimer()
+	for b.Loop() {
+		if d := time.Until(begin.Add(time.Duration(n) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		send(true)
+		n++
+	}
+	want := (len(cfg.Models) + len(cfg.Rules)) * ents * closes
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		have := len(lat)
+		mu.Unlock()
+		if have >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("received %d of %d decisions", have, want)
+		}
+	}
+	b.StopTimer()
+	wall := time.Since(begin)
+	var ru1 syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
+	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
+
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(lat)
+	q := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	b.ReportMetric(q(0.50), "p50-µs")
+	b.ReportMetric(q(0.99), "p99-µs")
+	b.ReportMetric(q(0.999), "p999-µs")
+	b.ReportMetric(lat[len(lat)-1], "max-µs")
+	// The runtime's share: ingest of the window's last sample (the batch was
+	// built just before Append) to the decision made, before NATS.
+	slices.Sort(decide)
+	b.ReportMetric(decide[len(decide)/2], "decide-p50-µs")
+	b.ReportMetric(decide[min(len(decide)-1, len(decide)*99/100)], "decide-p99-µs")
+	samples := float64(n * len(batch))
+	b.ReportMetric(samples/wall.Seconds(), "samples/s")
+	b.ReportMetric(float64(want)/(wall.Seconds()*float64(len(cfg.Models)+len(cfg.Rules))), "rows/s")
+	b.ReportMetric(cpu.Seconds()/(samples/1e6), "cpu-s/M-samples")
+	b.ReportMetric(cpu.Seconds()/wall.Seconds(), "cpu-cores")
+	b.ReportMetric(testutil.ToFloat64(r.m.rowsDropped.WithLabelValues("interface_1m")), "dropped-rows")
 }

@@ -110,6 +110,16 @@ func appendJSONTime(b []byte, t time.Time) []byte {
 	return append(b, '"')
 }
 
+// appendG4 appends v as fmt's %.4g does (strconv 'g' with 4 significant
+// digits; NaN, +Inf, -Inf spelled the same). Reasons use it instead of
+// fmt.Sprintf on the scoring path.
+func appendG4(b []byte, v float64) []byte {
+	if math.IsInf(v, 1) {
+		return append(b, "+Inf"...)
+	}
+	return strconv.AppendFloat(b, v, 'g', 4, 64)
+}
+
 const hexDigits = "0123456789abcdef"
 
 // appendJSONString quotes s as encoding/json does without HTML escaping:

@@ -3,6 +3,7 @@ package inference
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"testing"
 	"time"
@@ -40,6 +41,9 @@ func TestAppendDecisionJSONMatchesEncodingJSON(t *testing.T) {
 		{"score forms", func(d *schema.Decision) { d.Score = 1e21 }},
 		{"small score", func(d *schema.Decision) { d.Score = -3e-9 }},
 		{"empty features", func(d *schema.Decision) { d.Features = map[string]float64{} }},
+		{"whole seconds", func(d *schema.Decision) { d.Time = time.Date(2026, 3, 1, 12, 0, 1, 0, time.UTC) }},
+		{"fraction with trailing zeros", func(d *schema.Decision) { d.Time = time.Date(2026, 3, 1, 12, 0, 1, 120000000, time.UTC) }},
+		{"one nanosecond, early year", func(d *schema.Decision) { d.Time = time.Date(2, 1, 2, 3, 4, 5, 1, time.UTC) }},
 	}
 	for _, e := range edits {
 		t.Run(e.name, func(t *testing.T) {
@@ -71,9 +75,19 @@ func TestAppendDecisionJSONMatchesEncodingJSON(t *testing.T) {
 	})
 }
 
+func TestAppendG4MatchesFmt(t *testing.T) {
+	for _, v := range []float64{0, -0.0, 1, -1, 0.95, 0.921996, 1234.5, 12345.678, 1e-7, -3e-9, 1e21, 123456789,
+		0.00012345, math.NaN(), math.Inf(1), math.Inf(-1), math.MaxFloat64, math.SmallestNonzeroFloat64} {
+		if got, want := string(appendG4(nil, v)), fmt.Sprintf("%.4g", v); got != want {
+			t.Errorf("appendG4(%v) = %q, fmt says %q", v, got, want)
+		}
+	}
+}
+
 func BenchmarkEncodeDecision(b *testing.B) {
 	r := row("pe1", "Gi0/1", time.Now(), congested)
-	d := schema.Decision{SchemaVersion: 1, ID: "0190d3c4-7e1a-7b3e-9f00-1234567890ab", Time: time.Now(),
+	// UTC, as the runtime makes decisions.
+	d := schema.Decision{SchemaVersion: 1, ID: "0190d3c4-7e1a-7b3e-9f00-1234567890ab", Time: time.Now().UTC(),
 		Entity: r.Entity, View: r.View, Model: "congestion", ModelVersion: "v1", Score: 0.92, Action: "reroute",
 		Reason: "xgboost score 0.92", Features: map[string]float64{}}
 	for i, n := range r.Names {

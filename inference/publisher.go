@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -112,19 +113,29 @@ func (p *publisher) run() {
 	}
 }
 
-// submit hands a decision over for publishing; workers call it. On core
+// submit hands a decision over for publishing; workers call it with their
+// scratch (data may be sc.buf: it is copied only when queued). On core
 // NATS with an empty outbox it publishes at once; otherwise it queues the
 // decision for the publisher goroutine, waiting while that queue is full.
-func (p *publisher) submit(m *outMsg) {
+func (p *publisher) submit(subject, id string, data []byte, sc *scratch) {
+	var m *outMsg
 	for {
 		p.mu.RLock()
 		if p.direct && p.nc.IsConnected() {
-			if err := p.nc.PublishMsg(natsMsg(m)); err == nil {
+			// nats.go copies the message into its buffer: sc.msg and data
+			// are free again when PublishMsg returns.
+			sc.msg.Subject, sc.msg.Data, sc.id[0] = subject, data, id
+			err := p.nc.PublishMsg(&sc.msg)
+			sc.msg.Data = nil
+			if err == nil {
 				p.mu.RUnlock()
 				p.m.published.Inc()
 				return
 			}
 			p.m.publishErrors.WithLabelValues("publish").Inc()
+		}
+		if m == nil {
+			m = &outMsg{subject: subject, id: id, data: slices.Clone(data)}
 		}
 		select {
 		case p.in <- m:

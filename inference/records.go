@@ -19,8 +19,10 @@ type recorder struct {
 	full bool
 }
 
+// recorded is one ring entry, by value: recording a decision copies it
+// into its slot without allocating.
 type recorded struct {
-	d      *schema.Decision
+	d      schema.Decision
 	shadow bool
 }
 
@@ -30,9 +32,8 @@ func (c *recorder) add(d *schema.Decision, shadow bool) {
 	if len(c.ring) == 0 {
 		return
 	}
-	cp := *d
 	c.mu.Lock()
-	c.ring[c.next] = recorded{d: &cp, shadow: shadow}
+	c.ring[c.next] = recorded{d: *d, shadow: shadow}
 	c.next++
 	if c.next == len(c.ring) {
 		c.next, c.full = 0, true
@@ -62,7 +63,7 @@ func (r *Runtime) RecentDecisions(n int) ([]schema.Decision, []bool) {
 	ds := make([]schema.Decision, len(all))
 	sh := make([]bool, len(all))
 	for i, x := range all {
-		ds[i], sh[i] = *x.d, x.shadow
+		ds[i], sh[i] = x.d, x.shadow
 	}
 	return ds, sh
 }
@@ -92,8 +93,9 @@ func (r *Runtime) DecisionRecords() []arrow.RecordBatch {
 	feat := b.Field(15).(*array.StringBuilder)
 	b.Reserve(len(all))
 	var buf []byte
-	for _, x := range all {
-		d := x.d
+	for i := range all {
+		x := &all[i]
+		d := &x.d
 		ts.Append(arrow.Timestamp(d.Time.UnixNano()))
 		id.Append(d.ID)
 		dev.Append(d.Entity.Device)

@@ -94,35 +94,46 @@ func (r *rule) score(row *schema.FeatureRow, res *result) error {
 	st.used.Store(time.Now().UnixNano())
 	// Only the worker that owns the entity touches st.
 	res.features = map[string]float64{r.cfg.Feature: v}
-	f := r.cfg.Feature
+	var buf [160]byte
+	b := append(buf[:0], r.cfg.Feature...)
+	// b is the feature's name; cond appends "=v [not ]op threshold".
+	cond := func(b []byte, not bool) []byte {
+		b = append(appendG4(append(b, '='), v), ' ')
+		if not {
+			b = append(b, "not "...)
+		}
+		return appendG4(append(append(b, r.cfg.Op...), ' '), r.cfg.Threshold)
+	}
 	switch {
 	case math.IsNaN(v):
-		res.reason = fmt.Sprintf("%s has no data; state kept", f)
+		b = append(b, " has no data; state kept"...)
 	case st.firing:
 		if r.holds(v, r.clear) {
-			res.reason = fmt.Sprintf("%s=%.4g still %s clear level %.4g", f, v, r.cfg.Op, r.clear)
+			b = append(append(appendG4(append(b, '='), v), " still "...), r.cfg.Op...)
+			b = appendG4(append(b, " clear level "...), r.clear)
 		} else {
 			st.firing, st.since = false, 0
-			res.reason = fmt.Sprintf("%s=%.4g crossed back past clear level %.4g: cleared", f, v, r.clear)
+			b = append(appendG4(append(appendG4(append(b, '='), v), " crossed back past clear level "...), r.clear), ": cleared"...)
 		}
 	case r.holds(v, r.cfg.Threshold):
 		if st.since == 0 {
 			st.since = row.WindowEnd
 		}
 		held := time.Duration(row.WindowEnd - st.since)
+		b = cond(b, false)
 		if held >= r.cfg.For {
 			st.firing = true
-			res.reason = fmt.Sprintf("%s=%.4g %s %.4g", f, v, r.cfg.Op, r.cfg.Threshold)
 			if r.cfg.For > 0 {
-				res.reason += fmt.Sprintf(" for %v", held)
+				b = append(append(b, " for "...), held.String()...)
 			}
 		} else {
-			res.reason = fmt.Sprintf("%s=%.4g %s %.4g for %v of %v", f, v, r.cfg.Op, r.cfg.Threshold, held, r.cfg.For)
+			b = append(append(append(append(b, " for "...), held.String()...), " of "...), r.cfg.For.String()...)
 		}
 	default:
 		st.since = 0
-		res.reason = fmt.Sprintf("%s=%.4g not %s %.4g", f, v, r.cfg.Op, r.cfg.Threshold)
+		b = cond(b, true)
 	}
+	res.reason = string(b)
 	res.score = 0
 	if st.firing {
 		res.score = 1

@@ -198,7 +198,7 @@ func TestShadowPromoteRollback(t *testing.T) {
 	var shadow *schema.Decision
 	for _, x := range r.rec.snapshot() {
 		if x.shadow {
-			shadow = x.d
+			shadow = &x.d
 		}
 	}
 	if shadow == nil || shadow.ModelVersion != "v2" || shadow.Score == ds[0].Score {
@@ -325,7 +325,7 @@ func lastDecision(t testing.TB, r *Runtime, model string) schema.Decision {
 	waitFor(t, func() bool {
 		for _, x := range r.rec.snapshot() {
 			if x.d.Model == model && !x.shadow {
-				d = x.d
+				d = &x.d
 			}
 		}
 		return d != nil

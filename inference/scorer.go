@@ -205,7 +205,8 @@ func (s *treeScorer) score(row *schema.FeatureRow, res *result) error {
 	if math.IsNaN(res.score) || math.IsInf(res.score, 0) {
 		return fmt.Errorf("%s model returned %v", s.kind, res.score)
 	}
-	res.reason = fmt.Sprintf("%s score %.4g", s.kind, res.score)
+	var rb [48]byte
+	res.reason = string(appendG4(append(append(rb[:0], s.kind...), " score "...), res.score))
 	return nil
 }
 
