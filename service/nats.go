@@ -92,8 +92,11 @@ func (n *NATS) Start(ctx context.Context) error {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(n.cfg.ReconnectWait),
 		nats.ReconnectBufSize(8 << 20),
-		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+		nats.DisconnectErrHandler(func(c *nats.Conn, err error) {
 			n.connected.Store(false)
+			if c.IsClosed() {
+				return // our own Stop, not an outage
+			}
 			n.disconnects.Inc()
 			n.log.Warn("NATS disconnected", "err", err)
 		}),
