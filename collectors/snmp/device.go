@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -49,13 +50,30 @@ const (
 // maxColumnsPerRequest bounds the columns one GETBULK advances.
 const maxColumnsPerRequest = 16
 
+// identArcs are the OIDs of the identity GET.
+var identArcs = [][]uint32{mustOID(oidSysDescr), mustOID(oidSysObjectID), mustOID(oidSysUpTime)}
+
+func mustOID(s string) []uint32 {
+	a, err := parseOID(s)
+	if err != nil {
+		panic(err)
+	}
+	return a
+}
+
 // plan is what the profile needs from an identified device.
 type plan struct {
 	sysObjectID string
 	sysDescr    string
 	profile     string
-	scalars     []string // with leading dot, as gosnmp wants
-	columns     []string // without leading dot
+	scalars     [][]uint32
+	columns     []planColumn
+}
+
+// planColumn is one table column to walk.
+type planColumn struct {
+	root []uint32
+	text []byte // dotted, no leading dot: the start of every row's Path
 }
 
 // device is one polled target: its SNMP session, plan and health.
@@ -64,10 +82,12 @@ type device struct {
 	p *Poller
 
 	// Owned by the device's goroutine (or PollOnce).
-	g        *gosnmp.GoSNMP
+	sess     session
 	plan     *plan
 	failures int
-	batch    []schema.Observation
+	// rows is each plan column's row count in the last poll that walked
+	// it (-1: not known); it sizes the GETBULKs of the next poll.
+	rows []int
 
 	mu      sync.Mutex
 	state   schema.DeviceState
@@ -92,58 +112,112 @@ func (d *device) setBackoff(delay time.Duration) {
 }
 
 func (d *device) close() {
-	if d.g != nil && d.g.Conn != nil {
-		d.g.Conn.Close()
+	if d.sess != nil {
+		d.sess.close()
 	}
-	d.g = nil
+	d.sess = nil
 }
 
 // session returns the device's SNMP session, connecting (binding a UDP
 // socket) when there is none.
-func (d *device) session(ctx context.Context) (*gosnmp.GoSNMP, error) {
-	if d.g != nil {
-		d.g.Context = ctx
-		return d.g, nil
-	}
-	g := &gosnmp.GoSNMP{
-		Target:         d.t.host,
-		Port:           d.t.port,
-		Transport:      "udp",
-		Version:        d.t.version,
-		Community:      d.t.community,
-		Timeout:        d.t.timeout,
-		Retries:        d.t.retries,
-		MaxOids:        gosnmp.MaxOids,
-		MaxRepetitions: d.t.maxRep,
-		Context:        ctx,
-	}
-	if u := d.t.v3; u != nil {
-		g.SecurityModel = gosnmp.UserSecurityModel
-		g.MsgFlags = u.level
-		g.ContextName = u.context
-		g.SecurityParameters = &gosnmp.UsmSecurityParameters{
-			UserName:                 u.user,
-			AuthenticationProtocol:   u.auth,
-			AuthenticationPassphrase: u.authPass,
-			PrivacyProtocol:          u.priv,
-			PrivacyPassphrase:        u.privPass,
+func (d *device) session(ctx context.Context) (session, error) {
+	if d.sess == nil {
+		s, err := newSession(ctx, &d.t)
+		if err != nil {
+			return nil, err
 		}
+		d.sess = s
 	}
-	if err := g.Connect(); err != nil {
-		return nil, &PollError{Reason: ReasonUnreachable, Err: fmt.Errorf("connect %s: %w", d.t.address, err)}
-	}
-	d.g = g
-	return g, nil
+	return d.sess, nil
 }
 
-// pollAndRecord runs one poll, hands the batch to the sink and records
-// the outcome in the device's state and the metrics.
-func (d *device) pollAndRecord(ctx context.Context, slot time.Time) error {
+// pollBuf is the memory one poll works in: the batch for the sink, the
+// text of its strings, the request and the decoded response. There is one
+// per poll in flight (at most max_concurrency), reused, so the poller's
+// memory grows with the polls in flight, not with the number of devices.
+type pollBuf struct {
+	resp  response
+	batch []schema.Observation
+	// text holds the bytes of every Path and Str of batch that the poll
+	// formatted; finish makes it one string and points the observations
+	// into it (fix), so a poll makes one string, not one per value.
+	text []byte
+	fix  []fixup
+	oids [][]uint32
+	cols []column
+	act  []*column
+	done []bool
+}
+
+// fixup places one observation's Path and Str in pollBuf.text; str < 0
+// means Str needs no fixing.
+type fixup struct {
+	i, path, pathEnd, str, strEnd int32
+}
+
+func (b *pollBuf) reset() {
+	clear(b.batch) // drop the strings of the last poll
+	b.batch, b.text, b.fix = b.batch[:0], b.text[:0], b.fix[:0]
+}
+
+// add appends v as an observation of dev. Its Path is prefix followed by
+// the arcs rest ("1.3.6.1.2.1.31.1.1.1.6" + ".3"), or rest alone.
+func (b *pollBuf) add(dev string, v *varbind, recv int64, prefix []byte, rest []uint32) {
+	o := v.obs
+	o.Device, o.Protocol, o.RecvTime = dev, schema.ProtocolSNMP, recv
+	f := fixup{i: int32(len(b.batch)), str: -1}
+	if o.Path == "" {
+		f.path = int32(len(b.text))
+		if prefix != nil {
+			b.text = append(b.text, prefix...)
+			for _, a := range rest {
+				b.text = strconv.AppendUint(append(b.text, '.'), uint64(a), 10)
+			}
+		} else {
+			b.text = appendDotted(b.text, rest)
+		}
+		f.pathEnd = int32(len(b.text))
+	} else {
+		f.path, f.pathEnd = -1, -1
+	}
+	if v.text != nil {
+		f.str = int32(len(b.text))
+		b.text = append(b.text, v.text...)
+		f.strEnd = int32(len(b.text))
+	}
+	b.batch = append(b.batch, o)
+	if f.path >= 0 || f.str >= 0 {
+		b.fix = append(b.fix, f)
+	}
+}
+
+// finish makes the batch's formatted strings.
+func (b *pollBuf) finish() {
+	if len(b.fix) == 0 {
+		return
+	}
+	s := string(b.text)
+	for _, f := range b.fix {
+		o := &b.batch[f.i]
+		if f.path >= 0 {
+			o.Path = s[f.path:f.pathEnd]
+		}
+		if f.str >= 0 {
+			o.Str = s[f.str:f.strEnd]
+		}
+	}
+}
+
+// pollAndRecord runs one poll in b, hands the batch to the sink and
+// records the outcome in the device's state and the metrics.
+func (d *device) pollAndRecord(ctx context.Context, slot time.Time, b *pollBuf) error {
 	start := time.Now()
-	err := d.poll(ctx)
-	if err == nil && len(d.batch) > 0 {
-		if serr := d.p.sink.Observe(ctx, d.batch); serr != nil {
-			err = &PollError{Reason: ReasonSink, Err: fmt.Errorf("sink refused %d observations: %w", len(d.batch), serr)}
+	b.reset()
+	err := d.poll(ctx, b)
+	if err == nil && len(b.batch) > 0 {
+		b.finish()
+		if serr := d.p.sink.Observe(ctx, b.batch); serr != nil {
+			err = &PollError{Reason: ReasonSink, Err: fmt.Errorf("sink refused %d observations: %w", len(b.batch), serr)}
 		}
 	}
 	end := time.Now()
@@ -155,7 +229,7 @@ func (d *device) pollAndRecord(ctx context.Context, slot time.Time) error {
 		return err
 	}
 	dur := end.Sub(start)
-	n := len(d.batch)
+	n := len(b.batch)
 	d.mu.Lock()
 	d.state.State = StateUp
 	d.state.LastSuccess = end.UnixNano()
@@ -192,7 +266,9 @@ func (d *device) classify(ctx context.Context, err error) error {
 		reason = ReasonAuth
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
 		reason = ReasonUnreachable
-	case errors.Is(err, gosnmp.ErrMaxRetriesExceeded) || strings.Contains(msg, "timeout"):
+	case errors.Is(err, errMalformed):
+		reason = ReasonBadResponse
+	case errors.Is(err, errNoAnswer), errors.Is(err, gosnmp.ErrMaxRetriesExceeded) || strings.Contains(msg, "timeout"):
 		reason = ReasonTimeout
 	default:
 		var ne net.Error
@@ -228,48 +304,65 @@ func (d *device) recordFailure(slot, now time.Time, err error) {
 	d.p.log.Warn("snmp poll failed", "device", d.t.name, "address", d.t.address, "reason", reason, "err", err)
 }
 
-// poll fetches one batch into d.batch: identity, the profile's scalars
-// and its table columns.
-func (d *device) poll(ctx context.Context) error {
-	d.batch = d.batch[:0]
-	g, err := d.session(ctx)
+// poll fetches one batch into b: identity, the profile's scalars and its
+// table columns.
+func (d *device) poll(ctx context.Context, b *pollBuf) error {
+	s, err := d.session(ctx)
 	if err != nil {
 		return err
 	}
-	ident := []string{"." + oidSysDescr, "." + oidSysObjectID, "." + oidSysUpTime}
-	var scalars []string
+	defer s.watch(ctx)()
+	oids := append(b.oids[:0], identArcs...)
 	if d.plan != nil {
-		scalars = d.plan.scalars
+		oids = append(oids, d.plan.scalars...)
 	}
-	vars, err := d.get(g, append(ident, scalars...))
+	var descr, oid string
+	var idErr error
+	n := 0
+	err = d.get(ctx, s, b, oids, func(v *varbind) error {
+		if n < len(identArcs) {
+			if idErr = checkIdentity(n, v); idErr != nil {
+				return idErr
+			}
+			switch n {
+			case 0:
+				descr = v.str()
+			case 1:
+				oid = strings.TrimPrefix(v.str(), ".")
+			}
+		}
+		n++
+		return nil
+	})
+	if idErr != nil {
+		return idErr
+	}
 	if err != nil {
 		return fmt.Errorf("identify: %w", err)
-	}
-	recv := time.Now().UnixNano()
-	descr, oid, err := identity(vars[:3])
-	if err != nil {
-		return err
 	}
 	if d.plan == nil || d.plan.sysObjectID != oid || d.plan.sysDescr != descr {
 		changed := d.plan != nil
 		d.plan = d.newPlan(oid, descr)
 		d.p.log.Info("snmp device identified", "device", d.t.name, "sysObjectID", oid, "profile", d.plan.profile,
 			"scalars", len(d.plan.scalars), "columns", len(d.plan.columns), "changed", changed)
-		vars = vars[:3]
+		// Keep the identity, drop the old plan's scalars.
+		b.truncate(len(identArcs))
 		if len(d.plan.scalars) > 0 {
-			more, err := d.get(g, d.plan.scalars)
-			if err != nil {
+			if err := d.get(ctx, s, b, d.plan.scalars, nil); err != nil {
 				return fmt.Errorf("scalars: %w", err)
 			}
-			vars = append(vars, more...)
 		}
 	}
-	for i := range vars {
-		if o, ok := toObservation(d.t.name, schema.ProtocolSNMP, &vars[i], recv); ok {
-			d.batch = append(d.batch, o)
-		}
+	return d.walk(ctx, s, b)
+}
+
+// truncate keeps the first n observations of the batch.
+func (b *pollBuf) truncate(n int) {
+	clear(b.batch[n:])
+	b.batch = b.batch[:n]
+	for len(b.fix) > 0 && int(b.fix[len(b.fix)-1].i) >= n {
+		b.fix = b.fix[:len(b.fix)-1]
 	}
-	return d.walk(g, d.plan.columns)
 }
 
 func (d *device) newPlan(oid, descr string) *plan {
@@ -278,147 +371,203 @@ func (d *device) newPlan(oid, descr string) *plan {
 	seen := map[string]bool{oidSysDescr: true, oidSysObjectID: true, oidSysUpTime: true}
 	for _, s := range scalars {
 		s = strings.TrimPrefix(s, ".")
-		if s != "" && !seen[s] {
-			seen[s] = true
-			pl.scalars = append(pl.scalars, "."+s)
+		if s == "" || seen[s] {
+			continue
 		}
+		seen[s] = true
+		a, err := parseOID(s)
+		if err != nil || len(a) < 2 {
+			d.p.log.Warn("snmp plan: bad scalar OID skipped", "device", d.t.name, "profile", profile, "oid", s)
+			continue
+		}
+		pl.scalars = append(pl.scalars, a)
 	}
 	for _, c := range columns {
 		c = strings.TrimPrefix(c, ".")
-		if c != "" && !seen["col:"+c] {
-			seen["col:"+c] = true
-			pl.columns = append(pl.columns, c)
+		if c == "" || seen["col:"+c] {
+			continue
 		}
+		seen["col:"+c] = true
+		a, err := parseOID(c)
+		if err != nil || len(a) < 2 {
+			d.p.log.Warn("snmp plan: bad column OID skipped", "device", d.t.name, "profile", profile, "oid", c)
+			continue
+		}
+		pl.columns = append(pl.columns, planColumn{root: a, text: appendDotted(nil, a)})
+	}
+	d.rows = make([]int, len(pl.columns))
+	for i := range d.rows {
+		d.rows[i] = -1
 	}
 	return pl
 }
 
-// identity checks the types of sysDescr.0, sysObjectID.0, sysUpTime.0.
-func identity(v []gosnmp.SnmpPDU) (descr, oid string, err error) {
-	if v[0].Type != gosnmp.OctetString {
-		return "", "", badResponse("sysDescr.0 is %v, want OCTET STRING", v[0].Type)
+// checkIdentity checks the type of identity varbind i: sysDescr.0 is an
+// OCTET STRING, sysObjectID.0 an OBJECT IDENTIFIER, sysUpTime.0 TimeTicks.
+func checkIdentity(i int, v *varbind) error {
+	want := [...]struct {
+		tag  byte
+		name string
+	}{{tagOctetString, "sysDescr.0 is %v, want OCTET STRING"},
+		{tagOID, "sysObjectID.0 is %v, want OBJECT IDENTIFIER"},
+		{tagTimeTicks, "sysUpTime.0 is %v, want TimeTicks"}}[i]
+	if v.tag != want.tag {
+		return badResponse(want.name, gosnmp.Asn1BER(v.tag))
 	}
-	if v[1].Type != gosnmp.ObjectIdentifier {
-		return "", "", badResponse("sysObjectID.0 is %v, want OBJECT IDENTIFIER", v[1].Type)
-	}
-	if v[2].Type != gosnmp.TimeTicks {
-		return "", "", badResponse("sysUpTime.0 is %v, want TimeTicks", v[2].Type)
-	}
-	b, _ := v[0].Value.([]byte)
-	s, _ := v[1].Value.(string)
-	return string(b), strings.TrimPrefix(s, "."), nil
+	return nil
 }
 
-// get GETs oids in requests of at most MaxOids varbinds, splitting a
-// request the agent finds tooBig, and checks that the agent answered
-// each OID asked.
-func (d *device) get(g *gosnmp.GoSNMP, oids []string) ([]gosnmp.SnmpPDU, error) {
-	out := make([]gosnmp.SnmpPDU, 0, len(oids))
+// get GETs oids in requests of at most maxGetOIDs varbinds, splitting a
+// request the agent finds tooBig, checks that the agent answered each OID
+// asked, adds every value to the batch and calls each (if not nil) for
+// every varbind in order.
+func (d *device) get(ctx context.Context, s session, b *pollBuf, oids [][]uint32, each func(*varbind) error) error {
 	for len(oids) > 0 {
-		n := min(len(oids), gosnmp.MaxOids)
+		n := min(len(oids), maxGetOIDs)
 		chunk := oids[:n]
-		res, err := g.Get(chunk)
-		if err != nil {
-			return nil, err
+		r := &b.resp
+		if err := s.get(ctx, r, chunk); err != nil {
+			return err
 		}
-		if res.Error == gosnmp.TooBig && n > 1 {
-			half, err := d.get(g, chunk[:n/2])
-			if err != nil {
-				return nil, err
+		recv := time.Now().UnixNano()
+		if r.errStatus == errTooBig && n > 1 {
+			if err := d.get(ctx, s, b, chunk[:n/2], each); err != nil {
+				return err
 			}
-			rest, err := d.get(g, chunk[n/2:])
-			if err != nil {
-				return nil, err
+			if err := d.get(ctx, s, b, chunk[n/2:], each); err != nil {
+				return err
 			}
-			out = append(append(out, half...), rest...)
 			oids = oids[n:]
 			continue
 		}
-		if res.Error != gosnmp.NoError {
-			return nil, badResponse("GET error-status %v at index %d", res.Error, res.ErrorIndex)
+		if r.errStatus != errNoError {
+			return badResponse("GET error-status %v at index %d", errorStatusName(r.errStatus), r.errIndex)
 		}
-		if len(res.Variables) != n {
-			return nil, badResponse("GET of %d OIDs answered with %d varbinds", n, len(res.Variables))
+		if len(r.vbs) != n {
+			return badResponse("GET of %d OIDs answered with %d varbinds", n, len(r.vbs))
 		}
-		for i, v := range res.Variables {
-			if v.Name != chunk[i] {
-				return nil, badResponse("GET %s answered for %s", chunk[i], v.Name)
+		for i := range r.vbs {
+			v := &r.vbs[i]
+			if !equalOID(v.name, chunk[i]) {
+				return badResponse("GET %s answered for %s", appendDotted(nil, chunk[i]), appendDotted(nil, v.name))
+			}
+			if each != nil {
+				if err := each(v); err != nil {
+					return err
+				}
+			}
+			if v.hold {
+				b.add(d.t.name, v, recv, nil, v.name)
 			}
 		}
-		out = append(out, res.Variables...)
 		oids = oids[n:]
 	}
-	return out, nil
+	return nil
 }
 
 // column is the walk state of one table column.
 type column struct {
-	root   string // "1.3.6.1.2.1.31.1.1.1.6."
-	last   string // with leading dot
-	lastID []uint32
-	rows   int
+	*planColumn
+	i    int      // index in the plan
+	last []uint32 // the last OID walked (the root before the first row)
+	rows int
+	prev int // rows in the previous poll, -1 if not known
 }
 
-// walk fetches every column with GETBULK, advancing up to
-// maxColumnsPerRequest columns per request, and appends the rows.
-func (d *device) walk(g *gosnmp.GoSNMP, columns []string) error {
-	maxRows := d.p.cfg.MaxTableRows
-	active := make([]*column, 0, len(columns))
-	for _, c := range columns {
-		active = append(active, &column{root: "." + c + ".", last: "." + c})
+// walk fetches every column with GETBULK and appends the rows. The plan's
+// columns are walked in groups of up to maxColumnsPerRequest, each group
+// to its end before the next: every GETBULK advances the group's columns
+// that have not ended (columns of one table have as many rows, so they
+// end together).
+//
+// Each GETBULK asks for max_repetitions rows, or fewer when the previous
+// poll says how many rows are left: a column that had 50 rows is asked
+// for 25, 25 and then 1 (to see its end) instead of 25, 25 and 25 whose
+// last 25 would all be past the end.
+func (d *device) walk(ctx context.Context, s session, b *pollBuf) error {
+	pl := d.plan
+	if cap(b.cols) < len(pl.columns) {
+		b.cols = make([]column, len(pl.columns))
 	}
-	recvOIDs := make([]string, 0, maxColumnsPerRequest)
-	for len(active) > 0 {
-		batch := active[:min(len(active), maxColumnsPerRequest)]
-		recvOIDs = recvOIDs[:0]
-		for _, c := range batch {
-			recvOIDs = append(recvOIDs, c.last)
+	cols := b.cols[:len(pl.columns)]
+	for i := range pl.columns {
+		c := &cols[i]
+		c.planColumn, c.i, c.rows, c.prev = &pl.columns[i], i, 0, d.rows[i]
+		c.last = append(c.last[:0], c.root...)
+	}
+	for g := 0; g < len(cols); g += maxColumnsPerRequest {
+		active := b.act[:0]
+		for i := g; i < min(g+maxColumnsPerRequest, len(cols)); i++ {
+			active = append(active, &cols[i])
 		}
-		res, err := g.GetBulk(recvOIDs, 0, d.t.maxRep)
-		if err != nil {
+		b.act = active
+		if err := d.walkGroup(ctx, s, b, active); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// walkGroup walks the columns of active (at most maxColumnsPerRequest) to
+// their ends.
+func (d *device) walkGroup(ctx context.Context, s session, b *pollBuf, active []*column) error {
+	maxRows := d.p.cfg.MaxTableRows
+	for len(active) > 0 {
+		batch := active
+		reps := d.t.maxRep
+		if need := remainingRows(batch); need > 0 {
+			reps = min(reps, uint32(need))
+		}
+		oids := b.oids[:0]
+		for _, c := range batch {
+			oids = append(oids, c.last)
+		}
+		b.oids = oids
+		r := &b.resp
+		if err := s.getBulk(ctx, r, oids, reps); err != nil {
 			return fmt.Errorf("walk: %w", err)
 		}
-		if res.Error != gosnmp.NoError {
-			return badResponse("GETBULK error-status %v at index %d", res.Error, res.ErrorIndex)
+		if r.errStatus != errNoError {
+			return badResponse("GETBULK error-status %v at index %d", errorStatusName(r.errStatus), r.errIndex)
 		}
-		if len(res.Variables) == 0 {
+		if len(r.vbs) == 0 {
 			return badResponse("GETBULK of %d columns answered with no varbinds", len(batch))
 		}
 		recv := time.Now().UnixNano()
-		done := make([]bool, len(batch))
-		for i := range res.Variables {
-			v := &res.Variables[i]
+		done := b.done[:0]
+		for range batch {
+			done = append(done, false)
+		}
+		b.done = done
+		for i := range r.vbs {
+			v := &r.vbs[i]
 			j := i % len(batch)
 			c := batch[j]
 			if done[j] {
 				continue
 			}
-			if v.Type == gosnmp.EndOfMibView || v.Type == gosnmp.NoSuchObject || v.Type == gosnmp.NoSuchInstance ||
-				!strings.HasPrefix(v.Name, c.root) {
+			if v.isException() || !under(v.name, c.root) {
 				done[j] = true
 				continue
 			}
-			id, err := parseOID(v.Name)
-			if err != nil {
-				return badResponse("column %s: %v", c.root[1:len(c.root)-1], err)
+			if c.rows > 0 && compareOID(v.name, c.last) <= 0 {
+				return badResponse("column %s: OID %s does not increase after %s (agent loops)",
+					c.text, appendDotted(nil, v.name), appendDotted(nil, c.last))
 			}
-			if c.lastID != nil && compareOID(id, c.lastID) <= 0 {
-				return badResponse("column %s: OID %s does not increase after %s (agent loops)", c.root[1:len(c.root)-1], v.Name, c.last)
-			}
-			c.last, c.lastID = v.Name, id
+			c.last = append(c.last[:0], v.name...)
 			c.rows++
 			if c.rows > maxRows {
 				return &PollError{Reason: ReasonTableSize,
-					Err: fmt.Errorf("column %s has more than max_table_rows=%d rows", c.root[1:len(c.root)-1], maxRows)}
+					Err: fmt.Errorf("column %s has more than max_table_rows=%d rows", c.text, maxRows)}
 			}
-			if o, ok := toObservation(d.t.name, schema.ProtocolSNMP, v, recv); ok {
-				d.batch = append(d.batch, o)
+			if v.hold {
+				b.add(d.t.name, v, recv, c.text, v.name[len(c.root):])
 			}
 		}
-		// Columns that did not advance in a full response are finished too.
 		next := active[:0]
 		for j, c := range active {
-			if j < len(batch) && done[j] {
+			if done[j] {
+				d.rows[c.i] = c.rows
 				continue
 			}
 			next = append(next, c)
@@ -428,42 +577,17 @@ func (d *device) walk(g *gosnmp.GoSNMP, columns []string) error {
 	return nil
 }
 
-// parseOID parses a dotted OID (leading dot optional).
-func parseOID(s string) ([]uint32, error) {
-	s = strings.TrimPrefix(s, ".")
-	out := make([]uint32, 0, 16)
-	var v uint64
-	digits := false
-	for i := 0; i <= len(s); i++ {
-		if i == len(s) || s[i] == '.' {
-			if !digits {
-				return nil, fmt.Errorf("bad OID %q", s)
-			}
-			out = append(out, uint32(v))
-			v, digits = 0, false
-			continue
+// remainingRows is how many rows the next GETBULK of batch needs to reach
+// the end of every column, counting one past the last row to see the end,
+// if the previous poll tells; 0 when it does not (first poll, or a column
+// already longer than before).
+func remainingRows(batch []*column) int {
+	need := 1
+	for _, c := range batch {
+		if c.prev < 0 || c.rows > c.prev {
+			return 0
 		}
-		c := s[i]
-		if c < '0' || c > '9' {
-			return nil, fmt.Errorf("bad OID %q", s)
-		}
-		v = v*10 + uint64(c-'0')
-		if v > 0xffffffff {
-			return nil, fmt.Errorf("OID %q: sub-identifier out of range", s)
-		}
-		digits = true
+		need = max(need, c.prev-c.rows+1)
 	}
-	return out, nil
-}
-
-func compareOID(a, b []uint32) int {
-	for i := 0; i < len(a) && i < len(b); i++ {
-		if a[i] != b[i] {
-			if a[i] < b[i] {
-				return -1
-			}
-			return 1
-		}
-	}
-	return len(a) - len(b)
+	return need
 }

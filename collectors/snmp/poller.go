@@ -97,6 +97,9 @@ type Poller struct {
 	sem     chan struct{}
 	traps   *trapReceiver
 
+	bufMu sync.Mutex
+	bufs  []*pollBuf // free poll buffers, most recently used last
+
 	mu      sync.Mutex
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -238,14 +241,15 @@ func (p *Poller) PollOnce(ctx context.Context) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := p.acquire(ctx); err != nil {
+			b, err := p.acquire(ctx)
+			if err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("%s: %w", d.t.name, err))
 				mu.Unlock()
 				return
 			}
-			defer p.release()
-			if err := d.pollAndRecord(ctx, time.Now()); err != nil {
+			defer p.release(b)
+			if err := d.pollAndRecord(ctx, time.Now(), b); err != nil {
 				mu.Lock()
 				errs = append(errs, fmt.Errorf("%s: %w", d.t.name, err))
 				mu.Unlock()
@@ -256,17 +260,32 @@ func (p *Poller) PollOnce(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-func (p *Poller) acquire(ctx context.Context) error {
+// acquire waits for one of the max_concurrency poll slots and returns a
+// poll buffer to use until release.
+func (p *Poller) acquire(ctx context.Context) (*pollBuf, error) {
 	select {
 	case p.sem <- struct{}{}:
-		p.m.inFlight.Inc()
-		return nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
+	p.m.inFlight.Inc()
+	p.bufMu.Lock()
+	defer p.bufMu.Unlock()
+	if n := len(p.bufs); n > 0 {
+		b := p.bufs[n-1]
+		p.bufs = p.bufs[:n-1]
+		return b, nil
+	}
+	return &pollBuf{}, nil
 }
 
-func (p *Poller) release() {
+// release returns the slot and the buffer. Buffers are reused last in,
+// first out, so that only as many exist as polls ever ran at once.
+func (p *Poller) release(b *pollBuf) {
+	b.reset()
+	p.bufMu.Lock()
+	p.bufs = append(p.bufs, b)
+	p.bufMu.Unlock()
 	<-p.sem
 	p.m.inFlight.Dec()
 }
@@ -290,10 +309,10 @@ func (d *device) run(ctx context.Context) {
 		// The poll, including the wait for a concurrency slot, must end
 		// by the next slot.
 		pctx, cancel := context.WithDeadline(ctx, slot.Add(iv))
-		err := d.p.acquire(pctx)
+		b, err := d.p.acquire(pctx)
 		if err == nil {
-			err = d.pollAndRecord(pctx, slot)
-			d.p.release()
+			err = d.pollAndRecord(pctx, slot, b)
+			d.p.release(b)
 		} else if ctx.Err() == nil {
 			d.recordFailure(slot, time.Now(), &PollError{Reason: ReasonOverrun,
 				Err: errors.New("no concurrency slot free before the next poll was due")})
