@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -79,6 +80,20 @@ type Options struct {
 	// comparison.
 	PeerTelegraf string
 
+	// ServiceCPUs and SimCPUs, when set, pin the `netfeat serve` child and
+	// the SNMP simulator process to CPUs (a `taskset -c` list such as "0"
+	// or "2-3"), so that the simulator does not take the service's CPU.
+	ServiceCPUs string
+	SimCPUs     string
+
+	// CPUProfile and HeapProfile, when set, are files for a CPU profile of
+	// the measured phase and a heap profile (after a GC) at its end. The
+	// profiles are of the bench process, so with either set the snmp and
+	// gnmi workloads run the service in it instead of as a child (the
+	// simulators stay in their own process).
+	CPUProfile  string
+	HeapProfile string
+
 	// Progress, when set, is called about once a second while the run goes.
 	Progress func(Progress)
 	// Log receives the bench's own log lines; nil discards.
@@ -132,8 +147,22 @@ func (o Options) Validate() error {
 		if o.Ceiling {
 			errs = append(errs, fmt.Errorf("the ceiling search applies to the inject workload, not %s", o.Workload))
 		}
+		if o.SimCPUs != "" && o.Workload != WorkloadSNMP {
+			errs = append(errs, fmt.Errorf("simulator CPUs apply to the snmp workload (the %s simulators run in the bench process)", o.Workload))
+		}
+		if o.ServiceCPUs != "" && o.profiling() {
+			errs = append(errs, errors.New("service CPUs pin the serve child; with a profile the service runs in the bench process (pin the bench with taskset instead)"))
+		}
 	default:
 		errs = append(errs, fmt.Errorf("workload %q: want inject, snmp or gnmi", o.Workload))
+	}
+	if o.Workload == WorkloadInject && (o.ServiceCPUs != "" || o.SimCPUs != "") {
+		errs = append(errs, errors.New("the inject workload runs the service in the bench process: pin the bench with taskset instead of service or simulator CPUs"))
+	}
+	for _, c := range []struct{ name, v string }{{"service CPUs", o.ServiceCPUs}, {"simulator CPUs", o.SimCPUs}} {
+		if c.v != "" && strings.Trim(c.v, "0123456789,-") != "" {
+			errs = append(errs, fmt.Errorf("%s %q: want a CPU list such as 0 or 1,3 or 2-3", c.name, c.v))
+		}
 	}
 	if o.Duration <= 0 {
 		errs = append(errs, fmt.Errorf("duration %v: must be positive", o.Duration))
@@ -158,6 +187,9 @@ func (o Options) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// profiling reports whether the run writes a profile.
+func (o Options) profiling() bool { return o.CPUProfile != "" || o.HeapProfile != "" }
 
 // Progress is what a running bench reports about once a second.
 type Progress struct {

@@ -69,10 +69,13 @@ type Load struct {
 	// OfferedPerSec is the raw values per second the devices offer (gnmi,
 	// snmp: every polled value every interval) or the first injected rate.
 	OfferedPerSec float64 `json:"offered_values_per_s"`
-	Hop           string  `json:"decision_view_hop"`
-	Injectors     int     `json:"injectors,omitempty"`
-	Warmup        string  `json:"warmup"`
-	Duration      string  `json:"duration_per_step"`
+	// ValuesPerPoll is what one poll of a simulated SNMP device yields
+	// (the profile's scalars and every row of its columns).
+	ValuesPerPoll int    `json:"values_per_poll,omitempty"`
+	Hop           string `json:"decision_view_hop"`
+	Injectors     int    `json:"injectors,omitempty"`
+	Warmup        string `json:"warmup"`
+	Duration      string `json:"duration_per_step"`
 }
 
 // Step is one measured interval.
@@ -95,6 +98,9 @@ type Step struct {
 	CPUSeconds          float64 `json:"cpu_s"`
 	GeneratorCPUSeconds float64 `json:"generator_cpu_s,omitempty"`
 	ServiceCPUSeconds   float64 `json:"service_cpu_s"`
+	// SimulatorCPUSeconds is the SNMP simulator process's CPU in the step
+	// (snmp; not part of the service's).
+	SimulatorCPUSeconds float64 `json:"simulator_cpu_s,omitempty"`
 	// CPUPerMillionSamples is service CPU seconds per million samples into
 	// the hot tier; SamplesPerCPUSecond its inverse (what one core
 	// sustains).
@@ -159,7 +165,8 @@ func (r *Report) WriteText(w io.Writer) error {
 	case WorkloadInject:
 		p("load: %d devices × %d interfaces × %d counters, %d injector(s), first rate %s obs/s\n", l.Devices, l.Interfaces, len(injectCounters), l.Injectors, num(l.OfferedPerSec))
 	case WorkloadSNMP:
-		p("load: %d SNMP devices × %d interfaces polled every %s (%s values/s offered)\n", l.Devices, l.Interfaces, l.Interval, num(l.OfferedPerSec))
+		p("load: %d SNMP devices × %d interfaces polled every %s (%s values per poll, %s values/s offered)\n",
+			l.Devices, l.Interfaces, l.Interval, num(float64(l.ValuesPerPoll)), num(l.OfferedPerSec))
 	case WorkloadGNMI:
 		p("load: %d gNMI targets × %d leaves every %s (%s updates/s offered)\n", l.Devices, l.LeavesPerTarget, l.Interval, num(l.OfferedPerSec))
 	}
@@ -195,6 +202,12 @@ func (r *Report) WriteText(w io.Writer) error {
 			p("  service process %.2f s (%.0f%% of one core)\n", s.ServiceCPUSeconds, 100*s.ServiceCPUSeconds/s.Seconds)
 		}
 		p("  %.3f CPU s per million samples = %s samples per CPU-second\n", s.CPUPerMillionSamples, num(s.SamplesPerCPUSecond))
+		if s.Observations > 0 && r.Workload != WorkloadInject {
+			p("  %.2f µs CPU per value collected\n", 1e6*s.ServiceCPUSeconds/float64(s.Observations))
+		}
+		if s.SimulatorCPUSeconds > 0 {
+			p("  simulators (own process) %.2f s (%.0f%% of one core), not counted above\n", s.SimulatorCPUSeconds, 100*s.SimulatorCPUSeconds/s.Seconds)
+		}
 
 		d := s.Decisions
 		p("\ndecisions (outside NATS subscriber on %s):\n", decisionSubject)
@@ -220,7 +233,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	m := r.Memory
 	p("\nmemory (end of run):\n")
-	p("  peak RSS %s, RSS %s\n", bytesText(m.PeakRSSBytes), bytesText(m.RSSBytes))
+	p("  peak RSS %s, RSS %s", bytesText(m.PeakRSSBytes), bytesText(m.RSSBytes))
+	if r.Workload != WorkloadInject && l.Devices > 0 {
+		p(" (peak %.2f MiB per device)", float64(m.PeakRSSBytes)/(1<<20)/float64(l.Devices))
+	}
+	p("\n")
 	p("  hot tier %s samples in %s = %.2f B/sample; RSS per hot sample %.2f B\n", num(float64(m.HotSamples)), bytesText(m.HotBytes), m.HotBytesPerSample, m.RSSBytesPerHotSample)
 
 	p("\ndrops, losses, refusals, failures (every non-zero counter, whole run):\n")

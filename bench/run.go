@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
+	"runtime/pprof"
 	"sync"
 	"time"
 
@@ -240,6 +242,11 @@ func runInject(ctx context.Context, o Options, dir string, rep *Report) (err err
 		}
 	}
 	s.startQueries(ctx)
+	prof, err := startProfile(o)
+	if err != nil {
+		return err
+	}
+	defer func() { err = errors.Join(err, prof.stop()) }()
 	steps := 1
 	if o.Ceiling {
 		steps = o.MaxSteps
@@ -276,6 +283,9 @@ func runInject(ctx context.Context, o Options, dir string, rep *Report) (err err
 		rate *= o.RampFactor
 	}
 	s.stopQueries()
+	if err := prof.stop(); err != nil {
+		return err
+	}
 	for i, st := range rep.Steps {
 		if st.SamplesPerSec > rep.Steps[rep.Headline].SamplesPerSec {
 			rep.Headline = i
@@ -299,29 +309,41 @@ func runInject(ctx context.Context, o Options, dir string, rep *Report) (err err
 // or subscribing to them, and optionally Telegraf against the same devices.
 func runCollectors(ctx context.Context, o Options, dir string, rep *Report) (err error) {
 	rep.Service = "child process (netfeat serve)"
+	if o.ServiceCPUs != "" {
+		rep.Service += " on CPUs " + o.ServiceCPUs
+	}
+	if o.profiling() {
+		rep.Service = "in-process (profiled)"
+	}
 	rep.Load.Interval = o.Interval.String()
-	setup := serviceSetup{dataDir: filepath.Join(dir, "data"), memoryBudget: o.MemoryBudget, hop: o.Hop, interval: o.Interval}
+	setup := serviceSetup{dataDir: filepath.Join(dir, "data"), memoryBudget: o.MemoryBudget, hop: o.Hop, interval: o.Interval,
+		cpus: o.ServiceCPUs}
 	tsetup := telegrafSetup{interval: o.Interval}
 	var stopSims func(context.Context) error
 	var simNote func() string
+	simCPU := func() time.Duration { return 0 }
 	switch o.Workload {
 	case WorkloadSNMP:
 		rep.Load.Interfaces = o.Interfaces
-		sims, err := startSNMPSims(ctx, o.Devices, o.Interfaces)
+		n, err := normalize.New(normalize.Config{}, schema.SampleAppenderFunc(func(context.Context, []schema.Sample) error { return nil }), nil, nil)
 		if err != nil {
 			return err
 		}
-		stopSims, setup.snmp, tsetup.snmp = sims.stop, sims.endpoints, sims.endpoints
-		simNote = func() string {
-			return fmt.Sprintf("SNMP simulators received %s requests", num(float64(sims.requests())))
-		}
-		n, err := normalize.New(normalize.Config{}, schema.SampleAppenderFunc(func(context.Context, []schema.Sample) error { return nil }), nil, nil)
-		if err != nil {
-			return errors.Join(err, sims.stop(context.Background()))
-		}
 		_, tsetup.scalars, tsetup.columns = n.SNMPPlan(simSysObjectID, "netfeat bench simulated router")
-		perPoll := len(tsetup.scalars) + len(tsetup.columns)*o.Interfaces
-		rep.Load.OfferedPerSec = float64(o.Devices*perPoll) / o.Interval.Seconds()
+		sims, err := startSNMPSims(ctx, o.Binary, dir, o.SimCPUs, o.Devices, o.Interfaces, tsetup.scalars, tsetup.columns)
+		if err != nil {
+			return err
+		}
+		stopSims, setup.snmp, tsetup.snmp, simCPU = sims.stop, sims.endpoints, sims.endpoints, sims.cpu
+		where := "any CPU"
+		if o.SimCPUs != "" {
+			where = "CPUs " + o.SimCPUs
+		}
+		simNote = func() string {
+			return fmt.Sprintf("SNMP simulators: a `netfeat sim snmp` process (pid %d, %s), not counted in the service's CPU or memory", sims.proc.pid, where)
+		}
+		rep.Load.ValuesPerPoll = sims.perPoll
+		rep.Load.OfferedPerSec = float64(o.Devices*sims.perPoll) / o.Interval.Seconds()
 	case WorkloadGNMI:
 		sims, err := startGNMISims(ctx, o.Devices, o.Interval)
 		if err != nil {
@@ -344,7 +366,12 @@ func runCollectors(ctx context.Context, o Options, dir string, rep *Report) (err
 		devices = append(devices, e.name)
 	}
 
-	t, err := startChild(ctx, o.Binary, dir, setup)
+	var t *target
+	if o.profiling() {
+		t, _, err = startInProcess(ctx, dir, setup)
+	} else {
+		t, err = startChild(ctx, o.Binary, dir, setup)
+	}
 	if err != nil {
 		return err
 	}
@@ -372,19 +399,26 @@ func runCollectors(ctx context.Context, o Options, dir string, rep *Report) (err
 		return err
 	}
 	s.startQueries(ctx)
+	prof, err := startProfile(o)
+	if err != nil {
+		return err
+	}
 	s0, err := s.mon.snap(ctx)
 	if err != nil {
-		return err
+		return errors.Join(err, prof.stop())
 	}
+	sim0 := simCPU()
 	if err := s.mon.watch(ctx, "measure", o.Duration); err != nil {
-		return err
+		return errors.Join(err, prof.stop())
 	}
 	s1, err := s.mon.snap(ctx)
-	if err != nil {
+	sim1 := simCPU()
+	if err = errors.Join(err, prof.stop()); err != nil {
 		return err
 	}
 	s.stopQueries()
 	st := step(s0, s1)
+	st.SimulatorCPUSeconds = (sim1 - sim0).Seconds()
 	st.finishCPU()
 	rep.Steps = append(rep.Steps, st)
 	if err := s.finish(ctx, rep, nil); err != nil {
@@ -417,6 +451,55 @@ func runCollectors(ctx context.Context, o Options, dir string, rep *Report) (err
 	}
 	rep.Comparison = c
 	return nil
+}
+
+// profile writes the profiles Options asks for: CPU from start to stop,
+// the heap (after a GC) at stop.
+type profile struct {
+	o   Options
+	cpu *os.File
+}
+
+func startProfile(o Options) (*profile, error) {
+	p := &profile{o: o}
+	if o.CPUProfile == "" {
+		return p, nil
+	}
+	f, err := os.Create(o.CPUProfile)
+	if err != nil {
+		return nil, fmt.Errorf("CPU profile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("CPU profile: %w", err)
+	}
+	p.cpu = f
+	return p, nil
+}
+
+// stop ends the profiles; calling it again does nothing.
+func (p *profile) stop() error {
+	if p == nil || p.o.CPUProfile == "" && p.o.HeapProfile == "" {
+		return nil
+	}
+	var errs []error
+	if p.cpu != nil {
+		pprof.StopCPUProfile()
+		errs = append(errs, p.cpu.Close())
+		p.cpu = nil
+	}
+	if p.o.HeapProfile != "" {
+		runtime.GC()
+		f, err := os.Create(p.o.HeapProfile)
+		if err == nil {
+			err = errors.Join(pprof.WriteHeapProfile(f), f.Close())
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("heap profile: %w", err))
+		}
+	}
+	p.o.CPUProfile, p.o.HeapProfile = "", ""
+	return errors.Join(errs...)
 }
 
 func writeFile(path, text string) error {

@@ -1,15 +1,20 @@
 package bench
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/netfeat/netfeat/collectors/sim/gnmitarget"
-	"github.com/netfeat/netfeat/collectors/sim/snmpagent"
 	"github.com/netfeat/netfeat/recording"
 )
 
@@ -73,52 +78,104 @@ func ifMIBRecording(ifaces int) string {
 	return b.String()
 }
 
-// snmpSims are the simulated SNMP devices of a run.
+// snmpSims are the simulated SNMP devices of a run, served by a
+// `netfeat sim snmp` child process so that their CPU is not the service's
+// (nor the bench's).
 type snmpSims struct {
-	sim       *snmpagent.Simulator
+	proc      *target // pid, stop and log of the simulator process
 	endpoints []endpoint
+	// perPoll is the values one poll of a device yields under the
+	// generic profile's plan.
+	perPoll int
 }
 
 // startSNMPSims serves devices copies of an IF-MIB router with ifaces
-// interfaces, each on its own loopback UDP port.
-func startSNMPSims(ctx context.Context, devices, ifaces int) (*snmpSims, error) {
-	recs, err := recording.ReadSNMPRec(strings.NewReader(ifMIBRecording(ifaces)), "bench.snmprec")
+// interfaces, each on its own loopback UDP port, from `bin sim snmp` (run
+// under `taskset -c cpus` when cpus is set), and counts what one poll of
+// the plan (scalars, table columns) yields.
+func startSNMPSims(ctx context.Context, bin, dir, cpus string, devices, ifaces int, scalars, columns []string) (*snmpSims, error) {
+	text := ifMIBRecording(ifaces)
+	recs, err := recording.ReadSNMPRec(strings.NewReader(text), "snmp.snmprec")
 	if err != nil {
 		return nil, fmt.Errorf("bench recording: %w", err)
 	}
-	mib, err := snmpagent.NewMIB(recs)
-	if err != nil {
-		return nil, fmt.Errorf("bench recording: %w", err)
-	}
-	s := &snmpSims{sim: snmpagent.NewSimulator(nil)}
-	for i := range devices {
-		d, err := snmpagent.NewDevice(mib, snmpagent.DeviceOptions{Name: fmt.Sprintf("snmp-%04d", i+1), Community: "public", Rate: 125_000})
-		if err != nil {
-			return nil, fmt.Errorf("simulated device: %w", err)
+	s := &snmpSims{}
+	for _, r := range recs {
+		polled := slices.Contains(scalars, r.OID)
+		for _, c := range columns {
+			polled = polled || strings.HasPrefix(r.OID, c+".")
 		}
-		if err := s.sim.Add(d, "127.0.0.1:0"); err != nil {
-			return nil, err
+		if polled {
+			s.perPoll++
 		}
 	}
-	if err := s.sim.Start(ctx); err != nil {
+	file := filepath.Join(dir, "snmp.snmprec")
+	if err := writeFile(file, text); err != nil {
 		return nil, err
 	}
-	for _, ep := range s.sim.Endpoints() {
-		s.endpoints = append(s.endpoints, endpoint{name: ep.Device.Name(), addr: ep.Addr})
+	args := []string{bin, "sim", "snmp", "--recording", file, "--devices", strconv.Itoa(devices),
+		"--listen", "127.0.0.1:0", "--community", "public", "--rate", "125000"}
+	if cpus != "" {
+		args = append([]string{"taskset", "-c", cpus}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("simulator output: %w", err)
+	}
+	logPath := filepath.Join(dir, "sim-snmp.log")
+	lf, err := os.Create(logPath)
+	if err != nil {
+		return nil, fmt.Errorf("simulator log: %w", err)
+	}
+	cmd.Stderr = lf
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("start SNMP simulator: %w", err)
+	}
+	s.proc = processTarget(cmd, lf, logPath)
+	// One "NAME ADDRESS" line per device once every device listens.
+	lines := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for len(s.endpoints) < devices && sc.Scan() {
+			name, addr, ok := strings.Cut(sc.Text(), " ")
+			if !ok {
+				lines <- fmt.Errorf("SNMP simulator printed %q, want NAME ADDRESS", sc.Text())
+				return
+			}
+			s.endpoints = append(s.endpoints, endpoint{name: name, addr: addr})
+		}
+		if len(s.endpoints) < devices {
+			lines <- fmt.Errorf("SNMP simulator listed %d devices, want %d%s", len(s.endpoints), devices, logTail(logPath))
+			return
+		}
+		go io.Copy(io.Discard, out)
+		lines <- nil
+	}()
+	select {
+	case err = <-lines:
+	case <-ctx.Done():
+		err = ctx.Err()
+	case <-time.After(2 * time.Minute):
+		err = errors.New("SNMP simulator: no device list after 2 minutes")
+	}
+	if err != nil {
+		return nil, errors.Join(err, s.proc.stop(context.Background()))
 	}
 	return s, nil
 }
 
-// requests returns the SNMP requests the devices received.
-func (s *snmpSims) requests() int64 {
-	var n int64
-	for _, ep := range s.sim.Endpoints() {
-		n += int64(ep.Device.Stats().Requests)
+// cpu returns the simulator process's CPU time so far.
+func (s *snmpSims) cpu() time.Duration {
+	p, err := ReadProc(s.proc.pid)
+	if err != nil {
+		return 0
 	}
-	return n
+	return p.CPU
 }
 
-func (s *snmpSims) stop(ctx context.Context) error { return s.sim.Stop(ctx) }
+func (s *snmpSims) stop(ctx context.Context) error { return s.proc.stop(ctx) }
 
 // gnmiSims are the simulated gNMI targets of a run.
 type gnmiSims struct {

@@ -42,6 +42,7 @@ type serviceSetup struct {
 	snmp         []endpoint
 	gnmi         []endpoint
 	interval     time.Duration
+	cpus         string // taskset -c list for a child service; empty: any CPU
 }
 
 // yaml renders the configuration file.
@@ -146,6 +147,10 @@ func startChild(ctx context.Context, bin, dir string, setup serviceSetup) (*targ
 	}
 	logPath := filepath.Join(dir, "netfeat.log")
 	cmd := exec.Command(bin, "serve", "-c", cfgPath)
+	if setup.cpus != "" {
+		// taskset execs netfeat: same pid, every thread on the CPUs.
+		cmd = exec.Command("taskset", "-c", setup.cpus, bin, "serve", "-c", cfgPath)
+	}
 	t, err := startProcess(cmd, logPath)
 	if err != nil {
 		return nil, err
@@ -169,6 +174,13 @@ func startProcess(cmd *exec.Cmd, logPath string) (*target, error) {
 		lf.Close()
 		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
 	}
+	return processTarget(cmd, lf, logPath), nil
+}
+
+// processTarget watches a started cmd that logs to lf (closed when cmd
+// exits); the target's stop sends SIGTERM and waits (SIGKILL when ctx
+// ends first).
+func processTarget(cmd *exec.Cmd, lf *os.File, logPath string) *target {
 	exited := make(chan struct{})
 	var waitErr error
 	go func() {
@@ -176,11 +188,15 @@ func startProcess(cmd *exec.Cmd, logPath string) (*target, error) {
 		lf.Close()
 		close(exited)
 	}()
+	name := filepath.Base(cmd.Path)
+	if len(cmd.Args) > 3 && name == "taskset" {
+		name = filepath.Base(cmd.Args[3])
+	}
 	t := &target{pid: cmd.Process.Pid, exited: exited, logs: logPath}
 	t.stop = func(ctx context.Context) error {
 		select {
 		case <-exited:
-			return fmt.Errorf("%s exited early: %v%s", filepath.Base(cmd.Path), waitErr, logTail(logPath))
+			return fmt.Errorf("%s exited early: %v%s", name, waitErr, logTail(logPath))
 		default:
 		}
 		_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -190,10 +206,10 @@ func startProcess(cmd *exec.Cmd, logPath string) (*target, error) {
 		case <-ctx.Done():
 			_ = cmd.Process.Kill()
 			<-exited
-			return fmt.Errorf("%s did not stop on SIGTERM in time; killed", filepath.Base(cmd.Path))
+			return fmt.Errorf("%s did not stop on SIGTERM in time; killed", name)
 		}
 	}
-	return t, nil
+	return t
 }
 
 // waitReady polls /readyz until it answers 200, the child exits or the

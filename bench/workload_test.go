@@ -127,6 +127,11 @@ func TestOptionsValidate(t *testing.T) {
 	if err := ok.Validate(); err != nil {
 		t.Fatalf("defaults invalid: %v", err)
 	}
+	pinned := DefaultOptions()
+	pinned.Workload, pinned.Binary, pinned.ServiceCPUs, pinned.SimCPUs = WorkloadSNMP, "x", "0", "1,2-3"
+	if err := pinned.Validate(); err != nil {
+		t.Fatalf("pinned snmp run invalid: %v", err)
+	}
 	for _, tc := range []struct {
 		name string
 		mod  func(*Options)
@@ -140,6 +145,12 @@ func TestOptionsValidate(t *testing.T) {
 		{"tiny hop", func(o *Options) { o.Hop = time.Millisecond }, "hop"},
 		{"too many injectors", func(o *Options) { o.Injectors = 1000 }, "injectors"},
 		{"bad share", func(o *Options) { o.PointShare = 2 }, "point share"},
+		{"pinned inject", func(o *Options) { o.ServiceCPUs = "0" }, "taskset"},
+		{"simulator CPUs with gnmi", func(o *Options) { o.Workload, o.Binary, o.SimCPUs = WorkloadGNMI, "x", "1" }, "simulator CPUs"},
+		{"bad CPU list", func(o *Options) { o.Workload, o.Binary, o.SimCPUs = WorkloadSNMP, "x", "one" }, "CPU list"},
+		{"pinned child and profile", func(o *Options) {
+			o.Workload, o.Binary, o.ServiceCPUs, o.CPUProfile = WorkloadSNMP, "x", "0", "cpu.prof"
+		}, "profile"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := DefaultOptions()

@@ -39,7 +39,9 @@ Workloads (one of):
              keeps up). The service runs in this process; the load generator's
              CPU is measured and subtracted.
   --snmp     --devices simulated SNMP devices × --interfaces interfaces on
-             loopback, polled every --interval by a 'netfeat serve' child.
+             loopback, served by a 'netfeat sim snmp' child process and
+             polled every --interval by a 'netfeat serve' child
+             (--sim-cpus, --service-cpus pin them apart).
   --gnmi     --devices simulated IOS-XR gNMI targets republishing every leaf
              every --interval, streamed by a 'netfeat serve' child.
 
@@ -124,6 +126,10 @@ progress line on stderr; --json prints the report as JSON instead.`,
 	f.IntVar(&o.QueryWorkers, "query-workers", o.QueryWorkers, "concurrent query connections")
 	f.Float64Var(&o.PointShare, "point-share", o.PointShare, "share of point lookups in the query mix (the rest are aggregates over samples)")
 	f.StringVar(&o.PeerTelegraf, "peer-telegraf", "", "snmp, gnmi: a Telegraf binary to run against the same simulated devices, side by side")
+	f.StringVar(&o.ServiceCPUs, "service-cpus", "", "snmp, gnmi: run the 'netfeat serve' child under taskset -c with this CPU list (e.g. 0)")
+	f.StringVar(&o.SimCPUs, "sim-cpus", "", "snmp: run the 'netfeat sim snmp' simulator process under taskset -c with this CPU list (e.g. 1)")
+	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured phase to this file (snmp, gnmi: the service then runs in the bench process)")
+	f.StringVar(&o.HeapProfile, "memprofile", "", "write a heap profile at the end of the measured phase to this file (snmp, gnmi: the service then runs in the bench process)")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	f.BoolVar(&noProgress, "no-progress", false, "no progress line on stderr")
 	f.StringVar(&keepDir, "dir", "", "scratch directory to keep (data, configuration, logs); default: a temporary one, removed")
