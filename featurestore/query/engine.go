@@ -154,6 +154,9 @@ type Engine struct {
 	duration prometheus.Histogram
 	rows     prometheus.Counter
 	lookups  prometheus.Counter
+	points   prometheus.Counter
+
+	schemas resultSchemas // the point-query fast path's result schemas
 }
 
 // New opens the sandboxed DuckDB database. reg may be nil (no metrics are
@@ -189,9 +192,13 @@ func newEngineDSN(src Source, opts Options, dsn string, log *slog.Logger, reg pr
 			Name: "netfeat_query_entity_lookups_total",
 			Help: "Table scans answered by an entity point lookup instead of the whole table.",
 		}),
+		points: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "netfeat_query_point_queries_total",
+			Help: "Queries answered by the point-query fast path (SELECT * of one entity) without DuckDB.",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{e.queries, e.duration, e.rows, e.lookups} {
+		for _, c := range []prometheus.Collector{e.queries, e.duration, e.rows, e.lookups, e.points} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register query metrics: %w", err)
 			}
@@ -384,6 +391,37 @@ func (e *Engine) Query(ctx context.Context, req Request, fn func(*Result) error)
 	if req.Ranged() && !req.From.Before(req.To) {
 		return fmt.Errorf("%w: time range from %v is not before to %v", ErrInvalid, req.From, req.To)
 	}
+	if !req.Ranged() && !req.schemaOnly {
+		if pq, ok := findPointQuery(scanSQL(req.SQL)); ok {
+			var answered bool
+			res, answered, err = e.answerPoint(ctx, pq, e.limit(req))
+			if err != nil {
+				return err
+			}
+			if answered {
+				defer res.release()
+				e.points.Inc()
+				if err := fn(res); err != nil {
+					return err
+				}
+				return res.Err()
+			}
+		}
+	}
+	return e.execute(ctx, req, fn, &res)
+}
+
+// limit is the row limit of req.
+func (e *Engine) limit(req Request) int {
+	if req.MaxRows > 0 && req.MaxRows < e.opts.MaxRows {
+		return req.MaxRows
+	}
+	return e.opts.MaxRows
+}
+
+// execute runs req through DuckDB on a free slot; *res is set to the
+// result for Query's metrics.
+func (e *Engine) execute(ctx context.Context, req Request, fn func(*Result) error, res **Result) (err error) {
 	var s *slot
 	select {
 	case s = <-e.slots:
@@ -418,7 +456,7 @@ func (e *Engine) Query(ctx context.Context, req Request, fn func(*Result) error)
 			return fmt.Errorf("duckdb connection is %T", dc)
 		}
 		var runErr error
-		res, runErr = e.run(ctx, s, c, req, fn)
+		*res, runErr = e.run(ctx, s, c, req, fn)
 		return runErr
 	})
 	return e.classify(ctx, err)
@@ -550,10 +588,7 @@ func (e *Engine) run(ctx context.Context, s *slot, conn *duckdb.Conn, req Reques
 		return nil
 	}
 
-	limit := e.opts.MaxRows
-	if req.MaxRows > 0 && req.MaxRows < limit {
-		limit = req.MaxRows
-	}
+	limit := e.limit(req)
 	if req.schemaOnly {
 		limit = -1
 	}
