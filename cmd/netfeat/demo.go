@@ -25,6 +25,7 @@ import (
 	"github.com/netfeat/netfeat/collectors/sim/scenario"
 	"github.com/netfeat/netfeat/collectors/sim/snmpagent"
 	"github.com/netfeat/netfeat/examples"
+	"github.com/netfeat/netfeat/featurestore/query"
 	"github.com/netfeat/netfeat/inference/watch"
 	"github.com/netfeat/netfeat/models"
 	"github.com/netfeat/netfeat/schema"
@@ -61,6 +62,13 @@ type demoOptions struct {
 	speed      float64
 	all        bool
 	status     time.Duration
+	// scenarios, when set, is a directory holding <target>.yaml for each
+	// device, used instead of the embedded examples/demo-scenarios.
+	scenarios string
+	// trainingSet, when set, is where the run's interface_1m windows are
+	// written at the end, labelled with the scenarios' ground truth
+	// (demotrain.go).
+	trainingSet string
 }
 
 func newDemoCmd() *cobra.Command {
@@ -118,6 +126,8 @@ each scripted incident triggered. The SNMP recordings are read from
 	f.StringVar(&o.recordings, "recordings", filepath.Join("testdata", "snmp"), "directory holding the SNMP recordings timos.snmprec and ericsson-ml.snmprec")
 	f.Float64Var(&o.speed, "speed", 1, "play the scenarios' timeline this many times faster")
 	f.BoolVar(&o.all, "all", false, `print every decision, also those whose action is "none"`)
+	f.StringVar(&o.scenarios, "scenarios", "", "directory with a scenario per device (nokia-7210.yaml, ericsson-ml.yaml, cisco-xr1.yaml) instead of the built-in ones")
+	f.StringVar(&o.trainingSet, "training-set", "", "at the end, write the run's interface_1m windows labelled with the scenarios' ground truth to this .csv or .parquet file (models/README.md)")
 	return cmd
 }
 
@@ -163,10 +173,11 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 		}
 	}
 
-	scenarios, err := demoScenarios(o.speed)
+	scenarios, err := demoScenarios(o.scenarios, o.speed)
 	if err != nil {
 		return err
 	}
+	simStart := time.Now()
 	sims, err := startDemoDevices(ctx, o.recordings, scenarios, log)
 	if err != nil {
 		return err
@@ -243,6 +254,12 @@ loop:
 	}
 	_ = sub.Unsubscribe()
 	ran := time.Since(start)
+	if o.trainingSet != "" && ctx.Err() == nil {
+		client := &query.Client{URL: httpURL}
+		if err := writeTrainingSet(ctx, client, scenarios, simStart, o.trainingSet, out); err != nil {
+			return err
+		}
+	}
 	if err := stopService(); err != nil {
 		return err
 	}
@@ -275,8 +292,9 @@ type demoScenario struct {
 	sc     *scenario.Scenario
 }
 
-// demoScenarios loads each device's embedded scenario, sped up.
-func demoScenarios(speed float64) ([]demoScenario, error) {
+// demoScenarios loads each device's scenario, sped up: the embedded one,
+// or dir/<target>.yaml when dir is set.
+func demoScenarios(dir string, speed float64) ([]demoScenario, error) {
 	out := make([]demoScenario, len(demoDevices))
 	for i, d := range demoDevices {
 		name := "demo-scenarios/" + d.target + ".yaml"
@@ -284,7 +302,14 @@ func demoScenarios(speed float64) ([]demoScenario, error) {
 		if err != nil {
 			return nil, fmt.Errorf("embedded scenario: %w", err)
 		}
-		sc, err := scenario.Parse("examples/"+name, data)
+		name = "examples/" + name
+		if dir != "" {
+			name = filepath.Join(dir, d.target+".yaml")
+			if data, err = os.ReadFile(name); err != nil {
+				return nil, fmt.Errorf("--scenarios: each device needs its scenario: %w", err)
+			}
+		}
+		sc, err := scenario.Parse(name, data)
 		if err != nil {
 			return nil, err
 		}

@@ -64,7 +64,7 @@ func TestDemoConfig(t *testing.T) {
 // that replays it, so that a scenario naming an interface the recording
 // lacks fails here rather than when a user runs the demo.
 func TestDemoScenariosFitTheDevices(t *testing.T) {
-	scenarios, err := demoScenarios(1)
+	scenarios, err := demoScenarios("", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +93,7 @@ func TestDemoScenariosFitTheDevices(t *testing.T) {
 	if events < 3 {
 		t.Fatalf("the demo scripts %d events, want a congestion episode, errors and a link fault", events)
 	}
-	fast, err := demoScenarios(4)
+	fast, err := demoScenarios("", 4)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +128,7 @@ func TestSecondsOrDuration(t *testing.T) {
 // says about the scripted incidents and the rest.
 func TestDemoSummary(t *testing.T) {
 	start := time.Unix(1_700_000_000, 0)
-	scenarios, err := demoScenarios(1)
+	scenarios, err := demoScenarios("", 1)
 	if err != nil {
 		t.Fatal(err)
 	}

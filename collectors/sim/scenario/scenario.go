@@ -314,3 +314,30 @@ func clock(d time.Duration) string {
 	}
 	return fmt.Sprintf("%d:%04.1f", m, s)
 }
+
+// Active is an event in force at some instant, with its strength there.
+type Active struct {
+	Event
+	// Strength is how far the event has ramped up: in (0, 1].
+	Strength float64
+}
+
+// At returns the events on the interface named iface (as Event.Interface
+// names it; aliases are not resolved) that are in force t after the
+// device's start, repetitions included. It is the ground truth of the
+// scenario at t, for labelling the windows a run produced.
+func (s *Scenario) At(iface string, t time.Duration) []Active {
+	if s.Repeat > 0 {
+		t %= s.Repeat
+	}
+	var out []Active
+	for _, e := range s.Events {
+		if e.Interface != iface {
+			continue
+		}
+		if st := e.strength(t); st > 0 {
+			out = append(out, Active{Event: e, Strength: st})
+		}
+	}
+	return out
+}

@@ -251,3 +251,43 @@ func TestFasterAndString(t *testing.T) {
 		t.Errorf("fast String() = %q", got)
 	}
 }
+
+// TestAt checks the ground truth the training-set labels come from: which
+// events are in force and how strong, repetitions included.
+func TestAt(t *testing.T) {
+	sc := demoLike()
+	sc.Repeat = 2 * time.Minute
+	tests := []struct {
+		iface string
+		t     time.Duration
+		want  map[Kind]float64 // kind → strength
+	}{
+		{"uplink", 19 * s, nil},
+		{"uplink", 20 * s, nil}, // strength 0 at the very start of a ramp
+		{"uplink", 25 * s, map[Kind]float64{Congestion: 0.5}},
+		{"uplink", 30 * s, map[Kind]float64{Congestion: 1}},
+		{"uplink", 79 * s, map[Kind]float64{Congestion: 1}},
+		{"uplink", 80 * s, nil},
+		{"uplink", 2*time.Minute + 25*s, map[Kind]float64{Congestion: 0.5}},
+		{"4", 30 * s, nil}, // aliases are not resolved
+		{"ge1", 50 * s, map[Kind]float64{Errors: 1.0 / 3}},
+		{"ge1", 60 * s, map[Kind]float64{LinkDown: 1}},
+		{"ge1", 6*time.Minute + 99*s, map[Kind]float64{LinkDown: 1}},
+		{"idle", 30 * s, nil},
+	}
+	for _, tc := range tests {
+		got := map[Kind]float64{}
+		for _, a := range sc.At(tc.iface, tc.t) {
+			got[a.Kind] = a.Strength
+		}
+		if len(got) != len(tc.want) {
+			t.Errorf("At(%s, %v) = %v, want %v", tc.iface, tc.t, got, tc.want)
+			continue
+		}
+		for k, v := range tc.want {
+			if !near(got[k], v) {
+				t.Errorf("At(%s, %v)[%s] = %v, want %v", tc.iface, tc.t, k, got[k], v)
+			}
+		}
+	}
+}
