@@ -69,6 +69,11 @@ type Config struct {
 	// History is how many recent decisions (live and shadow) are kept in
 	// memory for the SQL `decisions` table.
 	History int `yaml:"history"`
+	// DecisionRetention is how long every decision (live and shadow) is
+	// kept in the Badger decision log, for time-ranged queries of the SQL
+	// `decisions` table; 0 keeps none (the table then holds the History
+	// ring only).
+	DecisionRetention time.Duration `yaml:"decision_retention"`
 	// StateTTL is how long the per-entity state of rules and detectors
 	// (for-duration clocks, learned baselines) is kept for an entity that
 	// sends no windows; entities that went away then stop holding memory.
@@ -185,12 +190,13 @@ type JetStreamConfig struct {
 // DefaultConfig returns the defaults for keys the file leaves out.
 func DefaultConfig() Config {
 	return Config{
-		Workers:      1,
-		QueueSize:    8192,
-		PublishQueue: 8192,
-		Publish:      PublishAll,
-		History:      10000,
-		StateTTL:     24 * time.Hour,
+		Workers:           1,
+		QueueSize:         8192,
+		PublishQueue:      8192,
+		Publish:           PublishAll,
+		History:           10000,
+		StateTTL:          24 * time.Hour,
+		DecisionRetention: 7 * 24 * time.Hour,
 		Outbox: OutboxConfig{
 			MaxPending: 1_000_000, DrainBatch: 256,
 			RetryInterval: 500 * time.Millisecond, AckTimeout: 5 * time.Second,
@@ -224,6 +230,9 @@ func (c *Config) Validate() error {
 	}
 	if c.History < 0 {
 		bad("history", "must not be negative, got %d", c.History)
+	}
+	if c.DecisionRetention < 0 {
+		bad("decision_retention", "must not be negative, got %v", c.DecisionRetention)
 	}
 	if c.StateTTL < time.Minute {
 		bad("state_ttl", "must be at least 1m, got %v", c.StateTTL)

@@ -24,6 +24,9 @@ type metrics struct {
 	outboxDropped prometheus.Counter
 	swaps         *prometheus.CounterVec // model, op
 	forgotten     *prometheus.CounterVec // model
+	logWritten    prometheus.Counter
+	logDropped    prometheus.Counter
+	logErrors     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, queueFill, outboxPending func() float64) (*metrics, error) {
@@ -67,11 +70,17 @@ func newMetrics(reg prometheus.Registerer, queueFill, outboxPending func() float
 			Help: "Registry changes applied without restart, by model and operation."}, []string{"model", "op"}),
 		forgotten: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "entity_states_forgotten_total",
 			Help: "Per-entity rule and detector states dropped after state_ttl without windows, by model."}, []string{"model"}),
+		logWritten: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "decision_log_written_total",
+			Help: "Decisions written to the Badger decision log (history of the SQL decisions table)."}),
+		logDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "decision_log_dropped_total",
+			Help: "Decisions left out of the decision log because its write queue was full."}),
+		logErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "decision_log_errors_total",
+			Help: "Decisions Badger failed to write to the decision log, or log entries found damaged when read."}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.rows, m.rowsDropped, m.badRows, m.decisions, m.shadow, m.scoreErrors,
 			m.fallbacks, m.scoreSeconds, m.latency, m.queueFill, m.published, m.publishErrors, m.outboxPending,
-			m.outboxStored, m.outboxDrained, m.outboxDropped, m.swaps, m.forgotten} {
+			m.outboxStored, m.outboxDrained, m.outboxDropped, m.swaps, m.forgotten, m.logWritten, m.logDropped, m.logErrors} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -1,6 +1,7 @@
 package inference
 
 import (
+	"context"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -72,7 +73,23 @@ func (r *Runtime) RecentDecisions(n int) ([]schema.Decision, []bool) {
 // live and shadow) as Arrow records of schema.DecisionsSchema, oldest
 // first, for the SQL `decisions` table. The caller releases the records.
 func (r *Runtime) DecisionRecords() []arrow.RecordBatch {
-	all := r.rec.snapshot()
+	return []arrow.RecordBatch{decisionsRecord(r.rec.snapshot())}
+}
+
+// DecisionHistory returns the decisions (live and shadow) made in [from,
+// to) (Unix ns), oldest first, as records of schema.DecisionsSchema that
+// the caller releases: from the Badger decision log, which keeps them for
+// Config.DecisionRetention, after writing what is queued; with the log
+// off (retention 0), the in-memory ring, unfiltered.
+func (r *Runtime) DecisionHistory(ctx context.Context, from, to int64) ([]arrow.RecordBatch, error) {
+	if r.dlog == nil {
+		return r.DecisionRecords(), nil
+	}
+	return r.dlog.history(ctx, from, to)
+}
+
+// decisionsRecord builds one record of schema.DecisionsSchema.
+func decisionsRecord(all []recorded) arrow.RecordBatch {
 	b := array.NewRecordBuilder(memory.DefaultAllocator, schema.DecisionsSchema)
 	defer b.Release()
 	ts := b.Field(0).(*array.TimestampBuilder)
@@ -114,5 +131,5 @@ func (r *Runtime) DecisionRecords() []arrow.RecordBatch {
 		buf = appendFeaturesJSON(buf[:0], d.Features)
 		feat.Append(string(buf))
 	}
-	return []arrow.RecordBatch{b.NewRecordBatch()}
+	return b.NewRecordBatch()
 }

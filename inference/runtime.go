@@ -66,6 +66,7 @@ type Runtime struct {
 	seed     maphash.Seed
 	pub      *publisher
 	rec      *recorder
+	dlog     *decisionLog // nil when Config.DecisionRetention is 0
 	stopping atomic.Bool
 	stopCh   chan struct{}
 	workers  sync.WaitGroup
@@ -157,6 +158,9 @@ func New(cfg Config, nc *nats.Conn, dataDir string, reg prometheus.Registerer, l
 	}
 	if ob.count > 0 {
 		log.Info("decisions left in the outbox by the last run", "pending", ob.count)
+	}
+	if cfg.DecisionRetention > 0 {
+		r.dlog = newDecisionLog(db, cfg.DecisionRetention, r.m)
 	}
 	return r, nil
 }
@@ -369,6 +373,9 @@ func (r *Runtime) Stop(ctx context.Context) error {
 		close(r.pub.in)
 		<-r.pub.done
 	}
+	if r.dlog != nil {
+		r.dlog.close() // after the workers, its only writers
+	}
 	if err := r.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close inference badger: %w", err))
 	}
@@ -577,6 +584,9 @@ func (r *Runtime) runSlot(s *slot, row *schema.FeatureRow, sc *scratch) {
 	}
 	r.m.latency.Observe(float64(d.IngestToDecisionUS) / 1e6)
 	r.rec.add(&d, false)
+	if r.dlog != nil {
+		r.dlog.add(&d, false)
+	}
 	if r.cfg.Publish == PublishAll || d.Action != ActionNone {
 		r.publish(&d, sc)
 	}
@@ -590,6 +600,9 @@ func (r *Runtime) runSlot(s *slot, row *schema.FeatureRow, sc *scratch) {
 		sd := r.decision(s, row, set.shadow.info.Version, &sres, set.shadow.info.Version)
 		r.m.shadow.WithLabelValues(s.name).Inc()
 		r.rec.add(&sd, true)
+		if r.dlog != nil {
+			r.dlog.add(&sd, true)
+		}
 	}
 }
 

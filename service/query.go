@@ -243,8 +243,9 @@ func (t *storeTables) History(ctx context.Context, table string, from, to int64)
 	return t.store.History(ctx, table, from, to)
 }
 
-// decisionTables serves the `decisions` table from the inference runtime's
-// recent decisions (inference.history of them, live and shadow).
+// decisionTables serves the `decisions` table from the inference runtime:
+// its recent decisions (inference.history of them, live and shadow), and
+// for time-ranged queries its decision log in Badger.
 type decisionTables struct{ p *pipeline }
 
 var decisionsInfo = query.TableInfo{Name: "decisions", Schema: schema.DecisionsSchema, TimeColumn: "ts"}
@@ -262,10 +263,20 @@ func (d decisionTables) Records(_ context.Context, table string) ([]arrow.Record
 	return rt.DecisionRecords(), nil
 }
 
+// History reads the inference decision log (inference.decision_retention
+// of it), or the in-memory decisions when the log is off; either way the
+// rows are cut to [from, to).
 func (d decisionTables) History(ctx context.Context, table string, from, to int64) (array.RecordReader, error) {
-	recs, err := d.Records(ctx, table)
+	if table != decisionsInfo.Name {
+		return nil, fmt.Errorf("table %s: no such table", table)
+	}
+	rt := d.p.runtime.Load()
+	if rt == nil {
+		return nil, errors.New("table decisions: inference not started")
+	}
+	recs, err := rt.DecisionHistory(ctx, from, to)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("table decisions: %w", err)
 	}
 	var m query.MemSource
 	defer m.Close()

@@ -174,6 +174,35 @@ func TestSQLOverHTTP(t *testing.T) {
 			t.Fatalf("ranged query: %d %s", code, out)
 		}
 	})
+	t.Run("decisions history", func(t *testing.T) {
+		// The ranged query reads the Badger decision log; the plain one
+		// the in-memory ring, which here still holds every decision.
+		count := func(ranged bool) string {
+			req := map[string]any{"sql": `SELECT count(*), count(DISTINCT id), min(component) FROM decisions`}
+			if ranged {
+				req["from"], req["to"] = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+			}
+			body, _ := json.Marshal(req)
+			code, out := postQuery(t, svc, testToken, string(body))
+			if code != http.StatusOK {
+				t.Fatalf("decisions: %d %s", code, out)
+			}
+			var r queryReply
+			if err := json.Unmarshal([]byte(out), &r); err != nil || len(r.Rows) != 1 {
+				t.Fatalf("decisions: %s %v", out, err)
+			}
+			return fmt.Sprint(r.Rows[0]...)
+		}
+		ring, logged := count(false), count(true)
+		if ring != logged || strings.HasPrefix(ring, "0") {
+			t.Fatalf("decisions: ring %s, log %s", ring, logged)
+		}
+		body, _ := json.Marshal(map[string]any{"sql": `SELECT count(*) FROM decisions`,
+			"from": time.Now().Add(-2 * time.Hour), "to": time.Now().Add(-time.Hour)})
+		if code, out := postQuery(t, svc, testToken, string(body)); code != http.StatusOK || !strings.Contains(out, `[[0]]`) {
+			t.Fatalf("decisions an hour ago: %d %s", code, out)
+		}
+	})
 	t.Run("bad sql", func(t *testing.T) {
 		code, out := postQuery(t, svc, testToken, `{"sql":"SELECT nope FROM samples"}`)
 		if code != http.StatusBadRequest || !strings.Contains(out, "nope") {
