@@ -15,68 +15,9 @@ import (
 	"time"
 
 	"github.com/netfeat/netfeat/collectors/sim/gnmitarget"
+	"github.com/netfeat/netfeat/collectors/sim/snmpagent"
 	"github.com/netfeat/netfeat/recording"
 )
-
-// simSysObjectID is the simulated devices' sysObjectID: an enterprise no
-// vendor profile claims, so the generic IF-MIB profile applies.
-const simSysObjectID = "1.3.6.1.4.1.99999.1"
-
-// ifMIBRecording returns an snmprec recording of a router with the system
-// group, ifaces IF-MIB interfaces (every ifTable and ifXTable column the
-// generic profile polls, 32- and 64-bit counters), UCD-SNMP memory and CPU
-// scalars and one HOST-RESOURCES processor: nothing the generic profile's
-// plan asks for is missing, so no poll returns an exception.
-func ifMIBRecording(ifaces int) string {
-	var b strings.Builder
-	b.WriteString("1.3.6.1.2.1.1.1.0|4|netfeat bench simulated router\n")
-	b.WriteString("1.3.6.1.2.1.1.2.0|6|" + simSysObjectID + "\n")
-	b.WriteString("1.3.6.1.2.1.1.3.0|67|123456\n")
-	b.WriteString("1.3.6.1.2.1.1.5.0|4|sim\n")
-	b.WriteString("1.3.6.1.2.1.25.3.3.1.2.1|2|12\n")
-	b.WriteString("1.3.6.1.4.1.2021.4.5.0|2|16777216\n")
-	b.WriteString("1.3.6.1.4.1.2021.4.6.0|2|8388608\n")
-	b.WriteString("1.3.6.1.4.1.2021.11.11.0|2|85\n")
-	cols := []struct {
-		oid, tag string
-		val      func(i int) string
-	}{
-		{"1.3.6.1.2.1.2.2.1.1", "2", strconv.Itoa},
-		{"1.3.6.1.2.1.2.2.1.2", "4", func(i int) string { return fmt.Sprintf("port 1/1/%d, 100-Gig Ethernet", i) }},
-		{"1.3.6.1.2.1.2.2.1.3", "2", func(int) string { return "6" }},
-		{"1.3.6.1.2.1.2.2.1.5", "66", func(int) string { return "4294967295" }},
-		{"1.3.6.1.2.1.2.2.1.7", "2", func(int) string { return "1" }},
-		{"1.3.6.1.2.1.2.2.1.8", "2", func(int) string { return "1" }},
-		{"1.3.6.1.2.1.2.2.1.10", "65", func(i int) string { return strconv.Itoa(i * 1000003) }},
-		{"1.3.6.1.2.1.2.2.1.13", "65", strconv.Itoa},
-		{"1.3.6.1.2.1.2.2.1.14", "65", strconv.Itoa},
-		{"1.3.6.1.2.1.2.2.1.11", "65", strconv.Itoa},
-		{"1.3.6.1.2.1.2.2.1.16", "65", func(i int) string { return strconv.Itoa(i * 999983) }},
-		{"1.3.6.1.2.1.2.2.1.17", "65", strconv.Itoa},
-		{"1.3.6.1.2.1.2.2.1.19", "65", strconv.Itoa},
-		{"1.3.6.1.2.1.2.2.1.20", "65", strconv.Itoa},
-		{"1.3.6.1.2.1.31.1.1.1.1", "4", func(i int) string { return fmt.Sprintf("1/1/%d", i) }},
-		{"1.3.6.1.2.1.31.1.1.1.2", "65", strconv.Itoa},
-		{"1.3.6.1.2.1.31.1.1.1.3", "65", strconv.Itoa},
-		{"1.3.6.1.2.1.31.1.1.1.4", "65", strconv.Itoa},
-		{"1.3.6.1.2.1.31.1.1.1.5", "65", strconv.Itoa},
-		{"1.3.6.1.2.1.31.1.1.1.6", "70", func(i int) string { return strconv.Itoa(i * 1_000_000_007) }},
-		{"1.3.6.1.2.1.31.1.1.1.7", "70", func(i int) string { return strconv.Itoa(i * 1_000_003) }},
-		{"1.3.6.1.2.1.31.1.1.1.8", "70", strconv.Itoa},
-		{"1.3.6.1.2.1.31.1.1.1.9", "70", strconv.Itoa},
-		{"1.3.6.1.2.1.31.1.1.1.10", "70", func(i int) string { return strconv.Itoa(i * 999_999_937) }},
-		{"1.3.6.1.2.1.31.1.1.1.11", "70", func(i int) string { return strconv.Itoa(i * 999_983) }},
-		{"1.3.6.1.2.1.31.1.1.1.12", "70", strconv.Itoa},
-		{"1.3.6.1.2.1.31.1.1.1.13", "70", strconv.Itoa},
-		{"1.3.6.1.2.1.31.1.1.1.15", "66", func(int) string { return "100000" }},
-	}
-	for _, c := range cols {
-		for i := 1; i <= ifaces; i++ {
-			fmt.Fprintf(&b, "%s.%d|%s|%s\n", c.oid, i, c.tag, c.val(i))
-		}
-	}
-	return b.String()
-}
 
 // snmpSims are the simulated SNMP devices of a run, served by a
 // `netfeat sim snmp` child process so that their CPU is not the service's
@@ -94,7 +35,7 @@ type snmpSims struct {
 // under `taskset -c cpus` when cpus is set), and counts what one poll of
 // the plan (scalars, table columns) yields.
 func startSNMPSims(ctx context.Context, bin, dir, cpus string, devices, ifaces int, scalars, columns []string) (*snmpSims, error) {
-	text := ifMIBRecording(ifaces)
+	text := snmpagent.SyntheticRouter(ifaces)
 	recs, err := recording.ReadSNMPRec(strings.NewReader(text), "snmp.snmprec")
 	if err != nil {
 		return nil, fmt.Errorf("bench recording: %w", err)

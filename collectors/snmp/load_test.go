@@ -55,61 +55,10 @@ var loadPlan = StaticPlan{
 	},
 }
 
-// loadRecording writes the snmprec `netfeat bench --snmp` serves (bench's
-// ifMIBRecording): the system group, UCD-SNMP memory and CPU scalars, one
-// HOST-RESOURCES processor and ifaces IF-MIB interfaces with every ifTable
-// and ifXTable column the generic profile polls.
+// loadRecording writes the snmprec `netfeat bench --snmp` serves
+// (snmpagent.SyntheticRouter).
 func loadRecording(path string, ifaces int) error {
-	var b strings.Builder
-	b.WriteString("1.3.6.1.2.1.1.1.0|4|netfeat bench simulated router\n")
-	b.WriteString("1.3.6.1.2.1.1.2.0|6|1.3.6.1.4.1.99999.1\n")
-	b.WriteString("1.3.6.1.2.1.1.3.0|67|123456\n")
-	b.WriteString("1.3.6.1.2.1.1.5.0|4|sim\n")
-	b.WriteString("1.3.6.1.2.1.25.3.3.1.2.1|2|12\n")
-	b.WriteString("1.3.6.1.4.1.2021.4.5.0|2|16777216\n")
-	b.WriteString("1.3.6.1.4.1.2021.4.6.0|2|8388608\n")
-	b.WriteString("1.3.6.1.4.1.2021.11.11.0|2|85\n")
-	type col struct {
-		oid string
-		tag string
-		val func(i int) string
-	}
-	cols := []col{
-		{"1.3.6.1.2.1.2.2.1.1", "2", strconv.Itoa},
-		{"1.3.6.1.2.1.2.2.1.2", "4", func(i int) string { return fmt.Sprintf("port 1/1/%d, 100-Gig Ethernet", i) }},
-		{"1.3.6.1.2.1.2.2.1.3", "2", func(int) string { return "6" }},
-		{"1.3.6.1.2.1.2.2.1.5", "66", func(int) string { return "4294967295" }},
-		{"1.3.6.1.2.1.2.2.1.7", "2", func(int) string { return "1" }},
-		{"1.3.6.1.2.1.2.2.1.8", "2", func(int) string { return "1" }},
-		{"1.3.6.1.2.1.2.2.1.10", "65", func(i int) string { return strconv.Itoa(i * 1000003) }},
-		{"1.3.6.1.2.1.2.2.1.11", "65", strconv.Itoa},
-		{"1.3.6.1.2.1.2.2.1.13", "65", strconv.Itoa},
-		{"1.3.6.1.2.1.2.2.1.14", "65", strconv.Itoa},
-		{"1.3.6.1.2.1.2.2.1.16", "65", func(i int) string { return strconv.Itoa(i * 999983) }},
-		{"1.3.6.1.2.1.2.2.1.17", "65", strconv.Itoa},
-		{"1.3.6.1.2.1.2.2.1.19", "65", strconv.Itoa},
-		{"1.3.6.1.2.1.2.2.1.20", "65", strconv.Itoa},
-		{"1.3.6.1.2.1.31.1.1.1.1", "4", func(i int) string { return fmt.Sprintf("1/1/%d", i) }},
-		{"1.3.6.1.2.1.31.1.1.1.2", "65", strconv.Itoa},
-		{"1.3.6.1.2.1.31.1.1.1.3", "65", strconv.Itoa},
-		{"1.3.6.1.2.1.31.1.1.1.4", "65", strconv.Itoa},
-		{"1.3.6.1.2.1.31.1.1.1.5", "65", strconv.Itoa},
-		{"1.3.6.1.2.1.31.1.1.1.6", "70", func(i int) string { return strconv.Itoa(i * 1_000_000_007) }},
-		{"1.3.6.1.2.1.31.1.1.1.7", "70", func(i int) string { return strconv.Itoa(i * 1_000_003) }},
-		{"1.3.6.1.2.1.31.1.1.1.8", "70", strconv.Itoa},
-		{"1.3.6.1.2.1.31.1.1.1.9", "70", strconv.Itoa},
-		{"1.3.6.1.2.1.31.1.1.1.10", "70", func(i int) string { return strconv.Itoa(i * 999_999_937) }},
-		{"1.3.6.1.2.1.31.1.1.1.11", "70", func(i int) string { return strconv.Itoa(i * 999_983) }},
-		{"1.3.6.1.2.1.31.1.1.1.12", "70", strconv.Itoa},
-		{"1.3.6.1.2.1.31.1.1.1.13", "70", strconv.Itoa},
-		{"1.3.6.1.2.1.31.1.1.1.15", "66", func(int) string { return "100000" }},
-	}
-	for _, c := range cols {
-		for i := 1; i <= ifaces; i++ {
-			fmt.Fprintf(&b, "%s.%d|%s|%s\n", c.oid, i, c.tag, c.val(i))
-		}
-	}
-	return os.WriteFile(path, []byte(b.String()), 0o644)
+	return os.WriteFile(path, []byte(snmpagent.SyntheticRouter(ifaces)), 0o644)
 }
 
 // loadValuesPerPoll is what one poll of a loadRecording device yields:
