@@ -78,6 +78,12 @@ type Store struct {
 	replayWAL    []*pending
 
 	appendMu  sync.RWMutex
+	// commitMu is held by whoever commits: the committer goroutine, or an
+	// appender that found no one committing and leads its own batch (and
+	// any queued behind it) through the WAL and the window engine, which
+	// spares the goroutine hand-off to the committer and back.
+	commitMu  sync.Mutex
+	leadGroup []*pending // under commitMu: the leading appender's group
 	running   bool
 	stopped   bool
 	commitCh  chan *pending
@@ -803,6 +809,18 @@ func (s *Store) Append(ctx context.Context, batch []schema.Sample) error {
 		s.pool.Put(p)
 		return ErrNotRunning
 	}
+	if s.cfg.FSync != FSyncBatch && len(s.commitCh) == 0 && s.commitMu.TryLock() {
+		// No one is committing: lead. (FSyncBatch waits for a group to
+		// form; that is the committer's job.)
+		s.leadGroup = s.gather(append(s.leadGroup[:0], p), int64(len(p.enc)))
+		s.apply(s.leadGroup)
+		clear(s.leadGroup)
+		s.commitMu.Unlock()
+		s.appendMu.RUnlock()
+		err := <-p.done
+		s.release(p)
+		return err
+	}
 	select {
 	case s.commitCh <- p:
 	case <-ctx.Done():
@@ -845,7 +863,6 @@ func (s *Store) committer() {
 	defer close(s.winCh)
 	tick := time.NewTicker(min(s.cfg.SealAge/2, time.Second))
 	defer tick.Stop()
-	const maxBytes, maxCount = 8 << 20, 4096 // one WAL write
 	group := make([]*pending, 0, 256)
 	for {
 		var p *pending
@@ -856,67 +873,90 @@ func (s *Store) committer() {
 			}
 			p = q
 		case now := <-tick.C:
+			s.commitMu.Lock()
 			s.maintainHot(now)
+			s.commitMu.Unlock()
 			continue
 		}
+		s.commitMu.Lock()
 		group = append(group[:0], p)
 		size := int64(len(p.enc))
-		if s.cfg.FSync != FSyncAlways {
-			if s.cfg.FSync == FSyncBatch && s.cfg.GroupCommitDelay > 0 {
-				t := time.NewTimer(s.cfg.GroupCommitDelay)
-			wait:
-				for size < maxBytes && len(group) < maxCount {
-					select {
-					case q, ok := <-s.commitCh:
-						if !ok {
-							break wait
-						}
-						group = append(group, q)
-						size += int64(len(q.enc))
-					case <-t.C:
-						break wait
-					}
-				}
-				t.Stop()
-			}
-		drain:
-			for size < maxBytes && len(group) < maxCount {
+		if s.cfg.FSync == FSyncBatch && s.cfg.GroupCommitDelay > 0 {
+			t := time.NewTimer(s.cfg.GroupCommitDelay)
+		wait:
+			for size < maxGroupBytes && len(group) < maxGroupCount {
 				select {
 				case q, ok := <-s.commitCh:
 					if !ok {
-						break drain
+						break wait
 					}
 					group = append(group, q)
 					size += int64(len(q.enc))
-				default:
-					break drain
+				case <-t.C:
+					break wait
 				}
 			}
+			t.Stop()
 		}
-		err := s.commitGroup(group)
-		if err != nil {
-			for _, q := range group {
-				s.release(q) // the window engine's reference
-				q.done <- err
+		group = s.gather(group, size)
+		s.apply(group)
+		clear(group)
+		s.commitMu.Unlock()
+	}
+}
+
+// One WAL write holds at most this much.
+const maxGroupBytes, maxGroupCount = 8 << 20, 4096
+
+// gather adds the batches already queued to group, whose WAL records take
+// size bytes, up to one WAL write (none under FSyncAlways: each batch is
+// synced on its own). The caller holds commitMu.
+func (s *Store) gather(group []*pending, size int64) []*pending {
+	if s.cfg.FSync == FSyncAlways {
+		return group
+	}
+	for size < maxGroupBytes && len(group) < maxGroupCount {
+		select {
+		case q, ok := <-s.commitCh:
+			if !ok {
+				return group
 			}
-			continue
+			group = append(group, q)
+			size += int64(len(q.enc))
+		default:
+			return group
 		}
-		now := time.Now()
+	}
+	return group
+}
+
+// apply writes group to the WAL, runs it through the window engine and
+// into the hot tier, and answers each batch's appender on its done
+// channel. The caller holds commitMu.
+func (s *Store) apply(group []*pending) {
+	err := s.commitGroup(group)
+	if err != nil {
 		for _, q := range group {
-			q.accepted = now.UnixNano()
+			s.release(q) // the window engine's reference
+			q.done <- err
 		}
-		// Windows first: their subscribers are the latency-critical path;
-		// the hot tier's append (which may fault in fresh pages) and the
-		// appenders' wake-ups come after.
-		s.toWindows(group)
-		for _, q := range group {
-			for _, c := range s.hot.append(q.recs, q.seq, now) {
-				s.m.chunksSealed.WithLabelValues("rows").Inc()
-				s.chunkCh <- c
-			}
-			s.m.appended.Add(float64(len(q.recs)))
-			q.done <- nil
+		return
+	}
+	now := time.Now()
+	for _, q := range group {
+		q.accepted = now.UnixNano()
+	}
+	// Windows first: their subscribers are the latency-critical path;
+	// the hot tier's append (which may fault in fresh pages) and the
+	// appenders' wake-ups come after.
+	s.toWindows(group)
+	for _, q := range group {
+		for _, c := range s.hot.append(q.recs, q.seq, now) {
+			s.m.chunksSealed.WithLabelValues("rows").Inc()
+			s.chunkCh <- c
 		}
+		s.m.appended.Add(float64(len(q.recs)))
+		q.done <- nil
 	}
 }
 
