@@ -5,7 +5,7 @@ TAGS    ?= duckdb_arrow
 BIN     ?= bin/netfeat
 LDFLAGS ?= -s -w
 
-.PHONY: demo build test bench soak clean
+.PHONY: demo build test bench soak train-congestion clean
 
 ## demo: run the live demo (embedded NATS, simulated Cisco/Nokia/Ericsson devices with a scripted
 ## congestion episode and link fault, decisions printed live); DURATION=2m (or 120) stops it, DEMOFLAGS adds flags
@@ -25,6 +25,14 @@ test:
 ## bench: Go benchmarks of every stage's hot path
 bench:
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchmem ./...
+
+## train-congestion: retrain models/congestion.json on windows exported from the simulators
+## (a 21-minute run of models/training/, then Debian's python3-xgboost; models/README.md)
+train-congestion: build
+	$(BIN) demo --scenarios models/training --duration 21m --http-listen 127.0.0.1:19464 \
+		--nats-listen 127.0.0.1:14222 --training-set models/training/windows.csv > bin/training-run.log
+	/usr/bin/python3 models/train_congestion.py
+	/usr/bin/python3 inference/onnx/testdata/gen.py
 
 clean:
 	rm -rf bin

@@ -18,12 +18,6 @@ import (
 	"github.com/netfeat/netfeat/schema"
 )
 
-// Golden scores of python3-xgboost for the congested and idle vectors
-// (models/congestion.golden.json, last rows).
-const (
-	goldenCongested = 0.9219961762428284
-	goldenIdle      = 0.01983519457280636
-)
 
 func TestDecisionsOnNATS(t *testing.T) {
 	srv := startNATS(t, -1, t.TempDir())

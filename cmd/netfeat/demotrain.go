@@ -133,31 +133,62 @@ func runWindows(ctx context.Context, client *query.Client, simStart time.Time) (
 // scenario at the window's end, and counts the congested windows.
 // incident names the events in force, for reading the set; "hot" is a
 // congestion episode without drops.
+//
+// A window whose interface was congested earlier in the window but no
+// longer is at its end is ambiguous: its features still show the episode
+// (a 1-minute mean lags by up to a minute), the truth says it is over.
+// Such windows get an empty label and the incident "congestion-ended";
+// the training script leaves them out.
 func congestionLabels(windows []windowKey, scenarios map[string]*scenario.Scenario, simStart time.Time) ([]byte, int) {
 	var b bytes.Buffer
 	w := csv.NewWriter(&b)
 	_ = w.Write([]string{"ts", "device", "component", "congested", "incident"})
 	positives := 0
 	for _, k := range windows {
-		congested, incident := 0, ""
+		label, incident := "0", ""
 		if sc := scenarios[k.device]; sc != nil {
+			at := k.end.Sub(simStart)
 			var kinds []string
-			for _, a := range sc.At(k.component, k.end.Sub(simStart)) {
+			for _, a := range sc.At(k.component, at) {
 				kind := string(a.Kind)
 				if a.Kind == scenario.Congestion && a.DiscardsPerSecond <= 0 {
 					kind = "hot"
 				}
 				kinds = append(kinds, kind)
-				if a.Kind == scenario.Congestion && a.DiscardsPerSecond > 0 &&
-					a.Utilization >= congestedUtilization && a.Strength >= congestedStrength {
-					congested = 1
-				}
 			}
 			incident = strings.Join(kinds, "+")
+			switch {
+			case congestedAt(sc, k.component, at):
+				label = "1"
+				positives++
+			case congestedWithin(sc, k.component, at-trainingWindow, at):
+				label, incident = "", "congestion-ended"
+			}
 		}
-		positives += congested
-		_ = w.Write([]string{strconv.FormatInt(k.end.UnixNano(), 10), k.device, k.component, strconv.Itoa(congested), incident})
+		_ = w.Write([]string{strconv.FormatInt(k.end.UnixNano(), 10), k.device, k.component, label, incident})
 	}
 	w.Flush()
 	return b.Bytes(), positives
+}
+
+// congestedAt reports whether iface is congested t after the start.
+func congestedAt(sc *scenario.Scenario, iface string, t time.Duration) bool {
+	for _, a := range sc.At(iface, t) {
+		if a.Kind == scenario.Congestion && a.DiscardsPerSecond > 0 &&
+			a.Utilization >= congestedUtilization && a.Strength >= congestedStrength {
+			return true
+		}
+	}
+	return false
+}
+
+// congestedWithin reports whether iface was congested at some second in
+// [from, to).
+func congestedWithin(sc *scenario.Scenario, iface string, from, to time.Duration) bool {
+	for t := from; t < to; t += time.Second {
+		if congestedAt(sc, iface, t) {
+			return true
+		}
+	}
+	return false
 }

@@ -35,10 +35,12 @@ events:
 		incident          string
 	}{
 		{"r1", "up", at(55), "0", ""},
-		{"r1", "up", at(65), "0", "congestion"},  // a quarter ramped up
-		{"r1", "up", at(70), "1", "congestion"},  // half
-		{"r1", "up", at(179), "1", "congestion"}, // full strength
-		{"r1", "up", at(180), "0", ""},           // over
+		{"r1", "up", at(65), "0", "congestion"},       // a quarter ramped up
+		{"r1", "up", at(70), "1", "congestion"},       // half
+		{"r1", "up", at(179), "1", "congestion"},      // full strength
+		{"r1", "up", at(180), "", "congestion-ended"}, // over, but the window saw it
+		{"r1", "up", at(239), "", "congestion-ended"},
+		{"r1", "up", at(240), "0", ""}, // a minute later the window is clear
 		{"r1", "up", at(350), "0", "hot"},
 		{"r1", "up", at(600 + 100), "1", "congestion"}, // the next repetition
 		{"r1", "mid", at(100), "0", "congestion"},      // drops at 70% load
