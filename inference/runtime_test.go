@@ -18,7 +18,6 @@ import (
 	"github.com/netfeat/netfeat/schema"
 )
 
-
 func TestDecisionsOnNATS(t *testing.T) {
 	srv := startNATS(t, -1, t.TempDir())
 	nc := connect(t, srv.ClientURL())
