@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/dgraph-io/badger/v4"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/netfeat/netfeat/schema"
 )
@@ -18,12 +21,17 @@ import (
 // decisionLog keeps every decision, live and shadow, in the inference
 // Badger database for Config.DecisionRetention, so that the SQL
 // `decisions` table answers time-ranged queries beyond the in-memory ring
-// (Config.History). Keys are "decisions/<time><seq>" (both big-endian
-// uint64: time in Unix ns, seq a per-process counter), so key order is
-// time order; values are a shadow flag byte and the decision's JSON
-// document. Scoring only queues a copy (add never blocks; a full queue
-// drops and counts); one goroutine writes batches of up to logBatch
-// entries or every logInterval, each entry with the retention as TTL.
+// (Config.History). Scoring only queues a copy (add never blocks; a full
+// queue drops and counts). One goroutine writes the queued decisions
+// every logInterval (or logBatch of them) as one block: one Badger entry
+// per block, not per decision, since at thousands of decisions a second
+// Badger's per-entry work (memtable, flushes, compactions) cost more CPU
+// than scoring them. A block's key is "decisions/<min time><seq>" (both
+// big-endian uint64: decision time in Unix ns, seq a per-process counter),
+// so key order is time order to within a block; its value is a format
+// byte and the zstd-compressed records, each a uvarint length, a shadow
+// byte and the decision's JSON document. Each block carries the
+// retention as its TTL.
 type decisionLog struct {
 	db      *badger.DB
 	ttl     time.Duration
@@ -33,12 +41,21 @@ type decisionLog struct {
 	seq     uint64 // writer goroutine only
 	m       *metrics
 	closed  atomic.Bool
+	enc     *zstd.Encoder // writer goroutine only
+	decMu   sync.Mutex    // guards dec against close
+	dec     *zstd.Decoder // nil once closed
 }
 
 const (
-	logBatch    = 1024
+	logBatch    = 4096
 	logInterval = 100 * time.Millisecond
 	logQueue    = 65536
+	// logSlack is how much earlier than the range a block's key may be
+	// and still hold decisions in it: a block spans at most logInterval
+	// plus the writer's delays.
+	logSlack = time.Minute
+	// logFormat is the block format byte.
+	logFormat = 1
 )
 
 var decisionLogPrefix = []byte("decisions/")
@@ -46,15 +63,24 @@ var decisionLogPrefix = []byte("decisions/")
 func decisionLogKey(ts int64, seq uint64) []byte {
 	k := make([]byte, len(decisionLogPrefix)+16)
 	copy(k, decisionLogPrefix)
-	binary.BigEndian.PutUint64(k[len(decisionLogPrefix):], uint64(ts))
+	binary.BigEndian.PutUint64(k[len(decisionLogPrefix):], uint64(max(ts, 0)))
 	binary.BigEndian.PutUint64(k[len(decisionLogPrefix)+8:], seq)
 	return k
 }
 
-func newDecisionLog(db *badger.DB, ttl time.Duration, m *metrics) *decisionLog {
-	l := &decisionLog{db: db, ttl: ttl, in: make(chan recorded, logQueue), syncReq: make(chan chan error), done: make(chan struct{}), m: m}
+func newDecisionLog(db *badger.DB, ttl time.Duration, m *metrics) (*decisionLog, error) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return nil, fmt.Errorf("decision log: %w", err)
+	}
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+	if err != nil {
+		return nil, fmt.Errorf("decision log: %w", err)
+	}
+	l := &decisionLog{db: db, ttl: ttl, in: make(chan recorded, logQueue), syncReq: make(chan chan error), done: make(chan struct{}), m: m,
+		enc: enc, dec: dec}
 	go l.run()
-	return l
+	return l, nil
 }
 
 // add queues d for writing; when the queue is full it is dropped and
@@ -96,6 +122,11 @@ func (l *decisionLog) close() {
 	}
 	close(l.in)
 	<-l.done
+	l.enc.Close()
+	l.decMu.Lock()
+	l.dec.Close()
+	l.dec = nil
+	l.decMu.Unlock()
 }
 
 func (l *decisionLog) run() {
@@ -103,33 +134,37 @@ func (l *decisionLog) run() {
 	tick := time.NewTicker(logInterval)
 	defer tick.Stop()
 	batch := make([]recorded, 0, logBatch)
-	var buf []byte
+	var raw, block []byte
 	write := func() error {
 		if len(batch) == 0 {
 			return nil
 		}
-		wb := l.db.NewWriteBatch()
-		defer wb.Cancel()
+		n := len(batch)
+		minTS := batch[0].d.Time.UnixNano()
+		raw = raw[:0]
+		var rec []byte
 		for i := range batch {
 			x := &batch[i]
-			l.seq++
-			buf = buf[:0]
+			minTS = min(minTS, x.d.Time.UnixNano())
+			rec = rec[:0]
 			if x.shadow {
-				buf = append(buf, 1)
+				rec = append(rec, 1)
 			} else {
-				buf = append(buf, 0)
+				rec = append(rec, 0)
 			}
-			buf = appendDecisionJSON(buf, &x.d)
-			e := badger.NewEntry(decisionLogKey(x.d.Time.UnixNano(), l.seq), append([]byte(nil), buf...)).WithTTL(l.ttl)
-			if err := wb.SetEntry(e); err != nil {
-				return l.failed(len(batch), err)
-			}
+			rec = appendDecisionJSON(rec, &x.d)
+			raw = binary.AppendUvarint(raw, uint64(len(rec)))
+			raw = append(raw, rec...)
 		}
-		if err := wb.Flush(); err != nil {
-			return l.failed(len(batch), err)
-		}
-		l.m.logWritten.Add(float64(len(batch)))
+		clear(batch)
 		batch = batch[:0]
+		block = l.enc.EncodeAll(raw, append(block[:0], logFormat))
+		l.seq++
+		e := badger.NewEntry(decisionLogKey(minTS, l.seq), slices.Clone(block)).WithTTL(l.ttl)
+		if err := l.db.Update(func(txn *badger.Txn) error { return txn.SetEntry(e) }); err != nil {
+			return l.failed(n, err)
+		}
+		l.m.logWritten.Add(float64(n))
 		return nil
 	}
 	for {
@@ -167,12 +202,11 @@ func (l *decisionLog) run() {
 	}
 }
 
-// failed counts a batch Badger refused; its decisions stay on NATS and in
+// failed counts a block Badger refused; its decisions stay on NATS and in
 // the ring, only their history is lost.
 func (l *decisionLog) failed(n int, err error) error {
 	l.m.logErrors.Add(float64(n))
-	err = fmt.Errorf("decision log: write %d decisions: %w", n, err)
-	return err
+	return fmt.Errorf("decision log: write %d decisions: %w", n, err)
 }
 
 // history reads the decisions with time in [from, to), oldest first, as
@@ -181,45 +215,62 @@ func (l *decisionLog) history(ctx context.Context, from, to int64) ([]arrow.Reco
 	if err := l.sync(ctx); err != nil {
 		return nil, err
 	}
-	const logReadBatch = 65536
 	var (
-		out  []arrow.RecordBatch
 		rows []recorded
 		bad  int
+		raw  []byte
 	)
-	release := func() {
-		for _, r := range out {
-			r.Release()
-		}
+	l.decMu.Lock()
+	defer l.decMu.Unlock()
+	if l.dec == nil {
+		return nil, errors.New("decision log: closed")
 	}
 	err := l.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: decisionLogPrefix, PrefetchValues: true, PrefetchSize: 256})
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: decisionLogPrefix, PrefetchValues: true, PrefetchSize: 16})
 		defer it.Close()
-		end := decisionLogKey(to, 0)
-		for it.Seek(decisionLogKey(from, 0)); it.Valid(); it.Next() {
+		for it.Seek(decisionLogKey(from-int64(logSlack), 0)); it.Valid(); it.Next() {
 			item := it.Item()
-			if string(item.Key()) >= string(end) {
-				break
+			k := item.Key()
+			if len(k) != len(decisionLogPrefix)+16 {
+				bad++
+				continue
+			}
+			if int64(binary.BigEndian.Uint64(k[len(decisionLogPrefix):])) >= to {
+				break // this block and every later one start at or after to
 			}
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			var x recorded
 			err := item.Value(func(v []byte) error {
-				if len(v) < 2 {
-					return errors.New("short value")
+				if len(v) < 1 || v[0] != logFormat {
+					return errors.New("unknown block format")
 				}
-				x.shadow = v[0] == 1
-				return json.Unmarshal(v[1:], &x.d)
+				var err error
+				if raw, err = l.dec.DecodeAll(v[1:], raw[:0]); err != nil {
+					return err
+				}
+				var block []recorded
+				for b := raw; len(b) > 0; {
+					n, w := binary.Uvarint(b)
+					if w <= 0 || n < 2 || uint64(len(b)-w) < n {
+						return errors.New("truncated record")
+					}
+					rec := b[w : w+int(n)]
+					b = b[w+int(n):]
+					var x recorded
+					x.shadow = rec[0] == 1
+					if err := json.Unmarshal(rec[1:], &x.d); err != nil {
+						return err
+					}
+					if ts := x.d.Time.UnixNano(); ts >= from && ts < to {
+						block = append(block, x)
+					}
+				}
+				rows = append(rows, block...)
+				return nil
 			})
 			if err != nil {
-				bad++ // a damaged entry is skipped and counted, never fatal
-				continue
-			}
-			rows = append(rows, x)
-			if len(rows) == logReadBatch {
-				out = append(out, decisionsRecord(rows))
-				rows = rows[:0]
+				bad++ // a damaged block is skipped and counted, never fatal
 			}
 		}
 		return nil
@@ -228,11 +279,15 @@ func (l *decisionLog) history(ctx context.Context, from, to int64) ([]arrow.Reco
 		l.m.logErrors.Add(float64(bad))
 	}
 	if err != nil {
-		release()
 		return nil, fmt.Errorf("decision log: read: %w", err)
 	}
-	if len(rows) > 0 || len(out) == 0 {
-		out = append(out, decisionsRecord(rows))
+	// Blocks overlap in time by up to their span: order the rows.
+	slices.SortStableFunc(rows, func(a, b recorded) int { return a.d.Time.Compare(b.d.Time) })
+	const logReadBatch = 65536
+	var out []arrow.RecordBatch
+	for len(rows) > logReadBatch {
+		out = append(out, decisionsRecord(rows[:logReadBatch]))
+		rows = rows[logReadBatch:]
 	}
-	return out, nil
+	return append(out, decisionsRecord(rows)), nil
 }

@@ -130,7 +130,7 @@ func TestDecisionLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := db.Update(func(txn *badger.Txn) error {
-		return txn.Set(decisionLogKey(mid+1, 1<<62), []byte{0, '{', 'x'})
+		return txn.Set(decisionLogKey(mid+1, 1<<62), []byte{logFormat, '{', 'x'})
 	}); err != nil {
 		t.Fatal(err)
 	}

@@ -160,7 +160,10 @@ func New(cfg Config, nc *nats.Conn, dataDir string, reg prometheus.Registerer, l
 		log.Info("decisions left in the outbox by the last run", "pending", ob.count)
 	}
 	if cfg.DecisionRetention > 0 {
-		r.dlog = newDecisionLog(db, cfg.DecisionRetention, r.m)
+		if r.dlog, err = newDecisionLog(db, cfg.DecisionRetention, r.m); err != nil {
+			db.Close()
+			return nil, err
+		}
 	}
 	return r, nil
 }
