@@ -812,7 +812,7 @@ func (s *Store) Append(ctx context.Context, batch []schema.Sample) error {
 	if s.cfg.FSync != FSyncBatch && len(s.commitCh) == 0 && s.commitMu.TryLock() {
 		// No one is committing: lead. (FSyncBatch waits for a group to
 		// form; that is the committer's job.)
-		s.leadGroup = s.gather(append(s.leadGroup[:0], p), int64(len(p.enc)))
+		s.leadGroup = s.gather(append(s.leadGroup[:0], p), int64(len(p.enc)), nil)
 		s.apply(s.leadGroup)
 		clear(s.leadGroup)
 		s.commitMu.Unlock()
@@ -879,26 +879,16 @@ func (s *Store) committer() {
 			continue
 		}
 		s.commitMu.Lock()
-		group = append(group[:0], p)
-		size := int64(len(p.enc))
+		var t *time.Timer
+		var delay <-chan time.Time
 		if s.cfg.FSync == FSyncBatch && s.cfg.GroupCommitDelay > 0 {
-			t := time.NewTimer(s.cfg.GroupCommitDelay)
-		wait:
-			for size < maxGroupBytes && len(group) < maxGroupCount {
-				select {
-				case q, ok := <-s.commitCh:
-					if !ok {
-						break wait
-					}
-					group = append(group, q)
-					size += int64(len(q.enc))
-				case <-t.C:
-					break wait
-				}
-			}
+			t = time.NewTimer(s.cfg.GroupCommitDelay)
+			delay = t.C
+		}
+		group = s.gather(append(group[:0], p), int64(len(p.enc)), delay)
+		if t != nil {
 			t.Stop()
 		}
-		group = s.gather(group, size)
 		s.apply(group)
 		clear(group)
 		s.commitMu.Unlock()
@@ -908,24 +898,39 @@ func (s *Store) committer() {
 // One WAL write holds at most this much.
 const maxGroupBytes, maxGroupCount = 8 << 20, 4096
 
-// gather adds the batches already queued to group, whose WAL records take
-// size bytes, up to one WAL write (none under FSyncAlways: each batch is
-// synced on its own). The caller holds commitMu.
-func (s *Store) gather(group []*pending, size int64) []*pending {
+// gather adds queued batches to group, whose WAL records take size
+// bytes, up to one WAL write (none under FSyncAlways: each batch is synced
+// on its own): until delay fires it waits for more (the FSyncBatch group
+// commit delay; nil waits not at all), then takes what is already queued.
+// The caller holds commitMu.
+func (s *Store) gather(group []*pending, size int64, delay <-chan time.Time) []*pending {
 	if s.cfg.FSync == FSyncAlways {
 		return group
 	}
 	for size < maxGroupBytes && len(group) < maxGroupCount {
-		select {
-		case q, ok := <-s.commitCh:
-			if !ok {
+		var (
+			q  *pending
+			ok bool
+		)
+		if delay != nil {
+			select {
+			case q, ok = <-s.commitCh:
+			case <-delay:
+				delay = nil
+				continue
+			}
+		} else {
+			select {
+			case q, ok = <-s.commitCh:
+			default:
 				return group
 			}
-			group = append(group, q)
-			size += int64(len(q.enc))
-		default:
+		}
+		if !ok {
 			return group
 		}
+		group = append(group, q)
+		size += int64(len(q.enc))
 	}
 	return group
 }
