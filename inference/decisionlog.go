@@ -58,7 +58,16 @@ const (
 	logFormat = 1
 )
 
+// logReadMax bounds the decisions one history read holds in memory
+// (about 0.5 KB each): a wider range is refused with a message saying so,
+// rather than exhausting memory. A variable for the tests.
+var logReadMax = 500_000
+
 var decisionLogPrefix = []byte("decisions/")
+
+// errTooMany is returned by history when the range holds more than
+// logReadMax decisions.
+var errTooMany = errors.New("decision log: range too wide")
 
 func decisionLogKey(ts int64, seq uint64) []byte {
 	k := make([]byte, len(decisionLogPrefix)+16)
@@ -271,6 +280,10 @@ func (l *decisionLog) history(ctx context.Context, from, to int64) ([]arrow.Reco
 			})
 			if err != nil {
 				bad++ // a damaged block is skipped and counted, never fatal
+			}
+			if len(rows) > logReadMax {
+				return fmt.Errorf("%w: more than %d decisions between %s and %s; narrow the time range",
+					errTooMany, logReadMax, time.Unix(0, from).UTC().Format(time.RFC3339), time.Unix(0, to).UTC().Format(time.RFC3339))
 			}
 		}
 		return nil

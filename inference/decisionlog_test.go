@@ -2,6 +2,7 @@ package inference
 
 import (
 	"context"
+	"errors"
 	"math"
 	"testing"
 	"time"
@@ -120,6 +121,22 @@ func TestDecisionLog(t *testing.T) {
 	if got := history(t, r, all[len(all)-1].ts+1, math.MaxInt64); len(got) != 0 {
 		t.Errorf("after the last: %d rows", len(got))
 	}
+	// A range holding more than logReadMax decisions is refused, not read.
+	defer func(n int) { logReadMax = n }(logReadMax)
+	logReadMax = 10
+	if _, err := r.DecisionHistory(context.Background(), 0, math.MaxInt64); !errors.Is(err, errTooMany) {
+		t.Errorf("30 decisions with a limit of 10: %v, want errTooMany", err)
+	}
+	want := 0
+	for _, d := range all {
+		if d.ts >= all[25].ts {
+			want++
+		}
+	}
+	if got := history(t, r, all[25].ts, math.MaxInt64); len(got) != want {
+		t.Errorf("%d decisions with a limit of 10: %d rows", want, len(got))
+	}
+	logReadMax = 1000
 	if err := r.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
