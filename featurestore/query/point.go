@@ -158,6 +158,11 @@ func (e *Engine) answerPoint(ctx context.Context, q pointQuery, limit int) (_ *R
 			r.Release()
 		}
 	}()
+	for _, rec := range recs {
+		if !rec.Schema().Equal(t.Schema) {
+			return nil, false, nil // not what the table declares: let DuckDB read it
+		}
+	}
 	e.lookups.Inc()
 	b := array.NewRecordBuilder(memory.DefaultAllocator, out)
 	defer b.Release()

@@ -156,13 +156,15 @@ func TestCapabilities(t *testing.T) {
 
 // TestPollAdvancesAndJSON polls twice, in JSON_IETF, without an origin in
 // the request (resolved from the first element) and checks the counter
-// advanced between polls.
+// advanced between polls. The first poll must come before the first tick
+// to see the recorded value: with a 10 ms interval a loaded CI machine
+// sometimes polled after it, so the interval is 250 ms.
 func TestPollAdvancesAndJSON(t *testing.T) {
-	_, cli := start(t, Options{Interval: 10 * time.Millisecond})
+	_, cli := start(t, Options{Interval: 250 * time.Millisecond})
 	const p = "interfaces/interface[name=GigabitEthernet0/0/0/0]/state/counters/in-octets"
 	st := openSub(t, cli, gpb.SubscriptionList_POLL, gpb.Encoding_JSON_IETF, p)
 	first := untilSync(t, st)
-	time.Sleep(50 * time.Millisecond)
+	time.Sleep(300 * time.Millisecond)
 	if err := st.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Poll{Poll: &gpb.Poll{}}}); err != nil {
 		t.Fatal(err)
 	}
