@@ -11,11 +11,14 @@ const (
 	PlatformIOSXE = "iosxe"
 )
 
-// openconfigPaths are subscribed on every Cisco platform.
+// openconfigPaths are subscribed on every Cisco platform. port-speed
+// (openconfig-if-ethernet) gives interface.speed, without which the
+// normalizer cannot turn octet rates into utilisation.
 var openconfigPaths = []string{
 	"openconfig-interfaces:interfaces/interface/state/counters",
 	"openconfig-interfaces:interfaces/interface/state/oper-status",
 	"openconfig-interfaces:interfaces/interface/state/admin-status",
+	"openconfig-interfaces:interfaces/interface/ethernet/state/port-speed",
 	"openconfig-platform:components/component/state/temperature",
 	"openconfig-platform:components/component/cpu/utilization/state",
 	"openconfig-system:system/memory/state",

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"io"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -110,10 +111,11 @@ func TestPlatformsOnce(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.platform, func(t *testing.T) {
 			s, cli := start(t, Options{Platform: tt.platform, Interval: time.Hour})
-			// The platform's subscriptions plus port-speed, which the
-			// simulator serves for Ethernet interfaces but collectors/gnmi
-			// does not subscribe to by default.
-			paths := append(gnmi.PlatformPaths(tt.platform), portSpeedPath)
+			// The platform's subscriptions, which include port-speed.
+			paths := gnmi.PlatformPaths(tt.platform)
+			if !slices.Contains(paths, portSpeedPath) {
+				t.Fatalf("the %s set lacks %s", tt.platform, portSpeedPath)
+			}
 			st := openSub(t, cli, gpb.SubscriptionList_ONCE, gpb.Encoding_PROTO, paths...)
 			ns := untilSync(t, st)
 			if _, err := st.Recv(); err != io.EOF {
