@@ -81,8 +81,10 @@ type series struct {
 	ts       int64
 	devEpoch uint32
 	epoch    uint32
-	mapID    int // mapping that last fed it; -1 after a state restore
-	primary  uint64
+	mapID    int // mapping that last fed it; -1 after a state restore, mapIDUnknown after a profile change
+	// fallbackFed is true when that mapping is a fallback one.
+	fallbackFed bool
+	primary     uint64
 	// resetSeq is the component reset (component.resetSeq) this series is
 	// known to be past: it dropped for it, or counted on normally after it.
 	resetSeq uint32
@@ -181,7 +183,7 @@ type device struct {
 	scratch []*entry
 	out     []schema.Sample
 
-	disc, wraps prometheus.Counter
+	disc, wraps, shadowed prometheus.Counter
 }
 
 func newDevice(name string, n *Normalizer) *device {
@@ -194,6 +196,7 @@ func newDevice(name string, n *Normalizer) *device {
 		unmapped: map[unmappedKey]*unmappedStat{},
 		disc:     n.met.discontinuities.WithLabelValues(name),
 		wraps:    n.met.wraps.WithLabelValues(name),
+		shadowed: n.met.shadowed.WithLabelValues(name),
 	}
 }
 
@@ -211,6 +214,13 @@ func (d *device) setProfile(c *compiled, by string, rank int) {
 		d.names[i] = &nameTable{rows: map[string]*nameRow{}, uses: map[string]int{}}
 	}
 	d.namesGen++
+	// Mapping ids are the compiled profile's: the next value of each series
+	// rebases on whichever source feeds it now, and none is shadowed.
+	for _, s := range d.series {
+		if s.mapID != -1 {
+			s.mapID = mapIDUnknown
+		}
+	}
 	d.n.log.Debug("device profile", "device", d.name, "profile", c.name, "matched_by", by)
 }
 
@@ -460,6 +470,15 @@ func (d *device) append(ts, recv int64, comp, metric string, v float64, src stri
 	})
 }
 
+// mapIDUnknown marks a series whose source's mapping belongs to a profile
+// the device no longer uses.
+const mapIDUnknown = -2
+
+// sourceHold is how long a counter series keeps to the source that feeds
+// it before another source of the same series may take over (a primary
+// source takes over from a fallback one at once).
+const sourceHold = 2 * time.Minute
+
 // Wrap plausibility: a drop is bridged as a wrap only when the wrapped
 // delta is less than half (32-bit) or a quarter (64-bit) of the range, and,
 // for octet counters of an interface with a known speed, when the implied
@@ -473,13 +492,23 @@ const (
 // unbroken series on, its derived rates.
 func (d *device) counter(t *target, m *mapping, raw uint64, width uint8, ts, recv int64, proto schema.Protocol) int {
 	s := t.ser
-	src := m.sources[proto]
-	d.append(ts, recv, t.comp.name, m.metric, m.apply(float64(raw)), src)
-	n := 1
 	mapID := m.id
 	if m.combo != nil {
 		mapID = m.combo.conv.id
 	}
+	if s.has && s.mapID >= 0 && s.mapID != mapID && ts-s.ts < int64(sourceHold) && (t.m.fallback || !s.fallbackFed) {
+		// Another source feeds this series and has within sourceHold: keep
+		// to it. Two counters of one thing (OpenConfig in-octets and
+		// IOS-XR bytes-received) arrive in different notifications, and
+		// alternating between them would rebase the series every time.
+		// A primary source still takes over from a fallback one.
+		d.shadowed.Inc()
+		return 0
+	}
+	s.fallbackFed = t.m.fallback
+	src := m.sources[proto]
+	d.append(ts, recv, t.comp.name, m.metric, m.apply(float64(raw)), src)
+	n := 1
 	if !s.has || s.mapID != mapID && s.mapID != -1 || s.devEpoch != d.epoch || s.epoch != t.comp.epoch {
 		// First value, another source, or a reset announced by sysUpTime or
 		// a discontinuity leaf (counted where it was detected).

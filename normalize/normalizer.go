@@ -96,6 +96,7 @@ type metrics struct {
 	unmapped        *prometheus.CounterVec
 	discontinuities *prometheus.CounterVec
 	wraps           *prometheus.CounterVec
+	shadowed        *prometheus.CounterVec
 	reloads         *prometheus.CounterVec
 }
 
@@ -119,13 +120,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "netfeat", Subsystem: "normalize", Name: "counter_wraps_total",
 			Help: "Counter wraps (32- or 64-bit) bridged when computing rates."},
 			[]string{"device"}),
+		shadowed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "netfeat", Subsystem: "normalize", Name: "shadowed_counter_values_total",
+			Help: "Counter values left out because another source feeds the same series (e.g. OpenConfig in-octets and IOS-XR generic-counters bytes-received)."},
+			[]string{"device"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "netfeat", Subsystem: "normalize", Name: "profile_reloads_total",
 			Help: "Profile reloads by result (ok, error)."},
 			[]string{"result"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.observations, m.samples, m.unmapped, m.discontinuities, m.wraps, m.reloads} {
+		for _, c := range []prometheus.Collector{m.observations, m.samples, m.unmapped, m.discontinuities, m.wraps, m.shadowed, m.reloads} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register normalizer metrics: %w", err)
 			}

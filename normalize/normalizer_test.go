@@ -176,9 +176,71 @@ func TestFallbackOnlyWhenPrimaryAbsent(t *testing.T) {
 	if count != 1 {
 		t.Fatalf("%d in.octets samples, want 1", count)
 	}
+	// A poll without the 64-bit counter: the series keeps to its source,
+	// so the next 64-bit value still gives a rate; the 32-bit value is
+	// shadowed, not mixed in.
 	s = poll(t, n, c, 2*sec, snmpObs(oidIfInOctets, schema.KindCounter32, uint64(7)), snmpObs(oidIfName, schema.KindString, "eth0"))
-	if v, ok := find(s, "eth0", "interface.in.octets"); !ok || v != 7 {
-		t.Fatalf("fallback alone: in.octets = %v (present %v), want 7", v, ok)
+	if v, ok := find(s, "eth0", "interface.in.octets"); ok {
+		t.Fatalf("fallback while the primary fed the series %v ago: in.octets = %v, want none", sec, v)
+	}
+	if got := testutil.ToFloat64(n.met.shadowed.WithLabelValues("r1")); got != 1 {
+		t.Fatalf("shadowed = %v, want 1", got)
+	}
+	// Once the primary has been silent for sourceHold, the fallback feeds it.
+	s = poll(t, n, c, sec+int64(sourceHold), snmpObs(oidIfInOctets, schema.KindCounter32, uint64(9)), snmpObs(oidIfName, schema.KindString, "eth0"))
+	if v, ok := find(s, "eth0", "interface.in.octets"); !ok || v != 9 {
+		t.Fatalf("fallback alone after sourceHold: in.octets = %v (present %v), want 9", v, ok)
+	}
+}
+
+// TestOneSourcePerSeries feeds one interface's octets from two primary
+// gNMI sources in separate notifications, as IOS-XR does with OpenConfig
+// in-octets and native generic-counters bytes-received: the series keeps
+// to the first, whose rates continue, and the other is shadowed, neither
+// mixed into the counter nor counted as a reset.
+func TestOneSourcePerSeries(t *testing.T) {
+	n, c, _ := newTest(t, Config{})
+	const (
+		oc     = "interfaces/interface[name=Gi0]/state/counters/in-octets"
+		native = "infra-statistics/interfaces/interface[interface-name=Gi0]/latest/generic-counters/bytes-received"
+		ocO    = "openconfig-interfaces"
+		natO   = "Cisco-IOS-XR-infra-statsd-oper"
+	)
+	// The first batch also holds a native leaf of another interface, so the
+	// device's profile (cisco-iosxr, by origin) is chosen from the start; a
+	// later change of profile rebases every series once.
+	other := gnmiObs(natO, "infra-statistics/interfaces/interface[interface-name=Gi1]/latest/generic-counters/bytes-received", schema.KindCounter64, uint64(77), sec)
+	steps := []struct {
+		at       int64
+		obs      schema.Observation
+		octets   float64 // in.octets sample wanted, 0 for none
+		bps      float64 // in.bps sample wanted, 0 for none
+		shadowed float64
+	}{
+		{sec, gnmiObs(ocO, oc, schema.KindCounter64, uint64(1000), sec), 1000, 0, 0},
+		{sec + sec/2, gnmiObs(natO, native, schema.KindCounter64, uint64(5000), sec+sec/2), 0, 0, 1},
+		{2 * sec, gnmiObs(ocO, oc, schema.KindCounter64, uint64(2000), 2*sec), 2000, 8000, 1},
+		{2*sec + sec/2, gnmiObs(natO, native, schema.KindCounter64, uint64(6000), 2*sec+sec/2), 0, 0, 2},
+		{3 * sec, gnmiObs(ocO, oc, schema.KindCounter64, uint64(3000), 3*sec), 3000, 8000, 2},
+	}
+	for i, st := range steps {
+		batch := []schema.Observation{st.obs}
+		if i == 0 {
+			batch = append(batch, other)
+		}
+		s := poll(t, n, c, st.at, batch...)
+		if v, ok := find(s, "Gi0", "interface.in.octets"); ok != (st.octets != 0) || v != st.octets {
+			t.Fatalf("step %d: in.octets = %v (present %v), want %v", i, v, ok, st.octets)
+		}
+		if v, ok := find(s, "Gi0", "interface.in.bps"); ok != (st.bps != 0) || v != st.bps {
+			t.Fatalf("step %d: in.bps = %v (present %v), want %v", i, v, ok, st.bps)
+		}
+		if got := testutil.ToFloat64(n.met.shadowed.WithLabelValues("g1")); got != st.shadowed {
+			t.Fatalf("step %d: shadowed = %v, want %v", i, got, st.shadowed)
+		}
+	}
+	if got := testutil.ToFloat64(n.met.discontinuities.WithLabelValues("g1")); got != 0 {
+		t.Fatalf("discontinuities = %v, want 0", got)
 	}
 }
 
