@@ -77,7 +77,7 @@ type Store struct {
 	replayFrom   []*chunk // hot chunks to replay through the windows at Start
 	replayWAL    []*pending
 
-	appendMu  sync.RWMutex
+	appendMu sync.RWMutex
 	// commitMu is held by whoever commits: the committer goroutine, or an
 	// appender that found no one committing and leads its own batch (and
 	// any queued behind it) through the WAL and the window engine, which

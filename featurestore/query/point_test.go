@@ -76,7 +76,7 @@ func TestPointQuerySameAnswers(t *testing.T) {
 		{`SELECT * FROM odd WHERE device = 'r9'`, true},
 		{`SELECT * FROM decisions WHERE device = 'r1'`, true},
 		{`SELECT * FROM samples WHERE device = 'r1' AND component = 'Gi0/0'`, false}, // dictionary columns: no lookup
-		{`SELECT * FROM devices WHERE device = 'r1'`, false},                        // a source without lookups
+		{`SELECT * FROM devices WHERE device = 'r1'`, false},                         // a source without lookups
 		{`SELECT * FROM if_traffic WHERE device = 'r3' ORDER BY window_end DESC, component`, false},
 	}
 	for _, q := range queries {
