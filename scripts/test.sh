@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it (.ci/run calls `make test`, which
 # calls this script). It installs the test peers it needs when it can (root or
-# passwordless sudo with apt-get), then runs go vet and the tests: with the
+# passwordless sudo with apt-get), then checks gofmt, runs go vet and the tests: with the
 # race detector on every package that runs goroutines, and without it on the
 # few whose cgo DuckDB link makes -race too slow for CI.
 set -euo pipefail
@@ -31,6 +31,13 @@ fi
 # their own instances on loopback ports, so stop it to keep the machine quiet.
 if command -v systemctl >/dev/null 2>&1; then systemctl stop snmpd 2>/dev/null || true; fi
 pkill -x snmpd 2>/dev/null || true
+
+echo "== gofmt"
+unformatted=$(git ls-files '*.go' 2>/dev/null | xargs -r gofmt -l)
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change: $unformatted" >&2
+	exit 1
+fi
 
 echo "== go vet"
 go vet ./...
