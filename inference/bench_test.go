@@ -111,11 +111,35 @@ func benchNATSOnly(b *testing.B, rowsPerSec int) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	reportTail(b, lat, false)
+}
+
+// reportTail sorts lat (µs) and reports its p50, p99 and p999 and, with
+// withMax, its maximum.
+func reportTail(b *testing.B, lat []float64, withMax bool) {
 	slices.Sort(lat)
 	q := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
 	b.ReportMetric(q(0.50), "p50-µs")
 	b.ReportMetric(q(0.99), "p99-µs")
 	b.ReportMetric(q(0.999), "p999-µs")
+	if withMax {
+		b.ReportMetric(lat[len(lat)-1], "max-µs")
+	}
+}
+
+// reportDecide sorts decide (µs: the runtime's share, before NATS) and
+// reports its p50 and p99.
+func reportDecide(b *testing.B, decide []float64) {
+	slices.Sort(decide)
+	b.ReportMetric(decide[len(decide)/2], "decide-p50-µs")
+	b.ReportMetric(decide[min(len(decide)-1, len(decide)*99/100)], "decide-p99-µs")
+}
+
+// processCPU is the CPU time (user and system) the whole process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func benchLatency(b *testing.B, rowsPerSec, burst int, js bool) {
@@ -171,8 +195,7 @@ func benchLatency(b *testing.B, rowsPerSec, burst int, js bool) {
 	mu.Unlock()
 
 	interval := time.Second / time.Duration(rowsPerSec)
-	var ru0 syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	cpu0 := processCPU()
 	start := time.Now()
 	i := int64(1)
 	b.ResetTimer()
@@ -202,22 +225,13 @@ func benchLatency(b *testing.B, rowsPerSec, burst int, js bool) {
 	}
 	b.StopTimer()
 	wall := time.Since(start)
-	var ru1 syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
-	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
+	cpu := processCPU() - cpu0
 
 	mu.Lock()
 	defer mu.Unlock()
-	slices.Sort(lat)
-	q := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
-	b.ReportMetric(q(0.50), "p50-µs")
-	b.ReportMetric(q(0.99), "p99-µs")
-	b.ReportMetric(q(0.999), "p999-µs")
-	b.ReportMetric(lat[len(lat)-1], "max-µs")
+	reportTail(b, lat, true)
 	// The runtime's share: HandleRow to the decision made (before NATS).
-	slices.Sort(decide)
-	b.ReportMetric(decide[len(decide)/2], "decide-p50-µs")
-	b.ReportMetric(decide[min(len(decide)-1, len(decide)*99/100)], "decide-p99-µs")
+	reportDecide(b, decide)
 	b.ReportMetric(float64(cpu.Microseconds())/float64(i-1), "cpu-µs/row")
 	b.ReportMetric(cpu.Seconds()/wall.Seconds(), "cpu-cores")
 	b.ReportMetric(testutil.ToFloat64(r.m.rowsDropped.WithLabelValues("interface_1m")), "dropped-rows")
@@ -492,8 +506,7 @@ func benchEndToEnd(b *testing.B, ents, perSeries, batchesPerHop int, log bool) {
 		send(false)
 	}
 	time.Sleep(50 * time.Millisecond)
-	var ru0 syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru0)
+	cpu0 := processCPU()
 	begin := time.Now()
 	n := 0
 	b.ResetTimer()
@@ -518,23 +531,14 @@ func benchEndToEnd(b *testing.B, ents, perSeries, batchesPerHop int, log bool) {
 	}
 	b.StopTimer()
 	wall := time.Since(begin)
-	var ru1 syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru1)
-	cpu := time.Duration(ru1.Utime.Nano()+ru1.Stime.Nano()-ru0.Utime.Nano()-ru0.Stime.Nano()) * time.Nanosecond
+	cpu := processCPU() - cpu0
 
 	mu.Lock()
 	defer mu.Unlock()
-	slices.Sort(lat)
-	q := func(p float64) float64 { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
-	b.ReportMetric(q(0.50), "p50-µs")
-	b.ReportMetric(q(0.99), "p99-µs")
-	b.ReportMetric(q(0.999), "p999-µs")
-	b.ReportMetric(lat[len(lat)-1], "max-µs")
+	reportTail(b, lat, true)
 	// The runtime's share: ingest of the window's last sample (the batch was
 	// built just before Append) to the decision made, before NATS.
-	slices.Sort(decide)
-	b.ReportMetric(decide[len(decide)/2], "decide-p50-µs")
-	b.ReportMetric(decide[min(len(decide)-1, len(decide)*99/100)], "decide-p99-µs")
+	reportDecide(b, decide)
 	samples := float64(n * len(batch))
 	b.ReportMetric(samples/wall.Seconds(), "samples/s")
 	b.ReportMetric(float64(want)/(wall.Seconds()*float64(len(cfg.Models)+len(cfg.Rules))), "rows/s")
