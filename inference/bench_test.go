@@ -2,6 +2,7 @@ package inference
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -535,6 +536,7 @@ func benchEndToEnd(b *testing.B, ents, perSeries, batchesPerHop int, log bool) {
 
 	mu.Lock()
 	defer mu.Unlock()
+	reportTailSplit(b, lat, decide)
 	reportTail(b, lat, true)
 	// The runtime's share: ingest of the window's last sample (the batch was
 	// built just before Append) to the decision made, before NATS.
@@ -545,4 +547,27 @@ func benchEndToEnd(b *testing.B, ents, perSeries, batchesPerHop int, log bool) {
 	b.ReportMetric(cpu.Seconds()/(samples/1e6), "cpu-s/M-samples")
 	b.ReportMetric(cpu.Seconds()/wall.Seconds(), "cpu-cores")
 	b.ReportMetric(testutil.ToFloat64(r.m.rowsDropped.WithLabelValues("interface_1m")), "dropped-rows")
+}
+
+// reportTailSplit reports, for the decisions between p98 and p99.5 of lat,
+// the median of their runtime share (decide, µs) and of the rest (NATS:
+// publish to the subscriber's handler), to show where the tail is spent.
+func reportTailSplit(b *testing.B, lat, decide []float64) {
+	idx := make([]int, len(lat))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortFunc(idx, func(x, y int) int { return cmp.Compare(lat[x], lat[y]) })
+	var ds, ns []float64
+	for _, i := range idx[len(idx)*98/100 : len(idx)*995/1000] {
+		ds = append(ds, decide[i])
+		ns = append(ns, lat[i]-decide[i])
+	}
+	if len(ds) == 0 {
+		return
+	}
+	slices.Sort(ds)
+	slices.Sort(ns)
+	b.ReportMetric(ds[len(ds)/2], "tail-decide-µs")
+	b.ReportMetric(ns[len(ns)/2], "tail-nats-µs")
 }

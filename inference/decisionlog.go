@@ -6,41 +6,54 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/dgraph-io/badger/v4"
 	"github.com/klauspost/compress/zstd"
-
-	"github.com/netfeat/netfeat/schema"
 )
 
 // decisionLog keeps every decision, live and shadow, in the inference
 // Badger database for Config.DecisionRetention, so that the SQL
 // `decisions` table answers time-ranged queries beyond the in-memory ring
-// (Config.History). Scoring only queues a copy (add never blocks; a full
-// queue drops and counts). One goroutine writes the queued decisions
-// every logInterval (or logBatch of them) as one block: one Badger entry
-// per block, not per decision, since at thousands of decisions a second
-// Badger's per-entry work (memtable, flushes, compactions) cost more CPU
-// than scoring them. A block's key is "decisions/<min time><seq>" (both
-// big-endian uint64: decision time in Unix ns, seq a per-process counter),
-// so key order is time order to within a block; its value is a format
-// byte and the zstd-compressed records, each a uvarint length, a shadow
-// byte and the decision's JSON document. Each block carries the
-// retention as its TTL.
+// (Config.History). Scoring appends the decision's JSON document, the one
+// it publishes, to a pending buffer under a mutex: add never blocks on
+// the writer, never wakes it, and drops and counts when the buffer is
+// full. One goroutine writes the pending decisions every logInterval (or
+// at logBatch of them) as one block: one Badger entry per block, not per
+// decision, since at thousands of decisions a second Badger's per-entry
+// work (memtable, flushes, compactions) cost more CPU than scoring them.
+//
+// A block's key is "decisions/<min time><seq>" (both big-endian uint64:
+// decision time in Unix ns, seq a per-process counter), so key order is
+// time order to within a block; its value is a format byte and the
+// records, each a uvarint length, a shadow byte and the decision's JSON
+// document, compressed as zstd frames of logFrame bytes of records each
+// (a record may straddle frames: they decode as one stream). The writer
+// yields the processor between frames, so that a block of several hundred
+// KB of records never holds it for long while decisions wait to be
+// published (docs/inference.md, "Decision history"). Each block carries
+// the retention as its TTL.
 type decisionLog struct {
-	db      *badger.DB
-	ttl     time.Duration
-	in      chan recorded
+	db  *badger.DB
+	ttl time.Duration
+	m   *metrics
+
+	mu     sync.Mutex // guards the fields below it
+	pend   []byte     // records not yet written
+	n      int        // records in pend
+	minTS  int64      // least decision time in pend
+	closed bool
+	spare  []byte // the buffer pend swaps with
+
+	kick    chan struct{} // a full batch is pending; capacity 1
 	syncReq chan chan error
+	stop    chan struct{}
 	done    chan struct{}
-	seq     uint64 // writer goroutine only
-	m       *metrics
-	closed  atomic.Bool
+	seq     uint64        // writer goroutine only
 	enc     *zstd.Encoder // writer goroutine only
 	decMu   sync.Mutex    // guards dec against close
 	dec     *zstd.Decoder // nil once closed
@@ -49,7 +62,12 @@ type decisionLog struct {
 const (
 	logBatch    = 4096
 	logInterval = 100 * time.Millisecond
-	logQueue    = 65536
+	// logMaxPending bounds the pending buffer (about 50,000 decisions):
+	// past it, while Badger is stuck, decisions are dropped and counted.
+	logMaxPending = 32 << 20
+	// logFrame is the records compressed in one go, between yields: about
+	// 100 µs of zstd's fastest level here.
+	logFrame = 32 << 10
 	// logSlack is how much earlier than the range a block's key may be
 	// and still hold decisions in it: a block spans at most logInterval
 	// plus the writer's delays.
@@ -86,27 +104,45 @@ func newDecisionLog(db *badger.DB, ttl time.Duration, m *metrics) (*decisionLog,
 	if err != nil {
 		return nil, fmt.Errorf("decision log: %w", err)
 	}
-	l := &decisionLog{db: db, ttl: ttl, in: make(chan recorded, logQueue), syncReq: make(chan chan error), done: make(chan struct{}), m: m,
-		enc: enc, dec: dec}
+	l := &decisionLog{db: db, ttl: ttl, m: m, kick: make(chan struct{}, 1), syncReq: make(chan chan error),
+		stop: make(chan struct{}), done: make(chan struct{}), enc: enc, dec: dec}
 	go l.run()
 	return l, nil
 }
 
-// add queues d for writing; when the queue is full it is dropped and
-// counted.
-func (l *decisionLog) add(d *schema.Decision, shadow bool) {
-	select {
-	case l.in <- recorded{d: *d, shadow: shadow}:
-	default:
+// add appends doc, the JSON document of a decision made at ts (Unix ns),
+// to the pending block; doc is copied. When the pending buffer is full it
+// is dropped and counted.
+func (l *decisionLog) add(ts int64, doc []byte, shadow bool) {
+	l.mu.Lock()
+	if l.closed || len(l.pend)+len(doc)+binary.MaxVarintLen64+1 > logMaxPending {
+		l.mu.Unlock()
 		l.m.logDropped.Inc()
+		return
+	}
+	if l.n == 0 || ts < l.minTS {
+		l.minTS = ts
+	}
+	l.pend = binary.AppendUvarint(l.pend, uint64(len(doc)+1))
+	if shadow {
+		l.pend = append(l.pend, 1)
+	} else {
+		l.pend = append(l.pend, 0)
+	}
+	l.pend = append(l.pend, doc...)
+	l.n++
+	full := l.n == logBatch
+	l.mu.Unlock()
+	if full {
+		select {
+		case l.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 
-// sync waits until everything queued before the call is written.
+// sync waits until everything added before the call is written.
 func (l *decisionLog) sync(ctx context.Context) error {
-	if l.closed.Load() {
-		return errors.New("decision log: closed")
-	}
 	ch := make(chan error, 1)
 	select {
 	case l.syncReq <- ch:
@@ -123,13 +159,17 @@ func (l *decisionLog) sync(ctx context.Context) error {
 	}
 }
 
-// close writes what is queued and stops the writer. Call it after the
-// last add.
+// close writes what is pending and stops the writer. Call it after the
+// last add; a later add is dropped and counted.
 func (l *decisionLog) close() {
-	if l.closed.Swap(true) {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
 		return
 	}
-	close(l.in)
+	l.closed = true
+	l.mu.Unlock()
+	close(l.stop)
 	<-l.done
 	l.enc.Close()
 	l.decMu.Lock()
@@ -142,73 +182,55 @@ func (l *decisionLog) run() {
 	defer close(l.done)
 	tick := time.NewTicker(logInterval)
 	defer tick.Stop()
-	batch := make([]recorded, 0, logBatch)
-	var raw, block []byte
-	write := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		n := len(batch)
-		minTS := batch[0].d.Time.UnixNano()
-		raw = raw[:0]
-		var rec []byte
-		for i := range batch {
-			x := &batch[i]
-			minTS = min(minTS, x.d.Time.UnixNano())
-			rec = rec[:0]
-			if x.shadow {
-				rec = append(rec, 1)
-			} else {
-				rec = append(rec, 0)
-			}
-			rec = appendDecisionJSON(rec, &x.d)
-			raw = binary.AppendUvarint(raw, uint64(len(rec)))
-			raw = append(raw, rec...)
-		}
-		clear(batch)
-		batch = batch[:0]
-		block = l.enc.EncodeAll(raw, append(block[:0], logFormat))
-		l.seq++
-		e := badger.NewEntry(decisionLogKey(minTS, l.seq), slices.Clone(block)).WithTTL(l.ttl)
-		if err := l.db.Update(func(txn *badger.Txn) error { return txn.SetEntry(e) }); err != nil {
-			return l.failed(n, err)
-		}
-		l.m.logWritten.Add(float64(n))
-		return nil
-	}
+	var block []byte
 	for {
 		select {
-		case x, ok := <-l.in:
-			if !ok {
-				_ = write()
-				return
-			}
-			batch = append(batch, x)
-			if len(batch) == logBatch {
-				_ = write()
-			}
+		case <-l.stop:
+			_ = l.write(&block)
+			return
 		case <-tick.C:
-			_ = write()
+			_ = l.write(&block)
+		case <-l.kick:
+			_ = l.write(&block)
 		case ch := <-l.syncReq:
-			// Everything queued before the request is in l.in: take it.
-		drain:
-			for {
-				select {
-				case x, ok := <-l.in:
-					if !ok {
-						break drain
-					}
-					batch = append(batch, x)
-					if len(batch) == logBatch {
-						_ = write()
-					}
-				default:
-					break drain
-				}
-			}
-			ch <- write()
+			ch <- l.write(&block)
 		}
 	}
+}
+
+// write takes the pending records and writes them as one block; block is
+// the writer's reusable buffer for the compressed value.
+func (l *decisionLog) write(block *[]byte) error {
+	l.mu.Lock()
+	raw, n, minTS := l.pend, l.n, l.minTS
+	l.pend, l.n, l.spare = l.spare[:0], 0, nil
+	l.mu.Unlock()
+	defer func() {
+		l.mu.Lock()
+		l.spare = raw[:0]
+		l.mu.Unlock()
+	}()
+	if n == 0 {
+		return nil
+	}
+	b := append((*block)[:0], logFormat)
+	for off := 0; off < len(raw); {
+		end := min(off+logFrame, len(raw))
+		b = l.enc.EncodeAll(raw[off:end], b)
+		if off = end; off < len(raw) {
+			runtime.Gosched()
+		}
+	}
+	*block = b
+	l.seq++
+	// Update returns once the entry is committed, when Badger no longer
+	// holds b: the buffer is reused for the next block.
+	e := badger.NewEntry(decisionLogKey(minTS, l.seq), b).WithTTL(l.ttl)
+	if err := l.db.Update(func(txn *badger.Txn) error { return txn.SetEntry(e) }); err != nil {
+		return l.failed(n, err)
+	}
+	l.m.logWritten.Add(float64(n))
+	return nil
 }
 
 // failed counts a block Badger refused; its decisions stay on NATS and in

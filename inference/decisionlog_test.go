@@ -3,12 +3,15 @@ package inference
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/dgraph-io/badger/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/netfeat/netfeat/schema"
@@ -193,5 +196,85 @@ func TestDecisionLogOff(t *testing.T) {
 	}
 	if n != 2 {
 		t.Errorf("%d decisions, want 2 (model and rule)", n)
+	}
+}
+
+// TestDecisionLogBlocks drives the log directly with more than a batch of
+// decisions, so that blocks are written at logBatch and span several zstd
+// frames with records straddling them, and checks that every decision
+// reads back whole, in time order, with its shadow flag; a decision added
+// after close is dropped and counted.
+func TestDecisionLogBlocks(t *testing.T) {
+	db, err := badger.Open(badger.DefaultOptions(t.TempDir()).WithLogger(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	m, err := newMetrics(prometheus.NewRegistry(), func() float64 { return 0 }, func() float64 { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := newDecisionLog(db, time.Hour, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3*logBatch + 17
+	t0 := time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC)
+	var doc []byte
+	for i := range n {
+		// Times run backwards in every 10, so that blocks overlap in time
+		// and the read must order them.
+		ts := t0.Add(time.Duration(i/10*10+9-i%10) * time.Millisecond)
+		d := schema.Decision{SchemaVersion: 1, ID: fmt.Sprintf("d%05d", i), Time: ts,
+			Entity: schema.Entity{Device: "pe1", Component: fmt.Sprintf("Gi0/%d", i%48)}, View: "interface_1m",
+			Model: "congestion", ModelVersion: "v1", Score: float64(i%100) / 100, Action: "none",
+			Reason: strings.Repeat("r", i%300), Features: map[string]float64{"util": float64(i)}}
+		doc = appendDecisionJSON(doc[:0], &d)
+		l.add(ts.UnixNano(), doc, i%3 == 0)
+	}
+	if err := l.sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := l.history(context.Background(), 0, math.MaxInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	var last int64
+	for _, rec := range recs {
+		for i := range int(rec.NumRows()) {
+			ts := int64(rec.Column(0).(*array.Timestamp).Value(i))
+			id := rec.Column(1).(*array.String).Value(i)
+			var k int
+			if _, err := fmt.Sscanf(id, "d%05d", &k); err != nil {
+				t.Fatalf("bad id %q", id)
+			}
+			if seen[id] {
+				t.Fatalf("%s twice", id)
+			}
+			seen[id] = true
+			if ts < last {
+				t.Fatalf("%s at %d after %d", id, ts, last)
+			}
+			last = ts
+			if shadow := rec.Column(7).(*array.Boolean).Value(i); shadow != (k%3 == 0) {
+				t.Errorf("%s shadow %v", id, shadow)
+			}
+		}
+		rec.Release()
+	}
+	if len(seen) != n {
+		t.Fatalf("read %d decisions, want %d", len(seen), n)
+	}
+	if got := testutil.ToFloat64(m.logWritten); got != n {
+		t.Errorf("written %v, want %d", got, n)
+	}
+	l.close()
+	l.add(t0.UnixNano(), doc, false)
+	if got := testutil.ToFloat64(m.logDropped); got != 1 {
+		t.Errorf("dropped %v after close, want 1", got)
+	}
+	if err := l.sync(context.Background()); err == nil {
+		t.Error("sync after close: no error")
 	}
 }

@@ -585,13 +585,19 @@ func (r *Runtime) runSlot(s *slot, row *schema.FeatureRow, sc *scratch) {
 	} else {
 		s.decided[1].Inc()
 	}
+	// Publish first: the ring, the log and the metrics can wait a few µs,
+	// the subscriber should not. The log keeps the published document.
+	publish := r.cfg.Publish == PublishAll || d.Action != ActionNone
+	if publish || r.dlog != nil {
+		sc.buf = appendDecisionJSON(sc.buf[:0], &d)
+	}
+	if publish {
+		r.pub.submit(sc.subject(d.Model, d.Entity.Device), d.ID, sc.buf, sc)
+	}
 	r.m.latency.Observe(float64(d.IngestToDecisionUS) / 1e6)
 	r.rec.add(&d, false)
 	if r.dlog != nil {
-		r.dlog.add(&d, false)
-	}
-	if r.cfg.Publish == PublishAll || d.Action != ActionNone {
-		r.publish(&d, sc)
+		r.dlog.add(d.Time.UnixNano(), sc.buf, false)
 	}
 	if set.shadow != nil {
 		var sres result
@@ -604,7 +610,8 @@ func (r *Runtime) runSlot(s *slot, row *schema.FeatureRow, sc *scratch) {
 		r.m.shadow.WithLabelValues(s.name).Inc()
 		r.rec.add(&sd, true)
 		if r.dlog != nil {
-			r.dlog.add(&sd, true)
+			sc.buf = appendDecisionJSON(sc.buf[:0], &sd)
+			r.dlog.add(sd.Time.UnixNano(), sc.buf, true)
 		}
 	}
 }
@@ -670,11 +677,6 @@ func (r *Runtime) decision(s *slot, row *schema.FeatureRow, ver string, res *res
 		},
 		IngestToDecisionUS: lat,
 	}
-}
-
-func (r *Runtime) publish(d *schema.Decision, sc *scratch) {
-	sc.buf = appendDecisionJSON(sc.buf[:0], d)
-	r.pub.submit(sc.subject(d.Model, d.Entity.Device), d.ID, sc.buf, sc)
 }
 
 // decisionNamespace is the UUID namespace of decision ids.
