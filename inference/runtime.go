@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -121,9 +122,13 @@ func New(cfg Config, nc *nats.Conn, dataDir string, reg prometheus.Registerer, l
 	}
 	// The registry and outbox are small: keep Badger's memory and
 	// background work small too, so it does not compete with scoring.
+	// Tables are not compressed: most of their bytes are decision-log
+	// blocks, zstd already, and Badger compresses a memtable flush on
+	// 2×NumCPU goroutines at once, which held both vCPUs for ~15 ms every
+	// few seconds while decisions waited to be published.
 	opts := badger.DefaultOptions(filepath.Join(dir, "badger")).
 		WithLogger(nil).WithMemTableSize(8 << 20).WithNumMemtables(2).WithValueLogFileSize(64 << 20).
-		WithBlockCacheSize(8 << 20).WithNumCompactors(2).WithNumVersionsToKeep(1)
+		WithCompression(options.None).WithBlockCacheSize(8 << 20).WithNumCompactors(2).WithNumVersionsToKeep(1)
 	db, err := badger.Open(opts)
 	if err != nil {
 		return nil, fmt.Errorf("open inference badger: %w", err)
