@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -388,28 +392,161 @@ func BenchmarkOutboxDrain(b *testing.B) {
 // decision_log=off variant runs without the Badger decision log, which at
 // these 8,333 decisions/s writes a block of about 800 decisions every
 // 100 ms.
+//
+// The outside_subscriber variant receives in a separate process (this test
+// binary run again as benchSubscriber), the outside subscriber of the
+// target; the others receive on a separate connection in this process.
 func BenchmarkEndToEnd(b *testing.B) {
 	for _, c := range []struct {
 		ents, perSeries, batchesPerHop int
-		log                            bool
+		log, outside                   bool
 	}{
-		{4, 6, 1, true},
-		{4, 6, 1, false},
-		{25, 2, 3, true},
+		{4, 6, 1, true, false},
+		{4, 6, 1, true, true},
+		{4, 6, 1, false, false},
+		{25, 2, 3, true, false},
 	} {
 		name := fmt.Sprintf("rows_per_hop=%d/decision_log=on", c.ents)
 		if !c.log {
 			name = fmt.Sprintf("rows_per_hop=%d/decision_log=off", c.ents)
 		}
+		if c.outside {
+			name = "outside_subscriber/" + name
+		}
 		b.Run(name, func(b *testing.B) {
-			benchEndToEnd(b, c.ents, c.perSeries, c.batchesPerHop, c.log)
+			benchEndToEnd(b, c.ents, c.perSeries, c.batchesPerHop, c.log, c.outside)
 		})
 	}
 }
 
+// benchSubscriberEnv names the NATS URL that makes this test binary a
+// decision subscriber (TestMain): it records window end, receive time and
+// ingest_to_decision_us of every decision, answers "bench.count" with how
+// many it has, and "bench.dump" by writing them to the file the request
+// names.
+const benchSubscriberEnv = "NETFEAT_BENCH_SUBSCRIBER"
+
+// benchSubscriber is the outside subscriber of BenchmarkEndToEnd.
+func benchSubscriber(url string) error {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	var (
+		mu   sync.Mutex
+		recs []byte // per decision: window end, receive time, decide µs (3 × int64)
+		n    int
+	)
+	sub, err := nc.Subscribe("netfeat.decisions.>", func(m *nats.Msg) {
+		now := time.Now().UnixNano()
+		end, err := windowEnd(m.Data)
+		if err != nil {
+			return
+		}
+		us := ingestToDecision(m.Data)
+		mu.Lock()
+		recs = binary.LittleEndian.AppendUint64(recs, uint64(end.UnixNano()))
+		recs = binary.LittleEndian.AppendUint64(recs, uint64(now))
+		recs = binary.LittleEndian.AppendUint64(recs, uint64(us))
+		n++
+		mu.Unlock()
+	})
+	if err != nil {
+		return err
+	}
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		return err
+	}
+	done := make(chan error, 1)
+	if _, err := nc.Subscribe("bench.count", func(m *nats.Msg) {
+		mu.Lock()
+		c := n
+		mu.Unlock()
+		_ = m.Respond([]byte(strconv.Itoa(c)))
+	}); err != nil {
+		return err
+	}
+	if _, err := nc.Subscribe("bench.dump", func(m *nats.Msg) {
+		mu.Lock()
+		err := os.WriteFile(string(m.Data), recs, 0o644)
+		mu.Unlock()
+		_ = m.Respond(nil)
+		done <- err
+	}); err != nil {
+		return err
+	}
+	if err := nc.Flush(); err != nil {
+		return err
+	}
+	if err := nc.Publish("bench.ready", nil); err != nil {
+		return err
+	}
+	if err := nc.Flush(); err != nil {
+		return err
+	}
+	return <-done
+}
+
+// outsideSubscriber starts benchSubscriber in a new process on srv and
+// waits until it subscribes.
+func outsideSubscriber(b *testing.B, nc *nats.Conn, url string) {
+	ready, err := nc.SubscribeSync("bench.ready")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ready.Unsubscribe()
+	cmd := exec.Command(os.Args[0], "-test.run", "^$")
+	cmd.Env = append(os.Environ(), benchSubscriberEnv+"="+url)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	if _, err := ready.NextMsg(20 * time.Second); err != nil {
+		b.Fatalf("outside subscriber: %v", err)
+	}
+}
+
+// outsideRecords waits until the outside subscriber has want decisions,
+// then reads them back: window end, receive time, decide µs.
+func outsideRecords(b *testing.B, nc *nats.Conn, want int) [][3]int64 {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		m, err := nc.Request("bench.count", nil, 5*time.Second)
+		if err != nil {
+			b.Fatalf("outside subscriber: %v", err)
+		}
+		if have, _ := strconv.Atoi(string(m.Data)); have >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("outside subscriber received %s of %d decisions", m.Data, want)
+		}
+	}
+	path := filepath.Join(b.TempDir(), "received")
+	if _, err := nc.Request("bench.dump", []byte(path), 10*time.Second); err != nil {
+		b.Fatalf("outside subscriber: %v", err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out := make([][3]int64, len(raw)/24)
+	for i := range out {
+		for j := range 3 {
+			out[i][j] = int64(binary.LittleEndian.Uint64(raw[24*i+8*j:]))
+		}
+	}
+	return out
+}
+
 // benchEndToEnd runs one shape; log false turns the Badger decision log
-// off (inference.decision_retention 0), to show what it costs.
-func benchEndToEnd(b *testing.B, ents, perSeries, batchesPerHop int, log bool) {
+// off (inference.decision_retention 0), to show what it costs; outside
+// receives in another process.
+func benchEndToEnd(b *testing.B, ents, perSeries, batchesPerHop int, log, outside bool) {
 	const perSec = 100_000
 	srv := startNATS(b, -1, b.TempDir())
 	// The runtime's connection is in-process, as netfeat serve connects to
@@ -440,29 +577,33 @@ func benchEndToEnd(b *testing.B, ents, perSeries, batchesPerHop int, log bool) {
 	closedBy := map[int64]int64{} // window end → Unix ns the Append that closed it started
 	lat := make([]float64, 0, 1<<18)
 	decide := make([]float64, 0, 1<<18)
-	sub, err := subConn.Subscribe("netfeat.decisions.>", func(m *nats.Msg) {
-		now := time.Now().UnixNano()
-		end, err := windowEnd(m.Data)
+	if outside {
+		outsideSubscriber(b, subConn, srv.ClientURL())
+	} else {
+		sub, err := subConn.Subscribe("netfeat.decisions.>", func(m *nats.Msg) {
+			now := time.Now().UnixNano()
+			end, err := windowEnd(m.Data)
+			if err != nil {
+				b.Errorf("decode: %v", err)
+				return
+			}
+			us := ingestToDecision(m.Data)
+			mu.Lock()
+			if t0, ok := closedBy[end.UnixNano()]; ok {
+				lat = append(lat, float64(now-t0)/1e3)
+				decide = append(decide, us)
+			}
+			mu.Unlock()
+		})
 		if err != nil {
-			b.Errorf("decode: %v", err)
-			return
+			b.Fatal(err)
 		}
-		us := ingestToDecision(m.Data)
-		mu.Lock()
-		if t0, ok := closedBy[end.UnixNano()]; ok {
-			lat = append(lat, float64(now-t0)/1e3)
-			decide = append(decide, us)
+		defer sub.Unsubscribe()
+		if err := sub.SetPendingLimits(-1, -1); err != nil {
+			b.Fatal(err)
 		}
-		mu.Unlock()
-	})
-	if err != nil {
-		b.Fatal(err)
+		_ = subConn.Flush()
 	}
-	defer sub.Unsubscribe()
-	if err := sub.SetPendingLimits(-1, -1); err != nil {
-		b.Fatal(err)
-	}
-	_ = subConn.Flush()
 
 	var series []schema.Sample
 	for e := range ents {
@@ -519,6 +660,18 @@ func benchEndToEnd(b *testing.B, ents, perSeries, batchesPerHop int, log bool) {
 		n++
 	}
 	want := (len(cfg.Models) + len(cfg.Rules)) * ents * closes
+	if outside {
+		// The warm-up's decisions came too: measure those of recorded closes.
+		all := outsideRecords(b, subConn, want)
+		mu.Lock()
+		for _, r := range all {
+			if t0, ok := closedBy[r[0]]; ok {
+				lat = append(lat, float64(r[1]-t0)/1e3)
+				decide = append(decide, float64(r[2]))
+			}
+		}
+		mu.Unlock()
+	}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
 		mu.Lock()
 		have := len(lat)

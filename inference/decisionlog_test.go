@@ -2,9 +2,12 @@ package inference
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -199,47 +202,24 @@ func TestDecisionLogOff(t *testing.T) {
 	}
 }
 
-// TestDecisionLogBlocks drives the log directly with more than a batch of
-// decisions, so that blocks are written at logBatch and span several zstd
-// frames with records straddling them, and checks that every decision
-// reads back whole, in time order, with its shadow flag; a decision added
-// after close is dropped and counted.
-func TestDecisionLogBlocks(t *testing.T) {
-	db, err := badger.Open(badger.DefaultOptions(t.TempDir()).WithLogger(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	m, err := newMetrics(prometheus.NewRegistry(), func() float64 { return 0 }, func() float64 { return 0 })
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := newDecisionLog(db, time.Hour, m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const n = 3*logBatch + 17
-	t0 := time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC)
-	var doc []byte
-	for i := range n {
-		// Times run backwards in every 10, so that blocks overlap in time
-		// and the read must order them.
-		ts := t0.Add(time.Duration(i/10*10+9-i%10) * time.Millisecond)
-		d := schema.Decision{SchemaVersion: 1, ID: fmt.Sprintf("d%05d", i), Time: ts,
-			Entity: schema.Entity{Device: "pe1", Component: fmt.Sprintf("Gi0/%d", i%48)}, View: "interface_1m",
-			Model: "congestion", ModelVersion: "v1", Score: float64(i%100) / 100, Action: "none",
-			Reason: strings.Repeat("r", i%300), Features: map[string]float64{"util": float64(i)}}
-		doc = appendDecisionJSON(doc[:0], &d)
-		l.add(ts.UnixNano(), doc, i%3 == 0)
-	}
-	if err := l.sync(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+// logDoc is decision i of TestDecisionLogBlocks, made at ts.
+func logDoc(dst []byte, i int, ts time.Time) []byte {
+	d := schema.Decision{SchemaVersion: 1, ID: fmt.Sprintf("d%05d", i), Time: ts,
+		Entity: schema.Entity{Device: "pe1", Component: fmt.Sprintf("Gi0/%d", i%48)}, View: "interface_1m",
+		Model: "congestion", ModelVersion: "v1", Score: float64(i%100) / 100, Action: "none",
+		Reason: strings.Repeat("r", i%300), Features: map[string]float64{"util": float64(i)}}
+	return appendDecisionJSON(dst, &d)
+}
+
+// readLog reads every decision of l: id → shadow, checking time order
+// and that no id comes twice.
+func readLog(t *testing.T, l *decisionLog) map[int]bool {
+	t.Helper()
 	recs, err := l.history(context.Background(), 0, math.MaxInt64)
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := map[string]bool{}
+	seen := map[int]bool{}
 	var last int64
 	for _, rec := range recs {
 		for i := range int(rec.NumRows()) {
@@ -249,22 +229,76 @@ func TestDecisionLogBlocks(t *testing.T) {
 			if _, err := fmt.Sscanf(id, "d%05d", &k); err != nil {
 				t.Fatalf("bad id %q", id)
 			}
-			if seen[id] {
+			if _, ok := seen[k]; ok {
 				t.Fatalf("%s twice", id)
 			}
-			seen[id] = true
+			seen[k] = rec.Column(7).(*array.Boolean).Value(i)
 			if ts < last {
 				t.Fatalf("%s at %d after %d", id, ts, last)
 			}
 			last = ts
-			if shadow := rec.Column(7).(*array.Boolean).Value(i); shadow != (k%3 == 0) {
-				t.Errorf("%s shadow %v", id, shadow)
-			}
 		}
 		rec.Release()
 	}
+	return seen
+}
+
+// logBlocks walks the block headers of a log file: offset and size of
+// each block, header included.
+func logBlocks(t *testing.T, path string) [][2]int64 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out [][2]int64
+	for off := int64(0); off+logHeader <= int64(len(b)); {
+		n := int64(binary.LittleEndian.Uint32(b[off+4:]))
+		out = append(out, [2]int64{off, logHeader + n})
+		off += logHeader + n
+	}
+	return out
+}
+
+// TestDecisionLogBlocks drives the log directly with more than a batch of
+// decisions, so that blocks are written at logBatch and span several zstd
+// frames with records straddling them, and checks that every decision
+// reads back whole, in time order, with its shadow flag. Then it damages
+// the file: garbage between blocks is skipped to the next block, a block
+// whose checksum fails is skipped, both counted; a torn block at the end
+// is cut off when the log opens the file again, and what follows reads
+// back. A decision added after close is dropped and counted.
+func TestDecisionLogBlocks(t *testing.T) {
+	dir := t.TempDir()
+	m, err := newMetrics(prometheus.NewRegistry(), func() float64 { return 0 }, func() float64 { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := newDecisionLog(dir, nil, time.Hour, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3*logBatch + 17
+	t0 := time.Now().Add(-time.Minute)
+	var doc []byte
+	for i := range n {
+		// Times run backwards in every 10, so that blocks overlap in time
+		// and the read must order them.
+		ts := t0.Add(time.Duration(i/10*10+9-i%10) * time.Millisecond)
+		doc = logDoc(doc[:0], i, ts)
+		l.add(ts.UnixNano(), doc, i%3 == 0)
+	}
+	if err := l.sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	seen := readLog(t, l)
 	if len(seen) != n {
 		t.Fatalf("read %d decisions, want %d", len(seen), n)
+	}
+	for k, shadow := range seen {
+		if shadow != (k%3 == 0) {
+			t.Errorf("d%05d shadow %v", k, shadow)
+		}
 	}
 	if got := testutil.ToFloat64(m.logWritten); got != n {
 		t.Errorf("written %v, want %d", got, n)
@@ -276,5 +310,101 @@ func TestDecisionLogBlocks(t *testing.T) {
 	}
 	if err := l.sync(context.Background()); err == nil {
 		t.Error("sync after close: no error")
+	}
+
+	// Damage: garbage after the first block, a flipped byte in the second,
+	// half a header at the end.
+	files, err := filepath.Glob(filepath.Join(dir, "*"+logFileSuffix))
+	if err != nil || len(files) != 1 {
+		t.Fatalf("log files %v, %v", files, err)
+	}
+	blocks := logBlocks(t, files[0])
+	if len(blocks) < 3 {
+		t.Fatalf("%d blocks, want at least 3", len(blocks))
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	b1, b2 := blocks[0], blocks[1]
+	b[b2[0]+b2[1]-5] ^= 0xff
+	damaged := append(append(append([]byte(nil), b[:b1[0]+b1[1]]...), "NF garbage NFD"...), b[b1[0]+b1[1]:]...)
+	damaged = append(damaged, logMagic[:]...)
+	damaged = append(damaged, 0, 1)
+	if err := os.WriteFile(files[0], damaged, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var lost map[int]bool
+	{
+		// The decisions of block 2: read it alone.
+		m2, _ := newMetrics(prometheus.NewRegistry(), func() float64 { return 0 }, func() float64 { return 0 })
+		one := t.TempDir()
+		b[b2[0]+b2[1]-5] ^= 0xff // undo the flip for this copy
+		if err := os.WriteFile(filepath.Join(one, filepath.Base(files[0])), b[b2[0]:b2[0]+b2[1]], 0o644); err != nil {
+			t.Fatal(err)
+		}
+		lone, err := newDecisionLog(one, nil, time.Hour, m2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lost = readLog(t, lone)
+		lone.close()
+		if len(lost) == 0 {
+			t.Fatal("block 2 holds no decisions")
+		}
+	}
+
+	m3, _ := newMetrics(prometheus.NewRegistry(), func() float64 { return 0 }, func() float64 { return 0 })
+	l3, err := newDecisionLog(dir, nil, time.Hour, m3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l3.close()
+	// Reading before anything is written: the torn tail is still there,
+	// in the newest file, and taken for a block being written.
+	got := readLog(t, l3)
+	if len(got) != n-len(lost) {
+		t.Errorf("read %d decisions around the damage, want %d", len(got), n-len(lost))
+	}
+	for k := range lost {
+		if _, ok := got[k]; ok {
+			t.Errorf("d%05d of the damaged block read", k)
+		}
+	}
+	if e := testutil.ToFloat64(m3.logErrors); e != 2 {
+		t.Errorf("damage counted %v, want 2 (garbage, checksum)", e)
+	}
+	// A new block: the torn tail is cut off first, so it reads.
+	doc = logDoc(doc[:0], n, time.Now())
+	l3.add(time.Now().UnixNano(), doc, false)
+	got = readLog(t, l3)
+	if _, ok := got[n]; !ok || len(got) != n-len(lost)+1 {
+		t.Errorf("after the repair: %d decisions, new one read %v", len(got), ok)
+	}
+}
+
+// TestDecisionLogRetention: files whose hour is past the retention are
+// deleted when the log opens; newer ones and other files stay.
+func TestDecisionLogRetention(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now().UTC()
+	old := filepath.Join(dir, now.Add(-50*time.Hour).Format(logHourLayout)+logFileSuffix)
+	edge := filepath.Join(dir, now.Add(-47*time.Hour).Truncate(time.Hour).Format(logHourLayout)+logFileSuffix)
+	other := filepath.Join(dir, "notes.txt")
+	for _, p := range []string{old, edge, other} {
+		if err := os.WriteFile(p, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, _ := newMetrics(prometheus.NewRegistry(), func() float64 { return 0 }, func() float64 { return 0 })
+	l, err := newDecisionLog(dir, nil, 48*time.Hour, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.close()
+	for p, want := range map[string]bool{old: false, edge: true, other: true} {
+		if _, err := os.Stat(p); (err == nil) != want {
+			t.Errorf("%s exists: %v, want %v", filepath.Base(p), err == nil, want)
+		}
 	}
 }

@@ -18,6 +18,13 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if url := os.Getenv(benchSubscriberEnv); url != "" {
+		if err := benchSubscriber(url); err != nil {
+			fmt.Fprintln(os.Stderr, "bench subscriber:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	goleak.VerifyTestMain(m,
 		// Badger's and nats.go's package-level helpers outlive a test.
 		goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon"),
