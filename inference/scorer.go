@@ -185,22 +185,26 @@ type treeScorer struct {
 	predict func(x []float64) float64
 }
 
+// vectors holds feature vectors for treeScorer.score.
+var vectors = sync.Pool{New: func() any { x := make([]float64, 0, 64); return &x }}
+
 func (s *treeScorer) score(row *schema.FeatureRow, res *result) error {
 	idx, err := s.bind.indexes(row)
 	if err != nil {
 		return err
 	}
-	var buf [64]float64
-	x := buf[:0]
-	if len(idx) > len(buf) {
-		x = make([]float64, 0, len(idx))
-	}
+	// The vector escapes into predict: reuse one rather than allocate
+	// one per row.
+	xp := vectors.Get().(*[]float64)
+	defer vectors.Put(xp)
+	x := (*xp)[:0]
 	res.features = make(map[string]float64, len(idx))
 	for i, j := range idx {
 		v := row.Values[j]
 		x = append(x, v)
 		res.features[s.names[i]] = v
 	}
+	*xp = x
 	res.score = s.predict(x)
 	if math.IsNaN(res.score) || math.IsInf(res.score, 0) {
 		return fmt.Errorf("%s model returned %v", s.kind, res.score)
