@@ -163,16 +163,12 @@ func benchLatency(b *testing.B, rowsPerSec, burst int, js bool) {
 	decide := make([]float64, 0, 1<<17)
 	got := make(chan struct{}, 1<<20)
 	sub, err := subConn.Subscribe("netfeat.decisions.>", func(m *nats.Msg) {
-		now := time.Now().UnixNano()
-		// Find the window end without decoding the whole document, so the
-		// harness costs little beside what it measures.
-		end, err := windowEnd(m.Data)
+		rc, err := receive(m)
 		if err != nil {
 			b.Errorf("decode: %v", err)
 			return
 		}
-		i := end.UnixNano() - base
-		us := ingestToDecision(m.Data)
+		now, i, us := rc.at, rc.end-base, rc.decideUS
 		mu.Lock()
 		lat = append(lat, float64(now-sent[i])/1e3)
 		decide = append(decide, us)
@@ -240,6 +236,25 @@ func benchLatency(b *testing.B, rowsPerSec, burst int, js bool) {
 	b.ReportMetric(float64(cpu.Microseconds())/float64(i-1), "cpu-µs/row")
 	b.ReportMetric(cpu.Seconds()/wall.Seconds(), "cpu-cores")
 	b.ReportMetric(testutil.ToFloat64(r.m.rowsDropped.WithLabelValues("interface_1m")), "dropped-rows")
+}
+
+// received is what the harness takes from a decision on arrival.
+type received struct {
+	at       int64   // receive time, Unix ns
+	end      int64   // window end, Unix ns
+	decideUS float64 // ingest_to_decision_us
+}
+
+// receive stamps m's arrival and reads its window end and decide time
+// without decoding the whole document, so that the harness costs little
+// beside what it measures.
+func receive(m *nats.Msg) (received, error) {
+	at := time.Now().UnixNano()
+	end, err := windowEnd(m.Data)
+	if err != nil {
+		return received{}, err
+	}
+	return received{at: at, end: end.UnixNano(), decideUS: ingestToDecision(m.Data)}, nil
 }
 
 // ingestToDecision reads the trailing ingest_to_decision_us of a decision
@@ -439,16 +454,14 @@ func benchSubscriber(url string) error {
 		n    int
 	)
 	sub, err := nc.Subscribe("netfeat.decisions.>", func(m *nats.Msg) {
-		now := time.Now().UnixNano()
-		end, err := windowEnd(m.Data)
+		rc, err := receive(m)
 		if err != nil {
 			return
 		}
-		us := ingestToDecision(m.Data)
 		mu.Lock()
-		recs = binary.LittleEndian.AppendUint64(recs, uint64(end.UnixNano()))
-		recs = binary.LittleEndian.AppendUint64(recs, uint64(now))
-		recs = binary.LittleEndian.AppendUint64(recs, uint64(us))
+		recs = binary.LittleEndian.AppendUint64(recs, uint64(rc.end))
+		recs = binary.LittleEndian.AppendUint64(recs, uint64(rc.at))
+		recs = binary.LittleEndian.AppendUint64(recs, uint64(rc.decideUS))
 		n++
 		mu.Unlock()
 	})
@@ -581,17 +594,15 @@ func benchEndToEnd(b *testing.B, ents, perSeries, batchesPerHop int, log, outsid
 		outsideSubscriber(b, subConn, srv.ClientURL())
 	} else {
 		sub, err := subConn.Subscribe("netfeat.decisions.>", func(m *nats.Msg) {
-			now := time.Now().UnixNano()
-			end, err := windowEnd(m.Data)
+			rc, err := receive(m)
 			if err != nil {
 				b.Errorf("decode: %v", err)
 				return
 			}
-			us := ingestToDecision(m.Data)
 			mu.Lock()
-			if t0, ok := closedBy[end.UnixNano()]; ok {
-				lat = append(lat, float64(now-t0)/1e3)
-				decide = append(decide, us)
+			if t0, ok := closedBy[rc.end]; ok {
+				lat = append(lat, float64(rc.at-t0)/1e3)
+				decide = append(decide, rc.decideUS)
 			}
 			mu.Unlock()
 		})
