@@ -45,10 +45,11 @@ import (
 // p99 in BenchmarkEndToEnd. Blocks it wrote are still read until their
 // Badger TTL removes them.
 type decisionLog struct {
-	dir string
-	ttl time.Duration
-	m   *metrics
-	db  *badger.DB // blocks of the first version, read only; may be nil
+	dir  string
+	ttl  time.Duration
+	m    *metrics
+	db   *badger.DB                    // blocks of the first version, read only; may be nil
+	warn func(msg string, args ...any) // rate-limited warning
 
 	mu     sync.Mutex // guards the fields below it
 	pend   []byte     // records not yet written
@@ -80,6 +81,8 @@ const (
 	// logMaxPending bounds the pending buffer (about 50,000 decisions):
 	// past it, while the disk is stuck, decisions are dropped and counted.
 	logMaxPending = 32 << 20
+	// logKeepBuffer is the largest pending buffer kept for reuse.
+	logKeepBuffer = 4 << 20
 	// logFrame is the records compressed in one go, between yields: about
 	// 100 µs of zstd's fastest level here.
 	logFrame = 32 << 10
@@ -124,8 +127,9 @@ func decisionLogKey(ts int64, seq uint64) []byte {
 }
 
 // newDecisionLog opens the log in dir, deleting files past ttl; db, if not
-// nil, holds blocks of the first version to read.
-func newDecisionLog(dir string, db *badger.DB, ttl time.Duration, m *metrics) (*decisionLog, error) {
+// nil, holds blocks of the first version to read. warn reports failed
+// writes and deletes (rate-limited by the caller).
+func newDecisionLog(dir string, db *badger.DB, ttl time.Duration, m *metrics, warn func(string, ...any)) (*decisionLog, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("decision log: %w", err)
 	}
@@ -137,7 +141,10 @@ func newDecisionLog(dir string, db *badger.DB, ttl time.Duration, m *metrics) (*
 	if err != nil {
 		return nil, fmt.Errorf("decision log: %w", err)
 	}
-	l := &decisionLog{dir: dir, ttl: ttl, m: m, db: db, kick: make(chan struct{}, 1), syncReq: make(chan chan error),
+	if warn == nil {
+		warn = func(string, ...any) {}
+	}
+	l := &decisionLog{dir: dir, ttl: ttl, m: m, db: db, warn: warn, kick: make(chan struct{}, 1), syncReq: make(chan chan error),
 		stop: make(chan struct{}), done: make(chan struct{}), enc: enc, dec: dec}
 	if err := l.sweep(time.Now()); err != nil {
 		return nil, err
@@ -248,13 +255,18 @@ func (l *decisionLog) write(block *[]byte) error {
 	l.pend, l.n, l.spare = l.spare[:0], 0, nil
 	l.mu.Unlock()
 	defer func() {
+		if cap(raw) > logKeepBuffer {
+			return // a backlog grew it: let it go
+		}
 		l.mu.Lock()
 		l.spare = raw[:0]
 		l.mu.Unlock()
 	}()
 	now := time.Now()
 	if now.Sub(l.swept) >= time.Hour {
-		_ = l.sweep(now) // counted; the next hour tries again
+		if err := l.sweep(now); err != nil { // counted; the next hour tries again
+			l.warn("decision log: deleting files past the retention failed", "dir", l.dir, "err", err)
+		}
 	}
 	if n == 0 {
 		return nil
@@ -402,10 +414,11 @@ func (l *decisionLog) files() ([]logFile, error) {
 	return out, nil
 }
 
-// failed counts a block that could not be written; its decisions stay on
-// NATS and in the ring, only their history is lost.
+// failed counts and reports a block that could not be written; its
+// decisions stay on NATS and in the ring, only their history is lost.
 func (l *decisionLog) failed(n int, err error) error {
 	l.m.logErrors.Add(float64(n))
+	l.warn("decision log: write failed; these decisions are left out of the history", "dir", l.dir, "decisions", n, "err", err)
 	return fmt.Errorf("decision log: write %d decisions: %w", n, err)
 }
 
@@ -527,7 +540,7 @@ func (r *logReader) readFile(ctx context.Context, path string, newest bool) erro
 			return err
 		}
 		if _, err := f.ReadAt(h[:], off); err != nil {
-			return err
+			return endOfFile(err) // cut by a failed write since the listing
 		}
 		n := int64(binary.LittleEndian.Uint32(h[4:]))
 		if [4]byte(h[:4]) != logMagic || n > logMaxBlock {
@@ -551,7 +564,7 @@ func (r *logReader) readFile(ctx context.Context, path string, newest bool) erro
 		}
 		payload = slices.Grow(payload[:0], int(n))[:n]
 		if _, err := f.ReadAt(payload, body); err != nil {
-			return err
+			return endOfFile(err)
 		}
 		if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(h[8:]) {
 			// The payload or the length is damaged: look for the next
@@ -571,6 +584,15 @@ func (r *logReader) readFile(ctx context.Context, path string, newest bool) erro
 		}
 	}
 	return nil
+}
+
+// endOfFile takes a read that ended early for the end of the file: the
+// writer cut a torn block off it after the reader took its size.
+func endOfFile(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return nil
+	}
+	return err
 }
 
 // nextMagic returns the offset of the next block magic in f at or after

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -274,11 +275,11 @@ func TestDecisionLogBlocks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, err := newDecisionLog(dir, nil, time.Hour, m)
+	l, err := newDecisionLog(dir, nil, time.Hour, m, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = 3*logBatch + 17
+	const n = 2*logBatch + 17
 	t0 := time.Now().Add(-time.Minute)
 	var doc []byte
 	for i := range n {
@@ -343,7 +344,7 @@ func TestDecisionLogBlocks(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(one, filepath.Base(files[0])), b[b2[0]:b2[0]+b2[1]], 0o644); err != nil {
 			t.Fatal(err)
 		}
-		lone, err := newDecisionLog(one, nil, time.Hour, m2)
+		lone, err := newDecisionLog(one, nil, time.Hour, m2, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -355,7 +356,7 @@ func TestDecisionLogBlocks(t *testing.T) {
 	}
 
 	m3, _ := newMetrics(prometheus.NewRegistry(), func() float64 { return 0 }, func() float64 { return 0 })
-	l3, err := newDecisionLog(dir, nil, time.Hour, m3)
+	l3, err := newDecisionLog(dir, nil, time.Hour, m3, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -397,7 +398,7 @@ func TestDecisionLogRetention(t *testing.T) {
 		}
 	}
 	m, _ := newMetrics(prometheus.NewRegistry(), func() float64 { return 0 }, func() float64 { return 0 })
-	l, err := newDecisionLog(dir, nil, 48*time.Hour, m)
+	l, err := newDecisionLog(dir, nil, 48*time.Hour, m, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,5 +407,42 @@ func TestDecisionLogRetention(t *testing.T) {
 		if _, err := os.Stat(p); (err == nil) != want {
 			t.Errorf("%s exists: %v, want %v", filepath.Base(p), err == nil, want)
 		}
+	}
+}
+
+// TestDecisionLogWriteFails: a block that cannot be written (here the
+// hour's file is a directory) is counted, reported and returned to a
+// reader's sync; the log goes on.
+func TestDecisionLogWriteFails(t *testing.T) {
+	dir := t.TempDir()
+	hour := time.Now().UTC().Truncate(time.Hour)
+	if err := os.Mkdir(filepath.Join(dir, hour.Format(logHourLayout)+logFileSuffix), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	m, _ := newMetrics(prometheus.NewRegistry(), func() float64 { return 0 }, func() float64 { return 0 })
+	var warned []string
+	var mu sync.Mutex
+	l, err := newDecisionLog(dir, nil, time.Hour, m, func(msg string, _ ...any) {
+		mu.Lock()
+		warned = append(warned, msg)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.close()
+	now := time.Now()
+	l.add(now.UnixNano(), logDoc(nil, 1, now), false)
+	l.add(now.UnixNano(), logDoc(nil, 2, now), false)
+	if err := l.sync(context.Background()); err == nil {
+		t.Fatal("sync: no error for a block that could not be written")
+	}
+	if n := testutil.ToFloat64(m.logErrors); n != 2 {
+		t.Errorf("errors counted %v, want 2 (the block's decisions)", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(warned) != 1 {
+		t.Errorf("warnings %q, want one", warned)
 	}
 }

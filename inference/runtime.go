@@ -165,7 +165,8 @@ func New(cfg Config, nc *nats.Conn, dataDir string, reg prometheus.Registerer, l
 		log.Info("decisions left in the outbox by the last run", "pending", ob.count)
 	}
 	if cfg.DecisionRetention > 0 {
-		if r.dlog, err = newDecisionLog(filepath.Join(dir, "decisions"), db, cfg.DecisionRetention, r.m); err != nil {
+		if r.dlog, err = newDecisionLog(filepath.Join(dir, "decisions"), db, cfg.DecisionRetention, r.m,
+			func(msg string, args ...any) { r.logLimited("decision-log", msg, args...) }); err != nil {
 			db.Close()
 			return nil, err
 		}
