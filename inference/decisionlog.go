@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -70,6 +71,10 @@ type decisionLog struct {
 	fHour time.Time // UTC
 	fSize int64     // f's size: where the next block starts
 	swept time.Time // when old files were last deleted
+	// writeAt writes a block to f at an offset: f.WriteAt, replaced by
+	// tests to fail part way; clock is time.Now, replaced by tests.
+	writeAt func(f *os.File, b []byte, off int64) (int, error)
+	clock   func() time.Time
 
 	decMu sync.Mutex    // guards dec against close
 	dec   *zstd.Decoder // nil once closed
@@ -92,8 +97,9 @@ const (
 	logSlack = time.Minute
 	// logFormat is the format byte of a block in Badger (first version).
 	logFormat = 1
-	// logHeader is the size of a block header in a file.
-	logHeader = 32
+	// logHeader is the size of a block header in a file; its last 4
+	// bytes are the CRC-32C of the 32 before them.
+	logHeader = 36
 	// logMaxBlock bounds a block's payload: a larger length in a header is
 	// damage, not a block.
 	logMaxBlock = 1 << 30
@@ -145,8 +151,12 @@ func newDecisionLog(dir string, db *badger.DB, ttl time.Duration, m *metrics, wa
 		warn = func(string, ...any) {}
 	}
 	l := &decisionLog{dir: dir, ttl: ttl, m: m, db: db, warn: warn, kick: make(chan struct{}, 1), syncReq: make(chan chan error),
-		stop: make(chan struct{}), done: make(chan struct{}), enc: enc, dec: dec}
+		stop: make(chan struct{}), done: make(chan struct{}), enc: enc, dec: dec,
+		writeAt: func(f *os.File, b []byte, off int64) (int, error) { return f.WriteAt(b, off) }, clock: time.Now}
 	if err := l.sweep(time.Now()); err != nil {
+		return nil, err
+	}
+	if err := l.repairNewest(); err != nil {
 		return nil, err
 	}
 	go l.run()
@@ -262,7 +272,7 @@ func (l *decisionLog) write(block *[]byte) error {
 		l.spare = raw[:0]
 		l.mu.Unlock()
 	}()
-	now := time.Now()
+	now := l.clock()
 	if now.Sub(l.swept) >= time.Hour {
 		if err := l.sweep(now); err != nil { // counted; the next hour tries again
 			l.warn("decision log: deleting files past the retention failed", "dir", l.dir, "err", err)
@@ -271,6 +281,11 @@ func (l *decisionLog) write(block *[]byte) error {
 	if n == 0 {
 		return nil
 	}
+	defer func() {
+		if cap(*block) > logKeepBuffer {
+			*block = nil // a backlog grew it: let it go
+		}
+	}()
 	b := append((*block)[:0], make([]byte, logHeader)...)
 	for off := 0; off < len(raw); {
 		end := min(off+logFrame, len(raw))
@@ -286,11 +301,20 @@ func (l *decisionLog) write(block *[]byte) error {
 	binary.LittleEndian.PutUint32(b[12:], uint32(n))
 	binary.LittleEndian.PutUint64(b[16:], uint64(minTS))
 	binary.LittleEndian.PutUint64(b[24:], uint64(maxTS))
+	binary.LittleEndian.PutUint32(b[32:], crc32.Checksum(b[:32], castagnoli))
 
-	if err := l.openHour(now.UTC().Truncate(time.Hour)); err != nil {
+	// The file of the hour the block is written in, unless that is more
+	// than logSlack after its first decision (a stalled disk): readers
+	// count on a file holding no decision older than logSlack before its
+	// hour.
+	at := now
+	if first := time.Unix(0, minTS).Add(logSlack); first.Before(at) {
+		at = first
+	}
+	if err := l.openHour(at.UTC().Truncate(time.Hour)); err != nil {
 		return l.failed(n, err)
 	}
-	if _, err := l.f.Write(b); err != nil {
+	if _, err := l.writeAt(l.f, b, l.fSize); err != nil {
 		// Leave no torn block for the next one to follow.
 		if terr := l.f.Truncate(l.fSize); terr != nil {
 			_ = l.f.Close()
@@ -318,9 +342,6 @@ func (l *decisionLog) openHour(hour time.Time) error {
 		return err
 	}
 	end, err := lastBlockEnd(f)
-	if err == nil {
-		_, err = f.Seek(end, io.SeekStart)
-	}
 	if err != nil {
 		_ = f.Close()
 		return err
@@ -329,11 +350,52 @@ func (l *decisionLog) openHour(hour time.Time) error {
 	return nil
 }
 
-// lastBlockEnd walks f's block headers and returns where the last whole
-// block ends, truncating what follows it: a block torn by a crash, or
-// bytes that hold no block. Damage before the last block (a bad header, a
-// length running into the next block) is passed over to the next magic
-// and left for readers to skip and count: nothing readable is cut.
+// repairNewest cuts a torn last block off the newest file, which a crash
+// leaves and which the writer repairs only if it writes to that hour
+// again; otherwise every read would count it.
+func (l *decisionLog) repairNewest() error {
+	files, err := l.files()
+	if err != nil || len(files) == 0 {
+		return err
+	}
+	f, err := os.OpenFile(files[len(files)-1].path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("decision log: %w", err)
+	}
+	defer f.Close()
+	if _, err := lastBlockEnd(f); err != nil {
+		return fmt.Errorf("decision log: repair %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// blockHeader is a parsed block header.
+type blockHeader struct {
+	size, minTS, maxTS int64
+	crc                uint32
+}
+
+// parseHeader reads h, reporting whether it is a whole block header: the
+// magic, its own CRC and a plausible length.
+func parseHeader(h []byte) (blockHeader, bool) {
+	if [4]byte(h[:4]) != logMagic || crc32.Checksum(h[:32], castagnoli) != binary.LittleEndian.Uint32(h[32:]) {
+		return blockHeader{}, false
+	}
+	bh := blockHeader{
+		size:  int64(binary.LittleEndian.Uint32(h[4:])),
+		crc:   binary.LittleEndian.Uint32(h[8:]),
+		minTS: int64(binary.LittleEndian.Uint64(h[16:])),
+		maxTS: int64(binary.LittleEndian.Uint64(h[24:])),
+	}
+	return bh, bh.size <= logMaxBlock
+}
+
+// lastBlockEnd walks f's block headers and returns where the last block
+// ends, truncating what follows it: a block torn by a crash or a failed
+// write, or bytes that hold no block. A damaged header before it (its own
+// CRC fails) is passed over to the next magic and left for readers to
+// skip and count: since headers carry a CRC, a damaged length is never
+// followed into the middle of a later block, and nothing readable is cut.
 func lastBlockEnd(f *os.File) (int64, error) {
 	st, err := f.Stat()
 	if err != nil {
@@ -346,15 +408,18 @@ func lastBlockEnd(f *os.File) (int64, error) {
 		if _, err := f.ReadAt(h[:], off); err != nil {
 			return 0, err
 		}
-		n := int64(binary.LittleEndian.Uint32(h[4:]))
-		if [4]byte(h[:4]) == logMagic && n <= logMaxBlock && off+logHeader+n <= size {
-			off += logHeader + n
-			good = off
+		bh, ok := parseHeader(h[:])
+		if !ok {
+			if off, err = nextMagic(f, off+1, size); err != nil {
+				return 0, err
+			}
 			continue
 		}
-		if off, err = nextMagic(f, off+1, size); err != nil {
-			return 0, err
+		if off+logHeader+bh.size > size {
+			break // torn: its header is whole, so nothing follows it
 		}
+		off += logHeader + bh.size
+		good = off
 	}
 	if good < size {
 		if err := f.Truncate(good); err != nil {
@@ -419,13 +484,18 @@ func (l *decisionLog) files() ([]logFile, error) {
 func (l *decisionLog) failed(n int, err error) error {
 	l.m.logErrors.Add(float64(n))
 	l.warn("decision log: write failed; these decisions are left out of the history", "dir", l.dir, "decisions", n, "err", err)
-	return fmt.Errorf("decision log: write %d decisions: %w", n, err)
+	return fmt.Errorf("%w: %d decisions: %w", errLogWrite, n, err)
 }
+
+// errLogWrite marks a block that could not be written.
+var errLogWrite = errors.New("decision log: write failed")
 
 // history reads the decisions with time in [from, to), oldest first, as
 // records of schema.DecisionsSchema of at most logReadBatch rows each.
 func (l *decisionLog) history(ctx context.Context, from, to int64) ([]arrow.RecordBatch, error) {
-	if err := l.sync(ctx); err != nil {
+	// A block that could not be written is counted and reported; the
+	// history is still what the files hold.
+	if err := l.sync(ctx); err != nil && !errors.Is(err, errLogWrite) {
 		return nil, err
 	}
 	l.decMu.Lock()
@@ -542,38 +612,33 @@ func (r *logReader) readFile(ctx context.Context, path string, newest bool) erro
 		if _, err := f.ReadAt(h[:], off); err != nil {
 			return endOfFile(err) // cut by a failed write since the listing
 		}
-		n := int64(binary.LittleEndian.Uint32(h[4:]))
-		if [4]byte(h[:4]) != logMagic || n > logMaxBlock {
+		bh, ok := parseHeader(h[:])
+		if !ok {
 			r.bad++
 			if off, err = nextMagic(f, off+1, size); err != nil {
 				return err
 			}
 			continue
 		}
-		if off+logHeader+n > size {
+		body := off + logHeader
+		if body+bh.size > size {
+			// Its header is whole, so this is the last block: being
+			// written (the newest file) or torn and not repaired.
 			if !newest {
-				r.bad++ // torn by a crash, and not repaired since
+				r.bad++
 			}
 			return nil
 		}
-		body := off + logHeader
-		off = body + n
-		minTS, maxTS := int64(binary.LittleEndian.Uint64(h[16:])), int64(binary.LittleEndian.Uint64(h[24:]))
-		if maxTS < r.from || minTS >= r.to {
+		off = body + bh.size
+		if bh.maxTS < r.from || bh.minTS >= r.to {
 			continue
 		}
-		payload = slices.Grow(payload[:0], int(n))[:n]
+		payload = slices.Grow(payload[:0], int(bh.size))[:bh.size]
 		if _, err := f.ReadAt(payload, body); err != nil {
 			return endOfFile(err)
 		}
-		if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(h[8:]) {
-			// The payload or the length is damaged: look for the next
-			// block from just after this header's magic, not from where
-			// a wrong length says it ends.
-			r.bad++
-			if off, err = nextMagic(f, body-logHeader+1, size); err != nil {
-				return err
-			}
+		if crc32.Checksum(payload, castagnoli) != bh.crc {
+			r.bad++ // the header is whole: the next block starts where it says
 			continue
 		}
 		if err := r.block(payload); err != nil {
@@ -625,7 +690,7 @@ func (r *logReader) readBadger(ctx context.Context) error {
 	return r.l.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: decisionLogPrefix, PrefetchValues: true, PrefetchSize: 16})
 		defer it.Close()
-		for it.Seek(decisionLogKey(r.from-int64(logSlack), 0)); it.Valid(); it.Next() {
+		for it.Seek(decisionLogKey(max(r.from, math.MinInt64+int64(logSlack))-int64(logSlack), 0)); it.Valid(); it.Next() {
 			item := it.Item()
 			k := item.Key()
 			if len(k) != len(decisionLogPrefix)+16 {

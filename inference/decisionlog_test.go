@@ -8,6 +8,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -288,6 +289,12 @@ func TestDecisionLogBlocks(t *testing.T) {
 		ts := t0.Add(time.Duration(i/10*10+9-i%10) * time.Millisecond)
 		doc = logDoc(doc[:0], i, ts)
 		l.add(ts.UnixNano(), doc, i%3 == 0)
+		if i == logBatch+5 || i == 2*logBatch {
+			// At least three blocks, whatever the writer's timing.
+			if err := l.sync(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	if err := l.sync(context.Background()); err != nil {
 		t.Fatal(err)
@@ -444,5 +451,202 @@ func TestDecisionLogWriteFails(t *testing.T) {
 	defer mu.Unlock()
 	if len(warned) != 1 {
 		t.Errorf("warnings %q, want one", warned)
+	}
+}
+
+// testLog opens a decision log in dir with a retention of two days.
+func testLog(t *testing.T, dir string) (*decisionLog, *metrics) {
+	t.Helper()
+	m, err := newMetrics(prometheus.NewRegistry(), func() float64 { return 0 }, func() float64 { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := newDecisionLog(dir, nil, 48*time.Hour, m, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, m
+}
+
+// addBlock adds k decisions made now, ids first…first+k-1, and syncs: one
+// block.
+func addBlock(l *decisionLog, first, k int) error {
+	var doc []byte
+	for i := first; i < first+k; i++ {
+		ts := l.clock()
+		doc = logDoc(doc[:0], i, ts)
+		l.add(ts.UnixNano(), doc, false)
+	}
+	return l.sync(context.Background())
+}
+
+// hasRange reports how many of ids first…first+k-1 got holds.
+func hasRange(got map[int]bool, first, k int) int {
+	n := 0
+	for i := first; i < first+k; i++ {
+		if _, ok := got[i]; ok {
+			n++
+		}
+	}
+	return n
+}
+
+// TestDecisionLogFailedWrites: a write that fails part way is cut off and
+// the next block goes where it started, so reads see no damage; a second
+// failure cuts nothing written before it.
+func TestDecisionLogFailedWrites(t *testing.T) {
+	l, m := testLog(t, t.TempDir())
+	defer l.close()
+	fail := false
+	l.writeAt = func(f *os.File, b []byte, off int64) (int, error) {
+		if fail {
+			n, _ := f.WriteAt(b[:len(b)/2], off)
+			return n, errors.New("no space left on device")
+		}
+		return f.WriteAt(b, off)
+	}
+	steps := []struct {
+		first int
+		fail  bool
+	}{{0, false}, {100, true}, {200, false}, {300, true}, {400, false}}
+	for _, s := range steps {
+		fail = s.fail
+		err := addBlock(l, s.first, 50)
+		if (err != nil) != s.fail {
+			t.Fatalf("block %d: err %v, want failure %v", s.first, err, s.fail)
+		}
+	}
+	written := testutil.ToFloat64(m.logErrors)
+	got := readLog(t, l)
+	for _, s := range steps {
+		want := 50
+		if s.fail {
+			want = 0
+		}
+		if n := hasRange(got, s.first, 50); n != want {
+			t.Errorf("block %d: %d decisions read, want %d", s.first, n, want)
+		}
+	}
+	if written != 100 {
+		t.Errorf("errors counted %v for the failed writes, want 100", written)
+	}
+	if n := testutil.ToFloat64(m.logErrors) - written; n != 0 {
+		t.Errorf("the read counted %v damaged blocks, want 0", n)
+	}
+}
+
+// TestDecisionLogDamagedHeader: a block header whose length or time range
+// is damaged fails its own CRC; readers skip to the next block and count
+// it, and the writer, reopening the file, cuts nothing readable (the
+// damaged length here points into the middle of the last block).
+func TestDecisionLogDamagedHeader(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		damage func(b []byte, blocks [][2]int64)
+	}{
+		{"length past the end", func(b []byte, blocks [][2]int64) {
+			binary.LittleEndian.PutUint32(b[blocks[0][0]+4:], uint32(2*len(b)))
+		}},
+		{"length into the last block", func(b []byte, blocks [][2]int64) {
+			binary.LittleEndian.PutUint32(b[blocks[0][0]+4:], uint32(blocks[2][0]+20-blocks[0][0]-logHeader))
+		}},
+		{"time range", func(b []byte, blocks [][2]int64) {
+			binary.LittleEndian.PutUint64(b[blocks[0][0]+16:], 1)
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			l, _ := testLog(t, dir)
+			for i := range 3 {
+				if err := addBlock(l, i*100, 60); err != nil {
+					t.Fatal(err)
+				}
+			}
+			l.close()
+			files, _ := filepath.Glob(filepath.Join(dir, "*"+logFileSuffix))
+			if len(files) != 1 {
+				t.Fatalf("files %v", files)
+			}
+			b, err := os.ReadFile(files[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.damage(b, logBlocks(t, files[0]))
+			if err := os.WriteFile(files[0], b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			l2, m := testLog(t, dir)
+			defer l2.close()
+			got := readLog(t, l2)
+			if hasRange(got, 0, 60) != 0 || hasRange(got, 100, 60) != 60 || hasRange(got, 200, 60) != 60 {
+				t.Errorf("read blocks 0/1/2: %d/%d/%d decisions, want 0/60/60", hasRange(got, 0, 60), hasRange(got, 100, 60), hasRange(got, 200, 60))
+			}
+			if n := testutil.ToFloat64(m.logErrors); n != 1 {
+				t.Errorf("damage counted %v, want 1", n)
+			}
+			// The writer reopens the file to append: all of it stays.
+			if err := addBlock(l2, 900, 10); err != nil {
+				t.Fatal(err)
+			}
+			got = readLog(t, l2)
+			if hasRange(got, 100, 60) != 60 || hasRange(got, 200, 60) != 60 || hasRange(got, 900, 10) != 10 {
+				t.Errorf("after appending: %d/%d/%d of blocks 1, 2 and the new one", hasRange(got, 100, 60), hasRange(got, 200, 60), hasRange(got, 900, 10))
+			}
+		})
+	}
+}
+
+// TestDecisionLogHours: blocks go to the file of the hour they are written
+// in, so a query of the hour before finds decisions written just after it
+// (within the minute of slack), and a block whose writing stalled for more
+// than that slack goes to the file its first decision's time needs.
+func TestDecisionLogHours(t *testing.T) {
+	dir := t.TempDir()
+	l, _ := testLog(t, dir)
+	defer l.close()
+	h := time.Now().UTC().Truncate(time.Hour).Add(-2 * time.Hour)
+	var doc []byte
+	put := func(id int, made, written time.Time) {
+		l.clock = func() time.Time { return written }
+		doc = logDoc(doc[:0], id, made)
+		l.add(made.UnixNano(), doc, false)
+		if err := l.sync(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(1, h.Add(-50*time.Millisecond), h.Add(50*time.Millisecond)) // written in the next hour
+	put(2, h.Add(-3*time.Minute), h.Add(30*time.Second))            // stalled past the slack
+	put(3, h.Add(20*time.Minute), h.Add(20*time.Minute))
+	l.clock = time.Now
+	names, _ := filepath.Glob(filepath.Join(dir, "*"+logFileSuffix))
+	if len(names) != 2 {
+		t.Fatalf("files %v, want the hour before h and h", names)
+	}
+	for _, c := range []struct {
+		from, to time.Time
+		want     []int
+	}{
+		{h.Add(-time.Second), h, []int{1}},
+		{h.Add(-4 * time.Minute), h.Add(-2 * time.Minute), []int{2}},
+		{h, h.Add(time.Hour), []int{3}},
+		{h.Add(-time.Hour), h.Add(time.Hour), []int{1, 2, 3}},
+	} {
+		recs, err := l.history(context.Background(), c.from.UnixNano(), c.to.UnixNano())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int
+		for _, rec := range recs {
+			for i := range int(rec.NumRows()) {
+				var k int
+				fmt.Sscanf(rec.Column(1).(*array.String).Value(i), "d%05d", &k)
+				ids = append(ids, k)
+			}
+			rec.Release()
+		}
+		slices.Sort(ids)
+		if !slices.Equal(ids, c.want) {
+			t.Errorf("[%s, %s): %v, want %v", c.from.Format(time.TimeOnly), c.to.Format(time.TimeOnly), ids, c.want)
+		}
 	}
 }
