@@ -5,7 +5,7 @@ TAGS    ?= duckdb_arrow
 BIN     ?= bin/netfeat
 LDFLAGS ?= -s -w
 
-.PHONY: demo build test bench soak train-congestion clean
+.PHONY: demo build test bench fuzz train-congestion clean
 
 ## demo: run the live demo (embedded NATS, simulated Cisco/Nokia/Ericsson devices with a scripted
 ## congestion episode and link fault, decisions printed live); DURATION=2m (or 120) stops it, DEMOFLAGS adds flags
@@ -25,6 +25,13 @@ test:
 ## bench: Go benchmarks of every stage's hot path
 bench:
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchmem ./...
+
+## fuzz: run each fuzz test for FUZZTIME (default 30s): SNMP BER decoding, gNMI wire decoding, the
+## decision log reader (not part of `make test`, which runs only their seed inputs)
+fuzz:
+	$(GO) test -tags $(TAGS) -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(or $(FUZZTIME),30s) ./collectors/snmp
+	$(GO) test -tags $(TAGS) -run '^$$' -fuzz '^FuzzWire$$' -fuzztime $(or $(FUZZTIME),30s) ./collectors/gnmi
+	$(GO) test -tags $(TAGS) -run '^$$' -fuzz '^FuzzDecisionLogRead$$' -fuzztime $(or $(FUZZTIME),30s) ./inference
 
 ## train-congestion: retrain models/congestion.json on windows exported from the simulators
 ## (a 21-minute run of models/training/, then Debian's python3-xgboost; models/README.md)
