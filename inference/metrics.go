@@ -71,11 +71,11 @@ func newMetrics(reg prometheus.Registerer, queueFill, outboxPending func() float
 		forgotten: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "entity_states_forgotten_total",
 			Help: "Per-entity rule and detector states dropped after state_ttl without windows, by model."}, []string{"model"}),
 		logWritten: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "decision_log_written_total",
-			Help: "Decisions written to the Badger decision log (history of the SQL decisions table)."}),
+			Help: "Decisions written to the decision log files (history of the SQL decisions table)."}),
 		logDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "decision_log_dropped_total",
-			Help: "Decisions left out of the decision log because its write queue was full."}),
+			Help: "Decisions left out of the decision log because its pending buffer was full (the disk stuck) or the log was stopped."}),
 		logErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "decision_log_errors_total",
-			Help: "Decisions Badger failed to write to the decision log, or log entries found damaged when read."}),
+			Help: "Decisions the decision log failed to write, failed deletes of files past the retention, and damaged blocks found when read."}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.rows, m.rowsDropped, m.badRows, m.decisions, m.shadow, m.scoreErrors,
