@@ -404,7 +404,7 @@ func BenchmarkOutboxDrain(b *testing.B) {
 //
 // cpu-s/M-samples is the CPU time of the whole process (store, runtime,
 // NATS server, subscriber, load generator) per million samples. The
-// decision_log=off variant runs without the Badger decision log, which at
+// decision_log=off variant runs without the decision log, which at
 // these 8,333 decisions/s writes a block of about 800 decisions every
 // 100 ms.
 //
@@ -556,7 +556,7 @@ func outsideRecords(b *testing.B, nc *nats.Conn, want int) [][3]int64 {
 	return out
 }
 
-// benchEndToEnd runs one shape; log false turns the Badger decision log
+// benchEndToEnd runs one shape; log false turns the decision log
 // off (inference.decision_retention 0), to show what it costs; outside
 // receives in another process.
 func benchEndToEnd(b *testing.B, ents, perSeries, batchesPerHop int, log, outside bool) {

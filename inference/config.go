@@ -70,7 +70,7 @@ type Config struct {
 	// memory for the SQL `decisions` table.
 	History int `yaml:"history"`
 	// DecisionRetention is how long every decision (live and shadow) is
-	// kept in the Badger decision log, for time-ranged queries of the SQL
+	// kept in the decision log (hourly files), for time-ranged queries of the SQL
 	// `decisions` table; 0 keeps none (the table then holds the History
 	// ring only).
 	DecisionRetention time.Duration `yaml:"decision_retention"`

@@ -78,7 +78,7 @@ func (r *Runtime) DecisionRecords() []arrow.RecordBatch {
 
 // DecisionHistory returns the decisions (live and shadow) made in [from,
 // to) (Unix ns), oldest first, as records of schema.DecisionsSchema that
-// the caller releases: from the Badger decision log, which keeps them for
+// the caller releases: from the decision log files, which keeps them for
 // Config.DecisionRetention, after writing what is queued; with the log
 // off (retention 0), the in-memory ring, unfiltered.
 func (r *Runtime) DecisionHistory(ctx context.Context, from, to int64) ([]arrow.RecordBatch, error) {

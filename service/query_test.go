@@ -175,7 +175,7 @@ func TestSQLOverHTTP(t *testing.T) {
 		}
 	})
 	t.Run("decisions history", func(t *testing.T) {
-		// The ranged query reads the Badger decision log; the plain one
+		// The ranged query reads the decision log files; the plain one
 		// the in-memory ring, which here still holds every decision.
 		count := func(ranged bool) string {
 			req := map[string]any{"sql": `SELECT count(*), count(DISTINCT id), min(component) FROM decisions`}
