@@ -32,14 +32,14 @@ import (
 // Scoring appends the decision's JSON document, the one it publishes, to a
 // pending buffer under a mutex: add never blocks on the writer, never
 // wakes it, and drops and counts when the buffer is full. One goroutine
-// writes the pending decisions every logInterval (or at logBatch of them)
-// as one block: a header and the records, each a uvarint length, a shadow
-// byte and the document, compressed as zstd frames of logFrame bytes of
-// records (a record may straddle frames: they decode as one stream). The
-// writer yields the processor between frames, and a block is one write(2)
-// to the page cache, so that the log never holds a processor for long
-// while decisions wait to be published (docs/inference.md, "Decision
-// history").
+// compresses what is pending every logSlice into the open block, and
+// writes that block every logInterval (or at logBatch decisions): a header
+// and the records, each a uvarint length, a shadow byte and the document,
+// as zstd frames of at most logFrame bytes of records (a record may
+// straddle frames: they decode as one stream). The writer yields the
+// processor between frames, and a block is one pwrite(2) to the page
+// cache, so that the log never holds a processor for long while decisions
+// wait to be published (docs/inference.md, "Decision history").
 //
 // The first version kept the blocks in the inference Badger database; its
 // memtable copies, flushes and compactions cost about 0.5 ms of decision
