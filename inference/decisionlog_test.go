@@ -272,14 +272,7 @@ func logBlocks(t *testing.T, path string) [][2]int64 {
 // back. A decision added after close is dropped and counted.
 func TestDecisionLogBlocks(t *testing.T) {
 	dir := t.TempDir()
-	m, err := newMetrics(prometheus.NewRegistry(), func() float64 { return 0 }, func() float64 { return 0 })
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := newDecisionLog(dir, nil, time.Hour, m, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, m := testLog(t, dir)
 	const n = 2*logBatch + 17
 	t0 := time.Now().Add(-time.Minute)
 	var doc []byte
@@ -345,16 +338,12 @@ func TestDecisionLogBlocks(t *testing.T) {
 	var lost map[int]bool
 	{
 		// The decisions of block 2: read it alone.
-		m2, _ := newMetrics(prometheus.NewRegistry(), func() float64 { return 0 }, func() float64 { return 0 })
 		one := t.TempDir()
 		b[b2[0]+b2[1]-5] ^= 0xff // undo the flip for this copy
 		if err := os.WriteFile(filepath.Join(one, filepath.Base(files[0])), b[b2[0]:b2[0]+b2[1]], 0o644); err != nil {
 			t.Fatal(err)
 		}
-		lone, err := newDecisionLog(one, nil, time.Hour, m2, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		lone, _ := testLog(t, one)
 		lost = readLog(t, lone)
 		lone.close()
 		if len(lost) == 0 {
@@ -362,11 +351,7 @@ func TestDecisionLogBlocks(t *testing.T) {
 		}
 	}
 
-	m3, _ := newMetrics(prometheus.NewRegistry(), func() float64 { return 0 }, func() float64 { return 0 })
-	l3, err := newDecisionLog(dir, nil, time.Hour, m3, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l3, m3 := testLog(t, dir)
 	defer l3.close()
 	// Reading before anything is written: the torn tail is still there,
 	// in the newest file, and taken for a block being written.
@@ -404,11 +389,7 @@ func TestDecisionLogRetention(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m, _ := newMetrics(prometheus.NewRegistry(), func() float64 { return 0 }, func() float64 { return 0 })
-	l, err := newDecisionLog(dir, nil, 48*time.Hour, m, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, _ := testLog(t, dir)
 	defer l.close()
 	for p, want := range map[string]bool{old: false, edge: true, other: true} {
 		if _, err := os.Stat(p); (err == nil) != want {
@@ -426,7 +407,7 @@ func TestDecisionLogWriteFails(t *testing.T) {
 	if err := os.Mkdir(filepath.Join(dir, hour.Format(logHourLayout)+logFileSuffix), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	m, _ := newMetrics(prometheus.NewRegistry(), func() float64 { return 0 }, func() float64 { return 0 })
+	m := logMetrics(t)
 	var warned []string
 	var mu sync.Mutex
 	l, err := newDecisionLog(dir, nil, time.Hour, m, func(msg string, _ ...any) {
@@ -455,12 +436,9 @@ func TestDecisionLogWriteFails(t *testing.T) {
 }
 
 // testLog opens a decision log in dir with a retention of two days.
-func testLog(t *testing.T, dir string) (*decisionLog, *metrics) {
+func testLog(t testing.TB, dir string) (*decisionLog, *metrics) {
 	t.Helper()
-	m, err := newMetrics(prometheus.NewRegistry(), func() float64 { return 0 }, func() float64 { return 0 })
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := logMetrics(t)
 	l, err := newDecisionLog(dir, nil, 48*time.Hour, m, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -659,11 +637,7 @@ func TestDecisionLogHours(t *testing.T) {
 // with `go test -tags duckdb_arrow -run '^$' -fuzz FuzzDecisionLogRead -fuzztime 60s ./inference`.
 func FuzzDecisionLogRead(f *testing.F) {
 	seedDir := f.TempDir()
-	m, _ := newMetrics(prometheus.NewRegistry(), func() float64 { return 0 }, func() float64 { return 0 })
-	l, err := newDecisionLog(seedDir, nil, 48*time.Hour, m, nil)
-	if err != nil {
-		f.Fatal(err)
-	}
+	l, _ := testLog(f, seedDir)
 	for i := range 3 {
 		if err := addBlock(l, i*10, 10); err != nil {
 			f.Fatal(err)
@@ -686,15 +660,7 @@ func FuzzDecisionLogRead(f *testing.F) {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		open := func() *decisionLog {
-			m, _ := newMetrics(prometheus.NewRegistry(), func() float64 { return 0 }, func() float64 { return 0 })
-			l, err := newDecisionLog(dir, nil, 48*time.Hour, m, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return l
-		}
-		l := open()
+		l, _ := testLog(t, dir)
 		st, err := os.Stat(path)
 		if err != nil {
 			t.Fatal(err)
@@ -715,7 +681,7 @@ func FuzzDecisionLogRead(f *testing.F) {
 			}
 		}
 		l.close()
-		l2 := open()
+		l2, _ := testLog(t, dir)
 		l2.close()
 		if st2, err := os.Stat(path); err != nil || st2.Size() != st.Size() {
 			t.Fatalf("a second open changed the file: %d → %v bytes (%v)", st.Size(), st2, err)
@@ -731,4 +697,15 @@ func seedTime(data []byte) (int64, int64) {
 	}
 	mid := time.Now().Add(-time.Duration(data[1]) * time.Millisecond).UnixNano()
 	return mid - int64(time.Second), mid + int64(time.Second)
+}
+
+// logMetrics is a fresh set of inference metrics for a decision log under
+// test.
+func logMetrics(t testing.TB) *metrics {
+	t.Helper()
+	m, err := newMetrics(prometheus.NewRegistry(), func() float64 { return 0 }, func() float64 { return 0 })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
