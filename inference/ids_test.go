@@ -70,6 +70,12 @@ func TestRedeliveredWindowIsOneDecisionInTheStream(t *testing.T) {
 	defer cancel()
 	var msgs uint64
 	waitFor(t, func() bool {
+		// 6 decisions acknowledged (model and rule, 3 rows; JetStream
+		// acknowledges a duplicate too), 4 distinct. The stream is read
+		// only once all six are acknowledged, so its count is final.
+		if testutil.ToFloat64(r.m.published) != 6 {
+			return false
+		}
 		st, err := js.Stream(ctx, cfg.JetStream.Stream)
 		if err != nil {
 			return false
@@ -79,9 +85,7 @@ func TestRedeliveredWindowIsOneDecisionInTheStream(t *testing.T) {
 			return false
 		}
 		msgs = info.State.Msgs
-		// 6 decisions acknowledged (model and rule, 3 rows; JetStream
-		// acknowledges a duplicate too), 4 distinct.
-		return testutil.ToFloat64(r.m.published) == 6
+		return true
 	})
 	if msgs != 4 {
 		t.Fatalf("stream holds %d decisions, want 4 (the repeated window's two dropped as duplicates)", msgs)
