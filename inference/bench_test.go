@@ -6,6 +6,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -734,4 +736,218 @@ func reportTailSplit(b *testing.B, lat, decide []float64) {
 	slices.Sort(ns)
 	b.ReportMetric(ds[len(ds)/2], "tail-decide-µs")
 	b.ReportMetric(ns[len(ns)/2], "tail-nats-µs")
+}
+
+// BenchmarkNATSFloor is the NATS leg of BenchmarkEndToEnd alone: the same
+// decision documents, 8 every 0.96 ms (4 rows per hop, model and rule),
+// published on an in-process connection as the runtime publishes, timed
+// from the publish call to the subscriber's handler. Nothing else runs:
+// no store, no runtime, no decision log. Its p99 is the floor under the
+// end-to-end p99 on this machine. One op is one burst of 8:
+//
+//	go test -tags duckdb_arrow ./inference -run '^$' -bench NATSFloor -benchtime 6000x -count 5
+//
+// The raw_tcp variant has no NATS at all: the same 8 documents every
+// 0.96 ms written to a TCP connection on loopback and read by another
+// process, the floor under any cross-process subscriber.
+func BenchmarkNATSFloor(b *testing.B) {
+	for _, outside := range []bool{false, true} {
+		name := "subscriber=in_process"
+		if outside {
+			name = "subscriber=outside"
+		}
+		b.Run(name, func(b *testing.B) { benchNATSFloor(b, outside) })
+	}
+	b.Run("raw_tcp/receiver=outside", benchTCPFloor)
+}
+
+// benchTCPSinkEnv names the TCP address that makes this test binary the
+// receiver of BenchmarkNATSFloor/raw_tcp (TestMain): it reads frames of
+// tcpFrame bytes, each starting with its send time, and when the sender
+// closes its side writes back send and receive time of every frame.
+const benchTCPSinkEnv = "NETFEAT_BENCH_TCP_SINK"
+
+// tcpFrame is about the size of a decision document.
+const tcpFrame = 640
+
+// benchTCPSink is the receiving process of BenchmarkNATSFloor/raw_tcp.
+func benchTCPSink(addr string) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var out []byte
+	buf := make([]byte, 64<<10)
+	var pending []byte
+	for {
+		n, err := c.Read(buf)
+		at := time.Now().UnixNano()
+		pending = append(pending, buf[:n]...)
+		for len(pending) >= tcpFrame {
+			out = append(out, pending[:8]...)
+			out = binary.LittleEndian.AppendUint64(out, uint64(at))
+			pending = pending[tcpFrame:]
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	_, err = c.Write(out)
+	return err
+}
+
+func benchTCPFloor(b *testing.B) {
+	const perBurst = 8
+	interval := 960 * time.Microsecond
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	cmd := exec.Command(os.Args[0], "-test.run", "^$")
+	cmd.Env = append(os.Environ(), benchTCPSinkEnv+"="+ln.Addr().String())
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Wait() }()
+	c, err := ln.Accept()
+	if err != nil {
+		_ = cmd.Process.Kill()
+		b.Fatal(err)
+	}
+	defer c.Close()
+	frame := make([]byte, tcpFrame)
+	begin := time.Now()
+	n := 0
+	b.ResetTimer()
+	for b.Loop() {
+		if d := time.Until(begin.Add(time.Duration(n) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		for range perBurst {
+			binary.LittleEndian.PutUint64(frame, uint64(time.Now().UnixNano()))
+			if _, err := c.Write(frame); err != nil {
+				b.Fatal(err)
+			}
+		}
+		n++
+	}
+	b.StopTimer()
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		b.Fatal(err)
+	}
+	raw, err := io.ReadAll(c)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(raw) != 16*n*perBurst {
+		b.Fatalf("receiver timed %d of %d frames", len(raw)/16, n*perBurst)
+	}
+	lat := make([]float64, 0, n*perBurst)
+	for i := 0; i < len(raw); i += 16 {
+		lat = append(lat, float64(int64(binary.LittleEndian.Uint64(raw[i+8:]))-int64(binary.LittleEndian.Uint64(raw[i:])))/1e3)
+	}
+	reportTail(b, lat, true)
+}
+
+func benchNATSFloor(b *testing.B, outside bool) {
+	const perBurst = 8
+	interval := 960 * time.Microsecond
+	srv := startNATS(b, -1, b.TempDir())
+	nc, err := nats.Connect("", nats.InProcessServer(srv))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(nc.Close)
+	subConn := connect(b, srv.ClientURL())
+
+	var mu sync.Mutex
+	var sent []int64 // by window end - base
+	lat := make([]float64, 0, 1<<18)
+	if outside {
+		outsideSubscriber(b, subConn, srv.ClientURL())
+	} else {
+		sub, err := subConn.Subscribe("netfeat.decisions.>", func(m *nats.Msg) {
+			rc, err := receive(m)
+			if err != nil {
+				b.Errorf("decode: %v", err)
+				return
+			}
+			mu.Lock()
+			lat = append(lat, float64(rc.at-sent[rc.end-base])/1e3)
+			mu.Unlock()
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer sub.Unsubscribe()
+		if err := sub.SetPendingLimits(-1, -1); err != nil {
+			b.Fatal(err)
+		}
+		_ = subConn.Flush()
+	}
+	d := schema.Decision{SchemaVersion: 1, ID: "0190d3c4-7e1a-7b3e-9f00-1234567890ab",
+		Entity: schema.Entity{Device: "pe1", Component: "Gi0/1"}, View: "interface_1m", Model: "congestion",
+		ModelVersion: "v1", Score: 0.92, Action: "reroute", Reason: "xgboost score 0.92", Features: congested}
+	var doc []byte
+	mu.Lock()
+	sent = make([]int64, 0, b.N*perBurst)
+	mu.Unlock()
+	cpu0 := processCPU()
+	begin := time.Now()
+	n := 0
+	b.ResetTimer()
+	for b.Loop() {
+		if d := time.Until(begin.Add(time.Duration(n) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		for range perBurst {
+			mu.Lock()
+			k := int64(len(sent))
+			now := time.Now()
+			sent = append(sent, now.UnixNano())
+			mu.Unlock()
+			d.Time = now
+			d.Window = schema.Window{Start: time.Unix(0, base+k-int64(time.Minute)).UTC(), End: time.Unix(0, base+k).UTC()}
+			doc = appendDecisionJSON(doc[:0], &d)
+			if err := nc.Publish("netfeat.decisions.congestion.pe1", doc); err != nil {
+				b.Fatal(err)
+			}
+		}
+		n++
+	}
+	want := n * perBurst
+	if outside {
+		all := outsideRecords(b, subConn, want)
+		mu.Lock()
+		for _, r := range all {
+			if i := r[0] - base; i >= 0 && i < int64(len(sent)) {
+				lat = append(lat, float64(r[1]-sent[i])/1e3)
+			}
+		}
+		mu.Unlock()
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		have := len(lat)
+		mu.Unlock()
+		if have >= want {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("received %d of %d", have, want)
+		}
+	}
+	b.StopTimer()
+	wall := time.Since(begin)
+	cpu := processCPU() - cpu0
+	mu.Lock()
+	defer mu.Unlock()
+	reportTail(b, lat, true)
+	b.ReportMetric(cpu.Seconds()/wall.Seconds(), "cpu-cores")
 }

@@ -25,6 +25,13 @@ func TestMain(m *testing.M) {
 		}
 		os.Exit(0)
 	}
+	if addr := os.Getenv(benchTCPSinkEnv); addr != "" {
+		if err := benchTCPSink(addr); err != nil {
+			fmt.Fprintln(os.Stderr, "bench tcp sink:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	goleak.VerifyTestMain(m,
 		// Badger's and nats.go's package-level helpers outlive a test.
 		goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon"),
