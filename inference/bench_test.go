@@ -421,6 +421,7 @@ func BenchmarkEndToEnd(b *testing.B) {
 		{4, 6, 1, true, false},
 		{4, 6, 1, true, true},
 		{4, 6, 1, false, false},
+		{4, 6, 1, false, true},
 		{25, 2, 3, true, false},
 	} {
 		name := fmt.Sprintf("rows_per_hop=%d/decision_log=on", c.ents)
