@@ -753,7 +753,7 @@ func reportTailSplit(b *testing.B, lat, decide []float64) {
 // process, the floor under any cross-process subscriber.
 func BenchmarkNATSFloor(b *testing.B) {
 	for _, outside := range []bool{false, true} {
-		name := "subscriber=in_process"
+		name := "subscriber=same_process"
 		if outside {
 			name = "subscriber=outside"
 		}
