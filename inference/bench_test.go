@@ -686,17 +686,7 @@ func benchEndToEnd(b *testing.B, ents, perSeries, batchesPerHop int, log, outsid
 		}
 		mu.Unlock()
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
-		mu.Lock()
-		have := len(lat)
-		mu.Unlock()
-		if have >= want {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("received %d of %d decisions", have, want)
-		}
-	}
+	awaitLen(b, &mu, &lat, want)
 	b.StopTimer()
 	wall := time.Since(begin)
 	cpu := processCPU() - cpu0
@@ -714,6 +704,22 @@ func benchEndToEnd(b *testing.B, ents, perSeries, batchesPerHop int, log, outsid
 	b.ReportMetric(cpu.Seconds()/(samples/1e6), "cpu-s/M-samples")
 	b.ReportMetric(cpu.Seconds()/wall.Seconds(), "cpu-cores")
 	b.ReportMetric(testutil.ToFloat64(r.m.rowsDropped.WithLabelValues("interface_1m")), "dropped-rows")
+}
+
+// awaitLen waits up to 30 s until *lat, guarded by mu, holds want
+// latencies.
+func awaitLen(b *testing.B, mu *sync.Mutex, lat *[]float64, want int) {
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		mu.Lock()
+		have := len(*lat)
+		mu.Unlock()
+		if have >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("received %d of %d decisions", have, want)
+		}
+	}
 }
 
 // reportTailSplit reports, for the decisions between p98 and p99.5 of lat,
@@ -933,17 +939,7 @@ func benchNATSFloor(b *testing.B, outside bool) {
 		}
 		mu.Unlock()
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
-		mu.Lock()
-		have := len(lat)
-		mu.Unlock()
-		if have >= want {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("received %d of %d", have, want)
-		}
-	}
+	awaitLen(b, &mu, &lat, want)
 	b.StopTimer()
 	wall := time.Since(begin)
 	cpu := processCPU() - cpu0
