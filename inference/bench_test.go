@@ -527,6 +527,34 @@ func outsideSubscriber(b *testing.B, nc *nats.Conn, url string) {
 	}
 }
 
+// benchSubscribe subscribes to every decision on url: in another process
+// (outsideSubscriber; read its records with outsideRecords) when outside,
+// else on subConn, handing got each decision's arrival.
+func benchSubscribe(b *testing.B, subConn *nats.Conn, url string, outside bool, got func(received)) {
+	if outside {
+		outsideSubscriber(b, subConn, url)
+		return
+	}
+	sub, err := subConn.Subscribe("netfeat.decisions.>", func(m *nats.Msg) {
+		rc, err := receive(m)
+		if err != nil {
+			b.Errorf("decode: %v", err)
+			return
+		}
+		got(rc)
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = sub.Unsubscribe() })
+	if err := sub.SetPendingLimits(-1, -1); err != nil {
+		b.Fatal(err)
+	}
+	if err := subConn.Flush(); err != nil {
+		b.Fatal(err)
+	}
+}
+
 // outsideRecords waits until the outside subscriber has want decisions,
 // then reads them back: window end, receive time, decide µs.
 func outsideRecords(b *testing.B, nc *nats.Conn, want int) [][3]int64 {
@@ -593,31 +621,14 @@ func benchEndToEnd(b *testing.B, ents, perSeries, batchesPerHop int, log, outsid
 	closedBy := map[int64]int64{} // window end → Unix ns the Append that closed it started
 	lat := make([]float64, 0, 1<<18)
 	decide := make([]float64, 0, 1<<18)
-	if outside {
-		outsideSubscriber(b, subConn, srv.ClientURL())
-	} else {
-		sub, err := subConn.Subscribe("netfeat.decisions.>", func(m *nats.Msg) {
-			rc, err := receive(m)
-			if err != nil {
-				b.Errorf("decode: %v", err)
-				return
-			}
-			mu.Lock()
-			if t0, ok := closedBy[rc.end]; ok {
-				lat = append(lat, float64(rc.at-t0)/1e3)
-				decide = append(decide, rc.decideUS)
-			}
-			mu.Unlock()
-		})
-		if err != nil {
-			b.Fatal(err)
+	benchSubscribe(b, subConn, srv.ClientURL(), outside, func(rc received) {
+		mu.Lock()
+		if t0, ok := closedBy[rc.end]; ok {
+			lat = append(lat, float64(rc.at-t0)/1e3)
+			decide = append(decide, rc.decideUS)
 		}
-		defer sub.Unsubscribe()
-		if err := sub.SetPendingLimits(-1, -1); err != nil {
-			b.Fatal(err)
-		}
-		_ = subConn.Flush()
-	}
+		mu.Unlock()
+	})
 
 	var series []schema.Sample
 	for e := range ents {
@@ -876,28 +887,11 @@ func benchNATSFloor(b *testing.B, outside bool) {
 	var mu sync.Mutex
 	var sent []int64 // by window end - base
 	lat := make([]float64, 0, 1<<18)
-	if outside {
-		outsideSubscriber(b, subConn, srv.ClientURL())
-	} else {
-		sub, err := subConn.Subscribe("netfeat.decisions.>", func(m *nats.Msg) {
-			rc, err := receive(m)
-			if err != nil {
-				b.Errorf("decode: %v", err)
-				return
-			}
-			mu.Lock()
-			lat = append(lat, float64(rc.at-sent[rc.end-base])/1e3)
-			mu.Unlock()
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer sub.Unsubscribe()
-		if err := sub.SetPendingLimits(-1, -1); err != nil {
-			b.Fatal(err)
-		}
-		_ = subConn.Flush()
-	}
+	benchSubscribe(b, subConn, srv.ClientURL(), outside, func(rc received) {
+		mu.Lock()
+		lat = append(lat, float64(rc.at-sent[rc.end-base])/1e3)
+		mu.Unlock()
+	})
 	d := schema.Decision{SchemaVersion: 1, ID: "0190d3c4-7e1a-7b3e-9f00-1234567890ab",
 		Entity: schema.Entity{Device: "pe1", Component: "Gi0/1"}, View: "interface_1m", Model: "congestion",
 		ModelVersion: "v1", Score: 0.92, Action: "reroute", Reason: "xgboost score 0.92", Features: congested}
