@@ -20,8 +20,9 @@ const (
 	// KindLightGBM is a LightGBM text model, evaluated by
 	// github.com/dmitryikh/leaves.
 	KindLightGBM Kind = "lightgbm"
-	// KindONNX is an ONNX file holding an ai.onnx.ml TreeEnsembleRegressor,
-	// evaluated in pure Go by package inference/onnx.
+	// KindONNX is an ONNX file: a tree ensemble, a linear model or a small
+	// neural network over the view's features, evaluated in pure Go by
+	// package inference/onnx.
 	KindONNX Kind = "onnx"
 	// KindEWMA scores each feature series by its EWMA z-score.
 	KindEWMA Kind = "ewma"

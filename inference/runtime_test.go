@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/netfeat/netfeat/inference/onnx"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -397,23 +398,29 @@ func TestDecisionRecords(t *testing.T) {
 
 // TestTreeKinds scores the same congested window with the shipped XGBoost
 // model and its ONNX conversion: both must give python3-xgboost's score.
+// The ONNX perceptron (a scikit-learn pipeline, inference/onnx/testdata)
+// must give what package onnx computes for the window's features in the
+// model's own order, and call the window congested.
 func TestTreeKinds(t *testing.T) {
 	cases := []struct {
+		name string
 		kind Kind
 		file string
+		want float64
 	}{
-		{KindXGBoost, congestionModel},
-		{KindONNX, "onnx/testdata/congestion.onnx"},
+		{"xgboost", KindXGBoost, congestionModel, goldenCongested},
+		{"onnx trees", KindONNX, "onnx/testdata/congestion.onnx", goldenCongested},
+		{"onnx perceptron", KindONNX, "onnx/testdata/mlp.onnx", onnxScore(t, "onnx/testdata/mlp.onnx", congested)},
 	}
 	for _, c := range cases {
-		t.Run(string(c.kind), func(t *testing.T) {
+		t.Run(c.name, func(t *testing.T) {
 			cfg := DefaultConfig()
 			cfg.Models = []ModelConfig{{Name: "congestion", Kind: c.kind, View: "interface_1m", File: c.file, Action: "reroute"}}
 			dir := t.TempDir()
 			r := newRuntime(t, cfg, nil, dir)
 			r.HandleRow(row("pe1", "Gi0/1", time.Now(), congested))
 			d := lastDecision(t, r, "congestion")
-			if math.Abs(d.Score-goldenCongested) > 1e-5 || d.Action != "reroute" || d.Fallback != "" {
+			if math.Abs(d.Score-c.want) > 1e-5 || d.Action != "reroute" || d.Fallback != "" {
 				t.Fatalf("score %v action %q fallback %q", d.Score, d.Action, d.Fallback)
 			}
 			mi, err := r.Model(context.Background(), "congestion")
@@ -425,6 +432,24 @@ func TestTreeKinds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// onnxScore is package onnx's score of vec (absent features 0, as row
+// makes them) with the model in file.
+func onnxScore(t *testing.T, file string, vec map[string]float64) float64 {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := onnx.Load(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := make([]float64, m.NumFeature())
+	for i, f := range m.FeatureNames() {
+		x[i] = vec[f]
+	}
+	return m.Predict(x)
 }
 
 // TestHotSwapUnderLoad promotes and rolls back while rows are scored; with

@@ -1,24 +1,43 @@
-// Package onnx runs tree-ensemble models stored in ONNX files, in pure Go.
+// Package onnx runs ONNX models of tabular features in pure Go: tree
+// ensembles, linear models and small neural networks.
 //
 // It reads the ModelProto with protowire (no generated code, no new
-// dependency) and evaluates the ai.onnx.ml TreeEnsembleRegressor operator:
-// the form that skl2onnx and onnxmltools give scikit-learn, XGBoost and
-// LightGBM tree regression models. TreeEnsembleClassifier is not supported. A general ONNX runtime (neural networks) is out of
-// scope: the pure-Go one breaks this module's build (docs/inference.md).
+// dependency), checks the graph and every shape when it loads, and then
+// evaluates one row at a time without allocating. The graph has one input,
+// a [N, features] tensor, and its first output gives the score: one value
+// per row, or the column that the model's metadata_props key score_index
+// names (a classifier's probabilities, say).
 //
-// Supported: one TreeEnsembleRegressor node (Identity and Cast nodes around
-// it are allowed), one target, all node modes (BRANCH_LEQ, BRANCH_LT,
-// BRANCH_GTE, BRANCH_GT, BRANCH_EQ, BRANCH_NEQ, LEAF), missing values
-// through nodes_missing_value_tracks_true, aggregate_function SUM or
-// AVERAGE, post_transform NONE or LOGISTIC, base_values. Thresholds and
+// Operators (Operators lists them): Identity, Dropout (as identity), Cast
+// to float or double; Relu, LeakyRelu, Elu, Sigmoid, Tanh, Softplus, Exp,
+// Log, Abs, Neg, Sqrt, Erf, Clip; Add, Sub, Mul, Div, Pow, Max, Min with
+// numpy broadcasting; Gemm, MatMul; Softmax and Concat on the last axis;
+// Flatten, Reshape to a constant shape; BatchNormalization in inference
+// mode; Constant; and from ai.onnx.ml TreeEnsembleRegressor, Scaler,
+// Imputer and LinearRegressor. That covers what PyTorch exports for a
+// multilayer perceptron, what skl2onnx and onnxmltools give scikit-learn,
+// XGBoost and LightGBM regressors and linear models, and pipelines of
+// imputer, scaler and model. Tensors have rank 2 at most; float, double,
+// int32 and int64 constants are read, and everything is computed in
+// float64.
+//
+// TreeEnsembleRegressor: one target, every node mode (BRANCH_LEQ,
+// BRANCH_LT, BRANCH_GTE, BRANCH_GT, BRANCH_EQ, BRANCH_NEQ, LEAF), missing
+// values through nodes_missing_value_tracks_true, aggregate_function SUM
+// or AVERAGE, post_transform NONE or LOGISTIC, base_values. Thresholds and
 // inputs are compared as float32, as ONNX float tensors are.
+//
+// Anything else (classifier operators, convolutions, recurrent layers,
+// tensors above rank 2, control flow, external data) is refused with
+// ErrUnsupported, naming what was found.
 package onnx
 
 import (
 	"errors"
 	"fmt"
-	"math"
+	"strconv"
 	"strings"
+	"sync"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
@@ -26,38 +45,34 @@ import (
 // ErrUnsupported is returned for a model outside the supported subset.
 var ErrUnsupported = errors.New("unsupported onnx model")
 
-// Model is a loaded tree ensemble; immutable and safe for concurrent use.
+// Model is a loaded ONNX graph; immutable and safe for concurrent use.
 type Model struct {
 	numFeature   int
 	featureNames []string
-	trees        []tree
-	base         float64
-	average      bool
-	logistic     bool
+	trees        int
+
+	// Values are numbered: 0 is the feature input, then the constants and
+	// the nodes' outputs in graph order.
+	consts     [][]float64 // by value; nil for a computed one
+	sizes      []int       // elements of every computed value, one row
+	steps      []step
+	output     int
+	scoreIndex int
+	maxInputs  int
+	states     sync.Pool // *state
 }
 
-type mode uint8
+// step evaluates one node.
+type step struct {
+	op  operator
+	in  []int // values; -1 for an absent optional input
+	out int
+}
 
-const (
-	leaf mode = iota
-	leq
-	lt
-	gte
-	gt
-	eq
-	neq
-)
-
-type tree struct {
-	// Parallel arrays by node index within the tree.
-	mode        []mode
-	feature     []int32
-	value       []float32
-	trueNode    []int32
-	falseNode   []int32
-	missingTrue []bool
-	weight      []float64 // leaf weight (sum of the node's target weights)
-	root        int32
+// state holds one evaluation's values.
+type state struct {
+	vals [][]float64
+	ins  [][]float64
 }
 
 // NumFeature is the length of the feature vector.
@@ -67,81 +82,75 @@ func (m *Model) NumFeature() int { return m.numFeature }
 // under "feature_names" (comma-separated), or nil.
 func (m *Model) FeatureNames() []string { return m.featureNames }
 
-// NumTrees returns the number of trees.
-func (m *Model) NumTrees() int { return len(m.trees) }
+// NumTrees returns the number of trees in the model's tree ensembles.
+func (m *Model) NumTrees() int { return m.trees }
 
-// Predict evaluates x (NumFeature values, NaN for missing).
+// Predict evaluates x (NumFeature values, NaN for missing) and returns
+// the score. A tree ensemble routes NaN as the model says; arithmetic
+// carries it to the score unless an Imputer replaces it.
 func (m *Model) Predict(x []float64) float64 {
-	_ = x[m.numFeature-1]
-	sum := 0.0
-	for i := range m.trees {
-		sum += m.trees[i].eval(x)
-	}
-	if m.average && len(m.trees) > 0 {
-		sum /= float64(len(m.trees))
-	}
-	sum += m.base
-	if m.logistic {
-		return 1 / (1 + math.Exp(-sum))
-	}
-	return sum
+	st := m.states.Get().(*state)
+	score := m.run(st, x)[m.scoreIndex]
+	st.vals[0] = nil
+	m.states.Put(st)
+	return score
 }
 
-func (t *tree) eval(x []float64) float64 {
-	i := t.root
-	for t.mode[i] != leaf {
-		v := x[t.feature[i]]
-		var right bool // "true" branch taken
-		if math.IsNaN(v) {
-			right = t.missingTrue[i]
-		} else {
-			f, th := float32(v), t.value[i]
-			switch t.mode[i] {
-			case leq:
-				right = f <= th
-			case lt:
-				right = f < th
-			case gte:
-				right = f >= th
-			case gt:
-				right = f > th
-			case eq:
-				right = f == th
-			case neq:
-				right = f != th
+// run evaluates the graph on x in st and returns the output, which is
+// st's until st is used again.
+func (m *Model) run(st *state, x []float64) []float64 {
+	st.vals[0] = x[:m.numFeature]
+	for i := range m.steps {
+		s := &m.steps[i]
+		ins := st.ins[:len(s.in)]
+		for k, v := range s.in {
+			if v < 0 {
+				ins[k] = nil
+			} else {
+				ins[k] = st.vals[v]
 			}
 		}
-		if right {
-			i = t.trueNode[i]
-		} else {
-			i = t.falseNode[i]
-		}
+		s.op.eval(ins, st.vals[s.out])
 	}
-	return t.weight[i]
+	return st.vals[m.output]
 }
 
-// Load parses an ONNX model file.
+func (m *Model) newState() any {
+	st := &state{vals: make([][]float64, len(m.consts)), ins: make([][]float64, m.maxInputs)}
+	for i, c := range m.consts {
+		if c != nil {
+			st.vals[i] = c
+		} else if i > 0 {
+			st.vals[i] = make([]float64, m.sizes[i])
+		}
+	}
+	return st
+}
+
+// Load parses an ONNX model file and checks its graph.
 func Load(b []byte) (*Model, error) {
 	var graph []byte
-	var meta = map[string]string{}
-	var mlOpset bool
+	meta := map[string]string{}
+	opsets := map[string]int64{}
 	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) error {
 		switch num {
 		case 7: // graph
 			graph = v
 		case 8: // opset_import
 			var domain string
-			if err := fields(v, func(n protowire.Number, _ protowire.Type, v []byte, _ uint64) error {
-				if n == 1 {
+			var version int64
+			if err := fields(v, func(n protowire.Number, _ protowire.Type, v []byte, u uint64) error {
+				switch n {
+				case 1:
 					domain = string(v)
+				case 2:
+					version = int64(u)
 				}
 				return nil
 			}); err != nil {
 				return err
 			}
-			if domain == "ai.onnx.ml" {
-				mlOpset = true
-			}
+			opsets[domain] = version
 		case 14: // metadata_props
 			var k, val string
 			if err := fields(v, func(n protowire.Number, _ protowire.Type, v []byte, _ uint64) error {
@@ -165,53 +174,30 @@ func Load(b []byte) (*Model, error) {
 	if graph == nil {
 		return nil, errors.New("onnx model: no graph")
 	}
-	if !mlOpset {
-		return nil, fmt.Errorf("%w: no ai.onnx.ml opset import", ErrUnsupported)
-	}
-	var nodes [][]byte
-	var inputs []int
-	err = fields(graph, func(num protowire.Number, _ protowire.Type, v []byte, _ uint64) error {
-		switch num {
-		case 1:
-			nodes = append(nodes, v)
-		case 11:
-			n, err := inputWidth(v)
-			if err != nil {
-				return err
-			}
-			inputs = append(inputs, n)
-		}
-		return nil
-	})
+	g, err := parseGraph(graph)
 	if err != nil {
 		return nil, fmt.Errorf("onnx graph: %w", err)
 	}
-	if len(inputs) != 1 {
-		return nil, fmt.Errorf("%w: %d graph inputs, want one [N, features] tensor", ErrUnsupported, len(inputs))
+	opset, ok := opsets[""]
+	if !ok {
+		opset, ok = opsets["ai.onnx"]
 	}
-	var ensemble *node
-	for _, nb := range nodes {
-		n, err := parseNode(nb)
-		if err != nil {
-			return nil, fmt.Errorf("onnx node: %w", err)
-		}
-		switch n.opType {
-		case "Identity", "Cast":
-		case "TreeEnsembleRegressor":
-			if ensemble != nil {
-				return nil, fmt.Errorf("%w: more than one tree ensemble", ErrUnsupported)
-			}
-			ensemble = n
-		default:
-			return nil, fmt.Errorf("%w: operator %s", ErrUnsupported, n.opType)
-		}
+	if !ok {
+		opset = 1
 	}
-	if ensemble == nil {
-		return nil, fmt.Errorf("%w: no TreeEnsembleRegressor node", ErrUnsupported)
-	}
-	m, err := build(ensemble, inputs[0])
+	_, ml := opsets["ai.onnx.ml"]
+	m, err := g.build(opset, ml)
 	if err != nil {
-		return nil, fmt.Errorf("onnx TreeEnsembleRegressor: %w", err)
+		return nil, err
+	}
+	if s, ok := meta["score_index"]; ok {
+		i, err := strconv.Atoi(s)
+		if err != nil || i < 0 || i >= m.sizes[m.output] {
+			return nil, fmt.Errorf("onnx model: score_index %q for an output of %d values per row", s, m.sizes[m.output])
+		}
+		m.scoreIndex = i
+	} else if n := m.sizes[m.output]; n != 1 {
+		return nil, fmt.Errorf("%w: the output has %d values per row; name the score's column in metadata_props score_index", ErrUnsupported, n)
 	}
 	if s := meta["feature_names"]; s != "" {
 		m.featureNames = strings.Split(s, ",")
@@ -219,347 +205,261 @@ func Load(b []byte) (*Model, error) {
 			return nil, fmt.Errorf("onnx model: %d feature_names for %d features", len(m.featureNames), m.numFeature)
 		}
 	}
+	m.states.New = m.newState
 	return m, nil
 }
 
-// fields walks the top-level fields of a message. For length-delimited
-// fields v is the payload; for varints and fixed32/64 u is the value.
-func fields(b []byte, f func(num protowire.Number, typ protowire.Type, v []byte, u uint64) error) error {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		b = b[n:]
-		var v []byte
-		var u uint64
-		switch typ {
-		case protowire.BytesType:
-			v, n = protowire.ConsumeBytes(b)
-		case protowire.VarintType:
-			u, n = protowire.ConsumeVarint(b)
-		case protowire.Fixed32Type:
-			var x uint32
-			x, n = protowire.ConsumeFixed32(b)
-			u = uint64(x)
-		case protowire.Fixed64Type:
-			u, n = protowire.ConsumeFixed64(b)
-		default:
-			n = protowire.ConsumeFieldValue(num, typ, b)
-		}
-		if n < 0 {
-			return protowire.ParseError(n)
-		}
-		b = b[n:]
-		if err := f(num, typ, v, u); err != nil {
-			return err
-		}
-	}
-	return nil
+// graph is a GraphProto's parts.
+type graph struct {
+	nodes   []*node
+	inits   []*tensor
+	inputs  []valueInfo
+	outputs []valueInfo
 }
 
-// inputWidth reads a ValueInfoProto and returns the last dimension of its
-// tensor shape (the number of features), or -1 when it is symbolic.
-func inputWidth(vi []byte) (int, error) {
-	width := -1
-	err := fields(vi, func(num protowire.Number, _ protowire.Type, typ []byte, _ uint64) error {
-		if num != 2 { // type
-			return nil
-		}
-		return fields(typ, func(num protowire.Number, _ protowire.Type, tt []byte, _ uint64) error {
-			if num != 1 { // tensor_type
-				return nil
-			}
-			return fields(tt, func(num protowire.Number, _ protowire.Type, shape []byte, _ uint64) error {
-				if num != 2 { // shape
-					return nil
-				}
-				return fields(shape, func(num protowire.Number, _ protowire.Type, dim []byte, _ uint64) error {
-					if num != 1 {
-						return nil
-					}
-					width = -1
-					return fields(dim, func(num protowire.Number, _ protowire.Type, _ []byte, u uint64) error {
-						if num == 1 { // dim_value
-							width = int(u)
-						}
-						return nil
-					})
-				})
-			})
-		})
-	})
-	return width, err
-}
-
-type node struct {
-	opType  string
-	ints    map[string][]int64
-	floats  map[string][]float32
-	strings map[string][]string
-	str     map[string]string
-	i       map[string]int64
-}
-
-func parseNode(b []byte) (*node, error) {
-	n := &node{ints: map[string][]int64{}, floats: map[string][]float32{}, strings: map[string][]string{},
-		str: map[string]string{}, i: map[string]int64{}}
+func parseGraph(b []byte) (*graph, error) {
+	g := &graph{}
 	err := fields(b, func(num protowire.Number, _ protowire.Type, v []byte, _ uint64) error {
 		switch num {
-		case 4:
-			n.opType = string(v)
-		case 5:
-			return n.attribute(v)
-		}
-		return nil
-	})
-	return n, err
-}
-
-func (n *node) attribute(b []byte) error {
-	var name string
-	var ints []int64
-	var floats []float32
-	var strs []string
-	var s string
-	var i int64
-	var hasI, hasS bool
-	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, u uint64) error {
-		switch num {
 		case 1:
-			name = string(v)
-		case 3:
-			i, hasI = int64(u), true
-		case 4:
-			s, hasS = string(v), true
-		case 7: // floats: packed or not
-			if typ == protowire.BytesType {
-				for len(v) > 0 {
-					x, k := protowire.ConsumeFixed32(v)
-					if k < 0 {
-						return protowire.ParseError(k)
-					}
-					floats = append(floats, math.Float32frombits(x))
-					v = v[k:]
-				}
-			} else {
-				floats = append(floats, math.Float32frombits(uint32(u)))
+			n, err := parseNode(v)
+			if err != nil {
+				return fmt.Errorf("node: %w", err)
 			}
-		case 8: // ints: packed or not
-			if typ == protowire.BytesType {
-				for len(v) > 0 {
-					x, k := protowire.ConsumeVarint(v)
-					if k < 0 {
-						return protowire.ParseError(k)
-					}
-					ints = append(ints, int64(x))
-					v = v[k:]
-				}
-			} else {
-				ints = append(ints, int64(u))
-			}
-		case 9:
-			strs = append(strs, string(v))
+			g.nodes = append(g.nodes, n)
 		case 5:
-			return fmt.Errorf("%w: tensor attribute (double thresholds)", ErrUnsupported)
+			t, err := parseTensor(v)
+			if err != nil {
+				return fmt.Errorf("initializer: %w", err)
+			}
+			g.inits = append(g.inits, t)
+		case 11, 12:
+			vi, err := parseValueInfo(v)
+			if err != nil {
+				return fmt.Errorf("input or output: %w", err)
+			}
+			if num == 11 {
+				g.inputs = append(g.inputs, vi)
+			} else {
+				g.outputs = append(g.outputs, vi)
+			}
+		case 15:
+			return fmt.Errorf("%w: sparse initializer", ErrUnsupported)
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
-	n.ints[name], n.floats[name], n.strings[name] = ints, floats, strs
-	if hasI {
-		n.i[name] = i
-	}
-	if hasS {
-		n.str[name] = s
-	}
-	return nil
+	return g, err
 }
 
-var modes = map[string]mode{
-	"LEAF": leaf, "BRANCH_LEQ": leq, "BRANCH_LT": lt, "BRANCH_GTE": gte,
-	"BRANCH_GT": gt, "BRANCH_EQ": eq, "BRANCH_NEQ": neq,
-}
+// build numbers the graph's values, makes every node's operator, and
+// works out every value's shape for one row.
+func (g *graph) build(opset int64, ml bool) (*Model, error) {
+	m := &Model{consts: [][]float64{nil}, sizes: []int{0}}
+	slot := map[string]int{}
+	shapes := [][]int{nil}
+	constTensors := map[string]*tensor{}
+	constValues := 0
+	for _, t := range g.inits {
+		if constValues += len(t.data); constValues > maxValues {
+			return nil, fmt.Errorf("%w: more than %d constant values", ErrUnsupported, maxValues)
+		}
+		if _, dup := slot[t.name]; dup || t.name == "" {
+			return nil, fmt.Errorf("onnx graph: initializer %q defined twice or unnamed", t.name)
+		}
+		if len(t.dims) > 2 {
+			return nil, fmt.Errorf("%w: initializer %q of shape %v (rank 2 at most)", ErrUnsupported, t.name, t.dims)
+		}
+		slot[t.name] = len(m.consts)
+		m.consts, m.sizes, shapes = append(m.consts, t.data), append(m.sizes, len(t.data)), append(shapes, shapeOf(t))
+		constTensors[t.name] = t
+	}
+	var in *valueInfo
+	for i := range g.inputs {
+		if _, isInit := slot[g.inputs[i].name]; isInit {
+			continue // older exporters list initializers as inputs
+		}
+		if in != nil {
+			return nil, fmt.Errorf("%w: graph inputs %q and %q, want one [N, features] tensor", ErrUnsupported, in.name, g.inputs[i].name)
+		}
+		in = &g.inputs[i]
+	}
+	if in == nil {
+		return nil, fmt.Errorf("%w: no graph input", ErrUnsupported)
+	}
+	if len(in.dims) != 2 || in.dims[0] > 1 {
+		return nil, fmt.Errorf("%w: input %q of shape %v, want [N, features]", ErrUnsupported, in.name, in.dims)
+	}
+	slot[in.name] = 0
+	width := in.dims[1]
 
-func build(n *node, width int) (*Model, error) {
-	if t, ok := n.i["n_targets"]; ok && t != 1 {
-		return nil, fmt.Errorf("%w: %d targets", ErrUnsupported, t)
+	consts := func(name string) *tensor { return constTensors[name] }
+	type pending struct {
+		n  *node
+		op operator
+		in []int
 	}
-	m := &Model{}
-	switch agg := n.str["aggregate_function"]; agg {
-	case "", "SUM":
-	case "AVERAGE":
-		m.average = true
-	default:
-		return nil, fmt.Errorf("%w: aggregate_function %s", ErrUnsupported, agg)
-	}
-	switch pt := n.str["post_transform"]; pt {
-	case "", "NONE":
-	case "LOGISTIC":
-		m.logistic = true
-	default:
-		return nil, fmt.Errorf("%w: post_transform %s", ErrUnsupported, pt)
-	}
-	if bv := n.floats["base_values"]; len(bv) > 1 {
-		return nil, fmt.Errorf("%w: %d base values", ErrUnsupported, len(bv))
-	} else if len(bv) == 1 {
-		m.base = float64(bv[0])
-	}
-	tids, nids := n.ints["nodes_treeids"], n.ints["nodes_nodeids"]
-	feats, vals, modeNames := n.ints["nodes_featureids"], n.floats["nodes_values"], n.strings["nodes_modes"]
-	tn, fn := n.ints["nodes_truenodeids"], n.ints["nodes_falsenodeids"]
-	miss := n.ints["nodes_missing_value_tracks_true"]
-	cnt := len(tids)
-	if cnt == 0 {
-		return nil, errors.New("no nodes")
-	}
-	for name, l := range map[string]int{"nodes_nodeids": len(nids), "nodes_featureids": len(feats), "nodes_values": len(vals),
-		"nodes_modes": len(modeNames), "nodes_truenodeids": len(tn), "nodes_falsenodeids": len(fn)} {
-		if l != cnt {
-			return nil, fmt.Errorf("%s has %d entries, nodes_treeids %d", name, l, cnt)
+	var nodes []pending
+	extra := map[string]string{} // a node's other outputs, which nothing may use
+	for _, n := range g.nodes {
+		where := n.opType
+		if n.name != "" {
+			where = fmt.Sprintf("%s %q", n.opType, n.name)
 		}
-	}
-	if len(miss) != 0 && len(miss) != cnt {
-		return nil, fmt.Errorf("nodes_missing_value_tracks_true has %d entries, want %d", len(miss), cnt)
-	}
-	// Trees are numbered by tree id; nodes by node id within a tree.
-	type key struct{ t, n int64 }
-	treeIndex := map[int64]int{}
-	pos := map[key]int32{}
-	var order []int64
-	for i := range cnt {
-		t := tids[i]
-		if _, ok := treeIndex[t]; !ok {
-			treeIndex[t] = len(order)
-			order = append(order, t)
+		ins := make([]int, len(n.inputs))
+		for k, name := range n.inputs {
+			if name == "" {
+				ins[k] = -1
+				continue
+			}
+			if op, ok := extra[name]; ok {
+				return nil, fmt.Errorf("%w: node %s uses %q, a secondary output of %s", ErrUnsupported, where, name, op)
+			}
+			s, ok := slot[name]
+			if !ok {
+				return nil, fmt.Errorf("onnx graph: node %s uses %q before anything defines it", where, name)
+			}
+			ins[k] = s
 		}
-	}
-	m.trees = make([]tree, len(order))
-	maxFeature := int64(-1)
-	for i := range cnt {
-		t := &m.trees[treeIndex[tids[i]]]
-		md, ok := modes[modeNames[i]]
-		if !ok {
-			return nil, fmt.Errorf("node mode %q", modeNames[i])
+		if len(n.outputs) == 0 || n.outputs[0] == "" {
+			return nil, fmt.Errorf("onnx graph: node %s has no output", where)
 		}
-		pos[key{tids[i], nids[i]}] = int32(len(t.mode))
-		t.mode = append(t.mode, md)
-		t.feature = append(t.feature, int32(feats[i]))
-		t.value = append(t.value, vals[i])
-		t.missingTrue = append(t.missingTrue, len(miss) > 0 && miss[i] != 0)
-		t.weight = append(t.weight, 0)
-		if md != leaf {
-			maxFeature = max(maxFeature, feats[i])
-			if feats[i] < 0 {
-				return nil, fmt.Errorf("node %d/%d: feature %d", tids[i], nids[i], feats[i])
+		for _, name := range n.outputs {
+			if _, dup := slot[name]; dup {
+				return nil, fmt.Errorf("onnx graph: node %s defines %q again", where, name)
 			}
 		}
-	}
-	// Resolve child node ids to positions; children must exist.
-	for i := range cnt {
-		t := &m.trees[treeIndex[tids[i]]]
-		p := pos[key{tids[i], nids[i]}]
-		if t.mode[p] == leaf {
-			t.trueNode, t.falseNode = append(t.trueNode, -1), append(t.falseNode, -1)
+		for _, name := range n.outputs[1:] {
+			if name != "" {
+				extra[name] = where
+			}
+		}
+		if n.opType == "Constant" && (n.domain == "" || n.domain == "ai.onnx") {
+			t, err := constantValue(n)
+			if err != nil {
+				return nil, fmt.Errorf("onnx node %s: %w", where, err)
+			}
+			t.name = n.outputs[0]
+			slot[t.name] = len(m.consts)
+			m.consts, m.sizes, shapes = append(m.consts, t.data), append(m.sizes, len(t.data)), append(shapes, shapeOf(t))
+			constTensors[t.name] = t
 			continue
 		}
-		tp, ok1 := pos[key{tids[i], tn[i]}]
-		fp, ok2 := pos[key{tids[i], fn[i]}]
-		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("node %d/%d: child %d or %d does not exist", tids[i], nids[i], tn[i], fn[i])
+		key := n.opType
+		switch n.domain {
+		case "", "ai.onnx":
+		case "ai.onnx.ml":
+			if !ml {
+				return nil, fmt.Errorf("onnx graph: node %s is in ai.onnx.ml, which the model does not import", where)
+			}
+			key = "ai.onnx.ml:" + n.opType
+		default:
+			return nil, fmt.Errorf("%w: operator %s of domain %q", ErrUnsupported, n.opType, n.domain)
 		}
-		t.trueNode, t.falseNode = append(t.trueNode, tp), append(t.falseNode, fp)
-	}
-	for ti := range m.trees {
-		if err := m.trees[ti].findRoot(); err != nil {
-			return nil, fmt.Errorf("tree %d: %w", order[ti], err)
+		mk, ok := builders[key]
+		if !ok {
+			return nil, fmt.Errorf("%w: operator %s (%s)", ErrUnsupported, key, where)
 		}
-		if err := m.trees[ti].checkAcyclic(); err != nil {
-			return nil, fmt.Errorf("tree %d: %w", order[ti], err)
+		if err := checkArity(key, ins); err != nil {
+			return nil, fmt.Errorf("onnx node %s: %w", where, err)
 		}
-	}
-	ttids, tnids, tw := n.ints["target_treeids"], n.ints["target_nodeids"], n.floats["target_weights"]
-	if len(tnids) != len(ttids) || len(tw) != len(ttids) {
-		return nil, errors.New("target_* attributes differ in length")
-	}
-	if ids := n.ints["target_ids"]; len(ids) > 0 {
-		for _, id := range ids {
-			if id != 0 {
-				return nil, fmt.Errorf("%w: target id %d", ErrUnsupported, id)
+		op, err := mk(n, opset, consts)
+		if err != nil {
+			return nil, fmt.Errorf("onnx node %s: %w", where, err)
+		}
+		if e, ok := op.(*ensemble); ok {
+			m.trees += len(e.trees)
+		}
+		if width < 0 && ins[0] == 0 {
+			if h, ok := op.(widthHinter); ok && h.widthHint() > 0 {
+				width = h.widthHint()
 			}
 		}
+		slot[n.outputs[0]] = len(m.consts)
+		m.consts, m.sizes, shapes = append(m.consts, nil), append(m.sizes, 0), append(shapes, nil)
+		nodes = append(nodes, pending{n: n, op: op, in: ins})
 	}
-	for i := range ttids {
-		p, ok := pos[key{ttids[i], tnids[i]}]
-		if !ok {
-			return nil, fmt.Errorf("target weight for missing node %d/%d", ttids[i], tnids[i])
+	if width <= 0 {
+		return nil, fmt.Errorf("%w: input %q has no fixed width and no node says how wide it is", ErrUnsupported, in.name)
+	}
+	m.numFeature = width
+	shapes[0] = []int{1, width}
+
+	computed := 0
+	for _, p := range nodes {
+		ins := make([][]int, len(p.in))
+		for k, s := range p.in {
+			if s >= 0 {
+				ins[k] = shapes[s]
+			}
 		}
-		t := &m.trees[treeIndex[ttids[i]]]
-		if t.mode[p] != leaf {
-			return nil, fmt.Errorf("target weight on branch node %d/%d", ttids[i], tnids[i])
+		out, err := p.op.setup(ins)
+		if err != nil {
+			return nil, fmt.Errorf("onnx node %s %q: %w", p.n.opType, p.n.name, err)
 		}
-		t.weight[p] += float64(tw[i])
-	}
-	m.numFeature = int(maxFeature + 1)
-	if width > 0 {
-		if width <= int(maxFeature) {
-			return nil, fmt.Errorf("splits on feature %d of a %d-wide input", maxFeature, width)
+		if len(out) > 2 {
+			return nil, fmt.Errorf("%w: node %s %q gives shape %v (rank 2 at most)", ErrUnsupported, p.n.opType, p.n.name, out)
 		}
-		m.numFeature = width
+		s := slot[p.n.outputs[0]]
+		shapes[s], m.sizes[s] = out, size(out)
+		if computed += m.sizes[s]; computed > maxValues {
+			return nil, fmt.Errorf("%w: more than %d computed values for one row", ErrUnsupported, maxValues)
+		}
+		m.steps = append(m.steps, step{op: p.op, in: p.in, out: s})
+		m.maxInputs = max(m.maxInputs, len(p.in))
 	}
-	if m.numFeature == 0 {
-		m.numFeature = 1
+	if len(g.outputs) == 0 {
+		return nil, errors.New("onnx graph: no output")
 	}
+	out, ok := slot[g.outputs[0].name]
+	if !ok {
+		return nil, fmt.Errorf("onnx graph: output %q is not computed by any node", g.outputs[0].name)
+	}
+	if out == 0 || m.consts[out] != nil {
+		return nil, fmt.Errorf("%w: output %q is the input or a constant", ErrUnsupported, g.outputs[0].name)
+	}
+	if r := shapes[out]; len(r) == 2 && r[0] != 1 {
+		return nil, fmt.Errorf("%w: output %q of shape %v for one row", ErrUnsupported, g.outputs[0].name, r)
+	}
+	m.output = out
 	return m, nil
 }
 
-// findRoot sets root to the one node that is no node's child.
-func (t *tree) findRoot() error {
-	child := make([]bool, len(t.mode))
-	for i := range t.mode {
-		if t.mode[i] != leaf {
-			child[t.trueNode[i]], child[t.falseNode[i]] = true, true
-		}
+// shapeOf is t's shape, never nil: a nil shape stands for an absent
+// optional input.
+func shapeOf(t *tensor) []int {
+	if t.dims == nil {
+		return []int{}
 	}
-	t.root = -1
-	for i, c := range child {
-		if !c {
-			if t.root >= 0 {
-				return errors.New("more than one root")
-			}
-			t.root = int32(i)
-		}
-	}
-	if t.root < 0 {
-		return errors.New("no root")
-	}
-	return nil
+	return t.dims
 }
 
-// checkAcyclic verifies that every path from the root ends at a leaf.
-func (t *tree) checkAcyclic() error {
-	state := make([]uint8, len(t.mode)) // 0 new, 1 on path, 2 done
-	var visit func(i int32) error
-	visit = func(i int32) error {
-		switch state[i] {
-		case 1:
-			return errors.New("cycle")
-		case 2:
-			return nil
+// constantValue reads a Constant node's value.
+func constantValue(n *node) (*tensor, error) {
+	if t, ok := n.tensors["value"]; ok {
+		if len(t.dims) > 2 {
+			return nil, fmt.Errorf("%w: constant of shape %v", ErrUnsupported, t.dims)
 		}
-		state[i] = 1
-		if t.mode[i] != leaf {
-			if err := visit(t.trueNode[i]); err != nil {
-				return err
-			}
-			if err := visit(t.falseNode[i]); err != nil {
-				return err
-			}
-		}
-		state[i] = 2
-		return nil
+		return t, nil
 	}
-	return visit(t.root)
+	if f, ok := n.f["value_float"]; ok {
+		return &tensor{data: []float64{float64(f)}, dtype: typeFloat}, nil
+	}
+	if fs, ok := n.floats["value_floats"]; ok && len(fs) > 0 {
+		t := &tensor{dims: []int{len(fs)}, dtype: typeFloat}
+		for _, f := range fs {
+			t.data = append(t.data, float64(f))
+		}
+		return t, nil
+	}
+	if i, ok := n.i["value_int"]; ok {
+		return &tensor{data: []float64{float64(i)}, dtype: typeInt64}, nil
+	}
+	if is, ok := n.ints["value_ints"]; ok && len(is) > 0 {
+		t := &tensor{dims: []int{len(is)}, dtype: typeInt64}
+		for _, i := range is {
+			t.data = append(t.data, float64(i))
+		}
+		return t, nil
+	}
+	return nil, fmt.Errorf("%w: Constant without a float or int value", ErrUnsupported)
 }

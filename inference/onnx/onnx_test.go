@@ -15,7 +15,7 @@ type golden struct {
 	Prediction []float64    `json:"prediction"`
 }
 
-func load(t *testing.T, path string) *Model {
+func load(t testing.TB, path string) *Model {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -30,14 +30,20 @@ func load(t *testing.T, path string) *Model {
 
 // TestGolden checks congestion.onnx (the shipped XGBoost model converted
 // by testdata/gen.py with python3-onnx) against python3-xgboost's
-// predictions, and modes.onnx against the reference evaluator in gen.py.
+// predictions, modes.onnx against the reference evaluator in gen.py, and
+// mlp.onnx (a scikit-learn imputer, scaler and perceptron written out as
+// ONNX nodes) against scikit-learn's own predictions.
 func TestGolden(t *testing.T) {
 	cases := []struct {
 		model, golden string
 		trees         int
+		// tails: the scores are probabilities; check those near 0 and 1
+		// to 1e-4 of their distance from it, not only to 1e-5 absolute.
+		tails bool
 	}{
-		{"testdata/congestion.onnx", "../../models/congestion.golden.json", 40},
-		{"testdata/modes.onnx", "testdata/modes.golden.json", 6},
+		{"testdata/congestion.onnx", "../../models/congestion.golden.json", 40, true},
+		{"testdata/modes.onnx", "testdata/modes.golden.json", 6, false},
+		{"testdata/mlp.onnx", "testdata/mlp.golden.json", 0, true},
 	}
 	for _, c := range cases {
 		t.Run(c.model, func(t *testing.T) {
@@ -70,6 +76,9 @@ func TestGolden(t *testing.T) {
 				got, want := m.Predict(x), g.Prediction[i]
 				if math.Abs(got-want) > 1e-5*math.Max(1, math.Abs(want)) {
 					t.Fatalf("row %d %v: %v, want %v", i, x, got, want)
+				}
+				if tail := min(want, 1-want); c.tails && tail > 1e-12 && math.Abs(got-want) > 1e-4*tail {
+					t.Fatalf("row %d %v: %v, want %v (to 1e-4 relative in the tail)", i, x, got, want)
 				}
 			}
 			if missing == 0 {

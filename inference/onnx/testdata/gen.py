@@ -9,6 +9,12 @@ congestion.onnx: models/congestion.json (XGBoost) rewritten as an ai.onnx.ml
 modes.onnx: a hand-made ensemble using every branch mode, AVERAGE, shuffled
   node ids and a base value; modes.golden.json holds the outputs of the
   small reference evaluator below for random inputs with missing values.
+mlp.onnx: a scikit-learn pipeline (mean imputer, standard scaler, a
+  multilayer perceptron of 16 and 8 ReLU units) trained with Debian's
+  python3-sklearn on models/training/windows.csv to predict congestion,
+  written out by hand as Imputer, Sub, Div, Gemm, Relu, MatMul, Add and
+  Sigmoid nodes; mlp.golden.json holds scikit-learn's own predict_proba on
+  300 windows, 15% of their values blanked as missing.
 
   /usr/bin/python3 inference/onnx/testdata/gen.py
 """
@@ -113,4 +119,68 @@ def ref(x):
 
 rows = [[None if rng.random() < 0.15 else rng.choice([0, 1, 2, -1, 0.5, rng.uniform(-2, 3)]) for _ in range(4)] for _ in range(300)]
 json.dump({"rows": rows, "prediction": [ref(r) for r in rows]}, open(os.path.join(here, "modes.golden.json"), "w"))
+
+# 3. a scikit-learn MLP pipeline, exported by hand
+import sys
+import numpy as np
+from sklearn.impute import SimpleImputer
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from onnx import numpy_helper
+
+sys.path.insert(0, os.path.join(root, "models"))
+from train_congestion import FEATURES, load_csv  # noqa: E402
+
+X, y, _, _ = load_csv(os.path.join(root, "models", "training", "windows.csv"))
+X = X.astype(np.float64)
+pipe = make_pipeline(SimpleImputer(strategy="mean"), StandardScaler(),
+                     MLPClassifier(hidden_layer_sizes=(16, 8), activation="relu", max_iter=400, random_state=7))
+pipe.fit(X, y)
+imp, sc, mlp = pipe.steps[0][1], pipe.steps[1][1], pipe.steps[2][1]
+W1, W2, W3 = mlp.coefs_
+b1, b2, b3 = mlp.intercepts_
+
+
+def init(name, a):
+    return numpy_helper.from_array(np.asarray(a, dtype=np.float32), name)
+
+
+nodes = [
+    helper.make_node("Imputer", ["X"], ["imputed"], domain="ai.onnx.ml",
+                     imputed_value_floats=[float(v) for v in imp.statistics_], replaced_value_float=float("nan")),
+    helper.make_node("Sub", ["imputed", "mean"], ["centred"]),             # [N,8] - [8]
+    helper.make_node("Div", ["centred", "std"], ["scaled"]),               # [N,8] / [1,8]
+    helper.make_node("Gemm", ["scaled", "W1t", "b1"], ["h1"], transB=1),   # W1 stored [16,8]
+    helper.make_node("Relu", ["h1"], ["a1"]),
+    helper.make_node("MatMul", ["a1", "W2"], ["m2"]),
+    helper.make_node("Add", ["m2", "b2"], ["h2"]),
+    helper.make_node("Relu", ["h2"], ["a2"]),
+    helper.make_node("Gemm", ["a2", "W3", "b3"], ["logit"]),
+    helper.make_node("Sigmoid", ["logit"], ["Y"]),
+]
+graph = helper.make_graph(
+    nodes, "congestion_mlp",
+    [helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, len(FEATURES)])],
+    [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [None, 1])],
+    [init("mean", sc.mean_), init("std", sc.scale_.reshape(1, -1)), init("W1t", W1.T), init("b1", b1),
+     init("W2", W2), init("b2", b2), init("W3", W3), init("b3", b3)])
+m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)],
+                      producer_name="netfeat gen.py")
+helper.set_model_props(m, {"feature_names": ",".join(FEATURES)})
+onnx.checker.check_model(m)
+onnx.save(m, os.path.join(here, "mlp.onnx"))
+
+rs = np.random.RandomState(11)
+idx = rs.choice(len(X), 300, replace=False)
+# Half of them congested, so that the scores spread over (0, 1).
+pos, neg = np.where(y == 1)[0], np.where(y == 0)[0]
+idx = np.concatenate([rs.choice(pos, 150, replace=False), rs.choice(neg, 150, replace=False)])
+G = X[idx].copy()
+G[rs.random_sample(G.shape) < 0.15] = np.nan
+p = pipe.predict_proba(G)[:, 1]
+rows = [[None if math.isnan(v) else float(v) for v in r] for r in G]
+json.dump({"features": FEATURES, "rows": rows, "prediction": [float(v) for v in p]},
+          open(os.path.join(here, "mlp.golden.json"), "w"))
+print("mlp: training accuracy %.3f" % pipe.score(X, y))
 print("ok")
