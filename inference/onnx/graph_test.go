@@ -340,6 +340,7 @@ func TestLoadRejectsGraphs(t *testing.T) {
 		{"tensor data miscounted", spec{width: 3, nodes: [][]byte{nd("MatMul", "X,W->Y")}, inits: [][]byte{tensorF("W", []int64{3, 1}, 1, 2)}}, false, "2 values for dims [3 1]"},
 		{"too few inputs", spec{width: 3, nodes: [][]byte{nd("Gemm", "X->Y")}}, false, "Gemm takes 2 to 3"},
 		{"a required input left empty", spec{width: 3, nodes: [][]byte{nd("Add", "X,-->Y")}}, false, "input 2 of Add is required"},
+		{"an empty tensor", spec{width: 3, nodes: [][]byte{nd("MatMul", "X,E->m"), nd("Softmax", "m->Y")}, inits: [][]byte{tensorF("E", []int64{3, 0})}}, true, "empty tensor"},
 		{"BatchNormalization parameters computed", spec{width: 3, nodes: [][]byte{nd("BatchNormalization", "X,X,X,X,X->b"), nd("MatMul", "b,W->Y")}, inits: [][]byte{w}}, true, "not a constant"},
 	}
 	for _, c := range cases {

@@ -399,6 +399,9 @@ func (g *graph) build(opset int64, ml bool) (*Model, error) {
 		if len(out) > 2 {
 			return nil, fmt.Errorf("%w: node %s %q gives shape %v (rank 2 at most)", ErrUnsupported, p.n.opType, p.n.name, out)
 		}
+		if size(out) == 0 {
+			return nil, fmt.Errorf("%w: node %s %q gives an empty tensor, shape %v", ErrUnsupported, p.n.opType, p.n.name, out)
+		}
 		s := slot[p.n.outputs[0]]
 		shapes[s], m.sizes[s] = out, size(out)
 		if computed += m.sizes[s]; computed > maxValues {
