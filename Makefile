@@ -35,7 +35,7 @@ fuzz:
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(or $(FUZZTIME),30s) -fuzzminimizetime 5s ./inference/onnx
 
 ## train-congestion: retrain models/congestion.json on windows exported from the simulators
-## (a 21-minute run of models/training/, then Debian's python3-xgboost; models/README.md)
+## (a 21-minute run of models/training/, then Debian's python3-xgboost, python3-onnx and python3-sklearn; models/README.md)
 train-congestion: build
 	$(BIN) demo --scenarios models/training --duration 21m --http-listen 127.0.0.1:19464 \
 		--nats-listen 127.0.0.1:14222 --training-set models/training/windows.csv > bin/training-run.log
