@@ -83,6 +83,13 @@ func attrFs(name string, vs ...float64) []byte {
 func attrIs(name string, vs ...int64) []byte {
 	return slices.Concat(str(1, name), packedInts(8, vs))
 }
+func attrSs(name string, vs ...string) []byte {
+	b := str(1, name)
+	for _, v := range vs {
+		b = append(b, str(9, v)...)
+	}
+	return b
+}
 
 // nd is a NodeProto: op (prefixed "ml:" for ai.onnx.ml), inputs and
 // outputs separated by "->", then attributes.
@@ -269,6 +276,9 @@ func TestOperators(t *testing.T) {
 				nd("Add", "X,c->a"), nd("Identity", "a->b"), nd("Dropout", "b->d"), nd("Cast", "d->Y", attrI("to", typeFloat))},
 				meta: map[string]string{"score_index": "2"}},
 			x: []float64{1, 2, 0}, want: []float64{2, 3, float64(float32(0.1))}, score: float64(float32(0.1))},
+		{name: "Softplus stays finite for large inputs",
+			spec: spec{width: 3, nodes: [][]byte{nd("Softplus", "X->Y")}, meta: map[string]string{"score_index": "0"}},
+			x:    []float64{1000, -1000, 0}, want: []float64{1000, 0, math.Log(2)}, score: 1000},
 		{name: "Constant value_float and Sigmoid, Relu",
 			spec: spec{width: 1, nodes: [][]byte{nd("Constant", "->k", attrF("value_float", 2)), nd("Mul", "X,k->m"), nd("Relu", "m->r"), nd("Sigmoid", "r->Y")}},
 			x:    []float64{1.5}, want: []float64{1 / (1 + exp(-3))}},
@@ -341,6 +351,17 @@ func TestLoadRejectsGraphs(t *testing.T) {
 		{"too few inputs", spec{width: 3, nodes: [][]byte{nd("Gemm", "X->Y")}}, false, "Gemm takes 2 to 3"},
 		{"a required input left empty", spec{width: 3, nodes: [][]byte{nd("Add", "X,-->Y")}}, false, "input 2 of Add is required"},
 		{"an empty tensor", spec{width: 3, nodes: [][]byte{nd("MatMul", "X,E->m"), nd("Softmax", "m->Y")}, inits: [][]byte{tensorF("E", []int64{3, 0})}}, true, "empty tensor"},
+		{"a tree node id twice", spec{width: 1, nodes: [][]byte{nd("ml:TreeEnsembleRegressor", "X->Y",
+			attrIs("nodes_treeids", 0, 0, 0, 0), attrIs("nodes_nodeids", 0, 1, 2, 1), attrIs("nodes_featureids", 0, 0, 0, 0),
+			attrFs("nodes_values", .5, .5, 0, 0), attrSs("nodes_modes", "BRANCH_LEQ", "BRANCH_LEQ", "LEAF", "LEAF"),
+			attrIs("nodes_truenodeids", 1, 2, 0, 0), attrIs("nodes_falsenodeids", 2, 2, 0, 0),
+			attrIs("target_treeids", 0), attrIs("target_nodeids", 2), attrFs("target_weights", 1))}}, false, "node 0/1 appears twice"},
+		{"an input too wide", spec{width: 1 << 40, nodes: [][]byte{nd("Relu", "X->Y")}}, true, "features wide"},
+		{"a tensor too large", spec{width: 3, nodes: [][]byte{nd("Add", "X,T->Y")}, inits: [][]byte{tensorF("T", []int64{1 << 20, 1 << 20})}}, false, "more than 16777216 values"},
+		{"more values than the dims", spec{width: 3, nodes: [][]byte{nd("Add", "X,T->Y")}, inits: [][]byte{tensorI("T", []int64{1, 3}, 1, 2, 3, 4, 5)}}, false, "more than 3 values"},
+		{"raw data of the wrong length", spec{width: 3, nodes: [][]byte{nd("Add", "X,T->Y")}, inits: [][]byte{tensorRaw("T", []int64{1, 3}, 1, 2)}}, false, "8 bytes of raw data, want 12"},
+		{"BatchNormalization in training mode", spec{width: 3, nodes: [][]byte{nd("BatchNormalization", "X,s,s,s,s->Y", attrI("training_mode", 1))},
+			inits: [][]byte{tensorF("s", []int64{3}, 1, 1, 1)}}, true, "training mode"},
 		{"BatchNormalization parameters computed", spec{width: 3, nodes: [][]byte{nd("BatchNormalization", "X,X,X,X,X->b"), nd("MatMul", "b,W->Y")}, inits: [][]byte{w}}, true, "not a constant"},
 	}
 	for _, c := range cases {
@@ -363,6 +384,43 @@ func BenchmarkPredictMLP(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		sink += m.Predict(x)
+	}
+}
+
+// TestDeepTree loads and scores a tree 50,000 levels deep: the checks
+// and the walk must not recurse.
+func TestDeepTree(t *testing.T) {
+	const depth = 50_000
+	var tids, nids, feats, tn, fn, targetNodes []int64
+	var vals []float64
+	var modes []string
+	for d := range depth {
+		// branch 2d: x ≤ d goes to leaf 2d+1 (weight d), else down to 2d+2
+		tids, nids, feats, tn, fn = append(tids, 0, 0), append(nids, int64(2*d), int64(2*d+1)), append(feats, 0, 0),
+			append(tn, int64(2*d+1), 0), append(fn, int64(2*d+2), 0)
+		vals, modes = append(vals, float64(d), 0), append(modes, "BRANCH_LEQ", "LEAF")
+		targetNodes = append(targetNodes, int64(2*d+1))
+	}
+	tids, nids, feats, tn, fn = append(tids, 0), append(nids, 2*depth), append(feats, 0), append(tn, 0), append(fn, 0)
+	vals, modes = append(vals, 0), append(modes, "LEAF")
+	targetNodes = append(targetNodes, 2*depth)
+	weights := make([]float64, len(targetNodes))
+	for i := range weights {
+		weights[i] = float64(i)
+	}
+	tree := nd("ml:TreeEnsembleRegressor", "X->Y", attrIs("nodes_treeids", tids...), attrIs("nodes_nodeids", nids...),
+		attrIs("nodes_featureids", feats...), attrFs("nodes_values", vals...), attrSs("nodes_modes", modes...),
+		attrIs("nodes_truenodeids", tn...), attrIs("nodes_falsenodeids", fn...),
+		attrIs("target_treeids", make([]int64, len(targetNodes))...), attrIs("target_nodeids", targetNodes...), attrFs("target_weights", weights...))
+	m, err := Load(spec{width: 1, nodes: [][]byte{tree}}.encode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []float64{0, 7, 49_999, 1e9} {
+		want := min(x, depth)
+		if got := m.Predict([]float64{x}); got != want {
+			t.Errorf("Predict(%v) = %v, want %v", x, got, want)
+		}
 	}
 }
 

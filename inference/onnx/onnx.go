@@ -209,6 +209,9 @@ func Load(b []byte) (*Model, error) {
 	return m, nil
 }
 
+// maxNodes bounds a graph's nodes (a tree ensemble is one node).
+const maxNodes = 1 << 16
+
 // graph is a GraphProto's parts.
 type graph struct {
 	nodes   []*node
@@ -222,6 +225,9 @@ func parseGraph(b []byte) (*graph, error) {
 	err := fields(b, func(num protowire.Number, _ protowire.Type, v []byte, _ uint64) error {
 		switch num {
 		case 1:
+			if len(g.nodes) >= maxNodes {
+				return fmt.Errorf("%w: more than %d nodes", ErrUnsupported, maxNodes)
+			}
 			n, err := parseNode(v)
 			if err != nil {
 				return fmt.Errorf("node: %w", err)
@@ -291,6 +297,9 @@ func (g *graph) build(opset int64, ml bool) (*Model, error) {
 	}
 	slot[in.name] = 0
 	width := in.dims[1]
+	if width > maxValues {
+		return nil, fmt.Errorf("%w: input %q is %d features wide", ErrUnsupported, in.name, width)
+	}
 
 	consts := func(name string) *tensor { return constTensors[name] }
 	type pending struct {
@@ -337,6 +346,9 @@ func (g *graph) build(opset int64, ml bool) (*Model, error) {
 			t, err := constantValue(n)
 			if err != nil {
 				return nil, fmt.Errorf("onnx node %s: %w", where, err)
+			}
+			if constValues += len(t.data); constValues > maxValues {
+				return nil, fmt.Errorf("%w: more than %d constant values", ErrUnsupported, maxValues)
 			}
 			t.name = n.outputs[0]
 			slot[t.name] = len(m.consts)

@@ -45,7 +45,7 @@ var builders = map[string]func(n *node, opset int64, c constants) (operator, err
 	"Neg":      unaryOf(func(x float64) float64 { return -x }),
 	"Sqrt":     unaryOf(math.Sqrt),
 	"Erf":      unaryOf(math.Erf),
-	"Softplus": unaryOf(func(x float64) float64 { return math.Log1p(math.Exp(x)) }),
+	"Softplus": unaryOf(func(x float64) float64 { return max(x, 0) + math.Log1p(math.Exp(-math.Abs(x))) }),
 	"LeakyRelu": func(n *node, _ int64, _ constants) (operator, error) {
 		a := n.floatAttr("alpha", 0.01)
 		return unary{fn: func(x float64) float64 {
@@ -460,6 +460,9 @@ func buildReshape(n *node, _ int64, c constants) (operator, error) {
 		return nil, fmt.Errorf("%w: Reshape to a computed shape (%q is not a constant)", ErrUnsupported, n.inputs[1])
 	}
 	want := t.data
+	if n.intAttr("allowzero", 0) != 0 && slices.Contains(want, 0) {
+		return nil, fmt.Errorf("%w: Reshape to a zero dimension (allowzero)", ErrUnsupported)
+	}
 	return &reshape{to: func(in []int) ([]int, error) {
 		out := make([]int, len(want))
 		infer := -1
@@ -585,7 +588,7 @@ func (p *perColumn) eval(in [][]float64, out []float64) {
 // buildBatchNorm folds scale, bias, mean and variance (constants) into a
 // per-column affine map.
 func buildBatchNorm(n *node, _ int64, c constants) (operator, error) {
-	if len(n.outputs) > 1 {
+	if len(n.outputs) > 1 || n.intAttr("training_mode", 0) != 0 {
 		return nil, fmt.Errorf("%w: BatchNormalization in training mode", ErrUnsupported)
 	}
 	if len(n.inputs) != 5 {

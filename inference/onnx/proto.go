@@ -49,12 +49,16 @@ func fields(b []byte, f func(num protowire.Number, typ protowire.Type, v []byte,
 	return nil
 }
 
-// varints appends a repeated integer field, packed (v) or not (u).
-func varints(dst []int64, typ protowire.Type, v []byte, u uint64) ([]int64, error) {
+// varints appends a repeated integer field, packed (v) or not (u), to
+// at most limit values.
+func varints(dst []int64, typ protowire.Type, v []byte, u uint64, limit int) ([]int64, error) {
 	if typ != protowire.BytesType {
-		return append(dst, int64(u)), nil
+		v = protowire.AppendVarint(nil, u)
 	}
 	for len(v) > 0 {
+		if len(dst) >= limit {
+			return nil, fmt.Errorf("more than %d values", limit)
+		}
 		x, k := protowire.ConsumeVarint(v)
 		if k < 0 {
 			return nil, protowire.ParseError(k)
@@ -65,13 +69,17 @@ func varints(dst []int64, typ protowire.Type, v []byte, u uint64) ([]int64, erro
 	return dst, nil
 }
 
-// floats32 appends a repeated float field, packed (v) or not (u).
-func floats32(dst []float64, typ protowire.Type, v []byte, u uint64) ([]float64, error) {
+// floats32 appends a repeated float field, packed (v) or not (u), to at
+// most limit values.
+func floats32(dst []float64, typ protowire.Type, v []byte, u uint64, limit int) ([]float64, error) {
 	if typ != protowire.BytesType {
-		return append(dst, float64(math.Float32frombits(uint32(u)))), nil
+		v = binary.LittleEndian.AppendUint32(nil, uint32(u))
 	}
 	if len(v)%4 != 0 {
 		return nil, errors.New("packed floats: length not a multiple of 4")
+	}
+	if len(dst)+len(v)/4 > limit {
+		return nil, fmt.Errorf("more than %d values", limit)
 	}
 	for ; len(v) > 0; v = v[4:] {
 		dst = append(dst, float64(math.Float32frombits(binary.LittleEndian.Uint32(v))))
@@ -79,13 +87,17 @@ func floats32(dst []float64, typ protowire.Type, v []byte, u uint64) ([]float64,
 	return dst, nil
 }
 
-// floats64 appends a repeated double field, packed (v) or not (u).
-func floats64(dst []float64, typ protowire.Type, v []byte, u uint64) ([]float64, error) {
+// floats64 appends a repeated double field, packed (v) or not (u), to at
+// most limit values.
+func floats64(dst []float64, typ protowire.Type, v []byte, u uint64, limit int) ([]float64, error) {
 	if typ != protowire.BytesType {
-		return append(dst, math.Float64frombits(u)), nil
+		v = binary.LittleEndian.AppendUint64(nil, u)
 	}
 	if len(v)%8 != 0 {
 		return nil, errors.New("packed doubles: length not a multiple of 8")
+	}
+	if len(dst)+len(v)/8 > limit {
+		return nil, fmt.Errorf("more than %d values", limit)
 	}
 	for ; len(v) > 0; v = v[8:] {
 		dst = append(dst, math.Float64frombits(binary.LittleEndian.Uint64(v)))
@@ -114,42 +126,32 @@ type tensor struct {
 	dtype int
 }
 
-// parseTensor decodes a TensorProto.
+// parseTensor decodes a TensorProto: its shape first, so that the data,
+// checked against it as it is decoded, cannot grow past maxValues.
 func parseTensor(b []byte) (*tensor, error) {
-	t := &tensor{}
-	var dims []int64
+	t := &tensor{dims: []int{}}
 	var raw []byte
 	var hasRaw, external bool
 	err := fields(b, func(num protowire.Number, typ protowire.Type, v []byte, u uint64) error {
-		var err error
 		switch num {
 		case 1:
-			dims, err = varints(dims, typ, v, u)
+			dims, err := varints(nil, typ, v, u, 8)
+			for _, d := range dims {
+				t.dims = append(t.dims, int(min(max(d, -1), maxValues+1)))
+			}
+			return err
 		case 2:
 			t.dtype = int(u)
-		case 4:
-			t.data, err = floats32(t.data, typ, v, u)
-		case 5, 7: // int32_data, int64_data
-			var xs []int64
-			xs, err = varints(nil, typ, v, u)
-			for _, x := range xs {
-				if num == 5 {
-					x = int64(int32(x))
-				}
-				t.data = append(t.data, float64(x))
-			}
 		case 8:
 			t.name = string(v)
 		case 9:
 			raw, hasRaw = v, true
-		case 10:
-			t.data, err = floats64(t.data, typ, v, u)
 		case 13:
 			external = true
 		case 14:
 			external = external || u == 1
 		}
-		return err
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("tensor %q: %w", t.name, err)
@@ -157,26 +159,46 @@ func parseTensor(b []byte) (*tensor, error) {
 	if external {
 		return nil, fmt.Errorf("%w: tensor %q keeps its data in an external file", ErrUnsupported, t.name)
 	}
-	size := 1
-	for _, d := range dims {
-		if d < 0 || d > 1<<30 {
-			return nil, fmt.Errorf("tensor %q: dimension %d", t.name, d)
-		}
-		t.dims = append(t.dims, int(d))
-		size *= int(d)
-		if size > maxValues {
-			return nil, fmt.Errorf("tensor %q: %v elements is too large", t.name, dims)
-		}
-	}
-	if hasRaw {
-		if t.data, err = rawData(t.dtype, raw); err != nil {
-			return nil, fmt.Errorf("tensor %q: %w", t.name, err)
-		}
-	}
 	switch t.dtype {
 	case typeFloat, typeDouble, typeInt32, typeInt64:
 	default:
 		return nil, fmt.Errorf("%w: tensor %q of data type %d (float, double, int32 and int64 are supported)", ErrUnsupported, t.name, t.dtype)
+	}
+	size := 1
+	for _, d := range t.dims {
+		if d < 0 || d > maxValues {
+			return nil, fmt.Errorf("tensor %q: dimension %d", t.name, d)
+		}
+		if size *= d; size > maxValues {
+			return nil, fmt.Errorf("tensor %q: %v is more than %d values", t.name, t.dims, maxValues)
+		}
+	}
+	if hasRaw {
+		t.data, err = rawData(t.dtype, raw, size)
+	} else {
+		t.data = make([]float64, 0, size)
+		err = fields(b, func(num protowire.Number, typ protowire.Type, v []byte, u uint64) error {
+			var err error
+			switch num {
+			case 4:
+				t.data, err = floats32(t.data, typ, v, u, size)
+			case 5, 7: // int32_data, int64_data
+				var xs []int64
+				xs, err = varints(nil, typ, v, u, size-len(t.data))
+				for _, x := range xs {
+					if num == 5 {
+						x = int64(int32(x))
+					}
+					t.data = append(t.data, float64(x))
+				}
+			case 10:
+				t.data, err = floats64(t.data, typ, v, u, size)
+			}
+			return err
+		})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("tensor %q: %w for dims %v", t.name, err, t.dims)
 	}
 	if len(t.data) != size {
 		return nil, fmt.Errorf("tensor %q: %d values for dims %v", t.name, len(t.data), t.dims)
@@ -184,16 +206,14 @@ func parseTensor(b []byte) (*tensor, error) {
 	return t, nil
 }
 
-// rawData decodes raw_data, little-endian as onnx.proto defines it.
-func rawData(dtype int, raw []byte) ([]float64, error) {
+// rawData decodes raw_data, little-endian as onnx.proto defines it: size
+// elements.
+func rawData(dtype int, raw []byte, size int) ([]float64, error) {
 	width := map[int]int{typeFloat: 4, typeInt32: 4, typeInt64: 8, typeDouble: 8}[dtype]
-	if width == 0 {
-		return nil, fmt.Errorf("%w: raw data of type %d", ErrUnsupported, dtype)
+	if len(raw) != size*width {
+		return nil, fmt.Errorf("%d bytes of raw data, want %d", len(raw), size*width)
 	}
-	if len(raw)%width != 0 {
-		return nil, fmt.Errorf("raw data of %d bytes for %d-byte elements", len(raw), width)
-	}
-	out := make([]float64, 0, len(raw)/width)
+	out := make([]float64, 0, size)
 	for ; len(raw) > 0; raw = raw[width:] {
 		switch dtype {
 		case typeFloat:
@@ -271,8 +291,7 @@ type node struct {
 }
 
 func parseNode(b []byte) (*node, error) {
-	n := &node{ints: map[string][]int64{}, floats: map[string][]float32{}, strings: map[string][]string{},
-		str: map[string]string{}, i: map[string]int64{}, f: map[string]float32{}, tensors: map[string]*tensor{}}
+	n := &node{} // attribute maps are made as attributes come
 	err := fields(b, func(num protowire.Number, _ protowire.Type, v []byte, _ uint64) error {
 		switch num {
 		case 1:
@@ -318,12 +337,12 @@ func (n *node) attribute(b []byte) error {
 			t, err = parseTensor(v)
 		case 7: // floats: packed or not
 			var xs []float64
-			xs, err = floats32(nil, typ, v, u)
+			xs, err = floats32(nil, typ, v, u, maxValues-len(floats))
 			for _, x := range xs {
 				floats = append(floats, float32(x))
 			}
 		case 8: // ints: packed or not
-			ints, err = varints(ints, typ, v, u)
+			ints, err = varints(ints, typ, v, u, maxValues)
 		case 9:
 			strs = append(strs, string(v))
 		}
@@ -332,20 +351,36 @@ func (n *node) attribute(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("attribute %s: %w", name, err)
 	}
-	n.ints[name], n.floats[name], n.strings[name] = ints, floats, strs
+	if ints != nil {
+		put(&n.ints, name, ints)
+	}
+	if floats != nil {
+		put(&n.floats, name, floats)
+	}
+	if strs != nil {
+		put(&n.strings, name, strs)
+	}
 	if hasI {
-		n.i[name] = i
+		put(&n.i, name, i)
 	}
 	if hasS {
-		n.str[name] = s
+		put(&n.str, name, s)
 	}
 	if hasF {
-		n.f[name] = f
+		put(&n.f, name, f)
 	}
 	if t != nil {
-		n.tensors[name] = t
+		put(&n.tensors, name, t)
 	}
 	return nil
+}
+
+// put sets m[k], making m first if it is nil.
+func put[V any](m *map[string]V, k string, v V) {
+	if *m == nil {
+		*m = map[string]V{}
+	}
+	(*m)[k] = v
 }
 
 // floatAttr returns the float attribute name, or def when absent.

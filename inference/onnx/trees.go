@@ -176,6 +176,9 @@ func buildEnsemble(n *node) (*ensemble, error) {
 		if !ok {
 			return nil, fmt.Errorf("node mode %q", modeNames[i])
 		}
+		if _, dup := pos[key{tids[i], nids[i]}]; dup {
+			return nil, fmt.Errorf("node %d/%d appears twice", tids[i], nids[i])
+		}
 		pos[key{tids[i], nids[i]}] = int32(len(t.mode))
 		t.mode = append(t.mode, md)
 		t.feature = append(t.feature, int32(feats[i]))
@@ -184,7 +187,7 @@ func buildEnsemble(n *node) (*ensemble, error) {
 		t.weight = append(t.weight, 0)
 		if md != leaf {
 			maxFeature = max(maxFeature, feats[i])
-			if feats[i] < 0 {
+			if feats[i] < 0 || feats[i] >= maxValues {
 				return nil, fmt.Errorf("node %d/%d: feature %d", tids[i], nids[i], feats[i])
 			}
 		}
@@ -263,28 +266,35 @@ func (t *tree) findRoot() error {
 	return nil
 }
 
-// checkAcyclic verifies that every path from the root ends at a leaf.
+// checkAcyclic verifies that every path from the root ends at a leaf. It
+// walks with its own stack: a tree may be as deep as it has nodes.
 func (t *tree) checkAcyclic() error {
-	state := make([]uint8, len(t.mode)) // 0 new, 1 on path, 2 done
-	var visit func(i int32) error
-	visit = func(i int32) error {
-		switch state[i] {
+	state := make([]uint8, len(t.mode)) // 0 new, 1 on the path, 2 done
+	type frame struct {
+		i    int32
+		next uint8 // 0: visit the true child next, 1: the false child, 2: done
+	}
+	stack := []frame{{i: t.root}}
+	state[t.root] = 1
+	for len(stack) > 0 {
+		f := &stack[len(stack)-1]
+		if t.mode[f.i] == leaf || f.next == 2 {
+			state[f.i] = 2
+			stack = stack[:len(stack)-1]
+			continue
+		}
+		c := t.trueNode[f.i]
+		if f.next == 1 {
+			c = t.falseNode[f.i]
+		}
+		f.next++
+		switch state[c] {
 		case 1:
 			return errors.New("cycle")
-		case 2:
-			return nil
+		case 0:
+			state[c] = 1
+			stack = append(stack, frame{i: c})
 		}
-		state[i] = 1
-		if t.mode[i] != leaf {
-			if err := visit(t.trueNode[i]); err != nil {
-				return err
-			}
-			if err := visit(t.falseNode[i]); err != nil {
-				return err
-			}
-		}
-		state[i] = 2
-		return nil
 	}
-	return visit(t.root)
+	return nil
 }
