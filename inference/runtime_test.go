@@ -434,6 +434,63 @@ func TestTreeKinds(t *testing.T) {
 	}
 }
 
+// TestONNXSwapToNetwork registers the ONNX perceptron as a new version of
+// a model whose live version is the ONNX tree ensemble, scores it in
+// shadow, promotes it without a restart, then rolls back: each window is
+// scored by the version that was live, and a bad file is refused.
+func TestONNXSwapToNetwork(t *testing.T) {
+	ctx := context.Background()
+	cfg := DefaultConfig()
+	cfg.Models = []ModelConfig{{Name: "congestion", Kind: KindONNX, View: "interface_1m", File: "onnx/testdata/congestion.onnx", Action: "reroute"}}
+	r := newRuntime(t, cfg, nil, t.TempDir())
+	mlp, err := os.ReadFile("onnx/testdata/mlp.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.AddVersion(ctx, "congestion", "", mlp[:len(mlp)/2]); err == nil {
+		t.Fatal("a truncated ONNX file was accepted")
+	}
+	vi, err := r.AddVersion(ctx, "congestion", "", mlp)
+	if err != nil || vi.Version != "v2" {
+		t.Fatalf("AddVersion: %+v, %v", vi, err)
+	}
+	if err := r.SetShadow(ctx, "congestion", "v2"); err != nil {
+		t.Fatal(err)
+	}
+	net := onnxScore(t, "onnx/testdata/mlp.onnx", congested)
+	end := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	r.HandleRow(row("pe1", "Gi0/1", end, congested))
+	waitFor(t, func() bool { return len(r.rec.snapshot()) == 2 })
+	for _, x := range r.rec.snapshot() {
+		want := goldenCongested
+		if x.shadow {
+			want = net
+		}
+		if math.Abs(x.d.Score-want) > 1e-5 {
+			t.Fatalf("shadow %v: score %v, want %v", x.shadow, x.d.Score, want)
+		}
+	}
+	steps := []struct {
+		change  func() error
+		version string
+		score   float64
+	}{
+		{func() error { return r.Promote(ctx, "congestion", "") }, "v2", net},
+		{func() error { return r.Rollback(ctx, "congestion") }, "v1", goldenCongested},
+	}
+	for i, st := range steps {
+		if err := st.change(); err != nil {
+			t.Fatal(err)
+		}
+		r.HandleRow(row("pe1", "Gi0/1", end.Add(time.Duration(i+1)*time.Minute), congested))
+		waitFor(t, func() bool { return len(r.rec.snapshot()) == 3+i })
+		d := r.rec.snapshot()[2+i].d
+		if d.ModelVersion != st.version || math.Abs(d.Score-st.score) > 1e-5 || d.Action != "reroute" {
+			t.Fatalf("step %d: version %s score %v action %s, want %s %v", i, d.ModelVersion, d.Score, d.Action, st.version, st.score)
+		}
+	}
+}
+
 // onnxScore is package onnx's score of vec (absent features 0, as row
 // makes them) with the model in file.
 func onnxScore(t *testing.T, file string, vec map[string]float64) float64 {
