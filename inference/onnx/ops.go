@@ -210,9 +210,6 @@ func binaryOf(fn func(a, b float64) float64) func(*node, int64, constants) (oper
 }
 
 func (o *pairwise) setup(in [][]int) ([]int, error) {
-	if in[1] == nil {
-		return nil, fmt.Errorf("needs two inputs")
-	}
 	out, err := broadcast(in[0], in[1])
 	if err != nil {
 		return nil, err
@@ -289,10 +286,7 @@ func weightRows(n *node, c constants, transposed bool) int {
 }
 
 func (g *gemm) setup(in [][]int) ([]int, error) {
-	a, b := in[0], in[1]
-	if b == nil {
-		return nil, fmt.Errorf("needs two inputs")
-	}
+	a, b := in[0], in[1] // present: checkArity
 	if g.matmul {
 		if len(a) == 0 || len(a) > 2 || len(b) == 0 || len(b) > 2 {
 			return nil, fmt.Errorf("MatMul of shapes %v and %v: ranks 1 and 2 are supported", a, b)
@@ -302,15 +296,11 @@ func (g *gemm) setup(in [][]int) ([]int, error) {
 		if len(a) == 2 {
 			out = append(out, g.m)
 		}
-		if len(b) == 1 {
-			if b[0] != g.k {
-				return nil, fmt.Errorf("MatMul of shapes %v and %v", a, b)
-			}
-			g.n = 1
-		} else {
-			if b[0] != g.k {
-				return nil, fmt.Errorf("MatMul of shapes %v and %v", a, b)
-			}
+		if b[0] != g.k {
+			return nil, fmt.Errorf("MatMul of shapes %v and %v", a, b)
+		}
+		g.n = 1
+		if len(b) == 2 {
 			g.n = b[1]
 			out = append(out, g.n)
 		}
@@ -386,14 +376,21 @@ func buildSoftmax(n *node, opset int64, _ constants) (operator, error) {
 	return &softmax{axis: int(n.intAttr("axis", def))}, nil
 }
 
-func (s *softmax) setup(in [][]int) ([]int, error) {
-	r := len(in[0])
-	ax := s.axis
-	if ax < 0 {
-		ax += r
+// lastAxis checks that op works on the last axis of shape.
+func lastAxis(op string, axis int, shape []int) error {
+	r := len(shape)
+	if axis < 0 {
+		axis += r
 	}
-	if r == 0 || ax != r-1 {
-		return nil, fmt.Errorf("%w: Softmax over axis %d of shape %v (the last axis is supported)", ErrUnsupported, s.axis, in[0])
+	if r == 0 || axis != r-1 {
+		return fmt.Errorf("%w: %s on axis %d of shape %v (the last axis is supported)", ErrUnsupported, op, axis, shape)
+	}
+	return nil
+}
+
+func (s *softmax) setup(in [][]int) ([]int, error) {
+	if err := lastAxis("Softmax", s.axis, in[0]); err != nil {
+		return nil, err
 	}
 	_, s.cols = rowsCols(in[0])
 	return in[0], nil
@@ -499,14 +496,11 @@ type concat struct {
 }
 
 func (c *concat) setup(in [][]int) ([]int, error) {
+	if err := lastAxis("Concat", c.axis, in[0]); err != nil {
+		return nil, err
+	}
 	r := len(in[0])
-	ax := c.axis
-	if ax < 0 {
-		ax += r
-	}
-	if r == 0 || ax != r-1 {
-		return nil, fmt.Errorf("%w: Concat on axis %d of shape %v (the last axis is supported)", ErrUnsupported, c.axis, in[0])
-	}
+	ax := r - 1
 	out := slices.Clone(in[0])
 	out[ax] = 0
 	c.rows, _ = rowsCols(in[0])
