@@ -44,7 +44,51 @@ type Decision struct {
 	// IngestToDecisionUS is the time from the ingest of the window's last
 	// sample to the decision, in microseconds.
 	IngestToDecisionUS int64 `json:"ingest_to_decision_us"`
+	// TriggerToDecisionUS is the time from the ingest of the sample that
+	// triggered the decision (the state event's sample, or the sample whose
+	// arrival closed the window) to the decision, in microseconds.
+	TriggerToDecisionUS int64 `json:"trigger_to_decision_us"`
+	// Trigger is TriggerWindow or TriggerEvent.
+	Trigger string `json:"trigger"`
+	// Event is the state change an event-triggered decision was made on.
+	Event *StateEvent `json:"event,omitempty"`
+	// State is where the (model, entity) action is in its lifecycle:
+	// StateInactive, StatePending, StateFiring or StateResolved.
+	State string `json:"state"`
+	// Since is when State began (window end or event time).
+	Since time.Time `json:"since"`
+	// Transition is true when this decision moved State; a decision that
+	// only repeats a firing action every repeat_interval has it false.
+	Transition bool `json:"transition"`
+	// Fingerprint identifies the (model, entity) pair: stable across
+	// decisions, versions and restarts, for consumers to de-duplicate on.
+	Fingerprint string `json:"fingerprint"`
+	// MissingFeatures lists the inputs the model needs that the entity
+	// did not have; the action is then "none".
+	MissingFeatures []string `json:"missing_features,omitempty"`
 }
+
+// Decision triggers of Decision.Trigger.
+const (
+	// TriggerWindow: a closed feature window was scored.
+	TriggerWindow = "window"
+	// TriggerEvent: a state event was evaluated.
+	TriggerEvent = "event"
+)
+
+// Action lifecycle states of Decision.State (the states of a Prometheus
+// alerting rule, plus inactive).
+const (
+	// StateInactive: the condition does not hold.
+	StateInactive = "inactive"
+	// StatePending: the condition holds, not yet for the rule's `for`.
+	StatePending = "pending"
+	// StateFiring: the condition has held for `for`; act on it.
+	StateFiring = "firing"
+	// StateResolved: a firing action ended (its condition stopped holding
+	// for longer than keep_firing_for); undo what it did.
+	StateResolved = "resolved"
+)
 
 // Window is a half-open time interval [Start, End).
 type Window struct {

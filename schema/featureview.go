@@ -226,7 +226,27 @@ type FeatureRow struct {
 	LastIngestTS int64 `json:"last_ingest_ts"`
 	// ClosedAt is when the window engine closed the window (Unix ns).
 	ClosedAt int64 `json:"closed_at"`
+	// CloseReason says what closed the window: CloseComplete,
+	// CloseWatermark or CloseIdle.
+	CloseReason string `json:"close_reason,omitempty"`
+	// TriggerIngestTS is the ingest time (Unix ns) of the sample whose
+	// arrival closed the window: the sample that completed it, or the one
+	// that moved the watermark past its end; 0 for an idle close.
+	// Trigger-to-decision latency is measured from it.
+	TriggerIngestTS int64 `json:"trigger_ingest_ts,omitempty"`
 }
+
+// Close reasons of FeatureRow.CloseReason.
+const (
+	// CloseComplete: every series of the entity that reported into the
+	// window's last pane delivered a sample at or after the window's end.
+	CloseComplete = "complete"
+	// CloseWatermark: the view's watermark (newest event time less
+	// allowed_lateness) passed the window's end while a series was silent.
+	CloseWatermark = "watermark"
+	// CloseIdle: the entity sent nothing for the view's idle timeout.
+	CloseIdle = "idle"
+)
 
 // Feature returns the value of a named feature and whether it exists.
 func (r *FeatureRow) Feature(name string) (float64, bool) {

@@ -27,10 +27,9 @@ if ((${#need[@]})); then
     echo "== cannot install ${need[*]} (not root, no sudo): the tests that need them will skip" >&2
   fi
 fi
-# net-snmp's snmpd starts itself as a system service on install; the tests run
-# their own instances on loopback ports, so stop it to keep the machine quiet.
-if command -v systemctl >/dev/null 2>&1; then systemctl stop snmpd 2>/dev/null || true; fi
-pkill -x snmpd 2>/dev/null || true
+# The tests start their own snmpd instances on free loopback ports and stop
+# only those: a system snmpd (which the package may start on install) is
+# left alone.
 
 echo "== gofmt"
 unformatted=$(git ls-files '*.go' 2>/dev/null | xargs -r gofmt -l)
