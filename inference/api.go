@@ -70,7 +70,7 @@ func (r *Runtime) AddVersion(ctx context.Context, model, version string, artifac
 	if err != nil {
 		return VersionInfo{}, err
 	}
-	if _, err := buildScorer(s.kind, artifact, s.cfg.Features); err != nil {
+	if _, err := buildScorer(s.kind, artifact, s.cfg.Features, s.cfg.Optional); err != nil {
 		return VersionInfo{}, fmt.Errorf("model %s: new version does not load: %w", model, err)
 	}
 	r.regM.Lock()

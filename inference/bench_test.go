@@ -316,11 +316,11 @@ func BenchmarkProcessRow(b *testing.B) {
 		close(done)
 	}()
 	rows := []*schema.FeatureRow{benchRow(1), benchRow(2)}
-	sc := newScratch()
+	w := &worker{r: r, sc: newScratch()}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
-		r.process(rows[i&1], sc)
+		r.process(rows[i&1], w)
 		i++
 	}
 	b.StopTimer()

@@ -3,7 +3,12 @@ package inference
 import (
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/netfeat/netfeat/schema"
@@ -34,6 +39,9 @@ const (
 	KindSeasonal Kind = "seasonal"
 	// KindRule is the kind of configured rules (Config.Rules).
 	KindRule Kind = "rule"
+	// KindEventRule is the kind of configured event rules
+	// (Config.EventRules).
+	KindEventRule Kind = "event_rule"
 )
 
 // Kinds lists the model kinds a ModelConfig may name.
@@ -44,11 +52,28 @@ func (k Kind) isDetector() bool { return k == KindEWMA || k == KindMAD || k == K
 
 // Publish modes of Config.Publish.
 const (
+	// PublishTransitions (the default) publishes a live decision when it
+	// moves its action's lifecycle (pending, firing, resolved, inactive)
+	// and, while the action keeps firing, again every repeat_interval;
+	// every decision is still recorded for SQL.
+	PublishTransitions = "transitions"
 	// PublishAll publishes every live decision, including action "none".
 	PublishAll = "all"
-	// PublishActions publishes only decisions whose action is not "none";
-	// all decisions are still recorded for SQL.
+	// PublishActions is the former name of PublishTransitions, still
+	// accepted.
 	PublishActions = "actions"
+)
+
+// Triggers of ModelConfig.Trigger.
+const (
+	// TriggerWindow (the default) scores the model on each closed window
+	// of its view.
+	TriggerWindow = "window"
+	// TriggerEvent scores the model on each state event of an entity of its
+	// view, at once: on the entity's latest closed row with the new state.
+	TriggerEvent = "event"
+	// TriggerBoth does both.
+	TriggerBoth = "both"
 )
 
 // ActionNone is the action of a decision whose score did not reach the
@@ -65,7 +90,7 @@ type Config struct {
 	QueueSize int `yaml:"queue_size"`
 	// PublishQueue bounds the queue between the workers and the publisher.
 	PublishQueue int `yaml:"publish_queue"`
-	// Publish is "all" (default) or "actions".
+	// Publish is "transitions" (default) or "all".
 	Publish string `yaml:"publish"`
 	// History is how many recent decisions (live and shadow) are kept in
 	// memory for the SQL `decisions` table.
@@ -84,6 +109,11 @@ type Config struct {
 	// Rules are declarative threshold rules; each also publishes decisions
 	// under its own name, and a model may name one as its fallback.
 	Rules []RuleConfig `yaml:"rules"`
+	// EventRules are evaluated on each state event (a link going down, an
+	// interface disabled) the moment the store commits it.
+	EventRules []EventRuleConfig `yaml:"event_rules"`
+	// Lifecycle holds the action lifecycle's defaults.
+	Lifecycle LifecycleConfig `yaml:"lifecycle"`
 	// Outbox keeps decisions in Badger while NATS is unreachable.
 	Outbox OutboxConfig `yaml:"outbox"`
 	// JetStream optionally stores decisions in a JetStream stream.
@@ -121,6 +151,67 @@ type ModelConfig struct {
 	// FallbackRule names a rule in Rules (on the same view) to decide when
 	// the model and its previous version cannot.
 	FallbackRule string `yaml:"fallback_rule"`
+	// Optional names features the model may act without, with the value
+	// used in their place when the window has no data for them. Every
+	// other feature is required: a window without one gets action "none"
+	// and lists it in missing_features.
+	Optional map[string]float64 `yaml:"optional"`
+	// Trigger is "window" (default), "event" or "both".
+	Trigger string `yaml:"trigger"`
+	// Lifecycle overrides inference.lifecycle for this model.
+	ActionLifecycle `yaml:",inline"`
+}
+
+// ActionLifecycle is what a model or rule may override of the action
+// lifecycle (the semantics of Prometheus alerting rules and Alertmanager).
+type ActionLifecycle struct {
+	// For is how long (in event time) the condition must hold before the
+	// action fires; until then the decision is pending. 0 fires at once.
+	For time.Duration `yaml:"for"`
+	// KeepFiringFor keeps a firing action firing for this long after its
+	// condition stopped holding, so that a brief dip does not resolve it.
+	KeepFiringFor *time.Duration `yaml:"keep_firing_for"`
+	// RepeatInterval is how often a firing action is published again while
+	// it keeps firing.
+	RepeatInterval *time.Duration `yaml:"repeat_interval"`
+	// ResolveAction is the action of the resolved decision ("restore");
+	// default: the firing action, with state resolved.
+	ResolveAction string `yaml:"resolve_action"`
+}
+
+// LifecycleConfig holds the action lifecycle's defaults and its flap
+// guard.
+type LifecycleConfig struct {
+	// KeepFiringFor is the default of models and rules; default 0.
+	KeepFiringFor time.Duration `yaml:"keep_firing_for"`
+	// RepeatInterval is the default of models and rules; default 1h.
+	RepeatInterval time.Duration `yaml:"repeat_interval"`
+	// FlapLimit is how many transitions of one (model, entity) are
+	// published within FlapWindow; beyond it the action is flapping: its
+	// transitions are counted (netfeat_inference_flap_suppressed_total) and
+	// only its state is published, at most once per repeat interval, until
+	// it calms down. 0 turns the guard off. Default 6.
+	FlapLimit int `yaml:"flap_limit"`
+	// FlapWindow is the sliding window of FlapLimit; default 1m.
+	FlapWindow time.Duration `yaml:"flap_window"`
+}
+
+// EventRuleConfig is a rule on a state metric, evaluated on each state
+// event of an entity the moment it is committed: its condition is that the
+// entity's state equals (op "==") or differs from (op "!=") State.
+type EventRuleConfig struct {
+	// Name identifies the rule; decisions are published under it.
+	Name string `yaml:"name"`
+	// Metric is a state metric of the catalog ("interface.oper_status").
+	Metric string `yaml:"metric"`
+	// Op is "==" (default) or "!=".
+	Op string `yaml:"op"`
+	// State is a name of the metric's enumeration ("down") or a number.
+	State string `yaml:"state"`
+	// Action is what a firing rule asks for; default "alert".
+	Action string `yaml:"action"`
+	// Lifecycle: for, keep_firing_for, repeat_interval, resolve_action.
+	ActionLifecycle `yaml:",inline"`
 }
 
 // DetectorParams configure the online anomaly detectors.
@@ -158,6 +249,11 @@ type RuleConfig struct {
 	For time.Duration `yaml:"for"`
 	// Action is what a firing rule asks for; default "alert".
 	Action string `yaml:"action"`
+	// KeepFiringFor, RepeatInterval and ResolveAction override
+	// inference.lifecycle for this rule (For is the rule's own, above).
+	KeepFiringFor  *time.Duration `yaml:"keep_firing_for"`
+	RepeatInterval *time.Duration `yaml:"repeat_interval"`
+	ResolveAction  string         `yaml:"resolve_action"`
 }
 
 // OutboxConfig configures the Badger outbox.
@@ -194,7 +290,7 @@ func DefaultConfig() Config {
 		Workers:           1,
 		QueueSize:         8192,
 		PublishQueue:      8192,
-		Publish:           PublishAll,
+		Publish:           PublishTransitions,
 		History:           10000,
 		StateTTL:          24 * time.Hour,
 		DecisionRetention: 7 * 24 * time.Hour,
@@ -203,6 +299,7 @@ func DefaultConfig() Config {
 			RetryInterval: 500 * time.Millisecond, AckTimeout: 5 * time.Second,
 		},
 		JetStream: JetStreamConfig{MaxAge: 24 * time.Hour, Replicas: 1, DuplicateWindow: 10 * time.Minute},
+		Lifecycle: LifecycleConfig{RepeatInterval: time.Hour, FlapLimit: 6, FlapWindow: time.Minute},
 	}
 }
 
@@ -226,8 +323,20 @@ func (c *Config) Validate() error {
 	if c.PublishQueue < 1 {
 		bad("publish_queue", "must be positive, got %d", c.PublishQueue)
 	}
-	if c.Publish != PublishAll && c.Publish != PublishActions {
-		bad("publish", "must be %q or %q, got %q", PublishAll, PublishActions, c.Publish)
+	if c.Publish != PublishAll && c.Publish != PublishTransitions && c.Publish != PublishActions {
+		bad("publish", "must be %q or %q, got %q", PublishTransitions, PublishAll, c.Publish)
+	}
+	if l := c.Lifecycle; l.KeepFiringFor < 0 {
+		bad("lifecycle.keep_firing_for", "must not be negative, got %v", l.KeepFiringFor)
+	}
+	if l := c.Lifecycle; l.RepeatInterval < time.Second {
+		bad("lifecycle.repeat_interval", "must be at least 1s, got %v", l.RepeatInterval)
+	}
+	if l := c.Lifecycle; l.FlapLimit < 0 || l.FlapLimit > 1000 {
+		bad("lifecycle.flap_limit", "must be 0–1000, got %d", l.FlapLimit)
+	}
+	if l := c.Lifecycle; l.FlapLimit > 0 && l.FlapWindow <= 0 {
+		bad("lifecycle.flap_window", "must be positive, got %v", l.FlapWindow)
 	}
 	if c.History < 0 {
 		bad("history", "must not be negative, got %d", c.History)
@@ -271,6 +380,26 @@ func (c *Config) Validate() error {
 		if r.For < 0 {
 			bad(f+".for", "must not be negative, got %v", r.For)
 		}
+		errs = append(errs, ActionLifecycle{KeepFiringFor: r.KeepFiringFor, RepeatInterval: r.RepeatInterval}.validate(f)...)
+	}
+	for i, r := range c.EventRules {
+		f := fmt.Sprintf("event_rules[%d]", i)
+		if !nameRE.MatchString(r.Name) {
+			bad(f+".name", "%q must match %s", r.Name, nameRE)
+		} else if prev, dup := names[r.Name]; dup {
+			bad(f+".name", "%q is already used by %s", r.Name, prev)
+		} else {
+			names[r.Name] = f
+		}
+		if m, ok := schema.LookupMetric(r.Metric); !ok || m.Kind != schema.KindStateMetric {
+			bad(f+".metric", "%q is not a state metric of the catalog (docs/metrics.md, States)", r.Metric)
+		} else if _, err := stateValue(r.Metric, r.State); err != nil {
+			bad(f+".state", "%v", err)
+		}
+		if r.Op != "" && r.Op != "==" && r.Op != "!=" {
+			bad(f+".op", "must be == or !=, got %q", r.Op)
+		}
+		errs = append(errs, r.ActionLifecycle.validate(f)...)
 	}
 	for i, m := range c.Models {
 		f := fmt.Sprintf("models[%d]", i)
@@ -303,6 +432,17 @@ func (c *Config) Validate() error {
 		if m.LatencyBudget < 0 {
 			bad(f+".latency_budget", "must not be negative, got %v", m.LatencyBudget)
 		}
+		switch m.Trigger {
+		case "", TriggerWindow, TriggerEvent, TriggerBoth:
+		default:
+			bad(f+".trigger", "must be %s, %s or %s, got %q", TriggerWindow, TriggerEvent, TriggerBoth, m.Trigger)
+		}
+		for name, v := range m.Optional {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				bad(f+".optional."+name, "default must be a finite number, got %v", v)
+			}
+		}
+		errs = append(errs, m.ActionLifecycle.validate(f)...)
 		if m.FallbackRule != "" {
 			r, ok := rules[m.FallbackRule]
 			switch {
@@ -341,6 +481,37 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+func (l ActionLifecycle) validate(f string) []error {
+	var errs []error
+	if l.For < 0 {
+		errs = append(errs, schema.Errorf(f+".for", "must not be negative, got %v", l.For))
+	}
+	if l.KeepFiringFor != nil && *l.KeepFiringFor < 0 {
+		errs = append(errs, schema.Errorf(f+".keep_firing_for", "must not be negative, got %v", *l.KeepFiringFor))
+	}
+	if l.RepeatInterval != nil && *l.RepeatInterval < time.Second {
+		errs = append(errs, schema.Errorf(f+".repeat_interval", "must be at least 1s, got %v", *l.RepeatInterval))
+	}
+	return errs
+}
+
+// stateValue parses an event rule's state: a name of the metric's
+// enumeration or a number.
+func stateValue(metric, state string) (float64, error) {
+	if state == "" {
+		return 0, errors.New("is required: a state name or number")
+	}
+	if n, ok := schema.StateEnum(metric)[state]; ok {
+		return float64(n), nil
+	}
+	v, err := strconv.ParseFloat(state, 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		names := slices.Sorted(maps.Keys(schema.StateEnum(metric)))
+		return 0, fmt.Errorf("%q is not a state of %s (%s) nor a number", state, metric, strings.Join(names, ", "))
+	}
+	return v, nil
 }
 
 func (p DetectorParams) validate(f string, k Kind) []error {

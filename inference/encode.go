@@ -43,6 +43,17 @@ func appendDecisionJSON(dst []byte, d *schema.Decision) []byte {
 	b = appendJSONFloat(b, score)
 	b = append(b, `,"action":`...)
 	b = appendJSONString(b, d.Action)
+	b = append(b, `,"state":`...)
+	b = appendJSONString(b, d.State)
+	b = append(b, `,"since":`...)
+	b = appendJSONTime(b, d.Since)
+	b = append(b, `,"transition":`...)
+	b = strconv.AppendBool(b, d.Transition)
+	b = append(b, `,"fingerprint":`...)
+	b = appendJSONString(b, d.Fingerprint)
+	if d.Flapping {
+		b = append(b, `,"flapping":true`...)
+	}
 	b = append(b, `,"reason":`...)
 	b = appendJSONString(b, d.Reason)
 	if d.Fallback != "" {
@@ -51,12 +62,39 @@ func appendDecisionJSON(dst []byte, d *schema.Decision) []byte {
 	}
 	b = append(b, `,"features":`...)
 	b = appendFeaturesJSON(b, d.Features)
+	if len(d.MissingFeatures) > 0 {
+		b = append(b, `,"missing_features":[`...)
+		for i, f := range d.MissingFeatures {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONString(b, f)
+		}
+		b = append(b, ']')
+	}
 	b = append(b, `,"window":{"start":`...)
 	b = appendJSONTime(b, d.Window.Start)
 	b = append(b, `,"end":`...)
 	b = appendJSONTime(b, d.Window.End)
-	b = append(b, `},"ingest_to_decision_us":`...)
+	b = append(b, `},"trigger":`...)
+	b = appendJSONString(b, d.Trigger)
+	if e := d.Event; e != nil {
+		b = append(b, `,"event":{"metric":`...)
+		b = appendJSONString(b, e.Metric)
+		b = append(b, `,"state":`...)
+		b = appendJSONString(b, e.State)
+		if e.Prev != "" {
+			b = append(b, `,"prev":`...)
+			b = appendJSONString(b, e.Prev)
+		}
+		b = append(b, `,"time":`...)
+		b = appendJSONTime(b, e.Time)
+		b = append(b, '}')
+	}
+	b = append(b, `,"ingest_to_decision_us":`...)
 	b = strconv.AppendInt(b, d.IngestToDecisionUS, 10)
+	b = append(b, `,"trigger_to_decision_us":`...)
+	b = strconv.AppendInt(b, d.TriggerToDecisionUS, 10)
 	return append(b, '}')
 }
 

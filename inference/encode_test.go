@@ -44,6 +44,16 @@ func TestAppendDecisionJSONMatchesEncodingJSON(t *testing.T) {
 		{"whole seconds", func(d *schema.Decision) { d.Time = time.Date(2026, 3, 1, 12, 0, 1, 0, time.UTC) }},
 		{"fraction with trailing zeros", func(d *schema.Decision) { d.Time = time.Date(2026, 3, 1, 12, 0, 1, 120000000, time.UTC) }},
 		{"one nanosecond, early year", func(d *schema.Decision) { d.Time = time.Date(2, 1, 2, 3, 4, 5, 1, time.UTC) }},
+		{"lifecycle, event, missing", func(d *schema.Decision) {
+			d.State, d.Since, d.Transition, d.Fingerprint, d.Flapping = "firing", d.Time.Add(-time.Second), true, "0123456789abcdef", true
+			d.Trigger, d.TriggerToDecisionUS = "event", 87
+			d.Event = &schema.DecisionEvent{Metric: "interface.oper_status", State: "down", Prev: "up", Time: d.Time}
+			d.MissingFeatures = []string{"a", "b \"q\""}
+		}},
+		{"event first seen", func(d *schema.Decision) {
+			d.State, d.Trigger = "resolved", "timer"
+			d.Event = &schema.DecisionEvent{Metric: "interface.oper_status", State: "up", Time: d.Time}
+		}},
 	}
 	for _, e := range edits {
 		t.Run(e.name, func(t *testing.T) {

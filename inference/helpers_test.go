@@ -150,9 +150,11 @@ func connect(t testing.TB, url string) *nats.Conn {
 }
 
 // testConfig returns a configuration with the congestion model and a
-// utilisation rule as its fallback.
+// utilisation rule as its fallback, publishing every decision (the tests of
+// publishing count them; lifecycle_test.go tests publishing transitions).
 func testConfig() Config {
 	c := DefaultConfig()
+	c.Publish = PublishAll
 	c.Rules = []RuleConfig{{
 		Name: "out_util_high", View: "interface_1m", Feature: "interface_out_utilization__mean_1m",
 		Op: ">", Threshold: 0.9, Action: "alert",

@@ -1,6 +1,8 @@
 package inference
 
 import (
+	"github.com/netfeat/netfeat/schema"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +24,7 @@ const maxArtifact = 64 << 20
 //	POST /v1/models/{name}/promote          {"version": "V"} ("" promotes the shadow)
 //	POST /v1/models/{name}/rollback
 //	GET  /v1/decisions/recent[?limit=N]     recent decisions, newest last
+//	GET  /v1/actions[?state=S]              current actions (pending, firing, resolved)
 //
 // Errors are JSON {"error": "..."} with 404 for an unknown model or
 // version, 409 for a conflict (nothing to roll back to, a taken version
@@ -80,6 +83,22 @@ func (r *Runtime) Handler() http.Handler {
 			_ = json.Unmarshal(b, &m)
 			m["shadow"] = sh[i]
 			out[i] = m
+		}
+		reply(w, http.StatusOK, out, nil)
+	})
+	mux.HandleFunc("GET /v1/actions", func(w http.ResponseWriter, q *http.Request) {
+		want := q.URL.Query().Get("state")
+		switch want {
+		case "", schema.StatePending, schema.StateFiring, schema.StateResolved:
+		default:
+			reply(w, 0, nil, badRequest{fmt.Errorf("state %q: want pending, firing or resolved", want)})
+			return
+		}
+		out := []ActionState{}
+		for _, a := range r.Actions() {
+			if want == "" || a.State == want {
+				out = append(out, a)
+			}
 		}
 		reply(w, http.StatusOK, out, nil)
 	})

@@ -92,36 +92,35 @@ func TestRedeliveredWindowIsOneDecisionInTheStream(t *testing.T) {
 	}
 }
 
-// TestRuleReasons checks every reason a rule gives against the wording it
-// had when it was built with fmt.Sprintf.
+// TestRuleReasons checks every reason a rule's decision gives: the rule's
+// own wording and what the lifecycle adds.
 func TestRuleReasons(t *testing.T) {
 	clear := 0.8
-	cfg := RuleConfig{Name: "hot", View: "interface_1m", Feature: "interface_out_utilization__mean_1m",
-		Op: ">", Threshold: 0.9, Clear: &clear, For: 20 * time.Second, Action: "alert"}
-	r := newRule(cfg)
-	f := cfg.Feature
+	cfg := DefaultConfig()
+	cfg.Publish = PublishAll
+	cfg.Rules = []RuleConfig{{Name: "hot", View: "interface_1m", Feature: "interface_out_utilization__mean_1m",
+		Op: ">", Threshold: 0.9, Clear: &clear, For: 20 * time.Second, Action: "alert"}}
+	r := newRuntime(t, cfg, nil, t.TempDir())
+	f := cfg.Rules[0].Feature
 	end := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	steps := []struct {
 		v    float64
 		want string
 	}{
 		{0.5, fmt.Sprintf("%s=%.4g not %s %.4g", f, 0.5, ">", 0.9)},
-		{0.95, fmt.Sprintf("%s=%.4g %s %.4g for %v of %v", f, 0.95, ">", 0.9, time.Duration(0), 20*time.Second)},
-		{0.97, fmt.Sprintf("%s=%.4g %s %.4g for %v of %v", f, 0.97, ">", 0.9, 10*time.Second, 20*time.Second)},
-		{0.99, fmt.Sprintf("%s=%.4g %s %.4g", f, 0.99, ">", 0.9) + fmt.Sprintf(" for %v", 20*time.Second)},
-		{math.NaN(), fmt.Sprintf("%s has no data; state kept", f)},
+		{0.95, fmt.Sprintf("%s=%.4g %s %.4g; pending for %v of %v", f, 0.95, ">", 0.9, time.Duration(0), 20*time.Second)},
+		{0.97, fmt.Sprintf("%s=%.4g %s %.4g; pending for %v of %v", f, 0.97, ">", 0.9, 10*time.Second, 20*time.Second)},
+		{0.99, fmt.Sprintf("%s=%.4g %s %.4g; firing after %v", f, 0.99, ">", 0.9, 20*time.Second)},
+		{math.NaN(), fmt.Sprintf("%s has no data", f)},
 		{0.85, fmt.Sprintf("%s=%.4g still %s clear level %.4g", f, 0.85, ">", 0.8)},
-		{0.123456, fmt.Sprintf("%s=%.4g crossed back past clear level %.4g: cleared", f, 0.123456, 0.8)},
+		{0.123456, fmt.Sprintf("%s=%.4g back past %s clear level %.4g; resolved", f, 0.123456, ">", 0.8)},
 	}
 	for i, st := range steps {
-		row := &schema.FeatureRow{View: cfg.View, Entity: schema.Entity{Device: "pe1"}, WindowEnd: end.Add(time.Duration(i) * 10 * time.Second).UnixNano(),
-			Names: []string{f}, Values: []float64{st.v}}
-		var res result
-		if err := r.score(row, &res); err != nil {
-			t.Fatal(err)
-		}
-		if res.reason != st.want {
-			t.Errorf("step %d (%v): reason %q, want %q", i, st.v, res.reason, st.want)
+		r.HandleRow(&schema.FeatureRow{View: "interface_1m", Entity: schema.Entity{Device: "pe1"}, WindowEnd: end.Add(time.Duration(i) * 10 * time.Second).UnixNano(),
+			Names: []string{f}, Values: []float64{st.v}})
+		waitFor(t, func() bool { return len(r.rec.snapshot()) == i+1 })
+		if got := r.rec.snapshot()[i].d.Reason; got != st.want {
+			t.Errorf("step %d (%v): reason %q, want %q", i, st.v, got, st.want)
 		}
 	}
 }

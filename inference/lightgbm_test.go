@@ -19,7 +19,7 @@ func TestLightGBM(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc, err := buildScorer(KindLightGBM, artifact, nil)
+	sc, err := buildScorer(KindLightGBM, artifact, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,10 +51,10 @@ func TestLightGBM(t *testing.T) {
 			t.Fatalf("row %d: %v, LightGBM %v", i, res.score, want[i][0])
 		}
 	}
-	if _, err := buildScorer(KindLightGBM, []byte("not a model"), nil); err == nil {
+	if _, err := buildScorer(KindLightGBM, []byte("not a model"), nil, nil); err == nil {
 		t.Fatal("garbage loaded as a LightGBM model")
 	}
-	if _, err := buildScorer(KindLightGBM, artifact, []string{"a", "b"}); err == nil {
+	if _, err := buildScorer(KindLightGBM, artifact, []string{"a", "b"}, nil); err == nil {
 		t.Fatal("2 feature names accepted for a 30-feature model")
 	}
 }

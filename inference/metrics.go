@@ -27,6 +27,14 @@ type metrics struct {
 	logWritten    prometheus.Counter
 	logDropped    prometheus.Counter
 	logErrors     prometheus.Counter
+
+	events         prometheus.Counter
+	eventsDropped  prometheus.Counter
+	missing        *prometheus.CounterVec   // model, reason
+	transitions    *prometheus.CounterVec   // model, state
+	flapSuppressed *prometheus.CounterVec   // model
+	triggerLatency *prometheus.HistogramVec // trigger
+	lifeErrors     prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, queueFill, outboxPending func() float64) (*metrics, error) {
@@ -76,11 +84,27 @@ func newMetrics(reg prometheus.Registerer, queueFill, outboxPending func() float
 			Help: "Decisions left out of the decision log because its pending buffer was full (the disk stuck) or the log was stopped."}),
 		logErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "decision_log_errors_total",
 			Help: "Decisions the decision log failed to write, failed deletes of files past the retention, and damaged blocks found when read."}),
+		events: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "events_total",
+			Help: "State events received for event rules and event-bound models."}),
+		eventsDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "events_dropped_total",
+			Help: "State events dropped because the scoring queue was full."}),
+		missing: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "missing_features_total",
+			Help: "Decisions not made (action none) for lack of a required feature, by model and reason (no_data, not_in_view, no_window)."}, []string{"model", "reason"}),
+		transitions: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "transitions_total",
+			Help: "Action lifecycle transitions, by model and the state entered."}, []string{"model", "state"}),
+		flapSuppressed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "flap_suppressed_total",
+			Help: "Transitions not published because the action was flapping (lifecycle.flap_limit), by model."}, []string{"model"}),
+		triggerLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "trigger_to_decision_seconds",
+			Help:    "Time from the ingest of the sample that triggered a decision (the state event's, or the one whose arrival closed the window) to the decision, by trigger.",
+			Buckets: prometheus.ExponentialBuckets(20e-6, 2, 18)}, []string{"trigger"}),
+		lifeErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "lifecycle_store_errors_total",
+			Help: "Action lifecycle states that could not be saved to or loaded from Badger."}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.rows, m.rowsDropped, m.badRows, m.decisions, m.shadow, m.scoreErrors,
 			m.fallbacks, m.scoreSeconds, m.latency, m.queueFill, m.published, m.publishErrors, m.outboxPending,
-			m.outboxStored, m.outboxDrained, m.outboxDropped, m.swaps, m.forgotten, m.logWritten, m.logDropped, m.logErrors} {
+			m.outboxStored, m.outboxDrained, m.outboxDropped, m.swaps, m.forgotten, m.logWritten, m.logDropped, m.logErrors,
+			m.events, m.eventsDropped, m.missing, m.transitions, m.flapSuppressed, m.triggerLatency, m.lifeErrors} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

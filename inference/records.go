@@ -2,6 +2,7 @@ package inference
 
 import (
 	"context"
+	"strings"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -108,6 +109,12 @@ func decisionsRecord(all []recorded) arrow.RecordBatch {
 	we := b.Field(13).(*array.TimestampBuilder)
 	lat := b.Field(14).(*array.Int64Builder)
 	feat := b.Field(15).(*array.StringBuilder)
+	state := b.Field(16).(*array.StringBuilder)
+	trans := b.Field(17).(*array.BooleanBuilder)
+	fp := b.Field(18).(*array.StringBuilder)
+	trig := b.Field(19).(*array.StringBuilder)
+	miss := b.Field(20).(*array.StringBuilder)
+	tlat := b.Field(21).(*array.Int64Builder)
 	b.Reserve(len(all))
 	var buf []byte
 	for i := range all {
@@ -130,6 +137,12 @@ func decisionsRecord(all []recorded) arrow.RecordBatch {
 		lat.Append(d.IngestToDecisionUS)
 		buf = appendFeaturesJSON(buf[:0], d.Features)
 		feat.Append(string(buf))
+		state.Append(d.State)
+		trans.Append(d.Transition)
+		fp.Append(d.Fingerprint)
+		trig.Append(d.Trigger)
+		miss.Append(strings.Join(d.MissingFeatures, ","))
+		tlat.Append(d.TriggerToDecisionUS)
 	}
 	return b.NewRecordBatch()
 }

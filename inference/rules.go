@@ -3,46 +3,22 @@ package inference
 import (
 	"fmt"
 	"math"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/netfeat/netfeat/schema"
 )
 
-// rule evaluates a RuleConfig per entity: the condition must hold for For
-// (in window time) before the rule fires, and a firing rule stays active
-// until the value crosses back past Clear (hysteresis).
+// rule evaluates a RuleConfig on a row: the feature against the threshold,
+// or, while the rule's action fires, against the clear level (hysteresis).
+// How long the condition must hold (For) and what follows is the action
+// lifecycle's (lifecycle.go); the rule itself keeps no state.
 type rule struct {
 	cfg   RuleConfig
 	clear float64
 	bind  binding
-	mu    sync.Mutex
-	state map[schema.Entity]*ruleState
-}
-
-type ruleState struct {
-	since  int64 // window end when the condition started to hold; 0 = not holding
-	firing bool
-	used   atomic.Int64 // wall clock of the last score, for forget
-}
-
-// forget drops the state of entities not scored since cutoff (Unix ns).
-func (r *rule) forget(cutoff int64) int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	n := 0
-	for e, st := range r.state {
-		if st.used.Load() < cutoff {
-			delete(r.state, e)
-			n++
-		}
-	}
-	return n
 }
 
 func newRule(cfg RuleConfig) *rule {
-	r := &rule{cfg: cfg, clear: cfg.Threshold, state: map[schema.Entity]*ruleState{}}
+	r := &rule{cfg: cfg, clear: cfg.Threshold}
 	if cfg.Clear != nil {
 		r.clear = *cfg.Clear
 	}
@@ -77,67 +53,46 @@ func (r *rule) value(row *schema.FeatureRow) (float64, error) {
 	return row.Values[idx[0]], nil
 }
 
-// score advances the entity's state with the row and reports 1 while the
-// rule fires, 0 otherwise. A missing value (NaN) leaves the state as it was.
-func (r *rule) score(row *schema.FeatureRow, res *result) error {
+// score is eval of a rule whose action does not fire; it makes a rule a
+// scorer.
+func (r *rule) score(row *schema.FeatureRow, res *result) error { return r.eval(row, false, res) }
+
+// eval scores 1 when the condition holds and 0 otherwise: against the
+// threshold, or against the clear level when firing. A missing value (NaN)
+// is reported in res.missing, so that the action's state is kept.
+func (r *rule) eval(row *schema.FeatureRow, firing bool, res *result) error {
 	v, err := r.value(row)
 	if err != nil {
 		return err
 	}
-	r.mu.Lock()
-	st, ok := r.state[row.Entity]
-	if !ok {
-		st = &ruleState{}
-		r.state[row.Entity] = st
-	}
-	r.mu.Unlock()
-	st.used.Store(time.Now().UnixNano())
-	// Only the worker that owns the entity touches st.
 	res.features = map[string]float64{r.cfg.Feature: v}
+	res.score = 0
 	var buf [160]byte
 	b := append(buf[:0], r.cfg.Feature...)
-	// b is the feature's name; cond appends "=v [not ]op threshold".
-	cond := func(b []byte, not bool) []byte {
-		b = append(appendG4(append(b, '='), v), ' ')
-		if not {
-			b = append(b, "not "...)
-		}
-		return appendG4(append(append(b, r.cfg.Op...), ' '), r.cfg.Threshold)
-	}
 	switch {
 	case math.IsNaN(v):
-		b = append(b, " has no data; state kept"...)
-	case st.firing:
+		b = append(b, " has no data"...)
+		res.missing = []string{r.cfg.Feature}
+		res.score = math.NaN()
+	case firing && r.clear != r.cfg.Threshold:
+		b = append(appendG4(append(b, '='), v), ' ')
 		if r.holds(v, r.clear) {
-			b = append(append(appendG4(append(b, '='), v), " still "...), r.cfg.Op...)
-			b = appendG4(append(b, " clear level "...), r.clear)
+			res.score = 1
+			b = append(append(b, "still "...), r.cfg.Op...)
 		} else {
-			st.firing, st.since = false, 0
-			b = append(appendG4(append(appendG4(append(b, '='), v), " crossed back past clear level "...), r.clear), ": cleared"...)
+			b = append(append(b, "back past "...), r.cfg.Op...)
 		}
-	case r.holds(v, r.cfg.Threshold):
-		if st.since == 0 {
-			st.since = row.WindowEnd
-		}
-		held := time.Duration(row.WindowEnd - st.since)
-		b = cond(b, false)
-		if held >= r.cfg.For {
-			st.firing = true
-			if r.cfg.For > 0 {
-				b = append(append(b, " for "...), held.String()...)
-			}
-		} else {
-			b = append(append(append(append(b, " for "...), held.String()...), " of "...), r.cfg.For.String()...)
-		}
+		b = appendG4(append(b, " clear level "...), r.clear)
 	default:
-		st.since = 0
-		b = cond(b, true)
+		b = append(appendG4(append(b, '='), v), ' ')
+		if r.holds(v, r.cfg.Threshold) {
+			res.score = 1
+		} else {
+			b = append(b, "not "...)
+		}
+		b = appendG4(append(append(b, r.cfg.Op...), ' '), r.cfg.Threshold)
 	}
 	res.reason = string(b)
-	res.score = 0
-	if st.firing {
-		res.score = 1
-	}
 	return nil
 }
 

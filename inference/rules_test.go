@@ -19,53 +19,64 @@ func TestRule(t *testing.T) {
 		name   string
 		cfg    RuleConfig
 		values []float64 // one window per minute
-		want   []float64 // score after each window
+		want   []string  // lifecycle state after each window
 	}{
 		{"threshold", RuleConfig{Op: ">", Threshold: 0.9},
-			[]float64{0.5, 0.95, 0.9, 0.91}, []float64{0, 1, 0, 1}},
+			[]float64{0.5, 0.95, 0.9, 0.91}, []string{"", "firing", "resolved", "firing"}},
 		{"for duration", RuleConfig{Op: ">=", Threshold: 0.9, For: 2 * time.Minute},
-			[]float64{0.95, 0.95, 0.95, 0.5, 0.95, 0.95}, []float64{0, 0, 1, 0, 0, 0}},
+			[]float64{0.95, 0.95, 0.95, 0.5, 0.95, 0.95}, []string{"pending", "pending", "firing", "resolved", "pending", "pending"}},
 		{"hysteresis", RuleConfig{Op: ">", Threshold: 0.9, Clear: &clear},
-			[]float64{0.95, 0.85, 0.81, 0.8, 0.85, 0.92}, []float64{1, 1, 1, 0, 0, 1}},
+			[]float64{0.95, 0.85, 0.81, 0.8, 0.85, 0.92}, []string{"firing", "firing", "firing", "resolved", "resolved", "firing"}},
 		{"below", RuleConfig{Op: "<", Threshold: -20, For: time.Minute}, // rx power in dBm
-			[]float64{-10, -25, -26, -15}, []float64{0, 0, 1, 0}},
+			[]float64{-10, -25, -26, -15}, []string{"", "pending", "firing", "resolved"}},
 		{"missing data keeps state", RuleConfig{Op: ">", Threshold: 0.9},
-			[]float64{0.95, nan, 0.5}, []float64{1, 1, 0}},
+			[]float64{0.95, nan, 0.5}, []string{"firing", "firing", "resolved"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			c.cfg.Name, c.cfg.View, c.cfg.Feature = "r", "interface_1m", feature
 			r := newRule(c.cfg)
+			p := newLifeParams(ActionLifecycle{For: c.cfg.For}, DefaultConfig().Lifecycle, "alert")
+			var lc lifecycle
 			end := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 			for i, v := range c.values {
-				row := row("d", "i", end.Add(time.Duration(i)*time.Minute), map[string]float64{feature: v})
+				t0 := end.Add(time.Duration(i) * time.Minute)
+				row := row("d", "i", t0, map[string]float64{feature: v})
 				var res result
-				if err := r.score(row, &res); err != nil {
+				if err := r.eval(row, lc.state == "firing", &res); err != nil {
 					t.Fatal(err)
 				}
-				if res.score != c.want[i] {
-					t.Fatalf("window %d value %v: score %v, want %v (%s)", i, v, res.score, c.want[i], res.reason)
+				if len(res.missing) == 0 {
+					lc.step(&p, t0.UnixNano(), res.score >= 1)
+				}
+				if want := c.want[i]; lc.state != want && !(want == "" && lc.state == "inactive") {
+					t.Fatalf("window %d value %v: state %q, want %q (%s)", i, v, lc.state, want, res.reason)
 				}
 			}
 		})
 	}
 }
 
-func TestRuleStatePerEntity(t *testing.T) {
-	r := newRule(RuleConfig{Name: "r", View: "interface_1m", Feature: "interface_out_utilization__mean_1m", Op: ">", Threshold: 0.9, For: time.Minute})
+func TestRuleLifecyclePerEntity(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.Publish = PublishAll
+	cfg.Rules = []RuleConfig{{Name: "r", View: "interface_1m", Feature: "interface_out_utilization__mean_1m", Op: ">", Threshold: 0.9, For: time.Minute}}
+	r := newRuntime(t, cfg, nil, t.TempDir())
 	end := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
-	var res result
 	hot := map[string]float64{"interface_out_utilization__mean_1m": 0.99}
-	_ = r.score(row("a", "x", end, hot), &res)
-	_ = r.score(row("b", "x", end.Add(time.Minute), hot), &res)
-	if res.score != 0 {
-		t.Fatal("entity b fired on entity a's history")
+	r.HandleRow(row("a", "x", end, hot))
+	r.HandleRow(row("b", "x", end.Add(time.Minute), hot))
+	r.HandleRow(row("a", "x", end.Add(time.Minute), hot))
+	waitFor(t, func() bool { return len(r.rec.snapshot()) == 3 })
+	got := map[string]string{}
+	for _, x := range r.rec.snapshot() {
+		got[x.d.Entity.Device] = x.d.State
 	}
-	_ = r.score(row("a", "x", end.Add(time.Minute), hot), &res)
-	if res.score != 1 {
-		t.Fatalf("entity a did not fire after 1m: %s", res.reason)
+	if got["a"] != "firing" || got["b"] != "pending" {
+		t.Fatalf("states %v: want a firing after 1m, b pending on its first window", got)
 	}
-	if err := r.score(&schema.FeatureRow{View: "interface_1m", Names: []string{"x"}, Values: []float64{1}}, &res); err == nil {
+	var res result
+	if err := r.slots["r"].rule.eval(&schema.FeatureRow{View: "interface_1m", Names: []string{"x"}, Values: []float64{1}}, false, &res); err == nil {
 		t.Fatal("a row without the feature scored")
 	}
 }
@@ -84,16 +95,17 @@ func TestForgetIdleState(t *testing.T) {
 	r.HandleRow(row("b", "x", end.Add(time.Minute), idle))
 	waitFor(t, func() bool { return len(r.rec.snapshot()) == 6 })
 	r.forget(mid) // a is idle since before mid, b is not
-	ru := r.slots["r"].rule
+	ru := &r.slots["r"].lcs
 	det := r.slots["d"].set.Load().live.sc.(*detectorScorer)
-	_, ruleA := ru.state[schema.Entity{Device: "a", Component: "x"}]
-	_, ruleB := ru.state[schema.Entity{Device: "b", Component: "x"}]
+	ruleA := ru.lookup(schema.Entity{Device: "a", Component: "x"}) != nil
+	ruleB := ru.lookup(schema.Entity{Device: "b", Component: "x"}) != nil
 	_, detA := det.state[schema.Entity{Device: "a", Component: "x"}]
 	_, detB := det.state[schema.Entity{Device: "b", Component: "x"}]
 	if ruleA || !ruleB || detA || !detB {
 		t.Fatalf("after forget: rule a %v b %v, detector a %v b %v", ruleA, ruleB, detA, detB)
 	}
-	if n := testutil.ToFloat64(r.m.forgotten.WithLabelValues("r")) + testutil.ToFloat64(r.m.forgotten.WithLabelValues("d")); n != 2 {
-		t.Fatalf("forgotten %v, want 2", n)
+	// Entity a's rule lifecycle, its detector lifecycle and its detector.
+	if n := testutil.ToFloat64(r.m.forgotten.WithLabelValues("r")) + testutil.ToFloat64(r.m.forgotten.WithLabelValues("d")); n != 3 {
+		t.Fatalf("forgotten %v, want 3", n)
 	}
 }

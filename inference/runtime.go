@@ -1,12 +1,16 @@
-// Package inference scores closed feature windows with models and
-// publishes the decisions on NATS.
+// Package inference scores closed feature windows and state events with
+// models and rules, runs each (model, entity) action through its
+// lifecycle, and publishes the decisions on NATS.
 //
 // A Runtime receives rows through HandleRow (a schema.FeatureRowHandler
-// that never blocks), shards them by entity onto worker goroutines, runs
-// every model and rule bound to the row's view, and publishes each live
-// decision as JSON (schema.Decision) on netfeat.decisions.<model>.<device>
-// with the decision id as Nats-Msg-Id. Decisions that cannot reach NATS
-// wait in a Badger outbox and drain in order when it is back.
+// that never blocks) and state events through HandleEvent, shards them by
+// entity onto worker goroutines (worker.go), runs every model and rule
+// bound to the row's view or the event's metric (events.go), advances the
+// entity's action lifecycle (lifecycle.go: pending, firing, resolved), and
+// publishes each transition, and each repeat of a firing action, as JSON
+// (schema.Decision) on netfeat.decisions.<model>.<device> with the
+// decision id as Nats-Msg-Id. Decisions that cannot reach NATS wait in a
+// Badger outbox and drain in order when it is back.
 //
 // Models are versioned in a registry (artifact files plus Badger
 // metadata); a version can score in shadow beside the live one, and
@@ -17,26 +21,20 @@ package inference
 
 import (
 	"context"
-	"crypto/sha1"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
-	"math"
 	"os"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
 	"github.com/dgraph-io/badger/v4/options"
-	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netfeat/netfeat/schema"
@@ -58,11 +56,19 @@ type Runtime struct {
 	reg  registry
 	regM sync.Mutex // serialises registry changes
 
-	slots map[string]*slot   // by model or rule name
-	views map[string][]*slot // by view; read-only after New
-	order []*slot            // configuration order
+	slots       map[string]*slot   // by model or rule name
+	views       map[string][]*slot // window-triggered slots by view; read-only after New
+	eventRules  map[string][]*slot // event rules by state metric; read-only after New
+	eventModels []*slot            // models triggered by events; read-only after New
+	order       []*slot            // configuration order
 
-	queues   []chan *schema.FeatureRow
+	states    entityStates
+	latest    atomic.Pointer[LatestFunc]
+	evNamesMu sync.Mutex
+	evNames   map[string][]string // view → names of its event rows
+	life      *lifeStore
+
+	queues   []chan item
 	idle     []atomic.Bool // per queue: its worker waits for a row
 	seed     maphash.Seed
 	pub      *publisher
@@ -77,14 +83,18 @@ type Runtime struct {
 	logLimit sync.Map // model name → *atomic.Int64 (unix ns of last error log)
 }
 
-// slot is one configured model or rule.
+// slot is one configured model, rule or event rule.
 type slot struct {
 	name      string
 	kind      Kind
-	view      string
+	view      string      // "" for event rules
 	cfg       ModelConfig // zero for rules
 	rule      *rule       // the rule itself, or a model's fallback rule
+	event     *eventCond  // an event rule's condition
 	isRule    bool
+	trigger   string // TriggerWindow, TriggerEvent or TriggerBoth
+	life      lifeParams
+	lcs       lifecycles
 	threshold float64
 	action    string
 	budget    time.Duration
@@ -137,16 +147,17 @@ func New(cfg Config, nc *nats.Conn, dataDir string, reg prometheus.Registerer, l
 		cfg: cfg, nc: nc, log: log, db: db, reg: registry{db: db, dir: filepath.Join(dir, "models")},
 		slots: map[string]*slot{}, views: map[string][]*slot{}, seed: maphash.MakeSeed(),
 		stopCh: make(chan struct{}), rec: newRecorder(cfg.History),
+		eventRules: map[string][]*slot{}, evNames: map[string][]string{},
 	}
 	ob, err := openOutbox(db)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	r.queues = make([]chan *schema.FeatureRow, cfg.Workers)
+	r.queues = make([]chan item, cfg.Workers)
 	r.idle = make([]atomic.Bool, cfg.Workers)
 	for i := range r.queues {
-		r.queues[i] = make(chan *schema.FeatureRow, cfg.QueueSize)
+		r.queues[i] = make(chan item, cfg.QueueSize)
 	}
 	r.m, err = newMetrics(reg, r.queued, func() float64 { return float64(ob.pending.Load()) })
 	if err != nil {
@@ -158,6 +169,12 @@ func New(cfg Config, nc *nats.Conn, dataDir string, reg prometheus.Registerer, l
 		return nil, err
 	}
 	if err := r.loadSlots(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	r.life = newLifeStore(db, log)
+	r.life.errs = r.m.lifeErrors.Inc
+	if err := r.life.load(r.slots); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -179,18 +196,35 @@ func (r *Runtime) loadSlots() error {
 	for _, rc := range r.cfg.Rules {
 		ru := newRule(rc)
 		rules[rc.Name] = ru
-		s := &slot{name: rc.Name, kind: KindRule, view: rc.View, rule: ru, isRule: true, threshold: 1, action: rc.Action}
+		s := &slot{name: rc.Name, kind: KindRule, view: rc.View, rule: ru, isRule: true, threshold: 1, action: rc.Action, trigger: TriggerWindow}
 		if s.action == "" {
 			s.action = "alert"
 		}
+		s.life = newLifeParams(ActionLifecycle{For: rc.For, KeepFiringFor: rc.KeepFiringFor, RepeatInterval: rc.RepeatInterval,
+			ResolveAction: rc.ResolveAction}, r.cfg.Lifecycle, s.action)
 		s.set.Store(&liveSet{live: &version{info: VersionInfo{Model: rc.Name, Version: ru.version(), Kind: KindRule, Source: "config"}, sc: ru}})
+		r.addSlot(s)
+	}
+	for _, ec := range r.cfg.EventRules {
+		c := newEventCond(ec)
+		s := &slot{name: ec.Name, kind: KindEventRule, event: c, isRule: true, threshold: 1, action: ec.Action, trigger: TriggerEvent}
+		if s.action == "" {
+			s.action = "alert"
+		}
+		s.life = newLifeParams(ec.ActionLifecycle, r.cfg.Lifecycle, s.action)
+		s.set.Store(&liveSet{live: &version{info: VersionInfo{Model: ec.Name, Version: c.version(), Kind: KindEventRule, Source: "config"}}})
 		r.addSlot(s)
 	}
 	for _, mc := range r.cfg.Models {
 		s := &slot{
 			name: mc.Name, kind: mc.Kind, view: mc.View, cfg: mc, rule: rules[mc.FallbackRule],
 			threshold: mc.threshold(), action: mc.action(), budget: mc.LatencyBudget, loaded: map[string]*version{},
+			trigger: mc.Trigger,
 		}
+		if s.trigger == "" {
+			s.trigger = TriggerWindow
+		}
+		s.life = newLifeParams(mc.ActionLifecycle, r.cfg.Lifecycle, s.action)
 		if err := r.importConfigured(s); err != nil {
 			return err
 		}
@@ -210,8 +244,42 @@ func (r *Runtime) addSlot(s *slot) {
 	s.scoreObs = r.m.scoreSeconds.WithLabelValues(s.name)
 	s.decided = [2]prometheus.Counter{r.m.decisions.WithLabelValues(s.name, ActionNone), r.m.decisions.WithLabelValues(s.name, s.action)}
 	r.slots[s.name] = s
-	r.views[s.view] = append(r.views[s.view], s)
+	switch {
+	case s.event != nil:
+		r.eventRules[s.event.cfg.Metric] = append(r.eventRules[s.event.cfg.Metric], s)
+	case s.trigger == TriggerEvent:
+		r.eventModels = append(r.eventModels, s)
+	case s.trigger == TriggerBoth:
+		r.eventModels = append(r.eventModels, s)
+		r.views[s.view] = append(r.views[s.view], s)
+	default:
+		r.views[s.view] = append(r.views[s.view], s)
+	}
 	r.order = append(r.order, s)
+}
+
+// fingerprint returns the stable id of the slot's action on e.
+func (s *slot) fingerprint(e schema.Entity) string {
+	if lc := s.lcs.lookup(e); lc != nil {
+		if lc.fp == "" {
+			lc.fp = fingerprint(s.name, e)
+		}
+		return lc.fp
+	}
+	return fingerprint(s.name, e)
+}
+
+// LatestFunc returns the latest closed row of an entity in a view: the
+// feature store's online view (featurestore.Store.Latest). Models bound to
+// events score on it.
+type LatestFunc func(view string, e schema.Entity) (*schema.FeatureRow, bool)
+
+// SetLatest gives the runtime the source of latest rows for models bound
+// to events; without one, they see no window features.
+func (r *Runtime) SetLatest(f LatestFunc) {
+	if f != nil {
+		r.latest.Store(&f)
+	}
 }
 
 // importConfigured stores the configured artifact as a version when the
@@ -244,7 +312,7 @@ func (r *Runtime) importConfigured(s *slot) error {
 		return nil
 	}
 	if !found {
-		if _, err := buildScorer(s.kind, artifact, s.cfg.Features); err != nil {
+		if _, err := buildScorer(s.kind, artifact, s.cfg.Features, s.cfg.Optional); err != nil {
 			return fmt.Errorf("model %s (%s): %w", s.name, source, err)
 		}
 		if vi, err = r.reg.add(s.name, s.kind, "", artifact, source); err != nil {
@@ -271,7 +339,7 @@ func (r *Runtime) load(s *slot, name string) (*version, error) {
 	if err != nil {
 		return nil, err
 	}
-	sc, err := buildScorer(vi.Kind, b, s.cfg.Features)
+	sc, err := buildScorer(vi.Kind, b, s.cfg.Features, s.cfg.Optional)
 	if err != nil {
 		return nil, fmt.Errorf("model %s %s: %w", s.name, name, err)
 	}
@@ -343,6 +411,7 @@ func (r *Runtime) Start(ctx context.Context) error {
 		r.workers.Add(1)
 		go r.work(i)
 	}
+	r.life.run()
 	r.workers.Add(1)
 	go r.janitor()
 	go r.pub.run()
@@ -385,6 +454,7 @@ func (r *Runtime) Stop(ctx context.Context) error {
 	if r.dlog != nil {
 		r.dlog.close() // after the workers, its only writers
 	}
+	r.life.close() // after the workers too
 	if err := r.db.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close inference badger: %w", err))
 	}
@@ -411,21 +481,7 @@ func (r *Runtime) HandleRow(row *schema.FeatureRow) {
 		return
 	}
 	r.m.rows.WithLabelValues(row.View).Inc()
-	i := 0
-	if len(r.queues) > 1 {
-		var h maphash.Hash
-		h.SetSeed(r.seed)
-		h.WriteString(row.Device)
-		h.WriteByte(0)
-		h.WriteString(row.Component)
-		i = int(h.Sum64() % uint64(len(r.queues)))
-	}
-	select {
-	case r.queues[i] <- row:
-		if r.idle[i].Load() {
-			runtime.Gosched()
-		}
-	default:
+	if !r.enqueue(r.shard(row.Entity), item{row: row}) {
 		r.m.rowsDropped.WithLabelValues(row.View).Inc()
 	}
 }
@@ -451,9 +507,10 @@ func (r *Runtime) janitor() {
 }
 
 func (r *Runtime) forget(cutoff int64) {
+	r.states.forget(cutoff)
 	for _, s := range r.order {
 		set := s.set.Load()
-		n := 0
+		n := s.lcs.forget(cutoff)
 		for _, v := range []*version{set.live, set.shadow, set.prev} {
 			if f, ok := v.scorer().(forgetter); ok {
 				n += f.forget(cutoff)
@@ -472,277 +529,6 @@ func (v *version) scorer() scorer {
 	}
 	return v.sc
 }
-
-func (r *Runtime) queued() float64 {
-	n := 0
-	for _, q := range r.queues {
-		n += len(q)
-	}
-	return float64(n)
-}
-
-func (r *Runtime) work(i int) {
-	defer r.workers.Done()
-	q := r.queues[i]
-	sc := newScratch()
-	for {
-		var row *schema.FeatureRow
-		select {
-		case row = <-q:
-		default:
-			r.idle[i].Store(true)
-			select {
-			case row = <-q:
-			case <-r.stopCh:
-			}
-			r.idle[i].Store(false)
-		}
-		if row != nil {
-			r.process(row, sc)
-			continue
-		}
-		for {
-			select {
-			case row := <-q:
-				r.process(row, sc)
-			default:
-				return
-			}
-		}
-	}
-}
-
-// scratch is a worker's reusable state for making and publishing
-// decisions, so that the common path (core NATS, publishing directly)
-// allocates little.
-type scratch struct {
-	buf      []byte // the decision's JSON
-	msg      nats.Msg
-	id       []string // msg's Nats-Msg-Id header value
-	subjects map[subjectKey]string
-}
-
-type subjectKey struct{ model, device string }
-
-func newScratch() *scratch {
-	sc := &scratch{buf: make([]byte, 0, 1024), id: make([]string, 1), subjects: map[subjectKey]string{}}
-	sc.msg.Header = nats.Header{jetstream.MsgIDHeader: sc.id}
-	return sc
-}
-
-// subject returns the decision subject of model and device, cached.
-func (sc *scratch) subject(model, device string) string {
-	k := subjectKey{model, device}
-	if s, ok := sc.subjects[k]; ok {
-		return s
-	}
-	if len(sc.subjects) >= 1<<14 {
-		clear(sc.subjects)
-	}
-	s := schema.DecisionSubject(model, device)
-	sc.subjects[k] = s
-	return s
-}
-
-func (r *Runtime) process(row *schema.FeatureRow, sc *scratch) {
-	if len(row.Names) != len(row.Values) {
-		r.m.badRows.WithLabelValues(row.View, row.Device).Inc()
-		r.logLimited("bad", "row refused: names and values differ in length",
-			"view", row.View, "entity", row.Entity.String(), "names", len(row.Names), "values", len(row.Values))
-		return
-	}
-	for _, s := range r.views[row.View] {
-		r.runSlot(s, row, sc)
-	}
-}
-
-func (r *Runtime) runSlot(s *slot, row *schema.FeatureRow, sc *scratch) {
-	set := s.set.Load()
-	if set == nil || set.live == nil {
-		return
-	}
-	var res result
-	start := time.Now()
-	err := set.live.sc.score(row, &res)
-	took := time.Since(start)
-	s.scoreObs.Observe(took.Seconds())
-	ver := set.live.info.Version
-	fallback := ""
-	if err != nil || (s.budget > 0 && took > s.budget) {
-		var why, reason string
-		if err != nil {
-			r.m.scoreErrors.WithLabelValues(s.name, ver).Inc()
-			why, reason = fmt.Sprintf("%s failed: %v", ver, err), "error"
-		} else {
-			why, reason = fmt.Sprintf("%s took %v, over the %v budget", ver, took.Round(time.Microsecond), s.budget), "budget"
-		}
-		var ok bool
-		if ver, fallback, ok = r.fallback(s, set, row, why, &res); !ok {
-			r.logLimited(s.name, "model could not score and has no working fallback", "model", s.name,
-				"entity", row.Entity.String(), "why", why)
-			return
-		}
-		r.m.fallbacks.WithLabelValues(s.name, reason).Inc()
-	}
-	d := r.decision(s, row, ver, &res, "")
-	d.Fallback = fallback
-	if d.Action == ActionNone {
-		s.decided[0].Inc()
-	} else {
-		s.decided[1].Inc()
-	}
-	// Publish first: the ring, the log and the metrics can wait a few µs,
-	// the subscriber should not. The log keeps the published document.
-	publish := r.cfg.Publish == PublishAll || d.Action != ActionNone
-	if publish || r.dlog != nil {
-		sc.buf = appendDecisionJSON(sc.buf[:0], &d)
-	}
-	if publish {
-		r.pub.submit(sc.subject(d.Model, d.Entity.Device), d.ID, sc.buf, sc)
-	}
-	r.m.latency.Observe(float64(d.IngestToDecisionUS) / 1e6)
-	r.rec.add(&d, false)
-	if r.dlog != nil {
-		r.dlog.add(d.Time.UnixNano(), sc.buf, false)
-	}
-	if set.shadow != nil {
-		var sres result
-		if err := set.shadow.sc.score(row, &sres); err != nil {
-			r.m.scoreErrors.WithLabelValues(s.name, set.shadow.info.Version).Inc()
-			r.logLimited(s.name+"/shadow", "shadow version failed", "model", s.name, "version", set.shadow.info.Version, "err", err)
-			return
-		}
-		sd := r.decision(s, row, set.shadow.info.Version, &sres, set.shadow.info.Version)
-		r.m.shadow.WithLabelValues(s.name).Inc()
-		r.rec.add(&sd, true)
-		if r.dlog != nil {
-			sc.buf = appendDecisionJSON(sc.buf[:0], &sd)
-			r.dlog.add(sd.Time.UnixNano(), sc.buf, true)
-		}
-	}
-}
-
-// fallback scores row with the previous version, else with the model's
-// rule, and returns what scored and the Fallback text.
-func (r *Runtime) fallback(s *slot, set *liveSet, row *schema.FeatureRow, why string, res *result) (string, string, bool) {
-	if set.prev != nil {
-		*res = result{}
-		start := time.Now()
-		err := set.prev.sc.score(row, res)
-		if err == nil && (s.budget == 0 || time.Since(start) <= s.budget) {
-			return set.prev.info.Version, fmt.Sprintf("previous version %s: %s", set.prev.info.Version, why), true
-		}
-		if err != nil {
-			r.m.scoreErrors.WithLabelValues(s.name, set.prev.info.Version).Inc()
-			why += fmt.Sprintf("; previous version %s failed: %v", set.prev.info.Version, err)
-		} else {
-			why += fmt.Sprintf("; previous version %s over budget too", set.prev.info.Version)
-		}
-	}
-	if s.rule != nil {
-		*res = result{}
-		err := s.rule.instant(row, res)
-		if err == nil {
-			// The rule's 1 or 0 decides the model's action, whatever the
-			// model's threshold.
-			res.ruled = true
-			return "rule:" + s.rule.cfg.Name, fmt.Sprintf("rule %s: %s", s.rule.cfg.Name, why), true
-		}
-		why += fmt.Sprintf("; rule %s: %v", s.rule.cfg.Name, err)
-	}
-	return "", why, false
-}
-
-// decision builds the decision of slot s for row. shadow is the shadow
-// version's name, or "" for the live decision.
-func (r *Runtime) decision(s *slot, row *schema.FeatureRow, ver string, res *result, shadow string) schema.Decision {
-	now := time.Now()
-	action := ActionNone
-	if (res.ruled && res.score >= 1) || (!res.ruled && res.score >= s.threshold) {
-		action = s.action
-	}
-	var lat int64
-	if row.LastIngestTS > 0 {
-		lat = (now.UnixNano() - row.LastIngestTS) / 1e3
-	}
-	return schema.Decision{
-		SchemaVersion: schema.DecisionSchemaVersion,
-		ID:            decisionID(s.name, row.View, row.Entity, row.WindowStart, row.WindowEnd, shadow),
-		Time:          now.UTC(),
-		Entity:        row.Entity,
-		View:          row.View,
-		Model:         s.name,
-		ModelVersion:  ver,
-		Score:         res.score,
-		Action:        action,
-		Reason:        res.reason,
-		Features:      res.features,
-		Window: schema.Window{
-			Start: time.Unix(0, row.WindowStart).UTC(),
-			End:   time.Unix(0, row.WindowEnd).UTC(),
-		},
-		IngestToDecisionUS: lat,
-	}
-}
-
-// decisionNamespace is the UUID namespace of decision ids.
-var decisionNamespace = uuid.MustParse("5f0c7e2a-3b1d-4c8e-9a6f-2d4b8e1c7a90")
-
-// decisionID is the id of the decision model makes about entity's window
-// of view: a name-based UUID (version 5, SHA-1) of those, plus the version
-// for a shadow decision. The same window decided again gets the same id,
-// which is the decision's Nats-Msg-Id: the feature store delivers the few
-// windows closed after its last persisted mark again after a crash
-// (docs/featurestore.md, "Start"), and JetStream drops the repeat within
-// its duplicate window.
-func decisionID(model, view string, e schema.Entity, start, end int64, shadow string) string {
-	var buf [256]byte
-	b := append(buf[:0], decisionNamespace[:]...)
-	for _, s := range [...]string{model, view, e.Device, e.Component} {
-		b = append(append(b, s...), 0)
-	}
-	b = binary.BigEndian.AppendUint64(b, uint64(start))
-	b = binary.BigEndian.AppendUint64(b, uint64(end))
-	if shadow != "" {
-		b = append(append(b, 0), shadow...)
-	}
-	sum := sha1.Sum(b)
-	var id uuid.UUID
-	copy(id[:], sum[:16])
-	id[6] = id[6]&0x0f | 0x50 // version 5
-	id[8] = id[8]&0x3f | 0x80 // RFC 4122 variant
-	return id.String()
-}
-
-// sanitized copies d with non-finite features and score removed: JSON has
-// no NaN; a feature without data is left out of the document.
-func sanitized(d *schema.Decision) *schema.Decision {
-	c := *d
-	c.Features = make(map[string]float64, len(d.Features))
-	for k, v := range d.Features {
-		if !isNaNOrInf(v) {
-			c.Features[k] = v
-		}
-	}
-	if isNaNOrInf(c.Score) {
-		c.Score = 0
-	}
-	return &c
-}
-
-func finite(d *schema.Decision) bool {
-	if isNaNOrInf(d.Score) {
-		return false
-	}
-	for _, v := range d.Features {
-		if isNaNOrInf(v) {
-			return false
-		}
-	}
-	return true
-}
-
-func isNaNOrInf(v float64) bool { return math.IsNaN(v) || math.IsInf(v, 0) }
 
 // logLimited logs at most once per 10 s per key, so that a broken model
 // or device does not flood the log.

@@ -32,6 +32,11 @@ type result struct {
 	// ruled: a fallback rule scored (1 fires, 0 does not), so the model's
 	// threshold does not apply.
 	ruled bool
+	// missing lists required features the row had no data for: the model
+	// did not decide (its score is NaN, its action none).
+	missing []string
+	// noWindow: an event came before the entity's first closed window.
+	noWindow bool
 }
 
 // scorer scores rows for one model version. Calls for the same entity never
@@ -42,8 +47,9 @@ type scorer interface {
 }
 
 // buildScorer turns a version's artifact into a scorer. features overrides
-// the feature names of tree models when not empty.
-func buildScorer(kind Kind, artifact []byte, features []string) (scorer, error) {
+// the feature names of tree models when not empty; optional gives the
+// features the model may do without and the values used in their place.
+func buildScorer(kind Kind, artifact []byte, features []string, optional map[string]float64) (scorer, error) {
 	switch kind {
 	case KindXGBoost:
 		m, err := xgboost.Load(bytes.NewReader(artifact))
@@ -54,7 +60,7 @@ func buildScorer(kind Kind, artifact []byte, features []string) (scorer, error) 
 		if err != nil {
 			return nil, err
 		}
-		return &treeScorer{kind: kind, names: names, bind: binding{names: names}, predict: m.Predict}, nil
+		return &treeScorer{kind: kind, names: names, bind: binding{names: names}, predict: m.Predict, opt: optionals(names, optional)}, nil
 	case KindLightGBM:
 		e, err := leaves.LGEnsembleFromReader(bufio.NewReader(bytes.NewReader(artifact)), true)
 		if err != nil {
@@ -67,7 +73,8 @@ func buildScorer(kind Kind, artifact []byte, features []string) (scorer, error) 
 		if err != nil {
 			return nil, err
 		}
-		return &treeScorer{kind: kind, names: names, bind: binding{names: names}, predict: func(x []float64) float64 { return e.PredictSingle(x, 0) }}, nil
+		return &treeScorer{kind: kind, names: names, bind: binding{names: names}, predict: func(x []float64) float64 { return e.PredictSingle(x, 0) },
+			opt: optionals(names, optional)}, nil
 	case KindONNX:
 		m, err := onnx.Load(artifact)
 		if err != nil {
@@ -77,7 +84,7 @@ func buildScorer(kind Kind, artifact []byte, features []string) (scorer, error) 
 		if err != nil {
 			return nil, err
 		}
-		return &treeScorer{kind: kind, names: names, bind: binding{names: names}, predict: m.Predict}, nil
+		return &treeScorer{kind: kind, names: names, bind: binding{names: names}, predict: m.Predict, opt: optionals(names, optional)}, nil
 	case KindEWMA, KindMAD, KindSeasonal:
 		var spec detectorSpec
 		dec := json.NewDecoder(bytes.NewReader(artifact))
@@ -93,7 +100,7 @@ func buildScorer(kind Kind, artifact []byte, features []string) (scorer, error) 
 		}
 		return &detectorScorer{
 			kind: kind, spec: spec, params: spec.Params.withDefaults(kind),
-			bind: binding{names: spec.Features}, state: map[schema.Entity]*detState{},
+			bind: binding{names: spec.Features}, state: map[schema.Entity]*detState{}, opt: optionals(spec.Features, optional),
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown model kind %q", kind)
@@ -177,12 +184,26 @@ func (b *binding) indexes(row *schema.FeatureRow) ([]int, error) {
 	return c.idx, c.err
 }
 
+// optionals returns, per feature of names, the value to use when a row has
+// no data for it, or NaN when the feature is required.
+func optionals(names []string, optional map[string]float64) []float64 {
+	out := make([]float64, len(names))
+	for i, n := range names {
+		out[i] = math.NaN()
+		if v, ok := optional[n]; ok {
+			out[i] = v
+		}
+	}
+	return out
+}
+
 // treeScorer scores with a stateless tree ensemble.
 type treeScorer struct {
 	kind    Kind
 	names   []string
 	bind    binding
 	predict func(x []float64) float64
+	opt     []float64 // per feature: the default of an optional one, NaN when required
 }
 
 // vectors holds feature vectors for treeScorer.score.
@@ -201,10 +222,20 @@ func (s *treeScorer) score(row *schema.FeatureRow, res *result) error {
 	res.features = make(map[string]float64, len(idx))
 	for i, j := range idx {
 		v := row.Values[j]
+		if math.IsNaN(v) {
+			if v = s.opt[i]; math.IsNaN(v) {
+				res.missing = append(res.missing, s.names[i])
+			}
+		}
 		x = append(x, v)
 		res.features[s.names[i]] = v
 	}
 	*xp = x
+	if len(res.missing) > 0 {
+		res.score = math.NaN()
+		res.reason = "not decided: no data for " + strings.Join(res.missing, ", ")
+		return nil
+	}
 	res.score = s.predict(x)
 	if math.IsNaN(res.score) || math.IsInf(res.score, 0) {
 		return fmt.Errorf("%s model returned %v", s.kind, res.score)
@@ -238,6 +269,7 @@ type detectorScorer struct {
 	spec   detectorSpec
 	params DetectorParams
 	bind   binding
+	opt    []float64 // as treeScorer.opt
 	mu     sync.Mutex
 	state  map[schema.Entity]*detState
 }
@@ -300,11 +332,20 @@ func (s *detectorScorer) score(row *schema.FeatureRow, res *result) error {
 	worst := -1
 	for i, j := range idx {
 		v := row.Values[j]
+		if math.IsNaN(v) && math.IsNaN(s.opt[i]) {
+			res.missing = append(res.missing, s.spec.Features[i])
+		}
 		res.features[s.spec.Features[i]] = v
 		z := dets[i].observe(t, v)
 		if !math.IsNaN(z) && (worst < 0 || z > res.score) {
 			res.score, worst = z, i
 		}
+	}
+	if len(res.missing) > 0 {
+		// Every series still learned from what it had.
+		res.score = math.NaN()
+		res.reason = "not decided: no data for " + strings.Join(res.missing, ", ")
+		return nil
 	}
 	if worst < 0 {
 		res.score = 0

@@ -57,6 +57,34 @@ var DecisionsSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "window_end", Type: TimestampType},
 	{Name: "ingest_to_decision_us", Type: arrow.PrimitiveTypes.Int64},
 	{Name: "features", Type: arrow.BinaryTypes.String}, // JSON object
+	{Name: "state", Type: arrow.BinaryTypes.String},
+	{Name: "transition", Type: arrow.FixedWidthTypes.Boolean},
+	{Name: "fingerprint", Type: arrow.BinaryTypes.String},
+	{Name: "trigger", Type: arrow.BinaryTypes.String},
+	{Name: "missing_features", Type: arrow.BinaryTypes.String}, // comma-separated
+	{Name: "trigger_to_decision_us", Type: arrow.PrimitiveTypes.Int64},
+}, nil)
+
+// ActionsSchema is the schema of the `actions` table: the current state of
+// every (model or rule, entity) action that is pending, firing, or resolved
+// and not yet forgotten.
+var ActionsSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "model", Type: arrow.BinaryTypes.String},
+	{Name: "model_version", Type: arrow.BinaryTypes.String},
+	{Name: "fingerprint", Type: arrow.BinaryTypes.String},
+	{Name: "device", Type: arrow.BinaryTypes.String},
+	{Name: "component", Type: arrow.BinaryTypes.String},
+	{Name: "view", Type: arrow.BinaryTypes.String},
+	{Name: "trigger", Type: arrow.BinaryTypes.String},
+	{Name: "state", Type: arrow.BinaryTypes.String},
+	{Name: "since", Type: TimestampType},
+	{Name: "action", Type: arrow.BinaryTypes.String},
+	{Name: "score", Type: arrow.PrimitiveTypes.Float64},
+	{Name: "reason", Type: arrow.BinaryTypes.String},
+	{Name: "last_decision", Type: TimestampType},
+	{Name: "last_published", Type: TimestampType, Nullable: true},
+	{Name: "flapping", Type: arrow.FixedWidthTypes.Boolean},
+	{Name: "suppressed", Type: arrow.PrimitiveTypes.Int64},
 }, nil)
 
 // SeriesSchema is the schema of the `series` table: one row per

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -62,6 +63,29 @@ var (
 	// AdminStatus maps IF-MIB/OpenConfig admin-status names to their numbers.
 	AdminStatus = map[string]int{"up": 1, "down": 2, "testing": 3}
 )
+
+// StateEnum returns the enumeration of a state metric (name → number), or
+// nil when the metric has none.
+func StateEnum(metric string) map[string]int {
+	switch metric {
+	case "interface.oper_status":
+		return OperStatus
+	case "interface.admin_status":
+		return AdminStatus
+	}
+	return nil
+}
+
+// StateName returns the enumeration name of a state metric's value ("down"
+// for interface.oper_status 2), or the number formatted when it has none.
+func StateName(metric string, v float64) string {
+	for name, n := range StateEnum(metric) {
+		if float64(n) == v {
+			return name
+		}
+	}
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}
 
 // Catalog is the canonical metric model of DESIGN.md §3, as data. Profiles
 // may only map to metrics listed here; docs/metrics.md is generated from it.

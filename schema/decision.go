@@ -21,7 +21,8 @@ type Decision struct {
 	Time time.Time `json:"time"`
 	// Entity is what the decision is about.
 	Entity Entity `json:"entity"`
-	// View is the feature view whose window closed.
+	// View is the feature view whose window closed (for an event rule,
+	// empty).
 	View string `json:"view"`
 	// Model and ModelVersion identify what scored the window.
 	Model        string `json:"model"`
@@ -29,29 +30,12 @@ type Decision struct {
 	// Score is the model's output (probability, anomaly score, or 1/0 for
 	// rules).
 	Score float64 `json:"score"`
-	// Action is what automation should do: "none", "alert", "reroute", ...
-	// as configured for the model.
+	// Action is what the (model, entity) action asks of automation:
+	// "reroute", "alert", ... as configured, while State is pending or
+	// firing; the resolve action (default: the same) when resolved; "none"
+	// when inactive or when the model could not decide. Act on firing,
+	// undo on resolved.
 	Action string `json:"action"`
-	// Reason explains the score in words.
-	Reason string `json:"reason"`
-	// Fallback is empty when the live version scored; otherwise it says what
-	// scored instead and why ("previous version v3: v4 exceeded 200µs").
-	Fallback string `json:"fallback,omitempty"`
-	// Features are the inputs the model used.
-	Features map[string]float64 `json:"features"`
-	// Window is the closed window scored.
-	Window Window `json:"window"`
-	// IngestToDecisionUS is the time from the ingest of the window's last
-	// sample to the decision, in microseconds.
-	IngestToDecisionUS int64 `json:"ingest_to_decision_us"`
-	// TriggerToDecisionUS is the time from the ingest of the sample that
-	// triggered the decision (the state event's sample, or the sample whose
-	// arrival closed the window) to the decision, in microseconds.
-	TriggerToDecisionUS int64 `json:"trigger_to_decision_us"`
-	// Trigger is TriggerWindow or TriggerEvent.
-	Trigger string `json:"trigger"`
-	// Event is the state change an event-triggered decision was made on.
-	Event *StateEvent `json:"event,omitempty"`
 	// State is where the (model, entity) action is in its lifecycle:
 	// StateInactive, StatePending, StateFiring or StateResolved.
 	State string `json:"state"`
@@ -63,9 +47,33 @@ type Decision struct {
 	// Fingerprint identifies the (model, entity) pair: stable across
 	// decisions, versions and restarts, for consumers to de-duplicate on.
 	Fingerprint string `json:"fingerprint"`
+	// Flapping is true while the (model, entity) action changes state more
+	// often than inference.lifecycle.flap_limit allows: transitions are then
+	// counted, not each published.
+	Flapping bool `json:"flapping,omitempty"`
+	// Reason explains the score in words.
+	Reason string `json:"reason"`
+	// Fallback is empty when the live version scored; otherwise it says what
+	// scored instead and why ("previous version v3: v4 exceeded 200µs").
+	Fallback string `json:"fallback,omitempty"`
+	// Features are the inputs the model used.
+	Features map[string]float64 `json:"features"`
 	// MissingFeatures lists the inputs the model needs that the entity
 	// did not have; the action is then "none".
 	MissingFeatures []string `json:"missing_features,omitempty"`
+	// Window is the closed window scored (for an event, the event's time).
+	Window Window `json:"window"`
+	// Trigger is TriggerWindow, TriggerEvent or TriggerTimer.
+	Trigger string `json:"trigger"`
+	// Event is the state change an event-triggered decision was made on.
+	Event *DecisionEvent `json:"event,omitempty"`
+	// IngestToDecisionUS is the time from the ingest of the window's last
+	// sample (an event's sample) to the decision, in microseconds.
+	IngestToDecisionUS int64 `json:"ingest_to_decision_us"`
+	// TriggerToDecisionUS is the time from the ingest of the sample that
+	// triggered the decision (the state event's sample, or the sample whose
+	// arrival closed the window) to the decision, in microseconds.
+	TriggerToDecisionUS int64 `json:"trigger_to_decision_us"`
 }
 
 // Decision triggers of Decision.Trigger.
@@ -74,6 +82,9 @@ const (
 	TriggerWindow = "window"
 	// TriggerEvent: a state event was evaluated.
 	TriggerEvent = "event"
+	// TriggerTimer: a deadline of an event-driven action passed without a
+	// new event (its `for` reached, keep_firing_for run out, a repeat).
+	TriggerTimer = "timer"
 )
 
 // Action lifecycle states of Decision.State (the states of a Prometheus
@@ -89,6 +100,19 @@ const (
 	// for longer than keep_firing_for); undo what it did.
 	StateResolved = "resolved"
 )
+
+// DecisionEvent is the state change an event-triggered decision was made
+// on, as published.
+type DecisionEvent struct {
+	// Metric is the state metric ("interface.oper_status").
+	Metric string `json:"metric"`
+	// State and Prev are the new and previous states by name ("down",
+	// "up"); Prev is empty when the series was seen for the first time.
+	State string `json:"state"`
+	Prev  string `json:"prev,omitempty"`
+	// Time is the event time of the sample that carried the change.
+	Time time.Time `json:"time"`
+}
 
 // Window is a half-open time interval [Start, End).
 type Window struct {

@@ -68,7 +68,9 @@ func (s *Service) buildPipeline() error {
 			if err != nil {
 				return err
 			}
-			st.Subscribe(p.runtime.Load().HandleRow)
+			rt := p.runtime.Load()
+			st.Subscribe(rt.HandleRow)
+			rt.SetLatest(st.Latest)
 			if err := st.Start(ctx); err != nil {
 				return errors.Join(err, st.Close())
 			}

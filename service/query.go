@@ -245,20 +245,29 @@ func (t *storeTables) History(ctx context.Context, table string, from, to int64)
 
 // decisionTables serves the `decisions` table from the inference runtime:
 // its recent decisions (inference.history of them, live and shadow), and
-// for time-ranged queries its decision log in Badger.
+// for time-ranged queries its decision log files; and the `actions` table:
+// the current state of every action.
 type decisionTables struct{ p *pipeline }
 
-var decisionsInfo = query.TableInfo{Name: "decisions", Schema: schema.DecisionsSchema, TimeColumn: "ts"}
+var (
+	decisionsInfo = query.TableInfo{Name: "decisions", Schema: schema.DecisionsSchema, TimeColumn: "ts"}
+	actionsInfo   = query.TableInfo{Name: "actions", Schema: schema.ActionsSchema}
+)
 
-func (d decisionTables) Tables() []query.TableInfo { return []query.TableInfo{decisionsInfo} }
+func (d decisionTables) Tables() []query.TableInfo {
+	return []query.TableInfo{decisionsInfo, actionsInfo}
+}
 
 func (d decisionTables) Records(_ context.Context, table string) ([]arrow.RecordBatch, error) {
-	if table != decisionsInfo.Name {
+	if table != decisionsInfo.Name && table != actionsInfo.Name {
 		return nil, fmt.Errorf("table %s: no such table", table)
 	}
 	rt := d.p.runtime.Load()
 	if rt == nil {
-		return nil, errors.New("table decisions: inference not started")
+		return nil, fmt.Errorf("table %s: inference not started", table)
+	}
+	if table == actionsInfo.Name {
+		return rt.ActionRecords(), nil
 	}
 	return rt.DecisionRecords(), nil
 }
@@ -267,6 +276,23 @@ func (d decisionTables) Records(_ context.Context, table string) ([]arrow.Record
 // of it), or the in-memory decisions when the log is off; either way the
 // rows are cut to [from, to).
 func (d decisionTables) History(ctx context.Context, table string, from, to int64) (array.RecordReader, error) {
+	if table == actionsInfo.Name {
+		// No history: a time-ranged query reads the current states.
+		recs, err := d.Records(ctx, table)
+		if err != nil {
+			return nil, err
+		}
+		var m query.MemSource
+		defer m.Close()
+		err = m.Set(actionsInfo, recs...)
+		for _, r := range recs {
+			r.Release()
+		}
+		if err != nil {
+			return nil, err
+		}
+		return m.History(ctx, table, from, to)
+	}
 	if table != decisionsInfo.Name {
 		return nil, fmt.Errorf("table %s: no such table", table)
 	}

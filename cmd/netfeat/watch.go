@@ -20,10 +20,13 @@ func newWatchCmd() *cobra.Command {
 		Use:   "watch",
 		Short: "Show decisions live as they are published on NATS",
 		Long: `Subscribe to netfeat.decisions.<model>.<device> and print each decision as an
-aligned line: time, model@version, entity, score, action, ingest-to-decision
-latency and the reason (with the fallback, when one decided). Stops on Ctrl-C.`,
+aligned line: time, model@version, entity, score, action, lifecycle state
+("→firing" on a transition), trigger-to-decision latency and the reason (with
+the fallback, when one decided, and the missing inputs, when there were).
+Stops on Ctrl-C.`,
 		Example: `  netfeat watch
   netfeat watch --model congestion --device pe1.lab --actions-only
+  netfeat watch --transitions
   netfeat watch --nats nats://10.0.0.5:4222 --json | jq .score`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -48,6 +51,7 @@ latency and the reason (with the fallback, when one decided). Stops on Ctrl-C.`,
 	f.StringVar(&o.Model, "model", "", "only this model")
 	f.StringVar(&o.Device, "device", "", "only this device")
 	f.BoolVar(&o.ActionsOnly, "actions-only", false, `hide decisions whose action is "none"`)
+	f.BoolVar(&o.Transitions, "transitions", false, "show only decisions that move an action's lifecycle (pending, firing, resolved, inactive)")
 	f.BoolVar(&o.JSON, "json", false, "print the decision documents as received, one per line")
 	f.IntVar(&o.Count, "count", 0, "exit after this many decisions (0: run until interrupted)")
 	f.BoolVar(&o.UTC, "utc", false, "print times in UTC")

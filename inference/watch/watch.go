@@ -24,6 +24,10 @@ type Options struct {
 	Model, Device string
 	// ActionsOnly hides decisions whose action is "none".
 	ActionsOnly bool
+	// Transitions shows only decisions that move an action's lifecycle
+	// (pending, firing, resolved, inactive), hiding repeats and, under
+	// publish: all, the decisions between transitions.
+	Transitions bool
 	// JSON prints each decision document as received, one per line.
 	JSON bool
 	// Count stops after that many decisions are shown; 0 means no limit.
@@ -97,6 +101,7 @@ const (
 	wEntity  = 34
 	wScore   = 8
 	wAction  = 9
+	wState   = 10
 	wLatency = 9
 )
 
@@ -111,7 +116,7 @@ func (p *Printer) Print(doc []byte) (bool, error) {
 		_, werr := fmt.Fprintf(p.w, "! undecodable decision (%v): %.120s\n", err, doc)
 		return false, werr
 	}
-	if p.o.ActionsOnly && d.Action == "none" {
+	if p.o.ActionsOnly && d.Action == "none" || p.o.Transitions && !d.Transition {
 		return false, nil
 	}
 	if p.o.JSON {
@@ -121,7 +126,7 @@ func (p *Printer) Print(doc []byte) (bool, error) {
 	var b strings.Builder
 	if !p.header {
 		p.header = true
-		row(&b, "TIME", "MODEL@VERSION", "ENTITY", "SCORE", "ACTION", "LATENCY", "REASON")
+		row(&b, "TIME", "MODEL@VERSION", "ENTITY", "SCORE", "ACTION", "STATE", "LATENCY", "REASON")
 	}
 	t := d.Time
 	if !p.o.UTC {
@@ -131,13 +136,35 @@ func (p *Printer) Print(doc []byte) (bool, error) {
 	if d.Fallback != "" {
 		reason += " [fallback: " + d.Fallback + "]"
 	}
+	if len(d.MissingFeatures) > 0 {
+		reason += " [missing: " + strings.Join(d.MissingFeatures, ", ") + "]"
+	}
+	lat := d.TriggerToDecisionUS
+	if lat <= 0 {
+		lat = d.IngestToDecisionUS
+	}
 	row(&b, t.Format("15:04:05.000"), d.Model+"@"+d.ModelVersion, d.Entity.String(), score(d.Score),
-		d.Action, latency(d.IngestToDecisionUS), reason)
+		d.Action, state(&d), latency(lat), reason)
 	_, err := io.WriteString(p.w, b.String())
 	return true, err
 }
 
-func row(b *strings.Builder, tm, model, entity, score, action, lat, reason string) {
+// state renders the lifecycle state: "→firing" on a transition, "firing"
+// on a repeat, "~firing" while flapping; "-" for documents without one.
+func state(d *schema.Decision) string {
+	s := d.State
+	switch {
+	case s == "":
+		return "-"
+	case d.Flapping:
+		s = "~" + s
+	case d.Transition:
+		s = "→" + s
+	}
+	return s
+}
+
+func row(b *strings.Builder, tm, model, entity, score, action, state, lat, reason string) {
 	b.WriteString(cell(tm, wTime))
 	b.WriteString("  ")
 	b.WriteString(cell(model, wModel))
@@ -147,6 +174,8 @@ func row(b *strings.Builder, tm, model, entity, score, action, lat, reason strin
 	b.WriteString(pad(score, wScore, true))
 	b.WriteString("  ")
 	b.WriteString(cell(action, wAction))
+	b.WriteString("  ")
+	b.WriteString(cell(state, wState))
 	b.WriteString("  ")
 	b.WriteString(pad(lat, wLatency, true))
 	b.WriteString("  ")

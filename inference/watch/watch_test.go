@@ -31,6 +31,10 @@ func TestPrinter(t *testing.T) {
 		decision("congestion", "pe1.lab", "reroute", 0.92199),
 		decision("a_model_with_a_very_long_name_indeed", "pe2", "none", 1e-5),
 	} {
+		d.State, d.Transition = "inactive", false
+		if d.Action != "none" {
+			d.State, d.Transition = "firing", true
+		}
 		b, _ := json.Marshal(d)
 		if ok, err := p.Print(b); !ok || err != nil {
 			t.Fatalf("Print: %v %v", ok, err)
@@ -41,9 +45,9 @@ func TestPrinter(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
 	want := []string{
-		"TIME          MODEL@VERSION                   ENTITY                                 SCORE  ACTION       LATENCY  REASON",
-		"12:00:01.234  congestion@v1                   pe1.lab/HundredGigE0/0/0/0            0.9220  reroute        420µs  xgboost score 0.9",
-		"12:00:01.234  a_model_with_a_very_long_name…  pe2/HundredGigE0/0/0/0              1.00e-05  none           420µs  xgboost score 0.9",
+		"TIME          MODEL@VERSION                   ENTITY                                 SCORE  ACTION     STATE         LATENCY  REASON",
+		"12:00:01.234  congestion@v1                   pe1.lab/HundredGigE0/0/0/0            0.9220  reroute    →firing         420µs  xgboost score 0.9",
+		"12:00:01.234  a_model_with_a_very_long_name…  pe2/HundredGigE0/0/0/0              1.00e-05  none       inactive        420µs  xgboost score 0.9",
 	}
 	for i, w := range want {
 		if i >= len(lines) || lines[i] != w {
