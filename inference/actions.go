@@ -99,9 +99,9 @@ type savedLifecycle struct {
 
 // lifeStore saves lifecycles to Badger.
 type lifeStore struct {
-	db  *badger.DB
-	log *slog.Logger
-	mu  sync.Mutex
+	db    *badger.DB
+	log   *slog.Logger
+	mu    sync.Mutex
 	dirty map[string][]byte // key → value; nil value deletes
 	errs  func()
 	stop  chan struct{}
