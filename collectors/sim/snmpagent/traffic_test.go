@@ -101,7 +101,9 @@ func TestCountersFollowTraffic(t *testing.T) {
 		still = append(still, ifInOctets+"."+idx, ifHCInOctets+"."+idx, ifHCInUcastPkts+"."+idx, ifOutOctets+"."+idx)
 	}
 	for _, at := range []time.Duration{0, 10 * time.Second, time.Minute, time.Hour} {
+		clk.mu.Lock()
 		clk.t = time.Unix(1_700_000_000, 0).Add(at)
+		clk.mu.Unlock()
 		sec := at.Seconds()
 		want := map[string]uint64{
 			ifHCInOctets + ".1":       1000 + uint64(125_000*sec),
@@ -143,7 +145,9 @@ func TestErrorsMoveWithScenario(t *testing.T) {
 		at   time.Duration
 		want uint64
 	}{{5 * time.Second, 1000}, {15 * time.Second, 1250}, {20 * time.Second, 1500}, {time.Hour, 1500}} {
+		clk.mu.Lock()
 		clk.t = time.Unix(1_700_000_000, 0).Add(tc.at)
+		clk.mu.Unlock()
 		got := get(t, g, ifInErrors+".1", ifOutErrors+".1")
 		if got[ifInErrors+".1"] != tc.want || got[ifOutErrors+".1"] != 1000 {
 			t.Fatalf("at %v: ifInErrors %d, ifOutErrors %d; want %d and 1000", tc.at, got[ifInErrors+".1"], got[ifOutErrors+".1"], tc.want)
