@@ -5,8 +5,12 @@
 // answered by github.com/openconfig/gnmi/subscribe. The state is built from
 // real Cisco captures (IOS-XR native generic-counters and wdsysmon CPU,
 // NX-OS DME interface attributes, IOS-XE interface names and counters) plus
-// OpenConfig interface, platform and system trees derived from them;
-// counters advance every Interval from their recorded values.
+// OpenConfig interface, platform and system trees derived from them.
+// Interface counters follow a steady traffic (Options.Rate) from their
+// recorded values, errors and discards stay unless a scenario raises them,
+// every leaf is published every Interval, and link state changes (scripted,
+// or from SetOperStatus) are published the moment they happen, for
+// ON_CHANGE subscriptions.
 //
 // Faults can be injected: end every stream after N responses, delay every
 // response, or corrupt every Nth notification (empty path element, unknown
