@@ -28,7 +28,18 @@ func newSimGNMICmd() *cobra.Command {
 would, built on openconfig/gnmi's subscribe and cache packages. The device state
 comes from real captures (embedded, or --recording FILE: an IOS-XR MDT JSON dump
 or a JSON array of gNMI SubscribeResponses) plus OpenConfig trees derived from
-them; counters advance every --interval from their recorded values.
+them. The device's clock starts when the command starts listening, and the
+first values published then are the recorded ones. From then on the
+counters of every interface that carries traffic (recorded up, not a
+loopback, Null or tunnel, a speed its name gives or a physical NX-OS port)
+advance: octets by --rate per second in each direction, unicast packets by
+--rate / 800, multicast and broadcast by 1% and 0.1% of that. Errors,
+discards and other counters, CPU, temperature and memory stay as recorded
+unless a scenario moves them. Every --interval all leaves are published
+(SAMPLE streams and POLL see that step); oper-status changes are published
+the moment they happen, stamped with that instant: ON_CHANGE subscriptions
+(and TARGET_DEFINED ones, for oper-status and admin-status) get the
+current value once and then only changes.
 
 Faults: --drop-after N ends every stream after N responses, --delay D delays every
 response, --malformed-every N corrupts every Nth notification after the initial
@@ -56,6 +67,9 @@ openconfig-if-ethernet port-speed (from their names), which congestion needs.`,
 				o.CertFile, o.KeyFile = files.ServerCert, files.ServerKey
 				fmt.Fprintf(cmd.ErrOrStderr(), "# TLS: CA %s, client certificate %s (key %s)\n",
 					files.CA, files.ClientCert, files.ClientKey)
+			}
+			if o.Rate <= 0 {
+				return fmt.Errorf("--rate must be positive, got %v (for values that stay as recorded, use a long --interval)", o.Rate)
 			}
 			sc, err := loadScenario(scenarioArg, speed)
 			if err != nil {
@@ -85,7 +99,8 @@ openconfig-if-ethernet port-speed (from their names), which congestion needs.`,
 	f.StringVar(&o.Name, "target", "sim", "gNMI target name")
 	f.StringVar(&o.Platform, "platform", "iosxr", "simulated platform: iosxr, nxos or iosxe")
 	f.StringVar(&o.Recording, "recording", "", "replay this capture instead of the embedded ones")
-	f.DurationVar(&o.Interval, "interval", time.Second, "how often counters advance and updates are sent")
+	f.DurationVar(&o.Interval, "interval", time.Second, "how often every leaf is published (SAMPLE and POLL)")
+	f.Float64Var(&o.Rate, "rate", gnmitarget.DefaultRate, "octets per second in each direction of every interface that carries traffic (packets follow at 800 bytes each; errors and discards stay)")
 	f.BoolVar(&tlsOn, "tls", false, "serve TLS (with --cert-file/--key-file, or a CA and certificates generated into --cert-dir)")
 	f.StringVar(&certDir, "cert-dir", "", "with --tls: write a self-signed CA, server and client certificates here")
 	f.StringVar(&o.CertFile, "cert-file", "", "server certificate (PEM); implies TLS")

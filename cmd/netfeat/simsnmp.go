@@ -30,6 +30,8 @@ func newSimSNMPCmd() *cobra.Command {
 		maxMsg      int
 		scenarioArg string
 		speed       float64
+		trapsTo     string
+		trapsV3     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "snmp --recording FILE [--recording FILE ...] --listen ADDR",
@@ -42,14 +44,32 @@ random port). --devices N serves N copies of each recording (named
 RECORDING-0001 ...). One line per device, "NAME ADDRESS", is printed once
 all are listening.
 
-Counters advance at --rate per second from the recorded values, so the first
-read equals the recording; --wrap32 narrows Counter64 to 32 bits;
---reboot-every D restarts sysUpTime and every counter at each multiple of D.
+Each device's clock starts when it is created, just before the devices
+listen: from then on the IF-MIB counters of every interface that carries
+traffic (ifAdminStatus and ifOperStatus up, a speed in ifHighSpeed or
+ifSpeed, not a softwareLoopback or "system" interface) advance from their
+recorded values: octets by --rate per second in each direction, unicast
+packets by --rate / 800, multicast and broadcast packets by 1% and 0.1% of
+that. A read t seconds after the start returns the recording plus t times
+those rates: counters count from the device's start, not from the first
+read, so the first read equals the recording only with --rate 0 (and no
+scenario, whose baseline replaces these rates). Error, discard and unknown-protocol counters, counters of
+other interfaces and counters outside ifTable/ifXTable stay at their
+recorded values unless a scenario raises them; gauges (CPU, temperature,
+optical power) are served as recorded; sysUpTime follows the clock.
+--wrap32 narrows Counter64 to 32 bits; --reboot-every D restarts sysUpTime
+and every counter at each multiple of D.
 
 --scenario FILE scripts incidents on named interfaces: congestion, error
 bursts, link down (the YAML format is in docs/demo.md); --scenario-speed N
 plays its timeline N times faster. Every device served gets the scenario,
-so its interfaces must exist in every recording.`,
+so its interfaces must exist in every recording.
+
+--traps-to HOST:PORT sends an IF-MIB linkDown or linkUp notification
+(sysUpTime.0, snmpTrapOID.0, ifIndex, ifAdminStatus, ifOperStatus) from the
+device's own port whenever the scenario takes an interface down or up: an
+SNMPv2c trap with --community, or with --traps-v3 an SNMPv3 trap as
+--v3-user.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if len(recordings) == 0 {
@@ -74,6 +94,16 @@ so its interfaces must exist in every recording.`,
 			if user.Name != "" {
 				users = append(users, user)
 			}
+			trapUser := ""
+			if trapsV3 {
+				if user.Name == "" || trapsTo == "" {
+					return fmt.Errorf("--traps-v3 needs --traps-to and --v3-user")
+				}
+				trapUser = user.Name
+			}
+			if rate < 0 {
+				return fmt.Errorf("--rate must not be negative, got %v", rate)
+			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 			sim := snmpagent.NewSimulator(log)
 			n := 0
@@ -89,7 +119,8 @@ so its interfaces must exist in every recording.`,
 						name = fmt.Sprintf("%s-%04d", base, i+1)
 					}
 					d, err := snmpagent.NewDevice(mib, snmpagent.DeviceOptions{Name: name, Community: community,
-						Users: users, Rate: rate, Wrap32: wrap32, RebootEvery: rebootEvery, MaxMessageSize: maxMsg, Scenario: sc})
+						Users: users, Rate: rate, Wrap32: wrap32, RebootEvery: rebootEvery, MaxMessageSize: maxMsg, Scenario: sc,
+						TrapsTo: trapsTo, TrapUser: trapUser})
 					if err != nil {
 						return err
 					}
@@ -125,12 +156,14 @@ so its interfaces must exist in every recording.`,
 	f.StringVar(&user.AuthKey, "v3-auth-key", "", "v3 authentication passphrase")
 	f.StringVar(&user.PrivProtocol, "v3-priv", "", "v3 privacy protocol: DES, AES, AES192, AES256")
 	f.StringVar(&user.PrivKey, "v3-priv-key", "", "v3 privacy passphrase")
-	f.Float64Var(&rate, "rate", 125000, "increment per second of every counter")
+	f.Float64Var(&rate, "rate", 125000, "octets per second in each direction of every interface that carries traffic (packets follow at 800 bytes each; errors and discards stay)")
 	f.BoolVar(&wrap32, "wrap32", false, "wrap Counter64 counters at 2^32")
 	f.DurationVar(&rebootEvery, "reboot-every", 0, "simulate a reboot at this period (0: never)")
 	f.IntVar(&maxMsg, "max-message-size", 65000, "largest response in bytes")
 	f.StringVar(&scenarioArg, "scenario", "", "scenario file: congestion, errors and link faults on named interfaces over time (docs/demo.md)")
 	f.Float64Var(&speed, "scenario-speed", 1, "play the scenario's timeline this many times faster")
+	f.StringVar(&trapsTo, "traps-to", "", "send linkDown/linkUp traps to this HOST:PORT when the scenario changes a link")
+	f.BoolVar(&trapsV3, "traps-v3", false, "send the traps as SNMPv3 from --v3-user instead of v2c with --community")
 	return cmd
 }
 

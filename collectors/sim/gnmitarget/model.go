@@ -5,7 +5,6 @@ import (
 	"embed"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"os"
 	"sort"
 	"strings"
@@ -39,12 +38,15 @@ type leaf struct {
 	origin string
 	elems  []*gpb.PathElem
 	kind   leafKind
-	start  uint64  // counter/uint: recorded value
-	rate   float64 // counter: increase per second
-	i      int64
-	f      float64
-	s      string
-	raw    *gpb.TypedValue
+	// replayed marks a counter of a replayed SubscribeResponse, which
+	// belongs to no known interface: it carries traffic if its role does.
+	replayed bool
+	start    uint64  // counter/uint: recorded value
+	rate     float64 // counter: increase per second
+	i        int64
+	f        float64
+	s        string
+	raw      *gpb.TypedValue
 	// iface is the interface an interface leaf belongs to, role the
 	// counter's role there; plan, set when a scenario scripts the
 	// interface, drives counters and oper state.
@@ -52,19 +54,44 @@ type leaf struct {
 	role  scenario.Counter
 	plan  *scenario.Plan
 	down  string // kindOper: the value while the link is down
+	// link is the state of the leaf's interface (nil for leaves of no
+	// interface): its on-demand outages stop counters and turn oper
+	// leaves down.
+	link *link
 }
+
+// link is one interface's link state: what its recording says, what the
+// scenario does to it, and the outages SetOperStatus started. Guarded by
+// the Server's pubMu.
+type link struct {
+	name      string
+	recorded  bool // recorded up
+	plan      *scenario.Plan
+	outages   scenario.Outages
+	notified  bool    // down as last published by an event
+	operLeafs []*leaf // kindOper leaves of the interface
+}
+
+// forcedDown reports whether the scenario or an on-demand outage holds the
+// link down el after the start.
+func (k *link) forcedDown(el time.Duration) bool {
+	return (k.plan != nil && k.plan.Down(el)) || k.outages.Down(el)
+}
+
+// down reports whether the link is operationally down el after the start.
+func (k *link) down(el time.Duration) bool { return !k.recorded || k.forcedDown(el) }
 
 // value is the leaf's value elapsed after the start.
 func (l *leaf) value(elapsed time.Duration) *gpb.TypedValue {
 	switch l.kind {
 	case kindCounter:
-		inc := uint64(l.rate * elapsed.Seconds())
-		if l.plan != nil {
-			inc = uint64(l.plan.Increase(l.role, l.rate, elapsed))
+		inc := l.increase
+		if l.link != nil {
+			inc = func(t time.Duration) float64 { return l.link.outages.Increase(l.increase, t) }
 		}
-		return &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: l.start + inc}}
+		return &gpb.TypedValue{Value: &gpb.TypedValue_UintVal{UintVal: l.start + uint64(inc(elapsed))}}
 	case kindOper:
-		if l.plan != nil && l.plan.Down(elapsed) {
+		if l.link != nil && l.link.forcedDown(elapsed) {
 			return &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: l.down}}
 		}
 		return &gpb.TypedValue{Value: &gpb.TypedValue_StringVal{StringVal: l.s}}
@@ -80,6 +107,15 @@ func (l *leaf) value(elapsed time.Duration) *gpb.TypedValue {
 	return l.raw
 }
 
+// increase is how much a counter leaf has advanced el after the start,
+// outages aside.
+func (l *leaf) increase(el time.Duration) float64 {
+	if l.plan != nil {
+		return l.plan.Increase(l.role, l.rate, el)
+	}
+	return l.rate * el.Seconds()
+}
+
 // model is the simulated device: its leaves and what the Subscribe
 // front end needs to resolve requests (list keys, origins by first element).
 type model struct {
@@ -91,6 +127,8 @@ type model struct {
 	models  map[string]bool
 	// xr holds the interfaces the OpenConfig trees are built for.
 	xr []xrIface
+	// links are the interfaces' link states, by name.
+	links map[string]*link
 }
 
 func newModel() *model {
@@ -136,16 +174,10 @@ func (m *model) register(origin string, elems []*gpb.PathElem) {
 	}
 }
 
-// rateFor gives each counter a steady, distinct rate derived from its path,
-// so that replays are reproducible.
-func rateFor(path string, base float64) float64 {
-	h := fnv.New32a()
-	h.Write([]byte(path))
-	return base * float64(1+h.Sum32()%16)
-}
-
-func counter(start uint64, path string, base float64) *leaf {
-	return &leaf{kind: kindCounter, start: start, rate: rateFor(path, base)}
+// counter is a counter leaf starting at its recorded value; its rate
+// comes from its role and its interface's traffic (model.setTraffic).
+func counter(start uint64) *leaf {
+	return &leaf{kind: kindCounter, start: start}
 }
 
 // buildModel assembles the device for platform from the embedded captures,
@@ -217,8 +249,11 @@ func (m *model) load(platform string, b []byte) error {
 				}
 			}
 			l := &leaf{kind: kindRaw, raw: u.GetVal(), origin: o, elems: elems}
-			if uv, ok := u.GetVal().GetValue().(*gpb.TypedValue_UintVal); ok {
-				l.kind, l.start, l.rate = kindCounter, uv.UintVal, rateFor(gnmi.FormatPath(&gpb.Path{Elem: elems}), 10)
+			if uv, ok := u.GetVal().GetValue().(*gpb.TypedValue_UintVal); ok && len(elems) > 0 {
+				// A counter whose name gives its role follows the traffic
+				// model; other integers (gauges, errors) stay.
+				l.kind, l.start, l.role = kindCounter, uv.UintVal, roleOf(elems[len(elems)-1].GetName())
+				l.replayed = true
 			}
 			m.register(o, elems)
 			m.leaves = append(m.leaves, l)
@@ -247,6 +282,9 @@ type xrIface struct {
 	name     string
 	counters map[string]uint64
 	up       bool // recorded operational state
+	// physical marks a physical port whose name does not give its speed
+	// (NX-OS ethN/M): it carries traffic all the same.
+	physical bool
 }
 
 // mdtDump loads the IOS-XR generic-counters and wdsysmon rows as native
@@ -275,16 +313,10 @@ func (m *model) mdtDump(b []byte) (cpu map[string]uint64, err error) {
 					}
 					ifc.counters[f] = v
 					p := fmt.Sprintf("infra-statistics/interfaces/interface[interface-name=%s]/latest/generic-counters/%s", name, f)
-					switch {
-					case advancing(f):
-						m.addCounter(counter(v, p, counterBase(f)), origin, p, name, f)
-					case roleOf(f) != scenario.Other:
-						// Errors and drops stay as recorded unless a
-						// scenario makes them climb.
-						m.addCounter(&leaf{kind: kindCounter, start: v}, origin, p, name, f)
-					default:
-						m.add(&leaf{kind: kindUint, start: v}, origin, p)
-					}
+					// Traffic counters follow the interface's traffic;
+					// errors, drops and the rest stay as recorded unless
+					// a scenario makes them climb.
+					m.addCounter(counter(v), origin, p, name, f)
 				}
 				m.xr = append(m.xr, ifc)
 			case "system-monitoring/cpu-utilization":
@@ -313,19 +345,6 @@ func sortedKeys[V any](mp map[string]V) []string {
 	}
 	sort.Strings(ks)
 	return ks
-}
-
-// advancing reports whether an IOS-XR generic counter grows with traffic.
-func advancing(field string) bool {
-	return strings.HasPrefix(field, "bytes-") || strings.HasPrefix(field, "packets-") ||
-		strings.Contains(field, "-packets-")
-}
-
-func counterBase(field string) float64 {
-	if strings.HasPrefix(field, "bytes-") {
-		return 125_000 // 1 Mbit/s steps
-	}
-	return 100
 }
 
 // iosxr builds an IOS-XR router: the native models from the MDT capture
@@ -365,13 +384,7 @@ func (m *model) openconfigCommon(cpu map[string]uint64) {
 		}
 		for _, x := range oc {
 			p := base + "/counters/" + x.leaf
-			rate := 100.0
-			if strings.HasSuffix(x.leaf, "octets") {
-				rate = 125_000
-			} else if strings.Contains(x.leaf, "errors") || strings.Contains(x.leaf, "discards") {
-				rate = 0.5
-			}
-			m.addCounter(counter(x.val, p, rate), "openconfig-interfaces", p, ifc.name, x.leaf)
+			m.addCounter(counter(x.val), "openconfig-interfaces", p, ifc.name, x.leaf)
 		}
 		m.addOper("openconfig-interfaces", base+"/oper-status", ifc.name, "UP", "DOWN")
 		m.add(&leaf{kind: kindString, s: "UP"}, "openconfig-interfaces", base+"/admin-status")
@@ -466,16 +479,15 @@ func (m *model) iosxe() error {
 		for _, s := range []struct {
 			leaf  string
 			start uint64
-			rate  float64
 		}{
-			{"in-octets", inOctets, 125_000}, {"out-octets", inOctets / 3, 125_000},
-			{"in-unicast-pkts", inOctets / 500, 100}, {"out-unicast-pkts", inOctets / 1500, 100},
-			{"in-broadcast-pkts", 0, 1}, {"out-broadcast-pkts", 0, 1},
-			{"in-multicast-pkts", 0, 2}, {"out-multicast-pkts", 0, 2},
-			{"in-discards", 0, 0.5}, {"out-discards", 0, 0.5}, {"in-errors", 0, 0.5}, {"out-errors", 0, 0.5},
+			{"in-octets", inOctets}, {"out-octets", inOctets / 3},
+			{"in-unicast-pkts", inOctets / 500}, {"out-unicast-pkts", inOctets / 1500},
+			{"in-broadcast-pkts", 0}, {"out-broadcast-pkts", 0},
+			{"in-multicast-pkts", 0}, {"out-multicast-pkts", 0},
+			{"in-discards", 0}, {"out-discards", 0}, {"in-errors", 0}, {"out-errors", 0},
 		} {
 			p := base + "/statistics/" + s.leaf
-			m.addCounter(counter(s.start, p, s.rate), origin, p, name, s.leaf)
+			m.addCounter(counter(s.start), origin, p, name, s.leaf)
 		}
 		m.addOper(origin, base+"/oper-status", name, "if-oper-state-ready", "if-oper-state-no-pass")
 	}
@@ -532,21 +544,18 @@ func (m *model) nxos() error {
 		m.add(&leaf{kind: kindInt, i: 2}, origin, base+"/phys/resetCtr")
 		m.add(&leaf{kind: kindString, s: "up"}, origin, base+"/adminSt")
 		for _, dir := range []string{"dbgIfHCIn", "dbgIfHCOut"} {
-			for _, c := range []struct {
-				leaf string
-				rate float64
-			}{{"octets", 125_000}, {"ucastPkts", 100}, {"multicastPkts", 2}, {"broadcastPkts", 1}} {
-				p := base + "/" + dir + "/" + c.leaf
-				m.addCounter(counter(0, p, c.rate), origin, p, name, dir+"/"+c.leaf)
+			for _, c := range []string{"octets", "ucastPkts", "multicastPkts", "broadcastPkts"} {
+				p := base + "/" + dir + "/" + c
+				m.addCounter(counter(0), origin, p, name, dir+"/"+c)
 			}
 		}
 		for _, dir := range []string{"dbgIfIn", "dbgIfOut"} {
 			for _, c := range []string{"errors", "discards"} {
 				p := base + "/" + dir + "/" + c
-				m.addCounter(counter(0, p, 0.5), origin, p, name, dir+"/"+c)
+				m.addCounter(counter(0), origin, p, name, dir+"/"+c)
 			}
 		}
-		m.xr = append(m.xr, xrIface{name: name, counters: map[string]uint64{}, up: attrs["operSt"] == "up"})
+		m.xr = append(m.xr, xrIface{name: name, counters: map[string]uint64{}, up: attrs["operSt"] == "up", physical: true})
 	}
 	m.openconfigCommon(map[string]uint64{})
 	return nil

@@ -2,7 +2,6 @@ package gnmitarget
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 
 	"github.com/netfeat/netfeat/collectors/sim/scenario"
@@ -88,27 +87,62 @@ func (m *model) addOper(origin, path, ifc, up, down string) {
 	m.add(&leaf{kind: kindOper, s: up, down: down, iface: ifc}, origin, path)
 }
 
-// bind binds a scenario to the model's interfaces and hands every leaf of a
-// scripted interface its plan.
-func (m *model) bind(sc *scenario.Scenario) error {
+// isLoopback reports whether an interface name is a software interface
+// that carries no traffic.
+func isLoopback(name string) bool {
+	for _, p := range []string{"Loopback", "Null", "lo", "tunnel", "Tunnel"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// finish gives every leaf of an interface its link state and its counter
+// rate, and binds the scenario (when not nil) to the interfaces. An
+// interface carries tr when it is recorded up, is not a loopback, and has
+// a speed (from its name) or is a physical port; replayed counters of no
+// known interface carry it too.
+func (m *model) finish(sc *scenario.Scenario, tr scenario.Traffic) error {
 	ifcs := make([]scenario.Interface, len(m.xr))
 	for i, x := range m.xr {
 		speed, _ := portSpeed(x.name)
-		ifcs[i] = scenario.Interface{Name: x.name, Speed: speed, Up: x.up}
+		ifcs[i] = scenario.Interface{Name: x.name, Speed: speed, Up: x.up, Loopback: isLoopback(x.name)}
 	}
-	plans, err := sc.Bind(ifcs)
-	if err != nil {
-		return err
+	plans := make([]*scenario.Plan, len(ifcs))
+	if sc != nil {
+		var err error
+		if plans, err = sc.Bind(ifcs); err != nil {
+			return err
+		}
+	}
+	m.links = make(map[string]*link, len(ifcs))
+	carries := make(map[string]bool, len(ifcs))
+	for i, f := range ifcs {
+		m.links[f.Name] = &link{name: f.Name, recorded: f.Up, plan: plans[i]}
+		carries[f.Name] = f.Up && !f.Loopback && (f.Speed > 0 || m.xr[i].physical)
 	}
 	for _, l := range m.leaves {
+		if l.replayed {
+			l.rate = tr.Rate(l.role)
+		}
 		if l.iface == "" {
 			continue
 		}
-		i := slices.IndexFunc(ifcs, func(f scenario.Interface) bool { return f.Name == l.iface })
-		if i < 0 {
+		k := m.links[l.iface]
+		if k == nil {
 			return fmt.Errorf("leaf of unknown interface %s", l.iface) // the model adds leaves only for m.xr
 		}
-		l.plan = plans[i]
+		l.link, l.plan = k, k.plan
+		if l.kind == kindOper {
+			k.operLeafs = append(k.operLeafs, l)
+		}
+		if l.kind == kindCounter && carries[l.iface] {
+			l.rate = tr.Rate(l.role)
+		}
+	}
+	for _, k := range m.links {
+		k.notified = k.down(0)
 	}
 	return nil
 }

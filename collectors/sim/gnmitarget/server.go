@@ -5,8 +5,12 @@
 // answered by github.com/openconfig/gnmi/subscribe. The state is built from
 // real Cisco captures (IOS-XR native generic-counters and wdsysmon CPU,
 // NX-OS DME interface attributes, IOS-XE interface names and counters) plus
-// OpenConfig interface, platform and system trees derived from them;
-// counters advance every Interval from their recorded values.
+// OpenConfig interface, platform and system trees derived from them.
+// Interface counters follow a steady traffic (Options.Rate) from their
+// recorded values, errors and discards stay unless a scenario raises them,
+// every leaf is published every Interval, and link state changes (scripted,
+// or from SetOperStatus) are published the moment they happen, for
+// ON_CHANGE subscriptions.
 //
 // Faults can be injected: end every stream after N responses, delay every
 // response, or corrupt every Nth notification (empty path element, unknown
@@ -59,9 +63,20 @@ type Options struct {
 	// Recording replaces the embedded captures: an IOS-XR MDT JSON dump, or
 	// a JSON array of gNMI SubscribeResponses (protobuf JSON).
 	Recording string `yaml:"recording"`
-	// Interval is how often counters advance and updates are published.
-	// Default 1s.
+	// Interval is how often every leaf is published (SAMPLE and POLL see
+	// counters advance at this step). Default 1s. Link state changes are
+	// published at once, whatever the interval.
 	Interval time.Duration `yaml:"interval"`
+	// Rate is the traffic, in octets per second in each direction, of
+	// every interface that carries any (recorded up, not a loopback, Null
+	// or tunnel, with a speed its name gives or a physical NX-OS port):
+	// octet counters advance at Rate, unicast packets at Rate ÷ 800,
+	// multicast and broadcast packets at 1 % and 0.1 % of that
+	// (scenario.Traffic). Errors, discards and other counters stay at their
+	// recorded values unless the Scenario raises them; CPU, temperature
+	// and memory stay as recorded. Default DefaultRate; negative is an
+	// error.
+	Rate float64 `yaml:"rate"`
 	// CertFile and KeyFile enable TLS. ClientCAFile additionally requires
 	// and verifies a client certificate (mTLS).
 	CertFile     string `yaml:"cert_file"`
@@ -107,6 +122,9 @@ func (o *Options) Validate() error {
 	if o.Interval < 0 {
 		errs = append(errs, fmt.Errorf("interval: must be positive, got %v", o.Interval))
 	}
+	if o.Rate < 0 {
+		errs = append(errs, fmt.Errorf("rate: must not be negative, got %v", o.Rate))
+	}
 	if (o.CertFile == "") != (o.KeyFile == "") {
 		errs = append(errs, errors.New("cert_file: cert_file and key_file go together"))
 	}
@@ -118,6 +136,17 @@ func (o *Options) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// DefaultRate is Options.Rate when left at 0: 125,000 octets/s, 1 Mbit/s.
+const DefaultRate = 125_000
+
+// Errors of SetOperStatus.
+var (
+	// ErrUnknownInterface is returned for an interface the device lacks.
+	ErrUnknownInterface = errors.New("gnmi simulator: no such interface")
+	// ErrNotStarted is returned before Start.
+	ErrNotStarted = errors.New("gnmi simulator: not started")
+)
 
 // Stats counts what the simulator did.
 type Stats struct {
@@ -143,8 +172,22 @@ type Server struct {
 	mu     sync.Mutex
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// pubMu serializes publishing into the cache and guards lastTS, the
+	// model's link states and eventRing.
+	pubMu  sync.Mutex
 	lastTS int64
+	// events holds the notifications published for a link change (not a
+	// sample tick), which SAMPLE subscriptions skip; eventRing bounds it
+	// to the latest maxEvents.
+	events    sync.Map // *gpb.Notification → struct{}
+	eventRing []*gpb.Notification
+	anyEvents atomic.Bool
 }
+
+// maxEvents bounds how many link-change notifications are remembered as
+// such: far more than can wait in a stream's queue.
+const maxEvents = 4096
 
 // New builds the simulated device. It does not listen yet.
 func New(opts Options, log *slog.Logger) (*Server, error) {
@@ -160,6 +203,9 @@ func New(opts Options, log *slog.Logger) (*Server, error) {
 	if opts.Interval == 0 {
 		opts.Interval = time.Second
 	}
+	if opts.Rate == 0 {
+		opts.Rate = DefaultRate
+	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -167,10 +213,8 @@ func New(opts Options, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gnmi simulator: %w", err)
 	}
-	if opts.Scenario != nil {
-		if err := m.bind(opts.Scenario); err != nil {
-			return nil, fmt.Errorf("gnmi simulator: scenario: %w", err)
-		}
+	if err := m.finish(opts.Scenario, scenario.Traffic{Octets: opts.Rate}); err != nil {
+		return nil, fmt.Errorf("gnmi simulator: scenario: %w", err)
 	}
 	c := cache.New([]string{opts.Name}, cache.DisableEventDrivenEmulation())
 	sub, err := subscribe.NewServer(c, subscribe.WithoutDupReport())
@@ -225,14 +269,20 @@ func (s *Server) Start(ctx context.Context) error {
 		return fmt.Errorf("gnmi simulator listen: %w", err)
 	}
 	s.lis = lis
+	s.pubMu.Lock()
 	s.start = time.Now()
+	s.pubMu.Unlock()
 	s.publish(s.start)
 	s.cache.GetTarget(s.opts.Name).Sync()
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	s.mu.Lock()
 	s.cancel = cancel
 	s.mu.Unlock()
-	s.wg.Add(2)
+	s.wg.Add(3)
+	go func() {
+		defer s.wg.Done()
+		s.runLinkChanges(runCtx)
+	}()
 	go func() {
 		defer s.wg.Done()
 		if err := s.grpc.Serve(lis); err != nil {
@@ -290,23 +340,169 @@ func (s *Server) Stats() Stats {
 // publish writes every leaf's current value into the cache, which passes
 // them to matching subscriptions.
 func (s *Server) publish(now time.Time) {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	ts := s.nextTS(now)
+	// A tick that waited for a link change publishes after it, so it
+	// reads the state at its own (later) timestamp.
+	elapsed := time.Unix(0, ts).Sub(s.start)
+	for _, l := range s.model.leaves {
+		s.update(l, ts, elapsed)
+	}
+}
+
+// nextTS returns now as a notification timestamp, after every one used
+// before. pubMu must be held.
+func (s *Server) nextTS(now time.Time) int64 {
 	ts := now.UnixNano()
-	s.mu.Lock()
 	if ts <= s.lastTS {
 		ts = s.lastTS + 1
 	}
 	s.lastTS = ts
-	s.mu.Unlock()
-	elapsed := now.Sub(s.start)
-	for _, l := range s.model.leaves {
+	return ts
+}
+
+// update publishes leaf l's value elapsed after the start with timestamp
+// ts and returns the notification. pubMu must be held.
+func (s *Server) update(l *leaf, ts int64, elapsed time.Duration) *gpb.Notification {
+	n := &gpb.Notification{
+		Timestamp: ts,
+		Prefix:    &gpb.Path{Target: s.opts.Name, Origin: l.origin},
+		Update:    []*gpb.Update{{Path: &gpb.Path{Elem: l.elems}, Val: l.value(elapsed)}},
+	}
+	if err := s.cache.GnmiUpdate(n); err != nil {
+		s.log.Debug("gnmi simulator cache update", "err", err)
+	}
+	return n
+}
+
+// publishLink publishes the oper-status leaves of k at once, as an event
+// that ON_CHANGE subscriptions receive and SAMPLE ones skip. pubMu must be
+// held.
+func (s *Server) publishLink(k *link, ts int64, elapsed time.Duration) {
+	for _, l := range k.operLeafs {
+		// Marked before the cache passes it on to the subscriptions.
 		n := &gpb.Notification{
 			Timestamp: ts,
 			Prefix:    &gpb.Path{Target: s.opts.Name, Origin: l.origin},
 			Update:    []*gpb.Update{{Path: &gpb.Path{Elem: l.elems}, Val: l.value(elapsed)}},
 		}
+		s.markEvent(n)
 		if err := s.cache.GnmiUpdate(n); err != nil {
 			s.log.Debug("gnmi simulator cache update", "err", err)
 		}
+	}
+}
+
+// markEvent remembers n as a link-change notification. pubMu must be held.
+func (s *Server) markEvent(n *gpb.Notification) {
+	s.anyEvents.Store(true)
+	s.events.Store(n, struct{}{})
+	s.eventRing = append(s.eventRing, n)
+	if len(s.eventRing) > maxEvents {
+		s.events.Delete(s.eventRing[0])
+		s.eventRing = s.eventRing[1:]
+	}
+}
+
+// isEvent reports whether n was published for a link change.
+func (s *Server) isEvent(n *gpb.Notification) bool {
+	if !s.anyEvents.Load() {
+		return false
+	}
+	_, ok := s.events.Load(n)
+	return ok
+}
+
+// SetOperStatus takes interface iface down (up false) or brings it back
+// up now, on top of the recording and the scenario: its oper-status leaves
+// (OpenConfig oper-status DOWN, IOS-XE if-oper-state-no-pass, NX-OS DME
+// operSt down) change and its counters stop while down. The change is
+// published at once: STREAM subscriptions in ON_CHANGE mode (and
+// TARGET_DEFINED, for state leaves) receive it immediately, with the
+// notification timestamp the instant returned; SAMPLE subscriptions see it
+// at their next interval, ONCE and POLL on their next request. It cannot
+// bring up an interface recorded down or held down by the scenario; it
+// only ends the outages it started.
+//
+// It returns the notification timestamp of the change, or the zero Time
+// when the link state did not change (nothing is published). Errors:
+// ErrUnknownInterface, ErrNotStarted.
+func (s *Server) SetOperStatus(iface string, up bool) (time.Time, error) {
+	s.pubMu.Lock()
+	defer s.pubMu.Unlock()
+	if s.start.IsZero() {
+		return time.Time{}, ErrNotStarted
+	}
+	k := s.model.links[iface]
+	if k == nil {
+		return time.Time{}, fmt.Errorf("%w: %q", ErrUnknownInterface, iface)
+	}
+	now := time.Now()
+	if last := time.Unix(0, s.lastTS); !now.After(last) {
+		now = last.Add(time.Nanosecond)
+	}
+	el := now.Sub(s.start)
+	before := k.down(el)
+	k.outages.Set(el, up)
+	after := k.down(el)
+	if before == after {
+		return time.Time{}, nil
+	}
+	ts := s.nextTS(now)
+	k.notified = after
+	s.publishLink(k, ts, el)
+	return time.Unix(0, ts), nil
+}
+
+// Interfaces returns the names of the device's interfaces, which
+// SetOperStatus and scenarios accept.
+func (s *Server) Interfaces() []string {
+	out := make([]string, len(s.model.xr))
+	for i, x := range s.model.xr {
+		out[i] = x.name
+	}
+	return out
+}
+
+// runLinkChanges publishes the scenario's link changes at the instant
+// they happen (from Start), until ctx ends.
+func (s *Server) runLinkChanges(ctx context.Context) {
+	el := time.Duration(0)
+	for {
+		next, found := time.Duration(0), false
+		for _, k := range s.model.links {
+			if k.plan == nil {
+				continue
+			}
+			if t, ok := k.plan.NextLinkChange(el); ok && (!found || t < next) {
+				next, found = t, true
+			}
+		}
+		if !found {
+			return
+		}
+		timer := time.NewTimer(time.Until(s.start.Add(next)))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return
+		case <-timer.C:
+		}
+		el = next
+		s.pubMu.Lock()
+		ts := s.nextTS(s.start.Add(next))
+		for _, x := range s.model.xr {
+			k := s.model.links[x.name]
+			if k.plan == nil {
+				continue
+			}
+			if down := k.down(next); down != k.notified {
+				k.notified = down
+				s.publishLink(k, ts, next)
+			}
+		}
+		s.pubMu.Unlock()
 	}
 }
 
@@ -375,6 +571,19 @@ type simStream struct {
 	synced  bool // the initial state has been sent
 	sent    int
 	updates int
+	// stream is set for STREAM subscriptions, whose subs (with prefix
+	// elements prepended) decide each leaf's mode; last holds the last
+	// value sent of every ON_CHANGE leaf.
+	stream bool
+	subs   []streamSub
+	last   map[string]*gpb.TypedValue
+}
+
+// streamSub is one subscription of a STREAM request.
+type streamSub struct {
+	origin string
+	elems  []*gpb.PathElem
+	mode   gpb.SubscriptionMode
 }
 
 // Recv completes the subscription request so that the subscribe package,
@@ -398,6 +607,9 @@ func (st *simStream) Recv() (*gpb.SubscribeRequest, error) {
 	}
 	if list.Prefix.Target == "" {
 		list.Prefix.Target = st.s.opts.Name
+	}
+	if list.GetMode() == gpb.SubscriptionList_STREAM {
+		defer st.recordModes(list)
 	}
 	if list.Prefix.Origin != "" || len(list.Prefix.Elem) > 0 {
 		return r, nil
@@ -432,8 +644,93 @@ func (st *simStream) Recv() (*gpb.SubscribeRequest, error) {
 	return r, nil
 }
 
-// Send applies the requested encoding and the configured faults.
+// recordModes keeps the subscriptions of a STREAM request, completed, to
+// apply their modes in Send.
+func (st *simStream) recordModes(list *gpb.SubscriptionList) {
+	st.stream = true
+	st.last = map[string]*gpb.TypedValue{}
+	for _, sub := range list.GetSubscription() {
+		origin := list.GetPrefix().GetOrigin()
+		if origin == "" {
+			origin = sub.GetPath().GetOrigin()
+		}
+		elems := append(append([]*gpb.PathElem(nil), list.GetPrefix().GetElem()...), sub.GetPath().GetElem()...)
+		st.subs = append(st.subs, streamSub{origin: origin, elems: elems, mode: sub.GetMode()})
+	}
+}
+
+// stateLeaves are the leaves TARGET_DEFINED streams on change: link
+// states. Everything else is sampled.
+var stateLeaves = map[string]bool{"oper-status": true, "admin-status": true, "operSt": true, "adminSt": true}
+
+// onChange reports whether n's leaf is streamed ON_CHANGE: the most
+// specific subscription that matches it says ON_CHANGE, or TARGET_DEFINED
+// for a state leaf.
+func (st *simStream) onChange(n *gpb.Notification) bool {
+	if len(n.GetUpdate()) == 0 {
+		return false
+	}
+	elems := n.Update[0].GetPath().GetElem()
+	best, mode := -1, gpb.SubscriptionMode_SAMPLE
+	for _, sub := range st.subs {
+		if sub.origin != "" && sub.origin != n.GetPrefix().GetOrigin() || len(sub.elems) > len(elems) || len(sub.elems) <= best {
+			continue
+		}
+		if matchElems(sub.elems, elems) {
+			best, mode = len(sub.elems), sub.mode
+		}
+	}
+	switch mode {
+	case gpb.SubscriptionMode_ON_CHANGE:
+		return true
+	case gpb.SubscriptionMode_TARGET_DEFINED:
+		return len(elems) > 0 && stateLeaves[elems[len(elems)-1].GetName()]
+	}
+	return false
+}
+
+// matchElems reports whether the subscription path sub is a prefix of
+// path, with missing keys and "*" matching any value.
+func matchElems(sub, path []*gpb.PathElem) bool {
+	for i, e := range sub {
+		if e.GetName() != path[i].GetName() && e.GetName() != "*" {
+			return false
+		}
+		for k, v := range e.GetKey() {
+			if v != "*" && path[i].GetKey()[k] != v {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// skip applies the subscription modes of a STREAM request to an update:
+// an ON_CHANGE leaf is sent when its value differs from the last sent (the
+// initial state always), a SAMPLE leaf at every sample tick but not for a
+// link-change event, which only ON_CHANGE subscribers get at once.
+func (st *simStream) skip(n *gpb.Notification) bool {
+	if !st.stream || len(n.GetUpdate()) == 0 {
+		return false
+	}
+	if !st.onChange(n) {
+		return st.synced && st.s.isEvent(n)
+	}
+	key := n.GetPrefix().GetOrigin() + ":" + gnmi.FormatPath(&gpb.Path{Elem: n.Update[0].GetPath().GetElem()})
+	v := n.Update[0].GetVal()
+	if last, ok := st.last[key]; ok && proto.Equal(last, v) {
+		return true
+	}
+	st.last[key] = v
+	return false
+}
+
+// Send applies the subscription modes, the requested encoding and the
+// configured faults.
 func (st *simStream) Send(r *gpb.SubscribeResponse) error {
+	if n := r.GetUpdate(); n != nil && st.skip(n) {
+		return nil
+	}
 	f := st.s.opts.Faults
 	if f.DropAfter > 0 && st.sent >= f.DropAfter {
 		st.s.dropped.Add(1)

@@ -20,6 +20,9 @@ type Interface struct {
 	Speed float64
 	// Up is its recorded operational state.
 	Up bool
+	// Loopback marks software interfaces (IF-MIB softwareLoopback, Nokia's
+	// system interface, Cisco Loopback and Null): they carry no traffic.
+	Loopback bool
 }
 
 // Counter is the role of one counter of an interface.
@@ -38,6 +41,10 @@ const (
 	OutBroadcastPkts
 	InPkts  // all packets received
 	OutPkts // all packets sent
+	// InNUcastPkts and OutNUcastPkts are IF-MIB's deprecated
+	// ifInNUcastPkts/ifOutNUcastPkts: multicast and broadcast together.
+	InNUcastPkts
+	OutNUcastPkts
 	InErrors
 	OutErrors
 	InDiscards
@@ -49,9 +56,9 @@ const (
 
 func (c Counter) dir() Direction {
 	switch c {
-	case InOctets, InUnicastPkts, InMulticastPkts, InBroadcastPkts, InPkts, InErrors, InDiscards:
+	case InOctets, InUnicastPkts, InMulticastPkts, InBroadcastPkts, InNUcastPkts, InPkts, InErrors, InDiscards:
 		return In
-	case OutOctets, OutUnicastPkts, OutMulticastPkts, OutBroadcastPkts, OutPkts, OutErrors, OutDiscards:
+	case OutOctets, OutUnicastPkts, OutMulticastPkts, OutBroadcastPkts, OutNUcastPkts, OutPkts, OutErrors, OutDiscards:
 		return Out
 	}
 	return ""
@@ -150,7 +157,9 @@ func (p *Plan) Down(t time.Duration) bool {
 }
 
 // Rate is how fast counter c advances (per second) t after the start.
-// dflt is the rate the simulator gives that counter without a scenario.
+// dflt is the rate the simulator gives that counter without a scenario
+// (Traffic.Rate of the counter's role, 0 on an interface that carries no
+// traffic).
 func (p *Plan) Rate(c Counter, dflt float64, t time.Duration) float64 {
 	return p.rate(c, dflt, p.phase(t))
 }
@@ -244,7 +253,7 @@ func (p *Plan) baseOctets(dflt float64) float64 {
 	if p.base == nil {
 		return dflt
 	}
-	if !p.ifc.Up || p.ifc.Speed <= 0 {
+	if !p.ifc.CarriesTraffic() {
 		return 0
 	}
 	return p.base.Utilization * p.factor * p.ifc.Speed / 8

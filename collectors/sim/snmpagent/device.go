@@ -6,7 +6,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,9 +43,16 @@ type DeviceOptions struct {
 	Community string
 	// Users are the v3 users; none disables v3.
 	Users []User
-	// Rate is how much every Counter32 and Counter64 advances per second
-	// from its recorded value (the first read at Start returns the
-	// recording exactly).
+	// Rate is the traffic of every interface that carries any (recorded
+	// up in ifAdminStatus and ifOperStatus, with a speed in ifHighSpeed
+	// or ifSpeed, not a softwareLoopback or Nokia's "system"), in octets
+	// per second in each direction: the IF-MIB octet counters advance by
+	// Rate per second from their recorded values, unicast packets by Rate ÷
+	// 800 (scenario.DefaultPacketSize), multicast and broadcast packets by
+	// 1 % and 0.1 % of that (scenario.Traffic). Error, discard and
+	// unknown-protocol counters, counters of other interfaces and counters
+	// outside ifTable and ifXTable stay at their recorded values unless the
+	// Scenario raises them. A read at Start returns the recording exactly.
 	Rate float64
 	// Wrap32 makes Counter64 counters wrap at 2^32 like Counter32 ones, as
 	// devices with 32-bit hardware counters behind HC objects do. Recorded
@@ -71,8 +80,19 @@ type DeviceOptions struct {
 	// drives the IF-MIB ifTable and ifXTable counters and ifOperStatus of
 	// the interfaces it names (and of every interface when it has a
 	// baseline). Its times count from Start. nil replays the recording
-	// with every counter advancing at Rate.
+	// with the interfaces' counters following Rate.
 	Scenario *scenario.Scenario
+	// TrapsTo, when set, is the HOST:PORT the device sends IF-MIB linkDown
+	// and linkUp notifications to (RFC 2863: sysUpTime.0, snmpTrapOID.0,
+	// ifIndex, ifAdminStatus, ifOperStatus) when the Scenario takes a link
+	// down or up and when SetOperStatus changes one. They leave from the
+	// device's own socket, as SNMPv2c traps with Community, or SNMPv3
+	// traps as TrapUser.
+	TrapsTo string
+	// TrapUser, when set, names the user of Users that v3 traps are sent
+	// as (with its security level; the device is the authoritative
+	// engine). Empty: v2c traps with Community.
+	TrapUser string
 }
 
 // Stats counts what a device received. All fields are cumulative.
@@ -87,11 +107,14 @@ type Stats struct {
 	BadSecLevel   uint64 // usmStatsUnsupportedSecLevels reports
 	WrongDigest   uint64 // usmStatsWrongDigests reports
 	DecryptError  uint64 // usmStatsDecryptionErrors reports
+	Traps         uint64 // linkDown/linkUp notifications sent
+	TrapErrors    uint64 // notifications that could not be sent
 }
 
 type stats struct {
 	requests, responses, badVersion, badCommunity, malformed           atomic.Uint64
 	unknownEngine, unknownUser, badSecLevel, wrongDigest, decryptError atomic.Uint64
+	traps, trapErrors                                                  atomic.Uint64
 }
 
 // v3user is a USM user with keys localized to the device's engine ID.
@@ -114,9 +137,27 @@ type Device struct {
 	users    map[string]*v3user
 	salt     atomic.Uint64
 	st       stats
-	// scripted holds, per MIB entry, how the scenario drives it (nil
-	// without a scenario, and for entries it leaves alone).
-	scripted []*scripted
+	traffic  scenario.Traffic
+	// plans holds the scenario's plan of each interface (by position in
+	// MIB.ifcs; nil without a scenario, and for interfaces it leaves
+	// alone).
+	plans []*scenario.Plan
+	// trapUser is the v3 user traps are sent as (nil: v2c).
+	trapUser *v3user
+	// conn is the socket the device is served on (set by Serve); traps
+	// leave from it.
+	conn atomic.Pointer[net.PacketConn]
+
+	// flapped is set once SetOperStatus took a link down; until then
+	// reads need not take mu.
+	flapped atomic.Bool
+	mu      sync.Mutex
+	// outages are the on-demand link changes, by position in MIB.ifcs;
+	// linkDown is each interface's state as last notified; trapTo the
+	// resolved TrapsTo. All guarded by mu.
+	outages  []scenario.Outages
+	linkDown []bool
+	trapTo   net.Addr
 }
 
 // RFC 3414 USM statistics reported to v3 managers.
@@ -180,6 +221,25 @@ func NewDevice(mib *MIB, opt DeviceOptions) (*Device, error) {
 	if opt.Scenario != nil {
 		if err := d.bindScenario(opt.Scenario); err != nil {
 			return nil, fmt.Errorf("snmpagent: device %s: scenario: %w", opt.Name, err)
+		}
+	}
+	d.traffic = scenario.Traffic{Octets: opt.Rate}
+	d.outages = make([]scenario.Outages, len(mib.ifcs))
+	d.linkDown = make([]bool, len(mib.ifcs))
+	for i := range mib.ifcs {
+		d.linkDown[i] = d.down(i, 0)
+	}
+	if opt.TrapsTo != "" {
+		if _, _, err := net.SplitHostPort(opt.TrapsTo); err != nil {
+			return nil, fmt.Errorf("snmpagent: device %s: traps to %q: %w", opt.Name, opt.TrapsTo, err)
+		}
+		switch {
+		case opt.TrapUser != "":
+			if d.trapUser = d.users[opt.TrapUser]; d.trapUser == nil {
+				return nil, fmt.Errorf("snmpagent: device %s: trap user %q is not one of its users", opt.Name, opt.TrapUser)
+			}
+		case opt.Community == "":
+			return nil, fmt.Errorf("snmpagent: device %s: v2c traps need a community (or name a v3 trap user)", opt.Name)
 		}
 	}
 	var seed [8]byte
@@ -262,6 +322,7 @@ func (d *Device) Stats() Stats {
 		Malformed: d.st.malformed.Load(), UnknownEngine: d.st.unknownEngine.Load(),
 		UnknownUser: d.st.unknownUser.Load(), BadSecLevel: d.st.badSecLevel.Load(),
 		WrongDigest: d.st.wrongDigest.Load(), DecryptError: d.st.decryptError.Load(),
+		Traps: d.st.traps.Load(), TrapErrors: d.st.trapErrors.Load(),
 	}
 }
 
@@ -291,17 +352,20 @@ func (c clock) engineTime() uint32  { return uint32(c.sinceBoot / time.Second) }
 func (d *Device) value(e *entry, c clock) gosnmp.SnmpPDU {
 	r := &e.rec
 	pdu := gosnmp.SnmpPDU{Name: e.name}
-	if d.scripted != nil && d.scripted[e.idx] != nil {
-		return d.scriptedValue(e, d.scripted[e.idx], c)
-	}
 	switch e.class {
 	case classCounter:
-		inc := uint64(d.opt.Rate * c.sinceBoot.Seconds())
-		v := r.Uint + inc
+		inc := d.increase(e, c.elapsed)
 		if c.reboots > 0 {
-			v = inc
+			return d.counterPDU(e, uint64(max(0, inc-d.increase(e, c.elapsed-c.sinceBoot))))
 		}
-		return d.counterPDU(e, v)
+		return d.counterPDU(e, r.Uint+uint64(inc))
+	case classOperStatus:
+		v := r.Int
+		if d.forcedDown(e.ifc, c.elapsed) {
+			v = 2 // down
+		}
+		pdu.Type, pdu.Value = gosnmp.Integer, int(v)
+		return pdu
 	case classSysUpTime:
 		cs := uint64(c.sinceBoot / (10 * time.Millisecond))
 		if c.reboots == 0 {

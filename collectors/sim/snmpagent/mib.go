@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/netfeat/netfeat/collectors/sim/scenario"
 	"github.com/netfeat/netfeat/recording"
 )
 
@@ -25,9 +26,10 @@ var (
 type valueClass uint8
 
 const (
-	classStatic    valueClass = iota // served exactly as recorded
-	classCounter                     // Counter32/Counter64: advances at the configured rate
-	classSysUpTime                   // sysUpTime.0: advances with the wall clock
+	classStatic     valueClass = iota // served exactly as recorded
+	classCounter                      // Counter32/Counter64: an interface's advance with its traffic, others stay
+	classSysUpTime                    // sysUpTime.0: advances with the wall clock
+	classOperStatus                   // ifOperStatus: as recorded unless the link is taken down
 )
 
 // entry is one object instance of a MIB.
@@ -37,6 +39,11 @@ type entry struct {
 	name  string // dotted with a leading dot, as gosnmp writes varbind names
 	rec   recording.SNMPRecord
 	class valueClass
+	// ifc is the position in MIB.ifcs of the interface an ifTable or
+	// ifXTable instance belongs to, -1 for other objects; role is the
+	// counter's role there.
+	ifc  int
+	role scenario.Counter
 }
 
 // MIB is a recording's object instances in lexicographic OID order, ready to
@@ -44,6 +51,10 @@ type entry struct {
 // replays the same recording.
 type MIB struct {
 	entries []entry
+	// ifcs describes the IF-MIB interfaces in ifIndex order, ifIndex their
+	// ifIndex values.
+	ifcs    []scenario.Interface
+	ifIndex []uint32
 }
 
 // NewMIB sorts the records of one recording into lexicographic OID order.
@@ -55,7 +66,7 @@ func NewMIB(recs []recording.SNMPRecord) (*MIB, error) {
 		if err != nil {
 			return nil, fmt.Errorf("line %d: %w", r.Line, err)
 		}
-		e := entry{oid: oid, name: "." + r.OID, rec: r}
+		e := entry{oid: oid, name: "." + r.OID, rec: r, ifc: -1}
 		switch {
 		case r.Tag == recording.TagCounter32 || r.Tag == recording.TagCounter64:
 			e.class = classCounter
@@ -72,6 +83,7 @@ func NewMIB(recs []recording.SNMPRecord) (*MIB, error) {
 				m.entries[i].rec.OID, m.entries[i-1].rec.Line, m.entries[i].rec.Line)
 		}
 	}
+	m.bindInterfaces()
 	return m, nil
 }
 

@@ -3,8 +3,8 @@ package snmpagent
 import (
 	"slices"
 	"strconv"
-
-	"github.com/gosnmp/gosnmp"
+	"strings"
+	"time"
 
 	"github.com/netfeat/netfeat/collectors/sim/scenario"
 	"github.com/netfeat/netfeat/recording"
@@ -18,19 +18,24 @@ var (
 
 // Columns read to describe an interface.
 const (
-	colIfDescr      = 2  // ifEntry
-	colIfSpeed      = 5  // ifEntry, bit/s
-	colIfOperStatus = 8  // ifEntry
-	colIfName       = 1  // ifXEntry
-	colIfHighSpeed  = 15 // ifXEntry, Mbit/s
+	colIfIndex       = 1  // ifEntry
+	colIfDescr       = 2  // ifEntry
+	colIfType        = 3  // ifEntry, IANAifType
+	colIfSpeed       = 5  // ifEntry, bit/s
+	colIfAdminStatus = 7  // ifEntry
+	colIfOperStatus  = 8  // ifEntry
+	colIfName        = 1  // ifXEntry
+	colIfHighSpeed   = 15 // ifXEntry, Mbit/s
+
+	ifTypeSoftwareLoopback = 24
 )
 
-// Roles of the counter columns; other counters of these tables (ifInNUcastPkts,
-// ifInUnknownProtos, …) are scenario.Other.
+// Roles of the counter columns; other counters of these tables
+// (ifInUnknownProtos, …) are scenario.Other.
 var (
 	ifEntryCounters = map[uint32]scenario.Counter{
-		10: scenario.InOctets, 11: scenario.InUnicastPkts, 13: scenario.InDiscards, 14: scenario.InErrors,
-		16: scenario.OutOctets, 17: scenario.OutUnicastPkts, 19: scenario.OutDiscards, 20: scenario.OutErrors,
+		10: scenario.InOctets, 11: scenario.InUnicastPkts, 12: scenario.InNUcastPkts, 13: scenario.InDiscards, 14: scenario.InErrors,
+		16: scenario.OutOctets, 17: scenario.OutUnicastPkts, 18: scenario.OutNUcastPkts, 19: scenario.OutDiscards, 20: scenario.OutErrors,
 	}
 	ifXEntryCounters = map[uint32]scenario.Counter{
 		2: scenario.InMulticastPkts, 3: scenario.InBroadcastPkts, 4: scenario.OutMulticastPkts, 5: scenario.OutBroadcastPkts,
@@ -38,13 +43,6 @@ var (
 		10: scenario.OutOctets, 11: scenario.OutUnicastPkts, 12: scenario.OutMulticastPkts, 13: scenario.OutBroadcastPkts,
 	}
 )
-
-// scripted is how a scenario drives one MIB entry.
-type scripted struct {
-	plan    *scenario.Plan
-	counter scenario.Counter
-	oper    bool // ifOperStatus rather than a counter
-}
 
 // ifColumn splits an ifEntry or ifXEntry instance OID into its table,
 // column and ifIndex.
@@ -57,15 +55,18 @@ func ifColumn(oid []uint32) (x bool, col, ifIndex uint32, ok bool) {
 	return false, 0, 0, false
 }
 
-// interfaces describes the MIB's interfaces for a scenario, in ifIndex
-// order: named by ifName (else ifDescr, else the ifIndex), with ifDescr and
-// the ifIndex as aliases, the speed from ifHighSpeed (else ifSpeed) and up
-// unless ifOperStatus says otherwise.
-func (m *MIB) interfaces() ([]scenario.Interface, map[uint32]int) {
+// bindInterfaces describes the MIB's interfaces, in ifIndex order: named
+// by ifName (else ifDescr, else the ifIndex), with ifDescr and the ifIndex
+// as aliases, the speed from ifHighSpeed (else ifSpeed), up when both
+// ifAdminStatus and ifOperStatus say so (or are absent), a loopback when
+// ifType is softwareLoopback or the name is Nokia's "system"; and gives
+// every ifTable/ifXTable instance its interface and counter role.
+func (m *MIB) bindInterfaces() {
 	type row struct {
 		name, descr      string
 		speed, highSpeed uint64
-		oper             int64
+		admin, oper      int64
+		ifType           int64
 	}
 	rows := map[uint32]*row{}
 	var order []uint32
@@ -77,30 +78,49 @@ func (m *MIB) interfaces() ([]scenario.Interface, map[uint32]int) {
 		}
 		r := rows[idx]
 		if r == nil {
-			r = &row{oper: 1}
+			r = &row{admin: 1, oper: 1}
 			rows[idx] = r
 			order = append(order, idx)
 		}
 		switch {
 		case !x && col == colIfDescr:
 			r.descr = string(e.rec.Bytes)
+		case !x && col == colIfType:
+			r.ifType = e.rec.Int
 		case !x && col == colIfSpeed:
 			r.speed = e.rec.Uint
+		case !x && col == colIfAdminStatus:
+			r.admin = e.rec.Int
 		case !x && col == colIfOperStatus:
 			r.oper = e.rec.Int
+			if e.rec.Tag == recording.TagInteger {
+				e.class = classOperStatus
+			}
 		case x && col == colIfName:
 			r.name = string(e.rec.Bytes)
 		case x && col == colIfHighSpeed:
 			r.highSpeed = e.rec.Uint
 		}
+		if e.class == classCounter {
+			role, ok := ifEntryCounters[col]
+			if x {
+				role, ok = ifXEntryCounters[col]
+			}
+			if !ok {
+				role = scenario.Other
+			}
+			e.role = role
+		}
 	}
 	slices.Sort(order)
-	ifcs := make([]scenario.Interface, len(order))
+	m.ifcs = make([]scenario.Interface, len(order))
+	m.ifIndex = order
 	byIndex := make(map[uint32]int, len(order))
 	for i, idx := range order {
 		r := rows[idx]
 		index := strconv.FormatUint(uint64(idx), 10)
-		f := scenario.Interface{Name: r.name, Aliases: []string{index}, Up: r.oper == 1}
+		f := scenario.Interface{Name: r.name, Aliases: []string{index}, Up: r.admin == 1 && r.oper == 1,
+			Loopback: r.ifType == ifTypeSoftwareLoopback || r.name == "system" || r.descr == "system" || strings.HasPrefix(r.descr, "system,")}
 		if r.descr != "" && r.descr != r.name {
 			f.Aliases = append(f.Aliases, r.descr)
 		}
@@ -116,63 +136,72 @@ func (m *MIB) interfaces() ([]scenario.Interface, map[uint32]int) {
 		case r.speed > 0 && r.speed < 1<<32-1: // 2^32−1 means "see ifHighSpeed"
 			f.Speed = float64(r.speed)
 		}
-		ifcs[i], byIndex[idx] = f, i
+		m.ifcs[i], byIndex[idx] = f, i
 	}
-	return ifcs, byIndex
+	for i := range m.entries {
+		e := &m.entries[i]
+		if _, _, idx, ok := ifColumn(e.oid); ok {
+			e.ifc = byIndex[idx]
+		}
+	}
 }
 
-// bindScenario binds sc to the device's interfaces and records, for every
-// ifTable/ifXTable counter and ifOperStatus of a scripted interface, how
-// the scenario drives it.
+// bindScenario binds sc to the device's interfaces: the plan of every
+// interface it scripts.
 func (d *Device) bindScenario(sc *scenario.Scenario) error {
-	ifcs, byIndex := d.mib.interfaces()
-	plans, err := sc.Bind(ifcs)
+	plans, err := sc.Bind(d.mib.ifcs)
 	if err != nil {
 		return err
 	}
-	d.scripted = make([]*scripted, len(d.mib.entries))
-	for i := range d.mib.entries {
-		e := &d.mib.entries[i]
-		x, col, idx, ok := ifColumn(e.oid)
-		if !ok {
-			continue
-		}
-		p := plans[byIndex[idx]]
-		if p == nil {
-			continue
-		}
-		switch {
-		case !x && col == colIfOperStatus && e.rec.Tag == recording.TagInteger:
-			d.scripted[i] = &scripted{plan: p, oper: true}
-		case e.class == classCounter:
-			role, ok := ifEntryCounters[col]
-			if x {
-				role, ok = ifXEntryCounters[col]
-			}
-			if !ok {
-				role = scenario.Other
-			}
-			d.scripted[i] = &scripted{plan: p, counter: role}
-		}
-	}
+	d.plans = plans
 	return nil
 }
 
-// scriptedValue renders e as the scenario has it at c: ifOperStatus down(2)
-// while a link-down event holds, else as recorded; a counter at its
-// recorded value plus the scenario's increase since Start (since the last
-// reboot, from 0, after one).
-func (d *Device) scriptedValue(e *entry, s *scripted, c clock) gosnmp.SnmpPDU {
-	if s.oper {
-		v := e.rec.Int
-		if s.plan.Down(c.elapsed) {
-			v = 2 // down
+// increase is how much counter e has advanced from Start until el: its
+// interface's traffic (or the scenario's plan), less the outages taken on
+// demand. Counters outside the interface tables stay still.
+func (d *Device) increase(e *entry, el time.Duration) float64 {
+	if e.ifc < 0 {
+		return 0
+	}
+	rate := 0.0
+	if d.mib.ifcs[e.ifc].CarriesTraffic() {
+		rate = d.traffic.Rate(e.role)
+	}
+	var p *scenario.Plan
+	if d.plans != nil {
+		p = d.plans[e.ifc]
+	}
+	inc := func(t time.Duration) float64 {
+		if p != nil {
+			return p.Increase(e.role, rate, t)
 		}
-		return gosnmp.SnmpPDU{Name: e.name, Type: gosnmp.Integer, Value: int(v)}
+		return rate * t.Seconds()
 	}
-	inc := s.plan.Increase(s.counter, d.opt.Rate, c.elapsed)
-	if c.reboots > 0 {
-		return d.counterPDU(e, uint64(max(0, inc-s.plan.Increase(s.counter, d.opt.Rate, c.elapsed-c.sinceBoot))))
+	if !d.flapped.Load() {
+		return inc(el)
 	}
-	return d.counterPDU(e, e.rec.Uint+uint64(inc))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.outages[e.ifc].Increase(inc, el)
+}
+
+// forcedDown reports whether interface i (a position in MIB.ifcs) is
+// held down el after Start by the scenario or on demand.
+func (d *Device) forcedDown(i int, el time.Duration) bool {
+	if d.plans != nil && d.plans[i] != nil && d.plans[i].Down(el) {
+		return true
+	}
+	if !d.flapped.Load() {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.outages[i].Down(el)
+}
+
+// down reports whether interface i is operationally down el after Start:
+// recorded so, or forced down.
+func (d *Device) down(i int, el time.Duration) bool {
+	return !d.mib.ifcs[i].Up || d.forcedDown(i, el)
 }

@@ -21,13 +21,15 @@ type Endpoint struct {
 
 // Simulator serves many simulated devices, each on its own UDP socket, in
 // one process. Add devices, then Start; Stop closes every socket and waits
-// for the serving goroutines.
+// for the serving goroutines. Devices with TrapsTo and a scenario that
+// takes links down or up send their notifications from Start on.
 type Simulator struct {
 	log       *slog.Logger
 	endpoints []*Endpoint
 	conns     []net.PacketConn
 	wg        sync.WaitGroup
 	started   bool
+	cancel    context.CancelFunc
 }
 
 // NewSimulator returns an empty simulator. A nil logger discards.
@@ -67,9 +69,20 @@ func (s *Simulator) Start(ctx context.Context) error {
 		s.conns = append(s.conns, conn)
 	}
 	s.started = true
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	s.cancel = cancel
 	for i, ep := range s.endpoints {
+		d := ep.Device
+		d.attach(s.conns[i])
 		s.wg.Add(1)
-		go s.serve(ep.Device, s.conns[i])
+		go s.serve(d, s.conns[i])
+		if d.opt.TrapsTo != "" && d.hasLinkEvents() {
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				d.runLinkTraps(runCtx, func(err error) { s.log.Warn("snmp sim: trap", "device", d.Name(), "err", err) })
+			}()
+		}
 	}
 	return nil
 }
@@ -86,6 +99,9 @@ func (s *Simulator) Endpoints() []Endpoint {
 // Stop closes every socket and waits for the serving goroutines, or for
 // ctx to end.
 func (s *Simulator) Stop(ctx context.Context) error {
+	if s.cancel != nil {
+		s.cancel()
+	}
 	for _, c := range s.conns {
 		c.Close()
 	}
@@ -101,11 +117,13 @@ func (s *Simulator) Stop(ctx context.Context) error {
 
 // Serve answers requests for d on conn until conn is closed. It is the
 // loop Start runs for each device, exported for callers that bring their
-// own socket.
+// own socket. d's traps leave from conn. Scenario-driven traps are sent
+// only under a Simulator; SetOperStatus sends its own.
 func Serve(d *Device, conn net.PacketConn, log *slog.Logger) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	d.attach(conn)
 	buf := make([]byte, 65536)
 	for {
 		n, addr, err := conn.ReadFrom(buf)
@@ -133,3 +151,6 @@ func (s *Simulator) serve(d *Device, conn net.PacketConn) {
 	defer s.wg.Done()
 	Serve(d, conn, s.log)
 }
+
+// attach makes conn the socket d's traps leave from.
+func (d *Device) attach(conn net.PacketConn) { d.conn.Store(&conn) }
