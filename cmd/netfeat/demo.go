@@ -518,8 +518,8 @@ type demoTally struct {
 	start    time.Time // the demo's start, for +m:ss
 	simStart time.Time // the simulators' start, from which scenario times count
 	first    time.Duration
-	total    int // decisions received (transitions and repeats)
-	byModel  map[[2]string]*modelCount       // model, device
+	total    int                              // decisions received (transitions and repeats)
+	byModel  map[[2]string]*modelCount        // model, device
 	byEntity map[string]map[string]*lifeTally // entity → model
 }
 
