@@ -155,7 +155,7 @@ func Open(ctx context.Context, dir string, cfg Config, views []schema.FeatureVie
 		dropped := s.m.late.WithLabelValues(views[i].Name, "dropped")
 		ve.lateApplied, ve.lateDropped = applied.Inc, dropped.Inc
 	}
-	s.win.emit = s.emit
+	s.win.emit, s.win.mark = s.emit, s.markClosed
 
 	if err := checkDir(dir); err != nil {
 		return nil, err
