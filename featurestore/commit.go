@@ -207,25 +207,21 @@ func (s *Store) apply(group []*pending) {
 	}
 }
 
-// toWindows hands committed batches to the window engine, in WAL order:
+// toWindows hands committed batches to the state events and the window
+// engine, in WAL order (also without views: the events need it):
 // at once on the committer when the window goroutine has nothing queued,
 // else through its queue. Either way a window closes only on samples
 // already accepted (written to the WAL under the fsync policy), so a row
 // never rests on samples a process crash could lose or that Append
 // refused.
 func (s *Store) toWindows(group []*pending) {
-	if len(s.views) == 0 {
-		for _, q := range group {
-			s.release(q)
-		}
-		return
-	}
 	if s.winBusy.Load() == 0 {
 		// Every batch queued before has been processed: the engine is free
 		// and this group is next in WAL order.
 		s.winMu.Lock()
 		for _, q := range group {
 			s.curAccepted = q.accepted
+			s.stateEvents(q.recs)
 			s.win.process(q.recs, time.Now())
 		}
 		s.settle()
@@ -300,6 +296,7 @@ func (s *Store) windowLoop() {
 			}
 			s.winMu.Lock()
 			s.curAccepted = p.accepted
+			s.stateEvents(p.recs)
 			s.win.process(p.recs, time.Now())
 			s.settle()
 			s.winMu.Unlock()

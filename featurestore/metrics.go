@@ -23,6 +23,7 @@ type storeMetrics struct {
 	rowsUnpersist  *prometheus.CounterVec // view
 	damaged        *prometheus.CounterVec // kind
 	recoverSeconds prometheus.Gauge
+	stateEvents    prometheus.Counter
 
 	// Per view (index in Store.views), resolved once: the window path does
 	// not look labels up per row.
@@ -72,13 +73,15 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) (*storeMetrics, error)
 		damaged: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netfeat_store_damaged_entries_total", Help: "Damaged entries found by recovery and quarantined, by kind."},
 			[]string{"kind"}),
+		stateEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "netfeat_store_state_events_total", Help: "State events detected: committed samples of a state metric that are the first of their series or change its value."}),
 		recoverSeconds: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "netfeat_store_recovery_seconds", Help: "Time the last Open spent recovering the hot tier."}),
 	}
 	cs := []prometheus.Collector{
 		m.appended, m.rejected, m.walCommits, m.walBatches, m.walBytes, m.walCommitTime, m.walErrors,
 		m.chunksSealed, m.chunksDropped, m.chunkPersist, m.late, m.windowsClosed, m.closeLatency,
-		m.rowsUnpersist, m.damaged, m.recoverSeconds,
+		m.rowsUnpersist, m.damaged, m.recoverSeconds, m.stateEvents,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netfeat_store_hot_samples", Help: "Samples held in the hot tier."},
 			func() float64 { r, _ := s.hot.usage(); return float64(r) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netfeat_store_hot_bytes", Help: "Bytes of sample data held in the hot tier."},

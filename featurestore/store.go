@@ -73,6 +73,8 @@ type Store struct {
 	online   []*onlineView
 	tables   []*viewTable
 	subs     atomic.Pointer[[]schema.FeatureRowHandler]
+	evSubs   atomic.Pointer[[]schema.StateEventHandler]
+	states   *stateTracker // under winMu, like win
 
 	seq          uint64 // last WAL sequence number; committer only after Start
 	persistedSeq atomic.Uint64
@@ -144,6 +146,8 @@ func Open(ctx context.Context, dir string, cfg Config, views []schema.FeatureVie
 		s.tables = append(s.tables, newViewTable(v))
 	}
 	s.subs.Store(&[]schema.FeatureRowHandler{})
+	s.evSubs.Store(&[]schema.StateEventHandler{})
+	s.states = newStateTracker(s.series.def)
 	m, err := newStoreMetrics(reg, s)
 	if err != nil {
 		return nil, fmt.Errorf("featurestore metrics: %w", err)
@@ -273,6 +277,9 @@ func (s *Store) Start(ctx context.Context) error {
 	if s.running || s.stopped {
 		return errors.New("featurestore: Start called twice")
 	}
+	// State events resume from the newest state of each series recovered
+	// (none of the replayed samples is an event again).
+	s.states.restore(s.hot.seriesStats())
 	if err := s.replayWindows(ctx); err != nil {
 		return err
 	}
