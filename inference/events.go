@@ -120,6 +120,18 @@ func (r *Runtime) processEvent(ev *schema.StateEvent, w *worker) {
 	if !math.IsNaN(ev.Prev) {
 		de.Prev = schema.StateName(ev.Metric, ev.Prev)
 	}
+	if math.IsNaN(ev.Prev) {
+		// A series' first value sets its state: the change, if there was
+		// one, happened before it was watched (an unused port down since
+		// forever is no incident). What comes next is acted on.
+		for _, s := range r.eventRules[ev.Metric] {
+			if lc := s.lcs.get(ev.Entity); lc.state == "" {
+				lc.lastHolds = s.event.holds(ev.Value)
+			}
+		}
+		r.m.eventsBaseline.Inc()
+		return
+	}
 	for _, s := range r.eventRules[ev.Metric] {
 		r.ruleEvent(s, ev, de, w)
 	}

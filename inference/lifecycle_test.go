@@ -361,3 +361,19 @@ func TestActionStateSurvivesRestart(t *testing.T) {
 		t.Fatalf("%d decisions published, want the 3 from before the restart: %+v", len(ds), ds[3:])
 	}
 }
+
+func TestFirstSeenDownIsNoIncident(t *testing.T) {
+	r := newRuntime(t, eventConfig(), nil, t.TempDir())
+	t0 := time.Now()
+	r.HandleEvent(stateEvent("pe1", "unused", t0, 2, math.NaN())) // down since before we watched
+	r.HandleEvent(stateEvent("pe1", "unused", t0.Add(time.Second), 1, 2))
+	r.HandleEvent(stateEvent("pe1", "unused", t0.Add(2*time.Second), 2, 1)) // a real change
+	waitFor(t, func() bool { return len(r.rec.snapshot()) == 2 })
+	ds := r.rec.snapshot()
+	if ds[0].d.State != "inactive" || ds[0].d.Transition || ds[1].d.State != "firing" || !ds[1].d.Transition {
+		t.Fatalf("decisions %+v, %+v", ds[0].d, ds[1].d)
+	}
+	if n := testutil.ToFloat64(r.m.eventsBaseline); n != 1 {
+		t.Fatalf("events_first_seen_total = %v", n)
+	}
+}

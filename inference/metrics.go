@@ -29,6 +29,7 @@ type metrics struct {
 	logErrors     prometheus.Counter
 
 	events         prometheus.Counter
+	eventsBaseline prometheus.Counter
 	eventsDropped  prometheus.Counter
 	missing        *prometheus.CounterVec   // model, reason
 	transitions    *prometheus.CounterVec   // model, state
@@ -86,6 +87,8 @@ func newMetrics(reg prometheus.Registerer, queueFill, outboxPending func() float
 			Help: "Decisions the decision log failed to write, failed deletes of files past the retention, and damaged blocks found when read."}),
 		events: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "events_total",
 			Help: "State events received for event rules and event-bound models."}),
+		eventsBaseline: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "events_first_seen_total",
+			Help: "State events that were a series' first value: they set the entity's state without an action."}),
 		eventsDropped: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "events_dropped_total",
 			Help: "State events dropped because the scoring queue was full."}),
 		missing: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "missing_features_total",
@@ -104,7 +107,7 @@ func newMetrics(reg prometheus.Registerer, queueFill, outboxPending func() float
 		for _, c := range []prometheus.Collector{m.rows, m.rowsDropped, m.badRows, m.decisions, m.shadow, m.scoreErrors,
 			m.fallbacks, m.scoreSeconds, m.latency, m.queueFill, m.published, m.publishErrors, m.outboxPending,
 			m.outboxStored, m.outboxDrained, m.outboxDropped, m.swaps, m.forgotten, m.logWritten, m.logDropped, m.logErrors,
-			m.events, m.eventsDropped, m.missing, m.transitions, m.flapSuppressed, m.triggerLatency, m.lifeErrors} {
+			m.events, m.eventsBaseline, m.eventsDropped, m.missing, m.transitions, m.flapSuppressed, m.triggerLatency, m.lifeErrors} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

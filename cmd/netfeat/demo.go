@@ -618,7 +618,7 @@ func (t *demoTally) summary(out io.Writer, ran time.Duration, scenarios []demoSc
 	for _, ds := range scenarios {
 		byIface := map[string][]string{}
 		begins := map[string]time.Duration{}
-		spans := map[string][][2]time.Time{}
+		spans := map[string][]incidentSpan{}
 		var order []string
 		for _, e := range ds.sc.Events {
 			if byIface[e.Interface] == nil {
@@ -627,7 +627,7 @@ func (t *demoTally) summary(out io.Writer, ran time.Duration, scenarios []demoSc
 			}
 			byIface[e.Interface] = append(byIface[e.Interface], e.String())
 			begins[e.Interface] = min(begins[e.Interface], e.At)
-			spans[e.Interface] = append(spans[e.Interface], [2]time.Time{t.simStart.Add(e.At), t.simStart.Add(e.Until)})
+			spans[e.Interface] = append(spans[e.Interface], incidentSpan{t.simStart.Add(e.At), t.simStart.Add(e.Until), e.Ramp})
 		}
 		for _, iface := range order {
 			entity := ds.device.target + "/" + iface
@@ -679,7 +679,7 @@ func prefixAll(p string, ss []string) []string {
 // fired and resolved, from the begin and end of the scripted incident that
 // fired it (the last one begun before), and how many transitions it
 // published.
-func (t *demoTally) printActions(out io.Writer, entity string, incidents [][2]time.Time) {
+func (t *demoTally) printActions(out io.Writer, entity string, incidents []incidentSpan) {
 	lts := t.byEntity[entity]
 	models := slices.Collect(maps.Keys(lts))
 	slices.SortFunc(models, func(a, b string) int {
@@ -693,15 +693,21 @@ func (t *demoTally) printActions(out io.Writer, entity string, incidents [][2]ti
 		}
 		n++
 		var begin, end time.Time
+		var ramp time.Duration
 		for _, in := range incidents {
-			if begin.IsZero() || !in[0].After(lt.firstFiring) {
-				begin, end = in[0], in[1]
+			if begin.IsZero() || !in.begin.After(lt.firstFiring) {
+				begin, end, ramp = in.begin, in.end, in.ramp
 			}
 		}
 		var b strings.Builder
 		fmt.Fprintf(&b, "      → %s %s: firing at %s", m, lt.action, sinceStart(lt.firstFiring.Sub(t.start)))
 		if !begin.IsZero() {
 			fmt.Fprintf(&b, ", %s after the incident began", demoLatency(lt.firstFiring.Sub(begin)))
+			if d := lt.firstFiring.Sub(begin.Add(ramp)); ramp > 0 && d >= 0 {
+				fmt.Fprintf(&b, " and %s after its ramp reached full strength", demoLatency(d))
+			} else if ramp > 0 {
+				fmt.Fprintf(&b, " and %s before its ramp reached full strength", demoLatency(-d))
+			}
 		}
 		if lt.fireEvent > 0 {
 			fmt.Fprintf(&b, " (%s after the device's timestamp of the change)", demoLatency(lt.fireEvent))
@@ -723,6 +729,13 @@ func (t *demoTally) printActions(out io.Writer, entity string, incidents [][2]ti
 	if n == 0 {
 		fmt.Fprintln(out, "      → no action")
 	}
+}
+
+// incidentSpan is a scripted incident's wall-clock begin and end, and its
+// ramp.
+type incidentSpan struct {
+	begin, end time.Time
+	ramp       time.Duration
 }
 
 // demoLatency rounds d for reading: ms below a second, 0.1 s above.

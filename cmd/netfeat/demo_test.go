@@ -154,7 +154,7 @@ func TestDemoSummary(t *testing.T) {
 		"ran 2m0s; 6 decisions published",
 		"congestion  nokia-7210",
 		"nokia-7210/to_bng-a: congestion 0:20–1:35",
-		"→ congestion reroute: firing at +0:27, 7s after the incident began; resolved (reroute) at +1:50, 15s after it ended; 1 firing, 1 resolved, 1 repeats",
+		"→ congestion reroute: firing at +0:27, 7s after the incident began and 3s before its ramp reached full strength; resolved (reroute) at +1:50, 15s after it ended; 1 firing, 1 resolved, 1 repeats",
 		"cisco-xr1/GigabitEthernet0/0/0/1: link-down 1:00–1:40\n",
 		"→ link_down reroute: firing at +1:00, 3ms after the incident began (3ms after the device's timestamp of the change); resolved (restore) at +1:40, 2ms after it ended (2ms after the device's timestamp); 1 firing, 1 resolved, 0 repeats",
 		"== actions on other interfaces\n   ericsson-ml/LANXPort:slot=1;port=2\n      → link_down reroute: firing at +1:10",
