@@ -127,6 +127,12 @@ func buildDecisions(tb testing.TB, n int) arrow.RecordBatch {
 		b.Field(13).(*array.TimestampBuilder).Append(arrow.Timestamp(ts))
 		b.Field(14).(*array.Int64Builder).Append(int64(100 + i))
 		b.Field(15).(*array.StringBuilder).Append(`{"interface_in_bps__mean_1m": 1}`)
+		b.Field(16).(*array.StringBuilder).Append("firing")
+		b.Field(17).(*array.BooleanBuilder).Append(i == 0)
+		b.Field(18).(*array.StringBuilder).Append("0123456789abcdef")
+		b.Field(19).(*array.StringBuilder).Append("window")
+		b.Field(20).(*array.StringBuilder).Append("")
+		b.Field(21).(*array.Int64Builder).Append(int64(50 + i))
 	}
 	return b.NewRecordBatch()
 }
