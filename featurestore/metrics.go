@@ -23,10 +23,11 @@ type storeMetrics struct {
 	rowsUnpersist  *prometheus.CounterVec // view
 	damaged        *prometheus.CounterVec // kind
 	recoverSeconds prometheus.Gauge
+	stateEvents    prometheus.Counter
 
 	// Per view (index in Store.views), resolved once: the window path does
 	// not look labels up per row.
-	closed      [][2]prometheus.Counter // [watermark, idle]
+	closed      [][3]prometheus.Counter // by closeIndex
 	unpersisted []prometheus.Counter
 }
 
@@ -61,10 +62,10 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) (*storeMetrics, error)
 			Name: "netfeat_store_late_samples_total", Help: "Samples that arrived behind their view's newest pane, by view and outcome (applied within allowed lateness, dropped beyond it)."},
 			[]string{"view", "outcome"}),
 		windowsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "netfeat_store_windows_closed_total", Help: "Feature rows delivered, by view and what closed the window (watermark, idle)."},
+			Name: "netfeat_store_windows_closed_total", Help: "Feature rows delivered, by view and what closed the window (complete, watermark, idle)."},
 			[]string{"view", "reason"}),
 		closeLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name: "netfeat_store_window_close_latency_seconds", Help: "From the WAL commit of the batch that moved the watermark to the subscriber call.",
+			Name: "netfeat_store_window_close_latency_seconds", Help: "From the WAL commit of the batch that closed the window (completed it or moved the watermark past it) to the subscriber call.",
 			Buckets: prometheus.ExponentialBuckets(1e-6, 2, 18)}),
 		rowsUnpersist: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netfeat_store_feature_rows_unpersisted_total", Help: "Closed feature rows not written to Badger because the row writer was full, by view."},
@@ -72,13 +73,15 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) (*storeMetrics, error)
 		damaged: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netfeat_store_damaged_entries_total", Help: "Damaged entries found by recovery and quarantined, by kind."},
 			[]string{"kind"}),
+		stateEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "netfeat_store_state_events_total", Help: "State events detected: committed samples of a state metric that are the first of their series or change its value."}),
 		recoverSeconds: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "netfeat_store_recovery_seconds", Help: "Time the last Open spent recovering the hot tier."}),
 	}
 	cs := []prometheus.Collector{
 		m.appended, m.rejected, m.walCommits, m.walBatches, m.walBytes, m.walCommitTime, m.walErrors,
 		m.chunksSealed, m.chunksDropped, m.chunkPersist, m.late, m.windowsClosed, m.closeLatency,
-		m.rowsUnpersist, m.damaged, m.recoverSeconds,
+		m.rowsUnpersist, m.damaged, m.recoverSeconds, m.stateEvents,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netfeat_store_hot_samples", Help: "Samples held in the hot tier."},
 			func() float64 { r, _ := s.hot.usage(); return float64(r) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netfeat_store_hot_bytes", Help: "Bytes of sample data held in the hot tier."},
@@ -91,7 +94,8 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) (*storeMetrics, error)
 			func() float64 { return float64(len(s.winCh)) }),
 	}
 	for _, v := range s.views {
-		m.closed = append(m.closed, [2]prometheus.Counter{
+		m.closed = append(m.closed, [3]prometheus.Counter{
+			m.windowsClosed.WithLabelValues(v.Name, string(closeComplete)),
 			m.windowsClosed.WithLabelValues(v.Name, string(closeWatermark)),
 			m.windowsClosed.WithLabelValues(v.Name, string(closeIdle)),
 		})
@@ -105,4 +109,15 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) (*storeMetrics, error)
 		}
 	}
 	return m, nil
+}
+
+// closeIndex is the index of reason in storeMetrics.closed.
+func closeIndex(reason closeReason) int {
+	switch reason {
+	case closeComplete:
+		return 0
+	case closeWatermark:
+		return 1
+	}
+	return 2
 }

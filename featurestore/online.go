@@ -177,7 +177,7 @@ func (s *Store) emit(ve *viewEngine, row *schema.FeatureRow, reason closeReason,
 			c.Values = slices.Clone(row.Values)
 			r = &c
 		}
-		if j == 0 && reason == closeWatermark && s.curAccepted != 0 {
+		if j == 0 && reason != closeIdle && s.curAccepted != 0 {
 			d := time.Since(time.Unix(0, s.curAccepted))
 			s.m.closeLatency.Observe(d.Seconds())
 			if s.closeHook != nil {
@@ -200,13 +200,12 @@ func (s *Store) settle() {
 	rows := s.emitted
 	s.emitted = nil
 	for _, w := range rows {
+		if w.row == nil {
+			continue // a mark
+		}
 		s.online[w.view].set(w.row)
 		s.tables[w.view].add(w.row)
-		c := s.m.closed[w.view][0]
-		if w.reason == closeIdle {
-			c = s.m.closed[w.view][1]
-		}
-		c.Inc()
+		s.m.closed[w.view][closeIndex(w.reason)].Inc()
 	}
 	if s.rowsQueued.Add(int64(len(rows))) <= maxQueuedRows {
 		select {
@@ -217,8 +216,17 @@ func (s *Store) settle() {
 	}
 	s.rowsQueued.Add(-int64(len(rows)))
 	for _, w := range rows {
-		s.m.unpersisted[w.view].Inc()
+		if w.row != nil {
+			s.m.unpersisted[w.view].Inc()
+		}
 	}
+}
+
+// markClosed queues the view's new mark for the row writer, behind the
+// rows closed before it: every entity has closed (and delivered) every
+// window ending at or before end.
+func (s *Store) markClosed(ve *viewEngine, end int64) {
+	s.emitted = append(s.emitted, rowWrite{view: ve.index, mark: end})
 }
 
 // rowBatchDelay is how long the row writer collects closed rows before it
@@ -230,11 +238,13 @@ const rowBatchDelay = 25 * time.Millisecond
 // maxQueuedRows bounds the closed rows waiting for the row writer.
 const maxQueuedRows = 65536
 
-// rowWrite is one closed row for the row writer.
+// rowWrite is one closed row, or a new mark of the view, for the row
+// writer.
 type rowWrite struct {
-	view   int // index in Store.views
-	row    *schema.FeatureRow
-	reason closeReason // watermark closes advance the view's mark
+	view   int                // index in Store.views
+	row    *schema.FeatureRow // nil for a mark
+	reason closeReason
+	mark   int64 // with row nil: every window ending at or before it is closed
 }
 
 // encodeRow is the persisted form of a feature row (docs/format/badger-keys.md):
@@ -317,7 +327,9 @@ func (s *Store) rowWriter() {
 		if err := s.writeRows(batch); err != nil {
 			s.log.Error("persist feature rows", "rows", len(batch), "err", err)
 			for _, w := range batch {
-				s.m.unpersisted[w.view].Inc()
+				if w.row != nil {
+					s.m.unpersisted[w.view].Inc()
+				}
 			}
 		}
 		s.rowsQueued.Add(-int64(len(batch)))
@@ -330,6 +342,10 @@ func (s *Store) writeRows(batch []rowWrite) error {
 	marks := map[string]int64{}
 	for _, w := range batch {
 		view := s.views[w.view].Name
+		if w.row == nil {
+			marks[view] = max(marks[view], w.mark)
+			continue
+		}
 		v := encodeRow(nil, w.row)
 		e := badger.NewEntry(rowKey(view, w.row.WindowEnd, w.row.Entity), v)
 		if s.cfg.ChunkTTL > 0 {
@@ -340,9 +356,6 @@ func (s *Store) writeRows(batch []rowWrite) error {
 		}
 		if err := wb.Set(latestKey(view, w.row.Entity), v); err != nil {
 			return err
-		}
-		if w.reason == closeWatermark {
-			marks[view] = max(marks[view], w.row.WindowEnd)
 		}
 	}
 	for view, end := range marks {

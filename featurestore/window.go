@@ -139,23 +139,35 @@ func newSketch() *ddsketch.DDSketch {
 	return sk
 }
 
-// closeReason says what closed a window.
+// closeReason says what closed a window; the values are those of
+// schema.FeatureRow.CloseReason.
 type closeReason string
 
 const (
-	closeWatermark closeReason = "watermark"
-	closeIdle      closeReason = "idle"
+	closeComplete  closeReason = schema.CloseComplete
+	closeWatermark closeReason = schema.CloseWatermark
+	closeIdle      closeReason = schema.CloseIdle
 )
 
 // entityState is one entity's panes in a view: a ring of panes indexed by
-// pane number modulo the ring length, each holding every metric.
+// pane number modulo the ring length, each holding every metric. It also
+// says which window the entity closes next and how many of its series
+// still hold it (see viewEngine.complete).
 type entityState struct {
+	id       int32
 	ent      schema.Entity
 	tags     []int64   // pane number held by each ring slot; math.MinInt64 when empty
 	panes    []paneAgg // ring × metrics
 	ewma     []float64 // metrics × windows; NaN before the first window with data
 	maxPane  int64
 	lastWall int64 // wall clock of the last sample, Unix ns
+
+	nextEnd   int64 // end of the next window to close; 0 while no open window holds data
+	closedEnd int64 // end of the last window closed; math.MinInt64 before the first
+	holders   int32 // series whose newest sample lies in nextEnd's last pane
+	maxTS     int64 // newest event time of any of its series
+	trigger   int64 // ingest time of the sample that completed nextEnd; 0 until one did
+	touched   bool  // in viewEngine.touched
 }
 
 // viewEngine runs the windows of one feature view.
@@ -177,12 +189,18 @@ type viewEngine struct {
 	haveTS    bool
 	maxTS     int64
 	pendMax   int64
-	nextClose int64 // next window end to close by watermark; 0 until the first sample
+	nextClose int64 // next window end the watermark reaches; 0 until the first sample
 	closedAny bool
 	mark      int64 // windows ending at or before mark were delivered before a restart
+	// watermarkOnly (tests) closes windows by the watermark alone, as
+	// before completion closes, to compare the two.
+	watermarkOnly bool
 
 	entityIDs map[schema.Entity]int32
 	ents      []*entityState
+	seriesTS  [][]int64 // per entity id: the newest event time of each series routed to it
+	touched   []int32   // entities the current batch applied samples to
+	batchIng  int64     // newest ingest time of the current batch's samples in this view
 	scratch   paneAgg
 
 	lateApplied, lateDropped func()
@@ -240,7 +258,15 @@ func (ve *viewEngine) entityID(e schema.Entity) int32 {
 	id := int32(len(ve.ents))
 	ve.entityIDs[e] = id
 	ve.ents = append(ve.ents, nil)
+	ve.seriesTS = append(ve.seriesTS, nil)
 	return id
+}
+
+// addSeries registers one more series reporting into entity id and
+// returns its slot in seriesTS[id].
+func (ve *viewEngine) addSeries(id int32) int32 {
+	ve.seriesTS[id] = append(ve.seriesTS[id], math.MinInt64)
+	return int32(len(ve.seriesTS[id]) - 1)
 }
 
 func (ve *viewEngine) state(id int32, e schema.Entity) *entityState {
@@ -249,11 +275,14 @@ func (ve *viewEngine) state(id int32, e schema.Entity) *entityState {
 	}
 	nm := len(ve.v.Metrics)
 	es := &entityState{
-		ent:     e,
-		tags:    make([]int64, ve.ring),
-		panes:   make([]paneAgg, int(ve.ring)*nm),
-		ewma:    make([]float64, nm*len(ve.v.Windows)),
-		maxPane: math.MinInt64,
+		id:        id,
+		ent:       e,
+		tags:      make([]int64, ve.ring),
+		panes:     make([]paneAgg, int(ve.ring)*nm),
+		ewma:      make([]float64, nm*len(ve.v.Windows)),
+		maxPane:   math.MinInt64,
+		closedEnd: math.MinInt64,
+		maxTS:     math.MinInt64,
 	}
 	for i := range es.tags {
 		es.tags[i] = math.MinInt64
@@ -270,10 +299,12 @@ func (ve *viewEngine) state(id int32, e schema.Entity) *entityState {
 	return es
 }
 
-// add applies one sample to the entity's pane. The watermark (newest event
-// time minus allowed lateness) used is the one before the current batch: a
-// batch is applied as a whole, then windows close.
-func (ve *viewEngine) add(id int32, e schema.Entity, metric int32, r *rec, wall int64) {
+// add applies one sample of the entity's series (its index in seriesTS[id]) to the
+// entity's pane, and moves the series' newest event time. The watermark
+// (newest event time minus allowed lateness) used is the one before the
+// current batch: a batch is applied as a whole, then windows close
+// (finish).
+func (ve *viewEngine) add(id int32, e schema.Entity, metric, series int32, r *rec, wall int64) {
 	p := floorDiv(r.ts, ve.hop)
 	if ve.haveTS {
 		// Too late when the first window holding the sample's pane has
@@ -306,6 +337,7 @@ func (ve *viewEngine) add(id int32, e schema.Entity, metric int32, r *rec, wall 
 	es.panes[slot*nm+int64(metric)].add(r.ts, r.ingest, r.value)
 	es.maxPane = max(es.maxPane, p)
 	es.lastWall = wall
+	ve.track(es, series, p, r)
 	ve.pendMax = max(ve.pendMax, r.ts)
 	if !ve.closedAny {
 		if end := (p + 1) * ve.hop; ve.nextClose == 0 || end < ve.nextClose {
@@ -319,60 +351,152 @@ func (ve *viewEngine) add(id int32, e schema.Entity, metric int32, r *rec, wall 
 	}
 }
 
-// advance moves the watermark to the newest event time seen and closes the
-// windows it passed, calling emit for each row.
-func (ve *viewEngine) advance(emit func(*schema.FeatureRow, closeReason, bool)) {
+// emitFunc receives each closed row: what closed it, and whether it was
+// delivered before a restart (suppressed).
+type emitFunc func(row *schema.FeatureRow, reason closeReason, suppressed bool)
+
+// holds reports (as 0 or 1) whether a series whose newest sample is at ts
+// holds the window ending at end: it reported into the window's last pane
+// [end−hop, end) and has not yet delivered a sample at or after end. A
+// series whose newest sample is older did not report into that pane
+// (a slower cadence, or an ON_CHANGE series) and does not hold it.
+func (ve *viewEngine) holds(ts, end int64) int32 {
+	if ts >= end-ve.hop && ts < end {
+		return 1
+	}
+	return 0
+}
+
+// track moves the newest event time of the entity's series and keeps the
+// entity's holder count of nextEnd up to date, in O(1). It runs for every
+// applied sample.
+func (ve *viewEngine) track(es *entityState, series int32, pane int64, r *rec) {
+	tss := ve.seriesTS[es.id]
+	if old := tss[series]; r.ts > old {
+		tss[series] = r.ts
+		if es.nextEnd != 0 {
+			es.holders += ve.holds(r.ts, es.nextEnd) - ve.holds(old, es.nextEnd)
+		}
+		es.maxTS = max(es.maxTS, r.ts)
+	}
+	switch end := (pane + 1) * ve.hop; {
+	case es.nextEnd == 0:
+		// No open window holds data: the first one that holds this sample
+		// is next (never one the entity closed already).
+		ve.setNext(es, max(end, es.closedEnd+ve.hop))
+	case es.closedEnd == math.MinInt64 && end < es.nextEnd:
+		// Before its first close, an entity's first window is the one
+		// ending after its oldest pane.
+		ve.setNext(es, end)
+	}
+	if es.trigger == 0 && ve.complete(es) {
+		es.trigger = r.ingest
+	}
+	if !es.touched {
+		es.touched = true
+		ve.touched = append(ve.touched, es.id)
+	}
+	ve.batchIng = max(ve.batchIng, r.ingest)
+}
+
+// setNext makes end the entity's next window and counts its holders:
+// O(series of the entity), once per window.
+func (ve *viewEngine) setNext(es *entityState, end int64) {
+	es.nextEnd, es.holders = end, 0
+	for _, ts := range ve.seriesTS[es.id] {
+		es.holders += ve.holds(ts, end)
+	}
+}
+
+// complete reports whether the entity's next window may close before the
+// watermark reaches it: no series holds it, and at least one series has a
+// sample at or after its end (so that a window is never closed before
+// time has reached its end).
+func (ve *viewEngine) complete(es *entityState) bool {
+	return !ve.watermarkOnly && es.nextEnd != 0 && es.holders == 0 && es.maxTS >= es.nextEnd
+}
+
+// closeNext closes the entity's next window and moves on to the one after
+// it, or to none when no later window holds data yet.
+func (ve *viewEngine) closeNext(es *entityState, reason closeReason, trigger int64, emit emitFunc) {
+	end := es.nextEnd
+	if row := ve.compute(es, end/ve.hop); row != nil {
+		row.CloseReason, row.TriggerIngestTS = string(reason), trigger
+		emit(row, reason, end <= ve.mark)
+	}
+	es.closedEnd = end
+	// The next window that holds data: the one after, or past a gap in
+	// event time the first that holds the oldest pane after it.
+	first := int64(math.MaxInt64)
+	for _, t := range es.tags {
+		if t >= end/ve.hop+1-ve.k && t < first {
+			first = t
+		}
+	}
+	if first == math.MaxInt64 {
+		es.nextEnd, es.holders, es.trigger = 0, 0, 0 // none until a sample comes
+		return
+	}
+	ve.setNext(es, max(end+ve.hop, (first+1)*ve.hop))
+}
+
+// closeComplete closes every complete window of the entity, in order.
+// Windows after the first one completed carry the same trigger: their
+// last holder had already moved on, so the same arrival completed them.
+func (ve *viewEngine) closeComplete(es *entityState, emit emitFunc) {
+	trigger := es.trigger
+	if trigger == 0 {
+		trigger = ve.batchIng
+	}
+	for ve.complete(es) {
+		ve.closeNext(es, closeComplete, trigger, emit)
+	}
+	es.trigger = 0
+}
+
+// finish runs after a batch is applied: it closes the complete windows of
+// the entities the batch touched (no scan over the others), then moves the
+// watermark.
+func (ve *viewEngine) finish(emit emitFunc, mark func(end int64)) {
+	for _, id := range ve.touched {
+		if es := ve.ents[id]; es != nil {
+			es.touched = false
+			ve.closeComplete(es, emit)
+		}
+	}
+	ve.touched = ve.touched[:0]
+	ve.advance(emit, mark)
+	ve.batchIng = 0
+}
+
+// advance moves the watermark to the newest event time seen less the
+// allowed lateness. When it passes a hop boundary, every entity closes
+// each window that ends at or before it (the windows a silent series
+// held), then whatever that made complete; mark then receives the
+// boundary: every entity has closed every window ending at or before it.
+func (ve *viewEngine) advance(emit emitFunc, mark func(end int64)) {
 	if !ve.haveTS {
 		return
 	}
 	ve.maxTS = max(ve.maxTS, ve.pendMax)
 	wm := ve.maxTS - ve.lateness
-	for ve.nextClose != 0 && ve.nextClose <= wm {
-		if gap := (wm - ve.nextClose) / ve.hop; gap > ve.k+1 {
-			// A jump in event time: skip window ends whose windows hold no data.
-			if first := ve.firstDataPane(ve.nextClose/ve.hop - ve.k); first != math.MaxInt64 {
-				ve.nextClose = max(ve.nextClose, (first+1)*ve.hop)
-				if ve.nextClose > wm {
-					break
-				}
-			} else {
-				ve.nextClose = (wm/ve.hop + 1) * ve.hop
-				break
-			}
-		}
-		ve.closeAt(ve.nextClose, closeWatermark, emit)
-		ve.closedAny = true
-		ve.nextClose += ve.hop
+	if ve.nextClose == 0 || ve.nextClose > wm {
+		return
 	}
-}
-
-// firstDataPane returns the lowest pane ≥ from that any entity holds.
-func (ve *viewEngine) firstDataPane(from int64) int64 {
-	first := int64(math.MaxInt64)
+	to := floorDiv(wm, ve.hop) * ve.hop
 	for _, es := range ve.ents {
-		if es == nil {
+		if es == nil || es.nextEnd == 0 || es.nextEnd > to {
 			continue
 		}
-		for _, t := range es.tags {
-			if t >= from && t < first {
-				first = t
-			}
+		for es.nextEnd != 0 && es.nextEnd <= to {
+			ve.closeNext(es, closeWatermark, ve.batchIng, emit)
 		}
+		es.trigger = 0
+		ve.closeComplete(es, emit)
 	}
-	return first
-}
-
-// closeAt closes the window ending at end for every entity with data in it.
-func (ve *viewEngine) closeAt(end int64, reason closeReason, emit func(*schema.FeatureRow, closeReason, bool)) {
-	endPane := end / ve.hop
-	for _, es := range ve.ents {
-		if es == nil || es.maxPane < endPane-ve.k {
-			continue
-		}
-		if row := ve.compute(es, endPane); row != nil {
-			emit(row, reason, end <= ve.mark)
-		}
-	}
+	ve.closedAny = true
+	ve.nextClose = to + ve.hop
+	mark(to)
 }
 
 // compute builds the feature row of es for the windows ending at endPane,
@@ -431,19 +555,16 @@ func (ve *viewEngine) compute(es *entityState, endPane int64) *schema.FeatureRow
 
 // sweepIdle closes every open window of entities that received nothing for
 // the idle timeout (wall clock) and forgets them.
-func (ve *viewEngine) sweepIdle(wall int64, emit func(*schema.FeatureRow, closeReason, bool)) {
+func (ve *viewEngine) sweepIdle(wall int64, emit emitFunc) {
 	for id, es := range ve.ents {
 		if es == nil || wall-es.lastWall < ve.idle {
 			continue
 		}
-		start := ve.nextClose
-		if start == 0 {
-			start = (es.maxPane - ve.k + 1) * ve.hop
+		for es.nextEnd != 0 {
+			ve.closeNext(es, closeIdle, 0, emit)
 		}
-		for end := start; end <= (es.maxPane+ve.k)*ve.hop; end += ve.hop {
-			if row := ve.compute(es, end/ve.hop); row != nil {
-				emit(row, closeIdle, false)
-			}
+		for i := range ve.seriesTS[id] {
+			ve.seriesTS[id][i] = math.MinInt64
 		}
 		ve.ents[id] = nil
 	}
@@ -454,6 +575,7 @@ type route struct {
 	view   int32
 	metric int32
 	entity int32
+	series int32 // index in the view's seriesTS[entity]
 	ent    schema.Entity
 }
 
@@ -464,10 +586,13 @@ type windowEngine struct {
 	routed []bool
 	lookup func(sid int32) seriesDef
 	emit   func(ve *viewEngine, row *schema.FeatureRow, reason closeReason, suppressed bool)
+	// mark receives, after a watermark advance, the window end up to which
+	// every entity of the view has closed its windows.
+	mark func(ve *viewEngine, end int64)
 }
 
 func newWindowEngine(views []schema.FeatureView, lookup func(int32) seriesDef) *windowEngine {
-	w := &windowEngine{lookup: lookup}
+	w := &windowEngine{lookup: lookup, mark: func(*viewEngine, int64) {}}
 	for i, v := range views {
 		ve := newViewEngine(v)
 		ve.index = i
@@ -496,14 +621,15 @@ func (w *windowEngine) routesOf(sid int32) []route {
 		if ve.v.Entity == schema.EntityComponent {
 			e.Component = d.component
 		}
-		rs = append(rs, route{view: int32(i), metric: m, entity: ve.entityID(e), ent: e})
+		id := ve.entityID(e)
+		rs = append(rs, route{view: int32(i), metric: m, entity: id, series: ve.addSeries(id), ent: e})
 	}
 	w.routes[sid], w.routed[sid] = rs, true
 	return rs
 }
 
-// process applies one committed batch and closes the windows its event
-// times pass.
+// process applies one committed batch and closes the windows it completes
+// or its event times pass.
 func (w *windowEngine) process(recs []rec, wall time.Time) {
 	if len(w.views) == 0 {
 		return
@@ -512,11 +638,12 @@ func (w *windowEngine) process(recs []rec, wall time.Time) {
 	for i := range recs {
 		r := &recs[i]
 		for _, rt := range w.routesOf(r.sid) {
-			w.views[rt.view].add(rt.entity, rt.ent, rt.metric, r, wn)
+			w.views[rt.view].add(rt.entity, rt.ent, rt.metric, rt.series, r, wn)
 		}
 	}
 	for _, ve := range w.views {
-		ve.advance(func(row *schema.FeatureRow, reason closeReason, sup bool) { w.emit(ve, row, reason, sup) })
+		ve.finish(func(row *schema.FeatureRow, reason closeReason, sup bool) { w.emit(ve, row, reason, sup) },
+			func(end int64) { w.mark(ve, end) })
 	}
 }
 

@@ -231,6 +231,7 @@ func TestWindowsMatchBruteForce(t *testing.T) {
 func TestLateSamples(t *testing.T) {
 	const sec = int64(time.Second)
 	v := cpuView([]time.Duration{10 * time.Second}, 10*time.Second, 5*time.Second)
+	v.Metrics = append(v.Metrics, "system.memory.used")
 	v.Aggregations = []schema.Aggregation{schema.AggCount}
 	s, _ := openStore(t, t.TempDir(), Config{}, []schema.FeatureView{v})
 	var got collector
@@ -241,13 +242,16 @@ func TestLateSamples(t *testing.T) {
 	at := func(off int64) schema.Sample {
 		return schema.Sample{TS: base + off, IngestTS: 1, Entity: e, Metric: "system.cpu.utilization", Value: 1}
 	}
+	// The memory series reports into [0,10)'s last pane and then stays
+	// silent: it holds that window until the watermark passes its end.
+	mem := schema.Sample{TS: base + 9*sec, IngestTS: 1, Entity: e, Metric: "system.memory.used", Value: 1}
 	steps := [][]schema.Sample{
-		{at(1 * sec), at(2 * sec)},
-		{at(12 * sec)}, // watermark 7s: window [0,10) stays open
+		{at(1 * sec), at(2 * sec), mem},
+		{at(12 * sec)}, // watermark 7s; memory holds [0,10) open
 		{at(3 * sec)},  // late, within 5s lateness: applied
 		{at(16 * sec)}, // watermark 11s: closes [0,10) with 3 samples
 		{at(4 * sec)},  // beyond lateness: dropped
-		{at(26 * sec)}, // closes [10,20)
+		{at(26 * sec)}, // completes [10,20): memory did not report into its last pane
 	}
 	for _, b := range steps {
 		if err := s.Append(context.Background(), b); err != nil {
@@ -260,6 +264,9 @@ func TestLateSamples(t *testing.T) {
 	}
 	if c, _ := rows[1].Feature("system_cpu_utilization__count_10s"); c != 2 {
 		t.Fatalf("second window count %v, want 2", c)
+	}
+	if rows[0].CloseReason != schema.CloseWatermark || rows[1].CloseReason != schema.CloseComplete {
+		t.Fatalf("close reasons %q, %q; want %q, %q", rows[0].CloseReason, rows[1].CloseReason, schema.CloseWatermark, schema.CloseComplete)
 	}
 	applied := testutil.ToFloat64(s.m.late.WithLabelValues("cpu", "applied"))
 	dropped := testutil.ToFloat64(s.m.late.WithLabelValues("cpu", "dropped"))

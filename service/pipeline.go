@@ -70,6 +70,7 @@ func (s *Service) buildPipeline() error {
 			}
 			rt := p.runtime.Load()
 			st.Subscribe(rt.HandleRow)
+			st.SubscribeEvents(rt.HandleEvent) // the event path: state changes decided at once
 			rt.SetLatest(st.Latest)
 			if err := st.Start(ctx); err != nil {
 				return errors.Join(err, st.Close())

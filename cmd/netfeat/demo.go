@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"path/filepath"
@@ -225,7 +227,7 @@ func runDemo(ctx context.Context, o demoOptions, out io.Writer, log *slog.Logger
 	}
 
 	printBanner(out, o, sims, scenarios, dataDir, keep, natsURL, httpURL)
-	tally := newDemoTally(start)
+	tally := newDemoTally(start, simStart)
 	printer := watch.NewPrinter(out, watch.Options{ActionsOnly: !o.all})
 	var deadline <-chan time.Time
 	if o.duration > 0 {
@@ -510,30 +512,36 @@ func sinceStart(d time.Duration) string {
 	return fmt.Sprintf("+%d:%02d", d/time.Minute, (d%time.Minute)/time.Second)
 }
 
-// demoTally counts the decisions the demo received.
+// demoTally counts the decisions the demo received and times each action's
+// lifecycle against the scripted incidents.
 type demoTally struct {
-	start          time.Time
-	first          time.Duration // first decision, from the start; 0 before
-	total, actions int
-	byModel        map[[2]string]*modelCount             // model, device
-	byEntity       map[string]map[[2]string]*actionCount // entity → model, action
+	start    time.Time // the demo's start, for +m:ss
+	simStart time.Time // the simulators' start, from which scenario times count
+	first    time.Duration
+	total    int                              // decisions received (transitions and repeats)
+	byModel  map[[2]string]*modelCount        // model, device
+	byEntity map[string]map[string]*lifeTally // entity → model
 }
 
-type modelCount struct{ decisions, actions int }
+type modelCount struct{ firing, resolved, repeats int }
 
-type actionCount struct {
-	n     int
-	first time.Duration
+// lifeTally is one (model, entity) action as the demo saw it.
+type lifeTally struct {
+	action, resolveAction     string
+	firing, resolved, repeats int
+	firstFiring, firstResolve time.Time // when received
+	// eventLatency is, for an event-triggered firing or resolved, the time
+	// from the device's timestamp of the change to the decision's arrival.
+	fireEvent, resolveEvent time.Duration
 }
 
-func newDemoTally(start time.Time) *demoTally {
-	return &demoTally{start: start, byModel: map[[2]string]*modelCount{}, byEntity: map[string]map[[2]string]*actionCount{}}
+func newDemoTally(start, simStart time.Time) *demoTally {
+	return &demoTally{start: start, simStart: simStart, byModel: map[[2]string]*modelCount{}, byEntity: map[string]map[string]*lifeTally{}}
 }
 
 func (t *demoTally) observe(d schema.Decision, at time.Time) {
-	since := at.Sub(t.start)
 	if t.total == 0 {
-		t.first = since
+		t.first = at.Sub(t.start)
 	}
 	t.total++
 	k := [2]string{d.Model, d.Entity.Device}
@@ -542,61 +550,75 @@ func (t *demoTally) observe(d schema.Decision, at time.Time) {
 		mc = &modelCount{}
 		t.byModel[k] = mc
 	}
-	mc.decisions++
-	if d.Action == "none" || d.Action == "" {
-		return
-	}
-	t.actions++
-	mc.actions++
 	e := d.Entity.String()
 	if t.byEntity[e] == nil {
-		t.byEntity[e] = map[[2]string]*actionCount{}
+		t.byEntity[e] = map[string]*lifeTally{}
 	}
-	ak := [2]string{d.Model, d.Action}
-	ac := t.byEntity[e][ak]
-	if ac == nil {
-		ac = &actionCount{first: since}
-		t.byEntity[e][ak] = ac
+	lt := t.byEntity[e][d.Model]
+	if lt == nil {
+		lt = &lifeTally{}
+		t.byEntity[e][d.Model] = lt
 	}
-	ac.n++
+	var evLat time.Duration
+	if d.Event != nil && d.Trigger == schema.TriggerEvent {
+		evLat = at.Sub(d.Event.Time)
+	}
+	switch {
+	case d.State == schema.StateFiring && !d.Transition:
+		mc.repeats++
+		lt.repeats++
+	case d.State == schema.StateFiring:
+		mc.firing++
+		lt.firing++
+		lt.action = d.Action
+		if lt.firstFiring.IsZero() {
+			lt.firstFiring, lt.fireEvent = at, evLat
+		}
+	case d.State == schema.StateResolved:
+		mc.resolved++
+		lt.resolved++
+		lt.resolveAction = d.Action
+		if lt.firstResolve.IsZero() && !lt.firstFiring.IsZero() {
+			lt.firstResolve, lt.resolveEvent = at, evLat
+		}
+	}
 }
 
 func (t *demoTally) progress() string {
 	if t.total == 0 {
-		return "no decision yet (windows close every 5 s once two polls gave rates)"
+		return "no action yet (windows close every 5 s once two polls gave rates; only transitions are published)"
 	}
-	return fmt.Sprintf("%d decisions so far, %d with an action", t.total, t.actions)
+	n := 0
+	for _, mc := range t.byModel {
+		n += mc.firing
+	}
+	return fmt.Sprintf("%d decisions published so far, %d of them firing", t.total, n)
 }
 
-// summary prints the decisions per model and device, and what each
-// scripted incident triggered.
+// summary prints the transitions per model and device, and for each
+// scripted incident how long after it each action fired and resolved.
 func (t *demoTally) summary(out io.Writer, ran time.Duration, scenarios []demoScenario) {
-	fmt.Fprintf(out, "== summary: ran %s; %d decisions, %d with an action", ran.Round(100*time.Millisecond), t.total, t.actions)
+	fmt.Fprintf(out, "== summary: ran %s; %d decisions published (lifecycle transitions and repeats; every decision is in SQL)", ran.Round(100*time.Millisecond), t.total)
 	if t.total > 0 {
-		fmt.Fprintf(out, "; the first decision came %s after the start", t.first.Round(100*time.Millisecond))
+		fmt.Fprintf(out, "; the first came %s after the start", t.first.Round(100*time.Millisecond))
 	}
 	fmt.Fprintln(out)
 	if t.total > 0 {
 		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "   MODEL\tDEVICE\tDECISIONS\tWITH AN ACTION")
-		keys := slices.SortedFunc(func(yield func([2]string) bool) {
-			for k := range t.byModel {
-				if !yield(k) {
-					return
-				}
-			}
-		}, func(a, b [2]string) int { return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1]) })
+		fmt.Fprintln(tw, "   MODEL\tDEVICE\tFIRING\tRESOLVED\tREPEATS")
+		keys := slices.SortedFunc(maps.Keys(t.byModel), func(a, b [2]string) int { return strings.Compare(a[0]+"\x00"+a[1], b[0]+"\x00"+b[1]) })
 		for _, k := range keys {
 			c := t.byModel[k]
-			fmt.Fprintf(tw, "   %s\t%s\t%9d\t%14d\n", k[0], k[1], c.decisions, c.actions)
+			fmt.Fprintf(tw, "   %s\t%s\t%6d\t%8d\t%7d\n", k[0], k[1], c.firing, c.resolved, c.repeats)
 		}
 		tw.Flush()
 	}
-	fmt.Fprintln(out, "== what the scripted incidents triggered")
+	fmt.Fprintln(out, "== what the scripted incidents triggered (times from the incident's scripted start and end)")
 	scripted := map[string]bool{}
 	for _, ds := range scenarios {
 		byIface := map[string][]string{}
 		begins := map[string]time.Duration{}
+		spans := map[string][][2]time.Time{}
 		var order []string
 		for _, e := range ds.sc.Events {
 			if byIface[e.Interface] == nil {
@@ -605,6 +627,7 @@ func (t *demoTally) summary(out io.Writer, ran time.Duration, scenarios []demoSc
 			}
 			byIface[e.Interface] = append(byIface[e.Interface], e.String())
 			begins[e.Interface] = min(begins[e.Interface], e.At)
+			spans[e.Interface] = append(spans[e.Interface], [2]time.Time{t.simStart.Add(e.At), t.simStart.Add(e.Until)})
 		}
 		for _, iface := range order {
 			entity := ds.device.target + "/" + iface
@@ -614,12 +637,12 @@ func (t *demoTally) summary(out io.Writer, ran time.Duration, scenarios []demoSc
 				fmt.Fprintln(out, "      → not reached: the run ended before it began")
 				continue
 			}
-			t.printActions(out, entity)
+			t.printActions(out, entity, spans[iface])
 		}
 	}
 	var others []string
-	for e := range t.byEntity {
-		if !scripted[e] {
+	for e, m := range t.byEntity {
+		if !scripted[e] && fired(m) {
 			others = append(others, e)
 		}
 	}
@@ -631,8 +654,17 @@ func (t *demoTally) summary(out io.Writer, ran time.Duration, scenarios []demoSc
 	fmt.Fprintln(out, "== actions on other interfaces")
 	for _, e := range others {
 		fmt.Fprintf(out, "   %s\n", e)
-		t.printActions(out, e)
+		t.printActions(out, e, nil)
 	}
+}
+
+func fired(m map[string]*lifeTally) bool {
+	for _, lt := range m {
+		if lt.firing > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func prefixAll(p string, ss []string) []string {
@@ -643,20 +675,65 @@ func prefixAll(p string, ss []string) []string {
 	return out
 }
 
-func (t *demoTally) printActions(out io.Writer, entity string) {
-	acts := t.byEntity[entity]
-	if len(acts) == 0 {
-		fmt.Fprintln(out, "      → no decision with an action")
-		return
-	}
-	keys := slices.SortedFunc(func(yield func([2]string) bool) {
-		for k := range acts {
-			if !yield(k) {
-				return
+// printActions prints each model's lifecycle on entity: when it first
+// fired and resolved, from the begin and end of the scripted incident that
+// fired it (the last one begun before), and how many transitions it
+// published.
+func (t *demoTally) printActions(out io.Writer, entity string, incidents [][2]time.Time) {
+	lts := t.byEntity[entity]
+	models := slices.Collect(maps.Keys(lts))
+	slices.SortFunc(models, func(a, b string) int {
+		return cmp.Or(lts[a].firstFiring.Compare(lts[b].firstFiring), strings.Compare(a, b))
+	})
+	n := 0
+	for _, m := range models {
+		lt := lts[m]
+		if lt.firing == 0 {
+			continue
+		}
+		n++
+		var begin, end time.Time
+		for _, in := range incidents {
+			if begin.IsZero() || !in[0].After(lt.firstFiring) {
+				begin, end = in[0], in[1]
 			}
 		}
-	}, func(a, b [2]string) int { return int(acts[a].first - acts[b].first) })
-	for _, k := range keys {
-		fmt.Fprintf(out, "      → %s %s ×%d, first at %s\n", k[0], k[1], acts[k].n, sinceStart(acts[k].first))
+		var b strings.Builder
+		fmt.Fprintf(&b, "      → %s %s: firing at %s", m, lt.action, sinceStart(lt.firstFiring.Sub(t.start)))
+		if !begin.IsZero() {
+			fmt.Fprintf(&b, ", %s after the incident began", demoLatency(lt.firstFiring.Sub(begin)))
+		}
+		if lt.fireEvent > 0 {
+			fmt.Fprintf(&b, " (%s after the device's timestamp of the change)", demoLatency(lt.fireEvent))
+		}
+		if !lt.firstResolve.IsZero() {
+			fmt.Fprintf(&b, "; resolved (%s) at %s", lt.resolveAction, sinceStart(lt.firstResolve.Sub(t.start)))
+			if !end.IsZero() {
+				fmt.Fprintf(&b, ", %s after it ended", demoLatency(lt.firstResolve.Sub(end)))
+			}
+			if lt.resolveEvent > 0 {
+				fmt.Fprintf(&b, " (%s after the device's timestamp)", demoLatency(lt.resolveEvent))
+			}
+		} else {
+			b.WriteString("; not resolved yet")
+		}
+		fmt.Fprintf(&b, "; %d firing, %d resolved, %d repeats", lt.firing, lt.resolved, lt.repeats)
+		fmt.Fprintln(out, b.String())
 	}
+	if n == 0 {
+		fmt.Fprintln(out, "      → no action")
+	}
+}
+
+// demoLatency rounds d for reading: ms below a second, 0.1 s above.
+func demoLatency(d time.Duration) string {
+	switch {
+	case d < 0:
+		return "-" + demoLatency(-d)
+	case d < time.Millisecond:
+		return d.Round(time.Microsecond).String()
+	case d < time.Second:
+		return d.Round(100 * time.Microsecond).String()
+	}
+	return d.Round(100 * time.Millisecond).String()
 }

@@ -132,25 +132,32 @@ func TestDemoSummary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tally := newDemoTally(start)
-	dec := func(model, device, component, action string) schema.Decision {
-		return schema.Decision{Model: model, Action: action, Entity: schema.Entity{Device: device, Component: component}}
+	tally := newDemoTally(start, start)
+	dec := func(model, device, component, action, state string, transition bool) schema.Decision {
+		return schema.Decision{Model: model, Action: action, State: state, Transition: transition, Trigger: schema.TriggerWindow,
+			Entity: schema.Entity{Device: device, Component: component}}
 	}
-	tally.observe(dec("congestion", "nokia-7210", "1/1/1", "none"), start.Add(6*time.Second))
-	tally.observe(dec("congestion", "nokia-7210", "to_bng-a", "reroute"), start.Add(27*time.Second))
-	tally.observe(dec("congestion", "nokia-7210", "to_bng-a", "reroute"), start.Add(32*time.Second))
-	tally.observe(dec("link_down", "cisco-xr1", "GigabitEthernet0/0/0/1", "reroute"), start.Add(63*time.Second))
-	tally.observe(dec("link_down", "ericsson-ml", "LANXPort:slot=1;port=2", "reroute"), start.Add(70*time.Second))
+	tally.observe(dec("congestion", "nokia-7210", "to_bng-a", "reroute", "firing", true), start.Add(27*time.Second))
+	tally.observe(dec("congestion", "nokia-7210", "to_bng-a", "reroute", "firing", false), start.Add(57*time.Second))
+	tally.observe(dec("congestion", "nokia-7210", "to_bng-a", "reroute", "resolved", true), start.Add(110*time.Second))
+	down := dec("link_down", "cisco-xr1", "GigabitEthernet0/0/0/1", "reroute", "firing", true)
+	down.Trigger, down.Event = schema.TriggerEvent, &schema.DecisionEvent{Metric: "interface.oper_status", State: "down", Time: start.Add(60 * time.Second)}
+	tally.observe(down, start.Add(60*time.Second+3*time.Millisecond))
+	up := dec("link_down", "cisco-xr1", "GigabitEthernet0/0/0/1", "restore", "resolved", true)
+	up.Trigger, up.Event = schema.TriggerEvent, &schema.DecisionEvent{Metric: "interface.oper_status", State: "up", Time: start.Add(100 * time.Second)}
+	tally.observe(up, start.Add(100*time.Second+2*time.Millisecond))
+	tally.observe(dec("link_down", "ericsson-ml", "LANXPort:slot=1;port=2", "reroute", "firing", true), start.Add(70*time.Second))
 	var out bytes.Buffer
 	tally.summary(&out, 2*time.Minute, scenarios)
 	text := out.String()
 	for _, want := range []string{
-		"ran 2m0s; 5 decisions, 4 with an action; the first decision came 6s after the start",
+		"ran 2m0s; 6 decisions published",
 		"congestion  nokia-7210",
 		"nokia-7210/to_bng-a: congestion 0:20–1:35",
-		"→ congestion reroute ×2, first at +0:27",
-		"cisco-xr1/GigabitEthernet0/0/0/1: link-down 1:00–1:40\n      → link_down reroute ×1, first at +1:03",
-		"== actions on other interfaces\n   ericsson-ml/LANXPort:slot=1;port=2\n      → link_down reroute ×1, first at +1:10",
+		"→ congestion reroute: firing at +0:27, 7s after the incident began; resolved (reroute) at +1:50, 15s after it ended; 1 firing, 1 resolved, 1 repeats",
+		"cisco-xr1/GigabitEthernet0/0/0/1: link-down 1:00–1:40\n",
+		"→ link_down reroute: firing at +1:00, 3ms after the incident began (3ms after the device's timestamp of the change); resolved (restore) at +1:40, 2ms after it ended (2ms after the device's timestamp); 1 firing, 1 resolved, 0 repeats",
+		"== actions on other interfaces\n   ericsson-ml/LANXPort:slot=1;port=2\n      → link_down reroute: firing at +1:10",
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("summary lacks %q:\n%s", want, text)
@@ -158,16 +165,16 @@ func TestDemoSummary(t *testing.T) {
 	}
 	// Nothing went wrong anywhere else: the summary says so; the link
 	// fault (from 0:45) was reached but not acted on.
-	quiet := newDemoTally(start)
-	quiet.observe(dec("congestion", "nokia-7210", "to_bng-a", "reroute"), start.Add(27*time.Second))
+	quiet := newDemoTally(start, start)
+	quiet.observe(dec("congestion", "nokia-7210", "to_bng-a", "reroute", "firing", true), start.Add(27*time.Second))
 	out.Reset()
 	quiet.summary(&out, time.Minute, scenarios)
-	if !strings.Contains(out.String(), "no action anywhere else") || !strings.Contains(out.String(), "link-down 1:00–1:40\n      → no decision with an action") {
+	if !strings.Contains(out.String(), "no action anywhere else") || !strings.Contains(out.String(), "link-down 1:00–1:40\n      → no action") {
 		t.Errorf("quiet summary:\n%s", out.String())
 	}
 	// Stopped before the first incident: the summary does not blame the models.
 	out.Reset()
-	newDemoTally(start).summary(&out, 10*time.Second, scenarios)
+	newDemoTally(start, start).summary(&out, 10*time.Second, scenarios)
 	if got := strings.Count(out.String(), "→ not reached: the run ended before it began"); got != 2 {
 		t.Errorf("summary of a 10 s run says %d incidents were not reached, want 2:\n%s", got, out.String())
 	}
