@@ -248,7 +248,9 @@ func (d *decisionSubscriber) summarize(from, to time.Time) DecisionStats {
 			closeTo.Record(r.at.Sub(closed))
 			perWindow[r.windowEnd]++
 		}
-		if !r.complete.IsZero() {
+		if !r.complete.IsZero() && (r.trigger.IsZero() || !r.complete.After(r.trigger)) {
+			// Only windows the entity's own batch closed (completion came
+			// before the view's watermark passed the end plus lateness).
 			completeTo.Record(r.at.Sub(r.complete))
 		}
 		ingest.Record(r.ingestTo)

@@ -71,9 +71,11 @@ type eventSources struct {
 	trapAddr string // where the service polls the router (names its interfaces)
 	gnmi     *gnmitarget.Server
 
-	// links are the interfaces to flap, traps and gNMI alternating.
-	links []*link
-	next  int
+	// links are the interfaces to flap per path (traps, gNMI); paths
+	// alternate, each rotating over its own interfaces.
+	links [2][]*link
+	next  [2]int
+	turn  int
 
 	mu   sync.Mutex
 	sent []sentEvent
@@ -120,19 +122,12 @@ func startEventSources(ctx context.Context, trapsTo string) (*eventSources, erro
 		conn.Close()
 		return nil, fmt.Errorf("gnmi event target: %w", err)
 	}
-	var gl []*link
-	for _, name := range es.gnmi.Interfaces() {
-		gl = append(gl, &link{path: pathGNMI, component: name})
+	for i := range trapInterfaces {
+		// The synthetic router's ifIndex i+1 has ifName 1/1/(i+1).
+		es.links[0] = append(es.links[0], &link{path: pathTrap, ifIndex: i + 1, component: "1/1/" + strconv.Itoa(i+1)})
 	}
-	// Traps and gNMI alternate, each over its own interfaces.
-	for i := range max(trapInterfaces, len(gl)) {
-		if i < trapInterfaces {
-			// The synthetic router's ifIndex i+1 has ifName 1/1/(i+1).
-			es.links = append(es.links, &link{path: pathTrap, ifIndex: i + 1, component: "1/1/" + strconv.Itoa(i+1)})
-		}
-		if i < len(gl) {
-			es.links = append(es.links, gl[i])
-		}
+	for _, name := range es.gnmi.Interfaces() {
+		es.links[1] = append(es.links[1], &link{path: pathGNMI, component: name})
 	}
 	return es, nil
 }
@@ -141,8 +136,14 @@ func startEventSources(ctx context.Context, trapsTo string) (*eventSources, erro
 // state does not change (recorded down, or not an interface the model
 // can flap) are dropped from the rotation.
 func (es *eventSources) flap() {
-	for len(es.links) > 0 {
-		l := es.links[es.next%len(es.links)]
+	p := es.turn % 2
+	es.turn++
+	if len(es.links[p]) == 0 {
+		p = 1 - p
+	}
+	for len(es.links[p]) > 0 {
+		i := es.next[p] % len(es.links[p])
+		l := es.links[p][i]
 		var at time.Time
 		var err error
 		dev := trapDeviceName
@@ -159,10 +160,10 @@ func (es *eventSources) flap() {
 				es.last = err
 				es.mu.Unlock()
 			}
-			es.links = slices.Delete(es.links, es.next%len(es.links), es.next%len(es.links)+1)
+			es.links[p] = slices.Delete(es.links[p], i, i+1)
 			continue
 		}
-		es.next++
+		es.next[p]++
 		l.down = !l.down
 		state := "up"
 		if l.down {
