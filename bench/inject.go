@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,11 +33,23 @@ type windowBook struct {
 	expected map[int64]int       // window end → entities with a sample in the window
 	seen     map[int64]map[int]bool
 	closed   int64 // highest window end with a trigger
+	// complete holds, per device and window end, when the device's batch
+	// that completed the window was sent: its first with an event time at
+	// or past the end. lastEnd is the window end of each device's last
+	// batch.
+	complete map[devEnd]time.Time
+	lastEnd  map[int]int64
+}
+
+type devEnd struct {
+	dev int
+	end int64
 }
 
 func newWindowBook(hop, lateness time.Duration, ifaces int) *windowBook {
 	return &windowBook{hop: int64(hop), lateness: int64(lateness), ifaces: ifaces,
-		triggers: map[int64]time.Time{}, expected: map[int64]int{}, seen: map[int64]map[int]bool{}}
+		triggers: map[int64]time.Time{}, expected: map[int64]int{}, seen: map[int64]map[int]bool{},
+		complete: map[devEnd]time.Time{}, lastEnd: map[int]int64{}}
 }
 
 // sent notes that device dev's batch with event time ts is handed over at
@@ -51,6 +64,13 @@ func (w *windowBook) sent(dev int, ts int64, now time.Time) {
 		w.seen[end] = s
 	}
 	s[dev] = true
+	// The store closes an entity's window once its series complete it:
+	// every series of the device's interfaces (one batch carries them
+	// all) has a sample at or past the window's end.
+	if e := w.lastEnd[dev]; e != 0 && ts >= e {
+		w.complete[devEnd{dev, e}] = now
+	}
+	w.lastEnd[dev] = end
 	// Every window end E with E + lateness ≤ ts that an earlier batch did
 	// not close, closes with this one.
 	c := (ts - w.lateness) / w.hop * w.hop
@@ -71,6 +91,22 @@ func (w *windowBook) trigger(end int64) (time.Time, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	t, ok := w.triggers[end]
+	return t, ok
+}
+
+// completed implements completeSource for injected device names.
+func (w *windowBook) completed(device string, end int64) (time.Time, bool) {
+	n, ok := strings.CutPrefix(device, "bench-")
+	if !ok {
+		return time.Time{}, false
+	}
+	dev, err := strconv.Atoi(n)
+	if err != nil {
+		return time.Time{}, false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t, ok := w.complete[devEnd{dev, end}]
 	return t, ok
 }
 

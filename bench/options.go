@@ -59,6 +59,21 @@ type Options struct {
 	// view allows 100ms of lateness.
 	Injectors int
 
+	// Events (inject) adds link state changes on top of the injected
+	// load: linkDown/linkUp SNMP traps from a simulated router (UDP on
+	// loopback to the service's trap listener) and oper-status ON_CHANGE
+	// updates from a simulated gNMI target, alternating, EventRate per
+	// second, each on another interface; it reports event → decision at
+	// the outside subscriber and the floor of the same hops.
+	Events    bool
+	EventRate float64
+
+	// OutsideSubscriber, when set, is the command (argv) that runs the
+	// decision subscriber in its own process (RunOutsideSubscriber, told
+	// the NATS URL by OutsideSubscriberEnv). Empty: the subscriber runs in
+	// the bench process on its own connection.
+	OutsideSubscriber []string
+
 	// Interval is the SNMP polling interval or the gNMI update interval.
 	Interval time.Duration
 	// Hop is the hop (and window) of the bench's feature view; every
@@ -115,6 +130,7 @@ func DefaultOptions() Options {
 		Interval:     10 * time.Second,
 		Hop:          time.Second,
 		MemoryBudget: 1 << 30,
+		EventRate:    20,
 		QueryWorkers: 2,
 		PointShare:   0.8,
 	}
@@ -137,6 +153,12 @@ func (o Options) Validate() error {
 		if o.PeerTelegraf != "" {
 			errs = append(errs, errors.New("the Telegraf side-by-side runs with the snmp or gnmi workload; Telegraf has no injection entry point"))
 		}
+		if o.Events && (o.EventRate <= 0 || o.EventRate > 1000) {
+			errs = append(errs, fmt.Errorf("event rate %v: want between 0 and 1000 link changes per second", o.EventRate))
+		}
+		if o.Events && o.Ceiling {
+			errs = append(errs, errors.New("events run at a fixed background rate, not with the ceiling search"))
+		}
 	case WorkloadSNMP, WorkloadGNMI:
 		if o.Binary == "" {
 			errs = append(errs, fmt.Errorf("workload %s: the netfeat binary to run as a child process is required", o.Workload))
@@ -149,6 +171,9 @@ func (o Options) Validate() error {
 		}
 		if o.SimCPUs != "" && o.Workload != WorkloadSNMP {
 			errs = append(errs, fmt.Errorf("simulator CPUs apply to the snmp workload (the %s simulators run in the bench process)", o.Workload))
+		}
+		if o.Events {
+			errs = append(errs, fmt.Errorf("events run on top of the inject workload, not %s", o.Workload))
 		}
 		if o.ServiceCPUs != "" && o.profiling() {
 			errs = append(errs, errors.New("service CPUs pin the serve child; with a profile the service runs in the bench process (pin the bench with taskset instead)"))

@@ -74,8 +74,10 @@ type Load struct {
 	ValuesPerPoll int    `json:"values_per_poll,omitempty"`
 	Hop           string `json:"decision_view_hop"`
 	Injectors     int    `json:"injectors,omitempty"`
-	Warmup        string `json:"warmup"`
-	Duration      string `json:"duration_per_step"`
+	// EventsPerSec is the link changes per second of --events.
+	EventsPerSec float64 `json:"events_per_s,omitempty"`
+	Warmup       string  `json:"warmup"`
+	Duration     string  `json:"duration_per_step"`
 }
 
 // Step is one measured interval.
@@ -219,8 +221,37 @@ func (r *Report) WriteText(w io.Writer) error {
 		if c := d.WindowCloseToSubscriber; c != nil {
 			p("  window close → subscriber      %s\n", latLine(*c))
 		}
+		if c := d.CompletingSampleToSubscriber; c != nil {
+			p("  completing sample → subscriber %s\n", latLine(*c))
+			p("  service trigger_to_decision    %s\n", latLine(*d.ServiceTriggerToDecision))
+		}
 		p("  service ingest_to_decision     %s\n", latLine(d.ServiceIngestToDecision))
 		p("  decision time → subscriber     %s\n", latLine(d.PublishToSubscriber))
+	}
+	if r.Headline < len(r.Steps) {
+		d := r.Steps[r.Headline].Decisions
+		if e := d.EventToSubscriber; e != nil {
+			p("\nlink events → decision at the subscriber (%v changes/s; matched %d of %d sent):\n", l.EventsPerSec, e.Matched, e.Sent)
+			p("  all                            %s\n", latLine(e.LatencySummary))
+			p("  SNMP trap sent →               %s\n", latLine(e.Traps))
+			p("  gNMI notification timestamp →  %s\n", latLine(e.GNMI))
+			p("  service trigger_to_decision    %s\n", latLine(e.ServiceTriggerToDecision))
+			if e.SendErrors > 0 {
+				p("  %d link changes failed to send; last: %s\n", e.SendErrors, e.LastSendError)
+			}
+		}
+		if f := d.Floor; f != nil {
+			p("floor, nothing of netfeat in the path (same subscriber, same time):\n")
+			p("  NATS publish → subscriber      %s\n", latLine(f.NATS))
+			p("  UDP → relay → NATS → subscr.   %s\n", latLine(f.UDPRelayNATS))
+			p("  UDP → subscriber process       %s\n", latLine(f.UDP))
+			if e := d.EventToSubscriber; e != nil && e.Count > 0 && f.UDPRelayNATS.Count > 0 {
+				p("  events / UDP→relay→NATS floor: p50 ×%.1f, p99 ×%.1f\n", e.P50US/f.UDPRelayNATS.P50US, e.P99US/f.UDPRelayNATS.P99US)
+			}
+			if c := d.CompletingSampleToSubscriber; c != nil && f.NATS.Count > 0 {
+				p("  completing sample / NATS floor: p50 ×%.1f, p99 ×%.1f\n", c.P50US/f.NATS.P50US, c.P99US/f.NATS.P99US)
+			}
+		}
 	}
 	if len(r.Queries) > 0 {
 		p("\nqueries (POST /v1/query, during ingest):\n")

@@ -69,8 +69,8 @@ type session struct {
 	qdone   sync.WaitGroup
 }
 
-func newSession(o Options, t *target, trigger triggerSource, devices []string) (*session, error) {
-	sub, err := subscribeDecisions(t.natsURL, trigger)
+func newSession(ctx context.Context, o Options, t *target, trigger triggerSource, complete completeSource, devices []string) (*session, error) {
+	sub, err := subscribeDecisions(ctx, t.natsURL, o.OutsideSubscriber, trigger, complete)
 	if err != nil {
 		return nil, err
 	}
@@ -178,17 +178,41 @@ func (s *session) finish(ctx context.Context, rep *Report, book *windowBook) err
 	return nil
 }
 
-func (s *session) close() { s.sub.close() }
+func (s *session) close() { _ = s.sub.close() }
 
 // runInject runs the service in this process and feeds its normalizer.
 func runInject(ctx context.Context, o Options, dir string, rep *Report) (err error) {
-	var lateness time.Duration
+	// The view allows one hop of lateness: a device's batches come round
+	// every devices × batch ÷ rate (0.8 s for 1,000 devices of 10
+	// interfaces at 100k obs/s), and with less lateness the view's
+	// watermark, moved by any device, would close every entity's window
+	// before its own next batch completes it: that measures the old,
+	// global close, not the completion close that production sees with
+	// a lateness above the collection cadence.
+	lateness := o.Hop
 	if o.Injectors > 1 {
-		lateness = 100 * time.Millisecond
+		lateness += 100 * time.Millisecond
 	}
 	rep.Service = "in-process"
 	rep.Load.Interfaces, rep.Load.OfferedPerSec, rep.Load.Injectors = o.Interfaces, o.Rate, o.Injectors
 	setup := serviceSetup{dataDir: filepath.Join(dir, "data"), memoryBudget: o.MemoryBudget, hop: o.Hop, lateness: lateness}
+	var es *eventSources
+	if o.Events {
+		trapListen, err := freeUDPPort()
+		if err != nil {
+			return err
+		}
+		if es, err = startEventSources(ctx, trapListen); err != nil {
+			return err
+		}
+		defer func() {
+			stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			err = errors.Join(err, es.stop(stopCtx))
+		}()
+		setup.events = &eventSetup{trapListen: trapListen, trapRouter: es.trapAddr, gnmiTarget: es.gnmi.Addr()}
+		rep.Load.EventsPerSec = o.EventRate
+	}
 	t, svc, err := startInProcess(ctx, dir, setup)
 	if err != nil {
 		return err
@@ -203,11 +227,21 @@ func runInject(ctx context.Context, o Options, dir string, rep *Report) (err err
 	for i := range devices {
 		devices[i] = injectDevice(i)
 	}
-	s, err := newSession(o, t, book.trigger, devices)
+	s, err := newSession(ctx, o, t, book.trigger, book.completed, devices)
 	if err != nil {
 		return err
 	}
 	defer s.close()
+	rep.Notes = append(rep.Notes, "decision subscriber "+s.sub.where())
+	// Floor probes run alongside every inject run, at the event rate.
+	prober, err := newFloorProber(t.natsURL, s.sub.udpAddr())
+	if err != nil {
+		return err
+	}
+	defer prober.close()
+	if es != nil {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("events: a simulated SNMP router (%d interfaces) sends linkDown/linkUp traps to the service's trap listener and a simulated IOS-XR target streams oper-status ON_CHANGE; %v link changes per second alternate between them, each on the next interface; inference.lifecycle.flap_limit is 0 (guard off) so that every change gets its decision; both simulators and the floor probes run in the bench process, so their CPU is counted as the service's", trapInterfaces, o.EventRate))
+	}
 
 	injs := make([]*injector, o.Injectors)
 	for k := range injs {
@@ -226,6 +260,10 @@ func runInject(ctx context.Context, o Options, dir string, rep *Report) (err err
 		for _, in := range injs {
 			wg.Go(func() { in.run(ctx, rate/float64(len(injs)), until) })
 		}
+		wg.Go(func() { prober.run(ctx, o.EventRate, until) })
+		if es != nil {
+			wg.Go(func() { es.run(ctx, o.EventRate, until) })
+		}
 		err := s.mon.watch(ctx, phase, d)
 		wg.Wait()
 		return err
@@ -237,8 +275,15 @@ func runInject(ctx context.Context, o Options, dir string, rep *Report) (err err
 		}
 		return n
 	}
-	if o.Warmup > 0 {
-		if err := load(o.Rate, o.Warmup, "warm-up"); err != nil {
+	warm := o.Warmup
+	if es != nil {
+		// The router must have been polled once (its interfaces named) and
+		// the gNMI subscription synced before the first link change counts.
+		warm = max(warm, eventPollInterval+2*time.Second)
+		rep.Load.Warmup = warm.String()
+	}
+	if warm > 0 {
+		if err := load(o.Rate, warm, "warm-up"); err != nil {
 			return err
 		}
 	}
@@ -303,7 +348,24 @@ func runInject(ctx context.Context, o Options, dir string, rep *Report) (err err
 	if injErrs > 0 {
 		rep.Drops = append(rep.Drops, Drop{Metric: "bench_inject_errors", Labels: "last=" + oneLine(lastErr.Error(), 120), Value: float64(injErrs), Series: len(injs)})
 	}
-	return s.finish(ctx, rep, book)
+	err = s.finish(ctx, rep, book)
+	for i := range rep.Steps {
+		st := &rep.Steps[i]
+		st.Decisions.Floor = s.sub.floor(st.start, st.end)
+	}
+	if es != nil {
+		got := s.sub.decisions()
+		unmatched := 0
+		for i := range rep.Steps {
+			st := &rep.Steps[i]
+			st.Decisions.EventToSubscriber = es.match(got, st.start, st.end)
+			unmatched += st.Decisions.EventToSubscriber.Unmatched
+		}
+		if unmatched > 0 {
+			rep.Drops = append(rep.Drops, Drop{Metric: "bench_events_unmatched", Value: float64(unmatched), Series: 1})
+		}
+	}
+	return err
 }
 
 // runCollectors starts simulated devices, a `netfeat serve` child polling
@@ -387,7 +449,7 @@ func runCollectors(ctx context.Context, o Options, dir string, rep *Report) (err
 		return t.stop(stopCtx)
 	}
 	defer func() { err = errors.Join(err, stopChild()) }()
-	s, err := newSession(o, t, nil, devices)
+	s, err := newSession(ctx, o, t, nil, nil, devices)
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,15 @@ type serviceSetup struct {
 	snmp         []endpoint
 	gnmi         []endpoint
 	interval     time.Duration
-	cpus         string // taskset -c list for a child service; empty: any CPU
+	// events: the trap listener, the router polled for its interface
+	// names and the gNMI target streaming oper-status ON_CHANGE.
+	events *eventSetup
+	cpus   string // taskset -c list for a child service; empty: any CPU
+}
+
+// eventSetup is what --events adds to the service's configuration.
+type eventSetup struct {
+	trapListen, trapRouter, gnmiTarget string
 }
 
 // yaml renders the configuration file.
@@ -53,8 +61,20 @@ func (s serviceSetup) yaml() string {
 	fmt.Fprintf(&b, "store: {memory_budget: %d}\n", s.memoryBudget)
 	fmt.Fprintf(&b, "views:\n  - name: %s\n    entity: component\n    metrics: [interface.in.bps]\n    aggregations: [count, mean, max]\n", benchView)
 	fmt.Fprintf(&b, "    windows: [%s]\n    hop: %s\n    allowed_lateness: %s\n", s.hop, s.hop, s.lateness)
-	fmt.Fprintf(&b, "inference:\n  rules:\n    - {name: %s, view: %s, feature: %s, op: \">=\", threshold: 0, action: alert}\n",
+	// publish: all, so that every window close of every entity yields a
+	// decision on NATS (by default only lifecycle transitions are).
+	fmt.Fprintf(&b, "inference:\n  publish: all\n  rules:\n    - {name: %s, view: %s, feature: %s, op: \">=\", threshold: 0, action: alert}\n",
 		benchRule, benchView, schema.FeatureName("interface.in.bps", schema.AggCount, s.hop))
+	if e := s.events; e != nil {
+		// Each interface flaps many times a minute: the flap guard (6
+		// transitions a minute per entity by default) is turned off so
+		// that every change gets its decision.
+		fmt.Fprintf(&b, "  lifecycle: {flap_limit: 0}\n  event_rules:\n    - {name: %s, metric: interface.oper_status, op: \"!=\", state: up, action: reroute, resolve_action: restore}\n", eventRule)
+		fmt.Fprintf(&b, "snmp:\n  trap_listen: %q\n  defaults: {version: \"2c\", community: public, interval: %s, timeout: 2s, retries: 1}\n  targets:\n    - {name: %q, address: %q}\n",
+			e.trapListen, eventPollInterval, trapDeviceName, e.trapRouter)
+		fmt.Fprintf(&b, "gnmi:\n  targets:\n    - {name: %q, address: %q, insecure: true, subscriptions: [{path: %q, mode: on_change}]}\n",
+			gnmiDeviceName, e.gnmiTarget, operStatusPath)
+	}
 	if len(s.snmp) > 0 {
 		fmt.Fprintf(&b, "snmp:\n  max_concurrency: 64\n  defaults: {version: \"2c\", community: public, interval: %s, timeout: 2s, retries: 1, max_repetitions: 25}\n  targets:\n", s.interval)
 		for _, e := range s.snmp {

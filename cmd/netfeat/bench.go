@@ -20,13 +20,14 @@ func newBenchCmd() *cobra.Command {
 	o := bench.DefaultOptions()
 	var (
 		inject, snmp, gnmi bool
+		outsideSub         bool
 		jsonOut            bool
 		memBudget          string
 		noProgress         bool
 		keepDir            string
 	)
 	cmd := &cobra.Command{
-		Use:   "bench (--inject | --snmp | --gnmi) [flags]",
+		Use:   "bench (--inject | --events | --snmp | --gnmi) [flags]",
 		Short: "Load-test a real netfeat service and report throughput, latency, CPU and memory",
 		Long: `Drive a real netfeat service through its real entry points and report what
 users care about: sustained samples/s into the hot tier, every drop counter,
@@ -44,6 +45,16 @@ Workloads (one of):
              (--sim-cpus, --service-cpus pin them apart).
   --gnmi     --devices simulated IOS-XR gNMI targets republishing every leaf
              every --interval, streamed by a 'netfeat serve' child.
+  --events   the inject workload plus --event-rate link state changes per
+             second: linkDown/linkUp SNMP traps from a simulated router and
+             oper-status ON_CHANGE updates from a simulated gNMI target,
+             alternating; reports trap sent / notification timestamp →
+             decision at the subscriber, per path and together.
+
+The decision subscriber runs in its own process (this binary again). With
+--inject and --events the bench also sends floor probes through the same
+hops with nothing of netfeat in them (NATS publish → subscriber; UDP →
+relay → NATS → subscriber; UDP → subscriber) and reports the ratios.
 
 --query-rate Q adds a query mix (point lookups on latest_bench, aggregates over
 samples) on POST /v1/query while the load runs. --peer-telegraf PATH (snmp,
@@ -54,6 +65,12 @@ All traffic stays on loopback. A readable summary goes to stdout with a
 progress line on stderr; --json prints the report as JSON instead.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if outsideSub {
+				return bench.RunOutsideSubscriber(cmd.Context(), os.Getenv(bench.OutsideSubscriberEnv), cmd.InOrStdin(), cmd.OutOrStdout())
+			}
+			if o.Events && !snmp && !gnmi {
+				inject = true
+			}
 			switch {
 			case inject && !snmp && !gnmi:
 				o.Workload = bench.WorkloadInject
@@ -78,6 +95,12 @@ progress line on stderr; --json prints the report as JSON instead.`,
 				}
 			}
 			o.Dir = keepDir
+			// The decision subscriber runs in its own process: this binary.
+			exe, err := os.Executable()
+			if err != nil {
+				return fmt.Errorf("find the netfeat binary to run the outside subscriber: %w", err)
+			}
+			o.OutsideSubscriber = []string{exe, "bench", "--outside-subscriber"}
 			// openconfig's packages (gNMI simulators) log through glog: to
 			// stderr, not to files under $TMPDIR.
 			_ = flag.Set("logtostderr", "true")
@@ -119,6 +142,10 @@ progress line on stderr; --json prints the report as JSON instead.`,
 	f.Float64Var(&o.RampFactor, "ramp", o.RampFactor, "inject --ceiling: rate factor between steps")
 	f.IntVar(&o.MaxSteps, "max-steps", o.MaxSteps, "inject --ceiling: most steps")
 	f.IntVar(&o.Injectors, "injectors", o.Injectors, "inject: concurrent injecting goroutines (devices split between them)")
+	f.BoolVar(&o.Events, "events", false, "inject: add link state changes (SNMP traps and gNMI ON_CHANGE updates, alternating) and report event → decision at the subscriber")
+	f.Float64Var(&o.EventRate, "event-rate", o.EventRate, "events: link changes per second, each on the next interface (also the floor probes' rate)")
+	f.BoolVar(&outsideSub, "outside-subscriber", false, "run as the bench's outside decision subscriber (started by the bench itself)")
+	_ = f.MarkHidden("outside-subscriber")
 	f.DurationVar(&o.Interval, "interval", o.Interval, "snmp: polling interval; gnmi: update interval")
 	f.DurationVar(&o.Hop, "hop", o.Hop, "hop (= window) of the bench feature view; each window close of each interface yields a decision (snmp, gnmi: default --interval)")
 	f.StringVar(&memBudget, "memory-budget", "1GiB", "the store's hot-tier memory budget")
