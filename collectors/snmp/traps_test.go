@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
@@ -527,4 +528,82 @@ func TestTrapConfigValidate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzTrapReceive feeds arbitrary datagrams from a target's address to the
+// read loop's handling (admission, decoding, the answer to informs and
+// discovery, the hand-off): nothing may panic out of it, and what it
+// queues must be a well-formed notification batch.
+func FuzzTrapReceive(f *testing.F) {
+	upTime := gosnmp.SnmpPDU{Name: ".1.3.6.1.2.1.1.3.0", Type: gosnmp.TimeTicks, Value: uint32(1)}
+	trapOID := gosnmp.SnmpPDU{Name: ".1.3.6.1.6.3.1.1.4.1.0", Type: gosnmp.ObjectIdentifier, Value: ".1.3.6.1.6.3.1.1.5.3"}
+	f.Add(linkDownMsg(f, "public", 7))
+	f.Add(rawTrap(f, gosnmp.Version2c, "public", gosnmp.InformRequest, upTime, trapOID,
+		gosnmp.SnmpPDU{Name: ".1.3.6.1.2.1.2.2.1.2.7", Type: gosnmp.OctetString, Value: []byte("ge-0/0/7")},
+		gosnmp.SnmpPDU{Name: ".1.3.6.1.2.1.31.1.1.1.6.7", Type: gosnmp.Counter64, Value: uint64(1) << 40},
+		gosnmp.SnmpPDU{Name: ".1.3.6.1.2.1.4.20.1.1.7", Type: gosnmp.IPAddress, Value: "192.0.2.7"}))
+	v1, err := (&gosnmp.SnmpPacket{Version: gosnmp.Version1, Community: "public", PDUType: gosnmp.Trap,
+		SnmpTrap: gosnmp.SnmpTrap{Enterprise: ".1.3.6.1.4.1.9", AgentAddress: "192.0.2.1", GenericTrap: 2, Timestamp: 42,
+			Variables: []gosnmp.SnmpPDU{{Name: ".1.3.6.1.2.1.2.2.1.1.7", Type: gosnmp.Integer, Value: 7}}}}).MarshalMsg()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(v1)
+	for _, sp := range []*gosnmp.UsmSecurityParameters{
+		{}, // engine discovery
+		{UserName: "trapper", AuthoritativeEngineID: "\x80\x00\x1f\x88\x04sender", AuthoritativeEngineBoots: 1},
+	} {
+		b, err := (&gosnmp.SnmpPacket{Version: gosnmp.Version3, MsgFlags: gosnmp.NoAuthNoPriv | gosnmp.Reportable, MsgID: 9,
+			MsgMaxSize: 65507, SecurityModel: gosnmp.UserSecurityModel, SecurityParameters: sp, PDUType: gosnmp.SNMPv2Trap,
+			Variables: []gosnmp.SnmpPDU{upTime, trapOID}}).MarshalMsg()
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	cfg := DefaultConfig()
+	cfg.TrapUsers = []V3{{User: "trapper", AuthProtocol: "SHA256", AuthPasswordFile: secretFile(f, "authsecret"),
+		PrivProtocol: "AES", PrivPasswordFile: secretFile(f, "privsecret")}}
+	m, err := newMetrics(nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	r, err := newTrapReceiver(cfg, map[string]string{"127.0.0.1": "pe1"}, schema.ObservationSinkFunc(nil), m,
+		slog.New(slog.DiscardHandler))
+	if err != nil {
+		f.Fatal(err)
+	}
+	r.rate, r.burst = 1e12, 1e12 // no input is shed
+	// Answers to informs and discovery go from one socket of ours to
+	// another that nobody reads.
+	listen := func() *net.UDPConn {
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Cleanup(func() { c.Close() })
+		return c
+	}
+	r.conn = listen()
+	from := listen().LocalAddr().(*net.UDPAddr).AddrPort()
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		r.receive(msg, from, time.Now())
+		select {
+		case it := <-r.queue:
+			if len(it.batch) < 2 || it.source != "pe1" {
+				t.Fatalf("queued %d observations from %q", len(it.batch), it.source)
+			}
+			trapOID := false
+			for _, o := range it.batch {
+				if o.Device != "pe1" || o.Protocol != schema.ProtocolTrap || o.Path == "" {
+					t.Fatalf("observation %+v", o)
+				}
+				trapOID = trapOID || o.Path == oidSnmpTrapOID && o.Kind == schema.KindOID
+			}
+			if !trapOID {
+				t.Fatalf("batch without snmpTrapOID.0: %+v", it.batch)
+			}
+		default:
+		}
+	})
 }
