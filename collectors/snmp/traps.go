@@ -202,6 +202,9 @@ func (t *trapReceiver) start(ctx context.Context) error {
 	wg.Go(func() { t.read(runCtx) })
 	wg.Go(func() { t.work(runCtx) })
 	go func() { wg.Wait(); close(t.done) }()
+	if len(t.sources) == 0 && len(t.allow) == 0 && !t.acceptAny {
+		t.log.Warn("snmp trap receiver: no targets, trap_sources or trap_accept_any: every trap will be refused")
+	}
 	t.log.Info("snmp trap receiver listening", "addr", conn.LocalAddr().String(), "read_buffer", got,
 		"rate_limit", t.rate, "burst", t.burst, "queue", cap(t.queue), "accept_any", t.acceptAny)
 	return nil
