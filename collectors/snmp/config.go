@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -44,6 +45,25 @@ type Config struct {
 	// TrapEngineID is the receiver's snmpEngineID in hex (for v3
 	// informs); default: derived from the listen address.
 	TrapEngineID string `yaml:"trap_engine_id"`
+	// TrapSources are more addresses (CIDR prefixes or single IPs) traps
+	// are accepted from, besides the targets' addresses.
+	TrapSources []string `yaml:"trap_sources"`
+	// TrapAcceptAny accepts traps from every address. Traps from
+	// addresses that are not targets are then counted as source "other".
+	TrapAcceptAny bool `yaml:"trap_accept_any"`
+	// TrapRateLimit is the traps per second accepted from one source
+	// address, on average; more are shed. 0 means DefaultTrapRateLimit.
+	TrapRateLimit float64 `yaml:"trap_rate_limit"`
+	// TrapBurst is how many traps one source may send at once above
+	// TrapRateLimit. 0 means DefaultTrapBurst.
+	TrapBurst int `yaml:"trap_burst"`
+	// TrapQueueSize bounds the notifications decoded but not yet handed
+	// to the sink; when full, traps are shed. 0 means DefaultTrapQueueSize.
+	TrapQueueSize int `yaml:"trap_queue_size"`
+	// TrapReadBuffer is the socket receive buffer (SO_RCVBUF) in bytes,
+	// which absorbs bursts while the receiver is busy. 0 means
+	// DefaultTrapReadBuffer.
+	TrapReadBuffer int `yaml:"trap_read_buffer"`
 }
 
 // Params are the per-device polling settings. In Defaults and in each
@@ -105,6 +125,16 @@ const (
 	DefaultMaxConcurrency = 64
 	DefaultMaxTableRows   = 100_000
 	DefaultMaxBackoff     = 10 * time.Minute
+
+	DefaultTrapRateLimit  = 200     // traps/s per source
+	DefaultTrapBurst      = 1000    // traps
+	DefaultTrapQueueSize  = 4096    // notifications
+	DefaultTrapReadBuffer = 4 << 20 // bytes
+
+	maxTrapRateLimit  = 1_000_000
+	maxTrapBurst      = 1_000_000
+	maxTrapQueueSize  = 1_000_000
+	maxTrapReadBuffer = 1 << 30
 )
 
 // DefaultConfig returns the configuration used for keys the file leaves out.
@@ -177,6 +207,21 @@ func (c *Config) resolve() ([]target, error) {
 			add(schema.Errorf("trap_engine_id", "want 5 to 32 bytes in hex, got %q", c.TrapEngineID))
 		}
 	}
+	if _, err := parseTrapSources(c.TrapSources); err != nil {
+		add(err)
+	}
+	if c.TrapRateLimit < 0 || c.TrapRateLimit > maxTrapRateLimit || c.TrapRateLimit != c.TrapRateLimit {
+		add(schema.Errorf("trap_rate_limit", "must be 0 to %d traps/s, got %v", maxTrapRateLimit, c.TrapRateLimit))
+	}
+	if c.TrapBurst < 0 || c.TrapBurst > maxTrapBurst {
+		add(schema.Errorf("trap_burst", "must be 0 to %d, got %d", maxTrapBurst, c.TrapBurst))
+	}
+	if c.TrapQueueSize < 0 || c.TrapQueueSize > maxTrapQueueSize {
+		add(schema.Errorf("trap_queue_size", "must be 0 to %d, got %d", maxTrapQueueSize, c.TrapQueueSize))
+	}
+	if c.TrapReadBuffer < 0 || c.TrapReadBuffer > maxTrapReadBuffer {
+		add(schema.Errorf("trap_read_buffer", "must be 0 to %d bytes, got %d", maxTrapReadBuffer, c.TrapReadBuffer))
+	}
 	for i, u := range c.TrapUsers {
 		if _, err := u.resolve(fmt.Sprintf("trap_users[%d]", i)); err != nil {
 			add(err)
@@ -212,6 +257,29 @@ func (c *Config) resolve() ([]target, error) {
 		}
 		seen[rt.name] = fields[i]
 		out = append(out, rt)
+	}
+	return out, errors.Join(errs...)
+}
+
+// parseTrapSources parses trap_sources: CIDR prefixes or single addresses.
+func parseTrapSources(srcs []string) ([]netip.Prefix, error) {
+	var errs []error
+	out := make([]netip.Prefix, 0, len(srcs))
+	for i, s := range srcs {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				errs = append(errs, schema.Errorf(fmt.Sprintf("trap_sources[%d]", i), "want an address or a CIDR prefix, got %q", s))
+				continue
+			}
+			a = a.Unmap()
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), max(p.Bits()-96, 0))
+		}
+		out = append(out, p.Masked())
 	}
 	return out, errors.Join(errs...)
 }

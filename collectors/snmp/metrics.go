@@ -20,6 +20,9 @@ type metrics struct {
 	inFlight     prometheus.Gauge
 	traps        *prometheus.CounterVec
 	trapErrors   *prometheus.CounterVec
+	trapQueue    prometheus.Gauge
+	trapDelay    prometheus.Histogram
+	trapReadBuf  prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -45,16 +48,26 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfeat_snmp_polls_in_flight",
 			Help: "Polls running now (bounded by max_concurrency)."}),
 		traps: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "netfeat_snmp_traps_total",
-			Help: "Traps and informs accepted, by source device (or address) and version."}, []string{"source", "version"}),
+			Help: "Traps and informs accepted, by source device (\"other\" for addresses that are not targets) and version."},
+			[]string{"source", "version"}),
 		trapErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "netfeat_snmp_trap_errors_total",
-			Help: "Trap messages refused, by source address and reason (malformed, community, auth, sink)."},
+			Help: "Trap messages refused, by source device (\"other\" for addresses that are not targets) and reason " +
+				"(malformed, community, auth, unknown_source, shed, oversize, sink, ack)."},
 			[]string{"source", "reason"}),
+		trapQueue: prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfeat_snmp_trap_queue_length",
+			Help: "Notifications decoded and waiting for the sink (bounded by trap_queue_size)."}),
+		trapDelay: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "netfeat_snmp_trap_queue_delay_seconds",
+			Help:    "Time from reading a notification off the socket to handing it to the sink.",
+			Buckets: prometheus.ExponentialBuckets(10e-6, 4, 10)}),
+		trapReadBuf: prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfeat_snmp_trap_read_buffer_bytes",
+			Help: "The trap socket's receive buffer as the kernel reports it (Linux counts twice the size asked for)."}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.polls, m.skipped, m.observations, m.lastDuration, m.lastSuccess,
-		m.backoff, m.state, m.duration, m.inFlight, m.traps, m.trapErrors} {
+		m.backoff, m.state, m.duration, m.inFlight, m.traps, m.trapErrors,
+		m.trapQueue, m.trapDelay, m.trapReadBuf} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register: %w", err)
 		}
