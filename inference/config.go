@@ -348,15 +348,23 @@ func (c *Config) Validate() error {
 		bad("state_ttl", "must be at least 1m, got %v", c.StateTTL)
 	}
 	names := map[string]string{}
+	// name checks a rule's or model's name at field f and reports whether
+	// it is good and new.
+	name := func(f, n string) bool {
+		if !nameRE.MatchString(n) {
+			bad(f+".name", "%q must match %s", n, nameRE)
+		} else if prev, dup := names[n]; dup {
+			bad(f+".name", "%q is already used by %s", n, prev)
+		} else {
+			names[n] = f
+			return true
+		}
+		return false
+	}
 	rules := map[string]RuleConfig{}
 	for i, r := range c.Rules {
 		f := fmt.Sprintf("rules[%d]", i)
-		if !nameRE.MatchString(r.Name) {
-			bad(f+".name", "%q must match %s", r.Name, nameRE)
-		} else if prev, dup := names[r.Name]; dup {
-			bad(f+".name", "%q is already used by %s", r.Name, prev)
-		} else {
-			names[r.Name] = f
+		if name(f, r.Name) {
 			rules[r.Name] = r
 		}
 		if r.View == "" {
@@ -384,13 +392,7 @@ func (c *Config) Validate() error {
 	}
 	for i, r := range c.EventRules {
 		f := fmt.Sprintf("event_rules[%d]", i)
-		if !nameRE.MatchString(r.Name) {
-			bad(f+".name", "%q must match %s", r.Name, nameRE)
-		} else if prev, dup := names[r.Name]; dup {
-			bad(f+".name", "%q is already used by %s", r.Name, prev)
-		} else {
-			names[r.Name] = f
-		}
+		name(f, r.Name)
 		if m, ok := schema.LookupMetric(r.Metric); !ok || m.Kind != schema.KindStateMetric {
 			bad(f+".metric", "%q is not a state metric of the catalog (docs/metrics.md, States)", r.Metric)
 		} else if _, err := stateValue(r.Metric, r.State); err != nil {
@@ -403,13 +405,7 @@ func (c *Config) Validate() error {
 	}
 	for i, m := range c.Models {
 		f := fmt.Sprintf("models[%d]", i)
-		if !nameRE.MatchString(m.Name) {
-			bad(f+".name", "%q must match %s", m.Name, nameRE)
-		} else if prev, dup := names[m.Name]; dup {
-			bad(f+".name", "%q is already used by %s", m.Name, prev)
-		} else {
-			names[m.Name] = f
-		}
+		name(f, m.Name)
 		if m.View == "" {
 			bad(f+".view", "is required")
 		}

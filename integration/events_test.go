@@ -43,7 +43,6 @@ func startSimSNMP(t *testing.T, recording string, args ...string) string {
 	return addr
 }
 
-
 // TestSnmptrapLinkDownIsDecidedAtOnce sends a linkDown trap with net-snmp's
 // snmptrap to the real binary and times it to the link_down decision at an
 // outside NATS subscriber: the event path, with an independent sender.

@@ -1,10 +1,8 @@
 package integration
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -19,25 +17,7 @@ import (
 // catalog — with the bearer token enforced, and a bad query refused with
 // DuckDB's message.
 func TestQueryAgainstServe(t *testing.T) {
-	sim := exec.Command(netfeatBin, "sim", "snmp", "--listen", "127.0.0.1:0",
-		"--recording", filepath.Join(snmpRecordings, "ericsson-ml.snmprec"))
-	stdout, err := sim.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = sim.Process.Signal(os.Interrupt); _ = sim.Wait() })
-	sc := bufio.NewScanner(stdout)
-	if !sc.Scan() {
-		t.Fatal("simulator printed no address")
-	}
-	_, addr, _ := strings.Cut(sc.Text(), " ")
-	go func() { // keep the pipe drained
-		for sc.Scan() {
-		}
-	}()
+	addr := startSimSNMP(t, filepath.Join(snmpRecordings, "ericsson-ml.snmprec"))
 
 	t.Setenv("NETFEAT_IT_TOKEN", "tok3n")
 	_, httpAddr, _, logs := startServeHTTP(t, "  token_env: NETFEAT_IT_TOKEN\n", fmt.Sprintf(`
