@@ -20,6 +20,9 @@ import (
 func inferenceRuntime(t *testing.T, nc *nats.Conn) *inference.Runtime {
 	t.Helper()
 	cfg := inference.DefaultConfig()
+	// Every decision on NATS: TestWatchCmd sends windows until watch,
+	// subscribing meanwhile, has seen one.
+	cfg.Publish = inference.PublishAll
 	cfg.Models = []inference.ModelConfig{{
 		Name: "congestion", Kind: inference.KindXGBoost, View: "interface_1m",
 		File: "../../models/congestion.json", Action: "reroute",
@@ -116,6 +119,7 @@ func TestWatchCmd(t *testing.T) {
 	}
 	end := time.Now()
 	for {
+		end = end.Add(v.Hop)
 		r.HandleRow(&schema.FeatureRow{
 			View: v.Name, Entity: schema.Entity{Device: "pe1.lab", Component: "Gi0/0/0/1"},
 			WindowStart: end.Add(-time.Minute).UnixNano(), WindowEnd: end.UnixNano(),
