@@ -5,7 +5,7 @@ TAGS    ?= duckdb_arrow
 BIN     ?= bin/netfeat
 LDFLAGS ?= -s -w
 
-.PHONY: demo build test bench fuzz train-congestion clean
+.PHONY: demo build test bench fuzz soak train-congestion clean
 
 ## demo: run the live demo (embedded NATS, simulated Cisco/Nokia/Ericsson devices with a scripted
 ## congestion episode and link fault, decisions printed live); DURATION=2m (or 120) stops it, DEMOFLAGS adds flags
@@ -33,6 +33,13 @@ fuzz:
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz '^FuzzWire$$' -fuzztime $(or $(FUZZTIME),30s) -fuzzminimizetime 5s ./collectors/gnmi
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz '^FuzzDecisionLogRead$$' -fuzztime $(or $(FUZZTIME),30s) -fuzzminimizetime 5s ./inference
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(or $(FUZZTIME),30s) -fuzzminimizetime 5s ./inference/onnx
+
+## soak: run the real binary for SOAK (default 10m) against healthy simulated devices with hostile
+## ones mixed in (a wrong clock, growing names, garbage and flooding traps, broken model uploads);
+## fails if a healthy device's decisions stop for a minute or RSS passes SOAK_RSS_MIB (default 1024)
+soak:
+	$(GO) test -tags '$(TAGS) soak' -run '^TestSoak$$' -count=1 -timeout 30m -v ./integration \
+		-soak.duration=$(or $(SOAK),10m) -soak.rss-mib=$(or $(SOAK_RSS_MIB),1024)
 
 ## train-congestion: retrain models/congestion.json on windows exported from the simulators
 ## (a 21-minute run of models/training/, then Debian's python3-xgboost, python3-onnx and python3-sklearn; models/README.md)

@@ -110,6 +110,7 @@ openconfig-if-ethernet port-speed (from their names), which congestion needs.`,
 	f.StringVar(&o.Password, "password", "", "require this password (gRPC metadata)")
 	f.IntVar(&o.Faults.DropAfter, "drop-after", 0, "fault: end every stream with UNAVAILABLE after N responses")
 	f.DurationVar(&o.Faults.Delay, "delay", 0, "fault: delay every response by this long")
+	f.DurationVar(&o.Faults.ClockOffset, "clock-offset", 0, "fault: stamp notifications this far from the real clock (a device with a wrong clock; e.g. 1000000h)")
 	f.IntVar(&o.Faults.MalformedEvery, "malformed-every", 0, "fault: corrupt every Nth notification after the initial state")
 	f.BoolVar(&glogFile, "glog-files", false, "leave openconfig's glog logging to files under $TMPDIR")
 	f.StringVar(&scenarioArg, "scenario", "", "scenario file: congestion, errors and link faults on named interfaces over time (docs/demo.md)")

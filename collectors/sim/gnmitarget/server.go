@@ -106,6 +106,10 @@ type Faults struct {
 	// initial state (the sync_response), cycling through: an empty path element, an unknown origin, a string where a
 	// number was, a missing value. 0 never corrupts.
 	MalformedEvery int `yaml:"malformed_every"`
+	// ClockOffset stamps every notification this far from the real clock,
+	// as a device whose clock is wrong does (the soak test sends one
+	// dated in 2200).
+	ClockOffset time.Duration `yaml:"clock_offset"`
 }
 
 // Validate checks the options.
@@ -354,7 +358,7 @@ func (s *Server) publish(now time.Time) {
 // nextTS returns now as a notification timestamp, after every one used
 // before. pubMu must be held.
 func (s *Server) nextTS(now time.Time) int64 {
-	ts := now.UnixNano()
+	ts := now.Add(s.opts.Faults.ClockOffset).UnixNano()
 	if ts <= s.lastTS {
 		ts = s.lastTS + 1
 	}
