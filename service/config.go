@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -398,12 +399,29 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 	}
 	keys := indexKeys(&root)
 	var problems ConfigErrors
+	// Values whose own unmarshaler refuses them ("-1" as a size) would
+	// abort the decode unlocated; report each at its line and key, and
+	// decode the rest with them blanked.
+	bad := checkScalars(&root, reflect.TypeFor[Config](), "")
+	badKeys := map[string]bool{}
+	for _, b := range bad {
+		problems = append(problems, ConfigError{File: name, Line: b.node.Line, Key: b.key, Msg: b.err.Error()})
+		badKeys[b.key] = true
+	}
+	if len(bad) > 0 {
+		if blanked, ok := blankScalars(data, bad); ok {
+			data = blanked
+		}
+	}
 	if len(root.Content) > 0 {
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		dec.KnownFields(true)
 		if err := dec.Decode(&cfg); err != nil {
 			var te *yaml.TypeError
 			if !errors.As(err, &te) {
+				if len(problems) > 0 { // already located; the decode could not go past them
+					return nil, problems
+				}
 				return nil, ConfigErrors{{File: name, Msg: err.Error()}}
 			}
 			for _, msg := range te.Errors {
@@ -412,7 +430,11 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		}
 	}
 	if err := cfg.Validate(); err != nil {
-		problems = append(problems, fieldProblems(name, err, keys)...)
+		for _, p := range fieldProblems(name, err, keys) {
+			if !badKeys[p.Key] { // the blanked value's own complaint says more
+				problems = append(problems, p)
+			}
+		}
 	}
 	if len(problems) > 0 {
 		sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })
