@@ -116,6 +116,9 @@ type NATSConfig struct {
 	TLS TLSConfig `yaml:"tls"`
 	// ReconnectWait is the pause between reconnect attempts.
 	ReconnectWait time.Duration `yaml:"reconnect_wait"`
+	// ConnectTimeout bounds the first connection to an external server
+	// (each server of the list, TCP and handshake).
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 }
 
 // TLSConfig names PEM files for a TLS client connection.
@@ -135,7 +138,7 @@ func DefaultConfig() Config {
 		Log:             LogConfig{Level: "info", Format: "text"},
 		HTTP: HTTPConfig{Listen: "127.0.0.1:9464", ReadHeaderTimeout: defaultHTTPHeader, ReadTimeout: defaultHTTPRead,
 			IdleTimeout: defaultHTTPIdle, MaxConnections: DefaultHTTPConns},
-		NATS:      NATSConfig{Listen: "127.0.0.1:4222", JetStream: &js, ReconnectWait: 2 * time.Second},
+		NATS:      NATSConfig{Listen: "127.0.0.1:4222", JetStream: &js, ReconnectWait: 2 * time.Second, ConnectTimeout: 5 * time.Second},
 		SNMP:      snmp.DefaultConfig(),
 		GNMI:      gnmi.DefaultConfig(),
 		Store:     featurestore.DefaultConfig(),
@@ -316,6 +319,9 @@ func (n *NATSConfig) validate() []error {
 				errs = append(errs, schema.Errorf(field, "%v", errors.Unwrap(err)))
 			}
 		}
+	}
+	if n.ConnectTimeout <= 0 || n.ConnectTimeout > 5*time.Minute {
+		errs = append(errs, schema.Errorf("nats.connect_timeout", "must be positive and at most 5m, got %v", n.ConnectTimeout))
 	}
 	if n.ReconnectWait <= 0 {
 		errs = append(errs, schema.Errorf("nats.reconnect_wait", "must be positive, got %v", n.ReconnectWait))
