@@ -86,7 +86,7 @@ func (h *HTTP) Start(ctx context.Context) error {
 	ln = newLimitListener(ln, h.cfg.MaxConnections)
 	h.ln = ln
 	h.srv = &http.Server{Handler: h.mux, ReadHeaderTimeout: h.cfg.ReadHeaderTimeout, ReadTimeout: h.cfg.ReadTimeout,
-		IdleTimeout: h.cfg.IdleTimeout, MaxHeaderBytes: 64 << 10, ErrorLog: slog.NewLogLogger(h.log.Handler(), slog.LevelDebug)}
+		IdleTimeout: h.cfg.IdleTimeout, ErrorLog: slog.NewLogLogger(h.log.Handler(), slog.LevelDebug)}
 	h.done = make(chan struct{})
 	go func() {
 		defer close(h.done)
