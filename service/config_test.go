@@ -96,6 +96,14 @@ inference:
 			},
 		},
 		{
+			name: "http limits out of range",
+			yaml: "http:\n  max_connections: 70000\n  read_timeout: 2h\n",
+			want: []string{
+				`f.yaml:2: http.max_connections: must be between 1 and 65536, got 70000`,
+				`f.yaml:3: http.read_timeout: must be positive and at most 1h0m0s, got 2h0m0s`,
+			},
+		},
+		{
 			name: "negative memory limit",
 			yaml: "memory_limit: -1\nbogus: 1\n",
 			want: []string{

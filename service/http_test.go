@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -129,5 +130,43 @@ func TestHTTPConnectionLimit(t *testing.T) {
 	resp.Body.Close()
 	if strings.TrimSpace(string(body)) != "ok" {
 		t.Fatalf("body %q", body)
+	}
+}
+
+func TestMemoryLimitApplied(t *testing.T) {
+	prev := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.NATS.Listen = "127.0.0.1:0"
+	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.MemoryLimit = 3 << 30
+	svc, err := New(&cfg, NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := svc.Stop(); err != nil {
+			t.Error(err)
+		}
+	}()
+	if got := debug.SetMemoryLimit(-1); got != 3<<30 {
+		t.Fatalf("Go memory limit %d after start, want %d", got, int64(3<<30))
+	}
+}
+
+func TestMemoryLimitBounds(t *testing.T) {
+	for _, v := range []string{"1MiB", "2TiB"} {
+		_, err := ParseConfig("f.yaml", []byte("memory_limit: "+v+"\n"))
+		if err == nil || !strings.Contains(err.Error(), "f.yaml:1: memory_limit: must be 0 (off) or between 64MiB and 1TiB") {
+			t.Fatalf("memory_limit %s: %v", v, err)
+		}
+	}
+	if _, err := ParseConfig("f.yaml", []byte("memory_limit: 2GiB\n")); err != nil {
+		t.Fatal(err)
 	}
 }
