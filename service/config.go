@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -31,9 +32,13 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// ShutdownTimeout bounds the drain on SIGINT/SIGTERM.
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
-	Log             LogConfig     `yaml:"log"`
-	HTTP            HTTPConfig    `yaml:"http"`
-	NATS            NATSConfig    `yaml:"nats"`
+	// MemoryLimit is the Go runtime's soft memory limit
+	// (runtime/debug.SetMemoryLimit), applied when the service starts; 0
+	// leaves the runtime's own (GOMEMLIMIT, or none).
+	MemoryLimit featurestore.ByteSize `yaml:"memory_limit"`
+	Log         LogConfig             `yaml:"log"`
+	HTTP        HTTPConfig            `yaml:"http"`
+	NATS        NATSConfig            `yaml:"nats"`
 
 	// The pipeline stages' sections, each validated by its own package.
 	Normalize normalize.Config     `yaml:"normalize"`
@@ -62,7 +67,30 @@ type HTTPConfig struct {
 	// query and model APIs comes from.
 	TokenFile string `yaml:"token_file"`
 	TokenEnv  string `yaml:"token_env"`
+	// ReadHeaderTimeout bounds reading a request's headers; ReadTimeout
+	// the whole request, body included; IdleTimeout a keep-alive
+	// connection waiting for its next request. A client that trickles
+	// bytes is cut off at these, so it cannot hold a connection open.
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	// MaxConnections caps the connections open at once; over it, new
+	// connections wait in the kernel's accept queue.
+	MaxConnections int `yaml:"max_connections"`
 }
+
+// Limits of the process and HTTP keys: beyond them a value is a mistake,
+// not a sizing choice.
+const (
+	MinMemoryLimit    = 64 << 20
+	MaxMemoryLimit    = 1 << 40
+	MaxHTTPConns      = 65536
+	MaxHTTPTimeout    = time.Hour
+	DefaultHTTPConns  = 1024
+	defaultHTTPHeader = 10 * time.Second
+	defaultHTTPRead   = time.Minute
+	defaultHTTPIdle   = 2 * time.Minute
+)
 
 // NATSConfig chooses between the embedded NATS server (the default) and an
 // external server or cluster.
@@ -88,6 +116,9 @@ type NATSConfig struct {
 	TLS TLSConfig `yaml:"tls"`
 	// ReconnectWait is the pause between reconnect attempts.
 	ReconnectWait time.Duration `yaml:"reconnect_wait"`
+	// ConnectTimeout bounds the first connection to an external server
+	// (each server of the list, TCP and handshake).
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 }
 
 // TLSConfig names PEM files for a TLS client connection.
@@ -105,13 +136,14 @@ func DefaultConfig() Config {
 		DataDir:         "./data",
 		ShutdownTimeout: 30 * time.Second,
 		Log:             LogConfig{Level: "info", Format: "text"},
-		HTTP:            HTTPConfig{Listen: "127.0.0.1:9464"},
-		NATS:            NATSConfig{Listen: "127.0.0.1:4222", JetStream: &js, ReconnectWait: 2 * time.Second},
-		SNMP:            snmp.DefaultConfig(),
-		GNMI:            gnmi.DefaultConfig(),
-		Store:           featurestore.DefaultConfig(),
-		Inference:       inference.DefaultConfig(),
-		Query:           DefaultQueryConfig(),
+		HTTP: HTTPConfig{Listen: "127.0.0.1:9464", ReadHeaderTimeout: defaultHTTPHeader, ReadTimeout: defaultHTTPRead,
+			IdleTimeout: defaultHTTPIdle, MaxConnections: DefaultHTTPConns},
+		NATS:      NATSConfig{Listen: "127.0.0.1:4222", JetStream: &js, ReconnectWait: 2 * time.Second, ConnectTimeout: 5 * time.Second},
+		SNMP:      snmp.DefaultConfig(),
+		GNMI:      gnmi.DefaultConfig(),
+		Store:     featurestore.DefaultConfig(),
+		Inference: inference.DefaultConfig(),
+		Query:     DefaultQueryConfig(),
 	}
 }
 
@@ -124,6 +156,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 {
 		errs = append(errs, schema.Errorf("shutdown_timeout", "must be positive, got %v", c.ShutdownTimeout))
+	}
+	if c.MemoryLimit != 0 && (c.MemoryLimit < MinMemoryLimit || c.MemoryLimit > MaxMemoryLimit) {
+		errs = append(errs, schema.Errorf("memory_limit", "must be 0 (off) or between 64MiB and 1TiB, got %d bytes", c.MemoryLimit))
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -142,6 +177,15 @@ func (c *Config) Validate() error {
 	}
 	if c.HTTP.TokenFile != "" && c.HTTP.TokenEnv != "" {
 		errs = append(errs, schema.Errorf("http.token_file", "set token_file or token_env, not both"))
+	}
+	for key, d := range map[string]time.Duration{"http.read_header_timeout": c.HTTP.ReadHeaderTimeout,
+		"http.read_timeout": c.HTTP.ReadTimeout, "http.idle_timeout": c.HTTP.IdleTimeout} {
+		if d <= 0 || d > MaxHTTPTimeout {
+			errs = append(errs, schema.Errorf(key, "must be positive and at most %v, got %v", MaxHTTPTimeout, d))
+		}
+	}
+	if c.HTTP.MaxConnections < 1 || c.HTTP.MaxConnections > MaxHTTPConns {
+		errs = append(errs, schema.Errorf("http.max_connections", "must be between 1 and %d, got %d", MaxHTTPConns, c.HTTP.MaxConnections))
 	}
 	errs = append(errs, c.NATS.validate()...)
 	errs = append(errs, prefixErrors("normalize", c.Normalize.Validate())...)
@@ -276,6 +320,9 @@ func (n *NATSConfig) validate() []error {
 			}
 		}
 	}
+	if n.ConnectTimeout <= 0 || n.ConnectTimeout > 5*time.Minute {
+		errs = append(errs, schema.Errorf("nats.connect_timeout", "must be positive and at most 5m, got %v", n.ConnectTimeout))
+	}
 	if n.ReconnectWait <= 0 {
 		errs = append(errs, schema.Errorf("nats.reconnect_wait", "must be positive, got %v", n.ReconnectWait))
 	}
@@ -358,12 +405,29 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 	}
 	keys := indexKeys(&root)
 	var problems ConfigErrors
+	// Values whose own unmarshaler refuses them ("-1" as a size) would
+	// abort the decode unlocated; report each at its line and key, and
+	// decode the rest with them blanked.
+	bad := checkScalars(&root, reflect.TypeFor[Config](), "")
+	badKeys := map[string]bool{}
+	for _, b := range bad {
+		problems = append(problems, ConfigError{File: name, Line: b.node.Line, Key: b.key, Msg: b.err.Error()})
+		badKeys[b.key] = true
+	}
+	if len(bad) > 0 {
+		if blanked, ok := blankScalars(data, bad); ok {
+			data = blanked
+		}
+	}
 	if len(root.Content) > 0 {
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		dec.KnownFields(true)
 		if err := dec.Decode(&cfg); err != nil {
 			var te *yaml.TypeError
 			if !errors.As(err, &te) {
+				if len(problems) > 0 { // already located; the decode could not go past them
+					return nil, problems
+				}
 				return nil, ConfigErrors{{File: name, Msg: err.Error()}}
 			}
 			for _, msg := range te.Errors {
@@ -372,7 +436,11 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 		}
 	}
 	if err := cfg.Validate(); err != nil {
-		problems = append(problems, fieldProblems(name, err, keys)...)
+		for _, p := range fieldProblems(name, err, keys) {
+			if !badKeys[p.Key] { // the blanked value's own complaint says more
+				problems = append(problems, p)
+			}
+		}
 	}
 	if len(problems) > 0 {
 		sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })

@@ -86,6 +86,32 @@ inference:
 			},
 		},
 		{
+			name: "negative size located, other problems still reported",
+			yaml: "log:\n  format: xml\nstore:\n  badger_block_cache: -1\n  memory_budget: \"-5MiB\"  # comment\nshutdown_timeout: -1s\n",
+			want: []string{
+				`f.yaml:2: log.format: must be text or json, got "xml"`,
+				`f.yaml:4: store.badger_block_cache: invalid size "-1": want a non-negative integer with an optional unit (KiB, MiB, GiB, KB, MB, GB)`,
+				`f.yaml:5: store.memory_budget: invalid size "-5": want a non-negative integer with an optional unit (KiB, MiB, GiB, KB, MB, GB)`,
+				`f.yaml:6: shutdown_timeout: must be positive, got -1s`,
+			},
+		},
+		{
+			name: "http limits out of range",
+			yaml: "http:\n  max_connections: 70000\n  read_timeout: 2h\n",
+			want: []string{
+				`f.yaml:2: http.max_connections: must be between 1 and 65536, got 70000`,
+				`f.yaml:3: http.read_timeout: must be positive and at most 1h0m0s, got 2h0m0s`,
+			},
+		},
+		{
+			name: "negative memory limit",
+			yaml: "memory_limit: -1\nbogus: 1\n",
+			want: []string{
+				`f.yaml:1: memory_limit: invalid size "-1": want a non-negative integer with an optional unit (KiB, MiB, GiB, KB, MB, GB)`,
+				`f.yaml:2: bogus: unknown key "bogus"`,
+			},
+		},
+		{
 			name: "syntax error",
 			yaml: "log:\n  level: [\n",
 			want: []string{`f.yaml:2: syntax error: did not find expected node content`},

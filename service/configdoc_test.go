@@ -33,7 +33,7 @@ var configDocAliases = [][2]string{
 
 // configDocProcessKeys are top-level keys documented together in the
 // reference's "Process" section rather than in a section of their own.
-var configDocProcessKeys = map[string]bool{"data_dir": true, "shutdown_timeout": true, "log": true}
+var configDocProcessKeys = map[string]bool{"data_dir": true, "shutdown_timeout": true, "memory_limit": true, "log": true}
 
 // TestConfigDocCoversEveryKey walks service.Config's yaml keys and checks
 // that docs/configuration.md has a table row for every leaf key, that every

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -17,7 +17,7 @@ import (
 // HTTP serves /healthz, /readyz, /metrics and the handlers other stages
 // mount with Handle.
 type HTTP struct {
-	listen   string
+	cfg      HTTPConfig
 	mux      *http.ServeMux
 	gatherer prometheus.Gatherer
 	ready    func() error
@@ -31,12 +31,18 @@ type HTTP struct {
 }
 
 // NewHTTP builds the HTTP component. ready reports whether every stage is
-// ready (for /readyz); gatherer is the registry /metrics exposes.
-func NewHTTP(listen string, gatherer prometheus.Gatherer, reg prometheus.Registerer, ready func() error, log *slog.Logger) *HTTP {
+// ready (for /readyz); gatherer is the registry /metrics exposes. Zero
+// timeouts and connection limit in cfg take their defaults.
+func NewHTTP(cfg HTTPConfig, gatherer prometheus.Gatherer, reg prometheus.Registerer, ready func() error, log *slog.Logger) *HTTP {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := &HTTP{listen: listen, mux: http.NewServeMux(), gatherer: gatherer, ready: ready, log: log.With("component", "http")}
+	def := DefaultConfig().HTTP
+	cfg.ReadHeaderTimeout = cmp.Or(cfg.ReadHeaderTimeout, def.ReadHeaderTimeout)
+	cfg.ReadTimeout = cmp.Or(cfg.ReadTimeout, def.ReadTimeout)
+	cfg.IdleTimeout = cmp.Or(cfg.IdleTimeout, def.IdleTimeout)
+	cfg.MaxConnections = cmp.Or(cfg.MaxConnections, def.MaxConnections)
+	h := &HTTP{cfg: cfg, mux: http.NewServeMux(), gatherer: gatherer, ready: ready, log: log.With("component", "http")}
 	h.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
@@ -64,19 +70,23 @@ func (h *HTTP) Name() string { return "http" }
 // Addr returns the bound address (useful with port 0); valid after Start.
 func (h *HTTP) Addr() string {
 	if h.ln == nil {
-		return h.listen
+		return h.cfg.Listen
 	}
 	return h.ln.Addr().String()
 }
 
-// Start binds the listener and serves in the background.
+// Start binds the listener and serves in the background. At most
+// MaxConnections connections are open at once; a request must arrive
+// within ReadHeaderTimeout (headers) and ReadTimeout (whole request).
 func (h *HTTP) Start(ctx context.Context) error {
-	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", h.listen)
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", h.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("http listen: %w", err)
 	}
+	ln = newLimitListener(ln, h.cfg.MaxConnections)
 	h.ln = ln
-	h.srv = &http.Server{Handler: h.mux, ReadHeaderTimeout: 10 * time.Second}
+	h.srv = &http.Server{Handler: h.mux, ReadHeaderTimeout: h.cfg.ReadHeaderTimeout, ReadTimeout: h.cfg.ReadTimeout,
+		IdleTimeout: h.cfg.IdleTimeout, ErrorLog: slog.NewLogLogger(h.log.Handler(), slog.LevelDebug)}
 	h.done = make(chan struct{})
 	go func() {
 		defer close(h.done)
@@ -106,4 +116,49 @@ func (h *HTTP) Ready() error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.err
+}
+
+// limitListener caps the connections open at once: Accept waits for one
+// to close before accepting the next, so an excess client waits in the
+// kernel's backlog and holds no file descriptor of ours.
+type limitListener struct {
+	net.Listener
+	sem  chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+func newLimitListener(ln net.Listener, n int) *limitListener {
+	return &limitListener{Listener: ln, sem: make(chan struct{}, n), done: make(chan struct{})}
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	select {
+	case l.sem <- struct{}{}:
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+	c, err := l.Listener.Accept()
+	if err != nil {
+		<-l.sem
+		return nil, err
+	}
+	return &limitConn{Conn: c, release: func() { <-l.sem }}, nil
+}
+
+func (l *limitListener) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return l.Listener.Close()
+}
+
+type limitConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
 }

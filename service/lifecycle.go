@@ -91,17 +91,37 @@ func (g *Group) log() *slog.Logger {
 	return g.Log
 }
 
+// ErrStartInterrupted is returned by Group.Start when its context ends
+// (SIGINT/SIGTERM) before every component has started; it wraps the
+// context's cause.
+var ErrStartInterrupted = errors.New("start interrupted")
+
 // Start starts every component in order. When one fails, the ones already
 // started are stopped in reverse order (bounded by stopTimeout) and the
 // start error is returned, naming the component.
+//
+// When ctx ends during start-up the component starting is expected to
+// return at once (its Start has ctx); one that does not is given
+// stopTimeout, then abandoned, so that a signal always ends start-up. The
+// error then wraps ErrStartInterrupted and the context's cause (the
+// signal).
 func (g *Group) Start(ctx context.Context, stopTimeout time.Duration) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for i, c := range g.comps {
 		t0 := time.Now()
-		if err := c.Start(ctx); err != nil {
+		err := ctx.Err()
+		if err == nil {
+			err = g.startOne(ctx, c, stopTimeout)
+		}
+		if err != nil {
 			startErr := fmt.Errorf("start %s: %w", c.Name(), err)
-			g.log().Error("component failed to start; stopping the others", "component", c.Name(), "err", err)
+			if ctx.Err() != nil {
+				startErr = fmt.Errorf("%w while starting %s: %w (%w)", ErrStartInterrupted, c.Name(), context.Cause(ctx), err)
+				g.log().Error("start-up interrupted; stopping the components already started", "component", c.Name(), "cause", context.Cause(ctx))
+			} else {
+				g.log().Error("component failed to start; stopping the others", "component", c.Name(), "err", err)
+			}
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), stopTimeout)
 			defer cancel()
 			if stopErr := g.stopLocked(sctx); stopErr != nil {
@@ -113,6 +133,43 @@ func (g *Group) Start(ctx context.Context, stopTimeout time.Duration) error {
 		g.log().Info("started", "component", c.Name(), "took", time.Since(t0).Round(time.Microsecond))
 	}
 	return nil
+}
+
+// startOne runs c.Start, and returns when it does or, once ctx has ended,
+// after at most grace more. A Start that returns after it was abandoned is
+// stopped (if it succeeded) in the background.
+func (g *Group) startOne(ctx context.Context, c Component, grace time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- c.Start(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		if err == nil { // it finished starting just as the signal came: stop it
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), grace)
+			defer cancel()
+			if serr := c.Stop(sctx); serr != nil {
+				g.log().Error("component failed to stop cleanly", "component", c.Name(), "err", serr)
+			}
+			return ctx.Err()
+		}
+		return err
+	case <-t.C:
+		g.log().Error("component did not return from Start after the signal; abandoning it", "component", c.Name(), "waited", grace)
+		go func() {
+			if err := <-done; err == nil {
+				sctx, cancel := context.WithTimeout(context.Background(), grace)
+				defer cancel()
+				_ = c.Stop(sctx)
+			}
+		}()
+		return fmt.Errorf("did not return within %v: %w", grace, ctx.Err())
+	}
 }
 
 // Stop stops the started components in reverse order, each given what is

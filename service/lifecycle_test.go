@@ -157,3 +157,63 @@ func TestGroupDrainDeadline(t *testing.T) {
 		t.Fatalf("events %s", got)
 	}
 }
+
+// blocker is a component whose Start blocks until its context ends (or,
+// when ignoreCtx, until release is closed).
+func blocker(r *recorder, name string, entered chan<- struct{}, ignoreCtx bool, release <-chan struct{}) ComponentFuncs {
+	return ComponentFuncs{
+		ComponentName: name,
+		StartFunc: func(ctx context.Context) error {
+			r.add("start:" + name)
+			close(entered)
+			if ignoreCtx {
+				<-release
+				return nil
+			}
+			<-ctx.Done()
+			return ctx.Err()
+		},
+		StopFunc: func(context.Context) error { r.add("stop:" + name); return nil },
+	}
+}
+
+func TestGroupStartInterrupted(t *testing.T) {
+	for _, ignore := range []bool{false, true} {
+		name := "start honours ctx"
+		if ignore {
+			name = "start ignores ctx"
+		}
+		t.Run(name, func(t *testing.T) {
+			r := &recorder{}
+			entered, release := make(chan struct{}), make(chan struct{})
+			g := &Group{}
+			g.Add(comp(r, "a", nil))
+			g.Add(blocker(r, "slow", entered, ignore, release))
+			g.Add(comp(r, "c", nil))
+			ctx, cancel := context.WithCancelCause(context.Background())
+			errc := make(chan error, 1)
+			go func() { errc <- g.Start(ctx, 50*time.Millisecond) }()
+			<-entered
+			cancel(errors.New("terminated signal received"))
+			err := <-errc
+			if !errors.Is(err, ErrStartInterrupted) || !strings.Contains(err.Error(), "while starting slow: terminated signal received") {
+				t.Fatalf("err = %v", err)
+			}
+			if ignore {
+				close(release) // the abandoned Start returns; it is stopped in the background
+			}
+			if got, want := r.String(), "start:a start:slow stop:a"; !strings.HasPrefix(got, want) {
+				t.Fatalf("events %q, want %q", got, want)
+			}
+			if ignore {
+				deadline := time.Now().Add(10 * time.Second)
+				for !strings.Contains(r.String(), "stop:slow") {
+					if time.Now().After(deadline) {
+						t.Fatal("the abandoned component was not stopped after its Start returned")
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+		})
+	}
+}

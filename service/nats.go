@@ -115,7 +115,7 @@ func (n *NATS) Start(ctx context.Context) error {
 		}),
 	}
 	if url == "" {
-		srv, err := n.startEmbedded()
+		srv, err := n.startEmbedded(ctx)
 		if err != nil {
 			return err
 		}
@@ -128,8 +128,11 @@ func (n *NATS) Start(ctx context.Context) error {
 		}
 		opts = append(opts, auth...)
 		opts = append(opts, nats.RetryOnFailedConnect(false))
+		if n.cfg.ConnectTimeout > 0 {
+			opts = append(opts, nats.Timeout(n.cfg.ConnectTimeout))
+		}
 	}
-	conn, err := nats.Connect(url, opts...)
+	conn, err := connectCtx(ctx, url, opts)
 	if err != nil {
 		n.shutdownServer()
 		return fmt.Errorf("connect to NATS %s: %w", redactURL(url), err)
@@ -140,7 +143,32 @@ func (n *NATS) Start(ctx context.Context) error {
 	return nil
 }
 
-func (n *NATS) startEmbedded() (*server.Server, error) {
+// connectCtx is nats.Connect returning when ctx ends (a signal during
+// start-up); a connection made after that is closed.
+func connectCtx(ctx context.Context, url string, opts []nats.Option) (*nats.Conn, error) {
+	type result struct {
+		c   *nats.Conn
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		c, err := nats.Connect(url, opts...)
+		ch <- result{c, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.c, r.err
+	case <-ctx.Done():
+		go func() {
+			if r := <-ch; r.c != nil {
+				r.c.Close()
+			}
+		}()
+		return nil, context.Cause(ctx)
+	}
+}
+
+func (n *NATS) startEmbedded(ctx context.Context) (*server.Server, error) {
 	host, portStr, err := net.SplitHostPort(n.cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("nats.listen %q: %w", n.cfg.Listen, err)
@@ -173,9 +201,15 @@ func (n *NATS) startEmbedded() (*server.Server, error) {
 	}
 	srv.SetLoggerV2(natsLogger{n.log}, false, false, false)
 	go srv.Start()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		srv.Shutdown()
-		return nil, fmt.Errorf("embedded NATS server did not become ready on %s (address in use?)", n.cfg.Listen)
+	for t0 := time.Now(); !srv.ReadyForConnections(100 * time.Millisecond); {
+		if ctx.Err() != nil {
+			srv.Shutdown()
+			return nil, context.Cause(ctx)
+		}
+		if time.Since(t0) > 10*time.Second {
+			srv.Shutdown()
+			return nil, fmt.Errorf("embedded NATS server did not become ready on %s (address in use?)", n.cfg.Listen)
+		}
 	}
 	n.log.Info("embedded NATS server listening", "url", srv.ClientURL(), "jetstream", opts.JetStream)
 	return srv, nil

@@ -104,7 +104,7 @@ func New(cfg *Config, reg *prometheus.Registry, log *slog.Logger) (*Service, err
 	if err := s.buildPipeline(); err != nil {
 		return nil, err
 	}
-	s.http = NewHTTP(cfg.HTTP.Listen, reg, reg, s.Ready, log)
+	s.http = NewHTTP(cfg.HTTP, reg, reg, s.Ready, log)
 	s.mountAPIs()
 	s.group.Add(s.http)
 	return s, nil
@@ -125,7 +125,12 @@ func (s *Service) Ready() error { return s.group.Ready() }
 
 // Start starts every component in order; on failure the started ones are
 // stopped and the error names the component that failed.
+// A configured memory_limit is applied first.
 func (s *Service) Start(ctx context.Context) error {
+	if s.cfg.MemoryLimit > 0 {
+		prev := debug.SetMemoryLimit(int64(s.cfg.MemoryLimit))
+		s.log.Info("Go memory limit set", "bytes", int64(s.cfg.MemoryLimit), "previous", prev)
+	}
 	return s.group.Start(ctx, s.cfg.ShutdownTimeout)
 }
 

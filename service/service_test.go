@@ -148,7 +148,7 @@ func TestStartFailureNamesComponent(t *testing.T) {
 	}
 	// Occupy the HTTP port so the last component fails after NATS started.
 	first := newTestService(t)
-	svc.http.listen = first.HTTP().Addr()
+	svc.http.cfg.Listen = first.HTTP().Addr()
 	err = svc.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "start http: http listen") {
 		t.Fatalf("Start = %v", err)

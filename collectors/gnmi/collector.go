@@ -192,6 +192,13 @@ type target struct {
 	synced     chan struct{}
 	syncedOnce sync.Once
 	bucket     tokenBucket
+
+	// series outlives sessions, so that a session's decoder knows the
+	// last timestamp delivered for every path and drops repeats; gen
+	// numbers the sessions. Both are used by the run goroutine only.
+	series     map[string]*series
+	gen        uint64
+	duplicates prometheus.Counter
 }
 
 var errorReasons = []string{"connect", "capabilities", "auth", "stream", "sink", reasonBadMessage,
@@ -204,8 +211,10 @@ func newTarget(c *Collector, cfg Target) (*target, error) {
 		synced: make(chan struct{}),
 		errs:   map[string]prometheus.Counter{},
 		bucket: tokenBucket{rate: cfg.MaxUpdateRate, burst: cfg.MaxUpdateRate},
+		series: map[string]*series{},
 	}
 	name := cfg.Name
+	t.duplicates = c.m.duplicates.WithLabelValues(name)
 	t.updates = c.m.updates.WithLabelValues(name)
 	t.notifications = c.m.notifications.WithLabelValues(name)
 	t.reconnects = c.m.reconnects.WithLabelValues(name)
@@ -463,7 +472,7 @@ func (t *target) session(ctx context.Context) (synced bool, err error) {
 	defer wg.Wait()
 	defer cancel()
 
-	dec := newDecoder(t.cfg.Name, t.subs, t.reject)
+	dec := t.newDecoder()
 	batch := t.c.cfg.BatchSize
 	mode := t.req.GetSubscribe().GetMode()
 	var poll <-chan time.Time
@@ -592,7 +601,7 @@ func (t *target) once(ctx context.Context, conn *grpc.ClientConn, buf []byte) ([
 		return buf, err
 	}
 	t.connected.Set(1)
-	dec := newDecoder(t.cfg.Name, t.subs, t.reject)
+	dec := t.newDecoder()
 	for {
 		f := rawFrame{b: buf}
 		err := stream.RecvMsg(&f)
@@ -617,11 +626,26 @@ func (t *target) once(ctx context.Context, conn *grpc.ClientConn, buf []byte) ([
 	}
 }
 
+// newDecoder returns the decoder of a new session (or ONCE subscription).
+// It shares the target's series, so that an update the target repeats on
+// re-subscribing, with a timestamp not newer than the one already
+// delivered for its path, is dropped and counted instead of stored twice.
+func (t *target) newDecoder() *decoder {
+	dec := newDecoder(t.cfg.Name, t.subs, t.reject)
+	t.gen++
+	dec.series, dec.gen, dec.dedup = t.series, t.gen, true
+	return dec
+}
+
 // handle decodes one response frame into dec.out and reports whether it
 // was a sync_response.
 func (t *target) handle(dec *decoder, it recvItem) bool {
 	before := len(dec.out)
 	kind, msg := dec.response(it.raw, it.recv)
+	if dec.dups > 0 {
+		t.duplicates.Add(float64(dec.dups))
+		dec.dups = 0
+	}
 	switch kind {
 	case respUpdate:
 		t.notifications.Inc()

@@ -60,6 +60,12 @@ const maxSeries = 1 << 20
 type series struct {
 	key   string // origin + "\x00" + path; Path is the suffix after the NUL
 	class valueClass
+	// gen is the session that set class: a new session (the target may
+	// have been upgraded) learns the type again.
+	gen uint64
+	// last is the newest notification timestamp decoded for the path, in
+	// any session of the target.
+	last int64
 }
 
 // decoder turns the notifications of one target into Observations. It is
@@ -75,6 +81,14 @@ type decoder struct {
 	series     map[string]*series
 	// reject counts a rejected update.
 	reject func(reason string)
+	// gen numbers the session this decoder serves; series (shared by the
+	// target's sessions) learn their type again in a new one.
+	gen uint64
+	// dedup drops an update whose timestamp is not newer than the last
+	// one decoded for its path (a re-subscribe's initial state repeating
+	// samples already delivered), counting it in dups.
+	dedup bool
+	dups  int
 
 	key  []byte // scratch: origin NUL path
 	elem []*gpb.PathElem
@@ -291,15 +305,25 @@ func (d *decoder) emit(o *schema.Observation, pathStart int, ts, recv int64) {
 	c := classOf(o.Kind)
 	switch {
 	case s != nil:
-		if s.class != c {
+		if s.gen != d.gen {
+			s.gen, s.class = d.gen, c
+		} else if s.class != c {
 			d.reject(reasonTypeMismatch)
 			return
+		}
+		if ts != 0 && ts <= s.last {
+			if d.dedup {
+				d.dups++
+				return
+			}
+		} else {
+			s.last = ts
 		}
 		o.Origin = s.key[:pathStart-1]
 		o.Path = s.key[pathStart:]
 	case len(d.series) < maxSeries:
 		k := string(d.key)
-		d.series[k] = &series{key: k, class: c}
+		d.series[k] = &series{key: k, class: c, gen: d.gen, last: ts}
 		o.Origin = k[:pathStart-1]
 		o.Path = k[pathStart:]
 	default:

@@ -11,6 +11,7 @@ type metrics struct {
 	reconnects    *prometheus.CounterVec
 	syncs         *prometheus.CounterVec
 	syncSeconds   *prometheus.GaugeVec
+	duplicates    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -43,11 +44,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "netfeat_gnmi_initial_sync_seconds",
 			Help: "Time from sending the subscription to the first sync_response in the latest session.",
 		}, []string{"target"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "netfeat_gnmi_duplicates_dropped_total",
+			Help: "Updates dropped because their timestamp was not newer than the last one delivered for their path (a re-subscribe repeating samples already delivered).",
+		}, []string{"target"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.connected, m.updates, m.notifications, m.errors, m.reconnects, m.syncs, m.syncSeconds} {
+	for _, c := range []prometheus.Collector{m.connected, m.updates, m.notifications, m.errors, m.reconnects, m.syncs, m.syncSeconds, m.duplicates} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

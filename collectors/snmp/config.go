@@ -32,6 +32,14 @@ type Config struct {
 	// MaxTableRows bounds the rows of one table column in one poll; a
 	// device whose table is longer (or never ends) fails its poll.
 	MaxTableRows int `yaml:"max_table_rows"`
+	// MaxValueSize bounds one polled string value (OCTET STRING, Opaque);
+	// a longer value is dropped from the poll and counted. 0 means
+	// DefaultMaxValueSize.
+	MaxValueSize int `yaml:"max_value_size"`
+	// MaxPollBytes bounds the bytes of string values and OIDs one poll of
+	// one device may hold; a poll that needs more fails. 0 means
+	// DefaultMaxPollBytes.
+	MaxPollBytes int `yaml:"max_poll_bytes"`
 	// MaxBackoff caps the delay between polls of an unreachable device.
 	MaxBackoff time.Duration `yaml:"max_backoff"`
 	// TrapListen is the UDP address of the trap and inform receiver;
@@ -125,6 +133,13 @@ const (
 	DefaultMaxConcurrency = 64
 	DefaultMaxTableRows   = 100_000
 	DefaultMaxBackoff     = 10 * time.Minute
+	DefaultMaxValueSize   = 4096     // bytes; DisplayString is at most 255
+	DefaultMaxPollBytes   = 16 << 20 // bytes
+
+	maxMaxConcurrency = 4096
+	maxMaxTableRows   = 1_000_000
+	maxMaxValueSize   = 65535   // no UDP datagram carries more
+	maxMaxPollBytes   = 1 << 30 // bytes
 
 	DefaultTrapRateLimit  = 200     // traps/s per source
 	DefaultTrapBurst      = 1000    // traps
@@ -146,6 +161,8 @@ func DefaultConfig() Config {
 		MaxConcurrency: DefaultMaxConcurrency,
 		MaxTableRows:   DefaultMaxTableRows,
 		MaxBackoff:     DefaultMaxBackoff,
+		MaxValueSize:   DefaultMaxValueSize,
+		MaxPollBytes:   DefaultMaxPollBytes,
 	}
 }
 
@@ -188,11 +205,17 @@ type usm struct {
 func (c *Config) resolve() ([]target, error) {
 	var errs []error
 	add := func(e error) { errs = append(errs, e) }
-	if c.MaxConcurrency < 0 {
-		add(schema.Errorf("max_concurrency", "must not be negative, got %d", c.MaxConcurrency))
+	if c.MaxConcurrency < 0 || c.MaxConcurrency > maxMaxConcurrency {
+		add(schema.Errorf("max_concurrency", "must be 0 to %d, got %d", maxMaxConcurrency, c.MaxConcurrency))
 	}
-	if c.MaxTableRows < 0 {
-		add(schema.Errorf("max_table_rows", "must not be negative, got %d", c.MaxTableRows))
+	if c.MaxTableRows < 0 || c.MaxTableRows > maxMaxTableRows {
+		add(schema.Errorf("max_table_rows", "must be 0 to %d, got %d", maxMaxTableRows, c.MaxTableRows))
+	}
+	if c.MaxValueSize < 0 || c.MaxValueSize > maxMaxValueSize {
+		add(schema.Errorf("max_value_size", "must be 0 to %d bytes, got %d", maxMaxValueSize, c.MaxValueSize))
+	}
+	if c.MaxPollBytes < 0 || c.MaxPollBytes > maxMaxPollBytes {
+		add(schema.Errorf("max_poll_bytes", "must be 0 to %d bytes (1GiB), got %d", maxMaxPollBytes, c.MaxPollBytes))
 	}
 	if c.MaxBackoff < 0 {
 		add(schema.Errorf("max_backoff", "must not be negative, got %v", c.MaxBackoff))

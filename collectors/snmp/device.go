@@ -10,6 +10,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/gosnmp/gosnmp"
 
@@ -18,13 +19,14 @@ import (
 
 // Reasons a poll fails, the `result` label of netfeat_snmp_polls_total.
 const (
-	ReasonTimeout     = "timeout"         // no answer within timeout × (retries+1): unreachable or wrong community
-	ReasonUnreachable = "unreachable"     // the network refused (ICMP unreachable, no route)
-	ReasonAuth        = "auth_failure"    // USM refused: unknown user, wrong digest, security level, decryption
-	ReasonBadResponse = "bad_response"    // an answer we cannot use: error status, wrong value types, OIDs going backwards
-	ReasonTableSize   = "table_too_large" // a column exceeded max_table_rows (or never ends)
-	ReasonOverrun     = "overrun"         // the poll did not finish before the next was due
-	ReasonSink        = "sink_error"      // the normalizer refused the batch
+	ReasonTimeout     = "timeout"          // no answer within timeout × (retries+1): unreachable or wrong community
+	ReasonUnreachable = "unreachable"      // the network refused (ICMP unreachable, no route)
+	ReasonAuth        = "auth_failure"     // USM refused: unknown user, wrong digest, security level, decryption
+	ReasonBadResponse = "bad_response"     // an answer we cannot use: error status, wrong value types, OIDs going backwards
+	ReasonTableSize   = "table_too_large"  // a column exceeded max_table_rows (or never ends)
+	ReasonPollSize    = "values_too_large" // the poll's values exceeded max_poll_bytes
+	ReasonOverrun     = "overrun"          // the poll did not finish before the next was due
+	ReasonSink        = "sink_error"       // the normalizer refused the batch
 )
 
 // PollError is a failed poll: Reason is one of the Reason constants.
@@ -147,6 +149,44 @@ type pollBuf struct {
 	cols []column
 	act  []*column
 	done []bool
+
+	// dropped counts the values of this poll over max_value_size;
+	// droppedOID and droppedLen describe the first.
+	dropped    int
+	droppedOID string
+	droppedLen int
+}
+
+// retained approximates the bytes b keeps between polls.
+func (b *pollBuf) retained() int {
+	const obsSize = int(unsafe.Sizeof(schema.Observation{}))
+	n := cap(b.batch)*obsSize + cap(b.text) + cap(b.fix)*int(unsafe.Sizeof(fixup{})) + cap(b.done)
+	n += cap(b.resp.rx) + cap(b.resp.tx) + cap(b.resp.text) + 4*cap(b.resp.arcs) +
+		cap(b.resp.vbs)*int(unsafe.Sizeof(varbind{}))
+	for i := range b.cols[:cap(b.cols)] {
+		n += 4 * cap(b.cols[i].last)
+	}
+	return n
+}
+
+// admit checks one value before it joins the batch: a string over
+// max_value_size is dropped (counted, and named once per poll by the
+// caller); a value that would take the poll past max_poll_bytes fails it.
+func (d *device) admit(b *pollBuf, v *varbind) (bool, error) {
+	n := len(v.text) + len(v.obs.Str)
+	if n > d.p.cfg.MaxValueSize {
+		d.p.m.valuesDrop.WithLabelValues(d.t.name).Inc()
+		if b.dropped == 0 {
+			b.droppedOID, b.droppedLen = string(appendDotted(nil, v.name)), n
+		}
+		b.dropped++
+		return false, nil
+	}
+	if len(b.text)+n+len(v.name)*11 > d.p.cfg.MaxPollBytes {
+		return false, &PollError{Reason: ReasonPollSize, Err: fmt.Errorf("OID %s: the poll's values exceed max_poll_bytes=%d",
+			appendDotted(nil, v.name), d.p.cfg.MaxPollBytes)}
+	}
+	return true, nil
 }
 
 // fixup places one observation's Path and Str in pollBuf.text; str < 0
@@ -158,6 +198,7 @@ type fixup struct {
 func (b *pollBuf) reset() {
 	clear(b.batch) // drop the strings of the last poll
 	b.batch, b.text, b.fix = b.batch[:0], b.text[:0], b.fix[:0]
+	b.dropped, b.droppedOID, b.droppedLen = 0, "", 0
 }
 
 // add appends v as an observation of dev. Its Path is prefix followed by
@@ -214,6 +255,10 @@ func (d *device) pollAndRecord(ctx context.Context, slot time.Time, b *pollBuf) 
 	start := time.Now()
 	b.reset()
 	err := d.poll(ctx, b)
+	if b.dropped > 0 {
+		d.p.log.Warn("snmp values over max_value_size dropped", "device", d.t.name, "oid", b.droppedOID,
+			"bytes", b.droppedLen, "max_value_size", d.p.cfg.MaxValueSize, "dropped", b.dropped)
+	}
 	if err == nil && len(b.batch) > 0 {
 		b.finish()
 		if serr := d.p.sink.Observe(ctx, b.batch); serr != nil {
@@ -457,7 +502,11 @@ func (d *device) get(ctx context.Context, s session, b *pollBuf, oids [][]uint32
 				}
 			}
 			if v.hold {
-				b.add(d.t.name, v, recv, nil, v.name)
+				if ok, err := d.admit(b, v); err != nil {
+					return err
+				} else if ok {
+					b.add(d.t.name, v, recv, nil, v.name)
+				}
 			}
 		}
 		oids = oids[n:]
@@ -561,7 +610,11 @@ func (d *device) walkGroup(ctx context.Context, s session, b *pollBuf, active []
 					Err: fmt.Errorf("column %s has more than max_table_rows=%d rows", c.text, maxRows)}
 			}
 			if v.hold {
-				b.add(d.t.name, v, recv, c.text, v.name[len(c.root):])
+				if ok, err := d.admit(b, v); err != nil {
+					return err
+				} else if ok {
+					b.add(d.t.name, v, recv, c.text, v.name[len(c.root):])
+				}
 			}
 		}
 		next := active[:0]

@@ -23,12 +23,14 @@ type metrics struct {
 	trapQueue    prometheus.Gauge
 	trapDelay    prometheus.Histogram
 	trapReadBuf  prometheus.Gauge
+	valuesDrop   *prometheus.CounterVec
+	bufsDropped  prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		polls: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "netfeat_snmp_polls_total",
-			Help: "SNMP polls by device and result (ok, timeout, unreachable, auth_failure, bad_response, table_too_large, overrun, sink_error)."},
+			Help: "SNMP polls by device and result (ok, timeout, unreachable, auth_failure, bad_response, table_too_large, values_too_large, overrun, sink_error)."},
 			[]string{"device", "result"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "netfeat_snmp_polls_skipped_total",
 			Help: "Poll slots skipped because the previous poll of the device overran its interval."}, []string{"device"}),
@@ -59,6 +61,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		trapDelay: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "netfeat_snmp_trap_queue_delay_seconds",
 			Help:    "Time from reading a notification off the socket to handing it to the sink.",
 			Buckets: prometheus.ExponentialBuckets(10e-6, 4, 10)}),
+		valuesDrop: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "netfeat_snmp_values_dropped_total",
+			Help: "Polled string values dropped because they were longer than max_value_size, by device."}, []string{"device"}),
+		bufsDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "netfeat_snmp_poll_buffers_dropped_total",
+			Help: "Poll buffers not kept for reuse because one poll had grown them past 8 MiB."}),
 		trapReadBuf: prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfeat_snmp_trap_read_buffer_bytes",
 			Help: "The trap socket's receive buffer as the kernel reports it (Linux counts twice the size asked for)."}),
 	}
@@ -67,7 +73,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	for _, c := range []prometheus.Collector{m.polls, m.skipped, m.observations, m.lastDuration, m.lastSuccess,
 		m.backoff, m.state, m.duration, m.inFlight, m.traps, m.trapErrors,
-		m.trapQueue, m.trapDelay, m.trapReadBuf} {
+		m.trapQueue, m.trapDelay, m.trapReadBuf, m.valuesDrop, m.bufsDropped} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register: %w", err)
 		}

@@ -131,6 +131,12 @@ func New(cfg Config, planner Planner, sink schema.ObservationSink, reg prometheu
 	if cfg.MaxBackoff == 0 {
 		cfg.MaxBackoff = DefaultMaxBackoff
 	}
+	if cfg.MaxValueSize == 0 {
+		cfg.MaxValueSize = DefaultMaxValueSize
+	}
+	if cfg.MaxPollBytes == 0 {
+		cfg.MaxPollBytes = DefaultMaxPollBytes
+	}
 	m, err := newMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("snmp: metrics: %w", err)
@@ -279,13 +285,23 @@ func (p *Poller) acquire(ctx context.Context) (*pollBuf, error) {
 	return &pollBuf{}, nil
 }
 
+// maxKeptPollBuf is the most memory a free poll buffer may hold on to: a
+// buffer that grew past it for one unusual poll (a huge table, long
+// strings) is dropped on release instead of pinning that memory for good.
+const maxKeptPollBuf = 8 << 20
+
 // release returns the slot and the buffer. Buffers are reused last in,
-// first out, so that only as many exist as polls ever ran at once.
+// first out, so that only as many exist as polls ever ran at once; one
+// that holds more than maxKeptPollBuf is left to the garbage collector.
 func (p *Poller) release(b *pollBuf) {
 	b.reset()
-	p.bufMu.Lock()
-	p.bufs = append(p.bufs, b)
-	p.bufMu.Unlock()
+	if b.retained() <= maxKeptPollBuf {
+		p.bufMu.Lock()
+		p.bufs = append(p.bufs, b)
+		p.bufMu.Unlock()
+	} else {
+		p.m.bufsDropped.Inc()
+	}
 	<-p.sem
 	p.m.inFlight.Dec()
 }
