@@ -303,6 +303,15 @@ func DefaultConfig() Config {
 	}
 }
 
+// Maxima of the sizes Validate checks.
+const (
+	maxQueue        = 1_000_000  // queue_size, publish_queue
+	maxQueuedTotal  = 4_000_000  // workers × queue_size
+	maxDecisionRing = 1_000_000  // history
+	maxOutbox       = 10_000_000 // outbox.max_pending
+	maxDrainBatch   = 10_000     // outbox.drain_batch
+)
+
 var (
 	nameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
 	versionRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
@@ -317,11 +326,15 @@ func (c *Config) Validate() error {
 	if c.Workers < 1 || c.Workers > 256 {
 		bad("workers", "must be 1–256, got %d", c.Workers)
 	}
-	if c.QueueSize < 1 {
-		bad("queue_size", "must be positive, got %d", c.QueueSize)
+	// Queues and the history ring are allocated at start: their maxima
+	// keep a typo from exhausting memory (#20).
+	if c.QueueSize < 1 || c.QueueSize > maxQueue {
+		bad("queue_size", "must be 1–%d, got %d", maxQueue, c.QueueSize)
+	} else if c.Workers >= 1 && c.Workers*c.QueueSize > maxQueuedTotal {
+		bad("queue_size", "workers × queue_size must be at most %d, got %d × %d", maxQueuedTotal, c.Workers, c.QueueSize)
 	}
-	if c.PublishQueue < 1 {
-		bad("publish_queue", "must be positive, got %d", c.PublishQueue)
+	if c.PublishQueue < 1 || c.PublishQueue > maxQueue {
+		bad("publish_queue", "must be 1–%d, got %d", maxQueue, c.PublishQueue)
 	}
 	if c.Publish != PublishAll && c.Publish != PublishTransitions && c.Publish != PublishActions {
 		bad("publish", "must be %q or %q, got %q", PublishTransitions, PublishAll, c.Publish)
@@ -338,8 +351,8 @@ func (c *Config) Validate() error {
 	if l := c.Lifecycle; l.FlapLimit > 0 && l.FlapWindow <= 0 {
 		bad("lifecycle.flap_window", "must be positive, got %v", l.FlapWindow)
 	}
-	if c.History < 0 {
-		bad("history", "must not be negative, got %d", c.History)
+	if c.History < 0 || c.History > maxDecisionRing {
+		bad("history", "must be 0–%d, got %d", maxDecisionRing, c.History)
 	}
 	if c.DecisionRetention < 0 {
 		bad("decision_retention", "must not be negative, got %v", c.DecisionRetention)
@@ -450,11 +463,11 @@ func (c *Config) Validate() error {
 		}
 	}
 	o := c.Outbox
-	if o.MaxPending < 1 {
-		bad("outbox.max_pending", "must be positive, got %d", o.MaxPending)
+	if o.MaxPending < 1 || o.MaxPending > maxOutbox {
+		bad("outbox.max_pending", "must be 1–%d, got %d", maxOutbox, o.MaxPending)
 	}
-	if o.DrainBatch < 1 {
-		bad("outbox.drain_batch", "must be positive, got %d", o.DrainBatch)
+	if o.DrainBatch < 1 || o.DrainBatch > maxDrainBatch {
+		bad("outbox.drain_batch", "must be 1–%d, got %d", maxDrainBatch, o.DrainBatch)
 	}
 	if o.RetryInterval <= 0 {
 		bad("outbox.retry_interval", "must be positive, got %v", o.RetryInterval)
