@@ -145,7 +145,7 @@ func reply(w http.ResponseWriter, code int, v any, err error) {
 			code = http.StatusBadRequest
 		case errors.Is(err, ErrUnknownModel), errors.Is(err, ErrUnknownVersion):
 			code = http.StatusNotFound
-		case errors.Is(err, ErrNoPrevious), errors.Is(err, ErrNoShadow), errors.Is(err, ErrVersionExists),
+		case errors.Is(err, ErrNoPrevious), errors.Is(err, ErrNoShadow), errors.Is(err, ErrVersionExists), errors.Is(err, ErrVersionFailed),
 			errors.Is(err, ErrRuleNotVersioned):
 			code = http.StatusConflict
 		default:

@@ -111,7 +111,22 @@ type liveSet struct {
 
 type version struct {
 	info VersionInfo
-	sc   scorer
+	sc   scorer // nil when failed at load: the version is not scored
+	// failed is set when the version is disabled (a panic, or
+	// maxOverruns consecutive scores over the latency budget): it is not
+	// scored again. why says what happened.
+	failed   atomic.Bool
+	why      atomic.Pointer[string]
+	overruns atomic.Int32 // consecutive scores over the latency budget
+}
+
+// failedVersion is the stand-in of a version the registry marks failed: it
+// is never loaded, so a file that crashed scoring is not even parsed again.
+func failedVersion(vi VersionInfo, why string) *version {
+	v := &version{info: vi}
+	v.failed.Store(true)
+	v.why.Store(&why)
+	return v
 }
 
 // New validates cfg, opens the registry and outbox (a Badger database under
@@ -349,17 +364,27 @@ func (r *Runtime) load(s *slot, name string) (*version, error) {
 }
 
 // apply builds the live set for a registry state and swaps it in. The
-// caller holds regM (or runs before the runtime is shared).
+// caller holds regM (or runs before the runtime is shared). A failed live
+// version is in the set as a stand-in that falls back at once; a failed
+// shadow or previous version is left out.
 func (r *Runtime) apply(s *slot, st modelState) error {
 	var ls liveSet
 	var err error
-	if ls.live, err = r.load(s, st.Live); err != nil {
+	if st.failed(st.Live) {
+		vi, err := r.reg.version(s.name, st.Live)
+		if err != nil {
+			return err
+		}
+		ls.live = failedVersion(vi, st.Failed[st.Live])
+	} else if ls.live, err = r.load(s, st.Live); err != nil {
 		return err
 	}
-	if ls.shadow, err = r.load(s, st.Shadow); err != nil {
-		return err
+	if !st.failed(st.Shadow) {
+		if ls.shadow, err = r.load(s, st.Shadow); err != nil {
+			return err
+		}
 	}
-	if n := len(st.History); n > 0 {
+	if n := len(st.History); n > 0 && !st.failed(st.History[n-1]) {
 		if ls.prev, err = r.load(s, st.History[n-1]); err != nil {
 			r.log.Warn("previous version cannot load; no version fallback", "model", s.name, "version", st.History[n-1], "err", err)
 			ls.prev = nil
@@ -369,7 +394,7 @@ func (r *Runtime) apply(s *slot, st modelState) error {
 	// Forget scorers no longer referenced, so a re-promoted version starts
 	// from its stored artifact but a version that stays keeps its state.
 	for name := range s.loaded {
-		if name != st.Live && name != st.Shadow && (len(st.History) == 0 || name != st.History[len(st.History)-1]) {
+		if st.failed(name) || name != st.Live && name != st.Shadow && (len(st.History) == 0 || name != st.History[len(st.History)-1]) {
 			delete(s.loaded, name)
 		}
 	}
