@@ -229,3 +229,47 @@ func FuzzLightGBMLoad(f *testing.F) {
 		m.predict(x)
 	})
 }
+
+// chainLightGBM is a one-feature model of one tree whose nodes form a
+// chain n levels deep.
+func chainLightGBM(n int) []byte {
+	var sf, th, dt, lc, rc, lv strings.Builder
+	for j := range n {
+		sf.WriteString("0 ")
+		th.WriteString(strconv.Itoa(j) + " ")
+		dt.WriteString("2 ")
+		lc.WriteString(strconv.Itoa(^j) + " ")
+		if j == n-1 {
+			rc.WriteString(strconv.Itoa(^n) + " ")
+		} else {
+			rc.WriteString(strconv.Itoa(j+1) + " ")
+		}
+		lv.WriteString(strconv.Itoa(j) + " ")
+	}
+	lv.WriteString(strconv.Itoa(n))
+	trim := func(b *strings.Builder) string { return strings.TrimSpace(b.String()) }
+	return []byte("tree\nversion=v3\nnum_class=1\nnum_tree_per_iteration=1\nmax_feature_idx=0\nobjective=regression\n" +
+		"feature_names=x\ntree_sizes=1\n\nTree=0\nnum_leaves=" + strconv.Itoa(n+1) + "\nnum_cat=0\nsplit_feature=" + trim(&sf) +
+		"\nthreshold=" + trim(&th) + "\ndecision_type=" + trim(&dt) + "\nleft_child=" + trim(&lc) + "\nright_child=" + trim(&rc) +
+		"\nleaf_value=" + lv.String() + "\nshrinkage=1\n\n")
+}
+
+// TestLightGBMDepthLimit: a tree lgMaxDepth levels deep loads and scores,
+// one level more is refused.
+func TestLightGBMDepthLimit(t *testing.T) {
+	sc, err := buildScorer(KindLightGBM, chainLightGBM(lgMaxDepth), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res result
+	if err := sc.score(&schema.FeatureRow{View: "v", Names: []string{"x"}, Values: []float64{lgMaxDepth - 1.5}}, &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.score != lgMaxDepth-1 {
+		t.Fatalf("score %v, want %v", res.score, lgMaxDepth-1)
+	}
+	_, err = buildScorer(KindLightGBM, chainLightGBM(lgMaxDepth+1), nil, nil)
+	if !errors.Is(err, ErrInvalidModel) || !strings.Contains(err.Error(), "tree 0: deeper than 1024 levels") {
+		t.Fatalf("a tree %d levels deep: %v", lgMaxDepth+1, err)
+	}
+}
