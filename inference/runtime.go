@@ -111,7 +111,7 @@ type liveSet struct {
 
 type version struct {
 	info VersionInfo
-	sc   scorer // nil when failed at load: the version is not scored
+	sc   scorer // nil in the stand-in of a version the registry marks failed
 	// failed is set when the version is disabled (a panic, or
 	// maxOverruns consecutive scores over the latency budget): it is not
 	// scored again. why says what happened.
