@@ -22,18 +22,49 @@ import (
 // disable a version.
 const maxOverruns = 3
 
+// ErrScoreStuck is returned by Stop when a score did not return within
+// its context and a grace period: Go cannot stop it, so Stop records the
+// version as failed and returns without waiting for it.
+var ErrScoreStuck = errors.New("a model score did not return")
+
+// stuckGrace is how long Stop waits, once its context is done, for the
+// workers to finish the row at hand.
+const stuckGrace = 2 * time.Second
+
 // errScorerPanicked marks the error a recovered scorer panic becomes.
 var errScorerPanicked = errors.New("scorer panicked")
 
-// scoreSafely runs sc.score, returning a panic as an error that wraps
-// errScorerPanicked (with the stack, for the log).
-func scoreSafely(sc scorer, row *schema.FeatureRow, res *result) (err error) {
+// scoreSafely scores row with version v, returning a panic as an error
+// that wraps errScorerPanicked (with the stack, for the log). v counts the
+// scores in progress, so that Stop can tell which version does not return.
+func scoreSafely(v *version, row *schema.FeatureRow, res *result) (err error) {
+	v.inScore.Add(1)
 	defer func() {
+		v.inScore.Add(-1)
 		if p := recover(); p != nil {
 			err = &panicError{val: p, stack: debug.Stack()}
 		}
 	}()
-	return sc.score(row, res)
+	return v.sc.score(row, res)
+}
+
+// failStuck marks failed every version with a score in progress and
+// returns them as "model version".
+func (r *Runtime) failStuck() []string {
+	var out []string
+	for _, s := range r.order {
+		set := s.set.Load()
+		if s.isRule || set == nil {
+			continue
+		}
+		for _, v := range []*version{set.live, set.shadow, set.prev} {
+			if v != nil && v.inScore.Load() > 0 {
+				r.fail(s, v, "hang", "a score did not return (still running when the runtime stopped)")
+				out = append(out, s.name+" "+v.info.Version)
+			}
+		}
+	}
+	return out
 }
 
 type panicError struct {

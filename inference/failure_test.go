@@ -2,6 +2,7 @@ package inference
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -260,4 +261,78 @@ func TestOverBudgetVersionIsDisabled(t *testing.T) {
 	if f := testutil.ToFloat64(r.m.versionsFailed.WithLabelValues("congestion", "v2", "budget")); f != 1 {
 		t.Fatalf("versions_failed_total{reason=budget} %v", f)
 	}
+}
+
+// hangScorer never returns until release is closed: a loop Go cannot
+// pre-empt.
+type hangScorer struct{ release chan struct{} }
+
+func (h hangScorer) score(*schema.FeatureRow, *result) error {
+	<-h.release
+	return nil
+}
+
+// TestStopWithHungScore: issue #20's SIGTERM that did not end the
+// process. A score that never returns cannot be stopped, but Stop returns
+// (ErrScoreStuck) after its context and a grace period, records the
+// version as failed, and the next start on the same data directory does
+// not score it.
+func TestStopWithHungScore(t *testing.T) {
+	ctx := context.Background()
+	srv := startNATS(t, -1, t.TempDir())
+	nc := connect(t, srv.ClientURL())
+	dir := t.TempDir()
+	r, err := New(testConfig(), nc, dir, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.AddVersion(ctx, "congestion", "v2", variant(t, 5, -1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Promote(ctx, "congestion", "v2"); err != nil {
+		t.Fatal(err)
+	}
+	hang := hangScorer{release: make(chan struct{})}
+	inject(t, r, "congestion", "v2", hang)
+	end := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	r.HandleRow(row("pe1", "Gi0/1", end, congested))
+	waitFor(t, func() bool { return r.slots["congestion"].set.Load().live.inScore.Load() == 1 })
+
+	stopCtx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = r.Stop(stopCtx)
+	if !errors.Is(err, ErrScoreStuck) || !strings.Contains(err.Error(), "congestion v2") {
+		t.Fatalf("Stop: %v, want ErrScoreStuck naming congestion v2", err)
+	}
+	if took := time.Since(start); took > stuckGrace+2*time.Second {
+		t.Fatalf("Stop took %v", took)
+	}
+	mi, err := r.Model(ctx, "congestion")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(mi.Failed["v2"], "did not return") {
+		t.Fatalf("registry failed %v", mi.Failed)
+	}
+	// The score returns after all: the shutdown completes.
+	close(hang.release)
+	select {
+	case <-r.released:
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown did not complete after the score returned")
+	}
+
+	// The hung row's late decision may still be on its way to the
+	// collector: read the new runtime's own record instead.
+	r, stop := startAt(t, testConfig(), nc, dir)
+	r.HandleRow(row("pe1", "Gi0/1", end.Add(time.Minute), congested))
+	d := lastDecision(t, r, "congestion")
+	if d.ModelVersion != "v1" || !strings.Contains(d.Fallback, "v2 disabled: ") {
+		t.Fatalf("after restart: version %q fallback %q", d.ModelVersion, d.Fallback)
+	}
+	stop()
 }

@@ -58,7 +58,7 @@ func newMetrics(reg prometheus.Registerer, queueFill, outboxPending func() float
 		scorePanics: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "score_panics_total",
 			Help: "Scores that panicked (recovered; the version is disabled), by model and version."}, []string{"model", "version"}),
 		versionsFailed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "versions_failed_total",
-			Help: "Model versions disabled while scoring, by model, version and reason (panic, budget: consecutive latency-budget overruns)."}, []string{"model", "version", "reason"}),
+			Help: "Model versions disabled while scoring, by model, version and reason (panic; budget: consecutive latency-budget overruns; hang: still scoring when the runtime stopped)."}, []string{"model", "version", "reason"}),
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "fallbacks_total",
 			Help: "Decisions made by a fallback (previous version or rule), by model and reason (error, budget, failed: the live version is disabled)."}, []string{"model", "reason"}),
 		scoreSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "score_seconds",

@@ -76,6 +76,7 @@ type Runtime struct {
 	dlog     *decisionLog // nil when Config.DecisionRetention is 0
 	stopping atomic.Bool
 	stopCh   chan struct{}
+	released chan struct{} // closed when Stop has closed everything
 	workers  sync.WaitGroup
 	started  bool
 	stopped  bool
@@ -118,6 +119,7 @@ type version struct {
 	failed   atomic.Bool
 	why      atomic.Pointer[string]
 	overruns atomic.Int32 // consecutive scores over the latency budget
+	inScore  atomic.Int32 // scores in progress
 }
 
 // failedVersion is the stand-in of a version the registry marks failed: it
@@ -161,7 +163,7 @@ func New(cfg Config, nc *nats.Conn, dataDir string, reg prometheus.Registerer, l
 	r := &Runtime{
 		cfg: cfg, nc: nc, log: log, db: db, reg: registry{db: db, dir: filepath.Join(dir, "models")},
 		slots: map[string]*slot{}, views: map[string][]*slot{}, seed: maphash.MakeSeed(),
-		stopCh: make(chan struct{}), rec: newRecorder(cfg.History),
+		stopCh: make(chan struct{}), released: make(chan struct{}), rec: newRecorder(cfg.History),
 		eventRules: map[string][]*slot{}, evNames: map[string][]string{},
 	}
 	ob, err := openOutbox(db)
@@ -449,6 +451,11 @@ func (r *Runtime) Start(ctx context.Context) error {
 // their decisions, drains the outbox while NATS takes decisions and ctx
 // allows, and closes the Badger database. Decisions still in the outbox
 // are sent after the next start.
+//
+// A score that does not return cannot be stopped: once ctx is done Stop
+// waits stuckGrace more, then records the versions still scoring as
+// failed and returns ErrScoreStuck without waiting for them (the rest of
+// the shutdown runs if they ever return), so that the process can end.
 func (r *Runtime) Stop(ctx context.Context) error {
 	r.lifeMu.Lock()
 	defer r.lifeMu.Unlock()
@@ -457,21 +464,47 @@ func (r *Runtime) Stop(ctx context.Context) error {
 	}
 	r.stopped = true
 	r.stopping.Store(true)
+	if !r.started {
+		return r.release(false, time.Time{})
+	}
+	close(r.stopCh)
+	done := make(chan struct{})
+	go func() { r.workers.Wait(); close(done) }()
 	var errs []error
-	if r.started {
-		close(r.stopCh)
-		done := make(chan struct{})
-		go func() { r.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("inference workers: %w", ctx.Err()))
 		select {
-		case <-done:
-		case <-ctx.Done():
-			errs = append(errs, fmt.Errorf("inference workers: %w", ctx.Err()))
-			<-done // workers finish the row at hand; they never wait on ctx-less I/O for long
+		case <-done: // workers finish the row at hand; they never wait on ctx-less I/O for long
+		case <-time.After(stuckGrace):
+			// A score that never returns cannot be stopped. Record its
+			// version as failed, so the next start does not score it,
+			// and let the process end; the rest of the shutdown runs if
+			// the score ever returns.
+			stuck := r.failStuck()
+			r.log.Error("inference stopping with a score that does not return", "versions", stuck)
+			go func() {
+				<-done
+				_ = r.release(true, time.Now().Add(r.cfg.Outbox.AckTimeout))
+			}()
+			return errors.Join(append(errs, fmt.Errorf("inference: %w: %v", ErrScoreStuck, stuck))...)
 		}
-		deadline, ok := ctx.Deadline()
-		if !ok {
-			deadline = time.Now().Add(r.cfg.Outbox.AckTimeout)
-		}
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(r.cfg.Outbox.AckTimeout)
+	}
+	return errors.Join(append(errs, r.release(true, deadline))...)
+}
+
+// release hands what the workers left to the publisher (until deadline),
+// which publishes or stores it, then closes the decision log, the
+// lifecycle store and Badger. The workers have stopped.
+func (r *Runtime) release(started bool, deadline time.Time) error {
+	defer close(r.released)
+	var errs []error
+	if started {
 		r.pub.stopBy.Store(deadline.UnixNano())
 		close(r.pub.in)
 		<-r.pub.done

@@ -253,7 +253,7 @@ func (r *Runtime) scoreLive(s *slot, set *liveSet, row *schema.FeatureRow, lc *l
 		why, reason = fmt.Sprintf("%s disabled: %s", ver, live.whyFailed()), "failed"
 	} else {
 		start := time.Now()
-		err = scoreSafely(live.sc, row, res)
+		err = scoreSafely(live, row, res)
 		took = time.Since(start)
 		s.scoreObs.Observe(took.Seconds())
 		r.judge(s, live, took, err)
@@ -370,7 +370,7 @@ func (r *Runtime) finish(s *slot, lc *lifecycle, d *schema.Decision, st stepResu
 	}
 	var sres result
 	start := time.Now()
-	err := scoreSafely(set.shadow.sc, row, &sres)
+	err := scoreSafely(set.shadow, row, &sres)
 	r.judge(s, set.shadow, time.Since(start), err)
 	if err != nil {
 		r.m.scoreErrors.WithLabelValues(s.name, set.shadow.info.Version).Inc()
@@ -420,7 +420,7 @@ func (r *Runtime) fallback(s *slot, set *liveSet, row *schema.FeatureRow, why st
 	if set.prev != nil && !set.prev.failed.Load() {
 		*res = result{}
 		start := time.Now()
-		err := scoreSafely(set.prev.sc, row, res)
+		err := scoreSafely(set.prev, row, res)
 		took := time.Since(start)
 		r.judge(s, set.prev, took, err)
 		if err == nil && (s.budget == 0 || took <= s.budget) {
