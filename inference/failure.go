@@ -79,23 +79,27 @@ func (e *panicError) Unwrap() error { return errScorerPanicked }
 // maxOverruns consecutive scores over the budget disable it, a score
 // within the budget resets the count.
 func (r *Runtime) judge(s *slot, v *version, took time.Duration, err error) {
-	var pe *panicError
-	switch {
-	case errors.As(err, &pe):
-		r.m.scorePanics.WithLabelValues(s.name, v.info.Version).Inc()
-		r.logLimited(s.name+"/"+v.info.Version+"/panic", "model version panicked while scoring", "model", s.name,
-			"version", v.info.Version, "panic", fmt.Sprint(pe.val), "stack", string(pe.stack))
-		r.fail(s, v, "panic", fmt.Sprintf("panicked while scoring: %v", pe.val))
-	case err != nil:
-	case s.budget > 0 && took > s.budget:
+	if err != nil {
+		// Declared here: errors.As makes pe escape, and the common path
+		// should not allocate it.
+		var pe *panicError
+		if errors.As(err, &pe) {
+			r.m.scorePanics.WithLabelValues(s.name, v.info.Version).Inc()
+			r.logLimited(s.name+"/"+v.info.Version+"/panic", "model version panicked while scoring", "model", s.name,
+				"version", v.info.Version, "panic", fmt.Sprint(pe.val), "stack", string(pe.stack))
+			r.fail(s, v, "panic", fmt.Sprintf("panicked while scoring: %v", pe.val))
+		}
+		return
+	}
+	if s.budget > 0 && took > s.budget {
 		if n := v.overruns.Add(1); n >= maxOverruns {
 			r.fail(s, v, "budget", fmt.Sprintf("%d consecutive scores over the %v latency budget (last %v)",
 				n, s.budget, took.Round(time.Microsecond)))
 		}
-	default: // within the budget
-		if v.overruns.Load() != 0 {
-			v.overruns.Store(0)
-		}
+		return
+	}
+	if v.overruns.Load() != 0 {
+		v.overruns.Store(0)
 	}
 }
 
