@@ -52,7 +52,7 @@ func (r *Runtime) Model(ctx context.Context, name string) (ModelInfo, error) {
 	if err != nil {
 		return ModelInfo{}, err
 	}
-	mi.Live, mi.Shadow, mi.History = st.Live, st.Shadow, st.History
+	mi.Live, mi.Shadow, mi.History, mi.Failed = st.Live, st.Shadow, st.History, st.Failed
 	if mi.Versions, err = r.reg.versions(name); err != nil {
 		return ModelInfo{}, err
 	}
@@ -96,24 +96,30 @@ func (r *Runtime) SetShadow(ctx context.Context, model, version string) error {
 			return st, fmt.Errorf("%s %s is live already", model, version)
 		}
 		st.Shadow = version
-		return st, nil
+		return st.cleared(version), nil
 	})
 }
 
 // Promote makes version live (the shadow version when version is empty);
-// the version that was live becomes the rollback target and fallback.
+// the version that was live becomes the rollback target and fallback. A
+// failed version scores again once promoted by name; a failed shadow is
+// not promoted without its name (ErrVersionFailed).
 func (r *Runtime) Promote(ctx context.Context, model, version string) error {
 	return r.change(ctx, model, "promote", func(st modelState, vs []VersionInfo) (modelState, error) {
 		if version == "" {
 			if st.Shadow == "" {
 				return st, fmt.Errorf("%s: %w to promote", model, ErrNoShadow)
 			}
+			if st.failed(st.Shadow) {
+				return st, fmt.Errorf("%s: shadow %s: %w (%s); promote it by name to score it again",
+					model, st.Shadow, ErrVersionFailed, st.Failed[st.Shadow])
+			}
 			version = st.Shadow
 		}
 		if !hasVersion(vs, version) {
 			return st, fmt.Errorf("%s %s: %w", model, version, ErrUnknownVersion)
 		}
-		return promoted(st, version), nil
+		return promoted(st.cleared(version), version), nil
 	})
 }
 
@@ -128,7 +134,7 @@ func (r *Runtime) Rollback(ctx context.Context, model string) error {
 		if st.Shadow == st.Live {
 			st.Shadow = ""
 		}
-		return st, nil
+		return st.cleared(st.Live), nil
 	})
 }
 
@@ -158,6 +164,9 @@ func (r *Runtime) change(ctx context.Context, model, op string, f func(modelStat
 		return err
 	}
 	for _, v := range []string{next.Live, next.Shadow} {
+		if next.failed(v) {
+			continue // not scored: apply leaves it out
+		}
 		if _, err := r.load(s, v); err != nil {
 			return err
 		}

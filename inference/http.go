@@ -28,7 +28,8 @@ const maxArtifact = 64 << 20
 //
 // Errors are JSON {"error": "..."} with 404 for an unknown model or
 // version, 409 for a conflict (nothing to roll back to, a taken version
-// name, a rule), 400 for a bad request.
+// name, a rule), 400 for a bad request or a malformed model file
+// (ErrInvalidModel), 422 for another model file that does not load.
 func (r *Runtime) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/models", func(w http.ResponseWriter, q *http.Request) {
@@ -140,11 +141,11 @@ func reply(w http.ResponseWriter, code int, v any, err error) {
 	if err != nil {
 		var br badRequest
 		switch {
-		case errors.As(err, &br):
+		case errors.As(err, &br), errors.Is(err, ErrInvalidModel):
 			code = http.StatusBadRequest
 		case errors.Is(err, ErrUnknownModel), errors.Is(err, ErrUnknownVersion):
 			code = http.StatusNotFound
-		case errors.Is(err, ErrNoPrevious), errors.Is(err, ErrNoShadow), errors.Is(err, ErrVersionExists),
+		case errors.Is(err, ErrNoPrevious), errors.Is(err, ErrNoShadow), errors.Is(err, ErrVersionExists), errors.Is(err, ErrVersionFailed),
 			errors.Is(err, ErrRuleNotVersioned):
 			code = http.StatusConflict
 		default:

@@ -6,27 +6,29 @@ import (
 
 // metrics are the runtime's Prometheus series; docs/inference.md lists them.
 type metrics struct {
-	rows          *prometheus.CounterVec   // view
-	rowsDropped   *prometheus.CounterVec   // view
-	badRows       *prometheus.CounterVec   // view, device
-	decisions     *prometheus.CounterVec   // model, action
-	shadow        *prometheus.CounterVec   // model
-	scoreErrors   *prometheus.CounterVec   // model, version
-	fallbacks     *prometheus.CounterVec   // model, reason (error|budget)
-	scoreSeconds  *prometheus.HistogramVec // model
-	latency       prometheus.Histogram
-	queueFill     prometheus.GaugeFunc
-	published     prometheus.Counter
-	publishErrors *prometheus.CounterVec // reason
-	outboxPending prometheus.GaugeFunc
-	outboxStored  prometheus.Counter
-	outboxDrained prometheus.Counter
-	outboxDropped prometheus.Counter
-	swaps         *prometheus.CounterVec // model, op
-	forgotten     *prometheus.CounterVec // model
-	logWritten    prometheus.Counter
-	logDropped    prometheus.Counter
-	logErrors     prometheus.Counter
+	rows           *prometheus.CounterVec   // view
+	rowsDropped    *prometheus.CounterVec   // view
+	badRows        *prometheus.CounterVec   // view, device
+	decisions      *prometheus.CounterVec   // model, action
+	shadow         *prometheus.CounterVec   // model
+	scoreErrors    *prometheus.CounterVec   // model, version
+	scorePanics    *prometheus.CounterVec   // model, version
+	versionsFailed *prometheus.CounterVec   // model, version, reason (panic|budget)
+	fallbacks      *prometheus.CounterVec   // model, reason (error|budget)
+	scoreSeconds   *prometheus.HistogramVec // model
+	latency        prometheus.Histogram
+	queueFill      prometheus.GaugeFunc
+	published      prometheus.Counter
+	publishErrors  *prometheus.CounterVec // reason
+	outboxPending  prometheus.GaugeFunc
+	outboxStored   prometheus.Counter
+	outboxDrained  prometheus.Counter
+	outboxDropped  prometheus.Counter
+	swaps          *prometheus.CounterVec // model, op
+	forgotten      *prometheus.CounterVec // model
+	logWritten     prometheus.Counter
+	logDropped     prometheus.Counter
+	logErrors      prometheus.Counter
 
 	events         prometheus.Counter
 	eventsBaseline prometheus.Counter
@@ -53,8 +55,12 @@ func newMetrics(reg prometheus.Registerer, queueFill, outboxPending func() float
 			Help: "Decisions of shadow versions (recorded, not published), by model."}, []string{"model"}),
 		scoreErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "score_errors_total",
 			Help: "Scores that failed, by model and version."}, []string{"model", "version"}),
+		scorePanics: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "score_panics_total",
+			Help: "Scores that panicked (recovered; the version is disabled), by model and version."}, []string{"model", "version"}),
+		versionsFailed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "versions_failed_total",
+			Help: "Model versions disabled while scoring, by model, version and reason (panic; budget: consecutive latency-budget overruns; hang: still scoring when the runtime stopped)."}, []string{"model", "version", "reason"}),
 		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "fallbacks_total",
-			Help: "Decisions made by a fallback (previous version or rule), by model and reason (error, budget)."}, []string{"model", "reason"}),
+			Help: "Decisions made by a fallback (previous version or rule), by model and reason (error, budget, failed: the live version is disabled)."}, []string{"model", "reason"}),
 		scoreSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: ns, Subsystem: sub, Name: "score_seconds",
 			Help:    "Time to score one window with the live version, by model.",
 			Buckets: prometheus.ExponentialBuckets(1e-6, 2, 16)}, []string{"model"}),
@@ -105,7 +111,7 @@ func newMetrics(reg prometheus.Registerer, queueFill, outboxPending func() float
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.rows, m.rowsDropped, m.badRows, m.decisions, m.shadow, m.scoreErrors,
-			m.fallbacks, m.scoreSeconds, m.latency, m.queueFill, m.published, m.publishErrors, m.outboxPending,
+			m.scorePanics, m.versionsFailed, m.fallbacks, m.scoreSeconds, m.latency, m.queueFill, m.published, m.publishErrors, m.outboxPending,
 			m.outboxStored, m.outboxDrained, m.outboxDropped, m.swaps, m.forgotten, m.logWritten, m.logDropped, m.logErrors,
 			m.events, m.eventsBaseline, m.eventsDropped, m.missing, m.transitions, m.flapSuppressed, m.triggerLatency, m.lifeErrors} {
 			if err := reg.Register(c); err != nil {

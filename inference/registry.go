@@ -27,6 +27,9 @@ var (
 	ErrNoPrevious = errors.New("no previous version")
 	// ErrNoShadow: promote without a version needs a shadow version.
 	ErrNoShadow = errors.New("no shadow version")
+	// ErrVersionFailed: promote without a version names a shadow version
+	// that was disabled after a failure; name it to promote it anyway.
+	ErrVersionFailed = errors.New("version failed")
 )
 
 // VersionInfo describes one stored version of a model.
@@ -52,10 +55,15 @@ type ModelInfo struct {
 	// Live publishes decisions; Shadow scores beside it and is only
 	// recorded; History lists earlier live versions, most recent last:
 	// rollback returns to its last entry, and it is the fallback.
-	Live     string        `json:"live"`
-	Shadow   string        `json:"shadow,omitempty"`
-	History  []string      `json:"history,omitempty"`
-	Versions []VersionInfo `json:"versions"`
+	Live    string   `json:"live"`
+	Shadow  string   `json:"shadow,omitempty"`
+	History []string `json:"history,omitempty"`
+	// Failed lists the versions disabled after a panic or repeated
+	// latency-budget overruns, with why: they do not score (a failed live
+	// version falls back, a failed shadow is skipped) until an operator
+	// promotes, shadows or rolls back to them by name.
+	Failed   map[string]string `json:"failed,omitempty"`
+	Versions []VersionInfo     `json:"versions"`
 }
 
 // modelState is what Badger keeps per model under "model/<name>/state".
@@ -63,6 +71,34 @@ type modelState struct {
 	Live    string   `json:"live"`
 	Shadow  string   `json:"shadow,omitempty"`
 	History []string `json:"history,omitempty"`
+	// Failed: version → why it was disabled (ModelInfo.Failed). Kept
+	// across restarts, so that a version that crashed scoring is not
+	// scored again at start.
+	Failed map[string]string `json:"failed,omitempty"`
+}
+
+// failed reports whether version v is disabled.
+func (st modelState) failed(v string) bool {
+	_, ok := st.Failed[v]
+	return v != "" && ok
+}
+
+// cleared returns st with version v no longer failed: an operator chose it.
+func (st modelState) cleared(v string) modelState {
+	if !st.failed(v) {
+		return st
+	}
+	f := make(map[string]string, len(st.Failed))
+	for k, why := range st.Failed {
+		if k != v {
+			f[k] = why
+		}
+	}
+	if len(f) == 0 {
+		f = nil
+	}
+	st.Failed = f
+	return st
 }
 
 // registry stores model versions: the artifact as a file under

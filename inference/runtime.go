@@ -76,6 +76,7 @@ type Runtime struct {
 	dlog     *decisionLog // nil when Config.DecisionRetention is 0
 	stopping atomic.Bool
 	stopCh   chan struct{}
+	released chan struct{} // closed when Stop has closed everything
 	workers  sync.WaitGroup
 	started  bool
 	stopped  bool
@@ -111,7 +112,23 @@ type liveSet struct {
 
 type version struct {
 	info VersionInfo
-	sc   scorer
+	sc   scorer // nil in the stand-in of a version the registry marks failed
+	// failed is set when the version is disabled (a panic, or
+	// maxOverruns consecutive scores over the latency budget): it is not
+	// scored again. why says what happened.
+	failed   atomic.Bool
+	why      atomic.Pointer[string]
+	overruns atomic.Int32 // consecutive scores over the latency budget
+	inScore  atomic.Int32 // scores in progress
+}
+
+// failedVersion is the stand-in of a version the registry marks failed: it
+// is never loaded, so a file that crashed scoring is not even parsed again.
+func failedVersion(vi VersionInfo, why string) *version {
+	v := &version{info: vi}
+	v.failed.Store(true)
+	v.why.Store(&why)
+	return v
 }
 
 // New validates cfg, opens the registry and outbox (a Badger database under
@@ -146,7 +163,7 @@ func New(cfg Config, nc *nats.Conn, dataDir string, reg prometheus.Registerer, l
 	r := &Runtime{
 		cfg: cfg, nc: nc, log: log, db: db, reg: registry{db: db, dir: filepath.Join(dir, "models")},
 		slots: map[string]*slot{}, views: map[string][]*slot{}, seed: maphash.MakeSeed(),
-		stopCh: make(chan struct{}), rec: newRecorder(cfg.History),
+		stopCh: make(chan struct{}), released: make(chan struct{}), rec: newRecorder(cfg.History),
 		eventRules: map[string][]*slot{}, evNames: map[string][]string{},
 	}
 	ob, err := openOutbox(db)
@@ -349,17 +366,27 @@ func (r *Runtime) load(s *slot, name string) (*version, error) {
 }
 
 // apply builds the live set for a registry state and swaps it in. The
-// caller holds regM (or runs before the runtime is shared).
+// caller holds regM (or runs before the runtime is shared). A failed live
+// version is in the set as a stand-in that falls back at once; a failed
+// shadow or previous version is left out.
 func (r *Runtime) apply(s *slot, st modelState) error {
 	var ls liveSet
 	var err error
-	if ls.live, err = r.load(s, st.Live); err != nil {
+	if st.failed(st.Live) {
+		vi, err := r.reg.version(s.name, st.Live)
+		if err != nil {
+			return err
+		}
+		ls.live = failedVersion(vi, st.Failed[st.Live])
+	} else if ls.live, err = r.load(s, st.Live); err != nil {
 		return err
 	}
-	if ls.shadow, err = r.load(s, st.Shadow); err != nil {
-		return err
+	if !st.failed(st.Shadow) {
+		if ls.shadow, err = r.load(s, st.Shadow); err != nil {
+			return err
+		}
 	}
-	if n := len(st.History); n > 0 {
+	if n := len(st.History); n > 0 && !st.failed(st.History[n-1]) {
 		if ls.prev, err = r.load(s, st.History[n-1]); err != nil {
 			r.log.Warn("previous version cannot load; no version fallback", "model", s.name, "version", st.History[n-1], "err", err)
 			ls.prev = nil
@@ -369,7 +396,7 @@ func (r *Runtime) apply(s *slot, st modelState) error {
 	// Forget scorers no longer referenced, so a re-promoted version starts
 	// from its stored artifact but a version that stays keeps its state.
 	for name := range s.loaded {
-		if name != st.Live && name != st.Shadow && (len(st.History) == 0 || name != st.History[len(st.History)-1]) {
+		if st.failed(name) || name != st.Live && name != st.Shadow && (len(st.History) == 0 || name != st.History[len(st.History)-1]) {
 			delete(s.loaded, name)
 		}
 	}
@@ -424,6 +451,11 @@ func (r *Runtime) Start(ctx context.Context) error {
 // their decisions, drains the outbox while NATS takes decisions and ctx
 // allows, and closes the Badger database. Decisions still in the outbox
 // are sent after the next start.
+//
+// A score that does not return cannot be stopped: once ctx is done Stop
+// waits stuckGrace more, then records the versions still scoring as
+// failed and returns ErrScoreStuck without waiting for them (the rest of
+// the shutdown runs if they ever return), so that the process can end.
 func (r *Runtime) Stop(ctx context.Context) error {
 	r.lifeMu.Lock()
 	defer r.lifeMu.Unlock()
@@ -432,21 +464,47 @@ func (r *Runtime) Stop(ctx context.Context) error {
 	}
 	r.stopped = true
 	r.stopping.Store(true)
+	if !r.started {
+		return r.release(false, time.Time{})
+	}
+	close(r.stopCh)
+	done := make(chan struct{})
+	go func() { r.workers.Wait(); close(done) }()
 	var errs []error
-	if r.started {
-		close(r.stopCh)
-		done := make(chan struct{})
-		go func() { r.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("inference workers: %w", ctx.Err()))
 		select {
-		case <-done:
-		case <-ctx.Done():
-			errs = append(errs, fmt.Errorf("inference workers: %w", ctx.Err()))
-			<-done // workers finish the row at hand; they never wait on ctx-less I/O for long
+		case <-done: // workers finish the row at hand; they never wait on ctx-less I/O for long
+		case <-time.After(stuckGrace):
+			// A score that never returns cannot be stopped. Record its
+			// version as failed, so the next start does not score it,
+			// and let the process end; the rest of the shutdown runs if
+			// the score ever returns.
+			stuck := r.failStuck()
+			r.log.Error("inference stopping with a score that does not return", "versions", stuck)
+			go func() {
+				<-done
+				_ = r.release(true, time.Now().Add(r.cfg.Outbox.AckTimeout))
+			}()
+			return errors.Join(append(errs, fmt.Errorf("inference: %w: %v", ErrScoreStuck, stuck))...)
 		}
-		deadline, ok := ctx.Deadline()
-		if !ok {
-			deadline = time.Now().Add(r.cfg.Outbox.AckTimeout)
-		}
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = time.Now().Add(r.cfg.Outbox.AckTimeout)
+	}
+	return errors.Join(append(errs, r.release(true, deadline))...)
+}
+
+// release hands what the workers left to the publisher (until deadline),
+// which publishes or stores it, then closes the decision log, the
+// lifecycle store and Badger. The workers have stopped.
+func (r *Runtime) release(started bool, deadline time.Time) error {
+	defer close(r.released)
+	var errs []error
+	if started {
 		r.pub.stopBy.Store(deadline.UnixNano())
 		close(r.pub.in)
 		<-r.pub.done

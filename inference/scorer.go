@@ -13,8 +13,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/dmitryikh/leaves"
-
 	"github.com/netfeat/netfeat/inference/anomaly"
 	"github.com/netfeat/netfeat/inference/onnx"
 	"github.com/netfeat/netfeat/inference/xgboost"
@@ -49,7 +47,16 @@ type scorer interface {
 // buildScorer turns a version's artifact into a scorer. features overrides
 // the feature names of tree models when not empty; optional gives the
 // features the model may do without and the values used in their place.
-func buildScorer(kind Kind, artifact []byte, features []string, optional map[string]float64) (scorer, error) {
+//
+// A loader that panics on a file it did not expect is a bug; the panic is
+// returned as an ErrInvalidModel error, so that an upload or a restart
+// refuses the file instead of ending the process.
+func buildScorer(kind Kind, artifact []byte, features []string, optional map[string]float64) (sc scorer, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			sc, err = nil, fmt.Errorf("%w: %s loader panicked: %v", ErrInvalidModel, kind, p)
+		}
+	}()
 	switch kind {
 	case KindXGBoost:
 		m, err := xgboost.Load(bytes.NewReader(artifact))
@@ -62,19 +69,15 @@ func buildScorer(kind Kind, artifact []byte, features []string, optional map[str
 		}
 		return &treeScorer{kind: kind, names: names, bind: binding{names: names}, predict: m.Predict, opt: optionals(names, optional)}, nil
 	case KindLightGBM:
-		e, err := leaves.LGEnsembleFromReader(bufio.NewReader(bytes.NewReader(artifact)), true)
-		if err != nil {
-			return nil, fmt.Errorf("load lightgbm model: %w", err)
-		}
-		if e.NOutputGroups() != 1 {
-			return nil, fmt.Errorf("lightgbm model has %d output groups, want 1", e.NOutputGroups())
-		}
-		names, err := treeFeatures(lightGBMFeatureNames(artifact), features, e.NFeatures())
+		m, err := loadLightGBM(artifact)
 		if err != nil {
 			return nil, err
 		}
-		return &treeScorer{kind: kind, names: names, bind: binding{names: names}, predict: func(x []float64) float64 { return e.PredictSingle(x, 0) },
-			opt: optionals(names, optional)}, nil
+		names, err := treeFeatures(lightGBMFeatureNames(artifact), features, m.nFeatures)
+		if err != nil {
+			return nil, err
+		}
+		return &treeScorer{kind: kind, names: names, bind: binding{names: names}, predict: m.predict, opt: optionals(names, optional)}, nil
 	case KindONNX:
 		m, err := onnx.Load(artifact)
 		if err != nil {

@@ -238,7 +238,7 @@ func (r *Runtime) scoreLive(s *slot, set *liveSet, row *schema.FeatureRow, lc *l
 	ver := set.live.info.Version
 	if s.isRule {
 		// A rule's hysteresis depends on whether its action fires.
-		err := s.rule.eval(row, lc.state == schema.StateFiring, res)
+		err := evalRuleSafely(s.rule, row, lc.state == schema.StateFiring, res)
 		if err != nil {
 			r.m.scoreErrors.WithLabelValues(s.name, ver).Inc()
 			r.logLimited(s.name, "rule could not evaluate", "rule", s.name, "entity", row.Entity.String(), "err", err)
@@ -246,22 +246,31 @@ func (r *Runtime) scoreLive(s *slot, set *liveSet, row *schema.FeatureRow, lc *l
 		}
 		return ver, "", true
 	}
-	start := time.Now()
-	err := set.live.sc.score(row, res)
-	took := time.Since(start)
-	s.scoreObs.Observe(took.Seconds())
-	if err == nil && (s.budget == 0 || took <= s.budget) {
-		r.countMissing(s, res)
-		return ver, "", true
-	}
 	var why, reason string
-	if err != nil {
+	var err error
+	var took time.Duration
+	if live := set.live; live.failed.Load() {
+		why, reason = fmt.Sprintf("%s disabled: %s", ver, live.whyFailed()), "failed"
+	} else {
+		start := time.Now()
+		err = scoreSafely(live, row, res)
+		took = time.Since(start)
+		s.scoreObs.Observe(took.Seconds())
+		r.judge(s, live, took, err)
+		if err == nil && (s.budget == 0 || took <= s.budget) {
+			r.countMissing(s, res)
+			return ver, "", true
+		}
+	}
+	switch {
+	case reason != "":
+	case err != nil:
 		r.m.scoreErrors.WithLabelValues(s.name, ver).Inc()
 		if errors.Is(err, ErrMissingFeature) {
 			r.m.missing.WithLabelValues(s.name, missingNotInView).Inc()
 		}
 		why, reason = fmt.Sprintf("%s failed: %v", ver, err), "error"
-	} else {
+	default:
 		why, reason = fmt.Sprintf("%s took %v, over the %v budget", ver, took.Round(time.Microsecond), s.budget), "budget"
 	}
 	ver, fallback, ok := r.fallback(s, set, row, why, res)
@@ -356,11 +365,14 @@ func (r *Runtime) finish(s *slot, lc *lifecycle, d *schema.Decision, st stepResu
 	if st.transition || st.publish {
 		r.life.save(s.name, d.Entity, lc)
 	}
-	if set == nil || set.shadow == nil || row == nil {
+	if set == nil || set.shadow == nil || row == nil || set.shadow.failed.Load() {
 		return
 	}
 	var sres result
-	if err := set.shadow.sc.score(row, &sres); err != nil {
+	start := time.Now()
+	err := scoreSafely(set.shadow, row, &sres)
+	r.judge(s, set.shadow, time.Since(start), err)
+	if err != nil {
 		r.m.scoreErrors.WithLabelValues(s.name, set.shadow.info.Version).Inc()
 		r.logLimited(s.name+"/shadow", "shadow version failed", "model", s.name, "version", set.shadow.info.Version, "err", err)
 		return
@@ -405,11 +417,13 @@ func (r *Runtime) show(s *slot, lc *lifecycle, d *schema.Decision, st stepResult
 // fallback scores row with the previous version, else with the model's
 // rule, and returns what scored and the Fallback text.
 func (r *Runtime) fallback(s *slot, set *liveSet, row *schema.FeatureRow, why string, res *result) (string, string, bool) {
-	if set.prev != nil {
+	if set.prev != nil && !set.prev.failed.Load() {
 		*res = result{}
 		start := time.Now()
-		err := set.prev.sc.score(row, res)
-		if err == nil && (s.budget == 0 || time.Since(start) <= s.budget) {
+		err := scoreSafely(set.prev, row, res)
+		took := time.Since(start)
+		r.judge(s, set.prev, took, err)
+		if err == nil && (s.budget == 0 || took <= s.budget) {
 			return set.prev.info.Version, fmt.Sprintf("previous version %s: %s", set.prev.info.Version, why), true
 		}
 		if err != nil {
@@ -421,7 +435,7 @@ func (r *Runtime) fallback(s *slot, set *liveSet, row *schema.FeatureRow, why st
 	}
 	if s.rule != nil {
 		*res = result{}
-		err := s.rule.instant(row, res)
+		err := instantRuleSafely(s.rule, row, res)
 		if err == nil {
 			// The rule's 1 or 0 decides the model's action, whatever the
 			// model's threshold.
