@@ -112,7 +112,7 @@ func TestFlightSQL(t *testing.T) {
 			rd.Release()
 		}
 	}
-	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "Permission Error") {
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "cannot read files") {
 		t.Fatalf("sandboxed query: %v", err)
 	}
 	if _, err := cl.Prepare(ctx, "SELEC 1"); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "Parser Error") {

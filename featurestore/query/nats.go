@@ -104,23 +104,14 @@ func (r *NATSResponder) handle(m *nats.Msg) {
 		return
 	}
 	reply := nats.NewMsg(m.Reply)
-	var req Request
-	dec := json.NewDecoder(bytes.NewReader(m.Data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		r.respondError(reply, 400, "bad request body: "+err.Error())
-		return
-	}
-	if req.Format == "" {
-		req.Format = FormatJSON
-	}
-	if req.Format != FormatJSON && req.Format != FormatCSV && req.Format != FormatArrow {
-		r.respondError(reply, 400, fmt.Sprintf("format %q: want json, csv or arrow", req.Format))
+	req, err := decodeRequest(m.Data)
+	if err != nil {
+		r.respondError(reply, 400, err.Error())
 		return
 	}
 	max := r.nc.MaxPayload()
 	var buf bytes.Buffer
-	err := r.engine.Query(context.Background(), req, func(res *Result) error {
+	err = r.engine.Query(context.Background(), req, func(res *Result) error {
 		werr := WriteResult(&limitedWriter{w: &buf, left: max}, req.Format, res)
 		reply.Header.Set(HeaderRows, strconv.FormatInt(res.Rows(), 10))
 		reply.Header.Set(HeaderTruncated, strconv.FormatBool(res.Truncated()))
