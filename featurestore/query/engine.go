@@ -274,11 +274,15 @@ type Engine struct {
 	schemas resultSchemas // the point-query fast path's result schemas
 }
 
-// New opens the sandboxed DuckDB database. reg may be nil (no metrics are
+// New opens the sandboxed DuckDB databases and, when opts.GoMemoryLimit is
+// set, sets the process's Go memory limit. reg may be nil (no metrics are
 // registered); a nil logger discards.
 func New(src Source, opts Options, log *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("query options: %w", err)
+	}
+	if _, err := opts.SetGoMemoryLimit(); err != nil {
+		return nil, err
 	}
 	return newEngineDSN(src, opts, opts.DSN(), log, reg)
 }
@@ -331,7 +335,24 @@ func newEngineDSN(src Source, opts Options, dsn string, log *slog.Logger, reg pr
 		}
 		e.slots <- s
 	}
+	e.warmPointSchemas()
 	return e, nil
+}
+
+// warmPointSchemas plans the result schema of every table the point-query
+// fast path may answer, so that a point query need not wait for a DuckDB
+// database while all are busy. Tables added later are planned on first use.
+func (e *Engine) warmPointSchemas() {
+	if _, ok := e.src.(EntityLookup); !ok {
+		return
+	}
+	for _, t := range e.src.Tables() {
+		if len(t.Schema.FieldIndices("device")) == 1 {
+			if _, err := e.resultSchema(context.Background(), t); err != nil {
+				e.log.Debug("point query schema", "table", t.Name, "err", err)
+			}
+		}
+	}
 }
 
 // running is how many queries run at once: MaxConcurrent, or fewer when
