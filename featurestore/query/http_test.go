@@ -13,6 +13,12 @@ import (
 func newTestServer(t *testing.T, token string) (*Engine, *httptest.Server) {
 	t.Helper()
 	e := newTestEngine(t, testSource(t, 5000, 1000), func(o *Options) { o.MaxRows = 100 })
+	return newTestServerFor(t, e, token)
+}
+
+// newTestServerFor serves e's POST /v1/query.
+func newTestServerFor(t *testing.T, e *Engine, token string) (*Engine, *httptest.Server) {
+	t.Helper()
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/query", NewHandler(e, token, nil))
 	srv := httptest.NewServer(mux)
