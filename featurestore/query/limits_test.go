@@ -13,6 +13,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // rss is the process's resident set size in bytes, from /proc/self/statm.
@@ -202,6 +205,22 @@ func TestQueue(t *testing.T) {
 	}
 	if m.Header.Get(HeaderStatus) != "429" || m.Header.Get("Retry-After") != "1" || !strings.Contains(string(m.Data), "busy, retry") {
 		t.Fatalf("NATS: %v %s", m.Header, m.Data)
+	}
+
+	fc := startFlightFor(t, e, "")
+	info, err := fc.Execute(t.Context(), "SELECT 7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, err := fc.DoGet(t.Context(), info.Endpoint[0].Ticket)
+	if err == nil {
+		for rd.Next() {
+		}
+		err = rd.Err()
+		rd.Release()
+	}
+	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "busy, retry") {
+		t.Fatalf("Flight SQL: %v, want UNAVAILABLE busy", err)
 	}
 
 	// A point query needs no database.
