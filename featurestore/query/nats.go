@@ -41,7 +41,10 @@ type NATSResponder struct {
 
 	sub     *nats.Subscription
 	workers chan struct{} // one token per request in hand
-	wg      sync.WaitGroup
+
+	mu       sync.Mutex // orders wg.Add in dispatch before wg.Wait in Stop
+	stopping bool
+	wg       sync.WaitGroup
 }
 
 // NewNATSResponder returns a responder on subject (DefaultNATSSubject when
@@ -87,7 +90,14 @@ func (r *NATSResponder) dispatch(m *nats.Msg) {
 		}
 		return
 	}
+	r.mu.Lock()
+	if r.stopping {
+		r.mu.Unlock()
+		<-r.workers
+		return
+	}
 	r.wg.Add(1)
+	r.mu.Unlock()
 	go func() {
 		defer func() { <-r.workers; r.wg.Done() }()
 		r.handle(m)
@@ -101,6 +111,9 @@ func (r *NATSResponder) Stop(ctx context.Context) error {
 		return nil
 	}
 	err := r.sub.Unsubscribe()
+	r.mu.Lock()
+	r.stopping = true
+	r.mu.Unlock()
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()
 	select {
