@@ -184,7 +184,7 @@ func TestQueue(t *testing.T) {
 	}
 
 	_, srv := newTestServerFor(t, e, "")
-	resp, err := http.Post(srv.URL+"/v1/query", "application/json", strings.NewReader(`{"sql":"SELECT 5"}`))
+	resp, err := srv.Client().Post(srv.URL+"/v1/query", "application/json", strings.NewReader(`{"sql":"SELECT 5"}`))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -296,7 +296,7 @@ func TestHTTPRequestChecks(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			resp, err := http.Post(srv.URL+"/v1/query", "application/json", bytes.NewReader(tc.body))
+			resp, err := srv.Client().Post(srv.URL+"/v1/query", "application/json", bytes.NewReader(tc.body))
 			if err != nil {
 				t.Fatal(err)
 			}
