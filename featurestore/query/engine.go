@@ -32,6 +32,9 @@ var (
 	ErrInvalid = errors.New("invalid query")
 	// ErrTimeout marks a query that ran past its time limit.
 	ErrTimeout = errors.New("query timed out")
+	// ErrMemory marks a query stopped because the process's memory went
+	// over what TotalMemory allows (see memWatch).
+	ErrMemory = errors.New("query stopped: out of memory")
 	// ErrBusy marks a query refused at once because MaxQueued queries
 	// already wait: the client should retry after RetryAfter.
 	ErrBusy = errors.New("busy, retry later")
@@ -264,6 +267,7 @@ type Engine struct {
 	slots chan *slot
 	// queued counts the queries waiting for a slot.
 	queued atomic.Int64
+	mem    *memWatch
 
 	queries  *prometheus.CounterVec
 	duration prometheus.Histogram
@@ -296,7 +300,7 @@ func newEngineDSN(src Source, opts Options, dsn string, log *slog.Logger, reg pr
 		slots: make(chan *slot, opts.running()),
 		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netfeat_query_queries_total",
-			Help: "SQL queries by outcome: ok, invalid (rejected by DuckDB or the sandbox), timeout, busy, error.",
+			Help: "SQL queries by outcome: ok, invalid (rejected by DuckDB or the sandbox), timeout, busy, memory (stopped over query.total_memory), error.",
 		}, []string{"outcome"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "netfeat_query_duration_seconds",
@@ -323,9 +327,11 @@ func newEngineDSN(src Source, opts Options, dsn string, log *slog.Logger, reg pr
 			}
 		}
 	}
+	e.mem = newMemWatch(memWatchLimit(opts.totalMemoryBytes()), e.log)
 	for range cap(e.slots) {
 		s, err := openSlot(dsn, opts.memoryLimitBytes()/4)
 		if err != nil {
+			e.mem.close()
 			// Close only what opened: Close would wait for the rest.
 			close(e.slots)
 			for s := range e.slots {
@@ -364,6 +370,7 @@ func (o Options) running() int {
 
 // Close waits for running queries to end and closes the databases.
 func (e *Engine) Close() error {
+	defer e.mem.close()
 	var errs []error
 	for range cap(e.slots) {
 		s := <-e.slots
@@ -485,6 +492,30 @@ const stringGuards = `
 CREATE TEMP MACRO repeat(s, n) AS CASE WHEN length(s)::BIGINT * n > %[1]d
 	THEN error('repeat: a value of ' || (length(s)::BIGINT * n)::VARCHAR || ' bytes or elements is over the limit of %[1]d (a quarter of query.memory_limit)')
 	ELSE system.main.repeat(s, n) END;
+CREATE TEMP MACRO range(n) AS CASE WHEN n > %[3]d
+	THEN error('range: a list of ' || n::VARCHAR || ' elements is over the limit of %[3]d (query.memory_limit / 128); use FROM range(...) for long series')
+	ELSE system.main.range(n) END,
+	(a, b) AS CASE WHEN try_cast(b::VARCHAR AS BIGINT) - try_cast(a::VARCHAR AS BIGINT) > %[3]d
+	THEN error('range: a list of over %[3]d elements (query.memory_limit / 128); use FROM range(...) for long series')
+	ELSE system.main.range(a, b) END,
+	(a, b, s) AS CASE WHEN (try_cast(b::VARCHAR AS BIGINT) - try_cast(a::VARCHAR AS BIGINT)) / nullif(abs(try_cast(s::VARCHAR AS BIGINT)), 0) > %[3]d
+	THEN error('range: a list of over %[3]d elements (query.memory_limit / 128); use FROM range(...) for long series')
+	ELSE system.main.range(a, b, s) END;
+CREATE TEMP MACRO generate_series(n) AS CASE WHEN n > %[3]d
+	THEN error('generate_series: a list of ' || n::VARCHAR || ' elements is over the limit of %[3]d (query.memory_limit / 128); use FROM generate_series(...) for long series')
+	ELSE system.main.generate_series(n) END,
+	(a, b) AS CASE WHEN try_cast(b::VARCHAR AS BIGINT) - try_cast(a::VARCHAR AS BIGINT) > %[3]d
+	THEN error('generate_series: a list of over %[3]d elements (query.memory_limit / 128); use FROM generate_series(...) for long series')
+	ELSE system.main.generate_series(a, b) END,
+	(a, b, s) AS CASE WHEN (try_cast(b::VARCHAR AS BIGINT) - try_cast(a::VARCHAR AS BIGINT)) / nullif(abs(try_cast(s::VARCHAR AS BIGINT)), 0) > %[3]d
+	THEN error('generate_series: a list of over %[3]d elements (query.memory_limit / 128); use FROM generate_series(...) for long series')
+	ELSE system.main.generate_series(a, b, s) END;
+CREATE TEMP MACRO list_resize(l, n) AS CASE WHEN n > %[3]d
+	THEN error('list_resize: a list of ' || n::VARCHAR || ' elements is over the limit of %[3]d (query.memory_limit / 128)')
+	ELSE system.main.list_resize(l, n) END,
+	(l, n, v) AS CASE WHEN n > %[3]d
+	THEN error('list_resize: a list of ' || n::VARCHAR || ' elements is over the limit of %[3]d (query.memory_limit / 128)')
+	ELSE system.main.list_resize(l, n, v) END;
 CREATE TEMP MACRO lpad(s, n, p) AS CASE WHEN n > %[2]d
 	THEN error('lpad: a string of ' || n::VARCHAR || ' characters is over the limit of %[2]d (a quarter of query.memory_limit)')
 	ELSE system.main.lpad(s, n, p) END;
@@ -494,7 +525,7 @@ CREATE TEMP MACRO rpad(s, n, p) AS CASE WHEN n > %[2]d
 `
 
 // guardedFuncs are the functions stringGuards replace.
-var guardedFuncs = map[string]bool{"repeat": true, "lpad": true, "rpad": true}
+var guardedFuncs = map[string]bool{"repeat": true, "lpad": true, "rpad": true, "range": true, "generate_series": true, "list_resize": true}
 
 func openSlot(dsn string, maxValue int64) (*slot, error) {
 	connector, err := duckdb.NewConnector(dsn, nil)
@@ -508,7 +539,7 @@ func openSlot(dsn string, maxValue int64) (*slot, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("connect duckdb: %w", err)
 	}
-	if _, err := conn.ExecContext(context.Background(), fmt.Sprintf(stringGuards, maxValue, maxValue/4)); err != nil {
+	if _, err := conn.ExecContext(context.Background(), fmt.Sprintf(stringGuards, maxValue, maxValue/4, maxValue/32)); err != nil {
 		_ = errors.Join(conn.Close(), db.Close())
 		return nil, fmt.Errorf("duckdb string limits: %w", err)
 	}
@@ -547,6 +578,8 @@ func (e *Engine) Query(ctx context.Context, req Request, fn func(*Result) error)
 			outcome = "timeout"
 		case errors.Is(err, ErrBusy):
 			outcome = "busy"
+		case errors.Is(err, ErrMemory):
+			outcome = "memory"
 		default:
 			outcome = "error"
 		}
@@ -620,6 +653,8 @@ func (e *Engine) execute(ctx context.Context, req Request, fn func(*Result) erro
 		}
 	}()
 
+	ctx, unwatch := e.mem.watch(ctx)
+	defer unwatch()
 	err = s.conn.Raw(func(dc any) error {
 		c, ok := dc.(*duckdb.Conn)
 		if !ok {
@@ -676,8 +711,12 @@ func (e *Engine) classify(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(context.Cause(ctx), ErrTimeout) {
+	cause := context.Cause(ctx)
+	switch {
+	case errors.Is(cause, ErrTimeout):
 		return fmt.Errorf("%w after %v: %w", ErrTimeout, e.opts.Timeout, err)
+	case errors.Is(cause, ErrMemory):
+		return cause
 	}
 	return err
 }

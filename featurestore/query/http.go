@@ -139,7 +139,7 @@ func decodeRequest(body []byte) (Request, error) {
 // StatusOf maps a query error to an HTTP status code.
 func StatusOf(err error) int {
 	switch {
-	case errors.Is(err, ErrInvalid):
+	case errors.Is(err, ErrInvalid), errors.Is(err, ErrMemory):
 		return http.StatusBadRequest
 	case errors.Is(err, ErrTimeout):
 		return http.StatusGatewayTimeout

@@ -43,6 +43,10 @@ func TestMemoryGuards(t *testing.T) {
 		{"repeat list", "SELECT len(repeat([1, 2, 3], 1000000000))", "over the limit"},
 		{"lpad", "SELECT length(lpad('x', 2000000000, 'y'))", "over the limit of 16000000"},
 		{"rpad", "SELECT length(rpad('x', 2000000000, 'y'))", "over the limit"},
+		{"range", "SELECT len(range(400000000))", "over the limit of 2000000"},
+		{"range step", "SELECT len(range(0, 400000000, 1))", "range: a list of over 2000000"},
+		{"generate_series", "SELECT len(generate_series(1, 400000000))", "over 2000000"},
+		{"list_resize", "SELECT len(list_resize([1], 400000000))", "over the limit of 2000000"},
 		{"string_agg", "SELECT length(string_agg(repeat('x', 1000000), '')) FROM range(10000)", "Out of Memory"},
 		{"list", "SELECT len(list(repeat('x', 1000000))) FROM range(10000)", "Out of Memory"},
 	}
@@ -62,9 +66,31 @@ func TestMemoryGuards(t *testing.T) {
 		})
 	}
 	// The guards keep the functions working below the limit.
-	rows, _, err := queryRows(t.Context(), e, Request{SQL: "SELECT repeat('ab', 3), lpad('7', 3, '0'), rpad('7', 3, '0'), len(repeat([1], 4))"})
-	if err != nil || fmt.Sprint(rows) != "[[ababab 007 700 4]]" {
-		t.Fatalf("small values: %v %v", rows, err)
+	for _, tc := range []struct{ sql, want string }{
+		{"SELECT repeat('ab', 3), lpad('7', 3, '0'), rpad('7', 3, '0'), len(repeat([1], 4))", "[[ababab 007 700 4]]"},
+		{"SELECT len(range(3)), len(range(1, 4)), len(range(0, 10, 3)), len(generate_series(2)), len(list_resize([1], 3))", "[[3 3 4 3 3]]"},
+		{"SELECT len(range(TIMESTAMP '2025-01-01', TIMESTAMP '2025-01-02', INTERVAL 1 HOUR))", "[[24]]"},
+		{"SELECT count(*) FROM range(3000000)", "[[3000000]]"},
+		{"SELECT count(*) FROM generate_series(1, 3000000)", "[[3000000]]"},
+	} {
+		rows, _, err := queryRows(t.Context(), e, Request{SQL: tc.sql})
+		if err != nil || fmt.Sprint(rows) != tc.want {
+			t.Fatalf("%s: %v %v, want %s", tc.sql, rows, err, tc.want)
+		}
+	}
+}
+
+// TestMemoryWatch lowers the watch's bound below what the process uses
+// and checks that a running query is stopped with ErrMemory.
+func TestMemoryWatch(t *testing.T) {
+	e := newTestEngine(t, testSource(t, 100, 100), nil)
+	e.mem.limit = 1 // before any query: the watch reads it after a query wakes it
+	_, _, err := queryRows(t.Context(), e, Request{SQL: "SELECT count(*) FROM range(100000000000)"})
+	if !errors.Is(err, ErrMemory) || !strings.Contains(err.Error(), "query.total_memory") {
+		t.Fatalf("query over the bound: %v, want ErrMemory", err)
+	}
+	if StatusOf(err) != http.StatusBadRequest {
+		t.Fatalf("status %d", StatusOf(err))
 	}
 }
 
