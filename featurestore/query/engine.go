@@ -487,45 +487,83 @@ func (a *armReader) Next() bool {
 // memory_limit (measured: repeat('x', 2000000000) ran at 4.6 GB RSS under a
 // 1 GB limit). Temporary macros are found before the system functions;
 // run refuses qualified names (system.main.repeat) that would skip them.
+// The check is in the size argument, not a CASE around the call, which
+// the optimizer could fold (building the value) before the check runs.
 // %[1]d is the largest value in bytes.
 const stringGuards = `
-CREATE TEMP MACRO repeat(s, n) AS CASE WHEN length(s)::BIGINT * n > %[1]d
-	THEN error('repeat: a value of ' || (length(s)::BIGINT * n)::VARCHAR || ' bytes or elements is over the limit of %[1]d (a quarter of query.memory_limit)')
-	ELSE system.main.repeat(s, n) END;
-CREATE TEMP MACRO range(n) AS CASE WHEN n > %[3]d
-	THEN error('range: a list of ' || n::VARCHAR || ' elements is over the limit of %[3]d (query.memory_limit / 128); use FROM range(...) for long series')
-	ELSE system.main.range(n) END,
-	(a, b) AS CASE WHEN try_cast(b::VARCHAR AS BIGINT) - try_cast(a::VARCHAR AS BIGINT) > %[3]d
-	THEN error('range: a list of over %[3]d elements (query.memory_limit / 128); use FROM range(...) for long series')
-	ELSE system.main.range(a, b) END,
-	(a, b, s) AS CASE WHEN (try_cast(b::VARCHAR AS BIGINT) - try_cast(a::VARCHAR AS BIGINT)) / nullif(abs(try_cast(s::VARCHAR AS BIGINT)), 0) > %[3]d
-	THEN error('range: a list of over %[3]d elements (query.memory_limit / 128); use FROM range(...) for long series')
-	ELSE system.main.range(a, b, s) END;
-CREATE TEMP MACRO generate_series(n) AS CASE WHEN n > %[3]d
-	THEN error('generate_series: a list of ' || n::VARCHAR || ' elements is over the limit of %[3]d (query.memory_limit / 128); use FROM generate_series(...) for long series')
-	ELSE system.main.generate_series(n) END,
-	(a, b) AS CASE WHEN try_cast(b::VARCHAR AS BIGINT) - try_cast(a::VARCHAR AS BIGINT) > %[3]d
-	THEN error('generate_series: a list of over %[3]d elements (query.memory_limit / 128); use FROM generate_series(...) for long series')
-	ELSE system.main.generate_series(a, b) END,
-	(a, b, s) AS CASE WHEN (try_cast(b::VARCHAR AS BIGINT) - try_cast(a::VARCHAR AS BIGINT)) / nullif(abs(try_cast(s::VARCHAR AS BIGINT)), 0) > %[3]d
-	THEN error('generate_series: a list of over %[3]d elements (query.memory_limit / 128); use FROM generate_series(...) for long series')
-	ELSE system.main.generate_series(a, b, s) END;
-CREATE TEMP MACRO list_resize(l, n) AS CASE WHEN n > %[3]d
-	THEN error('list_resize: a list of ' || n::VARCHAR || ' elements is over the limit of %[3]d (query.memory_limit / 128)')
-	ELSE system.main.list_resize(l, n) END,
-	(l, n, v) AS CASE WHEN n > %[3]d
-	THEN error('list_resize: a list of ' || n::VARCHAR || ' elements is over the limit of %[3]d (query.memory_limit / 128)')
-	ELSE system.main.list_resize(l, n, v) END;
-CREATE TEMP MACRO lpad(s, n, p) AS CASE WHEN n > %[2]d
-	THEN error('lpad: a string of ' || n::VARCHAR || ' characters is over the limit of %[2]d (a quarter of query.memory_limit)')
-	ELSE system.main.lpad(s, n, p) END;
-CREATE TEMP MACRO rpad(s, n, p) AS CASE WHEN n > %[2]d
-	THEN error('rpad: a string of ' || n::VARCHAR || ' characters is over the limit of %[2]d (a quarter of query.memory_limit)')
-	ELSE system.main.rpad(s, n, p) END;
+CREATE TEMP MACRO repeat(s, n) AS system.main.repeat(s, CASE WHEN length(s)::BIGINT * n > %[1]d
+		THEN error('repeat: a value of ' || (length(s)::BIGINT * n)::VARCHAR || ' bytes or elements is over the limit of %[1]d (a quarter of query.memory_limit)')
+		ELSE n END);
+CREATE TEMP MACRO range(n) AS system.main.range(CASE WHEN n > %[3]d
+		THEN error('range: a list of ' || n::VARCHAR || ' elements is over the limit of %[3]d (query.memory_limit / 128); use FROM range(...) for long series')
+		ELSE n END),
+	(a, b) AS system.main.range(a, CASE WHEN try_cast(b::VARCHAR AS BIGINT) - try_cast(a::VARCHAR AS BIGINT) > %[3]d
+		THEN error('range: a list of over %[3]d elements (query.memory_limit / 128); use FROM range(...) for long series')
+		ELSE b END),
+	(a, b, s) AS system.main.range(a, CASE WHEN (try_cast(b::VARCHAR AS BIGINT) - try_cast(a::VARCHAR AS BIGINT)) / nullif(abs(try_cast(s::VARCHAR AS BIGINT)), 0) > %[3]d
+		THEN error('range: a list of over %[3]d elements (query.memory_limit / 128); use FROM range(...) for long series')
+		ELSE b END, s);
+CREATE TEMP MACRO generate_series(n) AS system.main.generate_series(CASE WHEN n > %[3]d
+		THEN error('generate_series: a list of ' || n::VARCHAR || ' elements is over the limit of %[3]d (query.memory_limit / 128); use FROM generate_series(...) for long series')
+		ELSE n END),
+	(a, b) AS system.main.generate_series(a, CASE WHEN try_cast(b::VARCHAR AS BIGINT) - try_cast(a::VARCHAR AS BIGINT) > %[3]d
+		THEN error('generate_series: a list of over %[3]d elements (query.memory_limit / 128); use FROM generate_series(...) for long series')
+		ELSE b END),
+	(a, b, s) AS system.main.generate_series(a, CASE WHEN (try_cast(b::VARCHAR AS BIGINT) - try_cast(a::VARCHAR AS BIGINT)) / nullif(abs(try_cast(s::VARCHAR AS BIGINT)), 0) > %[3]d
+		THEN error('generate_series: a list of over %[3]d elements (query.memory_limit / 128); use FROM generate_series(...) for long series')
+		ELSE b END, s);
+CREATE TEMP MACRO list_resize(l, n) AS system.main.list_resize(l, CASE WHEN n > %[3]d
+		THEN error('list_resize: a list of ' || n::VARCHAR || ' elements is over the limit of %[3]d (query.memory_limit / 128)')
+		ELSE n END),
+	(l, n, v) AS system.main.list_resize(l, CASE WHEN n > %[3]d
+		THEN error('list_resize: a list of ' || n::VARCHAR || ' elements is over the limit of %[3]d (query.memory_limit / 128)')
+		ELSE n END, v);
+CREATE TEMP MACRO lpad(s, n, p) AS system.main.lpad(s, CASE WHEN n > %[2]d
+		THEN error('lpad: a string of ' || n::VARCHAR || ' characters is over the limit of %[2]d (a quarter of query.memory_limit)')
+		ELSE n END, p);
+CREATE TEMP MACRO rpad(s, n, p) AS system.main.rpad(s, CASE WHEN n > %[2]d
+		THEN error('rpad: a string of ' || n::VARCHAR || ' characters is over the limit of %[2]d (a quarter of query.memory_limit)')
+		ELSE n END, p);
 `
 
-// guardedFuncs are the functions stringGuards replace.
-var guardedFuncs = map[string]bool{"repeat": true, "lpad": true, "rpad": true, "range": true, "generate_series": true, "list_resize": true}
+// formatGuards replace format and printf, whose field widths build a
+// string of any length ('{:>2000000000}', '%2000000000d', or a width from
+// an argument): a format string with a width of 7 digits or more, or with
+// a width from an argument, fails. Macros cannot take a variable number
+// of arguments, so each count up to maxFormatArgs has its own overload.
+func formatGuards() string {
+	var b strings.Builder
+	b.WriteString(`CREATE TEMP MACRO ` + internalPrefix + `fmt_ok(f) AS CASE
+	WHEN regexp_matches(f, '[0-9]{7,}|\{[^}]*\{|%[-+ #0-9.]*\*')
+	THEN error('format and printf: widths of 7 digits or more, and widths taken from an argument, are not allowed here')
+	ELSE f END;
+`)
+	for _, fn := range []string{"format", "printf"} {
+		b.WriteString("CREATE TEMP MACRO " + fn)
+		for n := 0; n <= maxFormatArgs; n++ {
+			args := ""
+			for i := range n {
+				args += fmt.Sprintf(", a%d", i)
+			}
+			if n > 0 {
+				b.WriteString(",\n\t")
+			}
+			// The check is in the argument: a CASE around the call would
+			// let the optimizer fold the call itself, and build the
+			// string, before the check runs.
+			fmt.Fprintf(&b, "(f%[1]s) AS system.main.%[3]s(%[2]sfmt_ok(f)%[1]s)", args, internalPrefix, fn)
+		}
+		b.WriteString(";\n")
+	}
+	return b.String()
+}
+
+// maxFormatArgs is the most arguments format and printf take here, beside
+// the format string.
+const maxFormatArgs = 12
+
+// guardedFuncs are the functions stringGuards and formatGuards replace.
+var guardedFuncs = map[string]bool{"repeat": true, "lpad": true, "rpad": true, "range": true, "generate_series": true, "list_resize": true, "format": true, "printf": true}
 
 func openSlot(dsn string, maxValue int64) (*slot, error) {
 	connector, err := duckdb.NewConnector(dsn, nil)
@@ -539,7 +577,7 @@ func openSlot(dsn string, maxValue int64) (*slot, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("connect duckdb: %w", err)
 	}
-	if _, err := conn.ExecContext(context.Background(), fmt.Sprintf(stringGuards, maxValue, maxValue/4, maxValue/32)); err != nil {
+	if _, err := conn.ExecContext(context.Background(), fmt.Sprintf(stringGuards, maxValue, maxValue/4, maxValue/32)+formatGuards()); err != nil {
 		_ = errors.Join(conn.Close(), db.Close())
 		return nil, fmt.Errorf("duckdb string limits: %w", err)
 	}

@@ -47,6 +47,11 @@ func TestMemoryGuards(t *testing.T) {
 		{"range step", "SELECT len(range(0, 400000000, 1))", "range: a list of over 2000000"},
 		{"generate_series", "SELECT len(generate_series(1, 400000000))", "over 2000000"},
 		{"list_resize", "SELECT len(list_resize([1], 400000000))", "over the limit of 2000000"},
+		{"format width", "SELECT length(format('{:>2000000000}', 'x'))", "widths of 7 digits or more"},
+		{"printf width", "SELECT length(printf('%2000000000d', 1))", "widths of 7 digits or more"},
+		{"format width argument", "SELECT length(format('{:>{}}', 'x', 2000000000))", "widths taken from an argument"},
+		{"printf width argument", "SELECT length(printf('%*d', 2000000000, 1))", "widths taken from an argument"},
+		{"qualified format", "SELECT main.format('{}', 1)", "call format unqualified"},
 		{"string_agg", "SELECT length(string_agg(repeat('x', 1000000), '')) FROM range(10000)", "Out of Memory"},
 		{"list", "SELECT len(list(repeat('x', 1000000))) FROM range(10000)", "Out of Memory"},
 	}
@@ -71,6 +76,8 @@ func TestMemoryGuards(t *testing.T) {
 		{"SELECT len(range(3)), len(range(1, 4)), len(range(0, 10, 3)), len(generate_series(2)), len(list_resize([1], 3))", "[[3 3 4 3 3]]"},
 		{"SELECT len(range(TIMESTAMP '2025-01-01', TIMESTAMP '2025-01-02', INTERVAL 1 HOUR))", "[[24]]"},
 		{"SELECT count(*) FROM range(3000000)", "[[3000000]]"},
+		{"SELECT format('{} is {:.2f}', 'pi', 3.14159), printf('%s=%05d', 'n', 42), format('plain')", "[[pi is 3.14 n=00042 plain]]"},
+		{"SELECT length(repeat(device, 3)) FROM devices ORDER BY device LIMIT 1", "[[6]]"},
 		{"SELECT count(*) FROM generate_series(1, 3000000)", "[[3000000]]"},
 	} {
 		rows, _, err := queryRows(t.Context(), e, Request{SQL: tc.sql})
