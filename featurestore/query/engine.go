@@ -534,7 +534,7 @@ CREATE TEMP MACRO rpad(s, n, p) AS system.main.rpad(s, CASE WHEN n > %[2]d
 func formatGuards() string {
 	var b strings.Builder
 	b.WriteString(`CREATE TEMP MACRO ` + internalPrefix + `fmt_ok(f) AS CASE
-	WHEN regexp_matches(f, '[0-9]{7,}|\{[^}]*\{|%[-+ #0-9.]*\*')
+	WHEN regexp_matches(f, '\{[^}]*([0-9]{7,}|\{)|%[-+ #0-9.]*([0-9]{7,}|\*)')
 	THEN error('format and printf: widths of 7 digits or more, and widths taken from an argument, are not allowed here')
 	ELSE f END;
 `)

@@ -78,6 +78,7 @@ func TestMemoryGuards(t *testing.T) {
 		{"SELECT count(*) FROM range(3000000)", "[[3000000]]"},
 		{"SELECT format('{} is {:.2f}', 'pi', 3.14159), printf('%s=%05d', 'n', 42), format('plain')", "[[pi is 3.14 n=00042 plain]]"},
 		{"SELECT length(repeat(device, 3)) FROM devices ORDER BY device LIMIT 1", "[[6]]"},
+		{"SELECT format('id 12345678: {}', 1), printf('id 12345678: %d', 2)", "[[id 12345678: 1 id 12345678: 2]]"},
 		{"SELECT count(*) FROM generate_series(1, 3000000)", "[[3000000]]"},
 	} {
 		rows, _, err := queryRows(t.Context(), e, Request{SQL: tc.sql})
