@@ -92,7 +92,7 @@ func TestMemoryGuards(t *testing.T) {
 // and checks that a running query is stopped with ErrMemory.
 func TestMemoryWatch(t *testing.T) {
 	e := newTestEngine(t, testSource(t, 100, 100), nil)
-	e.mem.limit = 1 // before any query: the watch reads it after a query wakes it
+	e.mem.limit.Store(1)
 	_, _, err := queryRows(t.Context(), e, Request{SQL: "SELECT count(*) FROM range(100000000000)"})
 	if !errors.Is(err, ErrMemory) || !strings.Contains(err.Error(), "query.total_memory") {
 		t.Fatalf("query over the bound: %v, want ErrMemory", err)

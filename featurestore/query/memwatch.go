@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,7 +21,7 @@ import (
 // RSS while queries run and cancels every running query, with ErrMemory,
 // when RSS less the Go runtime's resident memory is over the limit.
 type memWatch struct {
-	limit int64
+	limit atomic.Int64 // bytes
 	log   *slog.Logger
 	every time.Duration
 
@@ -38,12 +39,13 @@ func memWatchLimit(total int64) int64 { return total + total/2 + 256<<20 }
 
 func newMemWatch(limit int64, log *slog.Logger) *memWatch {
 	w := &memWatch{
-		limit: limit, log: log, every: 10 * time.Millisecond,
+		log: log, every: 10 * time.Millisecond,
 		running: make(map[*context.CancelCauseFunc]struct{}),
 		wake:    make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 	}
+	w.limit.Store(limit)
 	go w.loop()
 	return w
 }
@@ -94,19 +96,20 @@ func (w *memWatch) loop() {
 			return
 		}
 		used, ok := nonGoResident()
-		if !ok || used <= w.limit {
+		limit := w.limit.Load()
+		if !ok || used <= limit {
 			continue
 		}
 		w.mu.Lock()
 		n := len(w.running)
 		for c := range w.running {
 			(*c)(fmt.Errorf("%w: the process's memory outside Go reached %d MiB, over the %d MiB allowed for query.total_memory; the %d running queries were stopped",
-				ErrMemory, used>>20, w.limit>>20, n))
+				ErrMemory, used>>20, limit>>20, n))
 			delete(w.running, c)
 		}
 		w.mu.Unlock()
 		if n > 0 {
-			w.log.Warn("stopped queries over the memory budget", "queries", n, "rss_outside_go_bytes", used, "limit_bytes", w.limit)
+			w.log.Warn("stopped queries over the memory budget", "queries", n, "rss_outside_go_bytes", used, "limit_bytes", limit)
 		}
 	}
 }
