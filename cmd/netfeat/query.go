@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/spf13/cobra"
 
@@ -142,7 +145,7 @@ func printTable(cmd *cobra.Command, c *query.Client, req query.Request) error {
 	tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 0, 2, ' ', 0)
 	var names []string
 	for _, f := range rd.Schema().Fields() {
-		names = append(names, f.Name)
+		names = append(names, escapeCell(f.Name))
 	}
 	fmt.Fprintln(tw, strings.Join(names, "\t"))
 	rule := make([]string, len(names))
@@ -160,7 +163,7 @@ func printTable(cmd *cobra.Command, c *query.Client, req query.Request) error {
 				if rec.Column(c).IsNull(i) {
 					v = "NULL"
 				}
-				cells[c] = strings.NewReplacer("\t", " ", "\n", " ").Replace(v)
+				cells[c] = escapeCell(v)
 			}
 			fmt.Fprintln(tw, strings.Join(cells, "\t"))
 			rows++
@@ -182,4 +185,46 @@ func printTable(cmd *cobra.Command, c *query.Client, req query.Request) error {
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "(%d rows%s)\n", rows, note)
 	return nil
+}
+
+// escapeCell makes a value safe to print on a terminal: control characters
+// (terminal escapes such as \x1b[31m, tabs and newlines that would break
+// the table), bidirectional overrides and invalid UTF-8 are written as Go
+// escapes, and a backslash as two, so that what prints is what the value
+// holds.
+func escapeCell(s string) string {
+	clean := true
+	for _, r := range s {
+		if r == '\\' || r == utf8.RuneError || unsafeRune(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r == '\\':
+			b.WriteString(`\\`)
+		case unsafeRune(r):
+			q := strconv.QuoteRuneToASCII(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+n])
+		}
+		i += n
+	}
+	return b.String()
+}
+
+// unsafeRune reports whether r changes how a terminal shows what follows:
+// C0 and C1 controls, DEL, and Unicode format characters (bidirectional
+// overrides, zero-width characters).
+func unsafeRune(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
 }

@@ -81,6 +81,8 @@ func TestQueryCmd(t *testing.T) {
 		{"history", []string{"query", "--server", url, "--token", "tok", "--from", "2025-03-01T12:00:00Z", "--to", "2025-03-01T12:03:00Z", "SELECT count(*) AS n FROM cpu"},
 			"n\n---\n4\n(1 rows)\n", ""},
 		{"null", []string{"query", "--server", url, "--token", "tok", "SELECT NULL AS x"}, "x\n---\nNULL\n(1 rows)\n", ""},
+		{"terminal escape", []string{"query", "--server", url, "--token", "tok", `SELECT chr(27) || '[31mred' || chr(10) || 'x' AS "a` + "\x1b" + `b"`},
+			"a\\x1bb\n------\n\\x1b[31mred\\nx\n(1 rows)\n", ""},
 		{"bad sql", []string{"query", "--server", url, "--token", "tok", "SELEC 1"}, "", "400 Bad Request: invalid query: Parser Error: syntax error"},
 		{"no token", []string{"query", "--server", url, "SELECT 1"}, "", "401 Unauthorized"},
 		{"bad format", []string{"query", "--server", url, "--format", "xml", "SELECT 1"}, "", "want table, json or csv"},
@@ -134,5 +136,23 @@ func TestExportCmd(t *testing.T) {
 	}
 	if _, _, err := runQueryCmd(t, "export", "--server", url, "--labels", labels, "--view", "cpu", "--out", filepath.Join(dir, "x.txt")); err == nil || !strings.Contains(err.Error(), "--format") {
 		t.Fatalf("unknown extension: %v", err)
+	}
+}
+
+func TestEscapeCell(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"plain", "plain"},
+		{"pe1 Gi0/0 é 日本", "pe1 Gi0/0 é 日本"},
+		{"\x1b[31mred\x1b[0m", `\x1b[31mred\x1b[0m`},
+		{"a\tb\nc\rd", `a\tb\nc\rd`},
+		{"bell\a del\x7f c1\u009b", `bell\a del\x7f c1\u009b`},
+		{"rtl\u202eevil", `rtl\u202eevil`},
+		{"bad\xffutf8", `bad\xffutf8`},
+		{`back\slash`, `back\\slash`},
+	}
+	for _, tc := range tests {
+		if got := escapeCell(tc.in); got != tc.want {
+			t.Errorf("escapeCell(%q) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

@@ -9,9 +9,11 @@ import (
 	"log/slog"
 	"net/url"
 	"regexp"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -30,58 +32,172 @@ var (
 	ErrInvalid = errors.New("invalid query")
 	// ErrTimeout marks a query that ran past its time limit.
 	ErrTimeout = errors.New("query timed out")
-	// ErrBusy marks a query that waited for a free slot until its context
-	// ended.
-	ErrBusy = errors.New("too many concurrent queries")
+	// ErrMemory marks a query stopped because the process's memory went
+	// over what TotalMemory allows (see memWatch).
+	ErrMemory = errors.New("query stopped: out of memory")
+	// ErrBusy marks a query refused at once because MaxQueued queries
+	// already wait: the client should retry after RetryAfter.
+	ErrBusy = errors.New("busy, retry later")
 )
+
+// RetryAfter is how long a client refused with ErrBusy is told to wait.
+const RetryAfter = time.Second
 
 // Options configure the SQL engine; the yaml section is `query`.
 type Options struct {
-	// Timeout bounds each query, from admission to the last row.
+	// Timeout bounds each query, from its arrival (the wait for a free
+	// database included) to the last row.
 	Timeout time.Duration `yaml:"timeout"`
 	// MaxRows is the most rows one response carries; more are cut off and
 	// the response says it was truncated. A request may ask for fewer.
 	MaxRows int `yaml:"max_rows"`
 	// MemoryLimit is the memory one query may use ("512MB", "2GB"). A query
 	// that needs more fails with DuckDB's Out of Memory error; nothing
-	// spills to disk. Each running query has its own DuckDB database, so the
-	// engine uses at most MaxConcurrent × MemoryLimit.
+	// spills to disk. Strings and lists built by repeat, lpad and rpad are
+	// limited to a quarter of it.
 	MemoryLimit string `yaml:"memory_limit"`
+	// TotalMemory is the memory all running queries may use together; each
+	// query reserves MemoryLimit of it while it runs, and waits (counted in
+	// the queue) when none is left. Empty means twice MemoryLimit.
+	TotalMemory string `yaml:"total_memory"`
+	// GoMemoryLimit, when set, is the Go runtime's soft memory limit
+	// (GOMEMLIMIT) that New sets for the whole process. Empty leaves the
+	// runtime's (GOMEMLIMIT from the environment, or none).
+	GoMemoryLimit string `yaml:"go_memory_limit"`
 	// Threads is the DuckDB worker thread count of each query; 0 means one
 	// per CPU.
 	Threads int `yaml:"threads"`
-	// MaxConcurrent is how many queries run at once; more wait, within
-	// their context, for a free database.
+	// MaxConcurrent is how many queries run at once, each on its own DuckDB
+	// database.
 	MaxConcurrent int `yaml:"max_concurrent"`
+	// MaxQueued is how many queries may wait for a free database or for
+	// memory; a query arriving when that many wait fails at once with
+	// ErrBusy. Point queries answered without DuckDB never wait.
+	MaxQueued int `yaml:"max_queued"`
 }
+
+// The largest values Validate accepts: beyond them a typo starts a service
+// that cannot work (100000 databases do not open in a minute; a petabyte
+// memory limit is no limit).
+const (
+	MaxTimeout       = time.Hour
+	MaxMaxRows       = 10_000_000
+	MaxMemoryLimit   = 1 << 40 // 1 TiB, also for TotalMemory
+	MaxThreads       = 256
+	MaxMaxConcurrent = 64
+	MaxMaxQueued     = 10_000
+)
 
 // DefaultOptions returns the options the service starts with.
 func DefaultOptions() Options {
-	return Options{Timeout: 30 * time.Second, MaxRows: 100_000, MemoryLimit: "1GB", MaxConcurrent: 4}
+	return Options{Timeout: 30 * time.Second, MaxRows: 100_000, MemoryLimit: "1GB", MaxConcurrent: 4, MaxQueued: 32}
 }
 
-var memoryLimitRE = regexp.MustCompile(`^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$`)
+var sizeRE = regexp.MustCompile(`^([0-9]+(?:\.[0-9]+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$`)
+
+var sizeUnits = map[string]float64{
+	"B": 1, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+	"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+}
+
+// ParseSize returns the bytes of a size such as 512MB or 1.5GiB, as
+// memory_limit, total_memory and go_memory_limit take them.
+func ParseSize(s string) (int64, error) {
+	m := sizeRE.FindStringSubmatch(s)
+	if m == nil {
+		return 0, fmt.Errorf("%q: want a size such as 512MB or 2GB", s)
+	}
+	n, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		return 0, fmt.Errorf("%q: %w", s, err)
+	}
+	b := n * sizeUnits[m[2]]
+	if b > MaxMemoryLimit {
+		return 0, fmt.Errorf("%q is over the maximum of 1TiB", s)
+	}
+	return int64(b), nil
+}
+
+// minMemoryLimit is the least memory a DuckDB query can work in.
+const minMemoryLimit = 16 << 20
+
+// memoryLimitBytes is MemoryLimit in bytes; Validate has checked it.
+func (o Options) memoryLimitBytes() int64 {
+	n, _ := ParseSize(o.MemoryLimit)
+	return n
+}
+
+// totalMemoryBytes is TotalMemory in bytes, twice the memory limit when
+// unset.
+func (o Options) totalMemoryBytes() int64 {
+	if o.TotalMemory == "" {
+		return 2 * o.memoryLimitBytes()
+	}
+	n, _ := ParseSize(o.TotalMemory)
+	return n
+}
 
 // Validate returns every problem with the options, as joined
 // *schema.FieldError values.
 func (o Options) Validate() error {
 	var errs []error
-	if o.Timeout <= 0 {
-		errs = append(errs, schema.Errorf("timeout", "must be positive, got %v", o.Timeout))
+	if o.Timeout <= 0 || o.Timeout > MaxTimeout {
+		errs = append(errs, schema.Errorf("timeout", "must be positive and at most %v, got %v", MaxTimeout, o.Timeout))
 	}
-	if o.MaxRows <= 0 {
-		errs = append(errs, schema.Errorf("max_rows", "must be positive, got %d", o.MaxRows))
+	if o.MaxRows <= 0 || o.MaxRows > MaxMaxRows {
+		errs = append(errs, schema.Errorf("max_rows", "must be from 1 to %d, got %d", MaxMaxRows, o.MaxRows))
 	}
-	if !memoryLimitRE.MatchString(o.MemoryLimit) {
-		errs = append(errs, schema.Errorf("memory_limit", "%q: want a size such as 512MB or 2GB", o.MemoryLimit))
+	mem, err := ParseSize(o.MemoryLimit)
+	switch {
+	case err != nil:
+		errs = append(errs, schema.Errorf("memory_limit", "%v", err))
+	case mem < minMemoryLimit:
+		errs = append(errs, schema.Errorf("memory_limit", "%q: must be at least 16MiB", o.MemoryLimit))
 	}
-	if o.Threads < 0 {
-		errs = append(errs, schema.Errorf("threads", "must not be negative, got %d", o.Threads))
+	if o.TotalMemory != "" {
+		total, err := ParseSize(o.TotalMemory)
+		switch {
+		case err != nil:
+			errs = append(errs, schema.Errorf("total_memory", "%v", err))
+		case mem > 0 && total < mem:
+			errs = append(errs, schema.Errorf("total_memory", "%q is less than memory_limit %q: no query could run", o.TotalMemory, o.MemoryLimit))
+		}
 	}
-	if o.MaxConcurrent <= 0 {
-		errs = append(errs, schema.Errorf("max_concurrent", "must be positive, got %d", o.MaxConcurrent))
+	if o.GoMemoryLimit != "" {
+		n, err := ParseSize(o.GoMemoryLimit)
+		switch {
+		case err != nil:
+			errs = append(errs, schema.Errorf("go_memory_limit", "%v", err))
+		case n < 64<<20:
+			errs = append(errs, schema.Errorf("go_memory_limit", "%q: must be at least 64MiB", o.GoMemoryLimit))
+		}
+	}
+	if o.Threads < 0 || o.Threads > MaxThreads {
+		errs = append(errs, schema.Errorf("threads", "must be from 0 to %d, got %d", MaxThreads, o.Threads))
+	}
+	if o.MaxConcurrent <= 0 || o.MaxConcurrent > MaxMaxConcurrent {
+		errs = append(errs, schema.Errorf("max_concurrent", "must be from 1 to %d, got %d", MaxMaxConcurrent, o.MaxConcurrent))
+	}
+	if o.MaxQueued < 0 || o.MaxQueued > MaxMaxQueued {
+		errs = append(errs, schema.Errorf("max_queued", "must be from 0 to %d, got %d", MaxMaxQueued, o.MaxQueued))
 	}
 	return errors.Join(errs...)
+}
+
+// SetGoMemoryLimit sets the Go runtime's soft memory limit to
+// GoMemoryLimit, when set, and returns the previous limit. It acts on the
+// whole process: the Go heap then collects harder as it nears the limit
+// rather than grow past it. DuckDB's memory is not Go heap and is bounded
+// by TotalMemory instead.
+func (o Options) SetGoMemoryLimit() (previous int64, err error) {
+	if o.GoMemoryLimit == "" {
+		return debug.SetMemoryLimit(-1), nil
+	}
+	n, err := ParseSize(o.GoMemoryLimit)
+	if err != nil {
+		return 0, fmt.Errorf("go_memory_limit: %w", err)
+	}
+	return debug.SetMemoryLimit(n), nil
 }
 
 // DSN returns the DuckDB connection string of the sandbox. The settings
@@ -149,6 +265,9 @@ type Engine struct {
 	dsn   string
 	log   *slog.Logger
 	slots chan *slot
+	// queued counts the queries waiting for a slot.
+	queued atomic.Int64
+	mem    *memWatch
 
 	queries  *prometheus.CounterVec
 	duration prometheus.Histogram
@@ -159,11 +278,15 @@ type Engine struct {
 	schemas resultSchemas // the point-query fast path's result schemas
 }
 
-// New opens the sandboxed DuckDB database. reg may be nil (no metrics are
+// New opens the sandboxed DuckDB databases and, when opts.GoMemoryLimit is
+// set, sets the process's Go memory limit. reg may be nil (no metrics are
 // registered); a nil logger discards.
 func New(src Source, opts Options, log *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("query options: %w", err)
+	}
+	if _, err := opts.SetGoMemoryLimit(); err != nil {
+		return nil, err
 	}
 	return newEngineDSN(src, opts, opts.DSN(), log, reg)
 }
@@ -174,10 +297,10 @@ func newEngineDSN(src Source, opts Options, dsn string, log *slog.Logger, reg pr
 	}
 	e := &Engine{
 		src: src, opts: opts, dsn: dsn, log: log.With("component", "query"),
-		slots: make(chan *slot, opts.MaxConcurrent),
+		slots: make(chan *slot, opts.running()),
 		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netfeat_query_queries_total",
-			Help: "SQL queries by outcome: ok, invalid (rejected by DuckDB or the sandbox), timeout, busy, error.",
+			Help: "SQL queries by outcome: ok, invalid (rejected by DuckDB or the sandbox), timeout, busy, memory (stopped over query.total_memory), error.",
 		}, []string{"outcome"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "netfeat_query_duration_seconds",
@@ -204,19 +327,50 @@ func newEngineDSN(src Source, opts Options, dsn string, log *slog.Logger, reg pr
 			}
 		}
 	}
-	for range opts.MaxConcurrent {
-		s, err := openSlot(dsn)
+	e.mem = newMemWatch(memWatchLimit(opts.totalMemoryBytes()), e.log)
+	for range cap(e.slots) {
+		s, err := openSlot(dsn, opts.memoryLimitBytes()/4)
 		if err != nil {
-			_ = e.Close()
+			e.mem.close()
+			// Close only what opened: Close would wait for the rest.
+			close(e.slots)
+			for s := range e.slots {
+				_ = s.close()
+			}
 			return nil, err
 		}
 		e.slots <- s
 	}
+	e.warmPointSchemas()
 	return e, nil
+}
+
+// warmPointSchemas plans the result schema of every table the point-query
+// fast path may answer, so that a point query need not wait for a DuckDB
+// database while all are busy. Tables added later are planned on first use.
+func (e *Engine) warmPointSchemas() {
+	if _, ok := e.src.(EntityLookup); !ok {
+		return
+	}
+	for _, t := range e.src.Tables() {
+		if len(t.Schema.FieldIndices("device")) == 1 {
+			if _, err := e.resultSchema(context.Background(), t); err != nil {
+				e.log.Debug("point query schema", "table", t.Name, "err", err)
+			}
+		}
+	}
+}
+
+// running is how many queries run at once: MaxConcurrent, or fewer when
+// TotalMemory does not hold that many MemoryLimits.
+func (o Options) running() int {
+	n := o.totalMemoryBytes() / max(o.memoryLimitBytes(), 1)
+	return int(max(1, min(n, int64(o.MaxConcurrent))))
 }
 
 // Close waits for running queries to end and closes the databases.
 func (e *Engine) Close() error {
+	defer e.mem.close()
 	var errs []error
 	for range cap(e.slots) {
 		s := <-e.slots
@@ -328,7 +482,90 @@ func (a *armReader) Next() bool {
 	return false
 }
 
-func openSlot(dsn string) (*slot, error) {
+// stringGuards replace DuckDB's functions that build a large string or list
+// from a small input: DuckDB does not count such a value against
+// memory_limit (measured: repeat('x', 2000000000) ran at 4.6 GB RSS under a
+// 1 GB limit). Temporary macros are found before the system functions;
+// run refuses qualified names (system.main.repeat) that would skip them.
+// The check is in the size argument, not a CASE around the call, which
+// the optimizer could fold (building the value) before the check runs.
+// %[1]d is the largest value in bytes.
+const stringGuards = `
+CREATE TEMP MACRO repeat(s, n) AS system.main.repeat(s, CASE WHEN length(s)::BIGINT * n > %[1]d
+		THEN error('repeat: a value of ' || (length(s)::BIGINT * n)::VARCHAR || ' bytes or elements is over the limit of %[1]d (a quarter of query.memory_limit)')
+		ELSE n END);
+CREATE TEMP MACRO range(n) AS system.main.range(CASE WHEN n > %[3]d
+		THEN error('range: a list of ' || n::VARCHAR || ' elements is over the limit of %[3]d (query.memory_limit / 128); use FROM range(...) for long series')
+		ELSE n END),
+	(a, b) AS system.main.range(a, CASE WHEN try_cast(b::VARCHAR AS BIGINT) - try_cast(a::VARCHAR AS BIGINT) > %[3]d
+		THEN error('range: a list of over %[3]d elements (query.memory_limit / 128); use FROM range(...) for long series')
+		ELSE b END),
+	(a, b, s) AS system.main.range(a, CASE WHEN (try_cast(b::VARCHAR AS BIGINT) - try_cast(a::VARCHAR AS BIGINT)) / nullif(abs(try_cast(s::VARCHAR AS BIGINT)), 0) > %[3]d
+		THEN error('range: a list of over %[3]d elements (query.memory_limit / 128); use FROM range(...) for long series')
+		ELSE b END, s);
+CREATE TEMP MACRO generate_series(n) AS system.main.generate_series(CASE WHEN n > %[3]d
+		THEN error('generate_series: a list of ' || n::VARCHAR || ' elements is over the limit of %[3]d (query.memory_limit / 128); use FROM generate_series(...) for long series')
+		ELSE n END),
+	(a, b) AS system.main.generate_series(a, CASE WHEN try_cast(b::VARCHAR AS BIGINT) - try_cast(a::VARCHAR AS BIGINT) > %[3]d
+		THEN error('generate_series: a list of over %[3]d elements (query.memory_limit / 128); use FROM generate_series(...) for long series')
+		ELSE b END),
+	(a, b, s) AS system.main.generate_series(a, CASE WHEN (try_cast(b::VARCHAR AS BIGINT) - try_cast(a::VARCHAR AS BIGINT)) / nullif(abs(try_cast(s::VARCHAR AS BIGINT)), 0) > %[3]d
+		THEN error('generate_series: a list of over %[3]d elements (query.memory_limit / 128); use FROM generate_series(...) for long series')
+		ELSE b END, s);
+CREATE TEMP MACRO list_resize(l, n) AS system.main.list_resize(l, CASE WHEN n > %[3]d
+		THEN error('list_resize: a list of ' || n::VARCHAR || ' elements is over the limit of %[3]d (query.memory_limit / 128)')
+		ELSE n END),
+	(l, n, v) AS system.main.list_resize(l, CASE WHEN n > %[3]d
+		THEN error('list_resize: a list of ' || n::VARCHAR || ' elements is over the limit of %[3]d (query.memory_limit / 128)')
+		ELSE n END, v);
+CREATE TEMP MACRO lpad(s, n, p) AS system.main.lpad(s, CASE WHEN n > %[2]d
+		THEN error('lpad: a string of ' || n::VARCHAR || ' characters is over the limit of %[2]d (a quarter of query.memory_limit)')
+		ELSE n END, p);
+CREATE TEMP MACRO rpad(s, n, p) AS system.main.rpad(s, CASE WHEN n > %[2]d
+		THEN error('rpad: a string of ' || n::VARCHAR || ' characters is over the limit of %[2]d (a quarter of query.memory_limit)')
+		ELSE n END, p);
+`
+
+// formatGuards replace format and printf, whose field widths build a
+// string of any length ('{:>2000000000}', '%2000000000d', or a width from
+// an argument): a format string with a width of 7 digits or more, or with
+// a width from an argument, fails. Macros cannot take a variable number
+// of arguments, so each count up to maxFormatArgs has its own overload.
+func formatGuards() string {
+	var b strings.Builder
+	b.WriteString(`CREATE TEMP MACRO ` + internalPrefix + `fmt_ok(f) AS CASE
+	WHEN regexp_matches(f, '\{[^}]*([0-9]{7,}|\{)|%[-+ #0-9.]*([0-9]{7,}|\*)')
+	THEN error('format and printf: widths of 7 digits or more, and widths taken from an argument, are not allowed here')
+	ELSE f END;
+`)
+	for _, fn := range []string{"format", "printf"} {
+		b.WriteString("CREATE TEMP MACRO " + fn)
+		for n := 0; n <= maxFormatArgs; n++ {
+			args := ""
+			for i := range n {
+				args += fmt.Sprintf(", a%d", i)
+			}
+			if n > 0 {
+				b.WriteString(",\n\t")
+			}
+			// The check is in the argument: a CASE around the call would
+			// let the optimizer fold the call itself, and build the
+			// string, before the check runs.
+			fmt.Fprintf(&b, "(f%[1]s) AS system.main.%[3]s(%[2]sfmt_ok(f)%[1]s)", args, internalPrefix, fn)
+		}
+		b.WriteString(";\n")
+	}
+	return b.String()
+}
+
+// maxFormatArgs is the most arguments format and printf take here, beside
+// the format string.
+const maxFormatArgs = 12
+
+// guardedFuncs are the functions stringGuards and formatGuards replace.
+var guardedFuncs = map[string]bool{"repeat": true, "lpad": true, "rpad": true, "range": true, "generate_series": true, "list_resize": true, "format": true, "printf": true}
+
+func openSlot(dsn string, maxValue int64) (*slot, error) {
 	connector, err := duckdb.NewConnector(dsn, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open duckdb: %w", err)
@@ -339,6 +576,10 @@ func openSlot(dsn string) (*slot, error) {
 	if err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("connect duckdb: %w", err)
+	}
+	if _, err := conn.ExecContext(context.Background(), fmt.Sprintf(stringGuards, maxValue, maxValue/4, maxValue/32)+formatGuards()); err != nil {
+		_ = errors.Join(conn.Close(), db.Close())
+		return nil, fmt.Errorf("duckdb string limits: %w", err)
 	}
 	return &slot{db: db, conn: conn}, nil
 }
@@ -362,6 +603,8 @@ func (e *Engine) Options() Options { return e.opts }
 // DuckDB's message), ErrTimeout or ErrBusy.
 func (e *Engine) Query(ctx context.Context, req Request, fn func(*Result) error) (err error) {
 	start := time.Now()
+	ctx, cancel := context.WithTimeoutCause(ctx, e.opts.Timeout, ErrTimeout)
+	defer cancel()
 	var res *Result
 	defer func() {
 		outcome := "ok"
@@ -373,6 +616,8 @@ func (e *Engine) Query(ctx context.Context, req Request, fn func(*Result) error)
 			outcome = "timeout"
 		case errors.Is(err, ErrBusy):
 			outcome = "busy"
+		case errors.Is(err, ErrMemory):
+			outcome = "memory"
 		default:
 			outcome = "error"
 		}
@@ -422,11 +667,9 @@ func (e *Engine) limit(req Request) int {
 // execute runs req through DuckDB on a free slot; *res is set to the
 // result for Query's metrics.
 func (e *Engine) execute(ctx context.Context, req Request, fn func(*Result) error, res **Result) (err error) {
-	var s *slot
-	select {
-	case s = <-e.slots:
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrBusy, ctx.Err())
+	s, err := e.acquire(ctx)
+	if err != nil {
+		return err
 	}
 	defer func() {
 		if errors.Is(err, driver.ErrBadConn) {
@@ -434,7 +677,7 @@ func (e *Engine) execute(ctx context.Context, req Request, fn func(*Result) erro
 			// one with stale views.
 			e.log.Warn("replacing the query database", "err", err)
 			_ = s.close()
-			fresh, oerr := openSlot(e.dsn)
+			fresh, oerr := openSlot(e.dsn, e.opts.memoryLimitBytes()/4)
 			if oerr != nil {
 				e.log.Error("reopening the query database failed; one fewer query runs at a time", "err", oerr)
 				fresh = nil
@@ -448,8 +691,8 @@ func (e *Engine) execute(ctx context.Context, req Request, fn func(*Result) erro
 		}
 	}()
 
-	ctx, cancel := context.WithTimeoutCause(ctx, e.opts.Timeout, ErrTimeout)
-	defer cancel()
+	ctx, unwatch := e.mem.watch(ctx)
+	defer unwatch()
 	err = s.conn.Raw(func(dc any) error {
 		c, ok := dc.(*duckdb.Conn)
 		if !ok {
@@ -462,12 +705,37 @@ func (e *Engine) execute(ctx context.Context, req Request, fn func(*Result) erro
 	return e.classify(ctx, err)
 }
 
+// acquire returns a free slot: at once, or after waiting in the queue
+// within ctx; when MaxQueued queries already wait, it fails at once with
+// ErrBusy.
+func (e *Engine) acquire(ctx context.Context) (*slot, error) {
+	select {
+	case s := <-e.slots:
+		return s, nil
+	default:
+	}
+	if n := e.queued.Add(1); n > int64(e.opts.MaxQueued) {
+		e.queued.Add(-1)
+		return nil, fmt.Errorf("%w: %d queries running and %d waiting (query.max_concurrent, query.max_queued)", ErrBusy, cap(e.slots), e.opts.MaxQueued)
+	}
+	defer e.queued.Add(-1)
+	select {
+	case s := <-e.slots:
+		return s, nil
+	case <-ctx.Done():
+		if errors.Is(context.Cause(ctx), ErrTimeout) {
+			return nil, fmt.Errorf("%w after %v waiting for one of the %d running queries to end", ErrTimeout, e.opts.Timeout, cap(e.slots))
+		}
+		return nil, fmt.Errorf("waiting for a free database: %w", context.Cause(ctx))
+	}
+}
+
 // reopen retries opening a database until it succeeds, then returns it to
 // the pool.
 func (e *Engine) reopen() {
 	for {
 		time.Sleep(time.Second)
-		s, err := openSlot(e.dsn)
+		s, err := openSlot(e.dsn, e.opts.memoryLimitBytes()/4)
 		if err == nil {
 			e.slots <- s
 			return
@@ -481,8 +749,12 @@ func (e *Engine) classify(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(context.Cause(ctx), ErrTimeout) {
+	cause := context.Cause(ctx)
+	switch {
+	case errors.Is(cause, ErrTimeout):
 		return fmt.Errorf("%w after %v: %w", ErrTimeout, e.opts.Timeout, err)
+	case errors.Is(cause, ErrMemory):
+		return cause
 	}
 	return err
 }
@@ -500,10 +772,8 @@ func (e *Engine) run(ctx context.Context, s *slot, conn *duckdb.Conn, req Reques
 	case scan.first == "explain" && scan.names["analyze"]+scan.names["analyse"] > 0:
 		return nil, fmt.Errorf("%w: EXPLAIN ANALYZE does not run here", ErrInvalid)
 	}
-	for name := range scan.names {
-		if strings.HasPrefix(name, internalPrefix) {
-			return nil, fmt.Errorf("%w: names starting with %s are reserved", ErrInvalid, internalPrefix)
-		}
+	if err := checkNames(scan); err != nil {
+		return nil, err
 	}
 	var used []TableInfo
 	multiScan := scan.multiScan
@@ -720,6 +990,49 @@ func (e *Engine) arrowScans(ctx context.Context, ar *duckdb.Arrow, q string) (in
 		return 0, fmt.Errorf("explain: %w", err)
 	}
 	return n, nil
+}
+
+// fileFuncs are DuckDB's functions that read files. The sandbox disables
+// file access, but DuckDB still allows its temporary directory and the
+// write-ahead log paths of the in-memory database (<cwd>/.tmp/, <cwd>/.wal,
+// measured with DuckDB 1.5.6) and these settings cannot be changed once
+// external access is off: so queries naming them are refused here.
+var fileFuncs = map[string]bool{
+	"read_text": true, "read_blob": true, "glob": true,
+	"read_csv": true, "read_csv_auto": true, "sniff_csv": true,
+	"read_json": true, "read_json_auto": true, "read_json_objects": true, "read_json_objects_auto": true,
+	"read_ndjson": true, "read_ndjson_auto": true, "read_ndjson_objects": true,
+	"read_parquet": true, "parquet_scan": true, "parquet_metadata": true, "parquet_schema": true,
+	"parquet_file_metadata": true, "parquet_kv_metadata": true, "parquet_bloom_probe": true,
+	"read_duckdb": true, "read_xlsx": true,
+}
+
+// qualifiers are the schema and catalog names that reach DuckDB's own
+// functions.
+var qualifiers = map[string]bool{"main": true, "system": true, "pg_catalog": true, "temp": true}
+
+// checkNames refuses reserved names, file access, and qualified calls of
+// the functions stringGuards replace.
+func checkNames(scan sqlScan) error {
+	for name := range scan.names {
+		if strings.HasPrefix(name, internalPrefix) {
+			return fmt.Errorf("%w: names starting with %s are reserved", ErrInvalid, internalPrefix)
+		}
+	}
+	toks := scan.tokens
+	for i, t := range toks {
+		switch {
+		case (t.kind == tokWord || t.kind == tokIdent) && fileFuncs[strings.ToLower(t.text)]:
+			return fmt.Errorf("%w: %s: queries cannot read files", ErrInvalid, t.text)
+		case t.kind == tokString && i > 0 && toks[i-1].kind == tokWord && (toks[i-1].text == "from" || toks[i-1].text == "join"):
+			// FROM 'file.csv' is a replacement scan that reads a file.
+			return fmt.Errorf("%w: FROM '%s': queries cannot read files", ErrInvalid, t.text)
+		case (t.kind == tokWord || t.kind == tokIdent) && guardedFuncs[strings.ToLower(t.text)] && i > 0 && toks[i-1].kind == tokSymbol && toks[i-1].text == "." &&
+			i > 1 && (toks[i-2].kind == tokWord || toks[i-2].kind == tokIdent) && qualifiers[strings.ToLower(toks[i-2].text)]:
+			return fmt.Errorf("%w: %s.%s: call %s unqualified", ErrInvalid, toks[i-2].text, t.text, t.text)
+		}
+	}
+	return nil
 }
 
 // statementType prepares q as exactly one statement and checks that it only

@@ -128,7 +128,9 @@ func (t *TrainingSet) Write(ctx context.Context, w io.Writer, format string) (in
 	opts.Timeout = 24 * time.Hour
 	opts.MemoryLimit = "4GB"
 	opts.MaxConcurrent = 1
-	eng, err := New(local, opts, nil, nil)
+	// Not New: an export's row count and time may exceed the maxima that
+	// Validate holds the service's configuration to.
+	eng, err := newEngineDSN(local, opts, opts.DSN(), nil, nil)
 	if err != nil {
 		return 0, err
 	}

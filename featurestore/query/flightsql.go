@@ -233,6 +233,8 @@ func grpcError(err error) error {
 		code = codes.DeadlineExceeded
 	case errors.Is(err, ErrBusy):
 		code = codes.Unavailable
+	case errors.Is(err, ErrMemory):
+		code = codes.ResourceExhausted
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled
 	}

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -11,6 +12,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 )
 
 // HTTP trailers (csv and arrow responses) and NATS headers that carry what
@@ -30,7 +33,8 @@ const maxRequestBytes = 1 << 20
 // Handler serves POST /v1/query: a JSON Request in, the result streamed out
 // in the requested format (json, csv, arrow). Errors found before the first
 // row are a JSON {"error": "..."} with status 400 (DuckDB's message for a
-// bad query), 401 (missing or wrong bearer token), 503 (busy), 504
+// bad query or request), 401 (missing or wrong bearer token), 413 (body
+// over 1 MiB), 429 (busy, with Retry-After), 503 (client gone), 504
 // (timeout) or 500; an error after the first row ends the JSON document
 // with an "error" member, or sets the Netfeat-Error trailer for csv and
 // arrow.
@@ -61,23 +65,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeHTTPError(w, http.StatusUnauthorized, "missing or wrong bearer token")
 		return
 	}
-	var req Request
-	dec := json.NewDecoder(io.LimitReader(r.Body, maxRequestBytes))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		writeHTTPError(w, http.StatusBadRequest, "bad request body: "+err.Error())
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBytes+1))
+	if err != nil {
+		writeHTTPError(w, http.StatusBadRequest, "read request body: "+err.Error())
 		return
 	}
-	switch req.Format {
-	case "":
-		req.Format = FormatJSON
-	case FormatJSON, FormatCSV, FormatArrow:
-	default:
-		writeHTTPError(w, http.StatusBadRequest, fmt.Sprintf("format %q: want json, csv or arrow", req.Format))
+	if len(body) > maxRequestBytes {
+		writeHTTPError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("body too large (limit %d bytes)", maxRequestBytes))
+		return
+	}
+	req, err := decodeRequest(body)
+	if err != nil {
+		writeHTTPError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	started := false
-	err := h.engine.Query(r.Context(), req, func(res *Result) error {
+	err = h.engine.Query(r.Context(), req, func(res *Result) error {
 		started = true
 		hdr := w.Header()
 		hdr.Set("Content-Type", ContentType(req.Format))
@@ -98,17 +101,51 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.Warn("query failed while streaming", "err", err)
 		return
 	}
+	if errors.Is(err, ErrBusy) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfter/time.Second)))
+	}
 	writeHTTPError(w, StatusOf(err), err.Error())
+}
+
+// decodeRequest parses a JSON Request (HTTP and NATS) and checks what
+// does not depend on the engine. Its errors quote nothing of the body but
+// the format, and that only when it is valid UTF-8.
+func decodeRequest(body []byte) (Request, error) {
+	var req Request
+	if !utf8.Valid(body) {
+		return req, errors.New("bad request body: not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, fmt.Errorf("bad request body: %w", err)
+	}
+	if dec.More() {
+		return req, errors.New("bad request body: more than one JSON value")
+	}
+	switch req.Format {
+	case "":
+		req.Format = FormatJSON
+	case FormatJSON, FormatCSV, FormatArrow:
+	default:
+		return req, fmt.Errorf("format %q: want json, csv or arrow", req.Format)
+	}
+	if req.MaxRows < 0 {
+		return req, fmt.Errorf("max_rows %d: must be positive, or 0 (or absent) for the server's limit", req.MaxRows)
+	}
+	return req, nil
 }
 
 // StatusOf maps a query error to an HTTP status code.
 func StatusOf(err error) int {
 	switch {
-	case errors.Is(err, ErrInvalid):
+	case errors.Is(err, ErrInvalid), errors.Is(err, ErrMemory):
 		return http.StatusBadRequest
 	case errors.Is(err, ErrTimeout):
 		return http.StatusGatewayTimeout
-	case errors.Is(err, ErrBusy), errors.Is(err, context.Canceled):
+	case errors.Is(err, ErrBusy):
+		return http.StatusTooManyRequests
+	case errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

@@ -13,6 +13,12 @@ import (
 func newTestServer(t *testing.T, token string) (*Engine, *httptest.Server) {
 	t.Helper()
 	e := newTestEngine(t, testSource(t, 5000, 1000), func(o *Options) { o.MaxRows = 100 })
+	return newTestServerFor(t, e, token)
+}
+
+// newTestServerFor serves e's POST /v1/query.
+func newTestServerFor(t *testing.T, e *Engine, token string) (*Engine, *httptest.Server) {
+	t.Helper()
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/query", NewHandler(e, token, nil))
 	srv := httptest.NewServer(mux)
@@ -117,7 +123,7 @@ func TestHTTPErrors(t *testing.T) {
 		{"basic auth", "Basic czNjcmV0", `{"sql":"SELECT 1"}`, 401, "bearer token"},
 		{"ok", "Bearer s3cret", `{"sql":"SELECT 41 + 1 AS x"}`, 200, `"rows":[[42]]`},
 		{"syntax", "Bearer s3cret", `{"sql":"SELEC 1"}`, 400, "Parser Error: syntax error at or near"},
-		{"sandbox", "Bearer s3cret", `{"sql":"SELECT * FROM read_csv('/etc/passwd')"}`, 400, "Permission Error"},
+		{"sandbox", "Bearer s3cret", `{"sql":"SELECT * FROM read_csv('/etc/passwd')"}`, 400, "cannot read files"},
 		{"unknown field", "Bearer s3cret", `{"sql":"SELECT 1","limit":3}`, 400, "unknown field"},
 		{"bad format", "Bearer s3cret", `{"sql":"SELECT 1","format":"xml"}`, 400, "format"},
 		{"not json", "Bearer s3cret", `SELECT 1`, 400, "bad request body"},

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -19,7 +20,8 @@ const DefaultNATSSubject = "netfeat.query"
 // NATS reply headers, beside HeaderRows, HeaderTruncated and HeaderError.
 const (
 	// HeaderStatus is the HTTP-style status of a NATS reply: 200, 400
-	// (bad query), 413 (result over the server's max payload), 503, 504 or
+	// (bad query or request), 413 (result over the server's max payload),
+	// 429 (busy: retry after the Retry-After header's seconds), 503, 504 or
 	// 500.
 	HeaderStatus = "Netfeat-Status"
 )
@@ -37,9 +39,12 @@ type NATSResponder struct {
 	subject string
 	log     *slog.Logger
 
-	sub  *nats.Subscription
-	msgs chan *nats.Msg
-	wg   sync.WaitGroup
+	sub     *nats.Subscription
+	workers chan struct{} // one token per request in hand
+
+	mu       sync.Mutex // orders wg.Add in dispatch before wg.Wait in Stop
+	stopping bool
+	wg       sync.WaitGroup
 }
 
 // NewNATSResponder returns a responder on subject (DefaultNATSSubject when
@@ -55,26 +60,48 @@ func NewNATSResponder(nc *nats.Conn, e *Engine, subject string, log *slog.Logger
 	return &NATSResponder{nc: nc, engine: e, subject: subject, log: log.With("component", "query.nats")}
 }
 
-// Start subscribes and starts one worker per concurrent query the engine
-// allows.
+// pointWorkers are the requests in hand beyond the engine's running and
+// queued queries: room for point queries, which never wait for DuckDB,
+// and for refusals.
+const pointWorkers = 16
+
+// Start subscribes. Each request is answered on its own goroutine, at most
+// as many at once as the engine runs and queues plus pointWorkers; one
+// more is answered busy at once, so that the subscription never falls
+// behind (a slow consumer would drop requests unanswered).
 func (r *NATSResponder) Start(context.Context) error {
-	workers := r.engine.Options().MaxConcurrent
-	r.msgs = make(chan *nats.Msg, 64)
-	sub, err := r.nc.ChanQueueSubscribe(r.subject, r.subject, r.msgs)
+	o := r.engine.Options()
+	r.workers = make(chan struct{}, o.MaxConcurrent+o.MaxQueued+pointWorkers)
+	sub, err := r.nc.QueueSubscribe(r.subject, r.subject, r.dispatch)
 	if err != nil {
 		return fmt.Errorf("subscribe %s: %w", r.subject, err)
 	}
 	r.sub = sub
-	for range workers {
-		r.wg.Add(1)
-		go func() {
-			defer r.wg.Done()
-			for m := range r.msgs {
-				r.handle(m)
-			}
-		}()
-	}
 	return nil
+}
+
+// dispatch runs on the subscription's goroutine: it must not wait.
+func (r *NATSResponder) dispatch(m *nats.Msg) {
+	select {
+	case r.workers <- struct{}{}:
+	default:
+		if m.Reply != "" {
+			r.respondBusy(nats.NewMsg(m.Reply), fmt.Errorf("%w: %d requests in hand", ErrBusy, cap(r.workers)))
+		}
+		return
+	}
+	r.mu.Lock()
+	if r.stopping {
+		r.mu.Unlock()
+		<-r.workers
+		return
+	}
+	r.wg.Add(1)
+	r.mu.Unlock()
+	go func() {
+		defer func() { <-r.workers; r.wg.Done() }()
+		r.handle(m)
+	}()
 }
 
 // Stop unsubscribes, then waits within ctx for the queries in hand to be
@@ -84,7 +111,9 @@ func (r *NATSResponder) Stop(ctx context.Context) error {
 		return nil
 	}
 	err := r.sub.Unsubscribe()
-	close(r.msgs) // nats.go does not send on the channel after Unsubscribe
+	r.mu.Lock()
+	r.stopping = true
+	r.mu.Unlock()
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()
 	select {
@@ -104,23 +133,14 @@ func (r *NATSResponder) handle(m *nats.Msg) {
 		return
 	}
 	reply := nats.NewMsg(m.Reply)
-	var req Request
-	dec := json.NewDecoder(bytes.NewReader(m.Data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		r.respondError(reply, 400, "bad request body: "+err.Error())
-		return
-	}
-	if req.Format == "" {
-		req.Format = FormatJSON
-	}
-	if req.Format != FormatJSON && req.Format != FormatCSV && req.Format != FormatArrow {
-		r.respondError(reply, 400, fmt.Sprintf("format %q: want json, csv or arrow", req.Format))
+	req, err := decodeRequest(m.Data)
+	if err != nil {
+		r.respondError(reply, 400, err.Error())
 		return
 	}
 	max := r.nc.MaxPayload()
 	var buf bytes.Buffer
-	err := r.engine.Query(context.Background(), req, func(res *Result) error {
+	err = r.engine.Query(context.Background(), req, func(res *Result) error {
 		werr := WriteResult(&limitedWriter{w: &buf, left: max}, req.Format, res)
 		reply.Header.Set(HeaderRows, strconv.FormatInt(res.Rows(), 10))
 		reply.Header.Set(HeaderTruncated, strconv.FormatBool(res.Truncated()))
@@ -129,6 +149,9 @@ func (r *NATSResponder) handle(m *nats.Msg) {
 	switch {
 	case errors.Is(err, errTooLarge):
 		r.respondError(reply, 413, fmt.Sprintf("result is over the NATS max payload of %d bytes: lower max_rows or use HTTP or Flight SQL", max))
+		return
+	case errors.Is(err, ErrBusy):
+		r.respondBusy(reply, err)
 		return
 	case err != nil:
 		r.respondError(reply, StatusOf(err), err.Error())
@@ -143,12 +166,24 @@ func (r *NATSResponder) handle(m *nats.Msg) {
 
 func (r *NATSResponder) respondError(reply *nats.Msg, status int, msg string) {
 	reply.Header = nats.Header{}
+	r.respondMsg(reply, status, msg)
+}
+
+func (r *NATSResponder) respondMsg(reply *nats.Msg, status int, msg string) {
 	reply.Header.Set(HeaderStatus, strconv.Itoa(status))
 	reply.Header.Set(HeaderError, oneLine(msg))
 	reply.Data, _ = json.Marshal(map[string]string{"error": msg})
 	if err := r.nc.PublishMsg(reply); err != nil {
 		r.log.Warn("query error reply failed", "err", err)
 	}
+}
+
+// respondBusy answers status 429 with a Retry-After header in seconds, as
+// over HTTP.
+func (r *NATSResponder) respondBusy(reply *nats.Msg, err error) {
+	reply.Header = nats.Header{}
+	reply.Header.Set("Retry-After", strconv.Itoa(int(RetryAfter/time.Second)))
+	r.respondMsg(reply, StatusOf(err), err.Error())
 }
 
 var errTooLarge = errors.New("reply too large")
