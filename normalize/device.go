@@ -193,13 +193,14 @@ type device struct {
 	uptimeSet             bool
 	epoch                 uint32
 
-	cache    map[cacheKey]*entry
-	names    []*nameTable
-	namesGen uint32
-	comps    map[string]*component
-	series   map[seriesKey]*series
-	pend     map[pendKey]*pending
-	unmapped map[unmappedKey]*unmappedStat
+	cache      map[cacheKey]*entry
+	cacheBytes int // origin and path bytes held by cache
+	names      []*nameTable
+	namesGen   uint32
+	comps      map[string]*component
+	series     map[seriesKey]*series
+	pend       map[pendKey]*pending
+	unmapped   map[unmappedKey]*unmappedStat
 
 	batch   uint64
 	scratch []*entry
@@ -239,6 +240,7 @@ func (d *device) setProfile(c *compiled, by string, rank int) {
 	}
 	d.prof, d.profBy, d.profRank = c, by, rank
 	clear(d.cache)
+	d.cacheBytes = 0
 	d.names = make([]*nameTable, len(c.names))
 	for i := range d.names {
 		d.names[i] = &nameTable{rows: map[string]*nameRow{}, uses: map[string]int{}}
@@ -267,6 +269,7 @@ func (d *device) chooseProfile(batch []schema.Observation) {
 		}
 		if d.prof == nil {
 			clear(d.cache)
+			d.cacheBytes = 0
 		}
 	}
 	if info, ok := d.n.cfg.Inventory[d.name]; ok && info.Profile != "" {
@@ -337,8 +340,9 @@ func (d *device) process(ctx context.Context, n *Normalizer, batch []schema.Obse
 	defer d.mu.Unlock()
 	d.batch++
 	d.chooseProfile(batch)
-	if len(d.cache) > maxCacheEntries {
+	if len(d.cache) > maxCacheEntries || d.cacheBytes > maxCacheBytes {
 		clear(d.cache)
+		d.cacheBytes = 0
 	}
 
 	// Pass 1: resolve every observation to its entry; take names and
@@ -988,7 +992,12 @@ func (d *device) resolve(o *schema.Observation) *entry {
 	if e.kind == entryUnmapped && e.un == nil {
 		e.un = d.unmappedStat(e.label, ReasonNoMapping)
 	}
-	d.cache[cacheKey{strings.Clone(o.Origin), strings.Clone(o.Path)}] = e
+	if n := len(o.Origin) + len(o.Path); n <= maxCachedPath {
+		// An absurd path (a 1 MiB list key) is resolved again each time
+		// rather than kept: the cache is bounded in bytes too.
+		d.cache[cacheKey{strings.Clone(o.Origin), strings.Clone(o.Path)}] = e
+		d.cacheBytes += n
+	}
 	return e
 }
 

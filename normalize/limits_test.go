@@ -196,6 +196,11 @@ func TestDeviceLimits(t *testing.T) {
 		if k := logs.count("g1", "name_too_long"); k != 1 {
 			t.Fatalf("%d log lines, want 1", k)
 		}
+		for k := range n.device("g1").cache {
+			if len(k.path) > maxCachedPath {
+				t.Fatalf("a path of %d bytes is cached", len(k.path))
+			}
+		}
 		// SNMP: an overlong ifName is not taken as a name.
 		s := poll(t, n, c, sec, snmpObs(oidIfName, schema.KindString, long), snmpObs(oidIfHCInOctets, schema.KindCounter64, uint64(5)))
 		for _, x := range s {

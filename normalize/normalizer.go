@@ -40,6 +40,8 @@ const (
 	maxStringValue   = 256    // longer strings are rejected as values
 	maxUnmappedPaths = 2000   // distinct unmapped paths tracked per device
 	maxCacheEntries  = 200000 // resolved paths cached per device
+	maxCacheBytes    = 64 << 20
+	maxCachedPath    = 4096 // longer origin+path are not cached
 	otherPath        = "(other)"
 	// maxLabelDevices is how many devices not in the inventory get their
 	// own value of the device label of the normalizer's metrics; later
