@@ -671,6 +671,10 @@ func (d *device) addPart(e *entry, t *target, o *schema.Observation) {
 	}
 	k := pendKey{combo: m.combo.id, inst: e.index}
 	p := d.pend[k]
+	if p == nil && len(d.pend) >= d.n.cfg.MaxSeriesPerDevice {
+		d.limit(limitSeries, t, "")
+		return
+	}
 	if p == nil {
 		p = &pending{}
 		d.pend[pendKey{combo: m.combo.id, inst: strings.Clone(e.index)}] = p
@@ -768,6 +772,12 @@ func (d *device) setName(e *entry, o *schema.Observation) {
 	}
 	tbl := d.names[e.table]
 	row := tbl.rows[e.index]
+	if row == nil && len(tbl.rows) >= d.n.cfg.MaxSeriesPerDevice {
+		// More names than the device may have series: the rows of a
+		// table that grows without end are not kept.
+		d.limit(limitSeries, nil, "")
+		return
+	}
 	if row == nil {
 		row = &nameRow{vals: make([]string, len(d.prof.names[e.table].OIDs))}
 		tbl.rows[e.index] = row

@@ -183,6 +183,27 @@ func TestDeviceLimits(t *testing.T) {
 			t.Fatalf("%d log lines, want 1", k)
 		}
 	})
+	t.Run("SNMP names table growing every poll", func(t *testing.T) {
+		const limit = 30
+		n, c, logs := newLimitTest(t, Config{MaxSeriesPerDevice: limit})
+		for p := range 5 {
+			var batch []schema.Observation
+			for i := range 200 {
+				idx := fmt.Sprint(p*200 + i + 1)
+				batch = append(batch, snmpObs("1.3.6.1.2.1.31.1.1.1.1."+idx, schema.KindString, "if"+idx),
+					snmpObs("1.3.6.1.2.1.31.1.1.1.6."+idx, schema.KindCounter64, uint64(p)))
+			}
+			poll(t, n, c, int64(p+1)*10*sec, batch...)
+		}
+		for i, tbl := range n.device("r1").names {
+			if len(tbl.rows) > limit {
+				t.Fatalf("names table %d holds %d rows, want at most %d", i, len(tbl.rows), limit)
+			}
+		}
+		if k := logs.count("r1", "series_limit"); k != 1 {
+			t.Fatalf("%d log lines, want 1", k)
+		}
+	})
 	t.Run("1 MiB component name", func(t *testing.T) {
 		n, c, logs := newLimitTest(t, Config{})
 		long := strings.Repeat("x", 1<<20)
