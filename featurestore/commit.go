@@ -37,20 +37,32 @@ func (s *Store) Append(ctx context.Context, batch []schema.Sample) error {
 		x := &batch[i]
 		p.recs[i] = rec{ts: x.TS, ingest: x.IngestTS, value: x.Value}
 	}
-	s.series.internBatch(batch, p.recs)
-	if len(p.recs) == 0 {
-		s.pool.Put(p)
-		return nil
-	}
-	p.enc = encodeWALBatch(p.enc[:0], p.recs)
-	p.refs.Store(2)
-
+	refused := false
+	s.series.internBatch(batch, p.recs, func(i int, r admitResult) {
+		s.noteAdmit(&batch[i], r)
+		refused = refused || p.recs[i].sid < 0
+	})
 	s.appendMu.RLock()
 	if !s.running {
 		s.appendMu.RUnlock()
 		s.pool.Put(p)
 		return ErrNotRunning
 	}
+	// Duplicates are judged only once the store runs, so that a batch
+	// refused before Start is not remembered as stored. (A batch whose
+	// context ends before it is queued is: its retry loses the samples
+	// that repeat a series' newest.)
+	if dups := s.series.dedup(p.recs); dups > 0 || refused {
+		s.m.duplicates.Add(float64(dups))
+		p.recs = slices.DeleteFunc(p.recs, func(r rec) bool { return r.sid < 0 })
+	}
+	if len(p.recs) == 0 {
+		s.appendMu.RUnlock()
+		s.pool.Put(p)
+		return nil
+	}
+	p.enc = encodeWALBatch(p.enc[:0], p.recs)
+	p.refs.Store(2)
 	if s.cfg.FSync != FSyncBatch && len(s.commitCh) == 0 && s.commitMu.TryLock() {
 		// No one is committing: lead. (FSyncBatch waits for a group to
 		// form; that is the committer's job.)
@@ -76,14 +88,39 @@ func (s *Store) Append(ctx context.Context, batch []schema.Sample) error {
 	return err
 }
 
+// noteAdmit counts and logs a sample whose labels the series table did not
+// take as they were.
+func (s *Store) noteAdmit(x *schema.Sample, r admitResult) {
+	reason := "invalid_utf8"
+	switch r {
+	case admitTooLong:
+		reason = "name_too_long"
+	case admitLimit:
+		reason = "series_limit"
+	}
+	dev := s.guard.label(x.Device)
+	if r == admitReplaced {
+		s.m.replaced.WithLabelValues(dev).Inc()
+	} else {
+		s.m.rejected.WithLabelValues(dev, reason).Inc()
+	}
+	if s.guard.shouldLog(dev, reason) {
+		s.log.Warn("sample labels not stored as sent", "reason", reason, "device", dev,
+			"component", clip(x.Component), "metric", clip(x.Metric), "series", s.series.len(), "max_series", s.cfg.MaxSeries)
+	}
+}
+
 // rejectBad returns a copy of batch without the samples that lack a device
 // or metric, counting and logging each.
 func (s *Store) rejectBad(batch []schema.Sample) []schema.Sample {
 	good := make([]schema.Sample, 0, len(batch))
 	for _, x := range batch {
 		if x.Device == "" || x.Metric == "" {
-			s.m.rejected.WithLabelValues(x.Device, "missing_label").Inc()
-			s.log.Warn("sample rejected: empty device or metric", "device", x.Device, "component", x.Component, "metric", x.Metric)
+			dev := s.guard.label(x.Device)
+			s.m.rejected.WithLabelValues(dev, "missing_label").Inc()
+			if s.guard.shouldLog(dev, "missing_label") {
+				s.log.Warn("sample rejected: empty device or metric", "device", dev, "component", clip(x.Component), "metric", clip(x.Metric))
+			}
 			continue
 		}
 		good = append(good, x)

@@ -127,7 +127,28 @@ type Config struct {
 	BadgerMemTable ByteSize `yaml:"badger_memtable"`
 	// BadgerBlockCache is the size of Badger's block cache.
 	BadgerBlockCache ByteSize `yaml:"badger_block_cache"`
+	// MaxClockSkew is how far a sample's event time may be ahead of both
+	// its ingest time and the store's clock and still move the views'
+	// watermarks. A sample further ahead (a device clock in the future) is
+	// stored and windowed for its own entity, but never closes another
+	// entity's windows. The normalizer restamps such samples first
+	// (normalize.max_clock_skew); this is the store's own guard.
+	MaxClockSkew time.Duration `yaml:"max_clock_skew"`
+	// MaxSeries bounds the number of series (device, component, metric)
+	// the store knows. A sample of a new series beyond it is refused and
+	// counted (reason "series_limit").
+	MaxSeries int `yaml:"max_series"`
 }
+
+// Limits of the store's input guards.
+const (
+	// MaxMaxSeries is the largest allowed MaxSeries (series ids are int32).
+	MaxMaxSeries = 1 << 30
+	// MaxNameBytes is the longest device, component or metric name the
+	// store accepts, in bytes; a longer one is refused (reason
+	// "name_too_long"). The normalizer's own limit is lower.
+	MaxNameBytes = 4096
+)
 
 // DefaultConfig returns the defaults every unset field takes.
 func DefaultConfig() Config {
@@ -145,6 +166,8 @@ func DefaultConfig() Config {
 		WindowQueue:      1024,
 		BadgerMemTable:   8 << 20,
 		BadgerBlockCache: 8 << 20,
+		MaxClockSkew:     time.Minute,
+		MaxSeries:        2_000_000,
 	}
 }
 
@@ -183,6 +206,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.BadgerBlockCache == 0 {
 		c.BadgerBlockCache = d.BadgerBlockCache
+	}
+	if c.MaxClockSkew == 0 {
+		c.MaxClockSkew = d.MaxClockSkew
+	}
+	if c.MaxSeries == 0 {
+		c.MaxSeries = d.MaxSeries
 	}
 	return c
 }
@@ -234,6 +263,12 @@ func (c Config) Validate() error {
 	}
 	if c.BadgerBlockCache < 0 {
 		errs = append(errs, schema.Errorf("badger_block_cache", "%d bytes: must not be negative", c.BadgerBlockCache))
+	}
+	if c.MaxClockSkew < time.Second || c.MaxClockSkew > 24*time.Hour {
+		errs = append(errs, schema.Errorf("max_clock_skew", "%v: must be between 1s and 24h", c.MaxClockSkew))
+	}
+	if c.MaxSeries < 1 || c.MaxSeries > MaxMaxSeries {
+		errs = append(errs, schema.Errorf("max_series", "%d: must be between 1 and %d", c.MaxSeries, MaxMaxSeries))
 	}
 	return errors.Join(errs...)
 }

@@ -18,6 +18,9 @@ type storeMetrics struct {
 	chunksDropped  *prometheus.CounterVec // reason
 	chunkPersist   *prometheus.CounterVec // result
 	late           *prometheus.CounterVec // view, outcome
+	ahead          *prometheus.CounterVec // view
+	replaced       *prometheus.CounterVec // device
+	duplicates     prometheus.Counter
 	windowsClosed  *prometheus.CounterVec // view, reason
 	closeLatency   prometheus.Histogram
 	rowsUnpersist  *prometheus.CounterVec // view
@@ -36,7 +39,7 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) (*storeMetrics, error)
 		appended: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "netfeat_store_samples_appended_total", Help: "Samples accepted into the WAL and the hot tier."}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "netfeat_store_samples_rejected_total", Help: "Samples refused as bad input, by device and reason."},
+			Name: "netfeat_store_samples_rejected_total", Help: "Samples refused as bad input, by device (the first 10000 devices, then \"(other)\") and reason (missing_label, name_too_long, series_limit)."},
 			[]string{"device", "reason"}),
 		walCommits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "netfeat_store_wal_commits_total", Help: "WAL group commits (one Badger transaction each)."}),
@@ -61,6 +64,14 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) (*storeMetrics, error)
 		late: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netfeat_store_late_samples_total", Help: "Samples that arrived behind their view's newest pane, by view and outcome (applied within allowed lateness, dropped beyond it)."},
 			[]string{"view", "outcome"}),
+		ahead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "netfeat_store_future_samples_total", Help: "Samples more than store.max_clock_skew ahead of their ingest time and of the store's clock, by view: windowed for their own entity but not moving the view's watermark."},
+			[]string{"view"}),
+		replaced: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "netfeat_store_invalid_utf8_samples_total", Help: "Samples stored with invalid UTF-8 in a label replaced by U+FFFD, by device (the first 10000 devices, then \"(other)\")."},
+			[]string{"device"}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "netfeat_store_duplicate_samples_total", Help: "Samples dropped because they repeat their series' newest sample (same event time and value), e.g. after a gNMI re-subscribe."}),
 		windowsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netfeat_store_windows_closed_total", Help: "Feature rows delivered, by view and what closed the window (complete, watermark, idle)."},
 			[]string{"view", "reason"}),
@@ -80,7 +91,7 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) (*storeMetrics, error)
 	}
 	cs := []prometheus.Collector{
 		m.appended, m.rejected, m.walCommits, m.walBatches, m.walBytes, m.walCommitTime, m.walErrors,
-		m.chunksSealed, m.chunksDropped, m.chunkPersist, m.late, m.windowsClosed, m.closeLatency,
+		m.chunksSealed, m.chunksDropped, m.chunkPersist, m.late, m.ahead, m.replaced, m.duplicates, m.windowsClosed, m.closeLatency,
 		m.rowsUnpersist, m.damaged, m.recoverSeconds, m.stateEvents,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netfeat_store_hot_samples", Help: "Samples held in the hot tier."},
 			func() float64 { r, _ := s.hot.usage(); return float64(r) }),

@@ -406,18 +406,28 @@ func (s *Store) replayWindows(ctx context.Context) error {
 	for _, v := range s.views {
 		span = max(span, int64(v.MaxWindow()+v.AllowedLateness+v.Hop))
 	}
+	// Event times beyond the clock skew limit (a device clock in the
+	// future) neither choose what is replayed nor move a watermark: one
+	// such sample must not make the replay skip everyone else's history.
+	now := time.Now()
+	future := now.UnixNano() + int64(s.cfg.MaxClockSkew)
 	newest := int64(math.MinInt64)
 	for _, c := range s.replayFrom {
-		newest = max(newest, c.maxTS)
+		for _, ts := range c.ts {
+			if ts <= future {
+				newest = max(newest, ts)
+			}
+		}
 	}
 	for _, p := range s.replayWAL {
 		for _, r := range p.recs {
-			newest = max(newest, r.ts)
+			if r.ts <= future && r.ts-r.ingest <= int64(s.cfg.MaxClockSkew) {
+				newest = max(newest, r.ts)
+			}
 		}
 	}
 	chunks := append([]*chunk(nil), s.replayFrom...)
 	sort.Slice(chunks, func(i, j int) bool { return chunks[i].firstSeq < chunks[j].firstSeq })
-	now := time.Now()
 	var recs []rec
 	for _, c := range chunks {
 		if c.maxTS < newest-span || c.lastSeq > s.persistedSeq.Load() {
@@ -428,7 +438,13 @@ func (s *Store) replayWindows(ctx context.Context) error {
 		}
 		recs = recs[:0]
 		for i := range c.ts {
-			recs = append(recs, rec{ts: c.ts[i], ingest: c.ts[i], value: c.val[i], sid: c.sid[i]})
+			// Chunks keep no ingest time: a sample from the future gets
+			// the replay's, so that the window engine's guard sees it.
+			ingest := c.ts[i]
+			if ingest > future {
+				ingest = now.UnixNano()
+			}
+			recs = append(recs, rec{ts: c.ts[i], ingest: ingest, value: c.val[i], sid: c.sid[i]})
 		}
 		s.win.process(recs, now)
 		s.settle()
@@ -454,7 +470,16 @@ func (s *Store) loadMarks() error {
 			if err != nil || len(b) != 8 {
 				return fmt.Errorf("window mark of view %s: %w", v.Name, ErrDamaged)
 			}
-			s.win.views[i].mark = int64(bytesToSeq(b))
+			mark := int64(bytesToSeq(b))
+			if limit := time.Now().UnixNano() + int64(s.cfg.MaxClockSkew); mark > limit {
+				// Written while a device clock in the future moved the
+				// watermark (before the skew guard): honouring it would
+				// suppress every window until that date. Windows may be
+				// delivered again (at-least-once).
+				s.log.Warn("window mark in the future ignored", "view", v.Name, "mark", time.Unix(0, mark).UTC())
+				mark = 0
+			}
+			s.win.views[i].mark = mark
 		}
 		return nil
 	})

@@ -4,8 +4,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -33,8 +36,10 @@ type seriesTable struct {
 	mu        sync.RWMutex
 	ids       map[seriesKey]int32
 	defs      []seriesDef
-	walled    int // defs[:walled] are durable: in the WAL or in Badger
-	persisted int // defs[:persisted] are in Badger (so WAL segments may go)
+	last      []lastSample // per id, accessed atomically under mu's read lock
+	max       int          // most series admit accepts; 0 means no limit
+	walled    int          // defs[:walled] are durable: in the WAL or in Badger
+	persisted int          // defs[:persisted] are in Badger (so WAL segments may go)
 
 	dicts atomic.Pointer[seriesDicts]
 }
@@ -66,13 +71,115 @@ func (t *seriesTable) intern(device, component, metric, source string) int32 {
 	id = int32(len(t.defs))
 	t.ids[k] = id
 	t.defs = append(t.defs, seriesDef{seriesKey: k, source: source})
+	t.last = append(t.last, lastSample{ts: math.MinInt64})
 	return id
 }
 
-// internBatch sets recs[i].sid for every sample of batch that ok(i)
-// accepts, taking the read lock once for the batch and the write lock only
-// for new series.
-func (t *seriesTable) internBatch(batch []schema.Sample, recs []rec) {
+// admitResult is what admit did with a sample's labels.
+type admitResult uint8
+
+const (
+	admitOK       admitResult = iota
+	admitReplaced             // invalid UTF-8 replaced with U+FFFD; admitted
+	admitTooLong              // a label longer than MaxNameBytes; refused
+	admitLimit                // a new series beyond max; refused
+)
+
+// admit is intern for Append's input, which may come from anywhere: a
+// label longer than MaxNameBytes is refused, invalid UTF-8 is replaced
+// with U+FFFD (every string in the store is valid UTF-8, so that DuckDB
+// can compare and join on it), and a new series beyond max is refused.
+// It returns -1 for a refused sample.
+func (t *seriesTable) admit(device, component, metric, source string) (int32, admitResult) {
+	if len(device) > MaxNameBytes || len(component) > MaxNameBytes || len(metric) > MaxNameBytes || len(source) > MaxNameBytes {
+		return -1, admitTooLong
+	}
+	res := admitOK
+	for _, p := range [...]*string{&device, &component, &metric, &source} {
+		if !utf8.ValidString(*p) {
+			*p = strings.ToValidUTF8(*p, "\uFFFD")
+			res = admitReplaced
+		}
+	}
+	k := seriesKey{device, component, metric}
+	t.mu.RLock()
+	id, ok := t.ids[k]
+	full := t.max > 0 && len(t.defs) >= t.max
+	t.mu.RUnlock()
+	if ok {
+		return id, res
+	}
+	if full {
+		return -1, admitLimit
+	}
+	return t.intern(device, component, metric, source), res
+}
+
+// lastSample is the newest event time of a series and its value's bits.
+type lastSample struct {
+	ts int64
+	v  uint64
+}
+
+// dedup sets the sid of every record that repeats its series' newest
+// sample (same event time, same value) to -1 and returns how many it
+// marked. A gNMI re-subscribe sends the current values again with their
+// original timestamps. Another value at the newest time is kept (a state
+// may change twice within a timestamp's resolution) and becomes the
+// newest value; older samples are left to the window engine's lateness
+// rules. Concurrent appenders of one series may, rarely, both keep a
+// duplicate: the time and the value are two atomic words.
+func (t *seriesTable) dedup(recs []rec) int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	n := 0
+	for i := range recs {
+		r := &recs[i]
+		if r.sid < 0 || int(r.sid) >= len(t.last) {
+			continue
+		}
+		l := &t.last[r.sid]
+		bits := math.Float64bits(r.value)
+		for {
+			old := atomic.LoadInt64(&l.ts)
+			if r.ts < old {
+				break
+			}
+			if r.ts == old {
+				if atomic.LoadUint64(&l.v) == bits {
+					r.sid = -1
+					n++
+				} else {
+					atomic.StoreUint64(&l.v, bits)
+				}
+				break
+			}
+			if atomic.CompareAndSwapInt64(&l.ts, old, r.ts) {
+				atomic.StoreUint64(&l.v, bits)
+				break
+			}
+		}
+	}
+	return n
+}
+
+// restoreLast sets each series' newest sample from the hot tier after
+// recovery, so that a re-subscribe right after a restart is recognised.
+func (t *seriesTable) restoreLast(stats []seriesStat) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for sid, st := range stats {
+		if st.samples > 0 && sid < len(t.last) {
+			t.last[sid] = lastSample{ts: st.lastTS, v: math.Float64bits(st.lastValue)}
+		}
+	}
+}
+
+// internBatch sets recs[i].sid for every sample of batch, taking the read
+// lock once for the batch and the write lock only for new series. A
+// sample that admit refuses gets sid -1; note receives every sample whose
+// labels admit did not accept as they were.
+func (t *seriesTable) internBatch(batch []schema.Sample, recs []rec, note func(i int, r admitResult)) {
 	var miss []int
 	t.mu.RLock()
 	var prev *schema.Sample
@@ -94,7 +201,11 @@ func (t *seriesTable) internBatch(batch []schema.Sample, recs []rec) {
 	t.mu.RUnlock()
 	for _, i := range miss {
 		x := &batch[i]
-		recs[i].sid = t.intern(x.Device, x.Component, x.Metric, x.Source)
+		id, res := t.admit(x.Device, x.Component, x.Metric, x.Source)
+		recs[i].sid = id
+		if res != admitOK {
+			note(i, res)
+		}
 	}
 }
 
@@ -107,6 +218,7 @@ func (t *seriesTable) restore(id int32, d seriesDef) error {
 	}
 	t.ids[d.seriesKey] = id
 	t.defs = append(t.defs, d)
+	t.last = append(t.last, lastSample{ts: math.MinInt64})
 	t.persisted = len(t.defs)
 	t.walled = len(t.defs)
 	return nil
@@ -128,6 +240,7 @@ func (t *seriesTable) restoreWAL(id int32, d seriesDef) error {
 	}
 	t.ids[d.seriesKey] = id
 	t.defs = append(t.defs, d)
+	t.last = append(t.last, lastSample{ts: math.MinInt64})
 	t.walled = len(t.defs)
 	return nil
 }

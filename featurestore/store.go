@@ -75,6 +75,7 @@ type Store struct {
 	subs     atomic.Pointer[[]schema.FeatureRowHandler]
 	evSubs   atomic.Pointer[[]schema.StateEventHandler]
 	states   *stateTracker // under winMu, like win
+	guard    inputGuard
 
 	seq          uint64 // last WAL sequence number; committer only after Start
 	persistedSeq atomic.Uint64
@@ -135,7 +136,7 @@ func Open(ctx context.Context, dir string, cfg Config, views []schema.FeatureVie
 	}
 	s := &Store{
 		cfg: cfg, dir: dir, log: log, views: views, viewIx: map[string]int{},
-		series:   newSeriesTable(),
+		series:   &seriesTable{ids: make(map[seriesKey]int32), max: cfg.MaxSeries},
 		commitCh: make(chan *pending, cfg.CommitQueue), winCh: make(chan *pending, cfg.WindowQueue),
 		chunkCh: make(chan *chunk, 64), rowCh: make(chan []rowWrite, 4096), stopMaint: make(chan struct{}),
 	}
@@ -158,6 +159,8 @@ func Open(ctx context.Context, dir string, cfg Config, views []schema.FeatureVie
 		applied := s.m.late.WithLabelValues(views[i].Name, "applied")
 		dropped := s.m.late.WithLabelValues(views[i].Name, "dropped")
 		ve.lateApplied, ve.lateDropped = applied.Inc, dropped.Inc
+		ve.ahead = s.m.ahead.WithLabelValues(views[i].Name).Inc
+		ve.skew = int64(cfg.MaxClockSkew)
 	}
 	s.win.emit, s.win.mark = s.emit, s.markClosed
 
@@ -279,7 +282,9 @@ func (s *Store) Start(ctx context.Context) error {
 	}
 	// State events resume from the newest state of each series recovered
 	// (none of the replayed samples is an event again).
-	s.states.restore(s.hot.seriesStats())
+	stats := s.hot.seriesStats()
+	s.states.restore(stats)
+	s.series.restoreLast(stats)
 	if err := s.replayWindows(ctx); err != nil {
 		return err
 	}

@@ -203,7 +203,11 @@ type viewEngine struct {
 	batchIng  int64     // newest ingest time of the current batch's samples in this view
 	scratch   paneAgg
 
-	lateApplied, lateDropped func()
+	// skew is how far (ns) a sample may be ahead of its ingest time and
+	// of the wall clock and still move the watermark; 0 disables the check.
+	skew int64
+
+	lateApplied, lateDropped, ahead func()
 }
 
 func newViewEngine(v schema.FeatureView) *viewEngine {
@@ -239,7 +243,7 @@ func newViewEngine(v schema.FeatureView) *viewEngine {
 	if ve.sketch {
 		ve.scratch.sk = newSketch()
 	}
-	ve.lateApplied, ve.lateDropped = func() {}, func() {}
+	ve.lateApplied, ve.lateDropped, ve.ahead = func() {}, func() {}, func() {}
 	return ve
 }
 
@@ -338,7 +342,14 @@ func (ve *viewEngine) add(id int32, e schema.Entity, metric, series int32, r *re
 	es.maxPane = max(es.maxPane, p)
 	es.lastWall = wall
 	ve.track(es, series, p, r)
-	ve.pendMax = max(ve.pendMax, r.ts)
+	if ve.skew > 0 && r.ts-r.ingest > ve.skew && r.ts-wall > ve.skew {
+		// Ahead of its ingest time and of the store's clock: a device clock
+		// in the future. It counts for its own entity (above) but must not
+		// move the view's watermark, which would close every other
+		// entity's windows and make their samples late.
+		ve.ahead()
+		return
+	}
 	if !ve.closedAny {
 		if end := (p + 1) * ve.hop; ve.nextClose == 0 || end < ve.nextClose {
 			ve.nextClose = end
@@ -348,7 +359,9 @@ func (ve *viewEngine) add(id int32, e schema.Entity, metric, series int32, r *re
 		ve.pendMax = r.ts
 		ve.haveTS = true
 		ve.maxTS = r.ts
+		return
 	}
+	ve.pendMax = max(ve.pendMax, r.ts)
 }
 
 // emitFunc receives each closed row: what closed it, and whether it was

@@ -22,6 +22,72 @@ type Config struct {
 	// Inventory holds per-device facts, keyed by the device name the
 	// collectors use.
 	Inventory map[string]DeviceInfo `yaml:"inventory"`
+
+	// MaxClockSkew is how far a device timestamp (gNMI) may be ahead of
+	// the receive time; default 5s.
+	MaxClockSkew time.Duration `yaml:"max_clock_skew"`
+	// MaxSampleAge is how far a device timestamp may be behind the
+	// receive time; default 1h.
+	MaxSampleAge time.Duration `yaml:"max_sample_age"`
+	// ClockSkewAction is what happens to a value whose device timestamp is
+	// outside those bounds: restamp (with the receive time, the default)
+	// or drop.
+	ClockSkewAction ClockSkewAction `yaml:"clock_skew_action"`
+	// MaxSeriesPerDevice bounds the series (component × metric, derived
+	// rates included) one device may create; default 20000.
+	MaxSeriesPerDevice int `yaml:"max_series_per_device"`
+	// MaxNameLength bounds a component name in bytes; default 256. A value
+	// whose component name is longer is refused.
+	MaxNameLength int `yaml:"max_name_length"`
+}
+
+// ClockSkewAction says what the normalizer does with a value whose device
+// timestamp is implausible.
+type ClockSkewAction string
+
+// Clock skew actions.
+const (
+	// ClockRestamp keeps the value with the receive time as its event time.
+	ClockRestamp ClockSkewAction = "restamp"
+	// ClockDrop refuses the value.
+	ClockDrop ClockSkewAction = "drop"
+)
+
+// Defaults and bounds of the input limits.
+const (
+	DefaultMaxClockSkew       = 5 * time.Second
+	DefaultMaxSampleAge       = time.Hour
+	DefaultMaxSeriesPerDevice = 20000
+	DefaultMaxNameLength      = 256
+
+	MaxMaxClockSkew       = time.Hour
+	MaxMaxSampleAge       = 7 * 24 * time.Hour
+	MaxMaxSeriesPerDevice = 10_000_000
+	// MaxMaxNameLength is the store's own limit (featurestore.MaxNameBytes).
+	MaxMaxNameLength = 4096
+)
+
+// withDefaults returns c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.ReloadInterval == 0 {
+		c.ReloadInterval = DefaultReloadInterval
+	}
+	if c.MaxClockSkew == 0 {
+		c.MaxClockSkew = DefaultMaxClockSkew
+	}
+	if c.MaxSampleAge == 0 {
+		c.MaxSampleAge = DefaultMaxSampleAge
+	}
+	if c.ClockSkewAction == "" {
+		c.ClockSkewAction = ClockRestamp
+	}
+	if c.MaxSeriesPerDevice == 0 {
+		c.MaxSeriesPerDevice = DefaultMaxSeriesPerDevice
+	}
+	if c.MaxNameLength == 0 {
+		c.MaxNameLength = DefaultMaxNameLength
+	}
+	return c
 }
 
 // DeviceInfo is what the operator states about one device.
@@ -46,6 +112,22 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.ReloadInterval < 0 {
 		errs = append(errs, schema.Errorf("reload_interval", "must not be negative, got %s", c.ReloadInterval))
+	}
+	l := c.withDefaults()
+	if l.MaxClockSkew < 0 || l.MaxClockSkew > MaxMaxClockSkew {
+		errs = append(errs, schema.Errorf("max_clock_skew", "%s: must be between 0 and %s", c.MaxClockSkew, MaxMaxClockSkew))
+	}
+	if l.MaxSampleAge < 0 || l.MaxSampleAge > MaxMaxSampleAge {
+		errs = append(errs, schema.Errorf("max_sample_age", "%s: must be between 0 and %s", c.MaxSampleAge, MaxMaxSampleAge))
+	}
+	if l.ClockSkewAction != ClockRestamp && l.ClockSkewAction != ClockDrop {
+		errs = append(errs, schema.Errorf("clock_skew_action", "%q: must be restamp or drop", c.ClockSkewAction))
+	}
+	if l.MaxSeriesPerDevice < 0 || l.MaxSeriesPerDevice > MaxMaxSeriesPerDevice {
+		errs = append(errs, schema.Errorf("max_series_per_device", "%d: must be between 0 and %d", c.MaxSeriesPerDevice, MaxMaxSeriesPerDevice))
+	}
+	if l.MaxNameLength < 0 || l.MaxNameLength > MaxMaxNameLength {
+		errs = append(errs, schema.Errorf("max_name_length", "%d: must be between 0 and %d", c.MaxNameLength, MaxMaxNameLength))
 	}
 	var known map[string]bool
 	if c.ProfilesDir != "" {

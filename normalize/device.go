@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -43,7 +44,26 @@ type target struct {
 	ser  *series
 	gen  uint32 // names generation the component was resolved at
 	ok   bool
+	// lim is set when a limit refused the component or series (comp and
+	// ser are then nil), or when its name held invalid UTF-8 (replaced).
+	lim limitKind
 }
+
+// limitKind names an input limit of a device.
+type limitKind uint8
+
+const (
+	limitNone       limitKind = iota
+	limitSeries               // max_series_per_device: refused
+	limitNameLength           // max_name_length: refused
+	limitUTF8                 // invalid UTF-8 in the component name: replaced
+	limitAhead                // device time ahead of the receive time
+	limitBehind               // device time too far behind it
+	nLimits
+)
+
+var limitReasons = [nLimits]string{limitSeries: "series_limit", limitNameLength: "name_too_long",
+	limitUTF8: "invalid_utf8", limitAhead: "clock_ahead", limitBehind: "clock_behind"}
 
 // component is one entity of a device.
 type component struct {
@@ -156,9 +176,11 @@ func (t *nameTable) recount(row *nameRow) {
 
 // device is the normalizer's state for one device.
 type device struct {
-	mu   sync.Mutex
-	name string
-	n    *Normalizer
+	mu    sync.Mutex
+	name  string // as the collectors name it (inventory and state key)
+	clean string // name with invalid UTF-8 replaced: the samples' Device
+	label string // device label of the metrics: clean, or otherDevice
+	n     *Normalizer
 
 	version  uint64
 	set      *profileSet
@@ -171,32 +193,41 @@ type device struct {
 	uptimeSet             bool
 	epoch                 uint32
 
-	cache    map[cacheKey]*entry
-	names    []*nameTable
-	namesGen uint32
-	comps    map[string]*component
-	series   map[seriesKey]*series
-	pend     map[pendKey]*pending
-	unmapped map[unmappedKey]*unmappedStat
+	cache      map[cacheKey]*entry
+	cacheBytes int // origin and path bytes held by cache
+	names      []*nameTable
+	namesGen   uint32
+	comps      map[string]*component
+	series     map[seriesKey]*series
+	pend       map[pendKey]*pending
+	unmapped   map[unmappedKey]*unmappedStat
 
 	batch   uint64
 	scratch []*entry
 	out     []schema.Sample
 
 	disc, wraps, shadowed prometheus.Counter
+
+	// Input limits: series created (derived rates included), the
+	// counters of each limit (resolved on first use), and when each was
+	// last logged and how often it bit since.
+	nseries int
+	limCtr  [nLimits]prometheus.Counter
+	limLog  [nLimits]time.Time
+	limN    [nLimits]uint64
 }
 
-func newDevice(name string, n *Normalizer) *device {
+func newDevice(name, label string, n *Normalizer) *device {
 	return &device{
-		name: name, n: n,
+		name: name, clean: validName(name), label: label, n: n,
 		cache:    map[cacheKey]*entry{},
 		comps:    map[string]*component{},
 		series:   map[seriesKey]*series{},
 		pend:     map[pendKey]*pending{},
 		unmapped: map[unmappedKey]*unmappedStat{},
-		disc:     n.met.discontinuities.WithLabelValues(name),
-		wraps:    n.met.wraps.WithLabelValues(name),
-		shadowed: n.met.shadowed.WithLabelValues(name),
+		disc:     n.met.discontinuities.WithLabelValues(label),
+		wraps:    n.met.wraps.WithLabelValues(label),
+		shadowed: n.met.shadowed.WithLabelValues(label),
 	}
 }
 
@@ -209,6 +240,7 @@ func (d *device) setProfile(c *compiled, by string, rank int) {
 	}
 	d.prof, d.profBy, d.profRank = c, by, rank
 	clear(d.cache)
+	d.cacheBytes = 0
 	d.names = make([]*nameTable, len(c.names))
 	for i := range d.names {
 		d.names[i] = &nameTable{rows: map[string]*nameRow{}, uses: map[string]int{}}
@@ -237,6 +269,7 @@ func (d *device) chooseProfile(batch []schema.Observation) {
 		}
 		if d.prof == nil {
 			clear(d.cache)
+			d.cacheBytes = 0
 		}
 	}
 	if info, ok := d.n.cfg.Inventory[d.name]; ok && info.Profile != "" {
@@ -307,8 +340,9 @@ func (d *device) process(ctx context.Context, n *Normalizer, batch []schema.Obse
 	defer d.mu.Unlock()
 	d.batch++
 	d.chooseProfile(batch)
-	if len(d.cache) > maxCacheEntries {
+	if len(d.cache) > maxCacheEntries || d.cacheBytes > maxCacheBytes {
 		clear(d.cache)
+		d.cacheBytes = 0
 	}
 
 	// Pass 1: resolve every observation to its entry; take names and
@@ -350,6 +384,9 @@ func (d *device) process(ctx context.Context, n *Normalizer, batch []schema.Obse
 			if !t.ok || t.gen != d.namesGen {
 				d.bind(e, t)
 			}
+			if t.lim != limitNone && t.lim != limitUTF8 {
+				continue
+			}
 			switch {
 			case t.m.role == RoleDiscontinuity:
 				d.marker(t.comp, &batch[i])
@@ -376,6 +413,14 @@ func (d *device) process(ctx context.Context, n *Normalizer, batch []schema.Obse
 			t := &e.targets[j]
 			m := t.m
 			if m.role != RoleMetric {
+				continue
+			}
+			switch t.lim {
+			case limitNone:
+			case limitUTF8:
+				d.limit(limitUTF8, t, "")
+			default:
+				d.limit(t.lim, t, "")
 				continue
 			}
 			if m.fallback && t.ser.primary == d.batch {
@@ -412,9 +457,9 @@ func (d *device) processRestart(ctx context.Context, n *Normalizer, batch []sche
 // emit converts one observation and appends its sample(s). It returns the
 // number of samples appended.
 func (d *device) emit(t *target, m *mapping, o *schema.Observation, label string) int {
-	ts := o.DeviceTime
-	if ts == 0 {
-		ts = o.RecvTime
+	ts, ok := d.stamp(o)
+	if !ok {
+		return 0
 	}
 	if m.kind == schema.KindCounterMetric {
 		raw, width, reason := counterValue(o)
@@ -465,7 +510,7 @@ func (d *device) emit(t *target, m *mapping, o *schema.Observation, label string
 
 func (d *device) append(ts, recv int64, comp, metric string, v float64, src string) {
 	d.out = append(d.out, schema.Sample{
-		TS: ts, IngestTS: recv, Entity: schema.Entity{Device: d.name, Component: comp},
+		TS: ts, IngestTS: recv, Entity: schema.Entity{Device: d.clean, Component: comp},
 		Metric: metric, Value: v, Source: src,
 	})
 }
@@ -584,9 +629,9 @@ func (d *device) dropReset(s *series, c *component, ts int64) {
 // counters did).
 func (d *device) marker(c *component, o *schema.Observation) {
 	h := hashValue(o)
-	ts := o.DeviceTime
-	if ts == 0 {
-		ts = o.RecvTime
+	ts, ok := d.stamp(o)
+	if !ok {
+		return
 	}
 	switch {
 	case !c.discSet:
@@ -626,6 +671,10 @@ func (d *device) addPart(e *entry, t *target, o *schema.Observation) {
 	}
 	k := pendKey{combo: m.combo.id, inst: e.index}
 	p := d.pend[k]
+	if p == nil && len(d.pend) >= d.n.cfg.MaxSeriesPerDevice {
+		d.limit(limitSeries, t, "")
+		return
+	}
 	if p == nil {
 		p = &pending{}
 		d.pend[pendKey{combo: m.combo.id, inst: strings.Clone(e.index)}] = p
@@ -639,11 +688,12 @@ func (d *device) addPart(e *entry, t *target, o *schema.Observation) {
 	}
 	p.seen |= bit
 	if m.part == 0 || p.t == nil {
-		p.t, p.label = t, e.label
-		p.ts = o.DeviceTime
-		if p.ts == 0 {
-			p.ts = o.RecvTime
+		ts, ok := d.stamp(o)
+		if !ok {
+			return // counted by stamp; the combination is then incomplete
 		}
+		p.t, p.label = t, e.label
+		p.ts = ts
 		p.recv, p.proto, p.conv = o.RecvTime, o.Protocol, m.combo.conv
 	}
 }
@@ -695,7 +745,7 @@ func (d *device) unmappedStat(label, reason string) *unmappedStat {
 		}
 	}
 	label = strings.Clone(label)
-	u = &unmappedStat{path: label, reason: reason, ctr: d.n.met.unmapped.WithLabelValues(d.name, label, reason)}
+	u = &unmappedStat{path: label, reason: reason, ctr: d.n.met.unmapped.WithLabelValues(d.label, validName(label), reason)}
 	d.unmapped[unmappedKey{label, reason}] = u
 	return u
 }
@@ -716,12 +766,18 @@ func (d *device) setName(e *entry, o *schema.Observation) {
 	default:
 		return
 	}
-	if len(v) > maxStringValue {
+	if len(v) > maxStringValue || len(v) > d.n.cfg.MaxNameLength {
 		d.bad(e.label, ReasonBadValue)
 		return
 	}
 	tbl := d.names[e.table]
 	row := tbl.rows[e.index]
+	if row == nil && len(tbl.rows) >= d.n.cfg.MaxSeriesPerDevice {
+		// More names than the device may have series: the rows of a
+		// table that grows without end are not kept.
+		d.limit(limitSeries, nil, "")
+		return
+	}
 	if row == nil {
 		row = &nameRow{vals: make([]string, len(d.prof.names[e.table].OIDs))}
 		tbl.rows[e.index] = row
@@ -758,22 +814,122 @@ func (d *device) lookupName(table int, idx string, unique bool) string {
 // bind resolves a target's component and series.
 func (d *device) bind(e *entry, t *target) {
 	name := d.render(t.m.tmpl, e)
+	t.comp, t.ser, t.gen, t.ok, t.lim = nil, nil, d.namesGen, true, limitNone
+	if len(name) > d.n.cfg.MaxNameLength {
+		t.lim = limitNameLength
+		return
+	}
+	if !utf8.ValidString(name) {
+		name = strings.ToValidUTF8(name, "\uFFFD")
+		t.lim = limitUTF8
+	}
 	c := d.comps[name]
+	var s *series
+	if t.m.role == RoleMetric {
+		k := seriesKey{name, t.m.metric}
+		if s = d.series[k]; s == nil {
+			w := 1 + len(t.m.rates)
+			for _, r := range t.m.rates {
+				if r.util != "" {
+					w++
+				}
+			}
+			if d.nseries+w > d.n.cfg.MaxSeriesPerDevice {
+				t.lim = limitSeries
+				return
+			}
+			d.nseries += w
+		}
+	}
 	if c == nil {
+		if len(d.comps) >= d.n.cfg.MaxSeriesPerDevice {
+			t.lim = limitSeries
+			return
+		}
 		c = &component{name: name}
 		d.comps[name] = c
 	}
-	t.comp, t.gen, t.ok = c, d.namesGen, true
-	t.ser = nil
+	t.comp = c
 	if t.m.role == RoleMetric {
-		k := seriesKey{name, t.m.metric}
-		s := d.series[k]
 		if s == nil {
 			s = &series{comp: c, metric: t.m.metric}
-			d.series[k] = s
+			d.series[seriesKey{name, t.m.metric}] = s
 		}
 		t.ser = s
 	}
+}
+
+// stamp returns the event time of o: the device's time if it has one
+// within max_clock_skew ahead of and max_sample_age behind the receive
+// time, else (counted and logged) the receive time, or ok false when the
+// action is drop. One device's clock thus never moves the store's
+// watermark for everyone.
+func (d *device) stamp(o *schema.Observation) (ts int64, ok bool) {
+	ts = o.DeviceTime
+	if ts == 0 {
+		return o.RecvTime, true
+	}
+	if o.RecvTime == 0 {
+		return ts, true
+	}
+	var k limitKind
+	switch {
+	case ts-o.RecvTime > int64(d.n.cfg.MaxClockSkew):
+		k = limitAhead
+	case o.RecvTime-ts > int64(d.n.cfg.MaxSampleAge):
+		k = limitBehind
+	default:
+		return ts, true
+	}
+	d.limit(k, nil, time.Unix(0, ts).UTC().Format(time.RFC3339Nano))
+	if d.n.cfg.ClockSkewAction == ClockDrop {
+		return 0, false
+	}
+	return o.RecvTime, true
+}
+
+// limit counts one value that a limit changed or refused and logs the
+// device's first, then at most one line per limitLogEvery.
+func (d *device) limit(k limitKind, t *target, detail string) {
+	c := d.limCtr[k]
+	if c == nil {
+		switch k {
+		case limitAhead, limitBehind:
+			action := "restamped"
+			if d.n.cfg.ClockSkewAction == ClockDrop {
+				action = "dropped"
+			}
+			c = d.n.met.clockSkew.WithLabelValues(d.label, strings.TrimPrefix(limitReasons[k], "clock_"), action)
+		case limitUTF8:
+			c = d.n.met.invalidUTF8.WithLabelValues(d.label)
+		default:
+			c = d.n.met.refused.WithLabelValues(d.label, limitReasons[k])
+		}
+		d.limCtr[k] = c
+	}
+	c.Inc()
+	d.limN[k]++
+	now := time.Now()
+	if !d.limLog[k].IsZero() && now.Sub(d.limLog[k]) < limitLogEvery {
+		return
+	}
+	first := d.limLog[k].IsZero()
+	d.limLog[k] = now
+	attrs := []any{"device", d.clean, "limit", limitReasons[k], "count", d.limN[k], "first", first}
+	switch k {
+	case limitAhead:
+		attrs = append(attrs, "device_time", detail, "max_clock_skew", d.n.cfg.MaxClockSkew, "action", d.n.cfg.ClockSkewAction)
+	case limitBehind:
+		attrs = append(attrs, "device_time", detail, "max_sample_age", d.n.cfg.MaxSampleAge, "action", d.n.cfg.ClockSkewAction)
+	case limitSeries:
+		attrs = append(attrs, "series", d.nseries, "max_series_per_device", d.n.cfg.MaxSeriesPerDevice)
+	case limitNameLength:
+		attrs = append(attrs, "max_name_length", d.n.cfg.MaxNameLength)
+	}
+	if t != nil && t.m != nil {
+		attrs = append(attrs, "metric", t.m.metric)
+	}
+	d.n.log.Warn("device input limited", attrs...)
 }
 
 func (d *device) render(t template, e *entry) string {
@@ -846,7 +1002,12 @@ func (d *device) resolve(o *schema.Observation) *entry {
 	if e.kind == entryUnmapped && e.un == nil {
 		e.un = d.unmappedStat(e.label, ReasonNoMapping)
 	}
-	d.cache[cacheKey{strings.Clone(o.Origin), strings.Clone(o.Path)}] = e
+	if n := len(o.Origin) + len(o.Path); n <= maxCachedPath {
+		// An absurd path (a 1 MiB list key) is resolved again each time
+		// rather than kept: the cache is bounded in bytes too.
+		d.cache[cacheKey{strings.Clone(o.Origin), strings.Clone(o.Path)}] = e
+		d.cacheBytes += n
+	}
 	return e
 }
 

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -39,7 +40,17 @@ const (
 	maxStringValue   = 256    // longer strings are rejected as values
 	maxUnmappedPaths = 2000   // distinct unmapped paths tracked per device
 	maxCacheEntries  = 200000 // resolved paths cached per device
+	maxCacheBytes    = 64 << 20
+	maxCachedPath    = 4096 // longer origin+path are not cached
 	otherPath        = "(other)"
+	// maxLabelDevices is how many devices not in the inventory get their
+	// own value of the device label of the normalizer's metrics; later
+	// ones share otherDevice. Inventory devices always have their own.
+	maxLabelDevices = 10000
+	otherDevice     = "(other)"
+	// limitLogEvery is how often a device's limit is logged again after
+	// the first line.
+	limitLogEvery = 10 * time.Minute
 )
 
 // Reasons an observation produced no sample, as used in the unmapped
@@ -81,6 +92,7 @@ type Normalizer struct {
 
 	mu      sync.RWMutex
 	devices map[string]*device
+	labeled int // devices outside the inventory with their own label
 
 	reloadMu sync.Mutex
 	dirStamp string
@@ -98,6 +110,9 @@ type metrics struct {
 	wraps           *prometheus.CounterVec
 	shadowed        *prometheus.CounterVec
 	reloads         *prometheus.CounterVec
+	clockSkew       *prometheus.CounterVec
+	refused         *prometheus.CounterVec
+	invalidUTF8     *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -128,9 +143,22 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "netfeat", Subsystem: "normalize", Name: "profile_reloads_total",
 			Help: "Profile reloads by result (ok, error)."},
 			[]string{"result"}),
+		clockSkew: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "netfeat", Subsystem: "normalize", Name: "clock_skew_total",
+			Help: "Values whose device timestamp was more than max_clock_skew ahead of (direction=ahead) or max_sample_age behind (behind) the receive time, restamped with the receive time or dropped (action)."},
+			[]string{"device", "direction", "action"}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "netfeat", Subsystem: "normalize", Name: "refused_total",
+			Help: "Values refused by a limit: series_limit (max_series_per_device) or name_too_long (max_name_length)."},
+			[]string{"device", "reason"}),
+		invalidUTF8: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "netfeat", Subsystem: "normalize", Name: "invalid_utf8_total",
+			Help: "Samples whose component name held invalid UTF-8, replaced with U+FFFD."},
+			[]string{"device"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.observations, m.samples, m.unmapped, m.discontinuities, m.wraps, m.shadowed, m.reloads} {
+		for _, c := range []prometheus.Collector{m.observations, m.samples, m.unmapped, m.discontinuities, m.wraps, m.shadowed, m.reloads,
+			m.clockSkew, m.refused, m.invalidUTF8} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("register normalizer metrics: %w", err)
 			}
@@ -152,9 +180,7 @@ func New(cfg Config, out schema.SampleAppender, reg prometheus.Registerer, log *
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	if cfg.ReloadInterval == 0 {
-		cfg.ReloadInterval = DefaultReloadInterval
-	}
+	cfg = cfg.withDefaults()
 	met, err := newMetrics(reg)
 	if err != nil {
 		return nil, err
@@ -379,10 +405,32 @@ func (n *Normalizer) device(name string) *device {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if d = n.devices[name]; d == nil {
-		d = newDevice(strings.Clone(name), n)
-		n.devices[d.name] = d
+		d = newDevice(strings.Clone(name), n.label(name), n)
+		n.devices[strings.Clone(name)] = d
 	}
 	return d
+}
+
+// label returns the device label value of a new device (under n.mu):
+// its name for inventory devices and for the first maxLabelDevices
+// others, otherDevice after them, so that devices appearing without end
+// cannot grow the metrics without end.
+func (n *Normalizer) label(name string) string {
+	if _, ok := n.cfg.Inventory[name]; !ok {
+		if n.labeled >= maxLabelDevices {
+			return otherDevice
+		}
+		n.labeled++
+	}
+	return validName(name)
+}
+
+// validName returns s with invalid UTF-8 replaced by U+FFFD.
+func validName(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 
 // float conversion helpers -------------------------------------------------

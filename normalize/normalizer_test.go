@@ -508,6 +508,11 @@ func TestConfigValidate(t *testing.T) {
 		{"unknown profile", Config{Inventory: map[string]DeviceInfo{"r1": {Profile: "nope"}}}, []string{"inventory.r1.profile"}},
 		{"negative interval", Config{ReloadInterval: -time.Second}, []string{"reload_interval"}},
 		{"missing dir", Config{ProfilesDir: "/nonexistent/profiles"}, []string{"profiles_dir"}},
+		{"limits", Config{MaxClockSkew: 2 * time.Hour, MaxSampleAge: -time.Second, ClockSkewAction: "ignore",
+			MaxSeriesPerDevice: -1, MaxNameLength: 5000},
+			[]string{"max_clock_skew", "max_sample_age", "clock_skew_action", "max_series_per_device", "max_name_length"}},
+		{"limits at their maxima", Config{MaxClockSkew: MaxMaxClockSkew, MaxSampleAge: MaxMaxSampleAge, ClockSkewAction: ClockDrop,
+			MaxSeriesPerDevice: MaxMaxSeriesPerDevice, MaxNameLength: MaxMaxNameLength}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

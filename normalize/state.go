@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 )
 
 // stateVersion is the version of the MarshalState format.
@@ -81,12 +82,24 @@ func (n *Normalizer) UnmarshalState(b []byte) error {
 		d.mu.Lock()
 		d.uptime, d.uptimeSet = ds.Uptime, ds.UptimeSet
 		for _, ss := range ds.Series {
+			if ss.TS > time.Now().UnixNano()+int64(n.cfg.MaxClockSkew) {
+				// Saved from a device clock in the future (before
+				// restamping): a baseline no later value could follow.
+				continue
+			}
+			k := seriesKey{ss.Component, ss.Metric}
+			if d.series[k] == nil {
+				if d.nseries >= n.cfg.MaxSeriesPerDevice {
+					continue
+				}
+				d.nseries++
+			}
 			c := d.comps[ss.Component]
 			if c == nil {
 				c = &component{name: ss.Component}
 				d.comps[c.name] = c
 			}
-			d.series[seriesKey{ss.Component, ss.Metric}] = &series{
+			d.series[k] = &series{
 				comp: c, metric: ss.Metric, has: true, raw: ss.Raw, ts: ss.TS,
 				devEpoch: d.epoch, epoch: c.epoch, mapID: -1,
 			}
