@@ -27,13 +27,17 @@ bench:
 	$(GO) test -tags $(TAGS) -run '^$$' -bench . -benchmem ./...
 
 ## fuzz: run each fuzz test for FUZZTIME (default 30s): SNMP BER decoding, gNMI wire decoding, the
-## decision log reader, the ONNX and LightGBM model loaders (not part of `make test`, which runs only their seed inputs)
+## decision log reader, the ONNX and LightGBM model loaders, the trap receiver, the snmprec and gNMI
+## capture readers (not part of `make test`, which runs only their seed inputs)
 fuzz:
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(or $(FUZZTIME),30s) -fuzzminimizetime 5s ./collectors/snmp
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz '^FuzzWire$$' -fuzztime $(or $(FUZZTIME),30s) -fuzzminimizetime 5s ./collectors/gnmi
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz '^FuzzDecisionLogRead$$' -fuzztime $(or $(FUZZTIME),30s) -fuzzminimizetime 5s ./inference
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(or $(FUZZTIME),30s) -fuzzminimizetime 5s ./inference/onnx
 	$(GO) test -tags $(TAGS) -run '^$$' -fuzz '^FuzzLightGBMLoad$$' -fuzztime $(or $(FUZZTIME),30s) -fuzzminimizetime 5s ./inference
+	$(GO) test -tags $(TAGS) -run '^$$' -fuzz '^FuzzTrapReceive$$' -fuzztime $(or $(FUZZTIME),30s) -fuzzminimizetime 5s ./collectors/snmp
+	$(GO) test -tags $(TAGS) -run '^$$' -fuzz '^FuzzReadSNMPRec$$' -fuzztime $(or $(FUZZTIME),30s) -fuzzminimizetime 5s ./recording
+	$(GO) test -tags $(TAGS) -run '^$$' -fuzz '^FuzzReadGNMICapture$$' -fuzztime $(or $(FUZZTIME),30s) -fuzzminimizetime 5s ./recording
 
 ## soak: run the real binary for SOAK (default 10m) against healthy simulated devices with hostile
 ## ones mixed in (a wrong clock, growing names, garbage and flooding traps, broken model uploads);

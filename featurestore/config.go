@@ -3,6 +3,7 @@ package featurestore
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -84,8 +85,19 @@ func ParseByteSize(s string) (ByteSize, error) {
 	if err != nil || n < 0 {
 		return 0, fmt.Errorf("invalid size %q: want a non-negative integer with an optional unit (KiB, MiB, GiB, KB, MB, GB)", s)
 	}
+	if n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("invalid size %q: over 8 EiB", s)
+	}
 	return ByteSize(n * mult), nil
 }
+
+// Maxima of the sizes Validate checks.
+const (
+	maxStoreQueue       = 65536
+	maxMemoryBudget     = 1 << 40
+	maxBadgerMemTable   = 1 << 30
+	maxBadgerBlockCache = 16 << 30
+)
 
 // Config is the `store:` section of the configuration.
 type Config struct {
@@ -230,8 +242,8 @@ func (c Config) Validate() error {
 	if c.RetentionAge < 0 {
 		errs = append(errs, schema.Errorf("retention_age", "%v: must not be negative", c.RetentionAge))
 	}
-	if c.MemoryBudget < 1<<20 {
-		errs = append(errs, schema.Errorf("memory_budget", "%d bytes: must be at least 1MiB", c.MemoryBudget))
+	if c.MemoryBudget < 1<<20 || c.MemoryBudget > maxMemoryBudget {
+		errs = append(errs, schema.Errorf("memory_budget", "%d bytes: must be 1MiB–1TiB", c.MemoryBudget))
 	}
 	switch c.FSync {
 	case FSyncAlways, FSyncBatch, FSyncInterval:
@@ -252,17 +264,19 @@ func (c Config) Validate() error {
 	default:
 		errs = append(errs, schema.Errorf("recovery", "%q: must be fail or quarantine", c.Recovery))
 	}
-	if c.CommitQueue < 1 {
-		errs = append(errs, schema.Errorf("commit_queue", "%d: must be positive", c.CommitQueue))
+	// The queues and Badger's memtables and cache are allocated at start:
+	// their maxima keep a typo from exhausting memory (#20).
+	if c.CommitQueue < 1 || c.CommitQueue > maxStoreQueue {
+		errs = append(errs, schema.Errorf("commit_queue", "%d: must be 1–%d", c.CommitQueue, maxStoreQueue))
 	}
-	if c.WindowQueue < 1 {
-		errs = append(errs, schema.Errorf("window_queue", "%d: must be positive", c.WindowQueue))
+	if c.WindowQueue < 1 || c.WindowQueue > maxStoreQueue {
+		errs = append(errs, schema.Errorf("window_queue", "%d: must be 1–%d", c.WindowQueue, maxStoreQueue))
 	}
-	if c.BadgerMemTable < 4<<20 {
-		errs = append(errs, schema.Errorf("badger_memtable", "%d bytes: must be at least 4MiB", c.BadgerMemTable))
+	if c.BadgerMemTable < 4<<20 || c.BadgerMemTable > maxBadgerMemTable {
+		errs = append(errs, schema.Errorf("badger_memtable", "%d bytes: must be 4MiB–1GiB", c.BadgerMemTable))
 	}
-	if c.BadgerBlockCache < 0 {
-		errs = append(errs, schema.Errorf("badger_block_cache", "%d bytes: must not be negative", c.BadgerBlockCache))
+	if c.BadgerBlockCache < 0 || c.BadgerBlockCache > maxBadgerBlockCache {
+		errs = append(errs, schema.Errorf("badger_block_cache", "%d bytes: must be 0–16GiB", c.BadgerBlockCache))
 	}
 	if c.MaxClockSkew < time.Second || c.MaxClockSkew > 24*time.Hour {
 		errs = append(errs, schema.Errorf("max_clock_skew", "%v: must be between 1s and 24h", c.MaxClockSkew))

@@ -25,6 +25,8 @@ func TestConfigValidate(t *testing.T) {
 			[]string{"seal_rows", "memory_budget", "fsync", "group_commit_delay", "recovery"}},
 		{"negative durations", "seal_age: -1s\nretention_age: -1s\nchunk_ttl: -1h\n",
 			[]string{"seal_age", "retention_age", "chunk_ttl"}},
+		{"sizes that would exhaust memory at start", "commit_queue: 2000000000\nwindow_queue: 2000000000\nbadger_block_cache: 4TiB\nbadger_memtable: 2GiB\nmemory_budget: 2TiB\n",
+			[]string{"memory_budget", "commit_queue", "window_queue", "badger_memtable", "badger_block_cache"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,6 +67,7 @@ func TestParseByteSize(t *testing.T) {
 		{"10 KiB", 10 << 10, true},
 		{"-1", 0, false},
 		{"lots", 0, false},
+		{"9999999TiB", 0, false}, // overflows int64
 	}
 	for _, tc := range tests {
 		got, err := ParseByteSize(tc.in)
