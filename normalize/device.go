@@ -362,7 +362,11 @@ func (d *device) process(ctx context.Context, n *Normalizer, batch []schema.Obse
 		case entryName:
 			d.setName(e, o)
 		case entryMetric:
-			if e.uptime && o.Kind == schema.KindTimeTicks {
+			// Only a poll's sysUpTime announces a reset: a trap's is the
+			// notification originator's (and anyone on the device's
+			// address can send one), so it must not throw away the rates
+			// of every counter (found by make soak).
+			if e.uptime && o.Kind == schema.KindTimeTicks && o.Protocol != schema.ProtocolTrap {
 				if d.uptimeSet && o.Uint < d.uptime {
 					d.epoch++
 					d.disc.Inc()

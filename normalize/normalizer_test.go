@@ -368,6 +368,30 @@ func TestGNMIProfileUpgradeAndCombos(t *testing.T) {
 	}
 }
 
+// TestTrapUptimeIsNoReset: a trap whose sysUpTime is lower than the last
+// poll's (a notification originator's own clock, or a forged trap) does
+// not reset the device's counters; the next poll's rates are kept.
+func TestTrapUptimeIsNoReset(t *testing.T) {
+	n, c, _ := newTest(t, Config{})
+	batch := func(up, v uint64) []schema.Observation {
+		return []schema.Observation{snmpObs(oidSysUpTime, schema.KindTimeTicks, up), snmpObs(oidIfName, schema.KindString, "x"), snmpObs(oidIfHCInOctets, schema.KindCounter64, v)}
+	}
+	poll(t, n, c, 10*sec, batch(100_000, 1000)...)
+	trap := []schema.Observation{
+		snmpObs(oidSysUpTime, schema.KindTimeTicks, uint64(10)),
+		snmpObs("1.3.6.1.6.3.1.1.4.1.0", schema.KindOID, "1.3.6.1.6.3.1.1.5.3"),
+		snmpObs(oidIfOperStatus, schema.KindInteger, 2),
+	}
+	for i := range trap {
+		trap[i].Protocol = schema.ProtocolTrap
+	}
+	poll(t, n, c, 15*sec, trap...)
+	s := poll(t, n, c, 20*sec, batch(101_000, 2000)...)
+	if v, ok := find(s, "x", "interface.in.bps"); !ok || v != 800 {
+		t.Fatalf("bps after a trap with a low sysUpTime = %v (present %v), want 800", v, ok)
+	}
+}
+
 func TestStateSurvivesRestart(t *testing.T) {
 	n, c, _ := newTest(t, Config{})
 	batch := func(up, v uint64) []schema.Observation {
