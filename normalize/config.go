@@ -22,6 +22,12 @@ type Config struct {
 	// Inventory holds per-device facts, keyed by the device name the
 	// collectors use.
 	Inventory map[string]DeviceInfo `yaml:"inventory"`
+	// Devices, when not nil, are the devices the service is configured to
+	// collect from (its SNMP and gNMI targets): only they and inventory
+	// devices get their own label on per-device metrics, every other
+	// device counts under "(other)". The service fills it; it is not read
+	// from the file. Nil labels the first 10,000 devices seen.
+	Devices []string `yaml:"-"`
 
 	// MaxClockSkew is how far a device timestamp (gNMI) may be ahead of
 	// the receive time; default 5s.

@@ -263,3 +263,14 @@ func TestDeviceLabelCap(t *testing.T) {
 		t.Fatalf("inventory device label %q, want pe1", d.label)
 	}
 }
+
+// TestDeviceLabelsOnlyConfigured: with the service's list of configured
+// devices, only they and inventory devices get their own label.
+func TestDeviceLabelsOnlyConfigured(t *testing.T) {
+	n, _, _ := newLimitTest(t, Config{Inventory: map[string]DeviceInfo{"pe1": {}}, Devices: []string{"nokia-7210"}})
+	for dev, want := range map[string]string{"nokia-7210": "nokia-7210", "pe1": "pe1", "10.9.9.9": otherDevice} {
+		if d := n.device(dev); d.label != want {
+			t.Errorf("device %s: label %q, want %q", dev, d.label, want)
+		}
+	}
+}

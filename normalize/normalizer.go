@@ -9,6 +9,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -412,11 +413,18 @@ func (n *Normalizer) device(name string) *device {
 }
 
 // label returns the device label value of a new device (under n.mu):
-// its name for inventory devices and for the first maxLabelDevices
-// others, otherDevice after them, so that devices appearing without end
+// its name for inventory devices and configured devices (Config.Devices),
+// or, without that list, for the first maxLabelDevices others;
+// otherDevice for the rest, so that devices appearing without end
 // cannot grow the metrics without end.
 func (n *Normalizer) label(name string) string {
 	if _, ok := n.cfg.Inventory[name]; !ok {
+		if n.cfg.Devices != nil {
+			if !slices.Contains(n.cfg.Devices, name) {
+				return otherDevice
+			}
+			return validName(name)
+		}
 		if n.labeled >= maxLabelDevices {
 			return otherDevice
 		}

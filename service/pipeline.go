@@ -89,7 +89,16 @@ func (s *Service) buildPipeline() error {
 		ComponentName: "normalizer",
 		StartFunc: func(ctx context.Context) error {
 			st := p.store.Load()
-			n, err := normalize.New(cfg.Normalize, st, reg, log)
+			ncfg := cfg.Normalize
+			// Per-device labels only for the devices configured here (#20).
+			ncfg.Devices = []string{}
+			for _, t := range cfg.SNMP.Targets {
+				ncfg.Devices = append(ncfg.Devices, t.Name)
+			}
+			for _, t := range cfg.GNMI.Targets {
+				ncfg.Devices = append(ncfg.Devices, t.Name)
+			}
+			n, err := normalize.New(ncfg, st, reg, log)
 			if err != nil {
 				return err
 			}
