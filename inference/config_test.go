@@ -26,7 +26,7 @@ func TestConfigValidate(t *testing.T) {
 		{"history too large", func(c *Config) { c.History = 100_000_000 }, []string{"history"}},
 		{"queues too large", func(c *Config) { c.Workers, c.QueueSize = 256, 100_000_000 }, []string{"queue_size"}},
 		{"workers × queue too large", func(c *Config) { c.Workers, c.QueueSize = 256, 100_000 }, []string{"queue_size"}},
-		{"outbox too large", func(c *Config) { c.Outbox.MaxPending, c.Outbox.DrainBatch = 1 << 40, 1 << 20 }, []string{"outbox.max_pending", "outbox.drain_batch"}},
+		{"outbox too large", func(c *Config) { c.Outbox.MaxPending, c.Outbox.DrainBatch = 1<<40, 1<<20 }, []string{"outbox.max_pending", "outbox.drain_batch"}},
 		{"model kind", func(c *Config) { c.Models[0].Kind = "tensorflow" }, []string{"models[0].kind"}},
 		{"tree without file", func(c *Config) { c.Models[0].File = "" }, []string{"models[0].file"}},
 		{"duplicate name", func(c *Config) { c.Models[0].Name = "out_util_high" }, []string{"models[0].name"}},
