@@ -196,4 +196,5 @@ func (s *Service) mountAPIs() {
 	s.http.Handle("/v1/models", models)
 	s.http.Handle("/v1/models/", models)
 	s.http.Handle("/v1/decisions/", models)
+	s.http.Handle("/v1/actions", models)
 }

@@ -209,6 +209,19 @@ func TestSQLOverHTTP(t *testing.T) {
 			t.Fatalf("bad query: %d %s", code, out)
 		}
 	})
+	t.Run("actions", func(t *testing.T) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+svc.HTTP().Addr()+"/v1/actions?state=firing", nil)
+		req.Header.Set("Authorization", "Bearer "+testToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var acts []map[string]any
+		if err := json.NewDecoder(resp.Body).Decode(&acts); resp.StatusCode != http.StatusOK || err != nil {
+			t.Fatalf("GET /v1/actions: %d %v", resp.StatusCode, err)
+		}
+	})
 	for _, tok := range []string{"", "wrong"} {
 		t.Run("token "+tok, func(t *testing.T) {
 			if code, out := postQuery(t, svc, tok, `{"sql":"SELECT 1"}`); code != http.StatusUnauthorized {
