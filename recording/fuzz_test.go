@@ -54,5 +54,6 @@ func FuzzReadGNMICapture(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = DetectGNMIFormat(data)
 		_, _ = ReadGNMICapture(bytes.NewReader(data), "fuzz.json", "fuzz")
+		_, _, _ = ReadGNMICaptureWith(bytes.NewReader(data), "fuzz.json", "fuzz", ReadOptions{})
 	})
 }
