@@ -33,6 +33,9 @@ func FuzzReadSNMPRec(f *testing.F) {
 	addSeeds(f, "../testdata/snmp/*.snmprec")
 	f.Add([]byte("1.3.6.1.2.1.1.1.0|4x|zz\n1.3.6.1.2.1.1.3.0|67|-1\n|2|\n1.3|70|99999999999999999999999\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if recs, _, err := ReadSNMPRecWith(bytes.NewReader(data), "fuzz.snmprec", ReadOptions{}); err == nil {
+			_ = SNMPObservations(recs, "fuzz", 1)
+		}
 		recs, err := ReadSNMPRec(bytes.NewReader(data), "fuzz.snmprec")
 		if err != nil {
 			return
@@ -51,5 +54,6 @@ func FuzzReadGNMICapture(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		_, _ = DetectGNMIFormat(data)
 		_, _ = ReadGNMICapture(bytes.NewReader(data), "fuzz.json", "fuzz")
+		_, _, _ = ReadGNMICaptureWith(bytes.NewReader(data), "fuzz.json", "fuzz", ReadOptions{})
 	})
 }

@@ -57,65 +57,135 @@ const maxCaptureBytes = 256 << 20
 // empty, the node id or source recorded in the capture is used. name is
 // used in error messages.
 func ReadGNMICapture(r io.Reader, name, device string) ([]schema.Observation, error) {
+	obs, _, err := ReadGNMICaptureWith(r, name, device, ReadOptions{Strict: true})
+	return obs, err
+}
+
+// ReadGNMICaptureWith is ReadGNMICapture that, unless opts.Strict, skips
+// what it cannot parse and reports it once per kind: a message that does
+// not decode as the capture's format ("message"), a gNMI value whose JSON
+// does not parse ("value", the rest of its message is kept) and broken JSON
+// between messages ("json", reading resumes on the next line, which
+// recovers JSON Lines captures). The error is then only for a capture that
+// cannot be read or whose format is not recognised.
+func ReadGNMICaptureWith(r io.Reader, name, device string, opts ReadOptions) ([]schema.Observation, []Skipped, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxCaptureBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("%s: read: %w", name, err)
+		return nil, nil, fmt.Errorf("%s: read: %w", name, err)
 	}
 	if len(data) > maxCaptureBytes {
-		return nil, fmt.Errorf("%s: capture larger than %d bytes", name, maxCaptureBytes)
+		return nil, nil, fmt.Errorf("%s: capture larger than %d bytes", name, maxCaptureBytes)
 	}
 	format, err := DetectGNMIFormat(data)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil, nil, fmt.Errorf("%s: %w", name, err)
 	}
-	var msgs []json.RawMessage
+	var sk skips
+	where := func(off int64) string {
+		return fmt.Sprintf("%s:%d", name, 1+bytes.Count(data[:min(int(off), len(data))], []byte{'\n'}))
+	}
+	type message struct {
+		raw json.RawMessage
+		off int64 // byte offset in data, for its line
+	}
+	var msgs []message
+	base := int64(0)
 	dec := json.NewDecoder(bytes.NewReader(data))
 	for {
-		var v json.RawMessage
-		if err := dec.Decode(&v); err == io.EOF {
+		start := base + dec.InputOffset()
+		err := decodeMessages(dec, func(m json.RawMessage, off int64) { msgs = append(msgs, message{m, base + off}) })
+		if err == io.EOF {
 			break
-		} else if err != nil {
-			return nil, fmt.Errorf("%s: %s: %w", name, format, err)
 		}
-		if t := bytes.TrimSpace(v); len(t) > 0 && t[0] == '[' {
-			var arr []json.RawMessage
-			if err := json.Unmarshal(t, &arr); err != nil {
-				return nil, fmt.Errorf("%s: %s: %w", name, format, err)
-			}
-			msgs = append(msgs, arr...)
-		} else {
-			msgs = append(msgs, v)
+		if err == nil {
+			continue
 		}
+		if opts.Strict {
+			return nil, nil, fmt.Errorf("%s: %s: %w", name, format, err)
+		}
+		// Resume after the line on which the broken value started.
+		at := start + int64(len(data[start:])-len(bytes.TrimLeft(data[start:], " \t\r\n")))
+		sk.add("json", where(at), fmt.Errorf("%s: %w", format, err))
+		nl := bytes.IndexByte(data[at:], '\n')
+		if nl < 0 {
+			break
+		}
+		base = at + int64(nl) + 1
+		dec = json.NewDecoder(bytes.NewReader(data[base:]))
 	}
+	var skipValue func(path string, err error)
 	var out []schema.Observation
 	for i, m := range msgs {
+		if !opts.Strict {
+			skipValue = func(path string, err error) { sk.add("value", where(m.off), fmt.Errorf("path %s: %w", path, err)) }
+		}
 		var obs []schema.Observation
 		switch format {
 		case FormatPipelineJSON:
-			obs, err = pipelineObservations(m, device)
+			obs, err = pipelineObservations(m.raw, device)
 		case FormatGPBKV:
-			obs, err = gpbkvObservations(m, device)
+			obs, err = gpbkvObservations(m.raw, device)
 		case FormatGNMIProto:
-			obs, err = protoObservations(m, device)
+			obs, err = protoObservations(m.raw, device, skipValue)
 		case FormatGNMIC:
-			obs, err = gnmicObservations(m, device)
+			obs, err = gnmicObservations(m.raw, device)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: message %d: %w", name, i, err)
+			if opts.Strict {
+				return nil, nil, fmt.Errorf("%s: message %d: %w", name, i, err)
+			}
+			sk.add("message", where(m.off), fmt.Errorf("message %d: %w", i, err))
+			continue
 		}
 		out = append(out, obs...)
 	}
-	return out, nil
+	return out, sk.list, nil
 }
 
-// ReadGNMICaptureFile opens and reads a capture file.
+// decodeMessages reads the next top-level JSON value from dec: one message,
+// or an array whose elements are messages. emit gets each message and its
+// offset in dec's input.
+func decodeMessages(dec *json.Decoder, emit func(json.RawMessage, int64)) error {
+	var v json.RawMessage
+	if err := dec.Decode(&v); err != nil {
+		return err
+	}
+	off := dec.InputOffset() - int64(len(v)) // where v starts
+	if len(v) == 0 || v[0] != '[' {
+		emit(v, off)
+		return nil
+	}
+	// Re-read the array element by element for each element's offset.
+	inner := json.NewDecoder(bytes.NewReader(v))
+	if _, err := inner.Token(); err != nil {
+		return err
+	}
+	for inner.More() {
+		var m json.RawMessage
+		if err := inner.Decode(&m); err != nil {
+			return err
+		}
+		end := inner.InputOffset()
+		emit(m, off+end-int64(len(m)))
+	}
+	return nil
+}
+
+// ReadGNMICaptureFile opens and reads a capture file strictly.
 func ReadGNMICaptureFile(path, device string) ([]schema.Observation, error) {
+	obs, _, err := ReadGNMICaptureFileWith(path, device, ReadOptions{Strict: true})
+	return obs, err
+}
+
+// ReadGNMICaptureFileWith opens and reads a capture file
+// (ReadGNMICaptureWith).
+func ReadGNMICaptureFileWith(path, device string, opts ReadOptions) ([]schema.Observation, []Skipped, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open capture: %w", err)
+		return nil, nil, fmt.Errorf("open capture: %w", err)
 	}
 	defer f.Close()
-	return ReadGNMICapture(bufio.NewReader(f), path, device)
+	return ReadGNMICaptureWith(bufio.NewReader(f), path, device, opts)
 }
 
 // DetectGNMIFormat tells which capture format data is in, from the keys of
@@ -511,7 +581,10 @@ func dmeObjects(fs []kvField) []dmeObject {
 }
 
 // protoObservations decodes one gNMI SubscribeResponse in protobuf JSON.
-func protoObservations(m json.RawMessage, device string) ([]schema.Observation, error) {
+//
+// A value that does not parse is an error, or with skip non-nil is handed
+// to skip and left out.
+func protoObservations(m json.RawMessage, device string, skip func(path string, err error)) ([]schema.Observation, error) {
 	var resp gpb.SubscribeResponse
 	if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(m, &resp); err != nil {
 		return nil, err
@@ -555,7 +628,10 @@ func protoObservations(m json.RawMessage, device string) ([]schema.Observation, 
 			out = append(out, o)
 		}
 		if err := typedValue(base, u.GetVal(), emit); err != nil {
-			return nil, fmt.Errorf("path %s: %w", base, err)
+			if skip == nil {
+				return nil, fmt.Errorf("path %s: %w", base, err)
+			}
+			skip(base, err)
 		}
 	}
 	return out, nil

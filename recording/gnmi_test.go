@@ -64,3 +64,50 @@ func TestReadGNMICaptureRejectsUnknown(t *testing.T) {
 		}
 	}
 }
+
+// TestReadGNMICaptureTolerant: what cannot be parsed in a capture is
+// skipped and reported once per kind with its first file:line, and the
+// rest is read; Strict refuses the capture.
+func TestReadGNMICaptureTolerant(t *testing.T) {
+	const good = `{"source":"r1","timestamp":1700000000000000000,"updates":[{"Path":"interfaces/interface[name=e0]/state/counters/in-octets","values":{"interfaces/interface/state/counters/in-octets":5}}]}`
+	tests := []struct {
+		name     string
+		capture  string
+		obs      int
+		kind     string // the one kind reported
+		count    int
+		first    string
+		strictOK bool
+	}{
+		{name: "broken JSON line", capture: good + "\n{\"source\":\"r1\",\"timestamp\":1,\"upd\n" + good + "\n", obs: 2, kind: "json", count: 1, first: "c:2"},
+		{name: "message of the wrong shape", capture: good + "\n" + `{"source":"r1","timestamp":{"x":1},"updates":[]}` + "\n" + good + "\n", obs: 2, kind: "message", count: 1, first: "c:2"},
+		{name: "bad json_ietf value", capture: `[
+{"update":{"timestamp":"1","update":[{"path":{"elem":[{"name":"a"}]},"val":{"jsonIetfVal":"e30="}}]}},
+{"update":{"timestamp":"2","update":[{"path":{"elem":[{"name":"b"}]},"val":{"jsonIetfVal":"eyJh"}},{"path":{"elem":[{"name":"c"}]},"val":{"uintVal":"7"}}]}},
+{"update":{"timestamp":"3","update":[{"path":{"elem":[{"name":"d"}]},"val":{"jsonIetfVal":"eyJh"}}]}}
+]`, obs: 1, kind: "value", count: 2, first: "c:3"},
+		{name: "clean", capture: good + "\n" + good, obs: 2, strictOK: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			obs, skipped, err := ReadGNMICaptureWith(strings.NewReader(tt.capture), "c", "", ReadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(obs) != tt.obs {
+				t.Fatalf("%d observations, want %d: %+v", len(obs), tt.obs, obs)
+			}
+			if tt.kind == "" {
+				if len(skipped) != 0 {
+					t.Fatalf("skipped %v from a clean capture", skipped)
+				}
+			} else if len(skipped) != 1 || skipped[0].Kind != tt.kind || skipped[0].Count != tt.count || skipped[0].First != tt.first || skipped[0].Err == nil {
+				t.Fatalf("skipped %+v, want one %q ×%d first at %s", skipped, tt.kind, tt.count, tt.first)
+			}
+			_, err = ReadGNMICapture(strings.NewReader(tt.capture), "c", "")
+			if (err == nil) != tt.strictOK {
+				t.Fatalf("strict read: err %v, want error %v", err, !tt.strictOK)
+			}
+		})
+	}
+}

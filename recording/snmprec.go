@@ -62,12 +62,64 @@ var ErrSyntax = errors.New("snmprec syntax error")
 // the reader allocate without limit.
 const maxValueLen = 1 << 20
 
-// ReadSNMPRec parses an snmprec stream. Records are returned in file order
-// (snmpsim files are sorted by OID). name is used in error messages.
+// ReadOptions says what a reader does with a value it cannot parse.
+type ReadOptions struct {
+	// Strict makes the first value that cannot be parsed an error naming
+	// its file and line, and nothing is returned. Otherwise the value is
+	// skipped, counted in the read's Skipped report and the rest is read,
+	// as a collector drops one bad value of a device and keeps the others.
+	Strict bool
+}
+
+// Skipped reports the values of one kind a tolerant read left out.
+type Skipped struct {
+	// Kind is what could not be parsed: the SNMP type of the value
+	// ("IpAddress", "Counter32", ...), "line" for a line that is not
+	// OID|TAG|VALUE with a valid OID and a known tag, or for captures
+	// "message", "value" and "json".
+	Kind string
+	// Count is how many values of this kind were skipped.
+	Count int
+	// First is "file:line" of the first one, and Err its error.
+	First string
+	Err   error
+}
+
+// String renders the report as one log line.
+func (s Skipped) String() string {
+	return fmt.Sprintf("%s: skipped %d %s value(s) that could not be parsed (first: %v)", s.First, s.Count, s.Kind, s.Err)
+}
+
+// skips collects Skipped reports, one per kind, in the order kinds appear.
+type skips struct{ list []Skipped }
+
+func (k *skips) add(kind, where string, err error) {
+	for i := range k.list {
+		if k.list[i].Kind == kind {
+			k.list[i].Count++
+			return
+		}
+	}
+	k.list = append(k.list, Skipped{Kind: kind, Count: 1, First: where, Err: err})
+}
+
+// ReadSNMPRec parses an snmprec stream strictly: the first line that
+// cannot be parsed is an error naming it. Records are returned in file
+// order (snmpsim files are sorted by OID). name is used in error messages.
 func ReadSNMPRec(r io.Reader, name string) ([]SNMPRecord, error) {
+	recs, _, err := ReadSNMPRecWith(r, name, ReadOptions{Strict: true})
+	return recs, err
+}
+
+// ReadSNMPRecWith parses an snmprec stream. Unless opts.Strict, a line that
+// cannot be parsed is skipped and reported, once per kind, in the returned
+// Skipped list; the error is then only for a stream that cannot be read
+// (an I/O error or a line longer than twice the 1 MiB value limit).
+func ReadSNMPRecWith(r io.Reader, name string, opts ReadOptions) ([]SNMPRecord, []Skipped, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 2*maxValueLen+64)
 	var out []SNMPRecord
+	var sk skips
 	line := 0
 	for sc.Scan() {
 		line++
@@ -77,25 +129,60 @@ func ReadSNMPRec(r io.Reader, name string) ([]SNMPRecord, error) {
 		}
 		rec, err := parseSNMPRecLine(text)
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", name, line, err)
+			if opts.Strict {
+				return nil, nil, fmt.Errorf("%s:%d: %w", name, line, err)
+			}
+			sk.add(skipKind(text), fmt.Sprintf("%s:%d", name, line), err)
+			continue
 		}
 		rec.Line = line
 		out = append(out, rec)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s:%d: reading: %w", name, line+1, err)
+		return nil, sk.list, fmt.Errorf("%s:%d: reading: %w", name, line+1, err)
 	}
-	return out, nil
+	return out, sk.list, nil
 }
 
-// ReadSNMPRecFile opens and parses an snmprec file.
+// ReadSNMPRecFile opens and parses an snmprec file strictly.
 func ReadSNMPRecFile(path string) ([]SNMPRecord, error) {
+	recs, _, err := ReadSNMPRecFileWith(path, ReadOptions{Strict: true})
+	return recs, err
+}
+
+// ReadSNMPRecFileWith opens and parses an snmprec file (ReadSNMPRecWith).
+func ReadSNMPRecFileWith(path string, opts ReadOptions) ([]SNMPRecord, []Skipped, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("open recording: %w", err)
+		return nil, nil, fmt.Errorf("open recording: %w", err)
 	}
 	defer f.Close()
-	return ReadSNMPRec(f, path)
+	return ReadSNMPRecWith(f, path, opts)
+}
+
+// tagNames names the BER tags in skip reports.
+var tagNames = map[int]string{
+	TagInteger: "Integer", TagOctetString: "OCTET STRING", TagNull: "NULL", TagOID: "OBJECT IDENTIFIER",
+	TagIPAddress: "IpAddress", TagCounter32: "Counter32", TagGauge32: "Gauge32", TagTimeTicks: "TimeTicks",
+	TagOpaque: "Opaque", TagCounter64: "Counter64",
+}
+
+// skipKind names the kind of a line parseSNMPRecLine refused: the value's
+// SNMP type when the OID and tag are fine, else "line".
+func skipKind(text string) string {
+	oid, rest, ok := strings.Cut(text, "|")
+	if !ok || !schema.ValidOID(strings.TrimPrefix(oid, ".")) {
+		return "line"
+	}
+	tagText, _, ok := strings.Cut(rest, "|")
+	if !ok {
+		return "line"
+	}
+	tag, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSuffix(tagText, "x"), "e"))
+	if name, known := tagNames[tag]; err == nil && known {
+		return name
+	}
+	return "line"
 }
 
 func parseSNMPRecLine(text string) (SNMPRecord, error) {

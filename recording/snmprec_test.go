@@ -86,3 +86,76 @@ func TestSharedRecordingsParse(t *testing.T) {
 		}
 	}
 }
+
+// TestReadSNMPRecTolerant reads a walk with anonymised IpAddress values
+// (`*.*.*.*`, as LibreNMS writes them) and a negative Counter32: each bad
+// value is skipped and counted, once per kind with its first file:line,
+// and every other line is read; Strict refuses the file at the first one.
+func TestReadSNMPRecTolerant(t *testing.T) {
+	const path = "testdata/anonymised-ipaddress.snmprec"
+	tests := []struct {
+		name    string
+		opts    ReadOptions
+		records int
+		skipped []Skipped // Err compared by substring of its message
+		wantErr string
+	}{
+		{name: "tolerant", records: 41, skipped: []Skipped{
+			{Kind: "IpAddress", Count: 2, First: path + ":41", Err: errors.New(`ParseAddr("*.*.*.*")`)},
+			{Kind: "Counter32", Count: 1, First: path + ":43", Err: errors.New("1.3.6.1.3.95.1.8.1.5.1.1")},
+		}},
+		{name: "strict", opts: ReadOptions{Strict: true}, wantErr: path + `:41: snmprec syntax error: OID 1.3.6.1.3.95.1.8.1.4.1.1: ParseAddr("*.*.*.*")`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			recs, skipped, err := ReadSNMPRecFileWith(path, tt.opts)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !errors.Is(err, ErrSyntax) {
+					t.Fatalf("err %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) != tt.records {
+				t.Fatalf("%d records, want %d", len(recs), tt.records)
+			}
+			if last := recs[len(recs)-1]; last.Tag != TagIPAddress || string(last.Bytes) != "\x0a\x00\x00\x01" || last.Line != 44 {
+				t.Fatalf("last record %+v, want the good IpAddress of line 44", last)
+			}
+			if len(skipped) != len(tt.skipped) {
+				t.Fatalf("skipped %v, want %v", skipped, tt.skipped)
+			}
+			for i, want := range tt.skipped {
+				got := skipped[i]
+				if got.Kind != want.Kind || got.Count != want.Count || got.First != want.First ||
+					!errors.Is(got.Err, ErrSyntax) || !strings.Contains(got.Err.Error(), want.Err.Error()) {
+					t.Fatalf("skipped[%d] = %+v, want %+v", i, got, want)
+				}
+				if s := got.String(); !strings.HasPrefix(s, want.First+": skipped ") {
+					t.Fatalf("report line %q does not start with file:line", s)
+				}
+			}
+		})
+	}
+}
+
+func TestSkipKind(t *testing.T) {
+	for line, want := range map[string]string{
+		"1.3.6|64|*.*.*.*": "IpAddress",
+		"1.3.6|64x|0a00":   "IpAddress",
+		"1.3.6|70|x":       "Counter64",
+		"1.3.6|99|1":       "line",
+		"1.3..6|2|1":       "line",
+		"no pipes":         "line",
+		"1.3.6|2":          "line",
+		"1.3.6|4x|zz":      "OCTET STRING",
+		".1.3.6|6|1..2":    "OBJECT IDENTIFIER",
+		"1.3.6|67|-5":      "TimeTicks",
+	} {
+		if got := skipKind(line); got != want {
+			t.Errorf("skipKind(%q) = %q, want %q", line, got, want)
+		}
+	}
+}

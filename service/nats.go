@@ -132,7 +132,7 @@ func (n *NATS) Start(ctx context.Context) error {
 			opts = append(opts, nats.Timeout(n.cfg.ConnectTimeout))
 		}
 	}
-	conn, err := connectCtx(ctx, url, opts)
+	conn, err := connectRetry(ctx, url, opts, natsRetryFor(url), n.log)
 	if err != nil {
 		n.shutdownServer()
 		return fmt.Errorf("connect to NATS %s: %w", redactURL(url), err)

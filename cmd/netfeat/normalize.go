@@ -18,7 +18,7 @@ import (
 func newNormalizeCmd() *cobra.Command {
 	var (
 		rec, device, format, profiles string
-		unmapped                      bool
+		unmapped, strict              bool
 	)
 	cmd := &cobra.Command{
 		Use:   "normalize --recording FILE",
@@ -35,7 +35,7 @@ and of your own profiles (--profiles DIR).`,
 			if err := checkFormat(format); err != nil {
 				return err
 			}
-			return runNormalize(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), rec, device, format, profiles, unmapped)
+			return runNormalize(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), rec, device, format, profiles, unmapped, strict)
 		},
 	}
 	cmd.Flags().StringVar(&rec, "recording", "", "recorded walk (.snmprec) or gNMI/MDT capture (.json, .jsonl, .jsonkv)")
@@ -43,26 +43,35 @@ and of your own profiles (--profiles DIR).`,
 	cmd.Flags().StringVar(&format, "format", "table", "output format: table or jsonl")
 	cmd.Flags().StringVar(&profiles, "profiles", "", "directory of profiles overriding or extending the embedded ones")
 	cmd.Flags().BoolVar(&unmapped, "unmapped", false, "also print what produced no sample (to stderr), by path and reason")
+	cmd.Flags().BoolVar(&strict, "strict", false, "refuse the recording at the first value that cannot be parsed, instead of skipping it and reporting it on stderr")
 	return cmd
 }
 
-func runNormalize(ctx context.Context, stdout, stderr io.Writer, rec, device, format, profiles string, showUnmapped bool) error {
-	var obs []schema.Observation
+func runNormalize(ctx context.Context, stdout, stderr io.Writer, rec, device, format, profiles string, showUnmapped, strict bool) error {
+	var (
+		obs     []schema.Observation
+		skipped []recording.Skipped
+		opts    = recording.ReadOptions{Strict: strict}
+	)
 	if strings.HasSuffix(rec, ".snmprec") {
-		recs, err := recording.ReadSNMPRecFile(rec)
+		recs, sk, err := recording.ReadSNMPRecFileWith(rec, opts)
 		if err != nil {
 			return err
 		}
+		skipped = sk
 		if device == "" {
 			device = strings.TrimSuffix(filepath.Base(rec), ".snmprec")
 		}
 		obs = recording.SNMPObservations(recs, device, time.Now().UnixNano())
 	} else {
 		var err error
-		obs, err = recording.ReadGNMICaptureFile(rec, device)
+		obs, skipped, err = recording.ReadGNMICaptureFileWith(rec, device, opts)
 		if err != nil {
 			return err
 		}
+	}
+	for _, s := range skipped {
+		fmt.Fprintln(stderr, s)
 	}
 	pr := newPrinter(stdout, format, recordingLayout)
 	n, err := normalize.New(normalize.Config{ProfilesDir: profiles}, schema.SampleAppenderFunc(pr.samples), nil, nil)

@@ -107,7 +107,7 @@ func TestPrinterOutputUnchanged(t *testing.T) {
 		for _, format := range []string{formatTable, formatJSONL} {
 			t.Run("normalize-"+name+"-"+format, func(t *testing.T) {
 				var out, errb bytes.Buffer
-				if err := runNormalize(ctx, &out, &errb, "../../testdata/gnmi/"+rec, "", format, "", true); err != nil {
+				if err := runNormalize(ctx, &out, &errb, "../../testdata/gnmi/"+rec, "", format, "", true, false); err != nil {
 					t.Fatal(err)
 				}
 				compareGolden(t, "normalize-"+name+"-"+format+".stdout.golden", out.Bytes())

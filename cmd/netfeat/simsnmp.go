@@ -15,6 +15,7 @@ import (
 
 	"github.com/netfeat/netfeat/collectors/sim/scenario"
 	"github.com/netfeat/netfeat/collectors/sim/snmpagent"
+	"github.com/netfeat/netfeat/recording"
 )
 
 func newSimSNMPCmd() *cobra.Command {
@@ -32,6 +33,7 @@ func newSimSNMPCmd() *cobra.Command {
 		speed       float64
 		trapsTo     string
 		trapsV3     bool
+		strict      bool
 	)
 	cmd := &cobra.Command{
 		Use:   "snmp --recording FILE [--recording FILE ...] --listen ADDR",
@@ -108,7 +110,7 @@ SNMPv2c trap with --community, or with --traps-v3 an SNMPv3 trap as
 			sim := snmpagent.NewSimulator(log)
 			n := 0
 			for _, path := range recordings {
-				mib, err := snmpagent.LoadMIB(path)
+				mib, err := loadMIB(path, strict, log)
 				if err != nil {
 					return err
 				}
@@ -164,6 +166,7 @@ SNMPv2c trap with --community, or with --traps-v3 an SNMPv3 trap as
 	f.Float64Var(&speed, "scenario-speed", 1, "play the scenario's timeline this many times faster")
 	f.StringVar(&trapsTo, "traps-to", "", "send linkDown/linkUp traps to this HOST:PORT when the scenario changes a link")
 	f.BoolVar(&trapsV3, "traps-v3", false, "send the traps as SNMPv3 from --v3-user instead of v2c with --community")
+	f.BoolVar(&strict, "strict", false, "refuse a recording at the first value that cannot be parsed, instead of serving the rest and logging what was skipped")
 	return cmd
 }
 
@@ -181,4 +184,22 @@ func loadScenario(path string, speed float64) (*scenario.Scenario, error) {
 		return nil, err
 	}
 	return sc.Faster(speed), nil
+}
+
+// loadMIB reads a recording for the simulator. Unless strict, a value that
+// cannot be parsed is left out of the device and logged once per kind, as
+// a real agent's one bad object would not stop the rest of its MIB.
+func loadMIB(path string, strict bool, log *slog.Logger) (*snmpagent.MIB, error) {
+	recs, skipped, err := recording.ReadSNMPRecFileWith(path, recording.ReadOptions{Strict: strict})
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range skipped {
+		log.Warn("recording: values skipped", "at", s.First, "kind", s.Kind, "count", s.Count, "first_err", s.Err)
+	}
+	mib, err := snmpagent.NewMIB(recs)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return mib, nil
 }
