@@ -125,7 +125,7 @@ func TestExampleConfigActsOnlyWithItsInputs(t *testing.T) {
 	}
 	sim := startSimSNMP(t, filepath.Join(snmpRecordings, "timos.snmprec"))
 	// Only what must differ to run here: addresses and the data directory
-	// (startServe sets them), the model file's path, and a 2 s poll
+	// (startServe sets them) and a 2 s poll
 	// instead of 10 s so that windows close sooner.
 	var doc map[string]any
 	if err := yaml.Unmarshal(example, &doc); err != nil {
@@ -139,11 +139,6 @@ func TestExampleConfigActsOnlyWithItsInputs(t *testing.T) {
 	targets := snmp["targets"].([]any)
 	targets[0].(map[string]any)["address"] = sim
 	snmp["targets"] = targets[:1]
-	for _, m := range doc["inference"].(map[string]any)["models"].([]any) {
-		if mm := m.(map[string]any); mm["file"] != nil {
-			mm["file"] = "../" + mm["file"].(string)
-		}
-	}
 	b, err := yaml.Marshal(doc)
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"slices"
@@ -329,18 +330,6 @@ func (n *NATSConfig) validate() []error {
 	return errs
 }
 
-func checkHostPort(addr string) error {
-	i := strings.LastIndex(addr, ":")
-	if i < 0 {
-		return fmt.Errorf("%q: want host:port", addr)
-	}
-	p, err := strconv.Atoi(addr[i+1:])
-	if err != nil || p < 0 || p > 65535 {
-		return fmt.Errorf("%q: bad port", addr)
-	}
-	return nil
-}
-
 // ConfigError is one problem in a configuration file, located by line and
 // key.
 type ConfigError struct {
@@ -381,12 +370,21 @@ func (es ConfigErrors) Error() string {
 // LoadConfig reads, strictly decodes and validates a configuration file.
 // On failure the error is a ConfigErrors listing every problem with its file,
 // line and key.
+//
+// Relative paths in the file (model files, *_file secrets, certificates,
+// data_dir, profiles_dir, targets_file) are resolved from the file's
+// directory, and the files are checked as the service would check them at
+// start (CheckFiles): `serve` and `config check` both load through here.
 func LoadConfig(path string) (*Config, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read configuration: %w", err)
 	}
-	return ParseConfig(path, data)
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("read configuration: %w", err)
+	}
+	return parseConfig(path, dir, data)
 }
 
 var (
@@ -395,13 +393,20 @@ var (
 )
 
 // ParseConfig decodes and validates configuration bytes; name is the file
-// name used in messages.
+// name used in messages. Relative paths stay relative to the working
+// directory and the files they name are not checked: LoadConfig does both.
 func ParseConfig(name string, data []byte) (*Config, error) {
+	return parseConfig(name, "", data)
+}
+
+// parseConfig is ParseConfig, and with a dir, LoadConfig's path
+// resolution and file checks.
+func parseConfig(name, dir string, data []byte) (*Config, error) {
 	cfg := DefaultConfig()
 	var root yaml.Node
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		msg := syntaxLineRE.ReplaceAllString(strings.TrimPrefix(err.Error(), "yaml: "), "")
-		return nil, ConfigErrors{{File: name, Line: yamlSyntaxLine(err), Msg: "syntax error: " + msg}}
+		return nil, ConfigErrors{{File: name, Line: yamlSyntaxLine(err, data), Msg: "syntax error: " + msg}}
 	}
 	keys := indexKeys(&root)
 	var problems ConfigErrors
@@ -435,9 +440,23 @@ func ParseConfig(name string, data []byte) (*Config, error) {
 			}
 		}
 	}
+	if dir != "" {
+		cfg.resolvePaths(dir)
+	}
 	if err := cfg.Validate(); err != nil {
 		for _, p := range fieldProblems(name, err, keys) {
 			if !badKeys[p.Key] { // the blanked value's own complaint says more
+				problems = append(problems, p)
+			}
+		}
+	}
+	if fileErrs := cfg.checkFilesIn(dir); len(fileErrs) > 0 {
+		reported := map[string]bool{}
+		for _, p := range problems {
+			reported[p.Key] = true
+		}
+		for _, p := range fieldProblems(name, errors.Join(fileErrs...), keys) {
+			if !reported[p.Key] { // a key with a problem already (a missing file) needs no second
 				problems = append(problems, p)
 			}
 		}
@@ -527,12 +546,38 @@ func fieldProblems(file string, err error, keys keyIndex) ConfigErrors {
 
 var syntaxLineRE = regexp.MustCompile(`line (\d+): `)
 
-func yamlSyntaxLine(err error) int {
-	if m := syntaxLineRE.FindStringSubmatch(err.Error()); m != nil {
-		n, _ := strconv.Atoi(m[1])
-		return n
+// yamlParserProblems are the messages of yaml.v3's parser, as opposed to
+// its scanner. For them yaml.v3 reports the 0-based line of the construct
+// being parsed (decode.go, (*parser).fail adds 1 for scanner errors only),
+// or no line at all on the first line: an error on line 2 said "line 1".
+var yamlParserProblems = []string{
+	"did not find expected <stream-start>", "did not find expected <document start>",
+	"found undefined tag handle", "did not find expected node content",
+	"did not find expected '-' indicator", "did not find expected key",
+	"did not find expected ',' or ']'", "did not find expected ',' or '}'",
+	"found duplicate %YAML directive", "found incompatible YAML document", "found duplicate %TAG directive",
+}
+
+// yamlSyntaxLine returns the 1-based line of a yaml.v3 syntax error in
+// data, 0 when it has none. An error at the end of the input (an
+// unclosed "[") is placed on the last line, not the empty one after it.
+func yamlSyntaxLine(err error, data []byte) int {
+	msg := err.Error()
+	n := 0
+	if m := syntaxLineRE.FindStringSubmatch(msg); m != nil {
+		n, _ = strconv.Atoi(m[1])
 	}
-	return 0
+	for _, p := range yamlParserProblems {
+		if strings.HasSuffix(msg, p) {
+			n++
+			break
+		}
+	}
+	last := bytes.Count(data, []byte("\n"))
+	if len(data) > 0 && data[len(data)-1] != '\n' {
+		last++
+	}
+	return min(n, max(last, 1))
 }
 
 // keyIndex maps dotted key paths to the line of their key in the file, and

@@ -16,8 +16,11 @@ func newConfigCmd() *cobra.Command {
 	}
 	cmd.AddCommand(&cobra.Command{
 		Use:   "check FILE",
-		Short: "Validate a configuration file and print every problem with its line",
-		Args:  cobra.ExactArgs(1),
+		Short: "Check a configuration file as serve does (keys, model files, certificates, credential files, addresses) and print every problem with its line",
+		Long: `Check a configuration file as serve does before it starts: every key, and the
+files it names, loaded as serve loads them (model files, certificate and key
+pairs, CA and credential files). Relative paths are from the file's directory.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			_, err := service.LoadConfig(args[0])
 			if err == nil {

@@ -30,8 +30,10 @@ import (
 	"github.com/netfeat/netfeat/featurestore/query"
 	"github.com/netfeat/netfeat/inference/watch"
 	"github.com/netfeat/netfeat/models"
+	"github.com/netfeat/netfeat/recording"
 	"github.com/netfeat/netfeat/schema"
 	"github.com/netfeat/netfeat/service"
+	"github.com/netfeat/netfeat/testdata"
 )
 
 func init() { extraCommands = append(extraCommands, newDemoCmd) }
@@ -92,8 +94,9 @@ every three minutes. --speed N plays it N times faster.
 
 Only decisions with an action are printed (--all prints every one), with a
 status line every 15 s; at the end, a summary per model and device and what
-each scripted incident triggered. The SNMP recordings are read from
---recordings (testdata/snmp of the source tree).`,
+each scripted incident triggered. The SNMP recordings are built in
+(testdata/snmp/timos.snmprec and ericsson-ml.snmprec); --recordings reads
+them from a directory instead.`,
 		Example: `  netfeat demo
   netfeat demo --duration 2m
   netfeat demo --http-listen 127.0.0.1:19464 --nats-listen 127.0.0.1:14222 --speed 4 --duration 40s`,
@@ -125,7 +128,7 @@ each scripted incident triggered. The SNMP recordings are read from
 	f.StringVar(&o.natsListen, "nats-listen", "127.0.0.1:4222", "embedded NATS server address (decisions)")
 	f.Var((*secondsOrDuration)(&o.duration), "duration", "stop after this long, e.g. 90s, 2m or 60 (seconds); 0 runs until Ctrl-C")
 	f.StringVar(&o.dataDir, "data-dir", "", "keep the feature store, registry and outbox here (default: a temporary directory removed at exit)")
-	f.StringVar(&o.recordings, "recordings", filepath.Join("testdata", "snmp"), "directory holding the SNMP recordings timos.snmprec and ericsson-ml.snmprec")
+	f.StringVar(&o.recordings, "recordings", "", "directory holding the SNMP recordings timos.snmprec and ericsson-ml.snmprec (default: the built-in copies)")
 	f.Float64Var(&o.speed, "speed", 1, "play the scenarios' timeline this many times faster")
 	f.BoolVar(&o.all, "all", false, `print every decision, also those whose action is "none"`)
 	f.StringVar(&o.scenarios, "scenarios", "", "directory with a scenario per device (nokia-7210.yaml, ericsson-ml.yaml, cisco-xr1.yaml) instead of the built-in ones")
@@ -348,13 +351,8 @@ func startDemoDevices(ctx context.Context, recordings string, scenarios []demoSc
 			gnmiScenario = ds.sc
 			continue
 		}
-		path := filepath.Join(recordings, ds.device.recording)
-		mib, err := snmpagent.LoadMIB(path)
+		mib, err := demoMIB(recordings, ds.device.recording)
 		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("the demo replays %s: run it from the netfeat source tree, or point --recordings at the directory holding %s: %w",
-					path, ds.device.recording, err)
-			}
 			return nil, err
 		}
 		d, err := snmpagent.NewDevice(mib, snmpagent.DeviceOptions{Name: ds.device.target, Community: "public", Scenario: ds.sc})
@@ -385,6 +383,28 @@ func startDemoDevices(ctx context.Context, recordings string, scenarios []demoSc
 		}
 	}
 	return s, nil
+}
+
+// demoMIB reads a device's recording from dir, or from the embedded copy
+// of testdata/snmp when dir is empty.
+func demoMIB(dir, name string) (*snmpagent.MIB, error) {
+	if dir != "" {
+		m, err := snmpagent.LoadMIB(filepath.Join(dir, name))
+		if err != nil {
+			return nil, fmt.Errorf("--recordings %s must hold %s (leave it out for the built-in recordings): %w", dir, name, err)
+		}
+		return m, nil
+	}
+	f, err := testdata.Demo.Open("snmp/" + name)
+	if err != nil {
+		return nil, fmt.Errorf("embedded recording: %w", err)
+	}
+	defer f.Close()
+	recs, err := recording.ReadSNMPRec(f, name)
+	if err != nil {
+		return nil, err
+	}
+	return snmpagent.NewMIB(recs)
 }
 
 // demoConfig is examples/demo.yaml with the simulators' addresses, the

@@ -223,7 +223,7 @@ func TestDemoRefusesBadFlags(t *testing.T) {
 		root.SetArgs(args)
 		if err := root.ExecuteContext(context.Background()); err == nil {
 			t.Errorf("netfeat %v succeeded, want an error", args)
-		} else if args[1] == "--recordings" && !strings.Contains(err.Error(), "run it from the netfeat source tree") {
+		} else if args[1] == "--recordings" && !strings.Contains(err.Error(), "leave it out for the built-in recordings") {
 			t.Errorf("netfeat %v: %v, want a hint about the recordings", args, err)
 		}
 	}
