@@ -14,8 +14,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/flight/flightsql"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 
 	"github.com/netfeat/netfeat/collectors/sim/gnmitarget"
 )
@@ -370,4 +377,88 @@ func TestNATSUsers(t *testing.T) {
 		t.Fatalf("forged decision in the stream: %v", err)
 	}
 	assertNoSecrets(t, svc, logs.String())
+}
+
+// TestNATSAndFlightTLS runs the embedded NATS server and Flight SQL over
+// TLS: netfeat's own in-process connection still works, a plain client is
+// refused and a TLS client with the CA and a user is served.
+func TestNATSAndFlightTLS(t *testing.T) {
+	certs, err := gnmitarget.WriteLabCerts(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := "NETFEAT_TLS_" + strings.ToUpper(t.Name())
+	t.Setenv(env, consumerPW)
+	t.Setenv(env+"_TOKEN", readToken)
+	cfg, err := ParseConfig("tls.yaml", fmt.Appendf(nil, `
+data_dir: %s
+shutdown_timeout: 5s
+http: {listen: 127.0.0.1:0}
+auth:
+  tokens: [{name: r, scopes: [read], token_env: %s_TOKEN}]
+nats:
+  listen: 127.0.0.1:0
+  users: [{user: analyst, password_env: %s, role: query}]
+  server_tls: {cert_file: %s, key_file: %s}
+query:
+  flight_listen: 127.0.0.1:0
+  flight_tls: {cert_file: %s, key_file: %s}
+`, t.TempDir(), env, env, certs.ServerCert, certs.ServerKey, certs.ServerCert, certs.ServerKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(cfg, NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := svc.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	if err := svc.NATS().Ready(); err != nil {
+		t.Fatalf("netfeat's own connection: %v", err)
+	}
+	url := svc.NATS().ClientURL()
+	if nc, err := nats.Connect(url, nats.UserInfo("analyst", consumerPW)); err == nil {
+		nc.Close()
+		t.Fatal("a plain-text client was accepted")
+	}
+	nc, err := nats.Connect(url, nats.UserInfo("analyst", consumerPW), nats.RootCAs(certs.CA))
+	if err != nil {
+		t.Fatalf("TLS client: %v", err)
+	}
+	defer nc.Close()
+	req := nats.NewMsg("netfeat.query")
+	req.Data = []byte(`{"sql":"SELECT 42"}`)
+	req.Header.Set("Authorization", "Bearer "+readToken)
+	msg, err := nc.RequestMsg(req, 10*time.Second)
+	if err != nil || msg.Header.Get("Netfeat-Status") != "200" {
+		t.Fatalf("query over TLS: %v", err)
+	}
+
+	caPEM, err := os.ReadFile(certs.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	cl, err := flightsql.NewClient(svc.FlightSQLAddr(), nil, nil,
+		grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{RootCAs: pool})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cl.Execute(ctx, "SELECT 1"); status.Code(err) != codes.Unauthenticated {
+		t.Fatalf("Flight SQL over TLS without a token: %v, want Unauthenticated", err)
+	}
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+readToken)
+	if _, err := cl.Execute(ctx, "SELECT 1"); err != nil {
+		t.Fatalf("Flight SQL over TLS with a token: %v", err)
+	}
 }
