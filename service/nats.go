@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // NATS is the message bus component: an embedded nats-server (unless an
@@ -289,7 +290,13 @@ func (n *NATS) embeddedUsers() (embeddedUsers, string, error) {
 		return eu, "", fmt.Errorf("nats internal password: %w", err)
 	}
 	pw := hex.EncodeToString(b[:])
-	eu.users = append(eu.users, &server.User{Username: natsInternalUser, Password: pw})
+	// The server keeps only a bcrypt hash (the lowest cost: the password
+	// is random and long), so it finds no plain-text password of ours.
+	hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	if err != nil {
+		return eu, "", fmt.Errorf("nats internal password: %w", err)
+	}
+	eu.users = append(eu.users, &server.User{Username: natsInternalUser, Password: string(hash)})
 	return eu, pw, nil
 }
 
