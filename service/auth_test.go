@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/flight/flightsql"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -460,5 +462,53 @@ query:
 	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+readToken)
 	if _, err := cl.Execute(ctx, "SELECT 1"); err != nil {
 		t.Fatalf("Flight SQL over TLS with a token: %v", err)
+	}
+}
+
+// TestNATSNKeyUser: a user known by its public nkey (from a file) connects
+// by signing the server's nonce with its seed, and gets its role.
+func TestNATSNKeyUser(t *testing.T) {
+	kp, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := kp.PublicKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pubFile := filepath.Join(t.TempDir(), "automation.pub")
+	if err := os.WriteFile(pubFile, []byte(pub+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.HTTP.Listen, cfg.NATS.Listen = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0"
+	cfg.NATS.Users = []NATSUserConfig{{NKeyFile: pubFile, Role: RoleConsumer}}
+	svc, err := New(&cfg, NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := svc.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	errs := make(chan error, 8)
+	nc, err := nats.Connect(svc.NATS().ClientURL(), nats.Nkey(pub, kp.Sign),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
+	if err != nil {
+		t.Fatalf("nkey user: %v", err)
+	}
+	defer nc.Close()
+	if err := nc.Publish("netfeat.decisions.x.y", nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errs; !errors.Is(err, nats.ErrPermissionViolation) {
+		t.Fatalf("nkey consumer publishing a decision: %v, want a permission violation", err)
 	}
 }
