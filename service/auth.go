@@ -282,6 +282,25 @@ func (ts *tokenSet) check(w http.ResponseWriter, r *http.Request, need scope) bo
 	return true
 }
 
+// withScope wraps an HTTP handler so that it serves only requests whose
+// bearer token grants need (when tokens are configured): 401 without a
+// known token, 403 with too small a scope, 503 before the query stage has
+// read the tokens. New APIs mount through it: scopeRead for what only
+// reads (SQL, watch, console), scopeAdmin for what changes netfeat
+// (models, targets, configuration).
+func (s *Service) withScope(need scope, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := s.pipe.auth.Load()
+		if auth == nil {
+			http.Error(w, "not started", http.StatusServiceUnavailable)
+			return
+		}
+		if auth.check(w, r, need) {
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
 // serverTLS builds a listener's TLS configuration, or nil when none is
 // configured.
 func serverTLS(key string, c ServerTLSConfig) (*tls.Config, error) {

@@ -150,29 +150,21 @@ func (s *Service) buildQuery() error {
 // answer 503 until the query stage has started (the tokens are read then).
 func (s *Service) mountQuery(models http.Handler) http.Handler {
 	p := &s.pipe
-	s.http.Handle("/v1/query", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		eng, auth := p.query.Load(), p.auth.Load()
-		if eng == nil || auth == nil {
+	s.http.Handle("/v1/query", s.withScope(scopeRead, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		eng := p.query.Load()
+		if eng == nil {
 			http.Error(w, "query engine not started", http.StatusServiceUnavailable)
 			return
 		}
-		if auth.check(w, r, scopeRead) {
-			query.NewHandler(eng, "", s.log).ServeHTTP(w, r)
-		}
-	}))
+		query.NewHandler(eng, "", s.log).ServeHTTP(w, r)
+	})))
+	read, admin := s.withScope(scopeRead, models), s.withScope(scopeAdmin, models)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		auth := p.auth.Load()
-		if auth == nil {
-			http.Error(w, "not started", http.StatusServiceUnavailable)
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			read.ServeHTTP(w, r)
 			return
 		}
-		need := scopeAdmin
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			need = scopeRead
-		}
-		if auth.check(w, r, need) {
-			models.ServeHTTP(w, r)
-		}
+		admin.ServeHTTP(w, r)
 	})
 }
 
