@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/netfeat/netfeat/collectors/sim/gnmitarget"
+	"github.com/netfeat/netfeat/schema"
 )
 
 // TestListenersLockedByDefault: a listener beyond loopback without
@@ -131,7 +133,7 @@ const (
 
 // newAuthService starts a service with scoped tokens and NATS users;
 // httpExtra is added under http:. It returns the service and its log.
-func newAuthService(t *testing.T, httpExtra string) (*Service, *bytes.Buffer) {
+func newAuthService(t *testing.T, httpExtra string) (*Service, *syncBuffer) {
 	t.Helper()
 	env := "NETFEAT_AUTH_" + strings.ToUpper(strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
 	t.Setenv(env+"_READ", readToken)
@@ -142,8 +144,8 @@ func newAuthService(t *testing.T, httpExtra string) (*Service, *bytes.Buffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs bytes.Buffer
-	svc, err := New(cfg, NewRegistry(), slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	logs := &syncBuffer{}
+	svc, err := New(cfg, NewRegistry(), slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +157,7 @@ func newAuthService(t *testing.T, httpExtra string) (*Service, *bytes.Buffer) {
 			t.Errorf("stop: %v", err)
 		}
 	})
-	return svc, &logs
+	return svc, logs
 }
 
 // TestTokenScopes: a read token may query but not promote (403), an admin
@@ -511,4 +513,121 @@ func TestNATSNKeyUser(t *testing.T) {
 	if err := <-errs; !errors.Is(err, nats.ErrPermissionViolation) {
 		t.Fatalf("nkey consumer publishing a decision: %v, want a permission violation", err)
 	}
+}
+
+// TestStreamDeletedWithOwnCredentials: an operator deleting the decisions
+// stream with netfeat's own credentials (here its connection) while NATS
+// users are configured: netfeat recreates the stream, logs it, counts it,
+// and the decisions made meanwhile drain into it.
+func TestStreamDeletedWithOwnCredentials(t *testing.T) {
+	env := "NETFEAT_STREAM_" + strings.ToUpper(t.Name())
+	t.Setenv(env, consumerPW)
+	cfg, err := ParseConfig("stream.yaml", fmt.Appendf(nil, `
+data_dir: %s
+shutdown_timeout: 5s
+http: {listen: 127.0.0.1:0}
+nats:
+  listen: 127.0.0.1:0
+  users: [{user: grafana, password_env: %s, role: consumer}]
+views:
+  - {name: traffic, entity: component, metrics: [interface.in.bps], aggregations: [mean], windows: [1s], hop: 1s, allowed_lateness: 0s}
+inference:
+  publish: all
+  jetstream: {stream: NETFEAT_DECISIONS}
+  rules:
+    - {name: busy, view: traffic, feature: interface_in_bps__mean_1s, op: ">", threshold: 0}
+`, t.TempDir(), env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	reg := NewRegistry()
+	svc, err := New(cfg, reg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := svc.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	base := time.Now().Truncate(time.Second).Add(-20 * time.Second)
+	feed := func(from, to int) {
+		t.Helper()
+		var batch []schema.Sample
+		for s := from; s < to; s++ {
+			ts := base.Add(time.Duration(s) * time.Second).UnixNano()
+			batch = append(batch, schema.Sample{TS: ts, IngestTS: ts, Entity: schema.Entity{Device: "r1", Component: "eth0"},
+				Metric: "interface.in.bps", Value: 100, Source: "test"})
+		}
+		if err := svc.Store().Append(context.Background(), batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	metric := func(name string) float64 {
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == name {
+				m := mf.GetMetric()[0]
+				return m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+		}
+		return -1
+	}
+	js, err := jetstream.New(svc.NATS().Conn())
+	if err != nil {
+		t.Fatal(err)
+	}
+	streamMsgs := func() uint64 {
+		s, err := js.Stream(context.Background(), "NETFEAT_DECISIONS")
+		if err != nil {
+			return 0
+		}
+		info, err := s.Info(context.Background())
+		if err != nil {
+			return 0
+		}
+		return info.State.Msgs
+	}
+	feed(0, 4)
+	waitFor(t, func() bool { return streamMsgs() > 0 }, "decisions in the stream")
+	if err := js.DeleteStream(context.Background(), "NETFEAT_DECISIONS"); err != nil {
+		t.Fatal(err)
+	}
+	published := metric("netfeat_inference_published_total")
+	feed(4, 8)
+	waitFor(t, func() bool { return metric("netfeat_inference_stream_recreated_total") == 1 }, "stream recreated")
+	waitFor(t, func() bool {
+		return metric("netfeat_inference_outbox_pending") == 0 && metric("netfeat_inference_published_total") > published && streamMsgs() > 0
+	}, "outbox drained into the new stream")
+	if !strings.Contains(logs.String(), "was missing and has been recreated") {
+		t.Fatalf("no log line for the recreation:\n%s", logs.String())
+	}
+	if strings.Contains(logs.String(), consumerPW) {
+		t.Fatal("a password reached the log")
+	}
+}
+
+// syncBuffer is a bytes.Buffer a logger and a test may share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
