@@ -6,29 +6,30 @@ import (
 
 // metrics are the runtime's Prometheus series; docs/inference.md lists them.
 type metrics struct {
-	rows           *prometheus.CounterVec   // view
-	rowsDropped    *prometheus.CounterVec   // view
-	badRows        *prometheus.CounterVec   // view, device
-	decisions      *prometheus.CounterVec   // model, action
-	shadow         *prometheus.CounterVec   // model
-	scoreErrors    *prometheus.CounterVec   // model, version
-	scorePanics    *prometheus.CounterVec   // model, version
-	versionsFailed *prometheus.CounterVec   // model, version, reason (panic|budget)
-	fallbacks      *prometheus.CounterVec   // model, reason (error|budget)
-	scoreSeconds   *prometheus.HistogramVec // model
-	latency        prometheus.Histogram
-	queueFill      prometheus.GaugeFunc
-	published      prometheus.Counter
-	publishErrors  *prometheus.CounterVec // reason
-	outboxPending  prometheus.GaugeFunc
-	outboxStored   prometheus.Counter
-	outboxDrained  prometheus.Counter
-	outboxDropped  prometheus.Counter
-	swaps          *prometheus.CounterVec // model, op
-	forgotten      *prometheus.CounterVec // model
-	logWritten     prometheus.Counter
-	logDropped     prometheus.Counter
-	logErrors      prometheus.Counter
+	rows            *prometheus.CounterVec   // view
+	rowsDropped     *prometheus.CounterVec   // view
+	badRows         *prometheus.CounterVec   // view, device
+	decisions       *prometheus.CounterVec   // model, action
+	shadow          *prometheus.CounterVec   // model
+	scoreErrors     *prometheus.CounterVec   // model, version
+	scorePanics     *prometheus.CounterVec   // model, version
+	versionsFailed  *prometheus.CounterVec   // model, version, reason (panic|budget)
+	fallbacks       *prometheus.CounterVec   // model, reason (error|budget)
+	scoreSeconds    *prometheus.HistogramVec // model
+	latency         prometheus.Histogram
+	queueFill       prometheus.GaugeFunc
+	published       prometheus.Counter
+	publishErrors   *prometheus.CounterVec // reason
+	streamRecreated prometheus.Counter
+	outboxPending   prometheus.GaugeFunc
+	outboxStored    prometheus.Counter
+	outboxDrained   prometheus.Counter
+	outboxDropped   prometheus.Counter
+	swaps           *prometheus.CounterVec // model, op
+	forgotten       *prometheus.CounterVec // model
+	logWritten      prometheus.Counter
+	logDropped      prometheus.Counter
+	logErrors       prometheus.Counter
 
 	events         prometheus.Counter
 	eventsBaseline prometheus.Counter
@@ -73,6 +74,8 @@ func newMetrics(reg prometheus.Registerer, queueFill, outboxPending func() float
 			Help: "Decisions handed to NATS (acknowledged by JetStream when a stream is configured)."}),
 		publishErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "publish_errors_total",
 			Help: "Publish attempts that failed and left the decision in the outbox, by reason."}, []string{"reason"}),
+		streamRecreated: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "stream_recreated_total",
+			Help: "Times the decisions stream was found missing (deleted) and created again."}),
 		outboxPending: prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub, Name: "outbox_pending",
 			Help: "Decisions waiting in the Badger outbox for NATS."}, outboxPending),
 		outboxStored: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "outbox_stored_total",
@@ -111,7 +114,7 @@ func newMetrics(reg prometheus.Registerer, queueFill, outboxPending func() float
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.rows, m.rowsDropped, m.badRows, m.decisions, m.shadow, m.scoreErrors,
-			m.scorePanics, m.versionsFailed, m.fallbacks, m.scoreSeconds, m.latency, m.queueFill, m.published, m.publishErrors, m.outboxPending,
+			m.scorePanics, m.versionsFailed, m.fallbacks, m.scoreSeconds, m.latency, m.queueFill, m.published, m.publishErrors, m.streamRecreated, m.outboxPending,
 			m.outboxStored, m.outboxDrained, m.outboxDropped, m.swaps, m.forgotten, m.logWritten, m.logDropped, m.logErrors,
 			m.events, m.eventsBaseline, m.eventsDropped, m.missing, m.transitions, m.flapSuppressed, m.triggerLatency, m.lifeErrors} {
 			if err := reg.Register(c); err != nil {

@@ -34,11 +34,14 @@ type publisher struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	streamOK bool
-	ob       *outbox
-	in       chan *outMsg
-	m        *metrics
-	log      *slog.Logger
-	done     chan struct{}
+	// streamLost is set when a publish found no stream (someone deleted
+	// it): the next ensureStream recreates it, logs and counts that.
+	streamLost bool
+	ob         *outbox
+	in         chan *outMsg
+	m          *metrics
+	log        *slog.Logger
+	done       chan struct{}
 	// stopBy (Unix ns) is set before in is closed: the final drain and
 	// acknowledgement waits end then.
 	stopBy atomic.Int64
@@ -219,6 +222,12 @@ func (p *publisher) ensureStream() {
 		return
 	}
 	p.streamOK = true
+	if p.streamLost {
+		p.streamLost = false
+		p.m.streamRecreated.Inc()
+		p.log.Warn("jetstream stream was missing and has been recreated; the outbox drains into it", "stream", c.Stream)
+		return
+	}
 	p.log.Info("jetstream stream ready", "stream", c.Stream)
 }
 
@@ -315,7 +324,15 @@ func (p *publisher) awaitAcks(futs []jetstream.PubAckFuture) []int {
 				p.m.published.Inc()
 				break wait
 			case err := <-f.Err():
-				p.m.publishErrors.WithLabelValues(ackReason(err)).Inc()
+				reason := ackReason(err)
+				p.m.publishErrors.WithLabelValues(reason).Inc()
+				if reason == "no_stream" && p.streamOK {
+					// The stream was deleted under us: stop publishing,
+					// keep the decisions in the outbox and recreate it at
+					// once (ready calls ensureStream).
+					p.streamOK, p.streamLost = false, true
+					p.lastEnsure = time.Time{}
+				}
 				bad = append(bad, i)
 				break wait
 			case <-deadline.C:

@@ -40,6 +40,9 @@ type Config struct {
 	Log         LogConfig             `yaml:"log"`
 	HTTP        HTTPConfig            `yaml:"http"`
 	NATS        NATSConfig            `yaml:"nats"`
+	// Auth holds the bearer tokens of the HTTP, Flight SQL and NATS query
+	// front ends (service/auth.go).
+	Auth AuthConfig `yaml:"auth"`
 
 	// The pipeline stages' sections, each validated by its own package.
 	Normalize normalize.Config     `yaml:"normalize"`
@@ -78,6 +81,11 @@ type HTTPConfig struct {
 	// MaxConnections caps the connections open at once; over it, new
 	// connections wait in the kernel's accept queue.
 	MaxConnections int `yaml:"max_connections"`
+	// TLS serves HTTPS when cert_file is set.
+	TLS ServerTLSConfig `yaml:"tls"`
+	// AllowUnauthenticated lets the API bind beyond loopback with no
+	// token (logged as a warning at start).
+	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
 }
 
 // Limits of the process and HTTP keys: beyond them a value is a mistake,
@@ -120,6 +128,13 @@ type NATSConfig struct {
 	// ConnectTimeout bounds the first connection to an external server
 	// (each server of the list, TCP and handshake).
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// Users of the embedded server, with their roles (service/auth.go).
+	Users []NATSUserConfig `yaml:"users"`
+	// ServerTLS makes the embedded server's clients use TLS.
+	ServerTLS ServerTLSConfig `yaml:"server_tls"`
+	// AllowUnauthenticated lets the embedded server bind beyond loopback
+	// with no users (logged as a warning at start).
+	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
 }
 
 // TLSConfig names PEM files for a TLS client connection.
@@ -199,6 +214,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, prefixErrors(fmt.Sprintf("views[%d]", i), v.Validate())...)
 	}
 	errs = append(errs, c.crossCheck()...)
+	errs = append(errs, c.validateAuth()...)
 	return errors.Join(errs...)
 }
 

@@ -3,6 +3,7 @@ package service
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -83,8 +84,19 @@ func (h *HTTP) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("http listen: %w", err)
 	}
+	tc, err := serverTLS("http.tls", h.cfg.TLS)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
 	ln = newLimitListener(ln, h.cfg.MaxConnections)
 	h.ln = ln
+	scheme := "http://"
+	if tc != nil {
+		// Wrap after the limit, so a TLS handshake holds a slot too.
+		ln = tls.NewListener(ln, tc)
+		scheme = "https://"
+	}
 	h.srv = &http.Server{Handler: h.mux, ReadHeaderTimeout: h.cfg.ReadHeaderTimeout, ReadTimeout: h.cfg.ReadTimeout,
 		IdleTimeout: h.cfg.IdleTimeout, ErrorLog: slog.NewLogLogger(h.log.Handler(), slog.LevelDebug)}
 	h.done = make(chan struct{})
@@ -97,7 +109,7 @@ func (h *HTTP) Start(ctx context.Context) error {
 			h.log.Error("HTTP server failed", "err", err)
 		}
 	}()
-	h.log.Info("HTTP listening", "addr", "http://"+ln.Addr().String())
+	h.log.Info("HTTP listening", "addr", scheme+ln.Addr().String())
 	return nil
 }
 

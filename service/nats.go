@@ -2,8 +2,10 @@ package service
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +20,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/crypto/bcrypt"
 )
 
 // NATS is the message bus component: an embedded nats-server (unless an
@@ -29,6 +32,9 @@ type NATS struct {
 
 	srv  *server.Server
 	conn *nats.Conn
+	// querySubject is the SQL request subject, which the query role may
+	// publish on.
+	querySubject string
 
 	connected     atomic.Bool
 	disconnects   prometheus.Counter
@@ -115,12 +121,19 @@ func (n *NATS) Start(ctx context.Context) error {
 		}),
 	}
 	if url == "" {
-		srv, err := n.startEmbedded(ctx)
+		users, internalPW, err := n.embeddedUsers()
+		if err != nil {
+			return err
+		}
+		srv, err := n.startEmbedded(ctx, users)
 		if err != nil {
 			return err
 		}
 		n.srv = srv
 		opts = append(opts, nats.InProcessServer(srv))
+		if internalPW != "" {
+			opts = append(opts, nats.UserInfo(natsInternalUser, internalPW))
+		}
 	} else {
 		auth, err := n.authOptions()
 		if err != nil {
@@ -168,7 +181,7 @@ func connectCtx(ctx context.Context, url string, opts []nats.Option) (*nats.Conn
 	}
 }
 
-func (n *NATS) startEmbedded(ctx context.Context) (*server.Server, error) {
+func (n *NATS) startEmbedded(ctx context.Context, users embeddedUsers) (*server.Server, error) {
 	host, portStr, err := net.SplitHostPort(n.cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("nats.listen %q: %w", n.cfg.Listen, err)
@@ -187,6 +200,17 @@ func (n *NATS) startEmbedded(ctx context.Context) (*server.Server, error) {
 		NoSigs:     true,
 		NoLog:      true,
 		MaxPayload: 8 << 20,
+		Users:      users.users,
+		Nkeys:      users.nkeys,
+	}
+	tc, err := serverTLS("nats.server_tls", n.cfg.ServerTLS)
+	if err != nil {
+		return nil, err
+	}
+	if tc != nil {
+		opts.TLSConfig, opts.TLS = tc, true
+		opts.TLSVerify = tc.ClientAuth == tls.RequireAndVerifyClientCert
+		opts.AllowNonTLS = false
 	}
 	if n.cfg.JetStream == nil || *n.cfg.JetStream {
 		opts.JetStream = true
@@ -211,8 +235,69 @@ func (n *NATS) startEmbedded(ctx context.Context) (*server.Server, error) {
 			return nil, fmt.Errorf("embedded NATS server did not become ready on %s (address in use?)", n.cfg.Listen)
 		}
 	}
-	n.log.Info("embedded NATS server listening", "url", srv.ClientURL(), "jetstream", opts.JetStream)
+	n.log.Info("embedded NATS server listening", "url", srv.ClientURL(), "jetstream", opts.JetStream,
+		"users", len(n.cfg.Users), "tls", tc != nil)
 	return srv, nil
+}
+
+// embeddedUsers are the embedded server's users and nkey users.
+type embeddedUsers struct {
+	users []*server.User
+	nkeys []*server.NkeyUser
+}
+
+// embeddedUsers maps nats.users to the embedded server's users with their
+// role's permissions, and adds netfeat's own user with every permission
+// and a password made now (returned, never logged). Without nats.users the
+// server has no authentication and the password is "".
+//
+// Only netfeat's own user may publish decisions and use the JetStream API
+// ($JS.API.>): the roles' allow lists name neither.
+func (n *NATS) embeddedUsers() (embeddedUsers, string, error) {
+	var eu embeddedUsers
+	if len(n.cfg.Users) == 0 {
+		return eu, "", nil
+	}
+	querySubj := n.querySubject
+	if querySubj == "" {
+		querySubj = "netfeat.query"
+	}
+	for _, u := range n.cfg.Users {
+		perm := &server.Permissions{
+			Publish:   &server.SubjectPermission{Deny: []string{">"}},
+			Subscribe: &server.SubjectPermission{Allow: []string{"netfeat.decisions.>"}},
+		}
+		if u.Role == RoleQuery {
+			perm.Publish = &server.SubjectPermission{Allow: []string{querySubj}}
+			perm.Subscribe.Allow = append(perm.Subscribe.Allow, "_INBOX.>")
+		}
+		if u.NKeyFile != "" {
+			k, err := readNKey(u.NKeyFile)
+			if err != nil {
+				return eu, "", fmt.Errorf("nats.users: %w", err)
+			}
+			eu.nkeys = append(eu.nkeys, &server.NkeyUser{Nkey: k, Permissions: perm})
+			continue
+		}
+		pw, err := readSecret(u.PasswordFile, u.PasswordEnv)
+		if err != nil {
+			return eu, "", fmt.Errorf("nats.users %s: %w", u.User, err)
+		}
+		eu.users = append(eu.users, &server.User{Username: u.User, Password: pw, Permissions: perm})
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return eu, "", fmt.Errorf("nats internal password: %w", err)
+	}
+	pw := hex.EncodeToString(b[:])
+	// The server keeps only a bcrypt hash (the lowest cost: the password
+	// is random and long), so it finds no plain-text password of ours.
+	hash, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+	if err != nil {
+		return eu, "", fmt.Errorf("nats internal password: %w", err)
+	}
+	eu.users = append(eu.users, &server.User{Username: natsInternalUser, Password: string(hash)})
+	return eu, pw, nil
 }
 
 func (n *NATS) authOptions() ([]nats.Option, error) {

@@ -30,9 +30,10 @@ type pipeline struct {
 	gnmi       atomic.Pointer[gnmi.Collector]
 	query      atomic.Pointer[query.Engine]
 	flight     atomic.Pointer[query.FlightSQLServer]
-	// token is the HTTP/Flight SQL bearer token ("" for none), read when
-	// the query stage starts.
-	token atomic.Pointer[string]
+	// auth holds the bearer tokens of HTTP, Flight SQL and the NATS query
+	// responder (none: no authentication), read when the query stage
+	// starts.
+	auth atomic.Pointer[tokenSet]
 }
 
 // buildPipeline adds the data-path stages between NATS and HTTP, in

@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"math"
@@ -29,6 +28,11 @@ type QueryConfig struct {
 	// FlightListen is the Arrow Flight SQL server's address, e.g.
 	// 127.0.0.1:32010. Empty (the default) runs no Flight SQL server.
 	FlightListen string `yaml:"flight_listen"`
+	// FlightTLS serves Flight SQL over TLS when cert_file is set.
+	FlightTLS ServerTLSConfig `yaml:"flight_tls"`
+	// FlightAllowUnauthenticated lets Flight SQL bind beyond loopback with
+	// no token (logged as a warning at start).
+	FlightAllowUnauthenticated bool `yaml:"flight_allow_unauthenticated"`
 }
 
 // DefaultQueryConfig returns the `query` section's defaults.
@@ -77,10 +81,11 @@ func (s *Service) buildQuery() error {
 	s.group.Add(ComponentFuncs{
 		ComponentName: "query",
 		StartFunc: func(ctx context.Context) error {
-			token, err := readSecret(cfg.HTTP.TokenFile, cfg.HTTP.TokenEnv)
+			auth, err := loadTokens(cfg)
 			if err != nil {
-				return fmt.Errorf("http token: %w", err)
+				return err
 			}
+			readOK := func(h string) bool { return auth.allows(h, scopeRead) }
 			src := query.Sources(
 				newStoreTables(p.store.Load(), cfg.Views),
 				decisionTables{p: p},
@@ -94,12 +99,19 @@ func (s *Service) buildQuery() error {
 			}
 			if cfg.Query.NATSSubject != "off" {
 				responder = query.NewNATSResponder(s.nats.Conn(), eng, cfg.Query.NATSSubject, log)
+				if auth.enabled() {
+					responder.Authorize = readOK
+				}
 				if err := responder.Start(ctx); err != nil {
 					return errors.Join(err, eng.Close())
 				}
 			}
 			if cfg.Query.FlightListen != "" {
-				flight, err = query.NewFlightSQLServer(eng, cfg.Query.FlightListen, token, log)
+				flight, err = query.NewFlightSQLServer(eng, cfg.Query.FlightListen, "", log)
+				if err == nil {
+					flight.Authorize = readOK
+					flight.TLS, err = serverTLS("query.flight_tls", cfg.Query.FlightTLS)
+				}
 				if err == nil {
 					err = flight.Start(ctx)
 				}
@@ -111,7 +123,7 @@ func (s *Service) buildQuery() error {
 				}
 				p.flight.Store(flight)
 			}
-			p.token.Store(&token)
+			p.auth.Store(auth)
 			p.query.Store(eng)
 			return nil
 		},
@@ -132,31 +144,27 @@ func (s *Service) buildQuery() error {
 	return nil
 }
 
-// mountQuery serves POST /v1/query, and wraps the model API in the same
-// bearer token. Both answer 503 until the query stage has started (the
-// token is read then).
+// mountQuery serves POST /v1/query to the read scope, and wraps the model
+// API in the same bearer tokens: reading (GET, HEAD) needs the read scope,
+// changing models (upload, shadow, promote, rollback) the admin scope. Both
+// answer 503 until the query stage has started (the tokens are read then).
 func (s *Service) mountQuery(models http.Handler) http.Handler {
 	p := &s.pipe
-	s.http.Handle("/v1/query", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		eng, token := p.query.Load(), p.token.Load()
-		if eng == nil || token == nil {
+	s.http.Handle("/v1/query", s.withScope(scopeRead, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		eng := p.query.Load()
+		if eng == nil {
 			http.Error(w, "query engine not started", http.StatusServiceUnavailable)
 			return
 		}
-		query.NewHandler(eng, *token, s.log).ServeHTTP(w, r)
-	}))
+		query.NewHandler(eng, "", s.log).ServeHTTP(w, r)
+	})))
+	read, admin := s.withScope(scopeRead, models), s.withScope(scopeAdmin, models)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token := p.token.Load()
-		if token == nil {
-			http.Error(w, "not started", http.StatusServiceUnavailable)
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			read.ServeHTTP(w, r)
 			return
 		}
-		if *token != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+*token)) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="netfeat"`)
-			http.Error(w, "missing or wrong bearer token", http.StatusUnauthorized)
-			return
-		}
-		models.ServeHTTP(w, r)
+		admin.ServeHTTP(w, r)
 	})
 }
 

@@ -250,12 +250,26 @@ func TestSQLOverNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	msg, err := nc.Request("netfeat.query", []byte(`{"sql":"SELECT count(*) FROM latest_traffic"}`), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(string(msg.Data), `[[2]]`) {
-		t.Fatalf("NATS reply %s", msg.Data)
+	// The HTTP token applies to the NATS front end too (#19): without it,
+	// 401.
+	for _, tc := range []struct{ auth, status string }{
+		{"", "401"}, {"Bearer wrong", "401"}, {"Bearer " + testToken, "200"},
+	} {
+		req := nats.NewMsg("netfeat.query")
+		req.Data = []byte(`{"sql":"SELECT count(*) FROM latest_traffic"}`)
+		if tc.auth != "" {
+			req.Header.Set("Authorization", tc.auth)
+		}
+		msg, err := nc.RequestMsg(req, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := msg.Header.Get("Netfeat-Status"); got != tc.status {
+			t.Fatalf("Authorization %q: status %s (%s), want %s", tc.auth, got, msg.Data, tc.status)
+		}
+		if tc.status == "200" && !strings.Contains(string(msg.Data), `[[2]]`) {
+			t.Fatalf("NATS reply %s", msg.Data)
+		}
 	}
 }
 

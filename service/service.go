@@ -100,6 +100,7 @@ func New(cfg *Config, reg *prometheus.Registry, log *slog.Logger) (*Service, err
 		"1 when the component is started and ready, 0 otherwise.", []string{"component"}, nil)})
 
 	s.nats = NewNATS(cfg.NATS, cfg.DataDir, reg, log)
+	s.nats.querySubject = cfg.Query.NATSSubject
 	s.group.Add(s.nats)
 	if err := s.buildPipeline(); err != nil {
 		return nil, err
@@ -131,6 +132,7 @@ func (s *Service) Start(ctx context.Context) error {
 		prev := debug.SetMemoryLimit(int64(s.cfg.MemoryLimit))
 		s.log.Info("Go memory limit set", "bytes", int64(s.cfg.MemoryLimit), "previous", prev)
 	}
+	s.cfg.warnUnauthenticated(s.log)
 	return s.group.Start(ctx, s.cfg.ShutdownTimeout)
 }
 

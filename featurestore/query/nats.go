@@ -32,12 +32,19 @@ const (
 // replies {"error": "..."} with the status header set. Replies must fit in
 // the server's max payload; larger results get status 413, so ask for
 // fewer rows (max_rows) or use HTTP or Flight SQL. Authentication is NATS's
-// own (accounts, credentials).
+// own (accounts, credentials, permissions on the subject) and, when
+// Authorize is set, a bearer token in the request's Authorization header
+// ("Bearer <token>"), as over HTTP and Flight SQL: without it the reply
+// has status 401.
 type NATSResponder struct {
 	nc      *nats.Conn
 	engine  *Engine
 	subject string
 	log     *slog.Logger
+
+	// Authorize, when set, is given each request's Authorization header
+	// and reports whether it admits the query. Set before Start.
+	Authorize func(authorization string) bool
 
 	sub     *nats.Subscription
 	workers chan struct{} // one token per request in hand
@@ -133,6 +140,10 @@ func (r *NATSResponder) handle(m *nats.Msg) {
 		return
 	}
 	reply := nats.NewMsg(m.Reply)
+	if r.Authorize != nil && !r.Authorize(m.Header.Get("Authorization")) {
+		r.respondError(reply, 401, "missing or wrong bearer token (header Authorization: Bearer <token>)")
+		return
+	}
 	req, err := decodeRequest(m.Data)
 	if err != nil {
 		r.respondError(reply, 400, err.Error())
