@@ -141,6 +141,9 @@ func TestImageDefaultCommand(t *testing.T) {
 	}
 	cmd := exec.Command(netfeatBin, args...)
 	cmd.Dir = workdir
+	// The secrets deploy/netfeat.yaml reads (docker run -e ...): the image
+	// is locked by default.
+	cmd.Env = append(os.Environ(), "NETFEAT_TOKEN=image-test-token", "NETFEAT_NATS_PASSWORD=image-test-password")
 	logs := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
