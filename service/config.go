@@ -128,6 +128,12 @@ type NATSConfig struct {
 	// ConnectTimeout bounds the first connection to an external server
 	// (each server of the list, TCP and handshake).
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// ConnectRetries is how many times the first connection to an external
+	// server is tried before the start fails (default 10); ConnectBackoff
+	// is the longest wait between two tries (default 30s; the waits double
+	// from 1s).
+	ConnectRetries int           `yaml:"connect_retries"`
+	ConnectBackoff time.Duration `yaml:"connect_backoff"`
 	// Users of the embedded server, with their roles (service/auth.go).
 	Users []NATSUserConfig `yaml:"users"`
 	// ServerTLS makes the embedded server's clients use TLS.
@@ -154,7 +160,8 @@ func DefaultConfig() Config {
 		Log:             LogConfig{Level: "info", Format: "text"},
 		HTTP: HTTPConfig{Listen: "127.0.0.1:9464", ReadHeaderTimeout: defaultHTTPHeader, ReadTimeout: defaultHTTPRead,
 			IdleTimeout: defaultHTTPIdle, MaxConnections: DefaultHTTPConns},
-		NATS:      NATSConfig{Listen: "127.0.0.1:4222", JetStream: &js, ReconnectWait: 2 * time.Second, ConnectTimeout: 5 * time.Second},
+		NATS: NATSConfig{Listen: "127.0.0.1:4222", JetStream: &js, ReconnectWait: 2 * time.Second, ConnectTimeout: 5 * time.Second,
+			ConnectRetries: 10, ConnectBackoff: 30 * time.Second},
 		SNMP:      snmp.DefaultConfig(),
 		GNMI:      gnmi.DefaultConfig(),
 		Store:     featurestore.DefaultConfig(),
@@ -339,6 +346,12 @@ func (n *NATSConfig) validate() []error {
 	}
 	if n.ConnectTimeout <= 0 || n.ConnectTimeout > 5*time.Minute {
 		errs = append(errs, schema.Errorf("nats.connect_timeout", "must be positive and at most 5m, got %v", n.ConnectTimeout))
+	}
+	if n.ConnectRetries < 1 || n.ConnectRetries > 1000 {
+		errs = append(errs, schema.Errorf("nats.connect_retries", "must be 1–1000, got %d", n.ConnectRetries))
+	}
+	if n.ConnectBackoff < time.Second || n.ConnectBackoff > 10*time.Minute {
+		errs = append(errs, schema.Errorf("nats.connect_backoff", "must be 1s–10m, got %v", n.ConnectBackoff))
 	}
 	if n.ReconnectWait <= 0 {
 		errs = append(errs, schema.Errorf("nats.reconnect_wait", "must be positive, got %v", n.ReconnectWait))

@@ -145,7 +145,7 @@ func (n *NATS) Start(ctx context.Context) error {
 			opts = append(opts, nats.Timeout(n.cfg.ConnectTimeout))
 		}
 	}
-	conn, err := connectRetry(ctx, url, opts, natsRetryFor(url), n.log)
+	conn, err := connectRetry(ctx, url, opts, natsRetryFor(url, n.cfg.ConnectRetries, n.cfg.ConnectBackoff), n.log)
 	if err != nil {
 		n.shutdownServer()
 		return fmt.Errorf("connect to NATS %s: %w", redactURL(url), err)

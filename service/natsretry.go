@@ -18,9 +18,8 @@ type natsRetry struct {
 	min, max time.Duration // backoff bounds
 }
 
-// defaultNATSRetry tries for about three minutes: 1s, 2s, 4s, ... 30s.
-// TODO(#19): make these nats.connect_retries / nats.connect_backoff once
-// service/config.go may be changed.
+// defaultNATSRetry tries for about three minutes: 1s, 2s, 4s, ... 30s
+// (the defaults of nats.connect_retries and nats.connect_backoff).
 var defaultNATSRetry = natsRetry{attempts: 10, min: time.Second, max: 30 * time.Second}
 
 // connectRetry calls connectCtx until it succeeds, the attempts are spent
@@ -47,10 +46,18 @@ func connectRetry(ctx context.Context, url string, opts []nats.Option, r natsRet
 }
 
 // natsRetryFor is the retry policy of a connection to url: the embedded
-// server (url empty) is ready before the client dials, so one attempt.
-func natsRetryFor(url string) natsRetry {
+// server (url empty) is ready before the client dials, so one attempt;
+// an external one is tried retries times, waiting at most backoff.
+func natsRetryFor(url string, retries int, backoff time.Duration) natsRetry {
 	if url == "" {
 		return natsRetry{attempts: 1}
 	}
-	return defaultNATSRetry
+	r := defaultNATSRetry
+	if retries > 0 {
+		r.attempts = retries
+	}
+	if backoff > 0 {
+		r.max = max(backoff, r.min)
+	}
+	return r
 }
