@@ -409,18 +409,7 @@ query:
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(cfg, NewRegistry(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := svc.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
+	svc := startService(t, cfg)
 	if err := svc.NATS().Ready(); err != nil {
 		t.Fatalf("netfeat's own connection: %v", err)
 	}

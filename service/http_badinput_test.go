@@ -2,7 +2,6 @@ package service
 
 import (
 	"bytes"
-	"context"
 	"io"
 	"net/http"
 	"os"
@@ -40,18 +39,7 @@ inference:
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(cfg, NewRegistry(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := svc.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
+	svc := startService(t, cfg)
 	return "http://" + svc.HTTP().Addr(), dataDir
 }
 

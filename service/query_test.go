@@ -64,18 +64,7 @@ func newSQLService(t *testing.T) *Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := New(cfg, NewRegistry(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := svc.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
+	svc := startService(t, cfg)
 	base := time.Now().Truncate(time.Second).Add(-10 * time.Second)
 	var batch []schema.Sample
 	for s := range 4 {

@@ -1,0 +1,25 @@
+package service
+
+import (
+	"context"
+	"testing"
+)
+
+// startService creates and starts a service from cfg and stops it when the
+// test ends.
+func startService(t *testing.T, cfg *Config) *Service {
+	t.Helper()
+	svc, err := New(cfg, NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := svc.Stop(); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return svc
+}
