@@ -2,8 +2,8 @@
 # Installs the SNMP test peers the integration tests use: net-snmp's agent
 # (snmpd) and tools (snmpwalk, snmpbulkwalk, snmpget), and Debian's snmpsim
 # (snmpsimd; Debian's 0.4 package names the responder so). Idempotent: installs only what is missing.
-# The snmpd system service that Debian starts on install is stopped, because
-# the tests run their own snmpd instances on loopback ports.
+# The tests run their own snmpd instances on free loopback ports, so a system
+# snmpd (which Debian may start on install) is left alone.
 set -euo pipefail
 
 PKGS=(snmp snmpd snmpsim)
@@ -25,14 +25,6 @@ if ((${#need[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   echo "install-snmp: installed ${need[*]}"
-fi
-
-# Debian starts snmpd as a service on install; our tests start their own.
-if command -v systemctl >/dev/null 2>&1; then
-  systemctl stop snmpd 2>/dev/null || true
-fi
-if [ -f /run/snmpd.pid ]; then
-  kill "$(cat /run/snmpd.pid)" 2>/dev/null || true
 fi
 
 for c in snmpd snmpwalk snmpbulkwalk snmpsimd; do
