@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -145,18 +144,7 @@ func newAuthService(t *testing.T, httpExtra string) (*Service, *syncBuffer) {
 		t.Fatal(err)
 	}
 	logs := &syncBuffer{}
-	svc, err := New(cfg, NewRegistry(), slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := svc.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
+	svc := startServiceLog(t, cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	return svc, logs
 }
 
@@ -472,18 +460,7 @@ func TestNATSNKeyUser(t *testing.T) {
 	cfg := DefaultConfig()
 	cfg.DataDir, cfg.HTTP.Listen, cfg.NATS.Listen = t.TempDir(), "127.0.0.1:0", "127.0.0.1:0"
 	cfg.NATS.Users = []NATSUserConfig{{NKeyFile: pubFile, Role: RoleConsumer}}
-	svc, err := New(&cfg, NewRegistry(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := svc.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
+	svc := startService(t, &cfg)
 	errs := make(chan error, 8)
 	nc, err := nats.Connect(svc.NATS().ClientURL(), nats.Nkey(pub, kp.Sign),
 		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { errs <- err }))
@@ -599,22 +576,4 @@ inference:
 	if strings.Contains(logs.String(), consumerPW) {
 		t.Fatal("a password reached the log")
 	}
-}
-
-// syncBuffer is a bytes.Buffer a logger and a test may share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,7 +1,10 @@
 package service
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"sync"
 	"testing"
 )
 
@@ -9,7 +12,13 @@ import (
 // test ends.
 func startService(t *testing.T, cfg *Config) *Service {
 	t.Helper()
-	svc, err := New(cfg, NewRegistry(), nil)
+	return startServiceLog(t, cfg, nil)
+}
+
+// startServiceLog is startService with a logger.
+func startServiceLog(t *testing.T, cfg *Config, log *slog.Logger) *Service {
+	t.Helper()
+	svc, err := New(cfg, NewRegistry(), log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -22,4 +31,22 @@ func startService(t *testing.T, cfg *Config) *Service {
 		}
 	})
 	return svc
+}
+
+// syncBuffer is a bytes.Buffer a logger and a test may share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

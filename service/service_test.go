@@ -23,18 +23,7 @@ func newTestService(t *testing.T) *Service {
 	cfg.HTTP.Listen = "127.0.0.1:0"
 	cfg.NATS.Listen = "127.0.0.1:0"
 	cfg.ShutdownTimeout = 5 * time.Second
-	svc, err := New(&cfg, NewRegistry(), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := svc.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := svc.Stop(); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
+	svc := startService(t, &cfg)
 	return svc
 }
 
