@@ -12,7 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 
 	"github.com/netfeat/netfeat/featurestore"
-	"github.com/netfeat/netfeat/featurestore/query"
+	"github.com/netfeat/netfeat/query"
 	"github.com/netfeat/netfeat/schema"
 )
 

@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/netfeat/netfeat/collectors/gnmi"
-	"github.com/netfeat/netfeat/collectors/sim/gnmitarget"
+	"github.com/netfeat/netfeat/internal/sim/gnmitarget"
 	"github.com/netfeat/netfeat/schema"
 )
 

@@ -46,7 +46,7 @@ mapfile -t all < <(go list ./...)
 race=() plain=()
 for p in "${all[@]}"; do
   case "$p" in
-    */featurestore/query|*/featurestore/query/*|*/cmd/netfeat|*/integration|*/integration/*) plain+=("$p") ;;
+    */query|*/query/*|*/cmd/netfeat|*/integration|*/integration/*) plain+=("$p") ;;
     *) race+=("$p") ;;
   esac
 done

@@ -26,7 +26,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/netfeat/netfeat/collectors/sim/gnmitarget"
+	"github.com/netfeat/netfeat/internal/sim/gnmitarget"
 	"github.com/netfeat/netfeat/schema"
 )
 

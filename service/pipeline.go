@@ -10,9 +10,9 @@ import (
 	"github.com/netfeat/netfeat/collectors/gnmi"
 	"github.com/netfeat/netfeat/collectors/snmp"
 	"github.com/netfeat/netfeat/featurestore"
-	"github.com/netfeat/netfeat/featurestore/query"
 	"github.com/netfeat/netfeat/inference"
 	"github.com/netfeat/netfeat/normalize"
+	"github.com/netfeat/netfeat/query"
 	"github.com/netfeat/netfeat/schema"
 )
 

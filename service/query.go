@@ -13,7 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/netfeat/netfeat/featurestore"
-	"github.com/netfeat/netfeat/featurestore/query"
+	"github.com/netfeat/netfeat/query"
 	"github.com/netfeat/netfeat/schema"
 )
 

@@ -20,7 +20,7 @@ import (
 // /v1/query to a running service for one entity's latest features, among
 // devices × 48 interfaces whose windows have closed in the real store.
 // "point" is SELECT * … WHERE device = … AND component = …, which the
-// engine answers without DuckDB (featurestore/query/point.go); the other
+// engine answers without DuckDB (query/point.go); the other
 // variants go through DuckDB: "duckdb_lookup" adds LIMIT 10, which keeps
 // the entity lookup, and "duckdb_scan" wraps the predicates in
 // parentheses, which turns it off, so DuckDB reads all of latest_<view>.

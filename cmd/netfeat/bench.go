@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/netfeat/netfeat/bench"
 	"github.com/netfeat/netfeat/featurestore"
+	"github.com/netfeat/netfeat/internal/bench"
 )
 
 func init() { extraCommands = append(extraCommands, newBenchCmd) }

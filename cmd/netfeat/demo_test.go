@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netfeat/netfeat/collectors/sim/gnmitarget"
-	"github.com/netfeat/netfeat/collectors/sim/snmpagent"
+	"github.com/netfeat/netfeat/internal/sim/gnmitarget"
+	"github.com/netfeat/netfeat/internal/sim/snmpagent"
 	"github.com/netfeat/netfeat/models"
 	"github.com/netfeat/netfeat/schema"
 )

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/netfeat/netfeat/collectors/sim/scenario"
-	"github.com/netfeat/netfeat/featurestore/query"
+	"github.com/netfeat/netfeat/internal/sim/scenario"
+	"github.com/netfeat/netfeat/query"
 )
 
 // The training set `netfeat demo --training-set` writes: every window of

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/netfeat/netfeat/collectors/sim/scenario"
+	"github.com/netfeat/netfeat/internal/sim/scenario"
 )
 
 // TestCongestionLabels checks the ground truth the training set is labelled

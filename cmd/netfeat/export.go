@@ -11,7 +11,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
-	"github.com/netfeat/netfeat/featurestore/query"
+	"github.com/netfeat/netfeat/query"
 )
 
 func newExportCmd() *cobra.Command {

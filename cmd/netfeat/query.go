@@ -14,7 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/netfeat/netfeat/featurestore/query"
+	"github.com/netfeat/netfeat/query"
 )
 
 // defaultQueryServer is where `netfeat serve` listens for HTTP by default.

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/netfeat/netfeat/collectors/sim/gnmitarget"
+	"github.com/netfeat/netfeat/internal/sim/gnmitarget"
 )
 
 func newSimGNMICmd() *cobra.Command {

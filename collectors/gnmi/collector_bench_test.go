@@ -19,7 +19,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/netfeat/netfeat/collectors/gnmi"
-	"github.com/netfeat/netfeat/collectors/sim/gnmitarget"
+	"github.com/netfeat/netfeat/internal/sim/gnmitarget"
 	"github.com/netfeat/netfeat/normalize"
 	"github.com/netfeat/netfeat/schema"
 )

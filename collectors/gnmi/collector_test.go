@@ -16,7 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/netfeat/netfeat/collectors/gnmi"
-	"github.com/netfeat/netfeat/collectors/sim/gnmitarget"
+	"github.com/netfeat/netfeat/internal/sim/gnmitarget"
 	"github.com/netfeat/netfeat/schema"
 )
 

@@ -6,7 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/netfeat/netfeat/collectors/gnmi"
-	"github.com/netfeat/netfeat/collectors/sim/gnmitarget"
+	"github.com/netfeat/netfeat/internal/sim/gnmitarget"
 )
 
 // TestResubscribeDuplicatesDropped: the simulator publishes once (interval

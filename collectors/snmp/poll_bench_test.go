@@ -9,7 +9,7 @@ import (
 
 	"github.com/gosnmp/gosnmp"
 
-	"github.com/netfeat/netfeat/collectors/sim/snmpagent"
+	"github.com/netfeat/netfeat/internal/sim/snmpagent"
 	"github.com/netfeat/netfeat/schema"
 )
 

@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/netfeat/netfeat/collectors/sim/snmpagent"
+	"github.com/netfeat/netfeat/internal/sim/snmpagent"
 	"os"
 	"path/filepath"
 	"runtime"

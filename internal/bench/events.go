@@ -13,8 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/netfeat/netfeat/collectors/sim/gnmitarget"
-	"github.com/netfeat/netfeat/collectors/sim/snmpagent"
+	"github.com/netfeat/netfeat/internal/sim/gnmitarget"
+	"github.com/netfeat/netfeat/internal/sim/snmpagent"
 	"github.com/netfeat/netfeat/recording"
 )
 

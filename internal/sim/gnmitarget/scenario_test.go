@@ -8,7 +8,7 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/netfeat/netfeat/collectors/gnmi"
-	"github.com/netfeat/netfeat/collectors/sim/scenario"
+	"github.com/netfeat/netfeat/internal/sim/scenario"
 )
 
 // Leaves of the IOS-XR model the scenario below drives.

@@ -7,7 +7,7 @@ import (
 
 	"github.com/gosnmp/gosnmp"
 
-	"github.com/netfeat/netfeat/collectors/sim/scenario"
+	"github.com/netfeat/netfeat/internal/sim/scenario"
 	"github.com/netfeat/netfeat/recording"
 )
 

@@ -9,7 +9,7 @@ import (
 
 	"github.com/gosnmp/gosnmp"
 
-	"github.com/netfeat/netfeat/collectors/sim/scenario"
+	"github.com/netfeat/netfeat/internal/sim/scenario"
 )
 
 // trapSink is a loopback UDP socket that receives traps.

@@ -3,8 +3,8 @@
 // and link faults — and turns the script into counter values and
 // operational states at any instant.
 //
-// The SNMP agent (collectors/sim/snmpagent) and the gNMI target
-// (collectors/sim/gnmitarget) both replay their recordings through it, so a
+// The SNMP agent (internal/sim/snmpagent) and the gNMI target
+// (internal/sim/gnmitarget) both replay their recordings through it, so a
 // scenario means the same thing over either protocol. A scenario is a Go
 // value or a YAML file:
 //

@@ -14,8 +14,8 @@ import (
 
 	"github.com/gosnmp/gosnmp"
 
-	"github.com/netfeat/netfeat/collectors/sim/scenario"
 	"github.com/netfeat/netfeat/collectors/snmp/snmpwire"
+	"github.com/netfeat/netfeat/internal/sim/scenario"
 	"github.com/netfeat/netfeat/recording"
 )
 
@@ -76,7 +76,7 @@ type DeviceOptions struct {
 	// Now is the clock (default time.Now); tests inject their own.
 	Now func() time.Time
 	// Scenario scripts the interfaces' traffic and faults over time
-	// (congestion, errors, link down; see collectors/sim/scenario): it
+	// (congestion, errors, link down; see internal/sim/scenario): it
 	// drives the IF-MIB ifTable and ifXTable counters and ifOperStatus of
 	// the interfaces it names (and of every interface when it has a
 	// baseline). Its times count from Start. nil replays the recording

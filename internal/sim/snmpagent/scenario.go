@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/netfeat/netfeat/collectors/sim/scenario"
+	"github.com/netfeat/netfeat/internal/sim/scenario"
 	"github.com/netfeat/netfeat/recording"
 )
 

@@ -7,9 +7,9 @@
 //     (schema.ObservationSink) at a paced rate, or a rising rate to find the
 //     ceiling of normalize + store. The service runs in the bench process.
 //   - snmp: N simulated SNMP devices × M interfaces on loopback, served by a
-//     `netfeat sim snmp` child process (collectors/sim/snmpagent) and polled
+//     `netfeat sim snmp` child process (internal/sim/snmpagent) and polled
 //     by a `netfeat serve` child process; either can be pinned to CPUs.
-//   - gnmi: K simulated gNMI targets (collectors/sim/gnmitarget) streaming
+//   - gnmi: K simulated gNMI targets (internal/sim/gnmitarget) streaming
 //     at a given interval to a `netfeat serve` child process.
 //
 // Alongside any workload it can run a query mix (point lookups and

@@ -14,7 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/netfeat/netfeat/collectors/gnmi"
-	"github.com/netfeat/netfeat/collectors/sim/scenario"
+	"github.com/netfeat/netfeat/internal/sim/scenario"
 )
 
 //go:embed recordings/*.json recordings/*.jsonl

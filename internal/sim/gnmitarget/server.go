@@ -48,7 +48,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/netfeat/netfeat/collectors/gnmi"
-	"github.com/netfeat/netfeat/collectors/sim/scenario"
+	"github.com/netfeat/netfeat/internal/sim/scenario"
 )
 
 // Options configure a simulated target.
@@ -88,7 +88,7 @@ type Options struct {
 	// Faults to inject.
 	Faults Faults `yaml:"faults"`
 	// Scenario scripts the interfaces' traffic and faults over time
-	// (congestion, errors, link down; see collectors/sim/scenario): it
+	// (congestion, errors, link down; see internal/sim/scenario): it
 	// drives the counters and oper-status of the interfaces it names, in
 	// every model that has them (OpenConfig and native), and of every
 	// interface when it has a baseline. Its times count from Start.

@@ -14,8 +14,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/netfeat/netfeat/collectors/sim/gnmitarget"
-	"github.com/netfeat/netfeat/collectors/sim/snmpagent"
+	"github.com/netfeat/netfeat/internal/sim/gnmitarget"
+	"github.com/netfeat/netfeat/internal/sim/snmpagent"
 	"github.com/netfeat/netfeat/recording"
 )
 

@@ -14,7 +14,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/netfeat/netfeat/collectors/sim/scenario"
+	"github.com/netfeat/netfeat/internal/sim/scenario"
 	"github.com/netfeat/netfeat/recording"
 )
 
