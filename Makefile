@@ -5,7 +5,7 @@ TAGS    ?= duckdb_arrow
 BIN     ?= bin/netfeat
 LDFLAGS ?= -s -w
 
-.PHONY: demo build test bench fuzz soak train-congestion clean
+.PHONY: demo build test lint bench fuzz soak train-congestion clean
 
 ## demo: run the live demo (embedded NATS, simulated Cisco/Nokia/Ericsson devices with a scripted
 ## congestion episode and link fault, decisions printed live); DURATION=2m (or 120) stops it, DEMOFLAGS adds flags
@@ -21,6 +21,10 @@ build:
 ## test: the whole test suite (installs test peers, go vet, go test -race)
 test:
 	./scripts/test.sh
+
+## lint: staticcheck (pinned, installed into bin/ on first use) with the checks in staticcheck.conf
+lint:
+	./scripts/lint.sh
 
 ## bench: Go benchmarks of every stage's hot path
 bench:

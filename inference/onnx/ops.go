@@ -307,7 +307,7 @@ func (g *gemm) setup(in [][]int) ([]int, error) {
 		return out, nil
 	}
 	if len(a) != 2 || len(b) != 2 {
-		return nil, fmt.Errorf("Gemm of shapes %v and %v: both must be matrices", a, b)
+		return nil, fmt.Errorf("operator Gemm of shapes %v and %v: both must be matrices", a, b)
 	}
 	g.m, g.k = a[0], a[1]
 	if g.transA {
@@ -318,15 +318,15 @@ func (g *gemm) setup(in [][]int) ([]int, error) {
 		kb, n = n, kb
 	}
 	if kb != g.k {
-		return nil, fmt.Errorf("Gemm of shapes %v and %v (transA %v, transB %v)", a, b, g.transA, g.transB)
+		return nil, fmt.Errorf("operator Gemm of shapes %v and %v (transA %v, transB %v)", a, b, g.transA, g.transB)
 	}
 	g.n = n
 	if len(in) > 2 && in[2] != nil {
 		if len(in[2]) > 2 {
-			return nil, fmt.Errorf("Gemm C of shape %v", in[2])
+			return nil, fmt.Errorf("operator Gemm C of shape %v", in[2])
 		}
 		if out, err := broadcast([]int{g.m, g.n}, in[2]); err != nil || !slices.Equal(out, []int{g.m, g.n}) {
-			return nil, fmt.Errorf("Gemm C of shape %v does not broadcast to [%d %d]", in[2], g.m, g.n)
+			return nil, fmt.Errorf("operator Gemm C of shape %v does not broadcast to [%d %d]", in[2], g.m, g.n)
 		}
 		g.hasC = true
 		g.cr, g.cc = rowsCols(in[2])
@@ -417,8 +417,7 @@ func (s *softmax) eval(in [][]float64, out []float64) {
 
 // reshape gives its input a new shape: Flatten and Reshape.
 type reshape struct {
-	to   func(in []int) ([]int, error)
-	dims []int
+	to func(in []int) ([]int, error)
 }
 
 func (r *reshape) setup(in [][]int) ([]int, error) {
@@ -442,7 +441,7 @@ func buildFlatten(n *node, _ int64, _ constants) (operator, error) {
 			ax += len(in)
 		}
 		if ax < 0 || ax > len(in) {
-			return nil, fmt.Errorf("Flatten axis %d of shape %v", axis, in)
+			return nil, fmt.Errorf("operator Flatten axis %d of shape %v", axis, in)
 		}
 		return []int{size(in[:ax]), size(in[ax:])}, nil
 	}}, nil
@@ -450,7 +449,7 @@ func buildFlatten(n *node, _ int64, _ constants) (operator, error) {
 
 func buildReshape(n *node, _ int64, c constants) (operator, error) {
 	if len(n.inputs) < 2 {
-		return nil, fmt.Errorf("Reshape without a shape input")
+		return nil, fmt.Errorf("operator Reshape without a shape input")
 	}
 	t := c(n.inputs[1])
 	if t == nil {
@@ -474,13 +473,13 @@ func buildReshape(n *node, _ int64, c constants) (operator, error) {
 			case d > 0 && d <= maxValues:
 				out[i] = int(d)
 			default:
-				return nil, fmt.Errorf("Reshape of %v to %v", in, want)
+				return nil, fmt.Errorf("operator Reshape of %v to %v", in, want)
 			}
 			known *= out[i]
 		}
 		if infer >= 0 {
 			if known == 0 || size(in)%known != 0 {
-				return nil, fmt.Errorf("Reshape of %v to %v", in, want)
+				return nil, fmt.Errorf("operator Reshape of %v to %v", in, want)
 			}
 			out[infer] = size(in) / known
 		}
@@ -507,7 +506,7 @@ func (c *concat) setup(in [][]int) ([]int, error) {
 	c.width = c.width[:0]
 	for _, s := range in {
 		if len(s) != r || (r == 2 && s[0] != in[0][0]) {
-			return nil, fmt.Errorf("Concat of shapes %v and %v", in[0], s)
+			return nil, fmt.Errorf("operator Concat of shapes %v and %v", in[0], s)
 		}
 		out[ax] += s[ax]
 		c.width = append(c.width, s[ax])
@@ -620,7 +619,7 @@ func buildScaler(n *node, _ int64, _ constants) (operator, error) {
 	cols := max(len(offset), len(scale), 1)
 	for _, v := range [][]float32{offset, scale} {
 		if len(v) > 1 && len(v) != cols {
-			return nil, fmt.Errorf("Scaler: %d offsets, %d scales", len(offset), len(scale))
+			return nil, fmt.Errorf("operator Scaler: %d offsets, %d scales", len(offset), len(scale))
 		}
 	}
 	// (x - offset) · scale = x·scale - offset·scale
@@ -643,7 +642,7 @@ func buildImputer(n *node, _ int64, _ constants) (operator, error) {
 	}
 	vals := n.floats["imputed_value_floats"]
 	if len(vals) == 0 {
-		return nil, fmt.Errorf("Imputer without imputed_value_floats")
+		return nil, fmt.Errorf("operator Imputer without imputed_value_floats")
 	}
 	pc := &perColumn{impute: true, replaced: n.floatAttr("replaced_value_float", 0)}
 	for _, v := range vals {

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -356,6 +355,3 @@ func (f *floorProber) close() {
 	f.nc.Close()
 	f.wg.Wait()
 }
-
-// errNoEvents says the event path produced nothing.
-var errNoEvents = errors.New("no event decision matched an injected link change (does the service emit state events?)")

@@ -105,7 +105,7 @@ func parseProcStatus(b []byte, ps *ProcStat) error {
 		case "Threads":
 			n, err := strconv.Atoi(string(bytes.TrimSpace(v)))
 			if err != nil {
-				return fmt.Errorf("Threads: %w", err)
+				return fmt.Errorf("field Threads: %w", err)
 			}
 			ps.Threads = n
 		}

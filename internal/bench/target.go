@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -283,12 +282,4 @@ func logTail(path string) string {
 		lines = lines[len(lines)-10:]
 	}
 	return "\n--- " + path + " (last lines):\n" + string(bytes.Join(lines, []byte("\n")))
-}
-
-// discardLogger returns l, or a logger that discards.
-func discardLogger(l *slog.Logger) *slog.Logger {
-	if l == nil {
-		return slog.New(slog.DiscardHandler)
-	}
-	return l
 }
