@@ -87,7 +87,7 @@ func StateName(metric string, v float64) string {
 	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 
-// Catalog is the canonical metric model of DESIGN.md §3, as data. Profiles
+// Catalog is the canonical metric model, as data. Profiles
 // may only map to metrics listed here; docs/metrics.md is generated from it.
 var Catalog = []Metric{
 	// Interface counters.

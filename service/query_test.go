@@ -122,7 +122,7 @@ func postQuery(t *testing.T, svc *Service, token, body string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// TestSQLOverHTTP checks that every table of DESIGN §4 is served by the
+// TestSQLOverHTTP checks that every table of docs/sql.md is served by the
 // running service, with the bearer token enforced.
 func TestSQLOverHTTP(t *testing.T) {
 	svc := newSQLService(t)

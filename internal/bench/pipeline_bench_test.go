@@ -12,7 +12,8 @@ import (
 	"github.com/netfeat/netfeat/schema"
 )
 
-// BenchmarkObserveToHotTier measures DESIGN §8's first target end to end
+// BenchmarkObserveToHotTier measures the first target of docs/performance.md
+// ("Targets": raw observation → hot tier) end to end
 // below the collectors: raw gNMI-style counter observations through the
 // normalizer (profile lookup, counter → rate) into a real store (series
 // interning, WAL group commit in Badger with the default fsync=interval,
