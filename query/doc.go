@@ -1,5 +1,8 @@
-// Package query runs sandboxed SQL over netfeat's Arrow tables with DuckDB
-// and serves it over HTTP, NATS request/reply and Arrow Flight SQL.
+// Package query runs sandboxed SQL over netfeat's Arrow tables with DuckDB.
+// Its network front ends (HTTP, NATS request/reply, Arrow Flight SQL) are in
+// query/frontend and use only this package's exported API; Client is the
+// HTTP client of the front end, and TrainingSet builds training sets with
+// it.
 //
 // The tables (samples, one per feature view, latest_<view>, decisions,
 // series, devices, metrics) come from a Source as Arrow record batches. For

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -593,6 +594,29 @@ func (s *slot) close() error {
 		return fmt.Errorf("close duckdb: %w", err)
 	}
 	return nil
+}
+
+// Tables lists the tables queries can read now, sorted by name.
+func (e *Engine) Tables() []TableInfo {
+	ts := slices.Clone(e.src.Tables())
+	slices.SortFunc(ts, func(a, b TableInfo) int { return strings.Compare(a.Name, b.Name) })
+	return ts
+}
+
+// Plan plans sql without reading any rows and returns its result's schema,
+// as Query would return it (Flight SQL's prepared statements need it). It
+// is a query like any other: it counts in the metrics, waits for a free
+// database and fails with the same errors.
+func (e *Engine) Plan(ctx context.Context, sql string) (*arrow.Schema, error) {
+	var sc *arrow.Schema
+	err := e.Query(ctx, Request{SQL: sql, schemaOnly: true}, func(r *Result) error {
+		sc = r.Schema()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sc, nil
 }
 
 // Options returns the engine's options.

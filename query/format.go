@@ -23,6 +23,17 @@ const (
 	FormatArrow = "arrow"
 )
 
+// Headers that carry what is known only after a result's last row: HTTP
+// trailers of csv and arrow responses, and NATS reply headers.
+const (
+	// HeaderRows is the number of rows in the response.
+	HeaderRows = "Netfeat-Rows"
+	// HeaderTruncated is "true" when the row limit cut the result off.
+	HeaderTruncated = "Netfeat-Truncated"
+	// HeaderError is the error that ended a result part-way, if any.
+	HeaderError = "Netfeat-Error"
+)
+
 // ContentType returns the media type of a response format.
 func ContentType(format string) string {
 	switch format {
