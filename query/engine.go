@@ -140,7 +140,7 @@ func (o Options) totalMemoryBytes() int64 {
 
 // Validate returns every problem with the options, as joined
 // *schema.FieldError values.
-func (o Options) Validate() error {
+func (o *Options) Validate() error {
 	var errs []error
 	if o.Timeout <= 0 || o.Timeout > MaxTimeout {
 		errs = append(errs, schema.Errorf("timeout", "must be positive and at most %v, got %v", MaxTimeout, o.Timeout))
@@ -282,17 +282,17 @@ type Engine struct {
 // New opens the sandboxed DuckDB databases and, when opts.GoMemoryLimit is
 // set, sets the process's Go memory limit. reg may be nil (no metrics are
 // registered); a nil logger discards.
-func New(src Source, opts Options, log *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
+func New(src Source, opts Options, reg prometheus.Registerer, log *slog.Logger) (*Engine, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("query options: %w", err)
 	}
 	if _, err := opts.SetGoMemoryLimit(); err != nil {
 		return nil, err
 	}
-	return newEngineDSN(src, opts, opts.DSN(), log, reg)
+	return newEngineDSN(src, opts, opts.DSN(), reg, log)
 }
 
-func newEngineDSN(src Source, opts Options, dsn string, log *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
+func newEngineDSN(src Source, opts Options, dsn string, reg prometheus.Registerer, log *slog.Logger) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -449,7 +449,8 @@ func TestConcurrentQueries(t *testing.T) {
 }
 
 func TestOptionsValidate(t *testing.T) {
-	if err := DefaultOptions().Validate(); err != nil {
+	defaults := DefaultOptions()
+	if err := defaults.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
 	bad := Options{Timeout: -1, MaxRows: 0, MemoryLimit: "lots", Threads: -2, MaxConcurrent: 0}

@@ -43,7 +43,7 @@ func DefaultQueryConfig() QueryConfig {
 
 // Validate returns every problem with the section as joined
 // *schema.FieldError values.
-func (c QueryConfig) Validate() error {
+func (c *QueryConfig) Validate() error {
 	errs := []error{c.Options.Validate()}
 	if c.NATSSubject == "" || strings.ContainsAny(c.NATSSubject, " \t\r\n*>") {
 		errs = append(errs, schema.Errorf("nats_subject", "%q: want a literal NATS subject such as netfeat.query, or off", c.NATSSubject))
@@ -94,7 +94,7 @@ func (s *Service) buildQuery() error {
 				query.Computed(query.TableInfo{Name: "unmapped", Schema: schema.UnmappedSchema}, p.unmappedRecord),
 				query.Catalog(schema.Catalog),
 			)
-			eng, err := query.New(src, cfg.Query.Options, log, reg)
+			eng, err := query.New(src, cfg.Query.Options, reg, log)
 			if err != nil {
 				return err
 			}
