@@ -60,7 +60,7 @@ func WriteResult(w io.Writer, format string, r *Result) error {
 	case "", FormatJSON:
 		return writeJSON(w, r)
 	case FormatCSV:
-		return writeCSV(w, r)
+		return writeCSV(w, r, nil)
 	case FormatArrow:
 		return writeArrow(w, r)
 	}
@@ -126,7 +126,10 @@ func writeJSON(w io.Writer, r *Result) error {
 	return err
 }
 
-func writeCSV(w io.Writer, r *Result) error {
+// writeCSV writes a header line and the result's rows as CSV, values as
+// TextValue renders them. progress, when not nil, is called with the row
+// count of each batch once its rows are written.
+func writeCSV(w io.Writer, r *Result, progress func(rows int64)) error {
 	cw := csv.NewWriter(w)
 	fields := r.Schema().Fields()
 	row := make([]string, len(fields))
@@ -145,6 +148,9 @@ func writeCSV(w io.Writer, r *Result) error {
 			if err := cw.Write(row); err != nil {
 				return fmt.Errorf("write csv: %w", err)
 			}
+		}
+		if progress != nil {
+			progress(rec.NumRows())
 		}
 	}
 	cw.Flush()
