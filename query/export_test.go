@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/netfeat/netfeat/internal/apiclient"
 	"github.com/netfeat/netfeat/query"
 	"github.com/netfeat/netfeat/query/frontend"
 	"github.com/netfeat/netfeat/query/internal/fixture"
@@ -43,7 +44,7 @@ func TestTrainingSetPointInTime(t *testing.T) {
 
 	var stages []string
 	ts := &query.TrainingSet{
-		Client: &query.Client{URL: srv.URL, Token: "tok"},
+		Client: &query.Client{Client: apiclient.Client{BaseURL: srv.URL, Token: "tok"}},
 		Labels: labels,
 		Views:  []string{"if_traffic"},
 		TTL:    2 * time.Minute,

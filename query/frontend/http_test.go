@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/netfeat/netfeat/internal/apiclient"
 	"github.com/netfeat/netfeat/query"
 )
 
@@ -30,7 +31,7 @@ func newTestServerFor(t *testing.T, e *query.Engine, token string) (*query.Engin
 
 func TestHTTPFormats(t *testing.T) {
 	_, srv := newTestServer(t, "")
-	c := &query.Client{URL: srv.URL}
+	c := &query.Client{Client: apiclient.Client{BaseURL: srv.URL}}
 	q := "SELECT device, count(*) AS n, min(ts) AS first FROM samples GROUP BY device ORDER BY device"
 
 	t.Run("json", func(t *testing.T) {
