@@ -19,5 +19,6 @@
 // query has a timeout, and its result a row limit.
 //
 // The package needs DuckDB's Arrow interface: build and test it with
-// -tags duckdb_arrow (the Makefile and scripts/test.sh do).
+// -tags duckdb_arrow (the Makefile and scripts/test.sh do). Without the tag
+// the build fails with one error, in notag.go, whose identifier names it.
 package query
