@@ -21,9 +21,9 @@ import (
 // maxRequestBytes bounds a query request body.
 const maxRequestBytes = 1 << 20
 
-// Handler serves POST /v1/query: a JSON query.Request in, the result streamed out
-// in the requested format (json, csv, arrow). Errors found before the first
-// row are a JSON {"error": "..."} with status 400 (DuckDB's message for a
+// Handler serves POST /v1/query: a JSON query.Request in, the result
+// streamed out in the requested format (json, csv, arrow). Errors found
+// before the first row are a JSON {"error": "..."} with status 400 (DuckDB's message for a
 // bad query or request), 401 (missing or wrong bearer token), 413 (body
 // over 1 MiB), 429 (busy, with Retry-After), 503 (client gone), 504
 // (timeout) or 500; an error after the first row ends the JSON document

@@ -30,8 +30,8 @@ const (
 )
 
 // NATSResponder answers queries on a NATS subject: the request body is a
-// JSON query.Request, the reply body the result in the requested format (as over
-// HTTP) with status, row count and truncation in headers. A failed query
+// JSON query.Request, the reply body the result in the requested format
+// (as over HTTP) with status, row count and truncation in headers. A failed query
 // replies {"error": "..."} with the status header set. Replies must fit in
 // the server's max payload; larger results get status 413, so ask for
 // fewer rows (max_rows) or use HTTP or Flight SQL. Authentication is NATS's
