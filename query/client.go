@@ -1,61 +1,44 @@
+//go:build duckdb_arrow
+
 package query
 
 import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow/ipc"
+
+	"github.com/netfeat/netfeat/internal/apiclient"
 )
 
-// Client queries a running netfeat over HTTP (POST /v1/query). The zero
-// value is not usable: set URL.
+// Client queries a running netfeat over HTTP (POST /v1/query). Set
+// BaseURL, and Token when the service requires one (see apiclient.Client).
 type Client struct {
-	// URL is the service's base URL, such as http://127.0.0.1:9464.
-	URL string
-	// Token is the bearer token, if the service requires one.
-	Token string
-	// HTTP is the client to use; nil means http.DefaultClient.
-	HTTP *http.Client
+	apiclient.Client
 }
 
 // Do posts req and returns the response, whose body the caller closes. A
-// status other than 200 is an error carrying the server's message.
+// status other than 2xx is an error carrying the server's message.
 func (c *Client) Do(ctx context.Context, req Request) (*http.Response, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return nil, fmt.Errorf("encode query: %w", err)
 	}
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(c.URL, "/")+"/v1/query", bytes.NewReader(body))
+	hr, err := c.NewRequest(ctx, http.MethodPost, "/v1/query", bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("query request: %w", err)
 	}
 	hr.Header.Set("Content-Type", "application/json")
-	if c.Token != "" {
-		hr.Header.Set("Authorization", "Bearer "+c.Token)
+	resp, err := c.Client.Do(hr)
+	if apiErr, ok := errors.AsType[*apiclient.Error](err); ok {
+		return nil, fmt.Errorf("query %s: %s: %s", c.BaseURL, apiErr.StatusText, apiErr.Message)
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(hr)
 	if err != nil {
-		return nil, fmt.Errorf("query %s: %w", c.URL, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(msg, &e) == nil && e.Error != "" {
-			return nil, fmt.Errorf("query %s: %s: %s", c.URL, resp.Status, e.Error)
-		}
-		return nil, fmt.Errorf("query %s: %s: %s", c.URL, resp.Status, bytes.TrimSpace(msg))
+		return nil, fmt.Errorf("query %s: %w", c.BaseURL, err)
 	}
 	return resp, nil
 }

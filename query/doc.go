@@ -1,5 +1,8 @@
-// Package query runs sandboxed SQL over netfeat's Arrow tables with DuckDB
-// and serves it over HTTP, NATS request/reply and Arrow Flight SQL.
+// Package query runs sandboxed SQL over netfeat's Arrow tables with DuckDB.
+// Its network front ends (HTTP, NATS request/reply, Arrow Flight SQL) are in
+// query/frontend and use only this package's exported API; Client is the
+// HTTP client of the front end, and TrainingSet builds training sets with
+// it.
 //
 // The tables (samples, one per feature view, latest_<view>, decisions,
 // series, devices, metrics) come from a Source as Arrow record batches. For
@@ -16,5 +19,6 @@
 // query has a timeout, and its result a row limit.
 //
 // The package needs DuckDB's Arrow interface: build and test it with
-// -tags duckdb_arrow (the Makefile and scripts/test.sh do).
+// -tags duckdb_arrow (the Makefile and scripts/test.sh do). Without the tag
+// the build fails with one error, in notag.go, whose identifier names it.
 package query

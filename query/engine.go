@@ -1,3 +1,5 @@
+//go:build duckdb_arrow
+
 package query
 
 import (
@@ -10,6 +12,7 @@ import (
 	"net/url"
 	"regexp"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,7 +142,7 @@ func (o Options) totalMemoryBytes() int64 {
 
 // Validate returns every problem with the options, as joined
 // *schema.FieldError values.
-func (o Options) Validate() error {
+func (o *Options) Validate() error {
 	var errs []error
 	if o.Timeout <= 0 || o.Timeout > MaxTimeout {
 		errs = append(errs, schema.Errorf("timeout", "must be positive and at most %v, got %v", MaxTimeout, o.Timeout))
@@ -281,17 +284,17 @@ type Engine struct {
 // New opens the sandboxed DuckDB databases and, when opts.GoMemoryLimit is
 // set, sets the process's Go memory limit. reg may be nil (no metrics are
 // registered); a nil logger discards.
-func New(src Source, opts Options, log *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
+func New(src Source, opts Options, reg prometheus.Registerer, log *slog.Logger) (*Engine, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("query options: %w", err)
 	}
 	if _, err := opts.SetGoMemoryLimit(); err != nil {
 		return nil, err
 	}
-	return newEngineDSN(src, opts, opts.DSN(), log, reg)
+	return newEngineDSN(src, opts, opts.DSN(), reg, log)
 }
 
-func newEngineDSN(src Source, opts Options, dsn string, log *slog.Logger, reg prometheus.Registerer) (*Engine, error) {
+func newEngineDSN(src Source, opts Options, dsn string, reg prometheus.Registerer, log *slog.Logger) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -593,6 +596,29 @@ func (s *slot) close() error {
 		return fmt.Errorf("close duckdb: %w", err)
 	}
 	return nil
+}
+
+// Tables lists the tables queries can read now, sorted by name.
+func (e *Engine) Tables() []TableInfo {
+	ts := slices.Clone(e.src.Tables())
+	slices.SortFunc(ts, func(a, b TableInfo) int { return strings.Compare(a.Name, b.Name) })
+	return ts
+}
+
+// Plan plans sql without reading any rows and returns its result's schema,
+// as Query would return it (Flight SQL's prepared statements need it). It
+// is a query like any other: it counts in the metrics, waits for a free
+// database and fails with the same errors.
+func (e *Engine) Plan(ctx context.Context, sql string) (*arrow.Schema, error) {
+	var sc *arrow.Schema
+	err := e.Query(ctx, Request{SQL: sql, schemaOnly: true}, func(r *Result) error {
+		sc = r.Schema()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sc, nil
 }
 
 // Options returns the engine's options.

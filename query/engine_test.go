@@ -1,3 +1,5 @@
+//go:build duckdb_arrow
+
 package query
 
 import (
@@ -15,6 +17,7 @@ import (
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"go.uber.org/goleak"
 
+	"github.com/netfeat/netfeat/query/internal/fixture"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -130,19 +133,19 @@ func TestColumnSubset(t *testing.T) {
 	e := newTestEngine(t, testSource(t, n, 4096), nil)
 
 	var sum, sumR2 float64
-	var lastR2 sampleRow
+	var lastR2 fixture.Sample
 	perMetric := map[string]int64{}
 	var maxComp string
 	for i := 0; i < n; i++ {
-		s := sampleAt(i)
-		sum += s.value
-		perMetric[s.metric]++
-		if s.device == "r2" {
-			sumR2 += s.value
+		s := fixture.SampleAt(i)
+		sum += s.Value
+		perMetric[s.Metric]++
+		if s.Device == "r2" {
+			sumR2 += s.Value
 			lastR2 = s
 		}
-		if s.device == "r3" && s.component > maxComp {
-			maxComp = s.component
+		if s.Device == "r3" && s.Component > maxComp {
+			maxComp = s.Component
 		}
 	}
 	tests := []struct {
@@ -152,8 +155,8 @@ func TestColumnSubset(t *testing.T) {
 	}{
 		{"value only", "SELECT sum(value) FROM samples", []any{sum}},
 		{"last column filtered by second", "SELECT sum(value) FROM samples WHERE device = 'r2'", []any{sumR2}},
-		{"first and last", "SELECT value FROM samples WHERE ts = TIMESTAMPTZ '" + time.Unix(0, lastR2.ts).UTC().Format("2006-01-02 15:04:05.000") + "+00'", []any{lastR2.value}},
-		{"latest per device", "SELECT component, metric, value FROM samples WHERE device = 'r2' ORDER BY ts DESC LIMIT 1", []any{lastR2.component, lastR2.metric, lastR2.value}},
+		{"first and last", "SELECT value FROM samples WHERE ts = TIMESTAMPTZ '" + time.Unix(0, lastR2.TS).UTC().Format("2006-01-02 15:04:05.000") + "+00'", []any{lastR2.Value}},
+		{"latest per device", "SELECT component, metric, value FROM samples WHERE device = 'r2' ORDER BY ts DESC LIMIT 1", []any{lastR2.Component, lastR2.Metric, lastR2.Value}},
 		{"dictionary only", "SELECT max(component) FROM samples WHERE device = 'r3'", []any{maxComp}},
 		{"count star", "SELECT count(*) FROM samples", []any{int64(n)}},
 		{"group by", "SELECT count(*) FROM samples WHERE metric = 'interface.out.bps'", []any{perMetric["interface.out.bps"]}},
@@ -234,11 +237,11 @@ func TestMultiScan(t *testing.T) {
 	var sum float64
 	above := 0
 	for i := 0; i < n; i++ {
-		sum += sampleAt(i).value
+		sum += fixture.SampleAt(i).Value
 	}
 	mean := sum / n
 	for i := 0; i < n; i++ {
-		if sampleAt(i).value > mean {
+		if fixture.SampleAt(i).Value > mean {
 			above++
 		}
 	}
@@ -325,7 +328,7 @@ func TestRowLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := rows[0][0].(time.Time), time.Unix(0, sampleAt(4999).ts).UTC(); !got.Equal(want) {
+	if got, want := rows[0][0].(time.Time), time.Unix(0, fixture.SampleAt(4999).TS).UTC(); !got.Equal(want) {
 		t.Fatalf("ORDER BY ts DESC first row %v, want %v", got, want)
 	}
 }
@@ -448,7 +451,8 @@ func TestConcurrentQueries(t *testing.T) {
 }
 
 func TestOptionsValidate(t *testing.T) {
-	if err := DefaultOptions().Validate(); err != nil {
+	defaults := DefaultOptions()
+	if err := defaults.Validate(); err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
 	bad := Options{Timeout: -1, MaxRows: 0, MemoryLimit: "lots", Threads: -2, MaxConcurrent: 0}

@@ -1,3 +1,5 @@
+//go:build duckdb_arrow
+
 package query
 
 import (
@@ -165,7 +167,7 @@ func (t *TrainingSet) Write(ctx context.Context, w io.Writer, format string) (in
 			}
 		}
 		if format == OutputCSV {
-			return writeCSVProgress(w, r, progress)
+			return writeCSV(w, r, progress)
 		}
 		return writeParquet(w, r, progress)
 	})
@@ -312,35 +314,6 @@ func writeParquet(w io.Writer, r *Result, progress func(int64)) error {
 		return fmt.Errorf("close parquet: %w", err)
 	}
 	return nil
-}
-
-func writeCSVProgress(w io.Writer, r *Result, progress func(int64)) error {
-	cw := csv.NewWriter(w)
-	fields := r.Schema().Fields()
-	row := make([]string, len(fields))
-	for i, f := range fields {
-		row[i] = f.Name
-	}
-	if err := cw.Write(row); err != nil {
-		return fmt.Errorf("write csv: %w", err)
-	}
-	for r.Next() {
-		rec := r.RecordBatch()
-		for i := 0; i < int(rec.NumRows()); i++ {
-			for c, col := range rec.Columns() {
-				row[c] = TextValue(col, i)
-			}
-			if err := cw.Write(row); err != nil {
-				return fmt.Errorf("write csv: %w", err)
-			}
-		}
-		progress(rec.NumRows())
-	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return fmt.Errorf("write csv: %w", err)
-	}
-	return r.Err()
 }
 
 // ReadLabelsCSV reads a labels file: a header line, then rows. The "ts"

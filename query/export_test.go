@@ -1,4 +1,6 @@
-package query
+//go:build duckdb_arrow
+
+package query_test
 
 import (
 	"bytes"
@@ -12,6 +14,11 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/netfeat/netfeat/internal/apiclient"
+	"github.com/netfeat/netfeat/query"
+	"github.com/netfeat/netfeat/query/frontend"
+	"github.com/netfeat/netfeat/query/internal/fixture"
 )
 
 // TestTrainingSetPointInTime checks the ASOF JOIN export: each label gets
@@ -20,26 +27,26 @@ import (
 // fetch has to split its time range.
 func TestTrainingSetPointInTime(t *testing.T) {
 	// 12 entities share each window_end: 15 rows per response forces splits.
-	e := newTestEngine(t, testSource(t, 100, 100), func(o *Options) { o.MaxRows = 15 })
-	srv := httptest.NewServer(NewHandler(e, "tok", nil))
+	e := query.NewTestEngine(t, query.NewTestSource(t, 100, 100), func(o *query.Options) { o.MaxRows = 15 })
+	srv := httptest.NewServer(frontend.NewHandler(e, "tok", nil))
 	defer srv.Close()
 
-	at := func(d time.Duration) string { return t0.Add(d).Format(time.RFC3339Nano) }
+	at := func(d time.Duration) string { return fixture.T0.Add(d).Format(time.RFC3339Nano) }
 	labelsCSV := "ts,device,component,congested\n" +
 		at(5*time.Minute+30*time.Second) + ",r1,Gi0/0,1\n" + // windows m=0..4 closed: m=4
 		at(time.Minute) + ",r2,Gi0/1,0\n" + // window m=0 closed exactly at its time
 		at(30*time.Second) + ",r3,Gi0/2,0\n" + // nothing closed yet
 		at(11*time.Minute) + ",r4,Gi0/0,1\n" + // m=9, 1m old
 		at(13*time.Minute) + ",r4,Gi0/1,\n" // m=9 is 3m old: past the TTL
-	labels, err := ReadLabelsCSV(strings.NewReader(labelsCSV))
+	labels, err := query.ReadLabelsCSV(strings.NewReader(labelsCSV))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer labels.Release()
 
 	var stages []string
-	ts := &TrainingSet{
-		Client: &Client{URL: srv.URL, Token: "tok"},
+	ts := &query.TrainingSet{
+		Client: &query.Client{Client: apiclient.Client{BaseURL: srv.URL, Token: "tok"}},
 		Labels: labels,
 		Views:  []string{"if_traffic"},
 		TTL:    2 * time.Minute,
@@ -61,7 +68,7 @@ func TestTrainingSetPointInTime(t *testing.T) {
 	}
 
 	var pq bytes.Buffer
-	n, err := ts.Write(context.Background(), &pq, OutputParquet)
+	n, err := ts.Write(context.Background(), &pq, query.OutputParquet)
 	if err != nil || n != 5 {
 		t.Fatalf("parquet: %d rows, %v", n, err)
 	}
@@ -91,7 +98,7 @@ func TestTrainingSetPointInTime(t *testing.T) {
 	}
 
 	var csvOut bytes.Buffer
-	if _, err := ts.Write(context.Background(), &csvOut, OutputCSV); err != nil {
+	if _, err := ts.Write(context.Background(), &csvOut, query.OutputCSV); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(csvOut.String()), "\n")
@@ -101,7 +108,7 @@ func TestTrainingSetPointInTime(t *testing.T) {
 
 	// A wrong token fails the fetch with the server's message.
 	ts.Client.Token = "nope"
-	if _, err := ts.Write(context.Background(), &bytes.Buffer{}, OutputCSV); err == nil || !strings.Contains(err.Error(), "401") {
+	if _, err := ts.Write(context.Background(), &bytes.Buffer{}, query.OutputCSV); err == nil || !strings.Contains(err.Error(), "401") {
 		t.Fatalf("wrong token: %v", err)
 	}
 }
@@ -116,7 +123,7 @@ func rowsText(rec arrow.RecordBatch) []string {
 			if c == 4 {
 				parts = append(parts, "|")
 			}
-			parts = append(parts, TextValue(rec.Column(c), i))
+			parts = append(parts, query.TextValue(rec.Column(c), i))
 		}
 		out = append(out, strings.Join(parts, " "))
 	}

@@ -1,3 +1,5 @@
+//go:build duckdb_arrow
+
 package query
 
 import (
@@ -21,6 +23,17 @@ const (
 	FormatJSON  = "json"
 	FormatCSV   = "csv"
 	FormatArrow = "arrow"
+)
+
+// Headers that carry what is known only after a result's last row: HTTP
+// trailers of csv and arrow responses, and NATS reply headers.
+const (
+	// HeaderRows is the number of rows in the response.
+	HeaderRows = "Netfeat-Rows"
+	// HeaderTruncated is "true" when the row limit cut the result off.
+	HeaderTruncated = "Netfeat-Truncated"
+	// HeaderError is the error that ended a result part-way, if any.
+	HeaderError = "Netfeat-Error"
 )
 
 // ContentType returns the media type of a response format.
@@ -49,7 +62,7 @@ func WriteResult(w io.Writer, format string, r *Result) error {
 	case "", FormatJSON:
 		return writeJSON(w, r)
 	case FormatCSV:
-		return writeCSV(w, r)
+		return writeCSV(w, r, nil)
 	case FormatArrow:
 		return writeArrow(w, r)
 	}
@@ -115,7 +128,10 @@ func writeJSON(w io.Writer, r *Result) error {
 	return err
 }
 
-func writeCSV(w io.Writer, r *Result) error {
+// writeCSV writes a header line and the result's rows as CSV, values as
+// TextValue renders them. progress, when not nil, is called with the row
+// count of each batch once its rows are written.
+func writeCSV(w io.Writer, r *Result, progress func(rows int64)) error {
 	cw := csv.NewWriter(w)
 	fields := r.Schema().Fields()
 	row := make([]string, len(fields))
@@ -134,6 +150,9 @@ func writeCSV(w io.Writer, r *Result) error {
 			if err := cw.Write(row); err != nil {
 				return fmt.Errorf("write csv: %w", err)
 			}
+		}
+		if progress != nil {
+			progress(rec.NumRows())
 		}
 	}
 	cw.Flush()

@@ -1,21 +1,17 @@
+//go:build duckdb_arrow
+
 package query
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // rss is the process's resident set size in bytes, from /proc/self/statm.
@@ -96,9 +92,6 @@ func TestMemoryWatch(t *testing.T) {
 	_, _, err := queryRows(t.Context(), e, Request{SQL: "SELECT count(*) FROM range(100000000000)"})
 	if !errors.Is(err, ErrMemory) || !strings.Contains(err.Error(), "query.total_memory") {
 		t.Fatalf("query over the bound: %v, want ErrMemory", err)
-	}
-	if StatusOf(err) != http.StatusBadRequest {
-		t.Fatalf("status %d", StatusOf(err))
 	}
 }
 
@@ -190,8 +183,8 @@ func waitQueued(t *testing.T, e *Engine, n int64) {
 
 // TestQueue holds every database and checks what queued and later queries
 // get: a queued query's timeout counts its wait, a query beyond the queue
-// is refused at once (HTTP 429 with Retry-After, NATS 429), and a point
-// query is answered without waiting.
+// is refused at once with ErrBusy, and a point query is answered without
+// waiting. (The front ends' busy answers are tested in query/frontend.)
 func TestQueue(t *testing.T) {
 	e := newTestEngine(t, testSource(t, 1000, 100), func(o *Options) {
 		o.MaxConcurrent, o.MaxQueued, o.Timeout = 1, 1, 300*time.Millisecond
@@ -205,7 +198,7 @@ func TestQueue(t *testing.T) {
 		t.Fatalf("queued query: %v, want a timeout while waiting", err)
 	}
 
-	// Fill the queue, then ask over each front end.
+	// Fill the queue: the next query is refused.
 	queuedErr := make(chan error, 1)
 	go func() {
 		_, _, err := queryRows(context.Background(), e, Request{SQL: "SELECT 3"})
@@ -217,131 +210,13 @@ func TestQueue(t *testing.T) {
 		t.Fatalf("query beyond the queue: %v, want ErrBusy", err)
 	}
 
-	_, srv := newTestServerFor(t, e, "")
-	resp, err := srv.Client().Post(srv.URL+"/v1/query", "application/json", strings.NewReader(`{"sql":"SELECT 5"}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "1" || !strings.Contains(string(body), "busy, retry") {
-		t.Fatalf("HTTP: %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
-	}
-
-	nc := startNATS(t)
-	r := NewNATSResponder(nc, e, "", nil)
-	if err := r.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	m, err := nc.Request(DefaultNATSSubject, []byte(`{"sql":"SELECT 6"}`), 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if m.Header.Get(HeaderStatus) != "429" || m.Header.Get("Retry-After") != "1" || !strings.Contains(string(m.Data), "busy, retry") {
-		t.Fatalf("NATS: %v %s", m.Header, m.Data)
-	}
-
-	fc := startFlightFor(t, e, "")
-	info, err := fc.Execute(t.Context(), "SELECT 7")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := fc.DoGet(t.Context(), info.Endpoint[0].Ticket)
-	if err == nil {
-		for rd.Next() {
-		}
-		err = rd.Err()
-		rd.Release()
-	}
-	if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "busy, retry") {
-		t.Fatalf("Flight SQL: %v, want UNAVAILABLE busy", err)
-	}
-
 	// A point query needs no database.
 	rows, _, err := queryRows(t.Context(), e, Request{SQL: "SELECT * FROM latest_if_traffic WHERE device = 'r1' AND component = 'Gi0/0'"})
 	if err != nil || len(rows) != 1 {
 		t.Fatalf("point query while busy: %v %v", rows, err)
 	}
-	m, err = nc.Request(DefaultNATSSubject, []byte(`{"sql":"SELECT * FROM latest_if_traffic WHERE device = 'r1'"}`), 5*time.Second)
-	if err != nil || m.Header.Get(HeaderStatus) != "200" {
-		t.Fatalf("point query over NATS while busy: %v %v %s", err, m.Header, m.Data)
-	}
-
 	release()
 	if err := <-queuedErr; !errors.Is(err, ErrTimeout) && err != nil {
 		t.Fatalf("queued query: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := r.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// TestNATSBurst sends more requests than the responder takes in hand at
-// once: every one gets an answer (a result or busy), none is dropped.
-func TestNATSBurst(t *testing.T) {
-	nc := startNATS(t)
-	e := newTestEngine(t, testSource(t, 1000, 100), func(o *Options) { o.MaxConcurrent, o.MaxQueued = 1, 2 })
-	r := NewNATSResponder(nc, e, "", nil)
-	if err := r.Start(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = r.Stop(context.Background()) })
-	const n = 500
-	statuses := make(chan string, n)
-	var wg sync.WaitGroup
-	for range n {
-		wg.Go(func() {
-			m, err := nc.Request(DefaultNATSSubject, []byte(`{"sql":"SELECT count(*) FROM samples, range(2000)"}`), 30*time.Second)
-			if err != nil {
-				statuses <- err.Error()
-				return
-			}
-			statuses <- m.Header.Get(HeaderStatus)
-		})
-	}
-	wg.Wait()
-	close(statuses)
-	count := map[string]int{}
-	for s := range statuses {
-		count[s]++
-	}
-	t.Logf("statuses of %d requests: %v", n, count)
-	if count["200"]+count["429"] != n || count["200"] == 0 {
-		t.Fatalf("statuses %v: want only 200 and 429", count)
-	}
-}
-
-// TestHTTPRequestChecks covers request bodies refused before the engine.
-func TestHTTPRequestChecks(t *testing.T) {
-	_, srv := newTestServer(t, "")
-	big := `{"sql":"SELECT '` + strings.Repeat("x", 10<<20) + `'"}`
-	tests := []struct {
-		name   string
-		body   []byte
-		status int
-		want   string
-	}{
-		{"too large", []byte(big), http.StatusRequestEntityTooLarge, fmt.Sprintf("body too large (limit %d bytes)", maxRequestBytes)},
-		{"negative max_rows", []byte(`{"sql":"SELECT 1","max_rows":-1}`), http.StatusBadRequest, "max_rows -1: must be positive"},
-		{"invalid UTF-8", []byte("{\"sql\":\"SELECT '\xff\xfe secret'\"}"), http.StatusBadRequest, "not valid UTF-8"},
-		{"two values", []byte(`{"sql":"SELECT 1"} {"sql":"SELECT 2"}`), http.StatusBadRequest, "more than one JSON value"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			resp, err := srv.Client().Post(srv.URL+"/v1/query", "application/json", bytes.NewReader(tc.body))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
-			if resp.StatusCode != tc.status || !strings.Contains(string(body), tc.want) {
-				t.Fatalf("%d %s, want %d with %q", resp.StatusCode, body, tc.status, tc.want)
-			}
-			if bytes.Contains(body, []byte("secret")) || bytes.Contains(body, []byte("xxxx")) {
-				t.Fatalf("body echoed: %s", body)
-			}
-		})
 	}
 }

@@ -1,11 +1,10 @@
+//go:build duckdb_arrow
+
 package query
 
 import (
 	"bytes"
 	"context"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"reflect"
 	"testing"
 	"time"
@@ -96,7 +95,7 @@ func TestPointQuerySameAnswers(t *testing.T) {
 			t.Errorf("%s:\n fast   %v\n duckdb %v", q.sql, a.rows, b.rows)
 		}
 		for _, f := range []string{FormatJSON, FormatCSV} {
-			if ja, jb := httpBody(t, with, q.sql, f), httpBody(t, without, q.sql, f); ja != jb {
+			if ja, jb := resultBody(t, with, q.sql, f), resultBody(t, without, q.sql, f); ja != jb {
 				t.Errorf("%s as %s:\n fast   %s\n duckdb %s", q.sql, f, ja, jb)
 			}
 		}
@@ -135,28 +134,18 @@ func resultOf(e *Engine, sql string) (pointResult, error) {
 	return out, err
 }
 
-func httpBody(t *testing.T, e *Engine, sql, format string) string {
+// resultBody is what a front end sends for sql in format: the result as
+// WriteResult writes it, or the query's error.
+func resultBody(t *testing.T, e *Engine, sql, format string) string {
 	t.Helper()
-	h := NewHandler(e, "", nil)
-	body := `{"sql": ` + quoteJSON(sql) + `, "format": "` + format + `"}`
-	req := httptest.NewRequest(http.MethodPost, "/v1/query", bytes.NewBufferString(body))
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	b, _ := io.ReadAll(rec.Result().Body)
-	return rec.Result().Status + "\n" + string(b)
-}
-
-func quoteJSON(s string) string {
-	b := []byte{'"'}
-	for _, r := range s {
-		switch r {
-		case '"', '\\':
-			b = append(b, '\\', byte(r))
-		default:
-			b = append(b, string(r)...)
-		}
+	var b bytes.Buffer
+	err := e.Query(context.Background(), Request{SQL: sql}, func(r *Result) error {
+		return WriteResult(&b, format, r)
+	})
+	if err != nil {
+		return "error: " + err.Error()
 	}
-	return string(append(b, '"'))
+	return b.String()
 }
 
 // oddTable is a table of the view schema with nanosecond timestamps,

@@ -13,6 +13,7 @@ import (
 	"github.com/netfeat/netfeat/inference"
 	"github.com/netfeat/netfeat/normalize"
 	"github.com/netfeat/netfeat/query"
+	"github.com/netfeat/netfeat/query/frontend"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -29,7 +30,7 @@ type pipeline struct {
 	snmp       atomic.Pointer[snmp.Poller]
 	gnmi       atomic.Pointer[gnmi.Collector]
 	query      atomic.Pointer[query.Engine]
-	flight     atomic.Pointer[query.FlightSQLServer]
+	flight     atomic.Pointer[frontend.FlightSQLServer]
 	// auth holds the bearer tokens of HTTP, Flight SQL and the NATS query
 	// responder (none: no authentication), read when the query stage
 	// starts.

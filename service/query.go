@@ -14,6 +14,7 @@ import (
 
 	"github.com/netfeat/netfeat/featurestore"
 	"github.com/netfeat/netfeat/query"
+	"github.com/netfeat/netfeat/query/frontend"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -37,12 +38,12 @@ type QueryConfig struct {
 
 // DefaultQueryConfig returns the `query` section's defaults.
 func DefaultQueryConfig() QueryConfig {
-	return QueryConfig{Options: query.DefaultOptions(), NATSSubject: query.DefaultNATSSubject}
+	return QueryConfig{Options: query.DefaultOptions(), NATSSubject: frontend.DefaultNATSSubject}
 }
 
 // Validate returns every problem with the section as joined
 // *schema.FieldError values.
-func (c QueryConfig) Validate() error {
+func (c *QueryConfig) Validate() error {
 	errs := []error{c.Options.Validate()}
 	if c.NATSSubject == "" || strings.ContainsAny(c.NATSSubject, " \t\r\n*>") {
 		errs = append(errs, schema.Errorf("nats_subject", "%q: want a literal NATS subject such as netfeat.query, or off", c.NATSSubject))
@@ -75,8 +76,8 @@ func (s *Service) buildQuery() error {
 	cfg, reg, log := s.cfg, s.reg, s.log
 	p := &s.pipe
 	var (
-		responder *query.NATSResponder
-		flight    *query.FlightSQLServer
+		responder *frontend.NATSResponder
+		flight    *frontend.FlightSQLServer
 	)
 	s.group.Add(ComponentFuncs{
 		ComponentName: "query",
@@ -93,12 +94,12 @@ func (s *Service) buildQuery() error {
 				query.Computed(query.TableInfo{Name: "unmapped", Schema: schema.UnmappedSchema}, p.unmappedRecord),
 				query.Catalog(schema.Catalog),
 			)
-			eng, err := query.New(src, cfg.Query.Options, log, reg)
+			eng, err := query.New(src, cfg.Query.Options, reg, log)
 			if err != nil {
 				return err
 			}
 			if cfg.Query.NATSSubject != "off" {
-				responder = query.NewNATSResponder(s.nats.Conn(), eng, cfg.Query.NATSSubject, log)
+				responder = frontend.NewNATSResponder(s.nats.Conn(), eng, cfg.Query.NATSSubject, log)
 				if auth.enabled() {
 					responder.Authorize = readOK
 				}
@@ -107,7 +108,7 @@ func (s *Service) buildQuery() error {
 				}
 			}
 			if cfg.Query.FlightListen != "" {
-				flight, err = query.NewFlightSQLServer(eng, cfg.Query.FlightListen, "", log)
+				flight, err = frontend.NewFlightSQLServer(eng, cfg.Query.FlightListen, "", log)
 				if err == nil {
 					flight.Authorize = readOK
 					flight.TLS, err = serverTLS("query.flight_tls", cfg.Query.FlightTLS)
@@ -156,7 +157,7 @@ func (s *Service) mountQuery(models http.Handler) http.Handler {
 			http.Error(w, "query engine not started", http.StatusServiceUnavailable)
 			return
 		}
-		query.NewHandler(eng, "", s.log).ServeHTTP(w, r)
+		frontend.NewHandler(eng, "", s.log).ServeHTTP(w, r)
 	})))
 	read, admin := s.withScope(scopeRead, models), s.withScope(scopeAdmin, models)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -25,6 +25,7 @@ import (
 
 	"github.com/netfeat/netfeat/examples"
 	"github.com/netfeat/netfeat/inference/watch"
+	"github.com/netfeat/netfeat/internal/apiclient"
 	"github.com/netfeat/netfeat/internal/sim/gnmitarget"
 	"github.com/netfeat/netfeat/internal/sim/scenario"
 	"github.com/netfeat/netfeat/internal/sim/snmpagent"
@@ -260,7 +261,7 @@ loop:
 	_ = sub.Unsubscribe()
 	ran := time.Since(start)
 	if o.trainingSet != "" && ctx.Err() == nil {
-		client := &query.Client{URL: httpURL}
+		client := &query.Client{Client: apiclient.Client{BaseURL: httpURL}}
 		if err := writeTrainingSet(ctx, client, scenarios, simStart, o.trainingSet, out); err != nil {
 			return err
 		}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/netfeat/netfeat/internal/apiclient"
 	"github.com/netfeat/netfeat/query"
 )
 
@@ -36,7 +37,7 @@ func (f *queryClientFlags) client() *query.Client {
 	if token == "" {
 		token = os.Getenv("NETFEAT_TOKEN")
 	}
-	return &query.Client{URL: f.server, Token: token}
+	return &query.Client{Client: apiclient.Client{BaseURL: f.server, Token: token}}
 }
 
 func envOr(key, def string) string {

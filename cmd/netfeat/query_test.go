@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/netfeat/netfeat/query"
+	"github.com/netfeat/netfeat/query/frontend"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -48,7 +49,7 @@ func startQueryServer(t *testing.T, token string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.Close() })
-	srv := httptest.NewServer(query.NewHandler(e, token, nil))
+	srv := httptest.NewServer(frontend.NewHandler(e, token, nil))
 	t.Cleanup(srv.Close)
 	return srv.URL
 }

@@ -6,63 +6,45 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"strings"
 
 	"github.com/netfeat/netfeat/inference"
+	"github.com/netfeat/netfeat/internal/apiclient"
 )
 
-// Client talks to one netfeat server.
+// Client talks to one netfeat server. Set BaseURL, and Token when the
+// server requires one (see apiclient.Client).
 type Client struct {
-	// BaseURL is the server's HTTP address, e.g. "http://127.0.0.1:9464".
-	BaseURL string
-	// Token, when set, is sent as a bearer token.
-	Token string
-	// HTTP is the client to use; nil means http.DefaultClient.
-	HTTP *http.Client
+	apiclient.Client
 }
 
-// Error is an error answer of the API.
-type Error struct {
-	Status  int
-	Message string
-}
+// Error is an error answer of the API: its status and the server's
+// message, rendered as "<message> (HTTP <status>)".
+type Error = apiclient.Error
 
-// Error renders the server's message and status.
-func (e *Error) Error() string { return fmt.Sprintf("%s (HTTP %d)", e.Message, e.Status) }
+// maxAnswerBytes bounds an answer read.
+const maxAnswerBytes = 64 << 20
 
 func (c *Client) do(ctx context.Context, method, path string, body io.Reader, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.BaseURL, "/")+path, body)
+	req, err := c.NewRequest(ctx, method, path, body)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	if c.Token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.Token)
+	resp, err := c.Client.Do(req)
+	if _, ok := errors.AsType[*Error](err); ok {
+		return err
 	}
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
 	if err != nil {
 		return fmt.Errorf("%s %s: %w", method, path, err)
-	}
-	if resp.StatusCode >= 300 {
-		var e struct {
-			Error string `json:"error"`
-		}
-		if json.Unmarshal(b, &e) != nil || e.Error == "" {
-			e.Error = strings.TrimSpace(string(b))
-		}
-		return &Error{Status: resp.StatusCode, Message: e.Error}
 	}
 	if out != nil {
 		if err := json.Unmarshal(b, out); err != nil {

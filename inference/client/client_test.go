@@ -21,7 +21,8 @@ func TestClient(t *testing.T) {
 	defer r.Stop(ctx)
 	srv := httptest.NewServer(r.Handler())
 	defer srv.Close()
-	c := &Client{BaseURL: srv.URL + "/"}
+	c := &Client{}
+	c.BaseURL = srv.URL + "/"
 
 	ms, err := c.List(ctx)
 	if err != nil || len(ms) != 1 || ms[0].Live != "v1" {

@@ -1,4 +1,4 @@
-package query
+package frontend
 
 import (
 	"bytes"
@@ -14,39 +14,30 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
-)
 
-// HTTP trailers (csv and arrow responses) and NATS headers that carry what
-// is known only after the last row.
-const (
-	// HeaderRows is the number of rows in the response.
-	HeaderRows = "Netfeat-Rows"
-	// HeaderTruncated is "true" when the row limit cut the result off.
-	HeaderTruncated = "Netfeat-Truncated"
-	// HeaderError is the error that ended a result part-way, if any.
-	HeaderError = "Netfeat-Error"
+	"github.com/netfeat/netfeat/query"
 )
 
 // maxRequestBytes bounds a query request body.
 const maxRequestBytes = 1 << 20
 
-// Handler serves POST /v1/query: a JSON Request in, the result streamed out
-// in the requested format (json, csv, arrow). Errors found before the first
-// row are a JSON {"error": "..."} with status 400 (DuckDB's message for a
+// Handler serves POST /v1/query: a JSON query.Request in, the result
+// streamed out in the requested format (json, csv, arrow). Errors found
+// before the first row are a JSON {"error": "..."} with status 400 (DuckDB's message for a
 // bad query or request), 401 (missing or wrong bearer token), 413 (body
 // over 1 MiB), 429 (busy, with Retry-After), 503 (client gone), 504
 // (timeout) or 500; an error after the first row ends the JSON document
 // with an "error" member, or sets the Netfeat-Error trailer for csv and
 // arrow.
 type Handler struct {
-	engine *Engine
+	engine *query.Engine
 	token  string
 	log    *slog.Logger
 }
 
 // NewHandler returns the HTTP front end. When token is not empty, requests
 // must carry "Authorization: Bearer <token>". A nil logger discards.
-func NewHandler(e *Engine, token string, log *slog.Logger) *Handler {
+func NewHandler(e *query.Engine, token string, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -80,17 +71,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	started := false
-	err = h.engine.Query(r.Context(), req, func(res *Result) error {
+	err = h.engine.Query(r.Context(), req, func(res *query.Result) error {
 		started = true
 		hdr := w.Header()
-		hdr.Set("Content-Type", ContentType(req.Format))
-		hdr.Set("Trailer", HeaderRows+", "+HeaderTruncated+", "+HeaderError)
+		hdr.Set("Content-Type", query.ContentType(req.Format))
+		hdr.Set("Trailer", query.HeaderRows+", "+query.HeaderTruncated+", "+query.HeaderError)
 		w.WriteHeader(http.StatusOK)
-		err := WriteResult(w, req.Format, res)
-		hdr.Set(HeaderRows, strconv.FormatInt(res.Rows(), 10))
-		hdr.Set(HeaderTruncated, strconv.FormatBool(res.Truncated()))
+		err := query.WriteResult(w, req.Format, res)
+		hdr.Set(query.HeaderRows, strconv.FormatInt(res.Rows(), 10))
+		hdr.Set(query.HeaderTruncated, strconv.FormatBool(res.Truncated()))
 		if err != nil {
-			hdr.Set(HeaderError, oneLine(err.Error()))
+			hdr.Set(query.HeaderError, oneLine(err.Error()))
 		}
 		return err
 	})
@@ -101,17 +92,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.Warn("query failed while streaming", "err", err)
 		return
 	}
-	if errors.Is(err, ErrBusy) {
-		w.Header().Set("Retry-After", strconv.Itoa(int(RetryAfter/time.Second)))
+	if errors.Is(err, query.ErrBusy) {
+		w.Header().Set("Retry-After", strconv.Itoa(int(query.RetryAfter/time.Second)))
 	}
 	writeHTTPError(w, StatusOf(err), err.Error())
 }
 
-// decodeRequest parses a JSON Request (HTTP and NATS) and checks what
+// decodeRequest parses a JSON query.Request (HTTP and NATS) and checks what
 // does not depend on the engine. Its errors quote nothing of the body but
 // the format, and that only when it is valid UTF-8.
-func decodeRequest(body []byte) (Request, error) {
-	var req Request
+func decodeRequest(body []byte) (query.Request, error) {
+	var req query.Request
 	if !utf8.Valid(body) {
 		return req, errors.New("bad request body: not valid UTF-8")
 	}
@@ -125,8 +116,8 @@ func decodeRequest(body []byte) (Request, error) {
 	}
 	switch req.Format {
 	case "":
-		req.Format = FormatJSON
-	case FormatJSON, FormatCSV, FormatArrow:
+		req.Format = query.FormatJSON
+	case query.FormatJSON, query.FormatCSV, query.FormatArrow:
 	default:
 		return req, fmt.Errorf("format %q: want json, csv or arrow", req.Format)
 	}
@@ -139,11 +130,11 @@ func decodeRequest(body []byte) (Request, error) {
 // StatusOf maps a query error to an HTTP status code.
 func StatusOf(err error) int {
 	switch {
-	case errors.Is(err, ErrInvalid), errors.Is(err, ErrMemory):
+	case errors.Is(err, query.ErrInvalid), errors.Is(err, query.ErrMemory):
 		return http.StatusBadRequest
-	case errors.Is(err, ErrTimeout):
+	case errors.Is(err, query.ErrTimeout):
 		return http.StatusGatewayTimeout
-	case errors.Is(err, ErrBusy):
+	case errors.Is(err, query.ErrBusy):
 		return http.StatusTooManyRequests
 	case errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable

@@ -1,4 +1,4 @@
-package query
+package frontend
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/netfeat/netfeat/query"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -25,7 +26,7 @@ func startFlight(t *testing.T, token string) *flightsql.Client {
 }
 
 // startFlightFor serves e over Flight SQL and returns a client of it.
-func startFlightFor(t *testing.T, e *Engine, token string) *flightsql.Client {
+func startFlightFor(t *testing.T, e *query.Engine, token string) *flightsql.Client {
 	t.Helper()
 	srv, err := NewFlightSQLServer(e, "127.0.0.1:0", token, nil)
 	if err != nil {
@@ -62,7 +63,7 @@ func readAll(ctx context.Context, t *testing.T, cl *flightsql.Client, info *flig
 		for rd.Next() {
 			rec := rd.RecordBatch()
 			for i := 0; i < int(rec.NumRows()); i++ {
-				out = append(out, TextValue(rec.Column(0), i)+"="+TextValue(rec.Column(1), i))
+				out = append(out, query.TextValue(rec.Column(0), i)+"="+query.TextValue(rec.Column(1), i))
 			}
 		}
 		if err := rd.Err(); err != nil {
@@ -184,7 +185,7 @@ func TestFlightSQLCatalog(t *testing.T) {
 			for rd.Next() {
 				rec := rd.RecordBatch()
 				for i := 0; i < int(rec.NumRows()); i++ {
-					row := TextValue(rec.Column(0), i) + "." + TextValue(rec.Column(1), i) + "." + TextValue(rec.Column(2), i)
+					row := query.TextValue(rec.Column(0), i) + "." + query.TextValue(rec.Column(1), i) + "." + query.TextValue(rec.Column(2), i)
 					if rec.NumCols() == 5 {
 						sc, err := flight.DeserializeSchema(rec.Column(4).(interface{ Value(int) []byte }).Value(i), nil)
 						if err != nil {

@@ -1,4 +1,4 @@
-package query
+package frontend
 
 import (
 	"context"
@@ -24,13 +24,6 @@ const (
 	flightSchema    = "main"
 	flightTableType = "TABLE"
 )
-
-// Tables lists the tables queries can read now.
-func (e *Engine) Tables() []TableInfo {
-	ts := slices.Clone(e.src.Tables())
-	slices.SortFunc(ts, func(a, b TableInfo) int { return strings.Compare(a.Name, b.Name) })
-	return ts
-}
 
 // flightInfo answers a catalogue call's GetFlightInfo: one endpoint whose
 // ticket is the command itself, and the result's schema.

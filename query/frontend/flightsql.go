@@ -1,4 +1,4 @@
-package query
+package frontend
 
 import (
 	"context"
@@ -17,16 +17,18 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/netfeat/netfeat/query"
 )
 
-// FlightSQLServer serves the Engine over Arrow Flight SQL, for ADBC and
+// FlightSQLServer serves a query.Engine over Arrow Flight SQL, for ADBC and
 // JDBC clients: ad-hoc statements and (parameterless) prepared statements,
 // results streamed as Arrow. When a token is set every call must carry the
 // gRPC metadata "authorization: Bearer <token>", else it fails with
 // Unauthenticated.
 type FlightSQLServer struct {
 	flightsql.BaseServer
-	engine *Engine
+	engine *query.Engine
 	addr   string
 	token  string
 	log    *slog.Logger
@@ -45,7 +47,7 @@ type FlightSQLServer struct {
 
 // NewFlightSQLServer returns a server that will listen on addr
 // ("127.0.0.1:32010", or port 0 for any). A nil logger discards.
-func NewFlightSQLServer(e *Engine, addr, token string, log *slog.Logger) (*FlightSQLServer, error) {
+func NewFlightSQLServer(e *query.Engine, addr, token string, log *slog.Logger) (*FlightSQLServer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -168,11 +170,7 @@ func (s *FlightSQLServer) DoGetStatement(ctx context.Context, tkt flightsql.Stat
 // query text; the dataset schema comes from planning the query with no
 // rows. Parameters are not supported.
 func (s *FlightSQLServer) CreatePreparedStatement(ctx context.Context, req flightsql.ActionCreatePreparedStatementRequest) (flightsql.ActionCreatePreparedStatementResult, error) {
-	var sc *arrow.Schema
-	err := s.engine.Query(ctx, Request{SQL: req.GetQuery(), schemaOnly: true}, func(r *Result) error {
-		sc = r.Schema()
-		return nil
-	})
+	sc, err := s.engine.Plan(ctx, req.GetQuery())
 	if err != nil {
 		return flightsql.ActionCreatePreparedStatementResult{}, grpcError(err)
 	}
@@ -211,7 +209,7 @@ func (s *FlightSQLServer) stream(ctx context.Context, q string) (*arrow.Schema, 
 	go func() {
 		defer cancel()
 		defer close(chunks)
-		err := s.engine.Query(ctx, Request{SQL: q}, func(r *Result) error {
+		err := s.engine.Query(ctx, query.Request{SQL: q}, func(r *query.Result) error {
 			once.Do(func() { schemaCh <- r.Schema() })
 			for r.Next() {
 				rec := r.RecordBatch()
@@ -246,13 +244,13 @@ func (s *FlightSQLServer) stream(ctx context.Context, q string) (*arrow.Schema, 
 func grpcError(err error) error {
 	code := codes.Internal
 	switch {
-	case errors.Is(err, ErrInvalid):
+	case errors.Is(err, query.ErrInvalid):
 		code = codes.InvalidArgument
-	case errors.Is(err, ErrTimeout):
+	case errors.Is(err, query.ErrTimeout):
 		code = codes.DeadlineExceeded
-	case errors.Is(err, ErrBusy):
+	case errors.Is(err, query.ErrBusy):
 		code = codes.Unavailable
-	case errors.Is(err, ErrMemory):
+	case errors.Is(err, query.ErrMemory):
 		code = codes.ResourceExhausted
 	case errors.Is(err, context.Canceled):
 		code = codes.Canceled

@@ -1,4 +1,4 @@
-package query
+package frontend
 
 import (
 	"encoding/csv"
@@ -8,16 +8,19 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/netfeat/netfeat/internal/apiclient"
+	"github.com/netfeat/netfeat/query"
 )
 
-func newTestServer(t *testing.T, token string) (*Engine, *httptest.Server) {
+func newTestServer(t *testing.T, token string) (*query.Engine, *httptest.Server) {
 	t.Helper()
-	e := newTestEngine(t, testSource(t, 5000, 1000), func(o *Options) { o.MaxRows = 100 })
+	e := newTestEngine(t, testSource(t, 5000, 1000), func(o *query.Options) { o.MaxRows = 100 })
 	return newTestServerFor(t, e, token)
 }
 
 // newTestServerFor serves e's POST /v1/query.
-func newTestServerFor(t *testing.T, e *Engine, token string) (*Engine, *httptest.Server) {
+func newTestServerFor(t *testing.T, e *query.Engine, token string) (*query.Engine, *httptest.Server) {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.Handle("POST /v1/query", NewHandler(e, token, nil))
@@ -28,11 +31,11 @@ func newTestServerFor(t *testing.T, e *Engine, token string) (*Engine, *httptest
 
 func TestHTTPFormats(t *testing.T) {
 	_, srv := newTestServer(t, "")
-	c := &Client{URL: srv.URL}
+	c := &query.Client{Client: apiclient.Client{BaseURL: srv.URL}}
 	q := "SELECT device, count(*) AS n, min(ts) AS first FROM samples GROUP BY device ORDER BY device"
 
 	t.Run("json", func(t *testing.T) {
-		resp, err := c.Do(t.Context(), Request{SQL: q})
+		resp, err := c.Do(t.Context(), query.Request{SQL: q})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +61,7 @@ func TestHTTPFormats(t *testing.T) {
 		}
 	})
 	t.Run("csv", func(t *testing.T) {
-		resp, err := c.Do(t.Context(), Request{SQL: q, Format: FormatCSV})
+		resp, err := c.Do(t.Context(), query.Request{SQL: q, Format: query.FormatCSV})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -70,12 +73,12 @@ func TestHTTPFormats(t *testing.T) {
 		if got := strings.Join(recs[0], ","); got != "device,n,first" || len(recs) != 5 || strings.Join(recs[4], ",") != "r4,1250,2025-03-01T12:00:00.003Z" {
 			t.Fatalf("csv %v", recs)
 		}
-		if resp.Trailer.Get(HeaderRows) != "4" || resp.Trailer.Get(HeaderTruncated) != "false" {
+		if resp.Trailer.Get(query.HeaderRows) != "4" || resp.Trailer.Get(query.HeaderTruncated) != "false" {
 			t.Fatalf("trailer %v", resp.Trailer)
 		}
 	})
 	t.Run("arrow truncated", func(t *testing.T) {
-		rd, resp, err := c.Arrow(t.Context(), Request{SQL: "SELECT * FROM samples"})
+		rd, resp, err := c.Arrow(t.Context(), query.Request{SQL: "SELECT * FROM samples"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,7 +92,7 @@ func TestHTTPFormats(t *testing.T) {
 		}
 		rd.Release()
 		_, _ = io.Copy(io.Discard, resp.Body)
-		if n != 100 || resp.Trailer.Get(HeaderTruncated) != "true" || TrailerError(resp) != nil {
+		if n != 100 || resp.Trailer.Get(query.HeaderTruncated) != "true" || query.TrailerError(resp) != nil {
 			t.Fatalf("%d rows, trailer %v", n, resp.Trailer)
 		}
 		if f := rd.Schema().Field(1); f.Name != "device" {

@@ -1,4 +1,4 @@
-package query
+package frontend
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/netfeat/netfeat/query"
 )
 
 func startNATS(t *testing.T) *nats.Conn {
@@ -73,7 +75,7 @@ func TestNATSResponder(t *testing.T) {
 		Truncated bool
 		Rows      [][]any
 	}
-	if err := json.Unmarshal(m.Data, &doc); err != nil || !doc.Truncated || len(doc.Rows) != 10 || m.Header.Get(HeaderTruncated) != "true" {
+	if err := json.Unmarshal(m.Data, &doc); err != nil || !doc.Truncated || len(doc.Rows) != 10 || m.Header.Get(query.HeaderTruncated) != "true" {
 		t.Fatalf("truncated reply: %v %+v %v", err, doc, m.Header)
 	}
 }

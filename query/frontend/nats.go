@@ -1,4 +1,4 @@
-package query
+package frontend
 
 import (
 	"bytes"
@@ -12,12 +12,15 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/netfeat/netfeat/query"
 )
 
 // DefaultNATSSubject is the request/reply subject of the NATS front end.
 const DefaultNATSSubject = "netfeat.query"
 
-// NATS reply headers, beside HeaderRows, HeaderTruncated and HeaderError.
+// NATS reply headers, beside query.HeaderRows, query.HeaderTruncated and
+// query.HeaderError.
 const (
 	// HeaderStatus is the HTTP-style status of a NATS reply: 200, 400
 	// (bad query or request), 413 (result over the server's max payload),
@@ -27,8 +30,8 @@ const (
 )
 
 // NATSResponder answers queries on a NATS subject: the request body is a
-// JSON Request, the reply body the result in the requested format (as over
-// HTTP) with status, row count and truncation in headers. A failed query
+// JSON query.Request, the reply body the result in the requested format
+// (as over HTTP) with status, row count and truncation in headers. A failed query
 // replies {"error": "..."} with the status header set. Replies must fit in
 // the server's max payload; larger results get status 413, so ask for
 // fewer rows (max_rows) or use HTTP or Flight SQL. Authentication is NATS's
@@ -38,7 +41,7 @@ const (
 // has status 401.
 type NATSResponder struct {
 	nc      *nats.Conn
-	engine  *Engine
+	engine  *query.Engine
 	subject string
 	log     *slog.Logger
 
@@ -57,7 +60,7 @@ type NATSResponder struct {
 // NewNATSResponder returns a responder on subject (DefaultNATSSubject when
 // empty), in queue group subject so that several netfeat processes share
 // the load. A nil logger discards.
-func NewNATSResponder(nc *nats.Conn, e *Engine, subject string, log *slog.Logger) *NATSResponder {
+func NewNATSResponder(nc *nats.Conn, e *query.Engine, subject string, log *slog.Logger) *NATSResponder {
 	if subject == "" {
 		subject = DefaultNATSSubject
 	}
@@ -93,7 +96,7 @@ func (r *NATSResponder) dispatch(m *nats.Msg) {
 	case r.workers <- struct{}{}:
 	default:
 		if m.Reply != "" {
-			r.respondBusy(nats.NewMsg(m.Reply), fmt.Errorf("%w: %d requests in hand", ErrBusy, cap(r.workers)))
+			r.respondBusy(nats.NewMsg(m.Reply), fmt.Errorf("%w: %d requests in hand", query.ErrBusy, cap(r.workers)))
 		}
 		return
 	}
@@ -151,17 +154,17 @@ func (r *NATSResponder) handle(m *nats.Msg) {
 	}
 	max := r.nc.MaxPayload()
 	var buf bytes.Buffer
-	err = r.engine.Query(context.Background(), req, func(res *Result) error {
-		werr := WriteResult(&limitedWriter{w: &buf, left: max}, req.Format, res)
-		reply.Header.Set(HeaderRows, strconv.FormatInt(res.Rows(), 10))
-		reply.Header.Set(HeaderTruncated, strconv.FormatBool(res.Truncated()))
+	err = r.engine.Query(context.Background(), req, func(res *query.Result) error {
+		werr := query.WriteResult(&limitedWriter{w: &buf, left: max}, req.Format, res)
+		reply.Header.Set(query.HeaderRows, strconv.FormatInt(res.Rows(), 10))
+		reply.Header.Set(query.HeaderTruncated, strconv.FormatBool(res.Truncated()))
 		return werr
 	})
 	switch {
 	case errors.Is(err, errTooLarge):
 		r.respondError(reply, 413, fmt.Sprintf("result is over the NATS max payload of %d bytes: lower max_rows or use HTTP or Flight SQL", max))
 		return
-	case errors.Is(err, ErrBusy):
+	case errors.Is(err, query.ErrBusy):
 		r.respondBusy(reply, err)
 		return
 	case err != nil:
@@ -182,7 +185,7 @@ func (r *NATSResponder) respondError(reply *nats.Msg, status int, msg string) {
 
 func (r *NATSResponder) respondMsg(reply *nats.Msg, status int, msg string) {
 	reply.Header.Set(HeaderStatus, strconv.Itoa(status))
-	reply.Header.Set(HeaderError, oneLine(msg))
+	reply.Header.Set(query.HeaderError, oneLine(msg))
 	reply.Data, _ = json.Marshal(map[string]string{"error": msg})
 	if err := r.nc.PublishMsg(reply); err != nil {
 		r.log.Warn("query error reply failed", "err", err)
@@ -193,7 +196,7 @@ func (r *NATSResponder) respondMsg(reply *nats.Msg, status int, msg string) {
 // over HTTP.
 func (r *NATSResponder) respondBusy(reply *nats.Msg, err error) {
 	reply.Header = nats.Header{}
-	reply.Header.Set("Retry-After", strconv.Itoa(int(RetryAfter/time.Second)))
+	reply.Header.Set("Retry-After", strconv.Itoa(int(query.RetryAfter/time.Second)))
 	r.respondMsg(reply, StatusOf(err), err.Error())
 }
 
