@@ -9,6 +9,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -201,7 +202,7 @@ func TestFlappingLinkIsDamped(t *testing.T) {
 		}
 		r.HandleEvent(stateEvent("pe1", "Gi0/1", t0.Add(time.Duration(i)*10*time.Millisecond), v, 3-v))
 	}
-	waitFor(t, func() bool { return testutil.ToFloat64(r.m.events) == 1000 && r.queued() == 0 })
+	testkit.Eventually(t, "testutil.ToFloat64(r.m.events) == 1000 && r.queued() == 0", func() bool { return testutil.ToFloat64(r.m.events) == 1000 && r.queued() == 0 })
 	if err := nc.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +233,7 @@ func TestOneEpisodeOneFiringOneResolved(t *testing.T) {
 	for i, v := range episode {
 		r.HandleRow(row("pe1", "Gi0/1", end.Add(time.Duration(i)*10*time.Second), v))
 	}
-	waitFor(t, func() bool { return len(r.rec.snapshot()) >= 2*len(episode) })
+	testkit.Eventually(t, "len(r.rec.snapshot()) >= 2*len(episode)", func() bool { return len(r.rec.snapshot()) >= 2*len(episode) })
 	ds := got.wait(t, 2)
 	time.Sleep(50 * time.Millisecond)
 	ds = got.wait(t, 2)
@@ -273,7 +274,7 @@ func TestNoActionOnMissingInputs(t *testing.T) {
 		}
 	}
 	r.HandleRow(lo)
-	waitFor(t, func() bool { return len(r.rec.snapshot()) == 2 })
+	testkit.Eventually(t, "len(r.rec.snapshot()) == 2", func() bool { return len(r.rec.snapshot()) == 2 })
 	for _, x := range r.rec.snapshot() {
 		d := x.d
 		if d.Action != "none" {
@@ -312,7 +313,7 @@ func TestModelBoundToEvents(t *testing.T) {
 	})
 	r.HandleEvent(stateEvent("pe1", "Gi0/1", end.Add(time.Second), 2, 1))
 	r.HandleEvent(stateEvent("pe1", "Gi0/9", end.Add(time.Second), 2, 1)) // no window yet
-	waitFor(t, func() bool { return len(r.rec.snapshot()) == 2 })
+	testkit.Eventually(t, "len(r.rec.snapshot()) == 2", func() bool { return len(r.rec.snapshot()) == 2 })
 	byIface := map[string]schema.Decision{}
 	for _, x := range r.rec.snapshot() {
 		byIface[x.d.Entity.Component] = x.d
@@ -355,7 +356,7 @@ func TestActionStateSurvivesRestart(t *testing.T) {
 	// Still down, still congested: no new firing published.
 	r.HandleEvent(stateEvent("pe1", "Gi0/1", time.Now(), 2, 2))
 	r.HandleRow(row("pe1", "Gi0/1", end.Add(10*time.Second), congested))
-	waitFor(t, func() bool { return len(r.rec.snapshot()) == 3 })
+	testkit.Eventually(t, "len(r.rec.snapshot()) == 3", func() bool { return len(r.rec.snapshot()) == 3 })
 	time.Sleep(50 * time.Millisecond)
 	if ds := got.wait(t, 3); len(ds) != 3 {
 		t.Fatalf("%d decisions published, want the 3 from before the restart: %+v", len(ds), ds[3:])
@@ -368,7 +369,7 @@ func TestFirstSeenDownIsNoIncident(t *testing.T) {
 	r.HandleEvent(stateEvent("pe1", "unused", t0, 2, math.NaN())) // down since before we watched
 	r.HandleEvent(stateEvent("pe1", "unused", t0.Add(time.Second), 1, 2))
 	r.HandleEvent(stateEvent("pe1", "unused", t0.Add(2*time.Second), 2, 1)) // a real change
-	waitFor(t, func() bool { return len(r.rec.snapshot()) == 2 })
+	testkit.Eventually(t, "len(r.rec.snapshot()) == 2", func() bool { return len(r.rec.snapshot()) == 2 })
 	ds := r.rec.snapshot()
 	if ds[0].d.State != "inactive" || ds[0].d.Transition || ds[1].d.State != "firing" || !ds[1].d.Transition {
 		t.Fatalf("decisions %+v, %+v", ds[0].d, ds[1].d)

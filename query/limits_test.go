@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/netfeat/netfeat/internal/testkit"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -228,7 +230,7 @@ func TestQueue(t *testing.T) {
 		t.Fatalf("HTTP: %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
 
-	nc := startNATS(t)
+	nc := testkit.ConnectNATS(t, testkit.StartNATS(t, server.Options{MaxPayload: 64 << 10}).ClientURL())
 	r := NewNATSResponder(nc, e, "", nil)
 	if err := r.Start(t.Context()); err != nil {
 		t.Fatal(err)
@@ -281,7 +283,7 @@ func TestQueue(t *testing.T) {
 // TestNATSBurst sends more requests than the responder takes in hand at
 // once: every one gets an answer (a result or busy), none is dropped.
 func TestNATSBurst(t *testing.T) {
-	nc := startNATS(t)
+	nc := testkit.ConnectNATS(t, testkit.StartNATS(t, server.Options{MaxPayload: 64 << 10}).ClientURL())
 	e := newTestEngine(t, testSource(t, 1000, 100), func(o *Options) { o.MaxConcurrent, o.MaxQueued = 1, 2 })
 	r := NewNATSResponder(nc, e, "", nil)
 	if err := r.Start(t.Context()); err != nil {
