@@ -174,16 +174,22 @@ func newRuntime(t testing.TB, cfg Config, nc *nats.Conn, dir string) *Runtime {
 
 // collector subscribes to decisions and keeps what arrives.
 type collector struct {
-	mu   sync.Mutex
-	msgs []*nats.Msg
-	ds   []schema.Decision
-	ch   chan struct{}
+	mu      sync.Mutex
+	msgs    []*nats.Msg
+	ds      []schema.Decision
+	ch      chan struct{}
+	subject string        // what it subscribed to
+	barrier chan struct{} // a message quiesce sent arrived
 }
 
 func collect(t testing.TB, nc *nats.Conn, subject string) *collector {
 	t.Helper()
-	c := &collector{ch: make(chan struct{}, 1<<16)}
+	c := &collector{ch: make(chan struct{}, 1<<16), subject: subject, barrier: make(chan struct{}, 1)}
 	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		if m.Header.Get(barrierHeader) != "" {
+			c.barrier <- struct{}{}
+			return
+		}
 		var d schema.Decision
 		if err := json.Unmarshal(m.Data, &d); err != nil {
 			t.Errorf("decision JSON: %v: %s", err, m.Data)

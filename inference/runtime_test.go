@@ -292,9 +292,21 @@ func TestFallback(t *testing.T) {
 		cfg.Models[0].FallbackRule = ""
 		cfg.Models[0].LatencyBudget = time.Nanosecond
 		r := newRuntime(t, cfg, nil, t.TempDir())
-		r.HandleRow(row("pe1", "Gi0/1", time.Now(), congested))
-		testkit.Eventually(t, "len(r.rec.snapshot()) == 1", func() bool { return len(r.rec.snapshot()) == 1 }) // the rule's own decision
-		time.Sleep(20 * time.Millisecond)
+		end := time.Now()
+		r.HandleRow(row("pe1", "Gi0/1", end, congested))
+		// A second row of the same entity goes through the same worker
+		// after the first: once its rule decision is recorded, the first
+		// row is done with, whatever it decided.
+		r.HandleRow(row("pe1", "Gi0/1", end.Add(time.Minute), congested))
+		testkit.Eventually(t, "the rule's own decisions on both rows", func() bool {
+			n := 0
+			for _, x := range r.rec.snapshot() {
+				if x.d.Model == "out_util_high" {
+					n++
+				}
+			}
+			return n == 2
+		})
 		for _, x := range r.rec.snapshot() {
 			if x.d.Model == "congestion" {
 				t.Fatalf("decision without a fallback: %+v", x.d)

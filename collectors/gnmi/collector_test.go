@@ -345,7 +345,8 @@ func TestStartStop(t *testing.T) {
 	if err := c.Start(context.Background()); err == nil {
 		t.Fatal("second Start succeeded")
 	}
-	time.Sleep(50 * time.Millisecond)
+	// Real TCP dials: wait for the first refused one, not a fixed time.
+	testkit.Eventually(t, "a refused connect", func() bool { return c.DeviceStates()[0].Errors > 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := c.Stop(ctx); err != nil {

@@ -15,8 +15,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/netfeat/netfeat/collectors/gnmi"
+	"github.com/netfeat/netfeat/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -166,11 +168,16 @@ func TestPollAdvancesAndJSON(t *testing.T) {
 	const p = "interfaces/interface[name=GigabitEthernet0/0/0/0]/state/counters/in-octets"
 	st := openSub(t, cli, gpb.SubscriptionList_POLL, gpb.Encoding_JSON_IETF, p)
 	first := untilSync(t, st)
-	time.Sleep(300 * time.Millisecond)
-	if err := st.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Poll{Poll: &gpb.Poll{}}}); err != nil {
-		t.Fatal(err)
-	}
-	second := untilSync(t, st)
+	// Poll again until the answer changes (the next tick), rather than
+	// sleeping past the tick: the target serves real gRPC over TCP.
+	var second []*gpb.Notification
+	testkit.Eventually(t, "a poll answered after the next tick", func() bool {
+		if err := st.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Poll{Poll: &gpb.Poll{}}}); err != nil {
+			t.Fatal(err)
+		}
+		second = untilSync(t, st)
+		return len(first) != 1 || len(second) != 1 || !proto.Equal(first[0].Update[0].Val, second[0].Update[0].Val)
+	})
 	if len(first) != 1 || len(second) != 1 {
 		t.Fatalf("polls returned %d and %d notifications, want 1 each", len(first), len(second))
 	}
