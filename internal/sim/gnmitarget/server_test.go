@@ -162,9 +162,11 @@ func TestCapabilities(t *testing.T) {
 // the request (resolved from the first element) and checks the counter
 // advanced between polls. The first poll must come before the first tick
 // to see the recorded value: with a 10 ms interval a loaded CI machine
-// sometimes polled after it, so the interval is 250 ms.
+// sometimes polled after it, and with 250 ms so did -race -count=20 on a
+// busy one, so the interval is 1 s. The second poll waits for the tick,
+// not for the interval, so the test takes no longer than the first tick.
 func TestPollAdvancesAndJSON(t *testing.T) {
-	_, cli := start(t, Options{Interval: 250 * time.Millisecond})
+	_, cli := start(t, Options{Interval: time.Second})
 	const p = "interfaces/interface[name=GigabitEthernet0/0/0/0]/state/counters/in-octets"
 	st := openSub(t, cli, gpb.SubscriptionList_POLL, gpb.Encoding_JSON_IETF, p)
 	first := untilSync(t, st)
