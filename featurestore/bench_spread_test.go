@@ -86,7 +86,7 @@ func benchWindowCloseSpread(b *testing.B, ents int) {
 		send()
 	}
 	b.StopTimer()
-	time.Sleep(10 * time.Millisecond)
+	waitWindowsIdle(b, s) // every row the appends closed has been delivered
 	mu.Lock()
 	defer mu.Unlock()
 	if len(lat) == 0 {

@@ -7,10 +7,10 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -61,7 +61,7 @@ func BenchmarkAppend(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			begin := time.Now()
-			cpu0 := cpuTime()
+			cpu0 := testkit.ProcessCPU()
 			var wg sync.WaitGroup
 			per := b.N / bc.appenders
 			for a := range bc.appenders {
@@ -77,7 +77,7 @@ func BenchmarkAppend(b *testing.B) {
 			}
 			wg.Wait()
 			el := time.Since(begin)
-			cpu := cpuTime() - cpu0
+			cpu := testkit.ProcessCPU() - cpu0
 			b.StopTimer()
 			n := float64(per * bc.appenders * bc.batch)
 			b.ReportMetric(n/el.Seconds(), "samples/s")
@@ -198,7 +198,7 @@ func BenchmarkTenMillion(b *testing.B) {
 		runtime.GC()
 		m1 := readMem()
 		begin := time.Now()
-		cpu0 := cpuTime()
+		cpu0 := testkit.ProcessCPU()
 		for range total / batchN {
 			if err := s.Append(context.Background(), batch); err != nil {
 				b.Fatal(err)
@@ -206,7 +206,7 @@ func BenchmarkTenMillion(b *testing.B) {
 			advanceTS(batch, batchN)
 		}
 		appendTime := time.Since(begin)
-		appendCPU := cpuTime() - cpu0
+		appendCPU := testkit.ProcessCPU() - cpu0
 		m2 := readMem()
 		rows, hotBytes := s.hot.usage()
 		if rows != total {
@@ -243,15 +243,6 @@ func BenchmarkTenMillion(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-}
-
-// cpuTime returns the user+system CPU time the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkWindowEngineClose drives the window engine alone (no WAL, no
@@ -394,7 +385,7 @@ func benchWindowCloseSteady(b *testing.B, ents, perSeries, batchesPerHop int) {
 	mu.Lock()
 	lat, rows, fromCommit = lat[:0], 0, fromCommit[:0]
 	mu.Unlock()
-	cpu0 := cpuTime()
+	cpu0 := testkit.ProcessCPU()
 	begin := time.Now()
 	n := 0
 	b.ResetTimer()
@@ -407,7 +398,7 @@ func benchWindowCloseSteady(b *testing.B, ents, perSeries, batchesPerHop int) {
 	}
 	b.StopTimer()
 	wall := time.Since(begin)
-	cpu := cpuTime() - cpu0
+	cpu := testkit.ProcessCPU() - cpu0
 	want := n / batchesPerHop * ents
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
 		mu.Lock()

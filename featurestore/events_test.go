@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -195,7 +196,7 @@ func BenchmarkAppendStateEvents(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu0 := cpuTime()
+			cpu0 := testkit.ProcessCPU()
 			n := 0
 			for b.Loop() {
 				for i := 0; i < len(batch); i += 10 {
@@ -207,7 +208,7 @@ func BenchmarkAppendStateEvents(b *testing.B) {
 				advanceTS(batch, int64(len(batch)))
 				n++
 			}
-			cpu := cpuTime() - cpu0
+			cpu := testkit.ProcessCPU() - cpu0
 			b.StopTimer()
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(n*len(batch)), "cpu-ns/sample")
 			b.ReportMetric(float64(events.Load())/float64(n*len(batch)), "events/sample")

@@ -265,7 +265,7 @@ func TestRestartReplaysSameRows(t *testing.T) {
 	dir := t.TempDir()
 	split := map[closeKey][][]float64{}
 	s = collect(dir, 0, 60, split)
-	time.Sleep(2 * rowBatchDelay) // the row writer persists rows and the mark
+	waitWindowsIdle(t, s) // the row writer persists rows and the mark
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -30,6 +31,18 @@ func (c *collector) snapshot() []*schema.FeatureRow {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return append([]*schema.FeatureRow(nil), c.rows...)
+}
+
+// waitWindowsIdle waits until the window engine has processed every batch
+// an Append returned for, so subscribers have seen every row those batches
+// closed, and the row writer has written every closed row and watermark
+// mark. It replaces sleeping "long enough" before checking that no more
+// rows came.
+func waitWindowsIdle(t testing.TB, s *Store) {
+	t.Helper()
+	testkit.Eventually(t, "the window engine and the row writer to go idle", func() bool {
+		return s.winBusy.Load() == 0 && s.rowsQueued.Load() == 0
+	})
 }
 
 // waitRows waits until the collector holds at least n rows.
@@ -155,9 +168,10 @@ func TestWindowsMatchBruteForce(t *testing.T) {
 			for end := (base/hop + 1) * hop; end <= maxTS; end += hop {
 				wantN += len(ents)
 			}
-			rows := got.waitRows(t, wantN)
-			time.Sleep(20 * time.Millisecond)
-			if rows = got.snapshot(); len(rows) != wantN {
+			got.waitRows(t, wantN)
+			waitWindowsIdle(t, s) // every batch processed: no row may follow
+			rows := got.snapshot()
+			if len(rows) != wantN {
 				t.Fatalf("got %d rows, want %d", len(rows), wantN)
 			}
 			ewma := map[schema.Entity][]float64{}
@@ -326,7 +340,7 @@ func TestRestartRebuildsOpenWindowsWithoutRedelivery(t *testing.T) {
 		}
 	}
 	before.waitRows(t, 1) // [0,10) closed; [10,20) open with 2 samples
-	time.Sleep(50 * time.Millisecond)
+	waitWindowsIdle(t, s)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -341,9 +355,9 @@ func TestRestartRebuildsOpenWindowsWithoutRedelivery(t *testing.T) {
 	if err := s2.Append(context.Background(), []schema.Sample{at(15*sec, 30), at(21*sec, 0)}); err != nil {
 		t.Fatal(err)
 	}
-	rows := after.waitRows(t, 1)
-	time.Sleep(20 * time.Millisecond)
-	rows = after.snapshot()
+	after.waitRows(t, 1)
+	waitWindowsIdle(t, s2) // the append processed: no row may follow
+	rows := after.snapshot()
 	if len(rows) != 1 || rows[0].WindowEnd != base+20*sec {
 		t.Fatalf("after restart got %d rows (first ends %d), want only the window ending %d", len(rows), rows[0].WindowEnd, base+20*sec)
 	}
@@ -371,7 +385,6 @@ func TestRestartRebuildsOpenWindowsWithoutRedelivery(t *testing.T) {
 		n += int(r.NumRows())
 		r.Release()
 	}
-	time.Sleep(10 * time.Millisecond)
 	if n < 1 {
 		t.Fatalf("history of view cpu: %d rows, want at least the one closed before the restart", n)
 	}

@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/netfeat/netfeat/featurestore"
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -142,13 +142,6 @@ func reportDecide(b *testing.B, decide []float64) {
 	b.ReportMetric(decide[min(len(decide)-1, len(decide)*99/100)], "decide-p99-µs")
 }
 
-// processCPU is the CPU time (user and system) the whole process has used.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 func benchLatency(b *testing.B, rowsPerSec, burst int, js bool) {
 	srv := startNATS(b, -1, b.TempDir())
 	nc := connect(b, srv.ClientURL())
@@ -198,7 +191,7 @@ func benchLatency(b *testing.B, rowsPerSec, burst int, js bool) {
 	mu.Unlock()
 
 	interval := time.Second / time.Duration(rowsPerSec)
-	cpu0 := processCPU()
+	cpu0 := testkit.ProcessCPU()
 	start := time.Now()
 	i := int64(1)
 	b.ResetTimer()
@@ -228,7 +221,7 @@ func benchLatency(b *testing.B, rowsPerSec, burst int, js bool) {
 	}
 	b.StopTimer()
 	wall := time.Since(start)
-	cpu := processCPU() - cpu0
+	cpu := testkit.ProcessCPU() - cpu0
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -673,7 +666,7 @@ func benchEndToEnd(b *testing.B, ents, perSeries, batchesPerHop int, log, outsid
 		send(false)
 	}
 	time.Sleep(50 * time.Millisecond)
-	cpu0 := processCPU()
+	cpu0 := testkit.ProcessCPU()
 	begin := time.Now()
 	n := 0
 	b.ResetTimer()
@@ -700,7 +693,7 @@ func benchEndToEnd(b *testing.B, ents, perSeries, batchesPerHop int, log, outsid
 	awaitLen(b, &mu, &lat, want)
 	b.StopTimer()
 	wall := time.Since(begin)
-	cpu := processCPU() - cpu0
+	cpu := testkit.ProcessCPU() - cpu0
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -899,7 +892,7 @@ func benchNATSFloor(b *testing.B, outside bool) {
 	mu.Lock()
 	sent = make([]int64, 0, b.N*perBurst)
 	mu.Unlock()
-	cpu0 := processCPU()
+	cpu0 := testkit.ProcessCPU()
 	begin := time.Now()
 	n := 0
 	b.ResetTimer()
@@ -936,7 +929,7 @@ func benchNATSFloor(b *testing.B, outside bool) {
 	awaitLen(b, &mu, &lat, want)
 	b.StopTimer()
 	wall := time.Since(begin)
-	cpu := processCPU() - cpu0
+	cpu := testkit.ProcessCPU() - cpu0
 	mu.Lock()
 	defer mu.Unlock()
 	reportTail(b, lat, true)

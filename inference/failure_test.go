@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -299,7 +300,7 @@ func TestStopWithHungScore(t *testing.T) {
 	inject(t, r, "congestion", "v2", hang)
 	end := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	r.HandleRow(row("pe1", "Gi0/1", end, congested))
-	waitFor(t, func() bool { return r.slots["congestion"].set.Load().live.inScore.Load() == 1 })
+	testkit.Eventually(t, `r.slots["congestion"].set.Load().live.inScore.Load() == 1`, func() bool { return r.slots["congestion"].set.Load().live.inScore.Load() == 1 })
 
 	stopCtx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
 	defer cancel()

@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"go.uber.org/goleak"
 
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -119,34 +120,18 @@ rows:
 	panic(fmt.Sprintf("models/congestion.golden.json has no row for %v", vec))
 }
 
-// startNATS runs an embedded NATS server with JetStream stored in store,
-// on port (-1 for a random one), and stops it when the test ends.
+// startNATS runs testkit.StartNATS with JetStream stored in store, on
+// port (-1 for a random one): the one server shape the tests here use.
 func startNATS(t testing.TB, port int, store string) *server.Server {
 	t.Helper()
-	opts := &server.Options{
-		Host: "127.0.0.1", Port: port, NoLog: true, NoSigs: true,
-		JetStream: true, StoreDir: store,
-	}
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatalf("nats server: %v", err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatalf("nats server not ready")
-	}
-	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	return s
+	return testkit.StartNATS(t, server.Options{Port: port, JetStream: true, StoreDir: store})
 }
 
+// connect connects to url, reconnecting forever every 20 ms (the outbox
+// tests restart the server under a connected runtime).
 func connect(t testing.TB, url string) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(url, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
-	if err != nil {
-		t.Fatalf("nats connect: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
+	return testkit.ConnectNATS(t, url, nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
 }
 
 // testConfig returns a configuration with the congestion model and a
@@ -189,16 +174,22 @@ func newRuntime(t testing.TB, cfg Config, nc *nats.Conn, dir string) *Runtime {
 
 // collector subscribes to decisions and keeps what arrives.
 type collector struct {
-	mu   sync.Mutex
-	msgs []*nats.Msg
-	ds   []schema.Decision
-	ch   chan struct{}
+	mu      sync.Mutex
+	msgs    []*nats.Msg
+	ds      []schema.Decision
+	ch      chan struct{}
+	subject string        // what it subscribed to
+	barrier chan struct{} // a message quiesce sent arrived
 }
 
 func collect(t testing.TB, nc *nats.Conn, subject string) *collector {
 	t.Helper()
-	c := &collector{ch: make(chan struct{}, 1<<16)}
+	c := &collector{ch: make(chan struct{}, 1<<16), subject: subject, barrier: make(chan struct{}, 1)}
 	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
+		if m.Header.Get(barrierHeader) != "" {
+			c.barrier <- struct{}{}
+			return
+		}
 		var d schema.Decision
 		if err := json.Unmarshal(m.Data, &d); err != nil {
 			t.Errorf("decision JSON: %v: %s", err, m.Data)

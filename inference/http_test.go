@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/netfeat/netfeat/internal/testkit"
 )
 
 func TestHandler(t *testing.T) {
@@ -73,7 +75,7 @@ func TestHandler(t *testing.T) {
 	do("POST", "/v1/models/congestion/versions", "garbage", 422)
 
 	r.HandleRow(row("pe1", "Gi0/1", time.Now(), congested))
-	waitFor(t, func() bool { return len(r.rec.snapshot()) == 2 })
+	testkit.Eventually(t, "len(r.rec.snapshot()) == 2", func() bool { return len(r.rec.snapshot()) == 2 })
 	var recent []map[string]any
 	_ = json.Unmarshal(do("GET", "/v1/decisions/recent?limit=1", "", 200), &recent)
 	if len(recent) != 1 || recent[0]["shadow"] != false || recent[0]["schema_version"] != 1.0 {

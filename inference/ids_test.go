@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -69,7 +70,7 @@ func TestRedeliveredWindowIsOneDecisionInTheStream(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var msgs uint64
-	waitFor(t, func() bool {
+	testkit.Eventually(t, "6 acknowledged decisions, 4 in the stream", func() bool {
 		// 6 decisions acknowledged (model and rule, 3 rows; JetStream
 		// acknowledges a duplicate too), 4 distinct. The stream is read
 		// only once all six are acknowledged, so its count is final.
@@ -118,7 +119,7 @@ func TestRuleReasons(t *testing.T) {
 	for i, st := range steps {
 		r.HandleRow(&schema.FeatureRow{View: "interface_1m", Entity: schema.Entity{Device: "pe1"}, WindowEnd: end.Add(time.Duration(i) * 10 * time.Second).UnixNano(),
 			Names: []string{f}, Values: []float64{st.v}})
-		waitFor(t, func() bool { return len(r.rec.snapshot()) == i+1 })
+		testkit.Eventually(t, "len(r.rec.snapshot()) == i+1", func() bool { return len(r.rec.snapshot()) == i+1 })
 		if got := r.rec.snapshot()[i].d.Reason; got != st.want {
 			t.Errorf("step %d (%v): reason %q, want %q", i, st.v, got, st.want)
 		}

@@ -4,11 +4,14 @@ import (
 	"context"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -139,7 +142,7 @@ func TestEventRuleFiresAndResolves(t *testing.T) {
 	r.HandleEvent(stateEvent("pe1", "Gi0/1", t0.Add(200*time.Millisecond), 2, 2)) // a repeat of the state: no transition
 	r.HandleEvent(stateEvent("pe1", "Gi0/1", t0.Add(300*time.Millisecond), 1, 2))
 	ds := got.wait(t, 2)
-	time.Sleep(50 * time.Millisecond) // nothing more may come
+	quiesce(t, r, nc, got, schema.Entity{Device: "pe1", Component: "Gi0/1"}, 1) // nothing more may come
 	if ds = got.wait(t, 2); len(ds) != 2 {
 		t.Fatalf("%d decisions published, want 2: %+v", len(ds), ds)
 	}
@@ -181,8 +184,13 @@ func TestEventRuleForFiresOnTimer(t *testing.T) {
 	// A link back up before `for` never fires.
 	r.HandleEvent(stateEvent("pe1", "Gi0/2", time.Now(), 2, 1))
 	r.HandleEvent(stateEvent("pe1", "Gi0/2", time.Now().Add(10*time.Millisecond), 1, 2))
-	ds = got.wait(t, 4)
-	time.Sleep(300 * time.Millisecond)
+	got.wait(t, 4)
+	// Both events are handled, so a deadline the down event armed lies
+	// before now+for. The worker's timers run on the wall clock (it has no
+	// injected clock): wait for that deadline itself, then make the worker
+	// sweep its timers after it and wait for what it published.
+	time.Sleep(time.Until(time.Now().Add(cfg.EventRules[0].For)))
+	quiesce(t, r, nc, got, schema.Entity{Device: "pe1", Component: "Gi0/2"}, 1)
 	if ds = got.wait(t, 4); len(ds) != 4 || ds[2].State != "pending" || ds[3].State != "inactive" {
 		t.Fatalf("decisions %+v", ds[2:])
 	}
@@ -201,11 +209,8 @@ func TestFlappingLinkIsDamped(t *testing.T) {
 		}
 		r.HandleEvent(stateEvent("pe1", "Gi0/1", t0.Add(time.Duration(i)*10*time.Millisecond), v, 3-v))
 	}
-	waitFor(t, func() bool { return testutil.ToFloat64(r.m.events) == 1000 && r.queued() == 0 })
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(100 * time.Millisecond)
+	testkit.Eventually(t, "testutil.ToFloat64(r.m.events) == 1000 && r.queued() == 0", func() bool { return testutil.ToFloat64(r.m.events) == 1000 && r.queued() == 0 })
+	quiesce(t, r, nc, got, schema.Entity{Device: "pe1", Component: "Gi0/1"}, 1)
 	got.mu.Lock()
 	n := len(got.ds)
 	got.mu.Unlock()
@@ -232,10 +237,10 @@ func TestOneEpisodeOneFiringOneResolved(t *testing.T) {
 	for i, v := range episode {
 		r.HandleRow(row("pe1", "Gi0/1", end.Add(time.Duration(i)*10*time.Second), v))
 	}
-	waitFor(t, func() bool { return len(r.rec.snapshot()) >= 2*len(episode) })
+	testkit.Eventually(t, "len(r.rec.snapshot()) >= 2*len(episode)", func() bool { return len(r.rec.snapshot()) >= 2*len(episode) })
+	got.wait(t, 2)
+	quiesce(t, r, nc, got, schema.Entity{Device: "pe1", Component: "Gi0/1"}, 1)
 	ds := got.wait(t, 2)
-	time.Sleep(50 * time.Millisecond)
-	ds = got.wait(t, 2)
 	var states []string
 	for _, d := range ds {
 		states = append(states, d.State+"/"+d.Action)
@@ -273,7 +278,7 @@ func TestNoActionOnMissingInputs(t *testing.T) {
 		}
 	}
 	r.HandleRow(lo)
-	waitFor(t, func() bool { return len(r.rec.snapshot()) == 2 })
+	testkit.Eventually(t, "len(r.rec.snapshot()) == 2", func() bool { return len(r.rec.snapshot()) == 2 })
 	for _, x := range r.rec.snapshot() {
 		d := x.d
 		if d.Action != "none" {
@@ -312,7 +317,7 @@ func TestModelBoundToEvents(t *testing.T) {
 	})
 	r.HandleEvent(stateEvent("pe1", "Gi0/1", end.Add(time.Second), 2, 1))
 	r.HandleEvent(stateEvent("pe1", "Gi0/9", end.Add(time.Second), 2, 1)) // no window yet
-	waitFor(t, func() bool { return len(r.rec.snapshot()) == 2 })
+	testkit.Eventually(t, "len(r.rec.snapshot()) == 2", func() bool { return len(r.rec.snapshot()) == 2 })
 	byIface := map[string]schema.Decision{}
 	for _, x := range r.rec.snapshot() {
 		byIface[x.d.Entity.Component] = x.d
@@ -355,8 +360,8 @@ func TestActionStateSurvivesRestart(t *testing.T) {
 	// Still down, still congested: no new firing published.
 	r.HandleEvent(stateEvent("pe1", "Gi0/1", time.Now(), 2, 2))
 	r.HandleRow(row("pe1", "Gi0/1", end.Add(10*time.Second), congested))
-	waitFor(t, func() bool { return len(r.rec.snapshot()) == 3 })
-	time.Sleep(50 * time.Millisecond)
+	testkit.Eventually(t, "len(r.rec.snapshot()) == 3", func() bool { return len(r.rec.snapshot()) == 3 })
+	quiesce(t, r, nc, got, schema.Entity{Device: "pe1", Component: "Gi0/1"}, 2) // still down
 	if ds := got.wait(t, 3); len(ds) != 3 {
 		t.Fatalf("%d decisions published, want the 3 from before the restart: %+v", len(ds), ds[3:])
 	}
@@ -368,12 +373,51 @@ func TestFirstSeenDownIsNoIncident(t *testing.T) {
 	r.HandleEvent(stateEvent("pe1", "unused", t0, 2, math.NaN())) // down since before we watched
 	r.HandleEvent(stateEvent("pe1", "unused", t0.Add(time.Second), 1, 2))
 	r.HandleEvent(stateEvent("pe1", "unused", t0.Add(2*time.Second), 2, 1)) // a real change
-	waitFor(t, func() bool { return len(r.rec.snapshot()) == 2 })
+	testkit.Eventually(t, "len(r.rec.snapshot()) == 2", func() bool { return len(r.rec.snapshot()) == 2 })
 	ds := r.rec.snapshot()
 	if ds[0].d.State != "inactive" || ds[0].d.Transition || ds[1].d.State != "firing" || !ds[1].d.Transition {
 		t.Fatalf("decisions %+v, %+v", ds[0].d, ds[1].d)
 	}
 	if n := testutil.ToFloat64(r.m.eventsBaseline); n != 1 {
 		t.Fatalf("events_first_seen_total = %v", n)
+	}
+}
+
+// barrierHeader marks the message quiesce sends through a collector's
+// subject; the collector does not count it as a decision.
+const barrierHeader = "Netfeat-Test-Barrier"
+
+// quiesce returns once r has handled everything queued on ent's worker
+// before the call, with the timers due by then, and once c has received
+// every decision r published meanwhile. Tests call it before checking that
+// no further decision came, instead of sleeping "long enough":
+//
+//   - two first-seen events of interface.oper_status with value v (ent's
+//     current state) go through ent's worker after everything queued
+//     before them: a series' first value changes no lifecycle that has a
+//     state and publishes nothing. The worker sweeps due timers after each
+//     item, so once it counts the second, the first's sweep is done;
+//   - then the outbox drains, and a barrier message goes to c's subject on
+//     nc, the connection r publishes on: NATS delivers one connection's
+//     messages to a subscription in the order they were published.
+func quiesce(t *testing.T, r *Runtime, nc *nats.Conn, c *collector, ent schema.Entity, v float64) {
+	t.Helper()
+	base := testutil.ToFloat64(r.m.eventsBaseline)
+	for range 2 {
+		r.HandleEvent(stateEvent(ent.Device, ent.Component, time.Now(), v, math.NaN()))
+	}
+	testkit.Eventually(t, "the worker of "+ent.String()+" to handle the sentinel events", func() bool {
+		return testutil.ToFloat64(r.m.eventsBaseline) == base+2
+	})
+	testkit.Eventually(t, "the outbox to drain", func() bool { return r.pub.ob.pending.Load() == 0 })
+	m := nats.NewMsg(strings.TrimSuffix(c.subject, ">") + "test_barrier")
+	m.Header.Set(barrierHeader, "1")
+	if err := nc.PublishMsg(m); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.barrier:
+	case <-time.After(testkit.DefaultTimeout):
+		t.Fatal("the barrier message did not come back through NATS")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -41,7 +42,7 @@ func TestOutboxExactlyOnce(t *testing.T) {
 			end = end.Add(10 * time.Second)
 			r.HandleRow(row("pe1", fmt.Sprintf("Gi0/%d", i%4), end, congested))
 		}
-		waitFor(t, func() bool { return len(liveIDs(r)) == before+2*n })
+		testkit.Eventually(t, "len(liveIDs(r)) == before+2*n", func() bool { return len(liveIDs(r)) == before+2*n })
 	}
 
 	a, err := New(cfg, nc, dir, nil, nil)
@@ -52,13 +53,13 @@ func TestOutboxExactlyOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	produce(a, 10) // NATS up: published directly
-	waitFor(t, func() bool { return testutil.ToFloat64(a.m.published) == 20 })
+	testkit.Eventually(t, "testutil.ToFloat64(a.m.published) == 20", func() bool { return testutil.ToFloat64(a.m.published) == 20 })
 
 	srv.Shutdown()
 	srv.WaitForShutdown()
-	waitFor(t, func() bool { return !nc.IsConnected() })
+	testkit.Eventually(t, "!nc.IsConnected()", func() bool { return !nc.IsConnected() })
 	produce(a, 15) // NATS down: into the outbox
-	waitFor(t, func() bool { return a.pub.ob.pending.Load() == 30 })
+	testkit.Eventually(t, "a.pub.ob.pending.Load() == 30", func() bool { return a.pub.ob.pending.Load() == 30 })
 	want = append(want, liveIDs(a)...)
 	stopCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	if err := a.Stop(stopCtx); err != nil {
@@ -72,17 +73,17 @@ func TestOutboxExactlyOnce(t *testing.T) {
 		t.Fatalf("outbox after restart holds %d, want 30", n)
 	}
 	produce(b, 5)
-	waitFor(t, func() bool { return b.pub.ob.pending.Load() == 40 })
+	testkit.Eventually(t, "b.pub.ob.pending.Load() == 40", func() bool { return b.pub.ob.pending.Load() == 40 })
 	if n := testutil.ToFloat64(b.m.published); n != 0 {
 		t.Fatalf("published %v while NATS was down", n)
 	}
 
 	startNATS(t, port, store)
-	waitFor(t, func() bool { return b.pub.ob.pending.Load() == 0 })
+	testkit.Eventually(t, "b.pub.ob.pending.Load() == 0", func() bool { return b.pub.ob.pending.Load() == 0 })
 	produce(b, 5) // after the drain: direct again
 	want = append(want, liveIDs(b)...)
 	// 40 drained from the outbox (30 made by a, 10 by b), then 10 direct.
-	waitFor(t, func() bool { return testutil.ToFloat64(b.m.published) == 50 })
+	testkit.Eventually(t, "testutil.ToFloat64(b.m.published) == 50", func() bool { return testutil.ToFloat64(b.m.published) == 50 })
 	if got := testutil.ToFloat64(b.m.outboxDrained); got != 40 {
 		t.Fatalf("drained %v, want 40", got)
 	}
@@ -186,20 +187,20 @@ func TestOutboxCoreNATS(t *testing.T) {
 			r.HandleRow(row("pe1", "Gi0/1", end, congested))
 		}
 	}
-	waitFor(t, direct)
+	testkit.Eventually(t, "the direct publish", direct)
 	produce(10)
 	got.wait(t, 20)
 
 	srv.Shutdown()
 	srv.WaitForShutdown()
-	waitFor(t, func() bool { return !nc.IsConnected() })
+	testkit.Eventually(t, "!nc.IsConnected()", func() bool { return !nc.IsConnected() })
 	produce(10)
-	waitFor(t, func() bool { return r.pub.ob.pending.Load() == 20 })
+	testkit.Eventually(t, "r.pub.ob.pending.Load() == 20", func() bool { return r.pub.ob.pending.Load() == 20 })
 	if direct() {
 		t.Fatal("workers still publish directly while decisions wait in the outbox")
 	}
 	startNATS(t, port, store)
-	waitFor(t, func() bool { return r.pub.ob.pending.Load() == 0 && direct() })
+	testkit.Eventually(t, "r.pub.ob.pending.Load() == 0 && direct()", func() bool { return r.pub.ob.pending.Load() == 0 && direct() })
 	produce(5)
 	ds := got.wait(t, 50)
 	ids := liveIDs(r)

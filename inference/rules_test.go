@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -67,7 +68,7 @@ func TestRuleLifecyclePerEntity(t *testing.T) {
 	r.HandleRow(row("a", "x", end, hot))
 	r.HandleRow(row("b", "x", end.Add(time.Minute), hot))
 	r.HandleRow(row("a", "x", end.Add(time.Minute), hot))
-	waitFor(t, func() bool { return len(r.rec.snapshot()) == 3 })
+	testkit.Eventually(t, "len(r.rec.snapshot()) == 3", func() bool { return len(r.rec.snapshot()) == 3 })
 	got := map[string]string{}
 	for _, x := range r.rec.snapshot() {
 		got[x.d.Entity.Device] = x.d.State
@@ -89,11 +90,11 @@ func TestForgetIdleState(t *testing.T) {
 	end := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	r.HandleRow(row("a", "x", end, idle))
 	r.HandleRow(row("b", "x", end, idle))
-	waitFor(t, func() bool { return len(r.rec.snapshot()) == 4 })
+	testkit.Eventually(t, "len(r.rec.snapshot()) == 4", func() bool { return len(r.rec.snapshot()) == 4 })
 	mid := time.Now().UnixNano()
 	time.Sleep(time.Millisecond)
 	r.HandleRow(row("b", "x", end.Add(time.Minute), idle))
-	waitFor(t, func() bool { return len(r.rec.snapshot()) == 6 })
+	testkit.Eventually(t, "len(r.rec.snapshot()) == 6", func() bool { return len(r.rec.snapshot()) == 6 })
 	r.forget(mid) // a is idle since before mid, b is not
 	ru := &r.slots["r"].lcs
 	det := r.slots["d"].set.Load().live.sc.(*detectorScorer)

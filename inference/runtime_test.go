@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/netfeat/netfeat/inference/onnx"
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -117,20 +118,9 @@ func TestBadRowCounted(t *testing.T) {
 	bad.Values = bad.Values[:3]
 	r.HandleRow(bad)
 	r.HandleRow(row("sw9", "eth1", time.Now(), idle))
-	waitFor(t, func() bool { return len(r.rec.snapshot()) == 2 })
+	testkit.Eventually(t, "len(r.rec.snapshot()) == 2", func() bool { return len(r.rec.snapshot()) == 2 })
 	if n := testutil.ToFloat64(r.m.badRows.WithLabelValues("interface_1m", "sw9")); n != 1 {
 		t.Fatalf("bad rows %v, want 1", n)
-	}
-}
-
-func waitFor(t testing.TB, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 10s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -185,7 +175,7 @@ func TestShadowPromoteRollback(t *testing.T) {
 	end := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	r.HandleRow(row("pe1", "Gi0/1", end, congested))
 	ds := got.wait(t, 1)
-	waitFor(t, func() bool { return len(r.rec.snapshot()) == 3 }) // live, shadow, rule
+	testkit.Eventually(t, "len(r.rec.snapshot()) == 3", func() bool { return len(r.rec.snapshot()) == 3 }) // live, shadow, rule
 	if ds[0].ModelVersion != "v1" {
 		t.Fatalf("published version %q, want live v1", ds[0].ModelVersion)
 	}
@@ -302,9 +292,21 @@ func TestFallback(t *testing.T) {
 		cfg.Models[0].FallbackRule = ""
 		cfg.Models[0].LatencyBudget = time.Nanosecond
 		r := newRuntime(t, cfg, nil, t.TempDir())
-		r.HandleRow(row("pe1", "Gi0/1", time.Now(), congested))
-		waitFor(t, func() bool { return len(r.rec.snapshot()) == 1 }) // the rule's own decision
-		time.Sleep(20 * time.Millisecond)
+		end := time.Now()
+		r.HandleRow(row("pe1", "Gi0/1", end, congested))
+		// A second row of the same entity goes through the same worker
+		// after the first: once its rule decision is recorded, the first
+		// row is done with, whatever it decided.
+		r.HandleRow(row("pe1", "Gi0/1", end.Add(time.Minute), congested))
+		testkit.Eventually(t, "the rule's own decisions on both rows", func() bool {
+			n := 0
+			for _, x := range r.rec.snapshot() {
+				if x.d.Model == "out_util_high" {
+					n++
+				}
+			}
+			return n == 2
+		})
 		for _, x := range r.rec.snapshot() {
 			if x.d.Model == "congestion" {
 				t.Fatalf("decision without a fallback: %+v", x.d)
@@ -316,7 +318,7 @@ func TestFallback(t *testing.T) {
 func lastDecision(t testing.TB, r *Runtime, model string) schema.Decision {
 	t.Helper()
 	var d *schema.Decision
-	waitFor(t, func() bool {
+	testkit.Eventually(t, "a live decision of "+model, func() bool {
 		for _, x := range r.rec.snapshot() {
 			if x.d.Model == model && !x.shadow {
 				d = &x.d
@@ -342,7 +344,7 @@ func TestDetectorModel(t *testing.T) {
 	}
 	r.HandleRow(row("pe1", "Gi0/1", start.Add(31*time.Minute), map[string]float64{
 		"interface_out_discards_ps__mean_1m": 50, "interface_in_errors_ps__mean_1m": 0.5}))
-	waitFor(t, func() bool { return len(r.rec.snapshot()) == 31 })
+	testkit.Eventually(t, "len(r.rec.snapshot()) == 31", func() bool { return len(r.rec.snapshot()) == 31 })
 	snap := r.rec.snapshot()
 	for i, x := range snap[:30] {
 		if x.d.Action != "none" {
@@ -367,7 +369,7 @@ func TestDecisionRecords(t *testing.T) {
 	nanRow := row("pe2", "Gi0/2", end, congested)
 	nanRow.Values[0] = math.NaN()
 	r.HandleRow(nanRow)
-	waitFor(t, func() bool { return len(r.rec.snapshot()) == 2 })
+	testkit.Eventually(t, "len(r.rec.snapshot()) == 2", func() bool { return len(r.rec.snapshot()) == 2 })
 	recs := r.DecisionRecords()
 	defer func() {
 		for _, rec := range recs {
@@ -460,7 +462,7 @@ func TestONNXSwapToNetwork(t *testing.T) {
 	net := onnxScore(t, "onnx/testdata/mlp.onnx", congested)
 	end := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	r.HandleRow(row("pe1", "Gi0/1", end, congested))
-	waitFor(t, func() bool { return len(r.rec.snapshot()) == 2 })
+	testkit.Eventually(t, "len(r.rec.snapshot()) == 2", func() bool { return len(r.rec.snapshot()) == 2 })
 	for _, x := range r.rec.snapshot() {
 		want := goldenCongested
 		if x.shadow {
@@ -483,7 +485,7 @@ func TestONNXSwapToNetwork(t *testing.T) {
 			t.Fatal(err)
 		}
 		r.HandleRow(row("pe1", "Gi0/1", end.Add(time.Duration(i+1)*time.Minute), congested))
-		waitFor(t, func() bool { return len(r.rec.snapshot()) == 3+i })
+		testkit.Eventually(t, "len(r.rec.snapshot()) == 3+i", func() bool { return len(r.rec.snapshot()) == 3+i })
 		d := r.rec.snapshot()[2+i].d
 		if d.ModelVersion != st.version || math.Abs(d.Score-st.score) > 1e-5 || d.Action != "reroute" {
 			t.Fatalf("step %d: version %s score %v action %s, want %s %v", i, d.ModelVersion, d.Score, d.Action, st.version, st.score)

@@ -1,35 +1,16 @@
 package inference
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
-
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestStreamRecreated deletes the decisions stream while netfeat publishes
 // (an operator mistake, or an attacker with netfeat's credentials): netfeat
@@ -44,7 +25,7 @@ func TestStreamRecreated(t *testing.T) {
 	cfg.Outbox.RetryInterval = 20 * time.Millisecond
 	cfg.Outbox.AckTimeout = 2 * time.Second
 
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	r, err := New(cfg, nc, t.TempDir(), nil, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -71,14 +52,14 @@ func TestStreamRecreated(t *testing.T) {
 		}
 	}
 	produce(5)
-	waitFor(t, func() bool { return testutil.ToFloat64(r.m.published) == 10 })
+	testkit.Eventually(t, "testutil.ToFloat64(r.m.published) == 10", func() bool { return testutil.ToFloat64(r.m.published) == 10 })
 
 	if err := js.DeleteStream(ctx, "NETFEAT_DECISIONS"); err != nil {
 		t.Fatal(err)
 	}
 	produce(5)
-	waitFor(t, func() bool { return testutil.ToFloat64(r.m.streamRecreated) >= 1 })
-	waitFor(t, func() bool { return testutil.ToFloat64(r.m.published) == 20 && r.pub.ob.pending.Load() == 0 })
+	testkit.Eventually(t, "testutil.ToFloat64(r.m.streamRecreated) >= 1", func() bool { return testutil.ToFloat64(r.m.streamRecreated) >= 1 })
+	testkit.Eventually(t, "testutil.ToFloat64(r.m.published) == 20 && r.pub.ob.pending.Load() == 0", func() bool { return testutil.ToFloat64(r.m.published) == 20 && r.pub.ob.pending.Load() == 0 })
 	s, err := js.Stream(ctx, "NETFEAT_DECISIONS")
 	if err != nil {
 		t.Fatalf("stream after recreation: %v", err)

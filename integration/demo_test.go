@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/netfeat/netfeat/internal/testkit"
 )
 
 // TestDemo runs `netfeat demo` as a user would, on non-default loopback
@@ -22,9 +24,9 @@ func TestDemo(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, netfeatBin, "demo", "--http-listen", httpAddr, "--nats-listen", natsAddr,
 		"--speed", "4", "--duration", "32s", "--recordings", "../testdata/snmp")
-	out := &syncBuffer{}
+	out := &testkit.SyncBuffer{}
 	cmd.Stdout = out
-	stderr := &syncBuffer{}
+	stderr := &testkit.SyncBuffer{}
 	cmd.Stderr = stderr
 	t0 := time.Now()
 	if err := cmd.Run(); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"gopkg.in/yaml.v3"
 
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -77,7 +78,7 @@ inference:
 	}
 	// The trap names the interface by ifIndex: wait until a poll has
 	// named it (ifName 1/1/1 is ifIndex 35684352 in the recording).
-	waitFor(t, "a poll of the simulator", 30*time.Second, func() bool {
+	testkit.EventuallyWithin(t, 30*time.Second, "a poll of the simulator", func() bool {
 		return len(queryRows(t, "http://"+httpAddr, "SELECT * FROM series WHERE component = '1/1/1' AND metric = 'interface.oper_status'")) > 0
 	})
 	const idx = "35684352"
@@ -149,7 +150,7 @@ func TestExampleConfigActsOnlyWithItsInputs(t *testing.T) {
 
 	// Wait for decisions on the loopback `system`, which has no speed.
 	var rows [][]string
-	waitFor(t, "congestion decisions on nokia-7210/system", 90*time.Second, func() bool {
+	testkit.EventuallyWithin(t, 90*time.Second, "congestion decisions on nokia-7210/system", func() bool {
 		rows = queryRows(t, server, "SELECT action, missing_features FROM decisions WHERE model = 'congestion' AND component = 'system'")
 		return len(rows) > 0
 	})

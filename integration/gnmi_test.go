@@ -19,6 +19,7 @@ import (
 
 	"github.com/netfeat/netfeat/collectors/gnmi"
 	"github.com/netfeat/netfeat/internal/sim/gnmitarget"
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -178,17 +179,6 @@ func runCollector(t *testing.T, targets ...gnmi.Target) (*gnmi.Collector, *obsRe
 	return c, rec
 }
 
-func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestGNMICollectorAgainstFakeServer runs our collector against openconfig's
 // own fake target, over TLS and over mTLS.
 func TestGNMICollectorAgainstFakeServer(t *testing.T) {
@@ -211,7 +201,7 @@ func TestGNMICollectorAgainstFakeServer(t *testing.T) {
 			if err := c.WaitSynced(ctx); err != nil {
 				t.Fatalf("%v (state %+v)", err, c.DeviceStates())
 			}
-			waitFor(t, "the update after the sync", 10*time.Second, func() bool { return len(rec.find(base+"counters/in-octets")) >= 2 })
+			testkit.Eventually(t, "the update after the sync", func() bool { return len(rec.find(base+"counters/in-octets")) >= 2 })
 			in := rec.find(base + "counters/in-octets")
 			if in[0].Uint != 123456789 || in[1].Uint != 123999999 || in[0].Kind != schema.KindCounter64 ||
 				in[0].Origin != "openconfig-interfaces" || in[0].DeviceTime != 1700000000000000000 {
@@ -234,7 +224,7 @@ func TestGNMICollectorAgainstFakeServer(t *testing.T) {
 	t.Run("mtls without client certificate", func(t *testing.T) {
 		addr := startFakeServer(t, fakeServer, certs, true)
 		c, rec := runCollector(t, gnmi.Target{Name: "nocert", Address: addr, Platform: gnmi.PlatformIOSXR, TLS: gnmi.TLSConfig{CAFile: certs.CA}})
-		waitFor(t, "a refused connection", 10*time.Second, func() bool { return c.DeviceStates()[0].Errors > 0 })
+		testkit.Eventually(t, "a refused connection", func() bool { return c.DeviceStates()[0].Errors > 0 })
 		if len(rec.find(base+"counters/in-octets")) != 0 {
 			t.Fatal("data arrived without a client certificate")
 		}
@@ -334,10 +324,10 @@ func TestGNMITLSDefault(t *testing.T) {
 	c, rec := runCollector(t,
 		gnmi.Target{Name: "tls", Address: sim.Addr(), Platform: gnmi.PlatformIOSXR},
 		gnmi.Target{Name: "plain", Address: sim.Addr(), Platform: gnmi.PlatformIOSXR, Insecure: true})
-	waitFor(t, "the plaintext target", 10*time.Second, func() bool {
+	testkit.Eventually(t, "the plaintext target", func() bool {
 		return len(rec.find("interfaces/interface[name=GigabitEthernet0/0/0/0]/state/counters/in-octets")) > 0
 	})
-	waitFor(t, "the TLS target's handshake failure", 10*time.Second, func() bool {
+	testkit.Eventually(t, "the TLS target's handshake failure", func() bool {
 		for _, s := range c.DeviceStates() {
 			if s.Device == "tls" {
 				return s.Errors > 0 && strings.Contains(s.LastError, "handshake")

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netfeat/netfeat/internal/testkit"
 	"gopkg.in/yaml.v3"
 )
 
@@ -144,7 +145,7 @@ func TestImageDefaultCommand(t *testing.T) {
 	// The secrets deploy/netfeat.yaml reads (docker run -e ...): the image
 	// is locked by default.
 	cmd.Env = append(os.Environ(), "NETFEAT_TOKEN=image-test-token", "NETFEAT_NATS_PASSWORD=image-test-password")
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/netfeat/netfeat/internal/testkit"
 	"gopkg.in/yaml.v3"
 )
 
@@ -58,7 +59,7 @@ func TestExampleConfigAnywhere(t *testing.T) {
 		t.Fatalf("config check of the copied example: %v\n%s", err, out)
 	}
 
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	cmd := exec.Command(netfeatBin, "serve", "-c", cfgPath, "--log-format", "json")
 	cmd.Dir = workDir
 	cmd.Stdout, cmd.Stderr = logs, logs
@@ -69,7 +70,7 @@ func TestExampleConfigAnywhere(t *testing.T) {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	waitFor(t, "/readyz 200 from the copied example", 30*time.Second, func() bool {
+	testkit.EventuallyWithin(t, 30*time.Second, "/readyz 200 from the copied example", func() bool {
 		resp, err := http.Get("http://" + httpAddr + "/readyz")
 		if err != nil {
 			return false
@@ -89,7 +90,7 @@ func TestDemoOutsideSourceTree(t *testing.T) {
 	cmd := exec.Command(netfeatBin, "demo", "--duration", "20s", "--http-listen", httpAddr,
 		"--nats-listen", fmt.Sprintf("127.0.0.1:%d", freePort(t)))
 	cmd.Dir = t.TempDir()
-	out, stderr := &syncBuffer{}, &syncBuffer{}
+	out, stderr := &testkit.SyncBuffer{}, &testkit.SyncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, stderr
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("netfeat demo from an empty directory: %v\nstdout:\n%s\nstderr:\n%s", err, out, stderr)

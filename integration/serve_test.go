@@ -13,12 +13,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/netfeat/netfeat/internal/testkit"
 )
 
 // freePort returns a loopback TCP port that was free a moment ago.
@@ -32,34 +32,16 @@ func freePort(t *testing.T) int {
 	return ln.Addr().(*net.TCPAddr).Port
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // startServe runs `netfeat serve` with the given config on random loopback
 // ports and waits until /readyz answers 200.
-func startServe(t *testing.T, config string) (cmd *exec.Cmd, httpAddr, natsURL string, logs *syncBuffer) {
+func startServe(t *testing.T, config string) (cmd *exec.Cmd, httpAddr, natsURL string, logs *testkit.SyncBuffer) {
 	t.Helper()
 	return startServeHTTP(t, "", config)
 }
 
 // startServeHTTP is startServe with more keys for the http section (its
 // listen address is chosen here), e.g. "  token_env: X\n".
-func startServeHTTP(t *testing.T, httpKeys, config string) (cmd *exec.Cmd, httpAddr, natsURL string, logs *syncBuffer) {
+func startServeHTTP(t *testing.T, httpKeys, config string) (cmd *exec.Cmd, httpAddr, natsURL string, logs *testkit.SyncBuffer) {
 	t.Helper()
 	dir := t.TempDir()
 	cfgPath := filepath.Join(dir, "netfeat.yaml")
@@ -69,7 +51,7 @@ func startServeHTTP(t *testing.T, httpKeys, config string) (cmd *exec.Cmd, httpA
 	if err := os.WriteFile(cfgPath, []byte(full), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logs = &syncBuffer{}
+	logs = &testkit.SyncBuffer{}
 	cmd = exec.Command(netfeatBin, "serve", "-c", cfgPath, "--log-format", "json")
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/netfeat/netfeat/internal/testkit"
 )
 
 // TestServeSIGTERMDuringBlockedStart points the real binary at a NATS
@@ -53,7 +55,7 @@ func TestServeSIGTERMDuringBlockedStart(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	cmd := exec.Command(netfeatBin, "serve", "-c", cfgPath)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {

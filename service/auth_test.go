@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/netfeat/netfeat/internal/sim/gnmitarget"
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -132,7 +133,7 @@ const (
 
 // newAuthService starts a service with scoped tokens and NATS users;
 // httpExtra is added under http:. It returns the service and its log.
-func newAuthService(t *testing.T, httpExtra string) (*Service, *syncBuffer) {
+func newAuthService(t *testing.T, httpExtra string) (*Service, *testkit.SyncBuffer) {
 	t.Helper()
 	env := "NETFEAT_AUTH_" + strings.ToUpper(strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()))
 	t.Setenv(env+"_READ", readToken)
@@ -143,7 +144,7 @@ func newAuthService(t *testing.T, httpExtra string) (*Service, *syncBuffer) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testkit.SyncBuffer{}
 	svc := startServiceLog(t, cfg, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	return svc, logs
 }
@@ -269,7 +270,7 @@ func TestHTTPTLS(t *testing.T) {
 func TestNATSUsers(t *testing.T) {
 	svc, logs := newAuthService(t, "")
 	url := svc.NATS().ClientURL()
-	waitFor(t, func() bool { return svc.Ready() == nil }, "service ready")
+	testkit.Eventually(t, "service ready", func() bool { return svc.Ready() == nil })
 
 	if nc, err := nats.Connect(url); err == nil {
 		nc.Close()
@@ -504,7 +505,7 @@ inference:
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	reg := NewRegistry()
 	svc, err := New(cfg, reg, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
@@ -560,16 +561,16 @@ inference:
 		return info.State.Msgs
 	}
 	feed(0, 4)
-	waitFor(t, func() bool { return streamMsgs() > 0 }, "decisions in the stream")
+	testkit.Eventually(t, "decisions in the stream", func() bool { return streamMsgs() > 0 })
 	if err := js.DeleteStream(context.Background(), "NETFEAT_DECISIONS"); err != nil {
 		t.Fatal(err)
 	}
 	published := metric("netfeat_inference_published_total")
 	feed(4, 8)
-	waitFor(t, func() bool { return metric("netfeat_inference_stream_recreated_total") == 1 }, "stream recreated")
-	waitFor(t, func() bool {
+	testkit.Eventually(t, "stream recreated", func() bool { return metric("netfeat_inference_stream_recreated_total") == 1 })
+	testkit.Eventually(t, "outbox drained into the new stream", func() bool {
 		return metric("netfeat_inference_outbox_pending") == 0 && metric("netfeat_inference_published_total") > published && streamMsgs() > 0
-	}, "outbox drained into the new stream")
+	})
 	if !strings.Contains(logs.String(), "was missing and has been recreated") {
 		t.Fatalf("no log line for the recreation:\n%s", logs.String())
 	}

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -89,9 +90,9 @@ func newSQLService(t *testing.T) *Service {
 	}}); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool {
+	testkit.Eventually(t, "decisions on r1", func() bool {
 		return len(svc.Inference().DecisionRecords()[0].Columns()) > 0 && svc.Inference().DecisionRecords()[0].NumRows() >= 2
-	}, "decisions on r1")
+	})
 	return svc
 }
 

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -150,15 +151,7 @@ func TestStartFailureNamesComponent(t *testing.T) {
 // TestExternalNATSReconnectCounted connects to an external server, restarts
 // it, and checks the disconnect and reconnect are counted.
 func TestExternalNATSReconnectCounted(t *testing.T) {
-	opts := &server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, NoSigs: true, NoLog: true}
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Start()
-	if !srv.ReadyForConnections(5 * time.Second) {
-		t.Fatal("nats-server not ready")
-	}
+	srv := testkit.StartNATS(t, server.Options{})
 	port := srv.Addr().(*net.TCPAddr).Port
 	cfg := DefaultConfig()
 	cfg.NATS.URL = srv.ClientURL()
@@ -172,30 +165,13 @@ func TestExternalNATSReconnectCounted(t *testing.T) {
 
 	srv.Shutdown()
 	srv.WaitForShutdown()
-	waitFor(t, func() bool { return testutil.ToFloat64(n.disconnects) == 1 }, "disconnect counted")
+	testkit.Eventually(t, "disconnect counted", func() bool { return testutil.ToFloat64(n.disconnects) == 1 })
 	if n.Ready() == nil {
 		t.Fatal("ready while disconnected")
 	}
-	opts2 := &server.Options{Host: "127.0.0.1", Port: port, NoSigs: true, NoLog: true}
-	srv2, err := server.NewServer(opts2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv2.Start()
-	defer func() { srv2.Shutdown(); srv2.WaitForShutdown() }()
-	waitFor(t, func() bool { return testutil.ToFloat64(n.reconnects) == 1 }, "reconnect counted")
+	testkit.StartNATS(t, server.Options{Port: port})
+	testkit.Eventually(t, "reconnect counted", func() bool { return testutil.ToFloat64(n.reconnects) == 1 })
 	if err := n.Ready(); err != nil {
 		t.Fatalf("not ready after reconnect: %v", err)
-	}
-}
-
-func waitFor(t *testing.T, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

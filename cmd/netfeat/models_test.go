@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/netfeat/netfeat/inference"
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -87,20 +88,8 @@ func TestModelsCmd(t *testing.T) {
 }
 
 func TestWatchCmd(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	defer ns.Shutdown()
-	if !ns.ReadyForConnections(5 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
+	ns := testkit.StartNATS(t, server.Options{})
+	nc := testkit.ConnectNATS(t, ns.ClientURL())
 	r := inferenceRuntime(t, nc)
 
 	type result struct {

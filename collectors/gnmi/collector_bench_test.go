@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 
 	"github.com/netfeat/netfeat/collectors/gnmi"
 	"github.com/netfeat/netfeat/internal/sim/gnmitarget"
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/normalize"
 	"github.com/netfeat/netfeat/schema"
 )
@@ -129,14 +129,6 @@ func startBlaster(b *testing.B, process bool) string {
 	return strings.TrimSpace(addr)
 }
 
-func cpuNow(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // BenchmarkCollectorLoopback measures updates received, decoded and handed
 // to the sink through the whole collector (gRPC receive, decode, batching)
 // from a local target on loopback; with sink=normalize the sink is the
@@ -179,7 +171,7 @@ func BenchmarkCollectorLoopback(b *testing.B) {
 				Subscriptions: []gnmi.Subscription{{Path: "openconfig-interfaces:interfaces/interface/state/counters"}}, Encoding: gnmi.EncodingProto}}}, sink)
 			waitSynced(b, c)
 			b.ReportAllocs()
-			start, cpu0, n0, s0 := time.Now(), cpuNow(b), got.Load(), samples.Load()
+			start, cpu0, n0, s0 := time.Now(), testkit.ProcessCPU(), got.Load(), samples.Load()
 			want := n0
 			for b.Loop() {
 				want += int64(len(leaves))
@@ -189,7 +181,7 @@ func BenchmarkCollectorLoopback(b *testing.B) {
 			}
 			n := float64(got.Load() - n0)
 			b.ReportMetric(n/time.Since(start).Seconds(), "updates/s")
-			b.ReportMetric(n/(cpuNow(b)-cpu0).Seconds(), "updates/cpu-s")
+			b.ReportMetric(n/(testkit.ProcessCPU()-cpu0).Seconds(), "updates/cpu-s")
 			if sinkName == "normalize" {
 				b.ReportMetric(float64(samples.Load()-s0)/n, "samples/update")
 			}

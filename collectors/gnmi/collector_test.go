@@ -17,6 +17,7 @@ import (
 
 	"github.com/netfeat/netfeat/collectors/gnmi"
 	"github.com/netfeat/netfeat/internal/sim/gnmitarget"
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -117,18 +118,6 @@ func startCollector(t testing.TB, cfg gnmi.Config, sink schema.ObservationSink) 
 	return c, reg
 }
 
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func waitSynced(t testing.TB, c *gnmi.Collector) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -158,7 +147,7 @@ func TestStreamAdvances(t *testing.T) {
 				Encoding: enc, SampleInterval: 30 * time.Millisecond,
 			}}}, rec)
 			waitSynced(t, c)
-			eventually(t, "in-octets to advance", func() bool {
+			testkit.Eventually(t, "in-octets to advance", func() bool {
 				v := rec.values("xr1", "openconfig-interfaces", ocInOctets)
 				return len(v) >= 3 && v[len(v)-1].Uint > v[0].Uint
 			})
@@ -205,7 +194,7 @@ func TestOnceMatchesRecording(t *testing.T) {
 	if len(v) == 0 || v[0].Uint != recordedBytesRx {
 		t.Fatalf("bytes-received = %+v, want %d", v, recordedBytesRx)
 	}
-	eventually(t, "three ONCE rounds", func() bool {
+	testkit.Eventually(t, "three ONCE rounds", func() bool {
 		return testutil.ToFloat64(mustCounter(t, reg, "netfeat_gnmi_sync_responses_total", "xr1")) >= 3
 	})
 	if n := len(rec.values("xr1", "Cisco-IOS-XR-infra-statsd-oper", xrBytesRx)); n != 1 {
@@ -228,7 +217,7 @@ func TestPoll(t *testing.T) {
 	}}}, rec)
 	waitSynced(t, c)
 	const p = "interfaces/interface[name=GigabitEthernet0/0/0]/statistics/in-octets"
-	eventually(t, "three polls", func() bool {
+	testkit.Eventually(t, "three polls", func() bool {
 		return testutil.ToFloat64(mustCounter(t, reg, "netfeat_gnmi_sync_responses_total", "xe1")) >= 3
 	})
 	v := rec.values("xe1", "Cisco-IOS-XE-interfaces-oper", p)
@@ -246,18 +235,18 @@ func TestReconnectResumes(t *testing.T) {
 	_, reg := startCollector(t, gnmi.Config{Targets: []gnmi.Target{{
 		Name: "xr1", Address: sim.Addr(), Platform: gnmi.PlatformIOSXR, Insecure: true, Encoding: gnmi.EncodingProto,
 	}}}, rec)
-	eventually(t, "three reconnects", func() bool {
+	testkit.Eventually(t, "three reconnects", func() bool {
 		return testutil.ToFloat64(mustCounter(t, reg, "netfeat_gnmi_reconnects_total", "xr1")) >= 3
 	})
 	if got := testutil.ToFloat64(mustCounter(t, reg, "netfeat_gnmi_errors_total", "xr1", "stream")); got < 3 {
 		t.Fatalf("stream errors = %v, want at least 3", got)
 	}
-	eventually(t, "the simulator to see 4 streams", func() bool { return sim.Stats().Streams >= 4 })
+	testkit.Eventually(t, "the simulator to see 4 streams", func() bool { return sim.Stats().Streams >= 4 })
 	if d := sim.Stats().Dropped; d < 3 {
 		t.Fatalf("simulator dropped %d streams, want at least 3", d)
 	}
 	before := rec.len()
-	eventually(t, "more data after reconnects", func() bool { return rec.len() > before+100 })
+	testkit.Eventually(t, "more data after reconnects", func() bool { return rec.len() > before+100 })
 }
 
 // TestBadStreamsCounted corrupts every 5th notification in each way the
@@ -271,11 +260,11 @@ func TestBadStreamsCounted(t *testing.T) {
 				Name: "xr1", Address: sim.Addr(), Platform: gnmi.PlatformIOSXR, Insecure: true, Encoding: enc,
 			}}}, rec)
 			for _, reason := range []string{"malformed_path", "malformed_value", "unknown_origin", "type_mismatch"} {
-				eventually(t, reason, func() bool {
+				testkit.Eventually(t, reason, func() bool {
 					return testutil.ToFloat64(mustCounter(t, reg, "netfeat_gnmi_errors_total", "xr1", reason)) > 0
 				})
 			}
-			eventually(t, "good data", func() bool { return len(rec.values("xr1", "openconfig-interfaces", ocInOctets)) > 2 })
+			testkit.Eventually(t, "good data", func() bool { return len(rec.values("xr1", "openconfig-interfaces", ocInOctets)) > 2 })
 			rec.mu.Lock()
 			defer rec.mu.Unlock()
 			for _, o := range rec.all {
@@ -304,10 +293,10 @@ func TestAuth(t *testing.T) {
 		{Name: "ok", Address: sim.Addr(), Platform: gnmi.PlatformIOSXR, Insecure: true, Username: "admin", PasswordFile: good},
 		{Name: "nok", Address: sim.Addr(), Platform: gnmi.PlatformIOSXR, Insecure: true, Username: "admin", PasswordFile: bad},
 	}}, rec)
-	eventually(t, "auth failure counted", func() bool {
+	testkit.Eventually(t, "auth failure counted", func() bool {
 		return testutil.ToFloat64(mustCounter(t, reg, "netfeat_gnmi_errors_total", "nok", "auth")) > 0
 	})
-	eventually(t, "good target up", func() bool { return len(rec.values("ok", "openconfig-interfaces", ocInOctets)) > 0 })
+	testkit.Eventually(t, "good target up", func() bool { return len(rec.values("ok", "openconfig-interfaces", ocInOctets)) > 0 })
 	states := map[string]schema.DeviceState{}
 	for _, s := range c.DeviceStates() {
 		states[s.Device] = s
@@ -330,11 +319,11 @@ func TestFloodDoesNotBlockOthers(t *testing.T) {
 		{Name: "flood", Address: flood.Addr(), Platform: gnmi.PlatformIOSXR, Insecure: true, Encoding: gnmi.EncodingProto, MaxUpdateRate: 200},
 		{Name: "calm", Address: calm.Addr(), Platform: gnmi.PlatformNXOS, Insecure: true, Encoding: gnmi.EncodingProto},
 	}}, rec)
-	eventually(t, "flood rate-limited", func() bool {
+	testkit.Eventually(t, "flood rate-limited", func() bool {
 		return testutil.ToFloat64(mustCounter(t, reg, "netfeat_gnmi_errors_total", "flood", "rate_limited")) > 500
 	})
 	const dme = "sys/intf/phys-[id=eth1/11]/dbgIfHCIn/octets"
-	eventually(t, "calm target's DME counters advance", func() bool {
+	testkit.Eventually(t, "calm target's DME counters advance", func() bool {
 		v := rec.values("calm", "DME", dme)
 		return len(v) > 3 && v[len(v)-1].Uint > v[0].Uint
 	})
@@ -356,7 +345,8 @@ func TestStartStop(t *testing.T) {
 	if err := c.Start(context.Background()); err == nil {
 		t.Fatal("second Start succeeded")
 	}
-	time.Sleep(50 * time.Millisecond)
+	// Real TCP dials: wait for the first refused one, not a fixed time.
+	testkit.Eventually(t, "a refused connect", func() bool { return c.DeviceStates()[0].Errors > 0 })
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := c.Stop(ctx); err != nil {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/normalize"
 	"github.com/netfeat/netfeat/schema"
 )
@@ -74,7 +74,7 @@ func BenchmarkDecode(b *testing.B) {
 					b.ReportAllocs()
 					b.SetBytes(int64(len(msgs[0])))
 					i := 0
-					cpu0 := cpuTime(b)
+					cpu0 := testkit.ProcessCPU()
 					for b.Loop() {
 						if dec == "wire" {
 							d.response(msgs[i%ifaces], 1)
@@ -89,23 +89,11 @@ func BenchmarkDecode(b *testing.B) {
 						i++
 					}
 					b.ReportMetric(float64(n)*float64(i)/b.Elapsed().Seconds(), "updates/s")
-					b.ReportMetric(float64(n)*float64(i)/(cpuTime(b)-cpu0).Seconds(), "updates/cpu-s")
+					b.ReportMetric(float64(n)*float64(i)/(testkit.ProcessCPU()-cpu0).Seconds(), "updates/cpu-s")
 				})
 			}
 		}
 	}
-}
-
-// cpuTime is the CPU time (user+system) the process has used. On a shared
-// machine wall-clock rates understate what one core does; updates/cpu-s
-// divides by the CPU the benchmark actually got.
-func cpuTime(b *testing.B) time.Duration {
-	b.Helper()
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkDecodeNormalize is BenchmarkDecode (wire decoder) followed by
@@ -148,7 +136,7 @@ func BenchmarkDecodeNormalize(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	i := 0
-	cpu0 := cpuTime(b)
+	cpu0 := testkit.ProcessCPU()
 	for b.Loop() {
 		// Time advances by a second per round of interfaces; the counters
 		// stay, so each yields a (zero) rate.
@@ -164,6 +152,6 @@ func BenchmarkDecodeNormalize(b *testing.B) {
 	}
 	updates := float64(len(leaves) * i)
 	b.ReportMetric(updates/b.Elapsed().Seconds(), "updates/s")
-	b.ReportMetric(updates/(cpuTime(b)-cpu0).Seconds(), "updates/cpu-s")
+	b.ReportMetric(updates/(testkit.ProcessCPU()-cpu0).Seconds(), "updates/cpu-s")
 	b.ReportMetric(float64(samples)/updates, "samples/update")
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/netfeat/netfeat/collectors/gnmi"
 	"github.com/netfeat/netfeat/internal/sim/gnmitarget"
+	"github.com/netfeat/netfeat/internal/testkit"
 )
 
 // TestResubscribeDuplicatesDropped: the simulator publishes once (interval
@@ -19,10 +20,10 @@ func TestResubscribeDuplicatesDropped(t *testing.T) {
 	_, reg := startCollector(t, gnmi.Config{Targets: []gnmi.Target{{
 		Name: "xr1", Address: sim.Addr(), Platform: gnmi.PlatformIOSXR, Insecure: true, Encoding: gnmi.EncodingProto,
 	}}}, rec)
-	eventually(t, "three re-subscribes", func() bool {
+	testkit.Eventually(t, "three re-subscribes", func() bool {
 		return testutil.ToFloat64(mustCounter(t, reg, "netfeat_gnmi_reconnects_total", "xr1")) >= 3
 	})
-	eventually(t, "repeats to be counted", func() bool {
+	testkit.Eventually(t, "repeats to be counted", func() bool {
 		return testutil.ToFloat64(mustCounter(t, reg, "netfeat_gnmi_duplicates_dropped_total", "xr1")) > 0
 	})
 	if rec.len() == 0 {

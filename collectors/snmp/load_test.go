@@ -11,13 +11,13 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netfeat/netfeat/internal/sim/snmpagent"
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -95,12 +95,6 @@ func runLoadSimulator() {
 	bufio.NewReader(os.Stdin).ReadString('\n') // until the parent closes stdin
 	sim.Stop(context.Background())
 	os.Exit(0)
-}
-
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // peakRSS returns this process's VmHWM in bytes (0 if unknown).
@@ -199,9 +193,9 @@ func TestLoad1000Devices(t *testing.T) {
 	}
 	time.Sleep(interval) // warm-up: every device identified once
 	res0, _ := pollCounts(t, reg)
-	cpu0, obs0, wall0 := cpuTime(), obs.Load(), time.Now()
+	cpu0, obs0, wall0 := testkit.ProcessCPU(), obs.Load(), time.Now()
 	time.Sleep(measure)
-	cpu, wall := cpuTime()-cpu0, time.Since(wall0)
+	cpu, wall := testkit.ProcessCPU()-cpu0, time.Since(wall0)
 	n := obs.Load() - obs0
 	res1, skipped := pollCounts(t, reg)
 	var ms runtime.MemStats

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -137,18 +138,6 @@ func startTraps(t *testing.T, cfg Config, sink schema.ObservationSink, log *slog
 	return p
 }
 
-// eventually waits up to 10 s for cond, in 2 ms steps.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for range 5000 {
-		if cond() {
-			return
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	t.Fatalf("gave up waiting for %s", what)
-}
-
 func trapErrs(p *Poller, source, reason string) float64 {
 	return testutil.ToFloat64(p.m.trapErrors.WithLabelValues(source, reason))
 }
@@ -215,7 +204,7 @@ func TestTrapSources(t *testing.T) {
 			if tc.from == "127.0.0.1" {
 				want = 2
 			}
-			eventually(t, "the target's trap", func() bool { return len(sink.devices()) == want })
+			testkit.Eventually(t, "the target's trap", func() bool { return len(sink.devices()) == want })
 			got := sink.devices()[0]
 			if tc.wantDevice == "" {
 				if got != "pe1" || trapErrs(p, "other", "unknown_source") != 1 {
@@ -266,16 +255,16 @@ func TestTrapFlood(t *testing.T) {
 				}
 				fc.Write(msg)
 			}
-			eventually(t, "pe1's trap", func() bool { return sink.count("pe1") == 1 })
+			testkit.Eventually(t, "pe1's trap", func() bool { return sink.count("pe1") == 1 })
 			// Every flood trap is either accepted or shed (none is lost in a
 			// 4 MiB socket buffer).
-			eventually(t, "every flood trap counted", func() bool {
+			testkit.Eventually(t, "every flood trap counted", func() bool {
 				return trapsOK(p, tc.label)+trapErrs(p, tc.label, "shed") == flood
 			})
 			if shed := trapErrs(p, tc.label, "shed"); shed < flood/2 {
 				t.Fatalf("shed %v of %d traps over a burst of 100", shed, flood)
 			}
-			eventually(t, "the accepted flood traps at the sink", func() bool {
+			testkit.Eventually(t, "the accepted flood traps at the sink", func() bool {
 				return float64(len(sink.devices())-1) == trapsOK(p, tc.label)
 			})
 		})
@@ -301,19 +290,19 @@ func TestTrapSlowSink(t *testing.T) {
 	c := udpFrom(t, "127.0.0.1", p.TrapAddr())
 	msg := linkDownMsg(t, "public", 7)
 	c.Write(msg)
-	eventually(t, "the sink to hold the first trap", func() bool { return calls.Load() == 1 })
+	testkit.Eventually(t, "the sink to hold the first trap", func() bool { return calls.Load() == 1 })
 	for range 20 {
 		c.Write(msg)
 	}
 	// 4 fit in the queue, 16 are shed; the read loop went through all 20.
-	eventually(t, "20 traps handled", func() bool { return trapsOK(p, "pe1")+trapErrs(p, "pe1", "shed") == 21 })
+	testkit.Eventually(t, "20 traps handled", func() bool { return trapsOK(p, "pe1")+trapErrs(p, "pe1", "shed") == 21 })
 	if shed := trapErrs(p, "pe1", "shed"); shed != 16 {
 		t.Fatalf("shed %v, want 16", shed)
 	}
 	close(release)
-	eventually(t, "the queue drained", func() bool { return calls.Load() == 5 })
+	testkit.Eventually(t, "the queue drained", func() bool { return calls.Load() == 5 })
 	c.Write(msg)
-	eventually(t, "a trap after the sink caught up", func() bool { return calls.Load() == 6 })
+	testkit.Eventually(t, "a trap after the sink caught up", func() bool { return calls.Load() == 6 })
 }
 
 // rawTrap marshals a notification PDU with gosnmp.
@@ -375,7 +364,7 @@ func TestTrapRefused(t *testing.T) {
 	}
 	// Not ours to judge: an enterprise trap nobody maps goes to the sink.
 	c.Write(rawTrap(t, gosnmp.Version2c, "public", gosnmp.SNMPv2Trap, upTime, trapOID(".1.3.6.1.4.1.99999.0.42")))
-	eventually(t, "the enterprise trap", func() bool { return len(sink.devices()) == 1 })
+	testkit.Eventually(t, "the enterprise trap", func() bool { return len(sink.devices()) == 1 })
 	b := sink.batches[0]
 	if len(b) != 2 || b[1].Str != "1.3.6.1.4.1.99999.0.42" {
 		t.Fatalf("enterprise trap = %+v", b)
@@ -433,12 +422,12 @@ func TestTrapLogRateLimit(t *testing.T) {
 		u.Write(linkDownMsg(t, "public", 7))
 	}
 	c.Write(linkDownMsg(t, "public", 7))
-	eventually(t, "the good trap", func() bool { return len(sink.devices()) == 1 })
+	testkit.Eventually(t, "the good trap", func() bool { return len(sink.devices()) == 1 })
 	if trapErrs(p, "pe1", "malformed") != 200 || trapErrs(p, "pe1", "community") != 200 {
 		t.Fatalf("counted %v malformed, %v community; want 200 each",
 			trapErrs(p, "pe1", "malformed"), trapErrs(p, "pe1", "community"))
 	}
-	eventually(t, "the unknown sources counted", func() bool { return trapErrs(p, "other", "unknown_source") == 200 })
+	testkit.Eventually(t, "the unknown sources counted", func() bool { return trapErrs(p, "other", "unknown_source") == 200 })
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, r := range []string{"malformed", "community", "unknown_source"} {

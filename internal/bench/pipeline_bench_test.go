@@ -3,11 +3,11 @@ package bench
 import (
 	"context"
 	"fmt"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/netfeat/netfeat/featurestore"
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/normalize"
 	"github.com/netfeat/netfeat/schema"
 )
@@ -71,7 +71,7 @@ func BenchmarkObserveToHotTier(b *testing.B) {
 			}
 			appended = 0
 			b.ReportAllocs()
-			cpu0 := processCPU()
+			cpu0 := testkit.ProcessCPU()
 			i := 0
 			for b.Loop() {
 				if err := n.Observe(ctx, step(i)); err != nil {
@@ -79,20 +79,12 @@ func BenchmarkObserveToHotTier(b *testing.B) {
 				}
 				i++
 			}
-			cpu := processCPU() - cpu0
+			cpu := testkit.ProcessCPU() - cpu0
 			b.ReportMetric(float64(appended)/b.Elapsed().Seconds(), "samples/s")
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(appended), "cpu-ns/sample")
 			b.ReportMetric(float64(appended)/float64(b.N), "samples/op")
 		})
 	}
-}
-
-// processCPU is this process's user + system time, at microsecond
-// resolution.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkRecorder measures recording one latency and, separately, a

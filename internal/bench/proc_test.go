@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/netfeat/netfeat/internal/testkit"
 )
 
 func TestParseProcStat(t *testing.T) {
@@ -107,7 +109,7 @@ func TestReadProcSelf(t *testing.T) {
 // may be busy) and returns a value the compiler cannot drop.
 func spinCPU(d time.Duration) int {
 	x := 0
-	for t0 := processCPU(); processCPU()-t0 < d; {
+	for t0 := testkit.ProcessCPU(); testkit.ProcessCPU()-t0 < d; {
 		for range 100000 {
 			x++
 		}

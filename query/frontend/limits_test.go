@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/query"
 )
 
@@ -68,7 +70,7 @@ func TestBusy(t *testing.T) {
 		t.Fatalf("HTTP: %d Retry-After %q %s", resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
 
-	nc := startNATS(t)
+	nc := testkit.ConnectNATS(t, testkit.StartNATS(t, server.Options{MaxPayload: 64 << 10}).ClientURL())
 	r := NewNATSResponder(nc, e, "", nil)
 	if err := r.Start(t.Context()); err != nil {
 		t.Fatal(err)
@@ -134,7 +136,7 @@ func TestStatusOf(t *testing.T) {
 // TestNATSBurst sends more requests than the responder takes in hand at
 // once: every one gets an answer (a result or busy), none is dropped.
 func TestNATSBurst(t *testing.T) {
-	nc := startNATS(t)
+	nc := testkit.ConnectNATS(t, testkit.StartNATS(t, server.Options{MaxPayload: 64 << 10}).ClientURL())
 	e := newTestEngine(t, testSource(t, 1000, 100), func(o *query.Options) { o.MaxConcurrent, o.MaxQueued = 1, 2 })
 	r := NewNATSResponder(nc, e, "", nil)
 	if err := r.Start(t.Context()); err != nil {

@@ -15,8 +15,10 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/netfeat/netfeat/collectors/gnmi"
+	"github.com/netfeat/netfeat/internal/testkit"
 )
 
 func TestMain(m *testing.M) {
@@ -160,17 +162,24 @@ func TestCapabilities(t *testing.T) {
 // the request (resolved from the first element) and checks the counter
 // advanced between polls. The first poll must come before the first tick
 // to see the recorded value: with a 10 ms interval a loaded CI machine
-// sometimes polled after it, so the interval is 250 ms.
+// sometimes polled after it, and with 250 ms so did -race -count=20 on a
+// busy one, so the interval is 1 s. The second poll waits for the tick,
+// not for the interval, so the test takes no longer than the first tick.
 func TestPollAdvancesAndJSON(t *testing.T) {
-	_, cli := start(t, Options{Interval: 250 * time.Millisecond})
+	_, cli := start(t, Options{Interval: time.Second})
 	const p = "interfaces/interface[name=GigabitEthernet0/0/0/0]/state/counters/in-octets"
 	st := openSub(t, cli, gpb.SubscriptionList_POLL, gpb.Encoding_JSON_IETF, p)
 	first := untilSync(t, st)
-	time.Sleep(300 * time.Millisecond)
-	if err := st.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Poll{Poll: &gpb.Poll{}}}); err != nil {
-		t.Fatal(err)
-	}
-	second := untilSync(t, st)
+	// Poll again until the answer changes (the next tick), rather than
+	// sleeping past the tick: the target serves real gRPC over TCP.
+	var second []*gpb.Notification
+	testkit.Eventually(t, "a poll answered after the next tick", func() bool {
+		if err := st.Send(&gpb.SubscribeRequest{Request: &gpb.SubscribeRequest_Poll{Poll: &gpb.Poll{}}}); err != nil {
+			t.Fatal(err)
+		}
+		second = untilSync(t, st)
+		return len(first) != 1 || len(second) != 1 || !proto.Equal(first[0].Update[0].Val, second[0].Update[0].Val)
+	})
 	if len(first) != 1 || len(second) != 1 {
 		t.Fatalf("polls returned %d and %d notifications, want 1 each", len(first), len(second))
 	}
