@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/netfeat/netfeat/gnmipath"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -235,8 +236,8 @@ func compileProfile(src profileSource, byName map[string]profileSource) (*compil
 	gpos := map[string]int{}
 	for _, p := range line {
 		for _, m := range p.GNMI {
-			pp, _ := parseGNMIPath(m.Path)
-			k := originClass(m.Origin) + "|" + pp.schema + "|" + m.Metric + "|" + m.Role
+			pp, _ := gnmipath.SplitPath(m.Path)
+			k := originClass(m.Origin) + "|" + pp.Schema + "|" + m.Metric + "|" + m.Role
 			if i, ok := gpos[k]; ok {
 				gdefs[i] = gnmiDef{m, p.Name}
 				continue
@@ -254,14 +255,14 @@ func compileProfile(src profileSource, byName map[string]profileSource) (*compil
 		if err != nil {
 			return nil, fmt.Errorf("gnmi mapping %s: %w", d.m.Path, err)
 		}
-		pp, err := parseGNMIPath(d.m.Path)
+		pp, err := gnmipath.SplitPath(d.m.Path)
 		if err != nil {
 			return nil, err
 		}
 		class := originClass(d.m.Origin)
 		c.gnmiClass[class] = true
-		leaves := append([]string{pp.schema}, nil...)
-		parent := pp.schema[:strings.LastIndexByte(pp.schema, '/')+1]
+		leaves := append([]string{pp.Schema}, nil...)
+		parent := pp.Schema[:strings.LastIndexByte(pp.Schema, '/')+1]
 		for _, s := range d.m.Plus {
 			leaves = append(leaves, parent+s)
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/netfeat/netfeat/gnmipath"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -263,7 +264,7 @@ func (t *Target) validate(f string) []error {
 	}
 	for j, s := range t.Subscriptions {
 		sf := fmt.Sprintf("%ssubscriptions[%d].", f, j)
-		if _, err := ParsePath(s.Path); err != nil {
+		if _, err := gnmipath.Parse(s.Path); err != nil {
 			errs = append(errs, schema.Errorf(sf+"path", "%v", err))
 		}
 		if s.Mode != "" && !validStreamMode(s.Mode) {

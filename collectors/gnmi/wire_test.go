@@ -1,7 +1,6 @@
 package gnmi
 
 import (
-	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"testing"
@@ -187,10 +186,4 @@ func FuzzWire(f *testing.F) {
 			}
 		}
 	})
-}
-
-func ExampleParsePath() {
-	p, _ := ParsePath("openconfig-interfaces:interfaces/interface[name=Gi0/0/0/0]/state")
-	fmt.Println(p.Origin, len(p.Elem), p.Elem[1].Key["name"])
-	// Output: openconfig-interfaces 3 Gi0/0/0/0
 }
