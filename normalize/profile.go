@@ -502,11 +502,9 @@ func compileTemplate(s string, names []NameTable, gnmi bool) (template, error) {
 				}
 				seg.arc = n
 			}
-			if names != nil {
-				for k, nt := range names {
-					if nt.Name == seg.text {
-						seg.table = k
-					}
+			for k, nt := range names {
+				if nt.Name == seg.text {
+					seg.table = k
 				}
 			}
 			t = append(t, seg)
