@@ -608,6 +608,7 @@ func typedValue(path string, v *gpb.TypedValue, emit func(string, any), leaf fun
 	case *gpb.TypedValue_DoubleVal:
 		emit(path, x.DoubleVal)
 	case *gpb.TypedValue_FloatVal:
+		//lint:ignore SA1019 float_val is deprecated for double_val, but captures from older targets contain it.
 		emit(path, float64(x.FloatVal))
 	case *gpb.TypedValue_StringVal:
 		emit(path, x.StringVal)
@@ -616,6 +617,7 @@ func typedValue(path string, v *gpb.TypedValue, emit func(string, any), leaf fun
 	case *gpb.TypedValue_AsciiVal:
 		emit(path, x.AsciiVal)
 	case *gpb.TypedValue_DecimalVal:
+		//lint:ignore SA1019 decimal_val is deprecated for double_val, but captures from older targets contain it.
 		emit(path, float64(x.DecimalVal.GetDigits())/math.Pow10(int(x.DecimalVal.GetPrecision())))
 	case nil:
 		emit(path, nil)

@@ -267,11 +267,13 @@ func (d *decoder) value(origin string, pathStart int, v *gpb.TypedValue, ts, rec
 			o.Int = 1
 		}
 	case *gpb.TypedValue_FloatVal:
+		//lint:ignore SA1019 float_val is deprecated for double_val, but older targets (IOS-XR 6.x, NX-OS 9.x) still send it.
 		o.Kind, o.Float = schema.KindFloat, float64(tv.FloatVal)
 	case *gpb.TypedValue_DoubleVal:
 		o.Kind, o.Float = schema.KindFloat, tv.DoubleVal
 	case *gpb.TypedValue_DecimalVal:
 		o.Kind = schema.KindFloat
+		//lint:ignore SA1019 decimal_val is deprecated for double_val, but older targets still send it.
 		o.Float = float64(tv.DecimalVal.GetDigits()) / math.Pow10(int(tv.DecimalVal.GetPrecision()))
 	case *gpb.TypedValue_AsciiVal:
 		o.Kind, o.Str = schema.KindString, tv.AsciiVal
@@ -367,6 +369,7 @@ func leafListJSON(l *gpb.ScalarArray) string {
 		case *gpb.TypedValue_DoubleVal:
 			vals = append(vals, x.DoubleVal)
 		case *gpb.TypedValue_FloatVal:
+			//lint:ignore SA1019 float_val is deprecated for double_val, but older targets (IOS-XR 6.x, NX-OS 9.x) still send it.
 			vals = append(vals, x.FloatVal)
 		default:
 			vals = append(vals, e.String())

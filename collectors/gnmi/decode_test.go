@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 these tests build the deprecated decimal_val that older targets still send, to check the decoder reads it.
+
 package gnmi
 
 import (

@@ -297,6 +297,7 @@ func (d *decoder) response(b []byte, recv int64) (int, string) {
 				return respOther, ""
 			}
 			b = b[n:]
+			//lint:ignore SA1019 the error field is deprecated for a gRPC status, but older targets still report failures in it.
 			e := &gpb.Error{}
 			if proto.Unmarshal(v, e) == nil {
 				msg = e.GetMessage()
@@ -524,6 +525,7 @@ func (d *decoder) wireValue(pathStart int, b []byte, ts, recv int64) {
 		case num == 14 && typ == protowire.Fixed64Type:
 			next.Kind, next.Float = schema.KindFloat, math.Float64frombits(x)
 		case num == 7 && typ == protowire.BytesType:
+			//lint:ignore SA1019 decimal_val is deprecated for double_val, but older targets still send it.
 			dec := &gpb.Decimal64{}
 			if proto.Unmarshal(v, dec) != nil {
 				d.reject(reasonBadMessage)

@@ -1,3 +1,5 @@
+//lint:file-ignore SA1019 these tests build the deprecated encodings (Path.element, float_val, decimal_val, the error field) that older targets still send, to check the decoders read them.
+
 package gnmi
 
 import (
