@@ -267,12 +267,12 @@ func keyedPath(elems []string, keys map[string]string) string {
 // by the live collector's rules (yangjson.Flatten). A leaf that cannot be
 // represented is reported to bad.
 func flattenJSON(path string, v any, emit func(path string, o schema.Observation), bad func(path string)) {
-	yangjson.Flatten([]byte(path), v, func(p []byte, o *schema.Observation) {
-		if o == nil {
+	yangjson.Flatten([]byte(path), v, func(p []byte, o schema.Observation, ok bool) {
+		if !ok {
 			bad(string(p))
 			return
 		}
-		emit(string(p), *o)
+		emit(string(p), o)
 	})
 }
 
@@ -629,12 +629,12 @@ func typedValue(path string, v *gpb.TypedValue, emit func(string, any), leaf fun
 
 func jsonBlob(path string, data []byte, leaf func(string, schema.Observation)) error {
 	var bad error
-	_, err := yangjson.Decode([]byte(path), data, func(p []byte, o *schema.Observation) {
-		if o == nil {
+	_, err := yangjson.Decode([]byte(path), data, func(p []byte, o schema.Observation, ok bool) {
+		if !ok {
 			bad = fmt.Errorf("path %s: value cannot be represented", p)
 			return
 		}
-		leaf(string(p), *o)
+		leaf(string(p), o)
 	})
 	if err != nil {
 		return fmt.Errorf("json value: %w", err)

@@ -24,9 +24,10 @@ import (
 
 // LeafFunc receives one leaf: path is the buffer given to Flatten extended
 // by the leaf's elements (valid only during the call) and o the leaf's
-// value (Kind and the matching value field). o is nil when the leaf's value
-// cannot be represented; the caller decides whether that is an error.
-type LeafFunc func(path []byte, o *schema.Observation)
+// value (Kind and the matching value field). ok is false when the leaf's
+// value cannot be represented; the caller decides whether that is an
+// error. o is passed by value so that a leaf costs no allocation.
+type LeafFunc func(path []byte, o schema.Observation, ok bool)
 
 // Decode flattens the JSON value raw below the path in dst, calling leaf
 // for each leaf, and returns dst, possibly grown, with its original
@@ -34,7 +35,7 @@ type LeafFunc func(path []byte, o *schema.Observation)
 // without a JSON decoder. The error is for raw that is not JSON.
 func Decode(dst, raw []byte, leaf LeafFunc) ([]byte, error) {
 	if o, ok := fastLeaf(bytes.TrimSpace(raw)); ok {
-		leaf(dst, &o)
+		leaf(dst, o, true)
 		return dst, nil
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
@@ -92,22 +93,18 @@ func walk(dst []byte, at int, v any, leaf LeafFunc) []byte {
 	case []any:
 		if len(x) == 1 && x[0] == nil {
 			// YANG "empty" is encoded as [null].
-			leaf(dst, &schema.Observation{Kind: schema.KindNull})
+			leaf(dst, schema.Observation{Kind: schema.KindNull}, true)
 			return dst
 		}
 		b, err := json.Marshal(x)
 		if err != nil {
-			leaf(dst, nil)
+			leaf(dst, schema.Observation{}, false)
 			return dst
 		}
-		leaf(dst, &schema.Observation{Kind: schema.KindJSON, Str: string(b)})
+		leaf(dst, schema.Observation{Kind: schema.KindJSON, Str: string(b)}, true)
 	default:
 		o, ok := Scalar(x)
-		if !ok {
-			leaf(dst, nil)
-			return dst
-		}
-		leaf(dst, &o)
+		leaf(dst, o, ok)
 	}
 	return dst
 }

@@ -11,8 +11,8 @@ import (
 )
 
 // leafString renders one leaf for comparison.
-func leafString(path []byte, o *schema.Observation) string {
-	if o == nil {
+func leafString(path []byte, o schema.Observation, ok bool) string {
+	if !ok {
 		return string(path) + " bad"
 	}
 	var v string
@@ -105,8 +105,8 @@ func TestDecode(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got []string
-			dst, err := Decode([]byte(tt.prefix), []byte(tt.in), func(path []byte, o *schema.Observation) {
-				got = append(got, leafString(path, o))
+			dst, err := Decode([]byte(tt.prefix), []byte(tt.in), func(path []byte, o schema.Observation, ok bool) {
+				got = append(got, leafString(path, o, ok))
 			})
 			if err != nil {
 				t.Fatalf("Decode(%s): %v", tt.in, err)
@@ -123,15 +123,15 @@ func TestDecode(t *testing.T) {
 
 func TestDecodeRejectsBrokenJSON(t *testing.T) {
 	called := false
-	if _, err := Decode([]byte("p"), []byte(`{"a":`), func([]byte, *schema.Observation) { called = true }); err == nil || called {
+	if _, err := Decode([]byte("p"), []byte(`{"a":`), func([]byte, schema.Observation, bool) { called = true }); err == nil || called {
 		t.Fatalf("Decode of broken JSON: err %v, leaf called %v", err, called)
 	}
 }
 
 func TestFlattenReportsUnrepresentable(t *testing.T) {
 	var got []string
-	Flatten([]byte("p"), map[string]any{"a": 1.5, "b": json.Number("2")}, func(path []byte, o *schema.Observation) {
-		got = append(got, leafString(path, o))
+	Flatten([]byte("p"), map[string]any{"a": 1.5, "b": json.Number("2")}, func(path []byte, o schema.Observation, ok bool) {
+		got = append(got, leafString(path, o, ok))
 	})
 	// float64 is not what a UseNumber decoder produces.
 	if want := []string{"p/a bad", "p/b counter64 2"}; !reflect.DeepEqual(got, want) {

@@ -344,13 +344,13 @@ func (d *decoder) json(pathStart int, raw []byte, ts, recv int64) {
 
 // jsonLeaf emits one leaf found by d.json; it is bound to d.leaf once, so
 // that flattening allocates no closure.
-func (d *decoder) jsonLeaf(path []byte, o *schema.Observation) {
-	if o == nil {
+func (d *decoder) jsonLeaf(path []byte, o schema.Observation, ok bool) {
+	if !ok {
 		d.reject(reasonBadValue)
 		return
 	}
 	d.key = path
-	d.emit(o, d.jsonStart, d.jsonTS, d.jsonRecv)
+	d.emit(&o, d.jsonStart, d.jsonTS, d.jsonRecv)
 }
 
 // leafListJSON renders a leaf-list of scalars as a JSON array.
