@@ -52,7 +52,9 @@ const maxCaptureBytes = 256 << 20
 // gNMI origin or the YANG module of the encoding path, Path with list keys
 // in brackets ("interfaces/interface[name=Gi0/0/0/0]/state/counters/in-octets"),
 // typed values (non-negative integers as KindCounter64, negative as
-// KindInteger, decimals as KindFloat, strings, booleans), and DeviceTime and
+// KindInteger, decimals as KindFloat, strings, booleans; JSON content is
+// flattened and typed by package yangjson, as the gNMI collector does it,
+// so enumerations are KindEnum and RFC 7951 numeric strings numbers), and DeviceTime and
 // RecvTime set to the message timestamp. NX-OS DME objects become
 // "<dn>/<attribute>" paths with origin "DME". device names the target; when
 // empty, the node id or source recorded in the capture is used. name is
