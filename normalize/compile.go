@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/netfeat/netfeat/gnmipath"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -54,25 +55,24 @@ type mapping struct {
 // compiled is a profile with its inheritance resolved and its mappings
 // indexed for lookup.
 type compiled struct {
-	name       string
-	priority   int
-	oidPrefix  []string
-	descr      []*regexp.Regexp
-	origins    []string
-	names      []NameTable
-	nameCols   map[string]nameCol // column OID → table, preference
-	snmp       map[string][]*mapping
-	ignore     []string
-	gnmi       map[gnmiKey][]*mapping
-	gnmiClass  map[string]bool // origin classes the profile maps
-	scalars    []string        // OIDs to GET
-	columns    []string        // column OIDs to walk
-	hasUptime  bool
-	descrText  string
-	nMappings  int
-	nextCombo  int
-	nextMapID  int
-	sourceName string
+	name      string
+	priority  int
+	oidPrefix []string
+	descr     []*regexp.Regexp
+	origins   []string
+	names     []NameTable
+	nameCols  map[string]nameCol // column OID → table, preference
+	snmp      map[string][]*mapping
+	ignore    []string
+	gnmi      map[gnmiKey][]*mapping
+	gnmiClass map[string]bool // origin classes the profile maps
+	scalars   []string        // OIDs to GET
+	columns   []string        // column OIDs to walk
+	hasUptime bool
+	descrText string
+	nMappings int
+	nextCombo int
+	nextMapID int
 }
 
 type nameCol struct {
@@ -190,22 +190,8 @@ func compileProfile(src profileSource, byName map[string]profileSource) (*compil
 		m.scalar, m.suffix = d.m.Scalar, d.m.IndexSuffix
 		oids := append([]string{d.m.OID}, d.m.Plus...)
 		oids = append(oids, d.m.Minus...)
-		for i, o := range oids {
-			pm := m
-			if len(oids) > 1 {
-				if i == 0 {
-					m.combo = &combo{id: c.nextCombo, parts: len(oids), conv: m}
-					c.nextCombo++
-				}
-				cp := *m
-				cp.id = c.nextMapID
-				c.nextMapID++
-				cp.part, cp.sign = i, 1
-				if i > len(d.m.Plus) {
-					cp.sign = -1
-				}
-				pm = &cp
-			}
+		for i, pm := range c.expandCombo(m, len(oids), len(d.m.Plus)) {
+			o := oids[i]
 			c.snmp[o] = append(c.snmp[o], pm)
 			if d.m.Scalar {
 				scalarSet[o+".0"] = true
@@ -235,8 +221,8 @@ func compileProfile(src profileSource, byName map[string]profileSource) (*compil
 	gpos := map[string]int{}
 	for _, p := range line {
 		for _, m := range p.GNMI {
-			pp, _ := parseGNMIPath(m.Path)
-			k := originClass(m.Origin) + "|" + pp.schema + "|" + m.Metric + "|" + m.Role
+			pp, _ := gnmipath.SplitPath(m.Path)
+			k := originClass(m.Origin) + "|" + pp.Schema + "|" + m.Metric + "|" + m.Role
 			if i, ok := gpos[k]; ok {
 				gdefs[i] = gnmiDef{m, p.Name}
 				continue
@@ -254,42 +240,52 @@ func compileProfile(src profileSource, byName map[string]profileSource) (*compil
 		if err != nil {
 			return nil, fmt.Errorf("gnmi mapping %s: %w", d.m.Path, err)
 		}
-		pp, err := parseGNMIPath(d.m.Path)
+		pp, err := gnmipath.SplitPath(d.m.Path)
 		if err != nil {
 			return nil, err
 		}
 		class := originClass(d.m.Origin)
 		c.gnmiClass[class] = true
-		leaves := append([]string{pp.schema}, nil...)
-		parent := pp.schema[:strings.LastIndexByte(pp.schema, '/')+1]
+		leaves := append([]string{pp.Schema}, nil...)
+		parent := pp.Schema[:strings.LastIndexByte(pp.Schema, '/')+1]
 		for _, s := range d.m.Plus {
 			leaves = append(leaves, parent+s)
 		}
 		for _, s := range d.m.Minus {
 			leaves = append(leaves, parent+s)
 		}
-		for i, l := range leaves {
-			pm := m
-			if len(leaves) > 1 {
-				if i == 0 {
-					m.combo = &combo{id: c.nextCombo, parts: len(leaves), conv: m}
-					c.nextCombo++
-				}
-				cp := *m
-				cp.id = c.nextMapID
-				c.nextMapID++
-				cp.part, cp.sign = i, 1
-				if i > len(d.m.Plus) {
-					cp.sign = -1
-				}
-				pm = &cp
-			}
-			k := gnmiKey{class: class, schema: l}
+		for i, pm := range c.expandCombo(m, len(leaves), len(d.m.Plus)) {
+			k := gnmiKey{class: class, schema: leaves[i]}
 			c.gnmi[k] = append(c.gnmi[k], pm)
 		}
 		c.nMappings++
 	}
 	return c, nil
+}
+
+// expandCombo returns the mappings for the n sources of m, an SNMP OID or
+// gNMI leaf followed by its plus and then its minus sources, in that
+// order. One source is m itself. Several make a combination: m gets the
+// combo they share, and each source a copy of m with its own id, its part
+// number and sign +1 (the first source and the plus ones) or -1 (minus).
+func (c *compiled) expandCombo(m *mapping, n, plus int) []*mapping {
+	if n == 1 {
+		return []*mapping{m}
+	}
+	m.combo = &combo{id: c.nextCombo, parts: n, conv: m}
+	c.nextCombo++
+	out := make([]*mapping, n)
+	for i := range out {
+		cp := *m
+		cp.id = c.nextMapID
+		c.nextMapID++
+		cp.part, cp.sign = i, 1
+		if i > plus {
+			cp.sign = -1
+		}
+		out[i] = &cp
+	}
+	return out
 }
 
 func (c *compiled) compileConversion(conv Conversion, cite string, gnmi bool) (*mapping, error) {

@@ -73,25 +73,39 @@ const (
 	MaxMaxNameLength = 4096
 )
 
-// withDefaults returns c with every zero field set to its default.
+// DefaultConfig returns the defaults applied to keys the file leaves out.
+func DefaultConfig() Config {
+	return Config{
+		ReloadInterval:     DefaultReloadInterval,
+		MaxClockSkew:       DefaultMaxClockSkew,
+		MaxSampleAge:       DefaultMaxSampleAge,
+		ClockSkewAction:    ClockRestamp,
+		MaxSeriesPerDevice: DefaultMaxSeriesPerDevice,
+		MaxNameLength:      DefaultMaxNameLength,
+	}
+}
+
+// withDefaults returns c with every zero field that has a default set to
+// it from DefaultConfig.
 func (c Config) withDefaults() Config {
+	d := DefaultConfig()
 	if c.ReloadInterval == 0 {
-		c.ReloadInterval = DefaultReloadInterval
+		c.ReloadInterval = d.ReloadInterval
 	}
 	if c.MaxClockSkew == 0 {
-		c.MaxClockSkew = DefaultMaxClockSkew
+		c.MaxClockSkew = d.MaxClockSkew
 	}
 	if c.MaxSampleAge == 0 {
-		c.MaxSampleAge = DefaultMaxSampleAge
+		c.MaxSampleAge = d.MaxSampleAge
 	}
 	if c.ClockSkewAction == "" {
-		c.ClockSkewAction = ClockRestamp
+		c.ClockSkewAction = d.ClockSkewAction
 	}
 	if c.MaxSeriesPerDevice == 0 {
-		c.MaxSeriesPerDevice = DefaultMaxSeriesPerDevice
+		c.MaxSeriesPerDevice = d.MaxSeriesPerDevice
 	}
 	if c.MaxNameLength == 0 {
-		c.MaxNameLength = DefaultMaxNameLength
+		c.MaxNameLength = d.MaxNameLength
 	}
 	return c
 }
@@ -114,7 +128,7 @@ const DefaultReloadInterval = 10 * time.Second
 // ProfilesDir) so that a bad profile file or an unknown profile named in the
 // inventory is reported before anything starts. Field paths are relative to
 // the section.
-func (c Config) Validate() error {
+func (c *Config) Validate() error {
 	var errs []error
 	if c.ReloadInterval < 0 {
 		errs = append(errs, schema.Errorf("reload_interval", "must not be negative, got %s", c.ReloadInterval))

@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/netfeat/netfeat/gnmipath"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -29,7 +30,7 @@ type entry struct {
 	kind    entryKind
 	uptime  bool   // sysUpTime.0: a decrease is a device-wide reset
 	index   string // SNMP instance (suffix removed); gNMI parent path
-	keys    []pathKey
+	keys    []gnmipath.Key
 	targets []target
 	table   int // names table for entryName
 	pref    int // preference of the column within its names table
@@ -964,8 +965,8 @@ func (d *device) render(t template, e *entry) string {
 			}
 		case segKey:
 			for i := len(e.keys) - 1; i >= 0; i-- {
-				if e.keys[i].name == s.text {
-					b.WriteString(e.keys[i].value)
+				if e.keys[i].Name == s.text {
+					b.WriteString(e.keys[i].Value)
 					break
 				}
 			}
@@ -1067,10 +1068,10 @@ func (d *device) resolveSNMP(o *schema.Observation) *entry {
 }
 
 func (d *device) resolveGNMI(o *schema.Observation) (*entry, bool) {
-	pp, err := parseGNMIPath(o.Path)
+	pp, err := gnmipath.SplitPath(o.Path)
 	origin := o.Origin
-	if err == nil && originClass(origin) == "openconfig" && pp.module != "" {
-		origin = pp.module
+	if err == nil && originClass(origin) == "openconfig" && pp.Module != "" {
+		origin = pp.Module
 	}
 	class := originClass(origin)
 	if err != nil {
@@ -1078,8 +1079,8 @@ func (d *device) resolveGNMI(o *schema.Observation) (*entry, bool) {
 		e.un = d.unmappedStat(e.label, ReasonBadPath)
 		return e, false
 	}
-	e := &entry{label: class + ":" + pp.schema, keys: pp.keys}
-	ms := d.prof.gnmi[gnmiKey{class: class, schema: pp.schema}]
+	e := &entry{label: class + ":" + pp.Schema, keys: pp.Keys}
+	ms := d.prof.gnmi[gnmiKey{class: class, schema: pp.Schema}]
 	if len(ms) == 0 {
 		// A model the current profile does not map may select a better one
 		// (a device first seen with OpenConfig paths, then IOS-XR native).

@@ -14,6 +14,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/netfeat/netfeat/gnmipath"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -376,7 +377,7 @@ func (p *Profile) Validate() error {
 	}
 	for i, m := range p.GNMI {
 		f := fmt.Sprintf("gnmi[%d]", i)
-		if _, err := parseGNMIPath(m.Path); err != nil {
+		if _, err := gnmipath.SplitPath(m.Path); err != nil {
 			errs = append(errs, schema.Errorf(f+".path", "%v", err))
 		}
 		for j, s := range append(append([]string(nil), m.Plus...), m.Minus...) {
@@ -501,11 +502,9 @@ func compileTemplate(s string, names []NameTable, gnmi bool) (template, error) {
 				}
 				seg.arc = n
 			}
-			if names != nil {
-				for k, nt := range names {
-					if nt.Name == seg.text {
-						seg.table = k
-					}
+			for k, nt := range names {
+				if nt.Name == seg.text {
+					seg.table = k
 				}
 			}
 			t = append(t, seg)

@@ -9,14 +9,15 @@ import (
 	"io"
 	"math"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/netfeat/netfeat/gnmipath"
 	"github.com/netfeat/netfeat/schema"
+	"github.com/netfeat/netfeat/yangjson"
 )
 
 // GNMIFormat names a recorded gNMI/MDT capture format.
@@ -51,7 +52,9 @@ const maxCaptureBytes = 256 << 20
 // gNMI origin or the YANG module of the encoding path, Path with list keys
 // in brackets ("interfaces/interface[name=Gi0/0/0/0]/state/counters/in-octets"),
 // typed values (non-negative integers as KindCounter64, negative as
-// KindInteger, decimals as KindFloat, strings, booleans), and DeviceTime and
+// KindInteger, decimals as KindFloat, strings, booleans; JSON content is
+// flattened and typed by package yangjson, as the gNMI collector does it,
+// so enumerations are KindEnum and RFC 7951 numeric strings numbers), and DeviceTime and
 // RecvTime set to the message timestamp. NX-OS DME objects become
 // "<dn>/<attribute>" paths with origin "DME". device names the target; when
 // empty, the node id or source recorded in the capture is used. name is
@@ -231,10 +234,7 @@ func DetectGNMIFormat(data []byte) (GNMIFormat, error) {
 
 // splitEncodingPath splits "Module:a/b/c" into its module and element names.
 func splitEncodingPath(p string) (origin string, elems []string) {
-	p = strings.TrimPrefix(p, "/")
-	if i := strings.IndexByte(p, ':'); i > 0 && !strings.ContainsAny(p[:i], "/[") {
-		origin, p = p[:i], p[i+1:]
-	}
+	origin, p = gnmipath.SplitOrigin(strings.TrimPrefix(p, "/"))
 	if p == "" {
 		return origin, nil
 	}
@@ -252,72 +252,30 @@ func keyedPath(elems []string, keys map[string]string) string {
 			break
 		}
 	}
-	var b strings.Builder
+	var b []byte
 	for i, e := range elems {
 		if i > 0 {
-			b.WriteByte('/')
+			b = append(b, '/')
 		}
-		b.WriteString(e)
+		b = append(b, e...)
 		if i == at && len(keys) > 0 {
-			writeKeys(&b, keys)
+			b = gnmipath.AppendKeys(b, keys)
 		}
 	}
-	return b.String()
+	return string(b)
 }
 
-func writeKeys(b *strings.Builder, keys map[string]string) {
-	names := make([]string, 0, len(keys))
-	for k := range keys {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		b.WriteByte('[')
-		b.WriteString(k)
-		b.WriteByte('=')
-		v := keys[k]
-		for i := 0; i < len(v); i++ {
-			if v[i] == ']' || v[i] == '\\' {
-				b.WriteByte('\\')
-			}
-			b.WriteByte(v[i])
+// flattenJSON emits the leaves of v, decoded with UseNumber, under path
+// by the live collector's rules (yangjson.Flatten). A leaf that cannot be
+// represented is reported to bad.
+func flattenJSON(path string, v any, emit func(path string, o schema.Observation), bad func(path string)) {
+	yangjson.Flatten([]byte(path), v, func(p []byte, o schema.Observation, ok bool) {
+		if !ok {
+			bad(string(p))
+			return
 		}
-		b.WriteByte(']')
-	}
-}
-
-// jsonLeaves flattens a decoded JSON value into leaves under prefix. Lists
-// of objects are keyed by their "name" member when they have one, else by
-// position ("[index=N]").
-func jsonLeaves(prefix string, v any, emit func(path string, v any)) {
-	switch x := v.(type) {
-	case map[string]any:
-		names := make([]string, 0, len(x))
-		for k := range x {
-			names = append(names, k)
-		}
-		sort.Strings(names)
-		for _, k := range names {
-			jsonLeaves(joinPath(prefix, k), x[k], emit)
-		}
-	case []any:
-		for i, e := range x {
-			if m, ok := e.(map[string]any); ok {
-				var b strings.Builder
-				b.WriteString(prefix)
-				if n, ok := m["name"].(string); ok {
-					writeKeys(&b, map[string]string{"name": n})
-				} else {
-					writeKeys(&b, map[string]string{"index": strconv.Itoa(i)})
-				}
-				jsonLeaves(b.String(), m, emit)
-				continue
-			}
-			emit(prefix, e)
-		}
-	default:
-		emit(prefix, v)
-	}
+		emit(string(p), o)
+	})
 }
 
 func joinPath(prefix, name string) string {
@@ -407,11 +365,14 @@ func pipelineObservations(m json.RawMessage, device string) ([]schema.Observatio
 			keys[k] = fmt.Sprint(v)
 		}
 		base := keyedPath(elems, keys)
-		jsonLeaves(base, row.Content, func(p string, v any) {
-			o := schema.Observation{Device: device, Protocol: schema.ProtocolGNMI, Origin: origin, Path: p, DeviceTime: ts, RecvTime: ts}
-			typed(&o, v)
+		var bad error
+		flattenJSON(base, row.Content, func(p string, o schema.Observation) {
+			o.Device, o.Protocol, o.Origin, o.Path, o.DeviceTime, o.RecvTime = device, schema.ProtocolGNMI, origin, p, ts, ts
 			out = append(out, o)
-		})
+		}, func(p string) { bad = fmt.Errorf("path %s: value cannot be represented", p) })
+		if bad != nil {
+			return nil, bad
+		}
 	}
 	return out, nil
 }
@@ -605,29 +566,25 @@ func protoObservations(m json.RawMessage, device string, skip func(path string, 
 		if origin == "" {
 			origin = u.GetPath().GetOrigin()
 		}
-		var b strings.Builder
-		for i, e := range elems {
-			if i > 0 {
-				b.WriteByte('/')
-			}
-			name := e.GetName()
-			if i == 0 && origin == "" {
-				if j := strings.IndexByte(name, ':'); j > 0 {
-					origin, name = name[:j], name[j+1:]
-				}
-			}
-			b.WriteString(name)
-			if len(e.GetKey()) > 0 {
-				writeKeys(&b, e.GetKey())
+		if len(elems) > 0 && origin == "" {
+			// IOS-XE puts the module in the first element.
+			if module, name := gnmipath.SplitModule(elems[0].GetName()); module != "" {
+				origin = module
+				elems[0] = &gpb.PathElem{Name: name, Key: elems[0].GetKey()}
 			}
 		}
-		base := b.String()
+		b, _ := gnmipath.AppendElems(nil, elems)
+		base := string(b)
 		emit := func(p string, v any) {
 			o := schema.Observation{Device: device, Protocol: schema.ProtocolGNMI, Origin: origin, Path: p, DeviceTime: ts, RecvTime: ts}
 			typed(&o, v)
 			out = append(out, o)
 		}
-		if err := typedValue(base, u.GetVal(), emit); err != nil {
+		leaf := func(p string, o schema.Observation) {
+			o.Device, o.Protocol, o.Origin, o.Path, o.DeviceTime, o.RecvTime = device, schema.ProtocolGNMI, origin, p, ts, ts
+			out = append(out, o)
+		}
+		if err := typedValue(base, u.GetVal(), emit, leaf); err != nil {
 			if skip == nil {
 				return nil, fmt.Errorf("path %s: %w", base, err)
 			}
@@ -637,13 +594,15 @@ func protoObservations(m json.RawMessage, device string, skip func(path string, 
 	return out, nil
 }
 
-// typedValue emits the leaves of a gNMI TypedValue under path.
-func typedValue(path string, v *gpb.TypedValue, emit func(string, any)) error {
+// typedValue emits the leaves of a gNMI TypedValue under path: a JSON
+// value's through leaf, flattened as the collector does, any other value
+// through emit.
+func typedValue(path string, v *gpb.TypedValue, emit func(string, any), leaf func(string, schema.Observation)) error {
 	switch x := v.GetValue().(type) {
 	case *gpb.TypedValue_JsonIetfVal:
-		return jsonBlob(path, x.JsonIetfVal, emit)
+		return jsonBlob(path, x.JsonIetfVal, leaf)
 	case *gpb.TypedValue_JsonVal:
-		return jsonBlob(path, x.JsonVal, emit)
+		return jsonBlob(path, x.JsonVal, leaf)
 	case *gpb.TypedValue_UintVal:
 		emit(path, json.Number(strconv.FormatUint(x.UintVal, 10)))
 	case *gpb.TypedValue_IntVal:
@@ -651,6 +610,7 @@ func typedValue(path string, v *gpb.TypedValue, emit func(string, any)) error {
 	case *gpb.TypedValue_DoubleVal:
 		emit(path, x.DoubleVal)
 	case *gpb.TypedValue_FloatVal:
+		//lint:ignore SA1019 float_val is deprecated for double_val, but captures from older targets contain it.
 		emit(path, float64(x.FloatVal))
 	case *gpb.TypedValue_StringVal:
 		emit(path, x.StringVal)
@@ -659,6 +619,7 @@ func typedValue(path string, v *gpb.TypedValue, emit func(string, any)) error {
 	case *gpb.TypedValue_AsciiVal:
 		emit(path, x.AsciiVal)
 	case *gpb.TypedValue_DecimalVal:
+		//lint:ignore SA1019 decimal_val is deprecated for double_val, but captures from older targets contain it.
 		emit(path, float64(x.DecimalVal.GetDigits())/math.Pow10(int(x.DecimalVal.GetPrecision())))
 	case nil:
 		emit(path, nil)
@@ -668,17 +629,19 @@ func typedValue(path string, v *gpb.TypedValue, emit func(string, any)) error {
 	return nil
 }
 
-func jsonBlob(path string, data []byte, emit func(string, any)) error {
-	var v any
-	if err := decodeNumbers(data, &v); err != nil {
+func jsonBlob(path string, data []byte, leaf func(string, schema.Observation)) error {
+	var bad error
+	_, err := yangjson.Decode([]byte(path), data, func(p []byte, o schema.Observation, ok bool) {
+		if !ok {
+			bad = fmt.Errorf("path %s: value cannot be represented", p)
+			return
+		}
+		leaf(string(p), o)
+	})
+	if err != nil {
 		return fmt.Errorf("json value: %w", err)
 	}
-	if _, ok := v.(map[string]any); !ok {
-		emit(path, v)
-		return nil
-	}
-	jsonLeaves(path, v, emit)
-	return nil
+	return bad
 }
 
 // gnmicObservations decodes one gnmic JSON output object.
@@ -703,25 +666,21 @@ func gnmicObservations(m json.RawMessage, device string) ([]schema.Observation, 
 		origin, p := "", strings.TrimPrefix(u.Path, "/")
 		// "rfc7951:Module:path" or "origin:path"; the module prefix on the
 		// first element is kept for the normalizer to read.
-		if i := strings.IndexByte(p, ':'); i > 0 && !strings.ContainsAny(p[:i], "/[") {
-			origin, p = p[:i], p[i+1:]
-			if origin == "rfc7951" {
-				if j := strings.IndexByte(p, ':'); j > 0 && !strings.ContainsAny(p[:j], "/[") {
-					origin, p = p[:j], p[j+1:]
-				}
+		origin, p = gnmipath.SplitOrigin(p)
+		if origin == "rfc7951" {
+			if o, rest := gnmipath.SplitOrigin(p); o != "" {
+				origin, p = o, rest
 			}
 		}
+		var bad error
 		for _, v := range u.Values {
-			emit := func(path string, v any) {
-				o := schema.Observation{Device: device, Protocol: schema.ProtocolGNMI, Origin: origin, Path: path, DeviceTime: ts, RecvTime: ts}
-				typed(&o, v)
+			flattenJSON(p, v, func(path string, o schema.Observation) {
+				o.Device, o.Protocol, o.Origin, o.Path, o.DeviceTime, o.RecvTime = device, schema.ProtocolGNMI, origin, path, ts, ts
 				out = append(out, o)
-			}
-			if _, ok := v.(map[string]any); ok {
-				jsonLeaves(p, v, emit)
-			} else {
-				emit(p, v)
-			}
+			}, func(path string) { bad = fmt.Errorf("path %s: value cannot be represented", path) })
+		}
+		if bad != nil {
+			return nil, bad
 		}
 	}
 	return out, nil

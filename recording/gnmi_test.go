@@ -21,12 +21,15 @@ func TestReadGNMICaptureFormats(t *testing.T) {
 			"infra-statistics/interfaces/interface[interface-name=GigabitEthernet0/0/0/0]/latest/generic-counters/bytes-received", "Cisco-IOS-XR-infra-statsd-oper", schema.KindCounter64, "480002151"},
 		{"telegraf-testcases/cisco_telemetry_mdt_NXDME_evenlist_with_dn_packet.json", "gpbkv-json", "NX-PGBL-GX2",
 			"sys/intf/phys-[eth1/11]/phys/operSt", "DME", schema.KindString, "up"},
+		// JSON leaves are typed as the collector types them: an
+		// all-capitals string reads as an enumeration ...
 		{"telegraf-testcases/gnmi_issue_14044_responses.json", "gnmi-protojson", "",
-			"interfaces/interface[name=FourHundredGigE0/2/0/3]/state/description", "openconfig-interfaces", schema.KindString, "REDACTED"},
+			"interfaces/interface[name=FourHundredGigE0/2/0/3]/state/description", "openconfig-interfaces", schema.KindEnum, "REDACTED"},
 		{"telegraf-testcases/gnmi_issue_14833_responses.json", "gnmi-protojson", "",
 			"interfaces/interface[name=AppGigabitEthernet1/0/1]/statistics/discontinuity-time", "Cisco-IOS-XE-interfaces-oper", schema.KindString, "2023-11-15T05:50:40+00:00"},
 		{"gnmic-issues/gnmic_issue784_iosxe_c8300_oc_in-octets.jsonl", "gnmic-json", "ce1",
-			"interfaces/interface[name=GigabitEthernet0/0/0]/state/counters/in-octets", "", schema.KindString, "119277205"},
+			// ... and a uint64 written as a string (RFC 7951) as a number.
+			"interfaces/interface[name=GigabitEthernet0/0/0]/state/counters/in-octets", "", schema.KindCounter64, "119277205"},
 		{"gnmic-issues/gnmic_issue584_iosxe_interfaces-oper_ipv4.json", "gnmic-json", "coresw",
 			"interfaces/interface[name=GigabitEthernet0/0]/ipv4", "Cisco-IOS-XE-interfaces-oper", schema.KindString, "0.0.0.0"},
 	}

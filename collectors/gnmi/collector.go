@@ -37,6 +37,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/netfeat/netfeat/gnmipath"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -277,7 +278,7 @@ func buildRequest(cfg Target) (*gpb.SubscribeRequest, []*gpb.Path, error) {
 	}
 	var paths []*gpb.Path
 	for _, s := range subs {
-		p, err := ParsePath(s.Path)
+		p, err := gnmipath.Parse(s.Path)
 		if err != nil {
 			return nil, nil, fmt.Errorf("subscription %q: %w", s.Path, err)
 		}

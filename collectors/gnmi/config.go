@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/netfeat/netfeat/gnmipath"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -125,8 +126,8 @@ func DefaultConfig() Config {
 	return Config{RedialMin: time.Second, RedialMax: time.Minute, Timeout: 10 * time.Second, BatchSize: 1024}
 }
 
-// withDefaults returns c with zero values replaced by defaults, including
-// per-target defaults.
+// withDefaults returns c with zero values replaced by DefaultConfig's, and
+// each target's by DefaultTarget's.
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
 	if c.RedialMin == 0 {
@@ -149,21 +150,29 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// DefaultTarget returns the defaults applied to the keys a target leaves
+// out. PollInterval, when left out, is the target's SampleInterval.
+func DefaultTarget() Target {
+	return Target{Mode: ModeStream, StreamMode: StreamSample, SampleInterval: 10 * time.Second, Encoding: EncodingJSONIETF}
+}
+
+// withDefaults returns t with zero values replaced by DefaultTarget's.
 func (t Target) withDefaults() Target {
+	d := DefaultTarget()
 	if t.Mode == "" {
-		t.Mode = ModeStream
+		t.Mode = d.Mode
 	}
 	if t.StreamMode == "" {
-		t.StreamMode = StreamSample
+		t.StreamMode = d.StreamMode
 	}
 	if t.SampleInterval == 0 {
-		t.SampleInterval = 10 * time.Second
+		t.SampleInterval = d.SampleInterval
 	}
 	if t.PollInterval == 0 {
 		t.PollInterval = t.SampleInterval
 	}
 	if t.Encoding == "" {
-		t.Encoding = EncodingJSONIETF
+		t.Encoding = d.Encoding
 	}
 	return t
 }
@@ -263,7 +272,7 @@ func (t *Target) validate(f string) []error {
 	}
 	for j, s := range t.Subscriptions {
 		sf := fmt.Sprintf("%ssubscriptions[%d].", f, j)
-		if _, err := ParsePath(s.Path); err != nil {
+		if _, err := gnmipath.Parse(s.Path); err != nil {
 			errs = append(errs, schema.Errorf(sf+"path", "%v", err))
 		}
 		if s.Mode != "" && !validStreamMode(s.Mode) {

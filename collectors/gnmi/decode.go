@@ -1,16 +1,14 @@
 package gnmi
 
 import (
-	"bytes"
 	"encoding/json"
 	"math"
-	"sort"
-	"strconv"
-	"strings"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
+	"github.com/netfeat/netfeat/gnmipath"
 	"github.com/netfeat/netfeat/schema"
+	"github.com/netfeat/netfeat/yangjson"
 )
 
 // Reasons an update is rejected, used as the "reason" label of
@@ -90,6 +88,12 @@ type decoder struct {
 	dedup bool
 	dups  int
 
+	// leaf is jsonLeaf bound once; jsonStart, jsonTS and jsonRecv carry
+	// the update it belongs to.
+	leaf             yangjson.LeafFunc
+	jsonStart        int
+	jsonTS, jsonRecv int64
+
 	key  []byte // scratch: origin NUL path
 	elem []*gpb.PathElem
 	out  []schema.Observation
@@ -108,6 +112,7 @@ func newDecoder(device string, subs []*gpb.Path, reject func(string)) *decoder {
 		series:     map[string]*series{},
 		reject:     reject,
 	}
+	d.leaf = d.jsonLeaf
 	for _, p := range subs {
 		if p.GetOrigin() == "" {
 			continue
@@ -145,7 +150,7 @@ func deviceTime(ts int64) int64 {
 func (d *decoder) notification(n *gpb.Notification, recv int64) {
 	ts := deviceTime(n.GetTimestamp())
 	prefix := n.GetPrefix()
-	pelems := pathElems(prefix)
+	pelems := gnmipath.Elems(prefix)
 	if len(pelems) > 0 && prefix.GetOrigin() != "" || !updatesHaveOrigin(n) && len(pelems) > 0 {
 		// Render the prefix once and append each update's elements to it.
 		origin, pathStart, bad := d.beginPath(prefix.GetOrigin(), pelems)
@@ -159,7 +164,7 @@ func (d *decoder) notification(n *gpb.Notification, recv int64) {
 		for _, u := range n.GetUpdate() {
 			d.key = d.key[:plen]
 			var ok bool
-			d.key, ok = appendElems(d.key, pathElems(u.GetPath()))
+			d.key, ok = gnmipath.AppendElems(d.key, gnmipath.Elems(u.GetPath()))
 			if !ok {
 				d.reject(reasonBadPath)
 				continue
@@ -173,7 +178,7 @@ func (d *decoder) notification(n *gpb.Notification, recv int64) {
 		if origin == "" {
 			origin = u.GetPath().GetOrigin()
 		}
-		elems := append(append(d.elem[:0], pelems...), pathElems(u.GetPath())...)
+		elems := append(append(d.elem[:0], pelems...), gnmipath.Elems(u.GetPath())...)
 		d.elem = elems[:0]
 		origin, pathStart, bad := d.beginPath(origin, elems)
 		if bad != "" {
@@ -182,19 +187,6 @@ func (d *decoder) notification(n *gpb.Notification, recv int64) {
 		}
 		d.value(origin, pathStart, u.GetVal(), ts, recv)
 	}
-}
-
-// pathElems returns p's elements, converting the deprecated string
-// elements that old targets send.
-func pathElems(p *gpb.Path) []*gpb.PathElem {
-	if len(p.GetElem()) > 0 || len(p.GetElement()) == 0 {
-		return p.GetElem()
-	}
-	out := make([]*gpb.PathElem, len(p.GetElement()))
-	for i, name := range p.GetElement() {
-		out[i] = &gpb.PathElem{Name: name}
-	}
-	return out
 }
 
 func updatesHaveOrigin(n *gpb.Notification) bool {
@@ -214,7 +206,7 @@ func (d *decoder) beginPath(origin string, elems []*gpb.PathElem) (string, int, 
 		return "", 0, reasonBadPath
 	}
 	first := elems[0].GetName()
-	if module, name := splitModule(first); module != "" {
+	if module, name := gnmipath.SplitModule(first); module != "" {
 		// IOS-XE puts the module in the first element instead of the
 		// origin: "Cisco-IOS-XE-interfaces-oper:interfaces".
 		if origin == "" {
@@ -239,9 +231,9 @@ func (d *decoder) beginPath(origin string, elems []*gpb.PathElem) (string, int, 
 			d.key = key
 			return "", 0, reasonBadPath
 		}
-		key = appendKeys(key, ks)
+		key = gnmipath.AppendKeys(key, ks)
 	}
-	key, ok := appendElems(key, elems[1:])
+	key, ok := gnmipath.AppendElems(key, elems[1:])
 	d.key = key
 	if !ok {
 		return "", 0, reasonBadPath
@@ -258,28 +250,30 @@ func (d *decoder) value(origin string, pathStart int, v *gpb.TypedValue, ts, rec
 	var o schema.Observation
 	switch tv := v.GetValue().(type) {
 	case *gpb.TypedValue_JsonIetfVal:
-		d.json(origin, pathStart, tv.JsonIetfVal, ts, recv)
+		d.json(pathStart, tv.JsonIetfVal, ts, recv)
 		return
 	case *gpb.TypedValue_JsonVal:
-		d.json(origin, pathStart, tv.JsonVal, ts, recv)
+		d.json(pathStart, tv.JsonVal, ts, recv)
 		return
 	case *gpb.TypedValue_UintVal:
 		o.Kind, o.Uint = schema.KindCounter64, tv.UintVal
 	case *gpb.TypedValue_IntVal:
 		o.Kind, o.Int = schema.KindInteger, tv.IntVal
 	case *gpb.TypedValue_StringVal:
-		o.Kind, o.Str = stringKind(tv.StringVal)
+		o.Kind, o.Str = yangjson.StringKind(tv.StringVal)
 	case *gpb.TypedValue_BoolVal:
 		o.Kind = schema.KindBool
 		if tv.BoolVal {
 			o.Int = 1
 		}
 	case *gpb.TypedValue_FloatVal:
+		//lint:ignore SA1019 float_val is deprecated for double_val, but older targets (IOS-XR 6.x, NX-OS 9.x) still send it.
 		o.Kind, o.Float = schema.KindFloat, float64(tv.FloatVal)
 	case *gpb.TypedValue_DoubleVal:
 		o.Kind, o.Float = schema.KindFloat, tv.DoubleVal
 	case *gpb.TypedValue_DecimalVal:
 		o.Kind = schema.KindFloat
+		//lint:ignore SA1019 decimal_val is deprecated for double_val, but older targets still send it.
 		o.Float = float64(tv.DecimalVal.GetDigits()) / math.Pow10(int(tv.DecimalVal.GetPrecision()))
 	case *gpb.TypedValue_AsciiVal:
 		o.Kind, o.Str = schema.KindString, tv.AsciiVal
@@ -338,258 +332,25 @@ func (d *decoder) emit(o *schema.Observation, pathStart int, ts, recv int64) {
 	d.out = append(d.out, *o)
 }
 
-func appendKeys(dst []byte, keys map[string]string) []byte {
-	if len(keys) == 1 {
-		for k, v := range keys {
-			return appendKey(dst, k, v)
-		}
+// json flattens a JSON or JSON_IETF value into one observation per leaf
+// (yangjson.Decode). d.key holds origin NUL path of the update.
+func (d *decoder) json(pathStart int, raw []byte, ts, recv int64) {
+	d.jsonStart, d.jsonTS, d.jsonRecv = pathStart, ts, recv
+	var err error
+	if d.key, err = yangjson.Decode(d.key, raw, d.leaf); err != nil {
+		d.reject(reasonBadValue)
 	}
-	ks := make([]string, 0, len(keys))
-	for k := range keys {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	for _, k := range ks {
-		dst = appendKey(dst, k, keys[k])
-	}
-	return dst
 }
 
-// stringKind classifies a string value: OpenConfig enumerations
-// ("UP", "openconfig-if-types:IF_ETHERNET" identityrefs) become KindEnum
-// with the module prefix removed, anything else KindString.
-func stringKind(s string) (schema.ValueKind, string) {
-	_, name := splitModule(s)
-	if isEnumName(name) {
-		return schema.KindEnum, name
-	}
-	return schema.KindString, s
-}
-
-func isEnumName(s string) bool {
-	if s == "" || s[0] < 'A' || s[0] > 'Z' {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_') {
-			return false
-		}
-	}
-	return true
-}
-
-// json flattens a JSON or JSON_IETF value into one observation per leaf.
-// d.key holds origin NUL path of the update; members become path elements,
-// arrays of objects become list entries keyed by their name-like member.
-func (d *decoder) json(origin string, pathStart int, raw []byte, ts, recv int64) {
-	if o, ok := jsonLeaf(bytes.TrimSpace(raw)); ok {
-		d.emit(&o, pathStart, ts, recv)
-		return
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
+// jsonLeaf emits one leaf found by d.json; it is bound to d.leaf once, so
+// that flattening allocates no closure.
+func (d *decoder) jsonLeaf(path []byte, o schema.Observation, ok bool) {
+	if !ok {
 		d.reject(reasonBadValue)
 		return
 	}
-	base := len(d.key)
-	d.flatten(v, pathStart, base, ts, recv)
-	d.key = d.key[:base]
-}
-
-func (d *decoder) flatten(v any, pathStart, at int, ts, recv int64) {
-	d.key = d.key[:at]
-	switch x := v.(type) {
-	case map[string]any:
-		names := make([]string, 0, len(x))
-		for k := range x {
-			names = append(names, k)
-		}
-		sort.Slice(names, func(i, j int) bool {
-			_, a := splitModule(names[i])
-			_, b := splitModule(names[j])
-			return a < b
-		})
-		for _, k := range names {
-			_, name := splitModule(k)
-			d.key = d.key[:at]
-			d.key = append(d.key, '/')
-			d.key = append(d.key, name...)
-			elemEnd := len(d.key)
-			if list, ok := x[k].([]any); ok && len(list) > 0 && isObjectList(list) {
-				for _, e := range list {
-					obj := e.(map[string]any)
-					d.key = d.key[:elemEnd]
-					if kn, kv, ok := listKey(obj); ok {
-						d.key = appendKey(d.key, kn, kv)
-					}
-					d.flatten(obj, pathStart, len(d.key), ts, recv)
-				}
-				continue
-			}
-			d.flatten(x[k], pathStart, elemEnd, ts, recv)
-		}
-	case []any:
-		if len(x) == 1 && x[0] == nil {
-			// YANG "empty" is encoded as [null].
-			d.emit(&schema.Observation{Kind: schema.KindNull}, pathStart, ts, recv)
-			return
-		}
-		b, err := json.Marshal(x)
-		if err != nil {
-			d.reject(reasonBadValue)
-			return
-		}
-		d.emit(&schema.Observation{Kind: schema.KindJSON, Str: string(b)}, pathStart, ts, recv)
-	default:
-		o, ok := jsonScalar(x)
-		if !ok {
-			d.reject(reasonBadValue)
-			return
-		}
-		d.emit(&o, pathStart, ts, recv)
-	}
-}
-
-// jsonLeaf decodes the common scalar values (an unescaped string, a
-// number, true, false, null) without a JSON decoder; ok is false for
-// anything else, which then takes the general path.
-func jsonLeaf(raw []byte) (schema.Observation, bool) {
-	if len(raw) == 0 {
-		return schema.Observation{}, false
-	}
-	switch c := raw[0]; {
-	case c == '"':
-		if len(raw) < 2 || raw[len(raw)-1] != '"' || bytes.IndexByte(raw[1:len(raw)-1], '\\') >= 0 || bytes.IndexByte(raw[1:len(raw)-1], '"') >= 0 {
-			return schema.Observation{}, false
-		}
-		return jsonScalar(string(raw[1 : len(raw)-1]))
-	case c == '-' || c >= '0' && c <= '9':
-		return numberObs(string(raw))
-	case string(raw) == "true":
-		return schema.Observation{Kind: schema.KindBool, Int: 1}, true
-	case string(raw) == "false":
-		return schema.Observation{Kind: schema.KindBool}, true
-	case string(raw) == "null":
-		return schema.Observation{Kind: schema.KindNull}, true
-	}
-	return schema.Observation{}, false
-}
-
-func isObjectList(list []any) bool {
-	for _, e := range list {
-		if _, ok := e.(map[string]any); !ok {
-			return false
-		}
-	}
-	return true
-}
-
-// listKey picks the member of a JSON list entry that identifies it. Without
-// the YANG schema at hand it prefers "name", then a member ending in
-// "-name", then "id"/"index"/"-id"/"-index", in name order.
-func listKey(obj map[string]any) (string, string, bool) {
-	best, rank := "", 9
-	for k, v := range obj {
-		switch v.(type) {
-		case string, json.Number:
-		default:
-			continue
-		}
-		_, n := splitModule(k)
-		r := 9
-		switch {
-		case n == "name":
-			r = 0
-		case strings.HasSuffix(n, "-name"):
-			r = 1
-		case n == "id" || n == "index":
-			r = 2
-		case strings.HasSuffix(n, "-id") || strings.HasSuffix(n, "-index"):
-			r = 3
-		}
-		if r < rank || r == rank && r < 9 && k < best {
-			best, rank = k, r
-		}
-	}
-	if rank == 9 {
-		return "", "", false
-	}
-	_, n := splitModule(best)
-	switch v := obj[best].(type) {
-	case string:
-		return n, v, true
-	case json.Number:
-		return n, v.String(), true
-	}
-	return "", "", false
-}
-
-// jsonScalar converts a JSON scalar. RFC 7951 writes 64-bit integers and
-// decimal64 as strings, so a string that is a plain decimal number is taken
-// as that number.
-func jsonScalar(v any) (schema.Observation, bool) {
-	var o schema.Observation
-	switch x := v.(type) {
-	case nil:
-		o.Kind = schema.KindNull
-	case bool:
-		o.Kind = schema.KindBool
-		if x {
-			o.Int = 1
-		}
-	case json.Number:
-		return numberObs(string(x))
-	case string:
-		if n, ok := numberObs(x); ok && looksNumeric(x) {
-			return n, true
-		}
-		o.Kind, o.Str = stringKind(x)
-	default:
-		return o, false
-	}
-	return o, true
-}
-
-func looksNumeric(s string) bool {
-	if s == "" {
-		return false
-	}
-	i := 0
-	if s[0] == '-' {
-		i = 1
-	}
-	digits, dot := 0, false
-	for ; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= '0' && c <= '9':
-			digits++
-		case c == '.' && !dot:
-			dot = true
-		default:
-			return false
-		}
-	}
-	return digits > 0
-}
-
-func numberObs(s string) (schema.Observation, bool) {
-	var o schema.Observation
-	if u, err := strconv.ParseUint(s, 10, 64); err == nil {
-		o.Kind, o.Uint = schema.KindCounter64, u
-		return o, true
-	}
-	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-		o.Kind, o.Int = schema.KindInteger, i
-		return o, true
-	}
-	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		o.Kind, o.Float = schema.KindFloat, f
-		return o, true
-	}
-	return o, false
+	d.key = path
+	d.emit(&o, d.jsonStart, d.jsonTS, d.jsonRecv)
 }
 
 // leafListJSON renders a leaf-list of scalars as a JSON array.
@@ -608,6 +369,7 @@ func leafListJSON(l *gpb.ScalarArray) string {
 		case *gpb.TypedValue_DoubleVal:
 			vals = append(vals, x.DoubleVal)
 		case *gpb.TypedValue_FloatVal:
+			//lint:ignore SA1019 float_val is deprecated for double_val, but older targets (IOS-XR 6.x, NX-OS 9.x) still send it.
 			vals = append(vals, x.FloatVal)
 		default:
 			vals = append(vals, e.String())

@@ -12,7 +12,9 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/netfeat/netfeat/gnmipath"
 	"github.com/netfeat/netfeat/schema"
+	"github.com/netfeat/netfeat/yangjson"
 )
 
 // The collector reads SubscribeResponses in wire format and decodes them
@@ -199,16 +201,7 @@ func (d *decoder) appendWireElem(dst []byte, name []byte, sep bool) ([]byte, boo
 	dst = append(dst, name...)
 	for _, kv := range d.kv {
 		ok = ok && len(kv[0]) > 0
-		dst = append(dst, '[')
-		dst = append(dst, kv[0]...)
-		dst = append(dst, '=')
-		for _, c := range kv[1] {
-			if c == ']' || c == '\\' {
-				dst = append(dst, '\\')
-			}
-			dst = append(dst, c)
-		}
-		dst = append(dst, ']')
+		dst = gnmipath.AppendKey(dst, kv[0], kv[1])
 	}
 	return dst, ok
 }
@@ -304,6 +297,7 @@ func (d *decoder) response(b []byte, recv int64) (int, string) {
 				return respOther, ""
 			}
 			b = b[n:]
+			//lint:ignore SA1019 the error field is deprecated for a gRPC status, but older targets still report failures in it.
 			e := &gpb.Error{}
 			if proto.Unmarshal(v, e) == nil {
 				msg = e.GetMessage()
@@ -514,7 +508,7 @@ func (d *decoder) wireValue(pathStart int, b []byte, ts, recv int64) {
 		next := schema.Observation{}
 		switch {
 		case num == 1 && typ == protowire.BytesType:
-			next.Kind, next.Str = stringKind(string(v))
+			next.Kind, next.Str = yangjson.StringKind(string(v))
 		case num == 2 && typ == protowire.VarintType:
 			next.Kind, next.Int = schema.KindInteger, int64(x)
 		case num == 3 && typ == protowire.VarintType:
@@ -531,6 +525,7 @@ func (d *decoder) wireValue(pathStart int, b []byte, ts, recv int64) {
 		case num == 14 && typ == protowire.Fixed64Type:
 			next.Kind, next.Float = schema.KindFloat, math.Float64frombits(x)
 		case num == 7 && typ == protowire.BytesType:
+			//lint:ignore SA1019 decimal_val is deprecated for double_val, but older targets still send it.
 			dec := &gpb.Decimal64{}
 			if proto.Unmarshal(v, dec) != nil {
 				d.reject(reasonBadMessage)
@@ -566,7 +561,7 @@ func (d *decoder) wireValue(pathStart int, b []byte, ts, recv int64) {
 	}
 	switch {
 	case jsonRaw != nil:
-		d.json("", pathStart, jsonRaw, ts, recv)
+		d.json(pathStart, jsonRaw, ts, recv)
 	case have:
 		d.emit(&o, pathStart, ts, recv)
 	default:

@@ -493,18 +493,18 @@ func decodeOpaque(v *varbind, c []byte) error {
 	if len(c) > 2 && c[0] == 0x9f && (c[1] == tagOpaqueFloat || c[1] == tagOpaqueDouble) {
 		_, f, _, err := snmpwire.ReadTLV(c[1:])
 		if err != nil {
-			return fmt.Errorf("Opaque float: %w", err)
+			return fmt.Errorf("opaque float: %w", err)
 		}
 		if c[1] == tagOpaqueFloat {
 			if len(f) != 4 {
-				return fmt.Errorf("Opaque float of %d bytes", len(f))
+				return fmt.Errorf("opaque float of %d bytes", len(f))
 			}
 			v.tag, o.Kind = tagOpaqueFloat, schema.KindFloat
 			o.Float = float64(math.Float32frombits(uint32(f[0])<<24 | uint32(f[1])<<16 | uint32(f[2])<<8 | uint32(f[3])))
 			return nil
 		}
 		if len(f) != 8 {
-			return fmt.Errorf("Opaque double of %d bytes", len(f))
+			return fmt.Errorf("opaque double of %d bytes", len(f))
 		}
 		var u uint64
 		for _, b := range f {

@@ -9,7 +9,7 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/netfeat/netfeat/collectors/gnmi"
+	"github.com/netfeat/netfeat/gnmipath"
 	"github.com/netfeat/netfeat/internal/sim/scenario"
 )
 
@@ -52,7 +52,7 @@ func recvUpdates(st gpb.GNMI_SubscribeClient) <-chan update {
 			}
 			n := r.GetUpdate()
 			for _, u := range n.GetUpdate() {
-				ch <- update{path: gnmi.FormatPath(&gpb.Path{Elem: u.GetPath().GetElem()}), ts: n.GetTimestamp(), val: u.GetVal(), at: time.Now()}
+				ch <- update{path: gnmipath.Format(&gpb.Path{Elem: u.GetPath().GetElem()}), ts: n.GetTimestamp(), val: u.GetVal(), at: time.Now()}
 			}
 		}
 	}()
@@ -145,7 +145,7 @@ func TestOnChangeSetOperStatus(t *testing.T) {
 }
 
 func streamList(path string, mode gpb.SubscriptionMode) *gpb.SubscriptionList {
-	p, _ := gnmi.ParsePath(path)
+	p, _ := gnmipath.Parse(path)
 	return &gpb.SubscriptionList{Mode: gpb.SubscriptionList_STREAM, Encoding: gpb.Encoding_PROTO,
 		Subscription: []*gpb.Subscription{{Path: p, Mode: mode}}}
 }

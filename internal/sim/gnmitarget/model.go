@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/netfeat/netfeat/collectors/gnmi"
+	"github.com/netfeat/netfeat/gnmipath"
 	"github.com/netfeat/netfeat/internal/sim/scenario"
 )
 
@@ -137,7 +138,7 @@ func newModel() *model {
 
 // add registers a leaf at origin:path (keys in brackets).
 func (m *model) add(l *leaf, origin, path string) {
-	p, err := gnmi.ParsePath(path)
+	p, err := gnmipath.Parse(path)
 	if err != nil {
 		panic(fmt.Sprintf("simulator model path %q: %v", path, err)) // paths are literals in this file
 	}
@@ -497,7 +498,7 @@ func (m *model) iosxe() error {
 
 // keyValue returns the value of key k in a path string, "" if absent.
 func keyValue(path, k string) string {
-	p, err := gnmi.ParsePath(strings.TrimPrefix(path, "rfc7951:"))
+	p, err := gnmipath.Parse(strings.TrimPrefix(path, "rfc7951:"))
 	if err != nil {
 		return ""
 	}

@@ -7,7 +7,7 @@ import (
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
-	"github.com/netfeat/netfeat/collectors/gnmi"
+	"github.com/netfeat/netfeat/gnmipath"
 	"github.com/netfeat/netfeat/internal/sim/scenario"
 )
 
@@ -34,7 +34,7 @@ func once(t *testing.T, cli gpb.GNMIClient, paths ...string) map[string]*gpb.Typ
 	out := map[string]*gpb.TypedValue{}
 	for _, n := range untilSync(t, st) {
 		for _, u := range n.GetUpdate() {
-			out[gnmi.FormatPath(&gpb.Path{Elem: u.GetPath().GetElem()})] = u.GetVal()
+			out[gnmipath.Format(&gpb.Path{Elem: u.GetPath().GetElem()})] = u.GetVal()
 		}
 	}
 	return out

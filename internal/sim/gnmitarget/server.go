@@ -48,6 +48,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/netfeat/netfeat/collectors/gnmi"
+	"github.com/netfeat/netfeat/gnmipath"
 	"github.com/netfeat/netfeat/internal/sim/scenario"
 )
 
@@ -720,7 +721,7 @@ func (st *simStream) skip(n *gpb.Notification) bool {
 	if !st.onChange(n) {
 		return st.synced && st.s.isEvent(n)
 	}
-	key := n.GetPrefix().GetOrigin() + ":" + gnmi.FormatPath(&gpb.Path{Elem: n.Update[0].GetPath().GetElem()})
+	key := n.GetPrefix().GetOrigin() + ":" + gnmipath.Format(&gpb.Path{Elem: n.Update[0].GetPath().GetElem()})
 	v := n.Update[0].GetVal()
 	if last, ok := st.last[key]; ok && proto.Equal(last, v) {
 		return true

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/netfeat/netfeat/collectors/gnmi"
+	"github.com/netfeat/netfeat/gnmipath"
 	"github.com/netfeat/netfeat/internal/testkit"
 )
 
@@ -62,7 +63,7 @@ func openSub(t *testing.T, cli gpb.GNMIClient, mode gpb.SubscriptionList_Mode, e
 	t.Helper()
 	list := &gpb.SubscriptionList{Mode: mode, Encoding: enc}
 	for _, p := range paths {
-		pp, err := gnmi.ParsePath(p)
+		pp, err := gnmipath.Parse(p)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +130,7 @@ func TestPlatformsOnce(t *testing.T) {
 			found := false
 			for _, n := range ns {
 				p := &gpb.Path{Origin: n.GetPrefix().GetOrigin(), Elem: n.GetUpdate()[0].GetPath().GetElem()}
-				found = found || p.Origin == tt.origin && gnmi.FormatPath(&gpb.Path{Elem: p.Elem}) == tt.path
+				found = found || p.Origin == tt.origin && gnmipath.Format(&gpb.Path{Elem: p.Elem}) == tt.path
 			}
 			if !found {
 				t.Fatalf("%s:%s not served", tt.origin, tt.path)

@@ -1,6 +1,14 @@
-package gnmi
+// Package gnmipath owns the string form of a gNMI path that every stage
+// of netfeat writes and reads: elements separated by "/", list keys in
+// brackets in key-name order ("interface[name=Gi0/0/0/0]"), "\]" and "\\"
+// escaping inside key values, and an optional origin before the first
+// colon ("openconfig-interfaces:interfaces/interface"). The collector
+// formats paths with Append*, configuration is read with Parse, and the
+// normalizer splits observation paths with Split.
+package gnmipath
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -8,18 +16,21 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 )
 
-// ParsePath parses a subscription path written the way operators and Cisco
+// ErrEmpty is returned by Parse and Split for a path without elements.
+var ErrEmpty = errors.New("empty path")
+
+// Parse parses a subscription path written the way operators and Cisco
 // documentation write them: an optional origin before the first colon
 // ("openconfig-interfaces:interfaces/interface/state/counters"), elements
 // separated by "/", and list keys in brackets ("interface[name=Gi0/0/0/0]").
 // Slashes inside brackets belong to the key value; "\]" escapes a bracket
 // inside a value. The origin is only recognised in the first element, before
 // any bracket, so "interface[name=a:b]" keeps its colon.
-func ParsePath(s string) (*gpb.Path, error) {
+func Parse(s string) (*gpb.Path, error) {
 	p := &gpb.Path{}
 	s = strings.TrimPrefix(s, "/")
 	if s == "" {
-		return nil, fmt.Errorf("empty path")
+		return nil, ErrEmpty
 	}
 	if i := strings.IndexByte(s, ':'); i > 0 {
 		if j := strings.IndexAny(s, "/["); j < 0 || i < j {
@@ -92,24 +103,23 @@ func parseElem(s string) (*gpb.PathElem, string, error) {
 	return e, s[i:], nil
 }
 
-// FormatPath renders p in the form ParsePath reads, origin included.
-func FormatPath(p *gpb.Path) string {
+// Format renders p in the form Parse reads, origin included.
+func Format(p *gpb.Path) string {
 	var b []byte
 	if p.GetOrigin() != "" {
 		b = append(b, p.GetOrigin()...)
 		b = append(b, ':')
 	}
-	b, _ = appendElems(b, p.GetElem())
+	b, _ = AppendElems(b, p.GetElem())
 	return string(b)
 }
 
-// appendElems appends elems to dst as "a/b[k=v]/c" (with a leading "/" when
-// dst is not empty) and reports false if an element is malformed (empty
-// name or empty key name). Keys are written in name order so that a path
-// always renders the same way.
-func appendElems(dst []byte, elems []*gpb.PathElem) ([]byte, bool) {
+// AppendElems appends elems to dst as "a/b[k=v]/c" (with a leading "/"
+// when dst is not empty) and reports false if an element is malformed
+// (empty name or empty key name). Keys are written in name order so that
+// a path always renders the same way.
+func AppendElems(dst []byte, elems []*gpb.PathElem) ([]byte, bool) {
 	ok := true
-	var names [4]string
 	for _, e := range elems {
 		if len(dst) > 0 {
 			dst = append(dst, '/')
@@ -119,34 +129,39 @@ func appendElems(dst []byte, elems []*gpb.PathElem) ([]byte, bool) {
 		}
 		dst = append(dst, e.GetName()...)
 		keys := e.GetKey()
-		switch len(keys) {
-		case 0:
-			continue
-		case 1:
-			for k, v := range keys {
-				if k == "" {
-					ok = false
-				}
-				dst = appendKey(dst, k, v)
-			}
+		if len(keys) == 0 {
 			continue
 		}
-		ks := names[:0]
-		for k := range keys {
-			if k == "" {
-				ok = false
-			}
-			ks = append(ks, k)
+		if _, empty := keys[""]; empty {
+			ok = false
 		}
-		sort.Strings(ks)
-		for _, k := range ks {
-			dst = appendKey(dst, k, keys[k])
-		}
+		dst = AppendKeys(dst, keys)
 	}
 	return dst, ok
 }
 
-func appendKey(dst []byte, k, v string) []byte {
+// AppendKeys appends keys to dst as "[k=v]" in key-name order.
+func AppendKeys(dst []byte, keys map[string]string) []byte {
+	if len(keys) == 1 {
+		for k, v := range keys {
+			return AppendKey(dst, k, v)
+		}
+	}
+	var names [4]string
+	ks := names[:0]
+	for k := range keys {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	for _, k := range ks {
+		dst = AppendKey(dst, k, keys[k])
+	}
+	return dst
+}
+
+// AppendKey appends one list key to dst as "[k=v]", escaping "]" and "\"
+// in the value with a backslash.
+func AppendKey[S ~string | ~[]byte](dst []byte, k, v S) []byte {
 	dst = append(dst, '[')
 	dst = append(dst, k...)
 	dst = append(dst, '=')
@@ -159,10 +174,19 @@ func appendKey(dst []byte, k, v string) []byte {
 	return append(dst, ']')
 }
 
-// splitModule splits a YANG-qualified name "module:name" into its parts;
+// SplitModule splits a YANG-qualified name "module:name" into its parts;
 // a name without a colon has an empty module.
-func splitModule(s string) (module, name string) {
+func SplitModule(s string) (module, name string) {
 	if i := strings.IndexByte(s, ':'); i > 0 {
+		return s[:i], s[i+1:]
+	}
+	return "", s
+}
+
+// SplitOrigin splits "origin:a/b/c" into the origin and the rest. A colon
+// counts only before the first "/" or "[", so "a/b[name=x:y]" has none.
+func SplitOrigin(s string) (origin, rest string) {
+	if i := strings.IndexByte(s, ':'); i > 0 && !strings.ContainsAny(s[:i], "/[") {
 		return s[:i], s[i+1:]
 	}
 	return "", s
