@@ -230,8 +230,9 @@ func (c Config) WithDefaults() Config {
 
 // Validate checks the section after defaults are applied and returns every
 // problem as a *schema.FieldError (Field relative to `store:`), joined.
-func (c Config) Validate() error {
-	c = c.WithDefaults()
+func (c *Config) Validate() error {
+	d := c.WithDefaults()
+	c = &d
 	var errs []error
 	if c.SealRows < 1 || c.SealRows > 1<<24 {
 		errs = append(errs, schema.Errorf("seal_rows", "%d: must be between 1 and %d", c.SealRows, 1<<24))
