@@ -112,10 +112,17 @@ type regionPool struct {
 
 const maxSpares = 2
 
+// newRegionPool makes an empty pool; start starts the goroutine that fills
+// it.
 func newRegionPool(size int) *regionPool {
-	p := &regionPool{size: size, want: make(chan struct{}, 1), done: make(chan struct{})}
-	if size < minMappedRegion {
-		return p // Go heap regions: nothing to gain
+	return &regionPool{size: size, want: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// start starts the goroutine that maps spares; close ends it. A pool never
+// started hands out fresh regions.
+func (p *regionPool) start() {
+	if p.size < minMappedRegion {
+		return // Go heap regions: nothing to gain
 	}
 	p.wg.Go(func() {
 		for {
@@ -140,7 +147,6 @@ func newRegionPool(size int) *regionPool {
 		}
 	})
 	p.want <- struct{}{}
-	return p
 }
 
 func (p *regionPool) spares() int {
