@@ -1,3 +1,6 @@
+// Badger key layout and the store's format version (docs/format/
+// badger-keys.md). Pure functions: no state, no goroutine.
+
 package featurestore
 
 import (

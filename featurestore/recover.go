@@ -1,7 +1,7 @@
-// Recovery: what Open loads from Badger, the WAL segments and the chunk log
-// (series, chunks, the WAL tail), and what Start replays through the window
-// engine (recent samples, the views' marks). Everything here runs on the
-// goroutine that calls Open or Start, before the store's goroutines exist,
+// Recovery: what Start first loads from Badger, the WAL segments and the
+// chunk log (series, chunks, the WAL tail), and what it then replays through
+// the window engine (recent samples, the views' marks). Everything here runs on the
+// goroutine that calls Start, before the store's goroutines exist,
 // so it owns every field it touches.
 
 package featurestore

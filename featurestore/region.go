@@ -1,3 +1,9 @@
+// Memory regions for chunk columns, mapped outside the Go heap where that
+// pays, and the pool of pre-faulted spares. A region is reference-counted
+// and released by its last holder, on any goroutine; the pool's mapper
+// goroutine (started by Start, ended by Stop through hotTier.close) keeps
+// spares ready for the appender that seals the open chunk.
+
 package featurestore
 
 import (

@@ -184,7 +184,7 @@ func TestAppendSnapshotAndRecover(t *testing.T) {
 			}
 			_ = reg
 			if err := s.Stop(context.Background()); err != nil {
-				t.Fatalf("Close: %v", err)
+				t.Fatalf("Stop: %v", err)
 			}
 
 			s2, _ := openStore(t, dir, cfg, nil)
@@ -250,8 +250,7 @@ func TestAppendRejectsBadSamplesAndCountsThem(t *testing.T) {
 
 func TestRetentionByMemoryBudget(t *testing.T) {
 	cfg := Config{SealRows: 10000, MemoryBudget: 1 << 20} // 52 chunks of 10k rows ≈ 200KB each
-	s, _ := openStore(t, t.TempDir(), cfg, nil)
-	start(t, s)
+	s, _ := openStore(t, t.TempDir(), cfg, nil)           // not started: the test drives the hot tier itself
 	now := time.Now()
 	for b := range 12 {
 		batch := genBatch(10000, b*10000)
