@@ -95,7 +95,6 @@ type Store struct {
 	leadGroup []*pending // under commitMu: the leading appender's group
 	running   bool
 	stopped   bool
-	opened    bool // under appendMu: Start opened the files and Badger
 	commitCh  chan *pending
 	winCh     chan *pending
 	chunkCh   chan *chunk
@@ -328,14 +327,13 @@ func (s *Store) Start(ctx context.Context) error {
 		s.stopped = true
 		return err
 	}
-	s.opened = true
 	// State events resume from the newest state of each series recovered
 	// (none of the replayed samples is an event again).
 	stats := s.hot.seriesStats()
 	s.states.restore(stats)
 	s.series.restoreLast(stats)
 	if err := s.replayWindows(ctx); err != nil {
-		s.stopped, s.opened = true, false
+		s.stopped = true
 		return errors.Join(err, s.closeFiles())
 	}
 	s.wg.Add(5)
@@ -351,8 +349,10 @@ func (s *Store) Start(ctx context.Context) error {
 // Stop refuses new appends, commits what is queued, lets the window engine
 // and the writers drain, and waits for them within ctx's deadline; then it
 // syncs the WAL and closes the segment logs and Badger. The open chunk
-// stays in the WAL and is replayed at the next Start. Stop may be called
-// more than once; only the first call does anything.
+// stays in the WAL and is replayed at the next Start. If ctx ends first,
+// Stop returns its error and leaves the files open to the goroutines still
+// draining. Stop may be called more than once; only the first call does
+// anything.
 func (s *Store) Stop(ctx context.Context) error {
 	s.appendMu.Lock()
 	if !s.running {

@@ -1,5 +1,10 @@
 package inference
 
+// The decision log: every decision, in hourly files, for time-ranged SQL.
+// Workers append under a mutex; one writer goroutine (run, started by
+// Start) compresses and writes; history reads run on the caller's
+// goroutine. decisionLog says the rest.
+
 import (
 	"bytes"
 	"context"

@@ -428,13 +428,11 @@ func (r *Runtime) Start(ctx context.Context) error {
 	if r.started || r.stopped {
 		return errors.New("inference: already started or stopped")
 	}
-	if err := ctx.Err(); err != nil {
-		r.stopped = true
-		r.stopping.Store(true)
-		close(r.released)
-		return err
+	err := ctx.Err()
+	if err == nil {
+		err = r.open()
 	}
-	if err := r.open(); err != nil {
+	if err != nil {
 		r.stopped = true
 		r.stopping.Store(true)
 		close(r.released)
