@@ -225,7 +225,7 @@ func BenchmarkTenMillion(b *testing.B) {
 		b.Logf("before Open: %v", m0)
 		b.Logf("running, empty: %v", m1)
 		b.Logf("after %d samples: %v", total, m2)
-		if err := s.Close(); err != nil {
+		if err := s.Stop(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 
@@ -239,7 +239,7 @@ func BenchmarkTenMillion(b *testing.B) {
 		if rows, _ := s2.hot.usage(); rows != total+1 {
 			b.Fatalf("after restart the hot tier holds %d rows, want %d", rows, total+1)
 		}
-		if err := s2.Close(); err != nil {
+		if err := s2.Stop(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -1,3 +1,8 @@
+// Chunk encoding: a sealed chunk as an Arrow IPC stream and back. The
+// encoder (chunkEncoder) belongs to the chunk writer goroutine, or to the
+// goroutine running Start before the store's goroutines exist; decodeChunk
+// is pure and runs on any goroutine (recovery decodes on every core).
+
 package featurestore
 
 import (

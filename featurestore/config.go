@@ -1,3 +1,6 @@
+// The `store:` configuration section, its defaults and validation. Plain
+// values: no goroutine owns them; the Store keeps its own copy.
+
 package featurestore
 
 import (
@@ -31,7 +34,7 @@ const (
 	FSyncInterval FSyncPolicy = "interval"
 )
 
-// RecoveryMode says what Open does with a damaged entry in the data
+// RecoveryMode says what Start does with a damaged entry in the data
 // directory.
 type RecoveryMode string
 
@@ -124,7 +127,7 @@ type Config struct {
 	// ChunkTTL is how long sealed chunks and closed feature rows are kept
 	// in Badger; 0 keeps them until deleted.
 	ChunkTTL time.Duration `yaml:"chunk_ttl"`
-	// Recovery is what Open does with damaged entries: fail or quarantine.
+	// Recovery is what Start does with damaged entries: fail or quarantine.
 	Recovery RecoveryMode `yaml:"recovery"`
 	// CommitQueue is how many Append batches may wait for the WAL commit
 	// before Append blocks (back-pressure).
@@ -230,8 +233,9 @@ func (c Config) WithDefaults() Config {
 
 // Validate checks the section after defaults are applied and returns every
 // problem as a *schema.FieldError (Field relative to `store:`), joined.
-func (c Config) Validate() error {
-	c = c.WithDefaults()
+func (c *Config) Validate() error {
+	d := c.WithDefaults()
+	c = &d
 	var errs []error
 	if c.SealRows < 1 || c.SealRows > 1<<24 {
 		errs = append(errs, schema.Errorf("seal_rows", "%d: must be between 1 and %d", c.SealRows, 1<<24))

@@ -81,7 +81,7 @@ func TestOpenRejectsBadViews(t *testing.T) {
 	v := cpuView([]time.Duration{time.Minute}, time.Minute, 0)
 	bad := v
 	bad.Hop = 0
-	_, err := Open(t.Context(), t.TempDir(), Config{}, []schema.FeatureView{v, v, bad}, nil, nil)
+	_, err := openStarted(t.Context(), Config{}, []schema.FeatureView{v, v, bad}, t.TempDir(), nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "views[1].name") || !strings.Contains(err.Error(), "views[2]") {
 		t.Fatalf("Open with a duplicate and an invalid view: %v", err)
 	}

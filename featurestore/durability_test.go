@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/netfeat/netfeat/schema"
@@ -46,7 +45,7 @@ func TestSnapshotOutlivesRetention(t *testing.T) {
 		t.Fatalf("a new snapshot has %d batches after retention dropped everything", n)
 	}
 	equalRows(t, readSamples(t, snap), wantRows(all)) // reads, then releases
-	if err := s.Close(); err != nil {
+	if err := s.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if got := regionsMapped.Load() - before; got != 0 {
@@ -96,7 +95,7 @@ func TestWALDamage(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := s.Close(); err != nil {
+		if err := s.Stop(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		segs := walSegments(t, dir)
@@ -137,6 +136,7 @@ func TestWALDamage(t *testing.T) {
 			st, _ := os.Stat(seg)
 			tc.tear(t, seg)
 			s, _ := openStore(t, dir, Config{}, nil)
+			start(t, s)
 			if got := samples(t, s); got != 500 {
 				t.Fatalf("%d samples after a torn tail, want 500", got)
 			}
@@ -159,7 +159,7 @@ func TestWALDamage(t *testing.T) {
 	t.Run("damage in the middle fails with its place", func(t *testing.T) {
 		dir, seg := build(t)
 		corruptThird(t, seg)
-		_, err := Open(context.Background(), dir, Config{}, nil, nil, nil)
+		_, err := openStarted(context.Background(), Config{}, nil, dir, nil, nil)
 		if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "wal[segment") {
 			t.Fatalf("Open: %v, want ErrDamaged naming the WAL segment", err)
 		}
@@ -169,6 +169,7 @@ func TestWALDamage(t *testing.T) {
 		dir, seg := build(t)
 		corruptThird(t, seg)
 		s, _ := openStore(t, dir, Config{Recovery: RecoveryQuarantine}, nil)
+		start(t, s)
 		if got := samples(t, s); got != 400 {
 			t.Fatalf("%d samples after quarantine, want 400", got)
 		}
@@ -179,10 +180,11 @@ func TestWALDamage(t *testing.T) {
 		if len(q) != 1 {
 			t.Fatalf("quarantined files %v, want 1", q)
 		}
-		if err := s.Close(); err != nil {
+		if err := s.Stop(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		s2, _ := openStore(t, dir, Config{}, nil) // fail mode opens again
+		start(t, s2)
 		if got := samples(t, s2); got != 400 {
 			t.Fatalf("%d samples on the next open, want 400", got)
 		}
@@ -199,7 +201,7 @@ func TestChunkBytesDamaged(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := s.Close(); err != nil {
+		if err := s.Stop(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		segs, _ := filepath.Glob(filepath.Join(dir, chunkDir, "*"+chunkExt))
@@ -214,7 +216,7 @@ func TestChunkBytesDamaged(t *testing.T) {
 		return dir
 	}
 	t.Run("fail", func(t *testing.T) {
-		_, err := Open(context.Background(), build(t), Config{SealRows: 100}, nil, nil, nil)
+		_, err := openStarted(context.Background(), Config{SealRows: 100}, nil, build(t), nil, nil)
 		if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "chunk[wal batches 1-1") {
 			t.Fatalf("Open: %v, want ErrDamaged naming the first chunk", err)
 		}
@@ -222,6 +224,7 @@ func TestChunkBytesDamaged(t *testing.T) {
 	})
 	t.Run("quarantine", func(t *testing.T) {
 		s, _ := openStore(t, build(t), Config{SealRows: 100, Recovery: RecoveryQuarantine}, nil)
+		start(t, s)
 		if got := len(readSamples(t, s.SnapshotSamples())); got != 400 {
 			t.Fatalf("%d samples after quarantine, want 400", got)
 		}
@@ -237,8 +240,8 @@ func TestWALSegmentsRotateAndTrim(t *testing.T) {
 	dir := t.TempDir()
 	cfg := Config{SealRows: 300}
 	s, _ := openStore(t, dir, cfg, nil)
-	s.wal.maxSize = 4 << 10 // a 100-sample batch record is about 1.5 KB
 	start(t, s)
+	s.wal.maxSize = 4 << 10 // a 100-sample batch record is about 1.5 KB; before the first Append
 	var all []schema.Sample
 	for b := range 30 {
 		batch := genBatch(100, b*100)
@@ -247,13 +250,14 @@ func TestWALSegmentsRotateAndTrim(t *testing.T) {
 		}
 		all = append(all, batch...)
 	}
-	if err := s.Close(); err != nil {
+	if err := s.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(walSegments(t, dir)); n == 0 || n > 3 {
 		t.Fatalf("%d WAL segments left, want 1 to 3 (the ones not yet covered by a chunk)", n)
 	}
 	s2, _ := openStore(t, dir, cfg, nil)
+	start(t, s2)
 	equalRows(t, readSamples(t, s2.SnapshotSamples()), wantRows(all))
 	equalRows(t, readSamples(t, readAll(t, mustHistory(t, s2, TableSamples, math.MinInt64, math.MaxInt64))), wantRows(all))
 }
@@ -261,8 +265,8 @@ func TestWALSegmentsRotateAndTrim(t *testing.T) {
 func TestChunkSegmentsExpire(t *testing.T) {
 	dir := t.TempDir()
 	s, _ := openStore(t, dir, Config{SealRows: 100, ChunkTTL: time.Hour}, nil)
-	s.chunks.maxSize = 1 // every chunk starts a segment
 	start(t, s)
+	s.chunks.maxSize = 1 // every chunk starts a segment; before the first Append
 	for b := range 3 {
 		if err := s.Append(context.Background(), genBatch(100, b*100)); err != nil {
 			t.Fatal(err)
@@ -295,112 +299,4 @@ func TestChunkSegmentsExpire(t *testing.T) {
 	if got := len(readSamples(t, readAll(t, mustHistory(t, s, TableSamples, math.MinInt64, math.MaxInt64)))); got != 100 {
 		t.Fatalf("history holds %d samples, want the 100 of the unexpired segment", got)
 	}
-}
-
-// TestMigrateFormat1 builds a store of format 1 (WAL frames and chunks as
-// Badger values) by hand and opens it: the migration moves them to the
-// segment files without losing or repeating a sample, also when it runs a
-// second time after an interruption.
-func TestMigrateFormat1(t *testing.T) {
-	dir := t.TempDir()
-	batches := [][]schema.Sample{genBatch(100, 0), genBatch(100, 100), genBatch(100, 200), genBatch(100, 300)}
-	series := newSeriesTable()
-	recsOf := func(b []schema.Sample) []rec {
-		out := make([]rec, len(b))
-		for i, x := range b {
-			out[i] = rec{ts: x.TS, ingest: x.IngestTS, value: x.Value, sid: series.intern(x.Device, x.Component, x.Metric, x.Source)}
-		}
-		return out
-	}
-	var frames [][]byte
-	for _, b := range batches {
-		frames = append(frames, encodeWALBatch(nil, recsOf(b)))
-	}
-	// Batches 1 and 2 are in a chunk; 3 and 4 only in the WAL.
-	c := &chunk{minTS: math.MaxInt64, maxTS: math.MinInt64, firstSeq: 1, lastSeq: 2}
-	for _, b := range batches[:2] {
-		for _, r := range recsOf(b) {
-			c.ts, c.sid, c.val = append(c.ts, r.ts), append(c.sid, r.sid), append(c.val, r.value)
-			c.minTS, c.maxTS = min(c.minTS, r.ts), max(c.maxTS, r.ts)
-		}
-	}
-	ipc, err := encodeChunk(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeV1 := func(db *badger.DB, withChunk bool) {
-		t.Helper()
-		err := db.Update(func(txn *badger.Txn) error {
-			if withChunk {
-				for id, d := range series.defs {
-					if err := txn.Set(seriesKeyBytes(int32(id)), encodeSeriesDef(nil, d)); err != nil {
-						return err
-					}
-				}
-				m := chunkMeta{firstSeq: 1, lastSeq: 2, minTS: c.minTS, maxTS: c.maxTS, rows: uint32(c.rows())}
-				if err := txn.SetEntry(badger.NewEntry(chunkKey(m), ipc).WithTTL(time.Hour)); err != nil {
-					return err
-				}
-				if err := txn.Set(keyChunked, []byte{0, 0, 0, 0, 0, 0, 0, 2}); err != nil {
-					return err
-				}
-			}
-			for seq := uint64(2); seq <= 4; seq++ { // batch 2 is covered by the chunk: left over
-				if err := txn.Set(walKey(seq), frames[seq-1]); err != nil {
-					return err
-				}
-			}
-			return txn.Set(keyFormat, []byte(formatVersion1))
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeV1(db, true)
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	var all []schema.Sample
-	for _, b := range batches {
-		all = append(all, b...)
-	}
-	check := func(s *Store) {
-		t.Helper()
-		equalRows(t, readSamples(t, s.SnapshotSamples()), wantRows(all))
-		equalRows(t, readSamples(t, readAll(t, mustHistory(t, s, TableSamples, math.MinInt64, math.MaxInt64))), wantRows(all))
-		var wal int
-		_ = s.db.View(func(txn *badger.Txn) error {
-			return iteratePrefix(txn, []byte{prefixWAL}, false, func([]byte, []byte) error { wal++; return nil })
-		})
-		if wal != 0 {
-			t.Fatalf("%d format-1 WAL keys left in Badger", wal)
-		}
-	}
-	s, _ := openStore(t, dir, Config{}, nil)
-	check(s)
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	// An interruption after the chunks moved but before the format key was
-	// written: the WAL keys are still there and the format still says 1.
-	db, err = badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeV1(db, false)
-	if err := db.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s2, _ := openStore(t, dir, Config{}, nil)
-	check(s2)
-	if err := s2.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s3, _ := openStore(t, dir, Config{}, nil)
-	check(s3)
 }

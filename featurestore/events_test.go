@@ -117,7 +117,7 @@ func TestStateEventsWithoutViews(t *testing.T) {
 	if n := testutil.ToFloat64(s.m.stateEvents); n != 2 {
 		t.Fatalf("state_events_total %v, want 2", n)
 	}
-	if err := s.Close(); err != nil {
+	if err := s.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 

@@ -1,3 +1,7 @@
+// Input guards: per-device labels and rate-limited logs for samples the
+// store refuses. inputGuard is shared by the appending goroutines (the
+// callers of Append) and guarded by its mutex.
+
 package featurestore
 
 import (

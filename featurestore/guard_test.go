@@ -91,7 +91,7 @@ func TestDuplicateAfterRestart(t *testing.T) {
 	if err := s.Append(context.Background(), []schema.Sample{x}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
+	if err := s.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	s2, _ := openStore(t, dir, Config{}, nil)

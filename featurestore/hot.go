@@ -1,3 +1,11 @@
+// The hot tier: recent samples in columnar chunks, ready for Arrow. One
+// goroutine appends at a time (whoever holds commitMu: the committer, or an
+// appender leading its own group commit) and the maintenance loop seals by
+// age and drops by retention, both under hotTier.mu; readers on any
+// goroutine load the published hotView without blocking them. Sealed
+// chunks are reference-counted: the chunk writer and snapshots hold
+// references until they release them.
+
 package featurestore
 
 import (

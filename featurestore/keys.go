@@ -1,3 +1,6 @@
+// Badger key layout and the store's format version (docs/format/
+// badger-keys.md). Pure functions: no state, no goroutine.
+
 package featurestore
 
 import (
@@ -12,7 +15,6 @@ import (
 const (
 	prefixMeta       = 'M' // M<name>                 → store metadata (format version)
 	prefixSeries     = 's' // s<sid u32 BE>           → series definition
-	prefixWAL        = 'w' // w<seq u64 BE>           → format 1 only: WAL frame (migrated to the WAL segments)
 	prefixChunk      = 'c' // c<firstSeq><lastSeq><minTS><maxTS><rows u32> → chunk location in the chunk log
 	prefixRow        = 'f' // f<view>\0<windowEnd u64 BE><entity> → closed feature row
 	prefixLatest     = 'l' // l<view>\0<entity>       → latest feature row (online view)
@@ -21,13 +23,12 @@ const (
 	prefixQuarantine = 'q' // q<original key>          → damaged entry moved aside by recovery
 )
 
-// formatVersion is the store's on-disk format: 2 keeps the WAL and the
-// chunks in segment files (docs/format); 1 kept them in Badger and is
-// migrated on open.
-const (
-	formatVersion  = "netfeat-featurestore/2"
-	formatVersion1 = "netfeat-featurestore/1"
-)
+// formatVersion is the store's on-disk format, written into a new store and
+// checked on every open: the WAL and the chunks in segment files, the rest
+// in Badger (docs/format). It is the first released format; the "2" is
+// historical (an unreleased format 1 preceded it) and stays, because
+// changing the stored value would change the format.
+const formatVersion = "netfeat-featurestore/2"
 
 var keyFormat = []byte{prefixMeta, 'f', 'o', 'r', 'm', 'a', 't'}
 
@@ -37,10 +38,6 @@ var keyChunked = []byte{prefixMeta, 's', 'e', 'q'}
 
 func seriesKeyBytes(id int32) []byte {
 	return binary.BigEndian.AppendUint32([]byte{prefixSeries}, uint32(id))
-}
-
-func walKey(seq uint64) []byte {
-	return binary.BigEndian.AppendUint64([]byte{prefixWAL}, seq)
 }
 
 // chunkMeta is what a chunk key carries, so that recovery and History can
@@ -113,10 +110,6 @@ func keyString(k []byte) string {
 	case prefixChunk:
 		if m, err := parseChunkKey(k); err == nil {
 			return fmt.Sprintf("chunk[wal batches %d-%d, %d rows, ts %d..%d]", m.firstSeq, m.lastSeq, m.rows, m.minTS, m.maxTS)
-		}
-	case prefixWAL:
-		if len(k) == 9 {
-			return fmt.Sprintf("wal[batch %d]", binary.BigEndian.Uint64(k[1:]))
 		}
 	case prefixSeries:
 		if len(k) == 5 {

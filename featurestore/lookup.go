@@ -1,3 +1,6 @@
+// LatestRecord: one entity's latest row as an Arrow record. It reads the
+// online view under its read lock, on the caller's goroutine.
+
 package featurestore
 
 import (

@@ -1,3 +1,8 @@
+// The store's Prometheus metrics. Counters are updated by whichever
+// goroutine does the work; the gauges computed at scrape time read the hot
+// tier and the series table under their own locks, on the scraping
+// goroutine.
+
 package featurestore
 
 import (
@@ -87,7 +92,7 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) (*storeMetrics, error)
 		stateEvents: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "netfeat_store_state_events_total", Help: "State events detected: committed samples of a state metric that are the first of their series or change its value."}),
 		recoverSeconds: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "netfeat_store_recovery_seconds", Help: "Time the last Open spent recovering the hot tier."}),
+			Name: "netfeat_store_recovery_seconds", Help: "Time the last Start spent recovering the hot tier."}),
 	}
 	cs := []prometheus.Collector{
 		m.appended, m.rejected, m.walCommits, m.walBatches, m.walBytes, m.walCommitTime, m.walErrors,

@@ -1,3 +1,10 @@
+// The online view (the latest row per entity, in memory and in Badger) and
+// the view tables of recently closed rows. The row writer goroutine owns
+// their persistence: it writes closed rows, the latest rows and the views'
+// marks to Badger in batches. The in-memory maps are set by whoever runs
+// the window engine (under winMu) and read by any goroutine under their
+// own locks.
+
 package featurestore
 
 import (

@@ -1,3 +1,8 @@
+// The read side: Arrow snapshots of the hot tier, the view tables and the
+// online view, and History over the chunk log and Badger. Everything here
+// runs on the caller's goroutine and takes references or locks; no store
+// goroutine waits for a reader.
+
 package featurestore
 
 import (

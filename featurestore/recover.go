@@ -1,8 +1,8 @@
-// Recovery: what Open loads from Badger, the WAL segments and the chunk log
-// (series, chunks, the WAL tail), and what Start replays through the window
-// engine (recent samples, the views' marks). Everything here runs on the
-// goroutine that calls Open or Start, before the store's goroutines exist,
-// so it owns every field it touches. Format 1 migration is in migrate.go.
+// Recovery: what Start first loads from Badger, the WAL segments and the
+// chunk log (series, chunks, the WAL tail), and what it then replays through
+// the window engine (recent samples, the views' marks). Everything here runs on the
+// goroutine that calls Start, before the store's goroutines exist,
+// so it owns every field it touches.
 
 package featurestore
 
@@ -32,18 +32,12 @@ func (s *Store) recover(ctx context.Context) error {
 		}
 		return fmt.Errorf("%s: %w: %w", keyString(key), err, ErrDamaged)
 	}
-	format, err := s.readFormat()
-	if err != nil {
+	if err := s.checkFormat(); err != nil {
 		return err
-	}
-	if format == formatVersion1 {
-		if err := s.migrateV1(); err != nil {
-			return fmt.Errorf("migrate store format 1 to 2: %w", err)
-		}
 	}
 	var metas []chunkMeta
 	locs := map[chunkMeta]chunkLoc{}
-	err = s.db.View(func(txn *badger.Txn) error {
+	err := s.db.View(func(txn *badger.Txn) error {
 		// Series: ids are dense from 0.
 		if err := iteratePrefix(txn, []byte{prefixSeries}, true, func(k, v []byte) error {
 			if len(k) != 5 {
@@ -190,9 +184,9 @@ func (s *Store) recover(ctx context.Context) error {
 	return s.loadOnline()
 }
 
-// readFormat returns the store's format version, writing the current one
-// into a new store.
-func (s *Store) readFormat() (string, error) {
+// checkFormat refuses a store of another format than formatVersion, and
+// writes formatVersion into a new store.
+func (s *Store) checkFormat() error {
 	var v []byte
 	err := s.db.View(func(txn *badger.Txn) error {
 		it, err := txn.Get(keyFormat)
@@ -204,30 +198,16 @@ func (s *Store) readFormat() (string, error) {
 	})
 	switch {
 	case errors.Is(err, badger.ErrKeyNotFound):
-		// A new store, or one of format 1 that never got to write the key.
-		var old bool
-		_ = s.db.View(func(txn *badger.Txn) error {
-			for _, p := range []byte{prefixWAL, prefixChunk} {
-				it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{p}})
-				it.Rewind()
-				old = old || it.Valid()
-				it.Close()
-			}
-			return nil
-		})
-		if old {
-			return formatVersion1, nil
-		}
 		if err := s.db.Update(func(txn *badger.Txn) error { return txn.Set(keyFormat, []byte(formatVersion)) }); err != nil {
-			return "", fmt.Errorf("write store format: %w", err)
+			return fmt.Errorf("write store format: %w", err)
 		}
-		return formatVersion, nil
+		return nil
 	case err != nil:
-		return "", fmt.Errorf("read store format: %w: %w", err, ErrDamaged)
-	case string(v) != formatVersion && string(v) != formatVersion1:
-		return "", fmt.Errorf("store format %q: this binary reads %q (and migrates %q)", v, formatVersion, formatVersion1)
+		return fmt.Errorf("read store format: %w: %w", err, ErrDamaged)
+	case string(v) != formatVersion:
+		return fmt.Errorf("store format %q: this binary reads %q", v, formatVersion)
 	}
-	return string(v), nil
+	return nil
 }
 
 // placeholderSeries names a series whose definition was damaged.
@@ -373,23 +353,6 @@ func bytesToSeq(b []byte) uint64 {
 		v = v<<8 | uint64(x)
 	}
 	return v
-}
-
-func (s *Store) deleteKeys(keys [][]byte) error {
-	if len(keys) == 0 {
-		return nil
-	}
-	wb := s.db.NewWriteBatch()
-	defer wb.Cancel()
-	for _, k := range keys {
-		if err := wb.Delete(k); err != nil {
-			return fmt.Errorf("delete %q: %w", k, err)
-		}
-	}
-	if err := wb.Flush(); err != nil {
-		return fmt.Errorf("delete %d keys: %w", len(keys), err)
-	}
-	return nil
 }
 
 // replayWindows feeds the recent hot-tier history through the window

@@ -1,3 +1,9 @@
+// Memory regions for chunk columns, mapped outside the Go heap where that
+// pays, and the pool of pre-faulted spares. A region is reference-counted
+// and released by its last holder, on any goroutine; the pool's mapper
+// goroutine (started by Start, ended by Stop through hotTier.close) keeps
+// spares ready for the appender that seals the open chunk.
+
 package featurestore
 
 import (
@@ -112,10 +118,17 @@ type regionPool struct {
 
 const maxSpares = 2
 
+// newRegionPool makes an empty pool; start starts the goroutine that fills
+// it.
 func newRegionPool(size int) *regionPool {
-	p := &regionPool{size: size, want: make(chan struct{}, 1), done: make(chan struct{})}
-	if size < minMappedRegion {
-		return p // Go heap regions: nothing to gain
+	return &regionPool{size: size, want: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// start starts the goroutine that maps spares; close ends it. A pool never
+// started hands out fresh regions.
+func (p *regionPool) start() {
+	if p.size < minMappedRegion {
+		return // Go heap regions: nothing to gain
 	}
 	p.wg.Go(func() {
 		for {
@@ -140,7 +153,6 @@ func newRegionPool(size int) *regionPool {
 		}
 	})
 	p.want <- struct{}{}
-	return p
 }
 
 func (p *regionPool) spares() int {

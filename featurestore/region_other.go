@@ -1,5 +1,8 @@
 //go:build !unix
 
+// Anonymous mappings where the platform has none: regions come from the Go
+// heap. No goroutine, no state.
+
 package featurestore
 
 import "errors"

@@ -1,5 +1,8 @@
 //go:build unix
 
+// Anonymous mappings on Unix (mmap, MAP_POPULATE). No goroutine, no
+// state.
+
 package featurestore
 
 import "golang.org/x/sys/unix"

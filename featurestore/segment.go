@@ -1,3 +1,9 @@
+// Segment logs: the append-only files of the WAL and the chunk log. One
+// goroutine appends and rotates (the committer for the WAL, the chunk
+// writer for the chunk log); sync may run on another (the maintenance
+// loop's fsync_interval); readers open segments by id on any goroutine,
+// and removal waits for them.
+
 package featurestore
 
 import (

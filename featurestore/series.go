@@ -1,3 +1,8 @@
+// The series table: ids for (device, component, metric, source), their
+// definitions and each series' last sample (for de-duplication). Appending
+// goroutines intern under its write lock; readers and the committer's
+// de-duplication use its read lock, the last samples atomically.
+
 package featurestore
 
 import (

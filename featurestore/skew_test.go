@@ -82,7 +82,7 @@ func TestFutureClockDoesNotStopOtherDevices(t *testing.T) {
 			}
 			full(t, &got, good, winEnd(1), winEnd(3))
 			_ = reg
-			if err := s.Close(); err != nil {
+			if err := s.Stop(context.Background()); err != nil {
 				t.Fatal(err)
 			}
 

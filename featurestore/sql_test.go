@@ -40,11 +40,11 @@ func (src storeSource) History(ctx context.Context, table string, from, to int64
 // buffer, dictionaries with repeated values) correctly, for column subsets
 // too, from memory and from history.
 func TestDuckDBReadsTheHotTierLayout(t *testing.T) {
-	s, err := featurestore.Open(context.Background(), t.TempDir(), featurestore.Config{SealRows: 1000}, nil, nil, nil)
+	s, err := featurestore.New(featurestore.Config{SealRows: 1000}, nil, t.TempDir(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Stop(context.Background()) }()
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -133,11 +133,11 @@ func (src seriesSource) Records(ctx context.Context, table string) ([]arrow.Reco
 // equi-joins failed in DuckDB. The store replaces invalid bytes, so every
 // join counts what it should.
 func TestSQLJoinsOverInvalidUTF8(t *testing.T) {
-	s, err := featurestore.Open(context.Background(), t.TempDir(), featurestore.Config{}, nil, nil, nil)
+	s, err := featurestore.New(featurestore.Config{}, nil, t.TempDir(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Stop(context.Background()) }()
 	if err := s.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,11 @@
-// The Store type, its lifecycle (Open, Start, Stop, Close) and subscription.
-// Open runs on the caller's goroutine before any of the store's own start;
-// Start launches the five goroutines that own the rest: the committer
+// The Store type, its lifecycle (New, Start, Stop) and subscription. New
+// does no I/O. Start opens and recovers the data directory on the caller's
+// goroutine (recover.go), before any of the store's own goroutines exist,
+// then launches the five goroutines that own the rest: the committer
 // (commit.go), the window loop (commit.go), the chunk writer
 // (chunkwriter.go), the row writer (online.go) and the maintenance loop
-// (maintenance.go). Stop ends them in that dependency order.
+// (maintenance.go). Stop ends them in that dependency order, then closes
+// the files and Badger.
 
 package featurestore
 
@@ -11,7 +13,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -32,10 +33,11 @@ var (
 	// ErrDamaged wraps every problem recovery finds in the data directory;
 	// docs/featurestore.md ("Damaged data directory") says what to do.
 	ErrDamaged = errors.New("featurestore: data directory is damaged (see docs/featurestore.md, \"Damaged data directory\")")
-	// ErrUnknownView is returned for a view name the store was not opened with.
+	// ErrUnknownView is returned for a view name the store was not created with.
 	ErrUnknownView = errors.New("featurestore: unknown view")
-	// ErrNotFound is returned by GetState for a key never stored.
-	ErrNotFound = errors.New("featurestore: not found")
+	// ErrNotFound is returned by GetState for a key never stored; it is
+	// schema.ErrStateNotFound.
+	ErrNotFound = schema.ErrStateNotFound
 )
 
 // pending is one Append batch on its way through the WAL commit to the hot
@@ -51,8 +53,10 @@ type pending struct {
 }
 
 // Store is the feature store: the WAL, the hot tier, the window engine and
-// the online view, persisted in Badger. It implements schema.SampleAppender.
-// All methods are safe for concurrent use.
+// the online view, persisted in Badger. It implements schema.SampleAppender
+// and schema.StateStore. Create it with New, register subscribers, Start
+// it and Stop it; the reading and state methods are for after Start. All
+// methods are safe for concurrent use.
 type Store struct {
 	cfg    Config
 	dir    string
@@ -98,7 +102,6 @@ type Store struct {
 	stopMaint chan struct{}
 	wg        sync.WaitGroup
 	pool      sync.Pool
-	closeOnce sync.Once
 
 	// The window engine belongs to whoever holds winMu: the committer,
 	// which runs it inline while the window goroutine has nothing queued
@@ -116,14 +119,15 @@ type Store struct {
 	closeHook func(time.Duration)
 }
 
-var _ schema.SampleAppender = (*Store)(nil)
+var (
+	_ schema.SampleAppender = (*Store)(nil)
+	_ schema.StateStore     = (*Store)(nil)
+)
 
-// Open opens (or creates) the store in dir and recovers it: series, sealed
-// chunks within retention and budget, the WAL tail not yet in a chunk, and
-// the online view. Open windows are rebuilt by Start. A damaged data
-// directory is an error wrapping ErrDamaged unless cfg.Recovery is
-// quarantine.
-func Open(ctx context.Context, dir string, cfg Config, views []schema.FeatureView, reg prometheus.Registerer, log *slog.Logger) (*Store, error) {
+// New validates cfg and views and builds the store for the data directory
+// dir without touching it: Start opens (or creates) and recovers it. reg
+// and log may be nil.
+func New(cfg Config, views []schema.FeatureView, dir string, reg prometheus.Registerer, log *slog.Logger) (*Store, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("featurestore config: %w", err)
@@ -163,33 +167,70 @@ func Open(ctx context.Context, dir string, cfg Config, views []schema.FeatureVie
 		ve.skew = int64(cfg.MaxClockSkew)
 	}
 	s.win.emit, s.win.mark = s.emit, s.markClosed
+	s.hot = newHotTier(cfg.SealRows)
+	return s, nil
+}
 
-	if err := checkDir(dir); err != nil {
-		return nil, err
+// open opens (or creates) the store in s.dir and recovers it: series,
+// sealed chunks within retention and budget, the WAL tail not yet in a
+// chunk, and the online view. A damaged data directory is an error
+// wrapping ErrDamaged unless cfg.Recovery is quarantine. On failure it
+// closes what it opened.
+func (s *Store) open(ctx context.Context) (err error) {
+	if err := checkDir(s.dir); err != nil {
+		return err
 	}
 	start := time.Now()
-	if s.wal, err = openSegmentLog(filepath.Join(dir, walDir), walExt, walMagic, walSegmentBytes); err != nil {
-		return nil, fmt.Errorf("open wal: %w", err)
+	s.hot.spares.start()
+	defer func() {
+		if err != nil {
+			_ = s.closeFiles()
+		}
+	}()
+	if s.wal, err = openSegmentLog(filepath.Join(s.dir, walDir), walExt, walMagic, walSegmentBytes); err != nil {
+		return fmt.Errorf("open wal: %w", err)
 	}
-	if s.chunks, err = openSegmentLog(filepath.Join(dir, chunkDir), chunkExt, chunkMagic, chunkSegmentBytes); err != nil {
-		return nil, fmt.Errorf("open chunk log: %w", err)
+	if s.chunks, err = openSegmentLog(filepath.Join(s.dir, chunkDir), chunkExt, chunkMagic, chunkSegmentBytes); err != nil {
+		return fmt.Errorf("open chunk log: %w", err)
 	}
-	db, err := badger.Open(badgerOptions(dir, cfg, log))
+	db, err := badger.Open(badgerOptions(s.dir, s.cfg, s.log))
 	if err != nil {
-		return nil, fmt.Errorf("open badger in %s: %w: %w", dir, ErrDamaged, err)
+		return fmt.Errorf("open badger in %s: %w: %w", s.dir, ErrDamaged, err)
 	}
 	s.db = db
-	s.hot = newHotTier(cfg.SealRows) // from here on, s.hot.close() on failure
 	if err := s.recover(ctx); err != nil {
-		s.hot.close()
-		_ = db.Close()
-		return nil, err
+		return err
 	}
 	s.m.recoverSeconds.Set(time.Since(start).Seconds())
 	rows, bytes := s.hot.usage()
-	log.Info("feature store opened", "dir", dir, "series", s.series.len(), "hot_samples", rows, "hot_bytes", bytes,
+	s.log.Info("feature store opened", "dir", s.dir, "series", s.series.len(), "hot_samples", rows, "hot_bytes", bytes,
 		"wal_tail_batches", len(s.replayWAL), "took", time.Since(start))
-	return s, nil
+	return nil
+}
+
+// closeFiles releases the hot tier, the segment logs and Badger, whichever
+// are open.
+func (s *Store) closeFiles() error {
+	s.hot.close()
+	var errs []error
+	if s.wal != nil {
+		errs = append(errs, s.wal.close())
+	}
+	if s.chunks != nil {
+		errs = append(errs, s.chunks.close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		err = fmt.Errorf("close logs: %w", err)
+		errs = []error{err}
+	} else {
+		errs = nil
+	}
+	if s.db != nil {
+		if err := s.db.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close badger: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // badgerOptions sizes Badger for what it holds since the WAL and the
@@ -270,15 +311,21 @@ func (s *Store) Ready() error {
 	return nil
 }
 
-// Start replays recovered samples through the windows (rebuilding the open
+// Start opens (or creates) and recovers the data directory (see open),
+// replays recovered samples through the windows (rebuilding the open
 // windows; windows delivered before the restart are not delivered again),
 // then starts the committer, the window engine, the chunk and row writers
-// and the maintenance loop. It returns once they run.
+// and the maintenance loop. It returns once they run. A store whose Start
+// failed has released what it opened and cannot be started again.
 func (s *Store) Start(ctx context.Context) error {
 	s.appendMu.Lock()
 	defer s.appendMu.Unlock()
 	if s.running || s.stopped {
 		return errors.New("featurestore: Start called twice")
+	}
+	if err := s.open(ctx); err != nil {
+		s.stopped = true
+		return err
 	}
 	// State events resume from the newest state of each series recovered
 	// (none of the replayed samples is an event again).
@@ -286,7 +333,8 @@ func (s *Store) Start(ctx context.Context) error {
 	s.states.restore(stats)
 	s.series.restoreLast(stats)
 	if err := s.replayWindows(ctx); err != nil {
-		return err
+		s.stopped = true
+		return errors.Join(err, s.closeFiles())
 	}
 	s.wg.Add(5)
 	go s.committer()
@@ -299,8 +347,12 @@ func (s *Store) Start(ctx context.Context) error {
 }
 
 // Stop refuses new appends, commits what is queued, lets the window engine
-// and the writers drain, and waits for them within ctx's deadline. The
-// open chunk stays in the WAL and is replayed at the next Open.
+// and the writers drain, and waits for them within ctx's deadline; then it
+// syncs the WAL and closes the segment logs and Badger. The open chunk
+// stays in the WAL and is replayed at the next Start. If ctx ends first,
+// Stop returns its error and leaves the files open to the goroutines still
+// draining. Stop may be called more than once; only the first call does
+// anything.
 func (s *Store) Stop(ctx context.Context) error {
 	s.appendMu.Lock()
 	if !s.running {
@@ -324,28 +376,14 @@ func (s *Store) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		return fmt.Errorf("featurestore stop: %w", ctx.Err())
 	}
+	var errs []error
 	if err := s.wal.sync(); err != nil {
-		return fmt.Errorf("featurestore stop: sync: %w", err)
+		errs = append(errs, fmt.Errorf("featurestore stop: sync: %w", err))
 	}
-	return nil
-}
-
-// Close stops the store if it runs and closes Badger.
-func (s *Store) Close() error {
-	var err error
-	s.closeOnce.Do(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		err = s.Stop(ctx)
-		s.hot.close()
-		if cerr := errors.Join(s.wal.close(), s.chunks.close()); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("close logs: %w", cerr))
-		}
-		if cerr := s.db.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("close badger: %w", cerr))
-		}
-	})
-	return err
+	if err := s.closeFiles(); err != nil {
+		errs = append(errs, fmt.Errorf("featurestore stop: %w", err))
+	}
+	return errors.Join(errs...)
 }
 
 // badgerLogger routes Badger's logs to slog; its info chatter goes to debug.
@@ -366,5 +404,3 @@ func (b badgerLogger) Infof(f string, a ...any) {
 func (b badgerLogger) Debugf(f string, a ...any) {
 	b.l.Debug(fmt.Sprintf(f, a...), "component", "badger")
 }
-
-var _ io.Closer = (*Store)(nil)

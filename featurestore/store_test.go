@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
@@ -38,12 +39,25 @@ func TestMain(m *testing.M) {
 func openStore(t testing.TB, dir string, cfg Config, views []schema.FeatureView) (*Store, *prometheus.Registry) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	s, err := Open(context.Background(), dir, cfg, views, reg, nil)
+	s, err := New(cfg, views, dir, reg, nil)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}
-	t.Cleanup(func() { _ = s.Close() })
+	t.Cleanup(func() { _ = s.Stop(context.Background()) })
 	return s, reg
+}
+
+// openStarted creates and starts a store, as the old Open and Start did
+// together: recovery errors come from Start.
+func openStarted(ctx context.Context, cfg Config, views []schema.FeatureView, dir string, reg prometheus.Registerer, log *slog.Logger) (*Store, error) {
+	s, err := New(cfg, views, dir, reg, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Start(ctx); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 func start(t testing.TB, s *Store) {
@@ -169,11 +183,12 @@ func TestAppendSnapshotAndRecover(t *testing.T) {
 				t.Fatalf("appended counter %v, want %d", got, len(all))
 			}
 			_ = reg
-			if err := s.Close(); err != nil {
-				t.Fatalf("Close: %v", err)
+			if err := s.Stop(context.Background()); err != nil {
+				t.Fatalf("Stop: %v", err)
 			}
 
 			s2, _ := openStore(t, dir, cfg, nil)
+			start(t, s2)
 			equalRows(t, readSamples(t, s2.SnapshotSamples()), wantRows(all))
 			hist := readAll(t, mustHistory(t, s2, TableSamples, math.MinInt64, math.MaxInt64))
 			equalRows(t, readSamples(t, hist), wantRows(all))
@@ -235,7 +250,7 @@ func TestAppendRejectsBadSamplesAndCountsThem(t *testing.T) {
 
 func TestRetentionByMemoryBudget(t *testing.T) {
 	cfg := Config{SealRows: 10000, MemoryBudget: 1 << 20} // 52 chunks of 10k rows ≈ 200KB each
-	s, _ := openStore(t, t.TempDir(), cfg, nil)
+	s, _ := openStore(t, t.TempDir(), cfg, nil)           // not started: the test drives the hot tier itself
 	now := time.Now()
 	for b := range 12 {
 		batch := genBatch(10000, b*10000)
@@ -267,16 +282,18 @@ func TestRetentionByMemoryBudget(t *testing.T) {
 func TestStateBlobs(t *testing.T) {
 	dir := t.TempDir()
 	s, _ := openStore(t, dir, Config{}, nil)
+	start(t, s)
 	if _, err := s.GetState("normalize/rates"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("GetState of a missing key: %v, want ErrNotFound", err)
 	}
 	if err := s.PutState("normalize/rates", []byte("blob")); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
+	if err := s.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	s2, _ := openStore(t, dir, Config{}, nil)
+	start(t, s2)
 	got, err := s2.GetState("normalize/rates")
 	if err != nil || string(got) != "blob" {
 		t.Fatalf("GetState after reopen = %q, %v", got, err)
@@ -293,7 +310,7 @@ func TestDamagedDataDirectory(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := s.Close(); err != nil {
+		if err := s.Stop(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		return dir
@@ -322,7 +339,7 @@ func TestDamagedDataDirectory(t *testing.T) {
 	t.Run("truncated chunk fails with a clear error", func(t *testing.T) {
 		dir := build(t)
 		truncateChunk(t, dir)
-		_, err := Open(context.Background(), dir, Config{SealRows: 100}, nil, nil, nil)
+		_, err := openStarted(context.Background(), Config{SealRows: 100}, nil, dir, nil, nil)
 		if !errors.Is(err, ErrDamaged) {
 			t.Fatalf("Open: %v, want ErrDamaged", err)
 		}
@@ -332,6 +349,7 @@ func TestDamagedDataDirectory(t *testing.T) {
 		dir := build(t)
 		truncateChunk(t, dir)
 		s, _ := openStore(t, dir, Config{SealRows: 100, Recovery: RecoveryQuarantine}, nil)
+		start(t, s)
 		if got := testutil.ToFloat64(s.m.damaged.WithLabelValues("chunk")); got != 1 {
 			t.Fatalf("damaged{chunk} = %v, want 1", got)
 		}
@@ -358,10 +376,11 @@ func TestDamagedDataDirectory(t *testing.T) {
 		if err := db.Close(); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := Open(context.Background(), dir, Config{SealRows: 100}, nil, nil, nil); !errors.Is(err, ErrDamaged) {
+		if _, err := openStarted(context.Background(), Config{SealRows: 100}, nil, dir, nil, nil); !errors.Is(err, ErrDamaged) {
 			t.Fatalf("Open: %v, want ErrDamaged", err)
 		}
 		s, _ := openStore(t, dir, Config{SealRows: 100, Recovery: RecoveryQuarantine}, nil)
+		start(t, s)
 		rows := readSamples(t, s.SnapshotSamples())
 		placeholder := 0
 		for _, r := range rows {
@@ -372,10 +391,11 @@ func TestDamagedDataDirectory(t *testing.T) {
 		if len(rows) != 500 || placeholder == 0 {
 			t.Fatalf("%d samples (%d under the placeholder series), want 500 with some", len(rows), placeholder)
 		}
-		if err := s.Close(); err != nil {
+		if err := s.Stop(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		s2, _ := openStore(t, dir, Config{SealRows: 100}, nil) // fail mode opens again
+		start(t, s2)
 		if got := len(readSamples(t, s2.SnapshotSamples())); got != 500 {
 			t.Fatalf("%d samples on the next open, want 500", got)
 		}
@@ -385,7 +405,7 @@ func TestDamagedDataDirectory(t *testing.T) {
 		if err := os.Remove(filepath.Join(dir, "MANIFEST")); err != nil {
 			t.Fatal(err)
 		}
-		_, err := Open(context.Background(), dir, Config{}, nil, nil, nil)
+		_, err := openStarted(context.Background(), Config{}, nil, dir, nil, nil)
 		if !errors.Is(err, ErrDamaged) {
 			t.Fatalf("Open: %v, want ErrDamaged", err)
 		}
@@ -400,7 +420,7 @@ func TestDamagedDataDirectory(t *testing.T) {
 		if err := os.Remove(ssts[0]); err != nil {
 			t.Fatal(err)
 		}
-		_, err := Open(context.Background(), dir, Config{}, nil, nil, nil)
+		_, err := openStarted(context.Background(), Config{}, nil, dir, nil, nil)
 		if !errors.Is(err, ErrDamaged) {
 			t.Fatalf("Open: %v, want ErrDamaged", err)
 		}

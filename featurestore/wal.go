@@ -1,3 +1,8 @@
+// The WAL's and chunk log's record framing, the WAL scan and quarantine
+// of recovery, and chunk locations. The scan and quarantine run in Start,
+// on its goroutine, before the store's goroutines exist; the framing
+// functions are pure.
+
 package featurestore
 
 import (

@@ -1,3 +1,7 @@
+// The WAL batch codec: one Append batch as a compact frame
+// (docs/format/wal.md). Pure functions: the committer encodes, recovery
+// decodes.
+
 package featurestore
 
 import (

@@ -1,3 +1,8 @@
+// The window engine: per-view, per-entity panes, window closes by
+// completeness, watermark and idle deadline. It belongs to whoever holds
+// winMu: the committer, running it inline, or the window loop goroutine
+// (commit.go says when which).
+
 package featurestore
 
 import (

@@ -258,7 +258,7 @@ func TestRestartReplaysSameRows(t *testing.T) {
 	}
 	whole := map[closeKey][][]float64{}
 	s := collect(t.TempDir(), 0, len(batches), whole)
-	if err := s.Close(); err != nil {
+	if err := s.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 
@@ -266,12 +266,12 @@ func TestRestartReplaysSameRows(t *testing.T) {
 	split := map[closeKey][][]float64{}
 	s = collect(dir, 0, 60, split)
 	waitWindowsIdle(t, s) // the row writer persists rows and the mark
-	if err := s.Close(); err != nil {
+	if err := s.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	before := len(split)
 	s = collect(dir, 60, len(batches), split)
-	defer s.Close()
+	defer s.Stop(context.Background())
 	again := 0
 	for k, vals := range split {
 		if len(vals) > 1 {

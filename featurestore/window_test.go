@@ -341,7 +341,7 @@ func TestRestartRebuildsOpenWindowsWithoutRedelivery(t *testing.T) {
 	}
 	before.waitRows(t, 1) // [0,10) closed; [10,20) open with 2 samples
 	waitWindowsIdle(t, s)
-	if err := s.Close(); err != nil {
+	if err := s.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 

@@ -3,7 +3,7 @@ package inference
 // The current state of every action (the SQL `actions` table, GET
 // /v1/actions) and its persistence: a lifecycle's state is saved to the
 // runtime's Badger database after each transition or repeat, coalesced
-// every 100 ms by one writer goroutine, and loaded by New, so that a
+// every 100 ms by one writer goroutine, and loaded by Start, so that a
 // restart neither fires an action again nor forgets one that fires.
 
 import (

@@ -1,5 +1,11 @@
 package inference
 
+// The registry operations in Go (Models, Model, AddVersion, SetShadow,
+// Promote, Rollback). They run on the caller's goroutine (an HTTP handler's,
+// for the API), after Start, and take Runtime.regM: one registry change at
+// a time, and the live set of a slot is swapped as a whole, so workers
+// never wait for them.
+
 import (
 	"context"
 	"fmt"

@@ -336,7 +336,7 @@ func BenchmarkOutboxDrain(b *testing.B) {
 			if js {
 				cfg.JetStream.Stream = "DRAIN"
 			}
-			r, err := New(cfg, nc, b.TempDir(), nil, nil)
+			r, err := New(cfg, connOf(nc), b.TempDir(), nil, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -595,11 +595,11 @@ func benchEndToEnd(b *testing.B, ents, perSeries, batchesPerHop int, log, outsid
 	}
 	b.Cleanup(nc.Close)
 	subConn := connect(b, srv.ClientURL())
-	st, err := featurestore.Open(context.Background(), b.TempDir(), featurestore.Config{}, []schema.FeatureView{congestionView}, nil, nil)
+	st, err := featurestore.New(featurestore.Config{}, []schema.FeatureView{congestionView}, b.TempDir(), nil, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = st.Close() })
+	b.Cleanup(func() { _ = st.Stop(context.Background()) })
 	cfg := testConfig()
 	if !log {
 		cfg.DecisionRetention = 0

@@ -1,5 +1,8 @@
 package inference
 
+// The `inference:` configuration section, its defaults and validation.
+// Plain values: no goroutine owns them; the Runtime keeps its own copy.
+
 import (
 	"errors"
 	"fmt"

@@ -1,5 +1,10 @@
 package inference
 
+// The decision log: every decision, in hourly files, for time-ranged SQL.
+// Workers append under a mutex; one writer goroutine (run, started by
+// Start) compresses and writes; history reads run on the caller's
+// goroutine. decisionLog says the rest.
+
 import (
 	"bytes"
 	"context"
@@ -9,7 +14,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -19,7 +23,6 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/dgraph-io/badger/v4"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -41,15 +44,12 @@ import (
 // cache, so that the log never holds a processor for long while decisions
 // wait to be published (docs/inference.md, "Decision history").
 //
-// The first version kept the blocks in the inference Badger database; its
-// memtable copies, flushes and compactions cost about 0.5 ms of decision
-// p99 in BenchmarkEndToEnd. Blocks it wrote are still read until their
-// Badger TTL removes them.
+// Files rather than Badger entries: Badger's memtable copies, flushes and
+// compactions cost about 0.5 ms of decision p99 in BenchmarkEndToEnd.
 type decisionLog struct {
 	dir  string
 	ttl  time.Duration
 	m    *metrics
-	db   *badger.DB                    // blocks of the first version, read only; may be nil
 	warn func(msg string, args ...any) // rate-limited warning
 
 	mu     sync.Mutex // guards the fields below it
@@ -98,8 +98,6 @@ const (
 	// its file: a block holds at most logInterval of decisions, plus the
 	// writer's delays.
 	logSlack = time.Minute
-	// logFormat is the format byte of a block in Badger (first version).
-	logFormat = 1
 	// logHeader is the size of a block header in a file; its last 4
 	// bytes are the CRC-32C of the 32 before them.
 	logHeader = 36
@@ -119,26 +117,15 @@ var logMagic = [4]byte{'N', 'F', 'D', '1'}
 // rather than exhausting memory. A variable for the tests.
 var logReadMax = 500_000
 
-var decisionLogPrefix = []byte("decisions/")
-
 // errTooMany is returned by history when the range holds more than
 // logReadMax decisions.
 var errTooMany = errors.New("decision log: range too wide")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-func decisionLogKey(ts int64, seq uint64) []byte {
-	k := make([]byte, len(decisionLogPrefix)+16)
-	copy(k, decisionLogPrefix)
-	binary.BigEndian.PutUint64(k[len(decisionLogPrefix):], uint64(max(ts, 0)))
-	binary.BigEndian.PutUint64(k[len(decisionLogPrefix)+8:], seq)
-	return k
-}
-
-// newDecisionLog opens the log in dir, deleting files past ttl; db, if not
-// nil, holds blocks of the first version to read. warn reports failed
+// newDecisionLog opens the log in dir, deleting files past ttl. warn reports failed
 // writes and deletes (rate-limited by the caller).
-func newDecisionLog(dir string, db *badger.DB, ttl time.Duration, m *metrics, warn func(string, ...any)) (*decisionLog, error) {
+func newDecisionLog(dir string, ttl time.Duration, m *metrics, warn func(string, ...any)) (*decisionLog, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("decision log: %w", err)
 	}
@@ -153,7 +140,7 @@ func newDecisionLog(dir string, db *badger.DB, ttl time.Duration, m *metrics, wa
 	if warn == nil {
 		warn = func(string, ...any) {}
 	}
-	l := &decisionLog{dir: dir, ttl: ttl, m: m, db: db, warn: warn, kick: make(chan struct{}, 1), syncReq: make(chan chan error),
+	l := &decisionLog{dir: dir, ttl: ttl, m: m, warn: warn, kick: make(chan struct{}, 1), syncReq: make(chan chan error),
 		stop: make(chan struct{}), done: make(chan struct{}), enc: enc, dec: dec,
 		writeAt: func(f *os.File, b []byte, off int64) (int, error) { return f.WriteAt(b, off) }, clock: time.Now}
 	if err := l.sweep(time.Now()); err != nil {
@@ -538,10 +525,7 @@ func (l *decisionLog) history(ctx context.Context, from, to int64) ([]arrow.Reco
 		return nil, errors.New("decision log: closed")
 	}
 	r := logReader{l: l, from: from, to: to}
-	err := r.readBadger(ctx)
-	if err == nil {
-		err = r.readFiles(ctx)
-	}
+	err := r.readFiles(ctx)
 	if r.bad > 0 {
 		l.m.logErrors.Add(float64(r.bad))
 	}
@@ -712,44 +696,4 @@ func nextMagic(f *os.File, off, size int64) (int64, error) {
 		off += int64(n - len(logMagic) + 1) // a magic may straddle reads
 	}
 	return size, nil
-}
-
-// readBadger reads the blocks the first version of the log wrote to
-// Badger: key decisions/<min time><seq>, value a format byte and the
-// compressed records. They expire with their Badger TTL.
-func (r *logReader) readBadger(ctx context.Context) error {
-	if r.l.db == nil {
-		return nil
-	}
-	return r.l.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{Prefix: decisionLogPrefix, PrefetchValues: true, PrefetchSize: 16})
-		defer it.Close()
-		for it.Seek(decisionLogKey(max(r.from, math.MinInt64+int64(logSlack))-int64(logSlack), 0)); it.Valid(); it.Next() {
-			item := it.Item()
-			k := item.Key()
-			if len(k) != len(decisionLogPrefix)+16 {
-				r.bad++
-				continue
-			}
-			if int64(binary.BigEndian.Uint64(k[len(decisionLogPrefix):])) >= r.to {
-				break // this block and every later one start at or after to
-			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			err := item.Value(func(v []byte) error {
-				if len(v) < 1 || v[0] != logFormat {
-					return errors.New("unknown block format")
-				}
-				return r.block(v[1:])
-			})
-			if errors.Is(err, errTooMany) {
-				return err
-			}
-			if err != nil {
-				r.bad++ // a damaged block is skipped and counted, never fatal
-			}
-		}
-		return nil
-	})
 }

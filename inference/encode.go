@@ -1,5 +1,8 @@
 package inference
 
+// The decision's JSON document, appended into a buffer the caller owns
+// (the worker's scratch): no allocation, no shared state.
+
 import (
 	"math"
 	"slices"

@@ -1,5 +1,11 @@
 package inference
 
+// The event path: HandleEvent (called on the feature store's goroutine)
+// queues a state event onto the worker of its entity; the current state of
+// every entity's state metrics (entityStates) is shared by the workers
+// under its mutex. Event rules and event-bound models are decided by that
+// worker.
+
 // The event path: state events from the feature store (a link going down,
 // from an SNMP trap, a gNMI ON_CHANGE update or a poll that saw it) are
 // queued to the worker that owns the entity and evaluated at once by the

@@ -8,6 +8,9 @@ package inference
 // kept in the registry state, so a restart does not score it again. Go
 // cannot stop a goroutine that loops forever: the loaders' validation (no
 // cycles, bounded depth) is what keeps a scorer from hanging.
+//
+// Scoring and judging run on the worker goroutine that scored (failStuck
+// on Stop's); recording a failure in the registry takes Runtime.regM.
 
 import (
 	"errors"

@@ -62,7 +62,7 @@ func inject(t *testing.T, r *Runtime, model, ver string, sc scorer) {
 // Stop does not return within 5 s.
 func startAt(t *testing.T, cfg Config, nc *nats.Conn, dir string) (r *Runtime, stop func()) {
 	t.Helper()
-	r, err := New(cfg, nc, dir, prometheus.NewRegistry(), nil)
+	r, err := New(cfg, connOf(nc), dir, prometheus.NewRegistry(), nil)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -283,7 +283,7 @@ func TestStopWithHungScore(t *testing.T) {
 	srv := startNATS(t, -1, t.TempDir())
 	nc := connect(t, srv.ClientURL())
 	dir := t.TempDir()
-	r, err := New(testConfig(), nc, dir, nil, nil)
+	r, err := New(testConfig(), connOf(nc), dir, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -155,7 +155,7 @@ func testConfig() Config {
 // test.
 func newRuntime(t testing.TB, cfg Config, nc *nats.Conn, dir string) *Runtime {
 	t.Helper()
-	r, err := New(cfg, nc, dir, nil, nil)
+	r, err := New(cfg, connOf(nc), dir, nil, nil)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -244,4 +244,13 @@ func copyFile(t testing.TB, src, dir string) string {
 		t.Fatal(err)
 	}
 	return dst
+}
+
+// connOf returns the connection source New takes for a fixed nc (nil: no
+// NATS).
+func connOf(nc *nats.Conn) func() *nats.Conn {
+	if nc == nil {
+		return nil
+	}
+	return func() *nats.Conn { return nc }
 }

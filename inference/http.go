@@ -1,5 +1,9 @@
 package inference
 
+// The HTTP API of the registry and the decisions (Handler). Handlers run on
+// the HTTP server's goroutines and call the methods of api.go and
+// records.go; the service answers 503 for them until Start.
+
 import (
 	"github.com/netfeat/netfeat/schema"
 

@@ -1,5 +1,9 @@
 package inference
 
+// The action lifecycle (pending, firing, resolved) of each (model, entity):
+// see the diagram below. A lifecycle is owned by the worker goroutine of
+// its entity.
+
 import (
 	"crypto/sha1"
 	"encoding/hex"

@@ -339,7 +339,7 @@ func TestActionStateSurvivesRestart(t *testing.T) {
 	nc := connect(t, srv.ClientURL())
 	got := collect(t, nc, "netfeat.decisions.>")
 	cfg := eventConfig()
-	r, err := New(cfg, nc, dir, nil, nil)
+	r, err := New(cfg, connOf(nc), dir, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,5 +1,8 @@
 package inference
 
+// LightGBM models: loading, validation and prediction. A loaded model is
+// immutable and scored by the worker goroutines concurrently.
+
 // LightGBM text models are evaluated by github.com/dmitryikh/leaves, which
 // trusts the file: a leaf_value line shorter than num_leaves, a
 // split_feature beyond the feature vector or a child index out of range

@@ -1,5 +1,10 @@
 package inference
 
+// The runtime's Prometheus metrics. Counters are updated by whichever
+// goroutine does the work (workers, publisher, decision log writer); the
+// queue and outbox gauges are computed on the scraping goroutine from
+// atomics.
+
 import (
 	"github.com/prometheus/client_golang/prometheus"
 )

@@ -1,5 +1,10 @@
 package inference
 
+// The outbox: decisions that could not reach NATS, kept in Badger in
+// order. It belongs to the publisher goroutine (open reads it in Start,
+// before that goroutine runs); only pending, an atomic mirror of count, is
+// read elsewhere (the metrics).
+
 import (
 	"encoding/binary"
 	"errors"

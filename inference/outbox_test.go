@@ -45,7 +45,7 @@ func TestOutboxExactlyOnce(t *testing.T) {
 		testkit.Eventually(t, "len(liveIDs(r)) == before+2*n", func() bool { return len(liveIDs(r)) == before+2*n })
 	}
 
-	a, err := New(cfg, nc, dir, nil, nil)
+	a, err := New(cfg, connOf(nc), dir, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,11 +225,14 @@ func TestOutboxCorruptEntries(t *testing.T) {
 	}
 	cfg := testConfig()
 	cfg.Outbox.DrainBatch = 2
-	r, err := New(cfg, nc, t.TempDir(), nil, nil)
+	r, err := New(cfg, connOf(nc), t.TempDir(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Stop(context.Background())
+	if err := r.open(); err != nil { // the files, without the goroutines: the test drains by hand
+		t.Fatal(err)
+	}
 	ob := r.pub.ob
 	good := func(id string) *outMsg { return &outMsg{subject: "netfeat.decisions.m.d", id: id, data: []byte(`{}`)} }
 	// Two corrupt entries first fill a whole drain batch.

@@ -1,5 +1,10 @@
 package inference
 
+// The publisher: one goroutine (run, started by Start) that owns the NATS
+// side and the outbox. Workers hand it decisions through submit, which
+// publishes directly on their goroutine while NATS is up and the outbox is
+// empty, and queues to the publisher otherwise.
+
 import (
 	"context"
 	"errors"

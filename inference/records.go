@@ -1,5 +1,9 @@
 package inference
 
+// The in-memory decision ring (recorder, written by the workers and read by
+// any goroutine under its mutex) and the Arrow records of the SQL
+// `decisions` table, built on the caller's goroutine.
+
 import (
 	"context"
 	"strings"

@@ -1,5 +1,11 @@
 package inference
 
+// The model registry: versions as artifact files plus Badger metadata, and
+// each model's live/shadow/history state; and reading the configured model
+// files. The registry itself is not safe for concurrent use: the runtime
+// calls it in Start (on Start's goroutine, before the workers exist) and
+// afterwards under Runtime.regM (api.go, failure.go).
+
 import (
 	"crypto/sha256"
 	"encoding/hex"
@@ -10,9 +16,12 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+
+	"github.com/netfeat/netfeat/models"
 )
 
 // Registry errors.
@@ -302,3 +311,77 @@ func digest(b []byte) string {
 }
 
 func shortHash(s string) string { return digest([]byte(s))[:8] }
+
+// BuiltinPrefix marks a model file embedded in the binary: `file:
+// builtin:congestion` is models/congestion.json (models.Names lists them).
+const BuiltinPrefix = "builtin:"
+
+// ReadModelFile reads a configured model file: an embedded one for
+// "builtin:<name>", else the file at path.
+func ReadModelFile(path string) ([]byte, error) {
+	name, ok := strings.CutPrefix(path, BuiltinPrefix)
+	if !ok {
+		return os.ReadFile(path)
+	}
+	b, found := models.Builtin(name)
+	if !found {
+		return nil, fmt.Errorf("%s: no such builtin model (builtin models: %s)", path, strings.Join(models.Names(), ", "))
+	}
+	return b, nil
+}
+
+// CheckModelFile reads a tree model's configured file and loads it as the
+// runtime would at start, so that a configuration check refuses what
+// NewRuntime would. Detectors have no file; it returns nil for them.
+func CheckModelFile(kind Kind, path string, features []string, optional map[string]float64) error {
+	if !kind.isTree() {
+		return nil
+	}
+	b, err := ReadModelFile(path)
+	if err != nil {
+		return err
+	}
+	_, err = buildScorer(kind, b, features, optional)
+	return err
+}
+
+// importConfigured stores the configured artifact as a version when the
+// registry does not hold its content yet, and makes it live.
+func (r *Runtime) importConfigured(s *slot) error {
+	var artifact []byte
+	var source string
+	if s.kind.isTree() {
+		b, err := ReadModelFile(s.cfg.File)
+		if err != nil {
+			return fmt.Errorf("model %s: %w", s.name, err)
+		}
+		artifact, source = b, "file "+s.cfg.File
+	} else {
+		b, err := json.Marshal(detectorSpec{Features: s.cfg.Features, Params: s.cfg.Params})
+		if err != nil {
+			return err
+		}
+		artifact, source = b, "config"
+	}
+	vi, found, err := r.reg.findBySHA(s.name, digest(artifact))
+	if err != nil {
+		return err
+	}
+	st, err := r.reg.state(s.name)
+	if err != nil {
+		return err
+	}
+	if found && st.Live != "" {
+		return nil
+	}
+	if !found {
+		if _, err := buildScorer(s.kind, artifact, s.cfg.Features, s.cfg.Optional); err != nil {
+			return fmt.Errorf("model %s (%s): %w", s.name, source, err)
+		}
+		if vi, err = r.reg.add(s.name, s.kind, "", artifact, source); err != nil {
+			return err
+		}
+		r.log.Info("model version imported from configuration", "model", s.name, "version", vi.Version, "source", source)
+	}
+	return r.reg.setState(s.name, promoted(st, vi.Version))
+}

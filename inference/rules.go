@@ -1,5 +1,9 @@
 package inference
 
+// Rules: a threshold on one feature, configured rather than versioned. A
+// rule is immutable after New and evaluated by the worker goroutines
+// concurrently.
+
 import (
 	"fmt"
 	"math"

@@ -21,14 +21,12 @@ package inference
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,7 +36,6 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/netfeat/netfeat/models"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -46,17 +43,22 @@ import (
 // come from the configuration and change with it.
 var ErrRuleNotVersioned = errors.New("rules are configured, not versioned")
 
-// Runtime is the inference stage. Create it with New, then Start; HandleRow
-// is safe for concurrent use from the moment New returns (rows that arrive
-// before Start wait in the queue) until Stop.
+// Runtime is the inference stage. Create it with New (no I/O), then Start
+// (opens its files, starts its goroutines), and Stop (releases
+// everything). HandleRow and HandleEvent are safe for concurrent use from
+// the moment New returns (rows that arrive before Start wait in the queue)
+// until Stop; the registry, history and HTTP methods are for after Start.
 type Runtime struct {
 	cfg  Config
-	nc   *nats.Conn
+	conn func() *nats.Conn // called once by Start
+	dir  string
 	log  *slog.Logger
 	m    *metrics
-	db   *badger.DB
-	reg  registry
-	regM sync.Mutex // serialises registry changes
+	// Opened by Start, before the workers start; read-only after.
+	db     *badger.DB
+	reg    registry
+	outbox atomic.Pointer[outbox] // also read by the metrics' scrape
+	regM   sync.Mutex             // serialises registry changes
 
 	slots       map[string]*slot   // by model or rule name
 	views       map[string][]*slot // window-triggered slots by view; read-only after New
@@ -133,21 +135,54 @@ func failedVersion(vi VersionInfo, why string) *version {
 	return v
 }
 
-// New validates cfg, opens the registry and outbox (a Badger database under
-// dataDir/inference), imports the configured model files as versions when
-// their content is new, and loads the live and shadow versions. nc may be
-// nil or disconnected: decisions then wait in the outbox. reg and log may
-// be nil.
-func New(cfg Config, nc *nats.Conn, dataDir string, reg prometheus.Registerer, log *slog.Logger) (*Runtime, error) {
+// New validates cfg and builds the runtime without touching the disk or
+// the network: the slots of the configured models and rules, their
+// queues and metrics. Start opens the registry and outbox (a Badger
+// database in dir/badger, the model files in dir/models, the decision log
+// in dir/decisions), imports the configured model files as versions when
+// their content is new, and loads the live and shadow versions. dir is the
+// runtime's own directory (the service passes <data_dir>/inference). nc,
+// called once by Start, gives the NATS connection; it may be nil, or
+// return nil or a disconnected connection: decisions then wait in the
+// outbox. reg and log may be nil.
+func New(cfg Config, nc func() *nats.Conn, dir string, reg prometheus.Registerer, log *slog.Logger) (*Runtime, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("inference config: %w", err)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	dir := filepath.Join(dataDir, "inference")
-	if err := os.MkdirAll(filepath.Join(dir, "models"), 0o755); err != nil {
-		return nil, fmt.Errorf("inference data dir: %w", err)
+	r := &Runtime{
+		cfg: cfg, conn: nc, dir: dir, log: log,
+		slots: map[string]*slot{}, views: map[string][]*slot{}, seed: maphash.MakeSeed(),
+		stopCh: make(chan struct{}), released: make(chan struct{}), rec: newRecorder(cfg.History),
+		eventRules: map[string][]*slot{}, evNames: map[string][]string{},
+	}
+	r.queues = make([]chan item, cfg.Workers)
+	r.idle = make([]atomic.Bool, cfg.Workers)
+	for i := range r.queues {
+		r.queues[i] = make(chan item, cfg.QueueSize)
+	}
+	var err error
+	r.m, err = newMetrics(reg, r.queued, func() float64 {
+		if ob := r.outbox.Load(); ob != nil {
+			return float64(ob.pending.Load())
+		}
+		return 0
+	})
+	if err != nil {
+		return nil, fmt.Errorf("register inference metrics: %w", err)
+	}
+	r.buildSlots()
+	return r, nil
+}
+
+// open does Start's I/O: it opens Badger, the outbox, the registry (and
+// imports the configured model files), the lifecycle store and the
+// decision log. On failure it closes what it opened.
+func (r *Runtime) open() (err error) {
+	if err := os.MkdirAll(filepath.Join(r.dir, "models"), 0o755); err != nil {
+		return fmt.Errorf("inference data dir: %w", err)
 	}
 	// The registry and outbox are small: keep Badger's memory and
 	// background work small too, so it does not compete with scoring.
@@ -155,62 +190,55 @@ func New(cfg Config, nc *nats.Conn, dataDir string, reg prometheus.Registerer, l
 	// blocks, zstd already, and Badger compresses a memtable flush on
 	// 2×NumCPU goroutines at once, which held both vCPUs for ~15 ms every
 	// few seconds while decisions waited to be published.
-	opts := badger.DefaultOptions(filepath.Join(dir, "badger")).
+	opts := badger.DefaultOptions(filepath.Join(r.dir, "badger")).
 		WithLogger(nil).WithMemTableSize(8 << 20).WithNumMemtables(2).WithValueLogFileSize(64 << 20).
 		WithCompression(options.None).WithBlockCacheSize(8 << 20).WithNumCompactors(2).WithNumVersionsToKeep(1)
 	db, err := badger.Open(opts)
 	if err != nil {
-		return nil, fmt.Errorf("open inference badger: %w", err)
+		return fmt.Errorf("open inference badger: %w", err)
 	}
-	r := &Runtime{
-		cfg: cfg, nc: nc, log: log, db: db, reg: registry{db: db, dir: filepath.Join(dir, "models")},
-		slots: map[string]*slot{}, views: map[string][]*slot{}, seed: maphash.MakeSeed(),
-		stopCh: make(chan struct{}), released: make(chan struct{}), rec: newRecorder(cfg.History),
-		eventRules: map[string][]*slot{}, evNames: map[string][]string{},
-	}
+	r.db = db
+	defer func() {
+		if err != nil {
+			_ = r.closeFiles()
+		}
+	}()
+	r.reg = registry{db: db, dir: filepath.Join(r.dir, "models")}
 	ob, err := openOutbox(db)
 	if err != nil {
-		db.Close()
-		return nil, err
+		return err
 	}
-	r.queues = make([]chan item, cfg.Workers)
-	r.idle = make([]atomic.Bool, cfg.Workers)
-	for i := range r.queues {
-		r.queues[i] = make(chan item, cfg.QueueSize)
+	var nc *nats.Conn
+	if r.conn != nil {
+		nc = r.conn()
 	}
-	r.m, err = newMetrics(reg, r.queued, func() float64 { return float64(ob.pending.Load()) })
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("register inference metrics: %w", err)
+	if r.pub, err = newPublisher(r.cfg, nc, ob, r.m, r.log); err != nil {
+		return err
 	}
-	if r.pub, err = newPublisher(cfg, nc, ob, r.m, log); err != nil {
-		db.Close()
-		return nil, err
+	r.outbox.Store(ob)
+	if err := r.loadModels(); err != nil {
+		return err
 	}
-	if err := r.loadSlots(); err != nil {
-		db.Close()
-		return nil, err
-	}
-	r.life = newLifeStore(db, log)
+	r.life = newLifeStore(db, r.log)
 	r.life.errs = r.m.lifeErrors.Inc
 	if err := r.life.load(r.slots); err != nil {
-		db.Close()
-		return nil, err
+		return err
 	}
 	if ob.count > 0 {
-		log.Info("decisions left in the outbox by the last run", "pending", ob.count)
+		r.log.Info("decisions left in the outbox by the last run", "pending", ob.count)
 	}
-	if cfg.DecisionRetention > 0 {
-		if r.dlog, err = newDecisionLog(filepath.Join(dir, "decisions"), db, cfg.DecisionRetention, r.m,
+	if r.cfg.DecisionRetention > 0 {
+		if r.dlog, err = newDecisionLog(filepath.Join(r.dir, "decisions"), r.cfg.DecisionRetention, r.m,
 			func(msg string, args ...any) { r.logLimited("decision-log", msg, args...) }); err != nil {
-			db.Close()
-			return nil, err
+			return err
 		}
 	}
-	return r, nil
+	return nil
 }
 
-func (r *Runtime) loadSlots() error {
+// buildSlots makes the slots of the configured rules, event rules and
+// models. The models' versions are loaded by loadModels at Start.
+func (r *Runtime) buildSlots() {
 	rules := map[string]*rule{}
 	for _, rc := range r.cfg.Rules {
 		ru := newRule(rc)
@@ -244,6 +272,17 @@ func (r *Runtime) loadSlots() error {
 			s.trigger = TriggerWindow
 		}
 		s.life = newLifeParams(mc.ActionLifecycle, r.cfg.Lifecycle, s.action)
+		r.addSlot(s)
+	}
+}
+
+// loadModels imports each configured model's artifact into the registry
+// when it is new and loads its live, shadow and previous versions.
+func (r *Runtime) loadModels() error {
+	for _, s := range r.order {
+		if s.isRule {
+			continue
+		}
 		if err := r.importConfigured(s); err != nil {
 			return err
 		}
@@ -254,7 +293,6 @@ func (r *Runtime) loadSlots() error {
 		if err := r.apply(s, st); err != nil {
 			return err
 		}
-		r.addSlot(s)
 	}
 	return nil
 }
@@ -299,80 +337,6 @@ func (r *Runtime) SetLatest(f LatestFunc) {
 	if f != nil {
 		r.latest.Store(&f)
 	}
-}
-
-// BuiltinPrefix marks a model file embedded in the binary: `file:
-// builtin:congestion` is models/congestion.json (models.Names lists them).
-const BuiltinPrefix = "builtin:"
-
-// ReadModelFile reads a configured model file: an embedded one for
-// "builtin:<name>", else the file at path.
-func ReadModelFile(path string) ([]byte, error) {
-	name, ok := strings.CutPrefix(path, BuiltinPrefix)
-	if !ok {
-		return os.ReadFile(path)
-	}
-	b, found := models.Builtin(name)
-	if !found {
-		return nil, fmt.Errorf("%s: no such builtin model (builtin models: %s)", path, strings.Join(models.Names(), ", "))
-	}
-	return b, nil
-}
-
-// CheckModelFile reads a tree model's configured file and loads it as the
-// runtime would at start, so that a configuration check refuses what
-// NewRuntime would. Detectors have no file; it returns nil for them.
-func CheckModelFile(kind Kind, path string, features []string, optional map[string]float64) error {
-	if !kind.isTree() {
-		return nil
-	}
-	b, err := ReadModelFile(path)
-	if err != nil {
-		return err
-	}
-	_, err = buildScorer(kind, b, features, optional)
-	return err
-}
-
-// importConfigured stores the configured artifact as a version when the
-// registry does not hold its content yet, and makes it live.
-func (r *Runtime) importConfigured(s *slot) error {
-	var artifact []byte
-	var source string
-	if s.kind.isTree() {
-		b, err := ReadModelFile(s.cfg.File)
-		if err != nil {
-			return fmt.Errorf("model %s: %w", s.name, err)
-		}
-		artifact, source = b, "file "+s.cfg.File
-	} else {
-		b, err := json.Marshal(detectorSpec{Features: s.cfg.Features, Params: s.cfg.Params})
-		if err != nil {
-			return err
-		}
-		artifact, source = b, "config"
-	}
-	vi, found, err := r.reg.findBySHA(s.name, digest(artifact))
-	if err != nil {
-		return err
-	}
-	st, err := r.reg.state(s.name)
-	if err != nil {
-		return err
-	}
-	if found && st.Live != "" {
-		return nil
-	}
-	if !found {
-		if _, err := buildScorer(s.kind, artifact, s.cfg.Features, s.cfg.Optional); err != nil {
-			return fmt.Errorf("model %s (%s): %w", s.name, source, err)
-		}
-		if vi, err = r.reg.add(s.name, s.kind, "", artifact, source); err != nil {
-			return err
-		}
-		r.log.Info("model version imported from configuration", "model", s.name, "version", vi.Version, "source", source)
-	}
-	return r.reg.setState(s.name, promoted(st, vi.Version))
 }
 
 // load returns a version's scorer, building it once.
@@ -455,19 +419,25 @@ func (r *Runtime) Ready() error {
 	return nil
 }
 
-// Start starts the workers and the publisher. It returns at once. If it
-// fails, it has released what New opened.
+// Start opens the runtime's files (see New), then starts the workers and
+// the publisher. It returns once they run. If it fails, it has released
+// what it opened, and the runtime cannot be started again.
 func (r *Runtime) Start(ctx context.Context) error {
 	r.lifeMu.Lock()
+	defer r.lifeMu.Unlock()
 	if r.started || r.stopped {
-		r.lifeMu.Unlock()
 		return errors.New("inference: already started or stopped")
 	}
-	if err := ctx.Err(); err != nil {
-		r.lifeMu.Unlock()
-		return errors.Join(err, r.Stop(context.Background()))
+	err := ctx.Err()
+	if err == nil {
+		err = r.open()
 	}
-	defer r.lifeMu.Unlock()
+	if err != nil {
+		r.stopped = true
+		r.stopping.Store(true)
+		close(r.released)
+		return err
+	}
 	r.started = true
 	for i := range r.queues {
 		r.workers.Add(1)
@@ -500,7 +470,8 @@ func (r *Runtime) Stop(ctx context.Context) error {
 	r.stopped = true
 	r.stopping.Store(true)
 	if !r.started {
-		return r.release(false, time.Time{})
+		defer close(r.released)
+		return r.closeFiles() // nothing, unless a test opened the files
 	}
 	close(r.stopCh)
 	done := make(chan struct{})
@@ -521,7 +492,7 @@ func (r *Runtime) Stop(ctx context.Context) error {
 			r.log.Error("inference stopping with a score that does not return", "versions", stuck)
 			go func() {
 				<-done
-				_ = r.release(true, time.Now().Add(r.cfg.Outbox.AckTimeout))
+				_ = r.release(time.Now().Add(r.cfg.Outbox.AckTimeout))
 			}()
 			return errors.Join(append(errs, fmt.Errorf("inference: %w: %v", ErrScoreStuck, stuck))...)
 		}
@@ -530,28 +501,37 @@ func (r *Runtime) Stop(ctx context.Context) error {
 	if !ok {
 		deadline = time.Now().Add(r.cfg.Outbox.AckTimeout)
 	}
-	return errors.Join(append(errs, r.release(true, deadline))...)
+	return errors.Join(append(errs, r.release(deadline))...)
 }
 
 // release hands what the workers left to the publisher (until deadline),
-// which publishes or stores it, then closes the decision log, the
-// lifecycle store and Badger. The workers have stopped.
-func (r *Runtime) release(started bool, deadline time.Time) error {
+// which publishes or stores it, then closes the files. The workers have
+// stopped.
+func (r *Runtime) release(deadline time.Time) error {
 	defer close(r.released)
-	var errs []error
-	if started {
-		r.pub.stopBy.Store(deadline.UnixNano())
-		close(r.pub.in)
-		<-r.pub.done
-	}
+	r.pub.stopBy.Store(deadline.UnixNano())
+	close(r.pub.in)
+	<-r.pub.done
+	return r.closeFiles()
+}
+
+// closeFiles closes what open opened: the decision log, the lifecycle
+// store and Badger, whichever are open. Their writers (the workers) have
+// stopped.
+func (r *Runtime) closeFiles() error {
 	if r.dlog != nil {
-		r.dlog.close() // after the workers, its only writers
+		r.dlog.close()
 	}
-	r.life.close() // after the workers too
+	if r.life != nil {
+		r.life.close()
+	}
+	if r.db == nil {
+		return nil
+	}
 	if err := r.db.Close(); err != nil {
-		errs = append(errs, fmt.Errorf("close inference badger: %w", err))
+		return fmt.Errorf("close inference badger: %w", err)
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // HandleRow queues a closed window for scoring. It never blocks: when the

@@ -157,7 +157,7 @@ func TestShadowPromoteRollback(t *testing.T) {
 	nc := connect(t, srv.ClientURL())
 	got := collect(t, nc, "netfeat.decisions.congestion.>")
 	cfg := testConfig()
-	r, err := New(cfg, nc, dir, nil, nil)
+	r, err := New(cfg, connOf(nc), dir, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestShadowPromoteRollback(t *testing.T) {
 		t.Fatalf("after restart: %+v", mi)
 	}
 	for _, v := range mi.Versions {
-		if _, err := os.Stat(dir + "/inference/models/" + v.Path); err != nil || len(v.SHA256) != 64 {
+		if _, err := os.Stat(dir + "/models/" + v.Path); err != nil || len(v.SHA256) != 64 {
 			t.Fatalf("version %s: artifact %v, sha %q", v.Version, err, v.SHA256)
 		}
 	}
@@ -429,7 +429,7 @@ func TestTreeKinds(t *testing.T) {
 			if err != nil || mi.Versions[0].Kind != c.kind {
 				t.Fatalf("registry: %+v %v", mi, err)
 			}
-			if _, err := os.Stat(dir + "/inference/models/" + mi.Versions[0].Path); err != nil {
+			if _, err := os.Stat(dir + "/models/" + mi.Versions[0].Path); err != nil {
 				t.Fatal(err)
 			}
 		})

@@ -1,5 +1,11 @@
 package inference
 
+// Scorers: what turns a row into a score (trees, detectors, rules), and
+// how feature names bind to a row's columns. Tree scorers are immutable
+// and shared by the workers; a detector keeps per-entity state that only
+// the worker owning that entity touches (its janitor pass runs on the
+// janitor goroutine under the detector's own lock).
+
 import (
 	"bufio"
 	"bytes"

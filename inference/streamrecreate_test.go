@@ -26,7 +26,7 @@ func TestStreamRecreated(t *testing.T) {
 	cfg.Outbox.AckTimeout = 2 * time.Second
 
 	var logs testkit.SyncBuffer
-	r, err := New(cfg, nc, t.TempDir(), nil, slog.New(slog.NewTextHandler(&logs, nil)))
+	r, err := New(cfg, connOf(nc), t.TempDir(), nil, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,11 +58,11 @@ func TestWrongDeviceClockStopsNothing(t *testing.T) {
 	run := func(from, to int, sink *rowSink) {
 		t.Helper()
 		ctx := context.Background()
-		st, err := featurestore.Open(ctx, dir, featurestore.Config{}, []schema.FeatureView{view}, nil, nil)
+		st, err := featurestore.New(featurestore.Config{}, []schema.FeatureView{view}, dir, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer st.Close()
+		defer func() { _ = st.Stop(context.Background()) }()
 		st.Subscribe(sink.handle)
 		if err := st.Start(ctx); err != nil {
 			t.Fatal(err)
@@ -91,7 +91,7 @@ func TestWrongDeviceClockStopsNothing(t *testing.T) {
 		if state, err = n.MarshalState(); err != nil {
 			t.Fatal(err)
 		}
-		if err := st.Close(); err != nil {
+		if err := st.Stop(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}

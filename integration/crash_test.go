@@ -116,12 +116,14 @@ func TestSIGKILLLosesNothingAcknowledged(t *testing.T) {
 		t.Logf("round %d (fsync=%s): %d batches acknowledged before SIGKILL", i, r.fsync, n)
 	}
 
-	s, err := featurestore.Open(context.Background(), dir, featurestore.Config{RetentionAge: 24 * time.Hour},
-		[]schema.FeatureView{crashView}, nil, nil)
+	s, err := featurestore.New(featurestore.Config{RetentionAge: 24 * time.Hour}, []schema.FeatureView{crashView}, dir, nil, nil)
+	if err == nil {
+		err = s.Start(context.Background())
+	}
 	if err != nil {
 		t.Fatalf("reopen after SIGKILL: %v", err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Stop(context.Background()) }()
 	seen := map[int64]int{}
 	count := func(recs []arrow.RecordBatch) {
 		for _, rec := range recs {

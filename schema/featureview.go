@@ -109,7 +109,7 @@ var identRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
 var ReservedTables = []string{"samples", "series", "decisions", "devices", "metrics", "unmapped"}
 
 // Validate checks the view and returns every problem found, joined.
-func (v FeatureView) Validate() error {
+func (v *FeatureView) Validate() error {
 	var errs []error
 	if !identRE.MatchString(v.Name) {
 		errs = append(errs, fmt.Errorf("name %q: must match %s", v.Name, identRE))

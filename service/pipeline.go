@@ -3,6 +3,7 @@ package service
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"path/filepath"
 	"sync/atomic"
@@ -21,14 +22,16 @@ import (
 // store between runs, so the first poll after a restart yields rates.
 const normalizerStateKey = "normalize/rate-state"
 
-// pipeline holds the data-path stages; each is created when its component
-// starts, because it needs the ones started before it.
+// pipeline holds the data-path stages. buildPipeline creates them all, with
+// their subscriptions, when the service is built; the group starts them in
+// dependency order. The stage fields are set once, before anything runs.
 type pipeline struct {
-	runtime    atomic.Pointer[inference.Runtime]
-	store      atomic.Pointer[featurestore.Store]
-	normalizer atomic.Pointer[normalize.Normalizer]
-	snmp       atomic.Pointer[snmp.Poller]
-	gnmi       atomic.Pointer[gnmi.Collector]
+	runtime    *inference.Runtime
+	store      *featurestore.Store
+	state      schema.StateStore // the store, as the normalizer's state keeper
+	normalizer *normalize.Normalizer
+	snmp       *snmp.Poller    // nil when no SNMP is configured
+	gnmi       *gnmi.Collector // nil when no gNMI target is configured
 	query      atomic.Pointer[query.Engine]
 	flight     atomic.Pointer[frontend.FlightSQLServer]
 	// auth holds the bearer tokens of HTTP, Flight SQL and the NATS query
@@ -37,91 +40,76 @@ type pipeline struct {
 	auth atomic.Pointer[tokenSet]
 }
 
-// buildPipeline adds the data-path stages between NATS and HTTP, in
-// dependency order: inference (needs NATS), store (delivers window closes to
-// inference), normalizer (appends to the store), collectors (feed the
-// normalizer). They stop in reverse, so collectors stop first and the store
-// flushes its WAL before inference drains its queue.
+// buildPipeline creates the data-path stages between NATS and HTTP and
+// adds them to the group in dependency order: inference (needs NATS),
+// store (delivers window closes to inference), normalizer (appends to the
+// store), collectors (feed the normalizer). Creating them does no I/O but
+// the normalizer's reading of its profiles and the SNMP targets file; each
+// opens its files and connections in Start. They stop in reverse, so
+// collectors stop first and the store flushes its WAL before inference
+// drains its queue.
 func (s *Service) buildPipeline() error {
 	cfg, reg, log := s.cfg, s.reg, s.log
 	p := &s.pipe
 
+	// It keeps its files in data_dir/inference; its NATS connection is
+	// the NATS component's, taken when it starts.
+	rt, err := inference.New(cfg.Inference, s.nats.Conn, filepath.Join(cfg.DataDir, "inference"), reg, log)
+	if err != nil {
+		return fmt.Errorf("inference: %w", err)
+	}
+	st, err := featurestore.New(cfg.Store, cfg.Views, filepath.Join(cfg.DataDir, "store"), reg, log)
+	if err != nil {
+		return fmt.Errorf("store: %w", err)
+	}
+	// Before the store starts, so that windows its recovery closes reach
+	// inference too.
+	st.Subscribe(rt.HandleRow)
+	st.SubscribeEvents(rt.HandleEvent) // the event path: state changes decided at once
+	rt.SetLatest(st.Latest)
+	ncfg := cfg.Normalize
+	// Per-device labels only for the devices configured here (#20).
+	ncfg.Devices = []string{}
+	for _, t := range cfg.SNMP.Targets {
+		ncfg.Devices = append(ncfg.Devices, t.Name)
+	}
+	for _, t := range cfg.GNMI.Targets {
+		ncfg.Devices = append(ncfg.Devices, t.Name)
+	}
+	n, err := normalize.New(ncfg, st, reg, log)
+	if err != nil {
+		return fmt.Errorf("normalizer: %w", err)
+	}
+	p.runtime, p.store, p.state, p.normalizer = rt, st, st, n
+
 	s.group.Add(ComponentFuncs{
 		ComponentName: "inference",
-		StartFunc: func(ctx context.Context) error {
-			rt, err := inference.New(cfg.Inference, s.nats.Conn(), cfg.DataDir, reg, log) // it keeps its files in data_dir/inference
-			if err != nil {
-				return err
-			}
-			if err := rt.Start(ctx); err != nil {
-				return err
-			}
-			p.runtime.Store(rt)
-			return nil
-		},
-		StopFunc:  func(ctx context.Context) error { return p.runtime.Load().Stop(ctx) },
-		ReadyFunc: func() error { return p.runtime.Load().Ready() },
+		StartFunc:     rt.Start,
+		StopFunc:      rt.Stop,
+		ReadyFunc:     rt.Ready,
 	})
-
 	s.group.Add(ComponentFuncs{
 		ComponentName: "store",
-		StartFunc: func(ctx context.Context) error {
-			st, err := featurestore.Open(ctx, filepath.Join(cfg.DataDir, "store"), cfg.Store, cfg.Views, reg, log)
-			if err != nil {
-				return err
-			}
-			rt := p.runtime.Load()
-			st.Subscribe(rt.HandleRow)
-			st.SubscribeEvents(rt.HandleEvent) // the event path: state changes decided at once
-			rt.SetLatest(st.Latest)
-			if err := st.Start(ctx); err != nil {
-				return errors.Join(err, st.Close())
-			}
-			p.store.Store(st)
-			return nil
-		},
-		StopFunc: func(ctx context.Context) error {
-			st := p.store.Load()
-			return errors.Join(st.Stop(ctx), st.Close())
-		},
-		ReadyFunc: func() error { return p.store.Load().Ready() },
+		StartFunc:     st.Start,
+		StopFunc:      st.Stop,
+		ReadyFunc:     st.Ready,
 	})
-
 	s.group.Add(ComponentFuncs{
 		ComponentName: "normalizer",
 		StartFunc: func(ctx context.Context) error {
-			st := p.store.Load()
-			ncfg := cfg.Normalize
-			// Per-device labels only for the devices configured here (#20).
-			ncfg.Devices = []string{}
-			for _, t := range cfg.SNMP.Targets {
-				ncfg.Devices = append(ncfg.Devices, t.Name)
-			}
-			for _, t := range cfg.GNMI.Targets {
-				ncfg.Devices = append(ncfg.Devices, t.Name)
-			}
-			n, err := normalize.New(ncfg, st, reg, log)
-			if err != nil {
-				return err
-			}
-			if state, err := st.GetState(normalizerStateKey); err == nil {
+			if state, err := p.state.GetState(normalizerStateKey); err == nil {
 				if err := n.UnmarshalState(state); err != nil {
 					log.Warn("normalizer counter state not restored; first samples yield no rates", "err", err)
 				}
-			} else if !errors.Is(err, featurestore.ErrNotFound) {
+			} else if !errors.Is(err, schema.ErrStateNotFound) {
 				log.Warn("reading normalizer counter state", "err", err)
 			}
-			if err := n.Start(ctx); err != nil {
-				return err
-			}
-			p.normalizer.Store(n)
-			return nil
+			return n.Start(ctx)
 		},
 		StopFunc: func(ctx context.Context) error {
-			n := p.normalizer.Load()
 			err := n.Stop(ctx)
 			if state, merr := n.MarshalState(); merr == nil {
-				err = errors.Join(err, p.store.Load().PutState(normalizerStateKey, state))
+				err = errors.Join(err, p.state.PutState(normalizerStateKey, state))
 			} else {
 				err = errors.Join(err, merr)
 			}
@@ -130,56 +118,33 @@ func (s *Service) buildPipeline() error {
 	})
 
 	if len(cfg.SNMP.Targets) > 0 || cfg.SNMP.TargetsFile != "" || cfg.SNMP.TrapListen != "" {
-		var poller *snmp.Poller
-		s.group.Add(ComponentFuncs{
-			ComponentName: "snmp",
-			StartFunc: func(ctx context.Context) error {
-				n := p.normalizer.Load()
-				var err error
-				poller, err = snmp.New(cfg.SNMP, n, n, reg, log)
-				if err != nil {
-					return err
-				}
-				if err := poller.Start(ctx); err != nil {
-					return err
-				}
-				p.snmp.Store(poller)
-				return nil
-			},
-			StopFunc: func(ctx context.Context) error { return poller.Stop(ctx) },
-		})
+		poller, err := snmp.New(cfg.SNMP, n, n, reg, log)
+		if err != nil {
+			return fmt.Errorf("snmp: %w", err)
+		}
+		p.snmp = poller
+		s.group.Add(ComponentFuncs{ComponentName: "snmp", StartFunc: poller.Start, StopFunc: poller.Stop})
 	}
 	if len(cfg.GNMI.Targets) > 0 {
-		var coll *gnmi.Collector
-		s.group.Add(ComponentFuncs{
-			ComponentName: "gnmi",
-			StartFunc: func(ctx context.Context) error {
-				var err error
-				coll, err = gnmi.New(cfg.GNMI, p.normalizer.Load(), reg, log)
-				if err != nil {
-					return err
-				}
-				if err := coll.Start(ctx); err != nil {
-					return err
-				}
-				p.gnmi.Store(coll)
-				return nil
-			},
-			StopFunc: func(ctx context.Context) error { return coll.Stop(ctx) },
-		})
+		coll, err := gnmi.New(cfg.GNMI, n, reg, log)
+		if err != nil {
+			return fmt.Errorf("gnmi: %w", err)
+		}
+		p.gnmi = coll
+		s.group.Add(ComponentFuncs{ComponentName: "gnmi", StartFunc: coll.Start, StopFunc: coll.Stop})
 	}
 	return s.buildQuery()
 }
 
-// Store returns the feature store once started (nil before).
-func (s *Service) Store() *featurestore.Store { return s.pipe.store.Load() }
+// Store returns the feature store (built by New, started by Start).
+func (s *Service) Store() *featurestore.Store { return s.pipe.store }
 
-// Normalizer returns the normalizer once started (nil before); it is the
-// pipeline's raw entry point (schema.ObservationSink).
-func (s *Service) Normalizer() *normalize.Normalizer { return s.pipe.normalizer.Load() }
+// Normalizer returns the normalizer (built by New, started by Start); it is
+// the pipeline's raw entry point (schema.ObservationSink).
+func (s *Service) Normalizer() *normalize.Normalizer { return s.pipe.normalizer }
 
-// Inference returns the inference runtime once started (nil before).
-func (s *Service) Inference() *inference.Runtime { return s.pipe.runtime.Load() }
+// Inference returns the inference runtime (built by New, started by Start).
+func (s *Service) Inference() *inference.Runtime { return s.pipe.runtime }
 
 var _ schema.ObservationSink = (*normalize.Normalizer)(nil)
 
@@ -187,8 +152,8 @@ var _ schema.ObservationSink = (*normalize.Normalizer)(nil)
 // stages start, and answer 503 until they have.
 func (s *Service) mountAPIs() {
 	var models http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		rt := s.pipe.runtime.Load()
-		if rt == nil {
+		rt := s.pipe.runtime
+		if rt.Ready() != nil {
 			http.Error(w, "inference not started", http.StatusServiceUnavailable)
 			return
 		}

@@ -88,7 +88,7 @@ func (s *Service) buildQuery() error {
 			}
 			readOK := func(h string) bool { return auth.allows(h, scopeRead) }
 			src := query.Sources(
-				newStoreTables(p.store.Load(), cfg.Views),
+				newStoreTables(p.store, cfg.Views),
 				decisionTables{p: p},
 				query.DeviceStates(deviceStates{p: p}),
 				query.Computed(query.TableInfo{Name: "unmapped", Schema: schema.UnmappedSchema}, p.unmappedRecord),
@@ -271,7 +271,7 @@ func (d decisionTables) Records(_ context.Context, table string) ([]arrow.Record
 	if table != decisionsInfo.Name && table != actionsInfo.Name {
 		return nil, fmt.Errorf("table %s: no such table", table)
 	}
-	rt := d.p.runtime.Load()
+	rt := d.p.runtime
 	if rt == nil {
 		return nil, fmt.Errorf("table %s: inference not started", table)
 	}
@@ -305,7 +305,7 @@ func (d decisionTables) History(ctx context.Context, table string, from, to int6
 	if table != decisionsInfo.Name {
 		return nil, fmt.Errorf("table %s: no such table", table)
 	}
-	rt := d.p.runtime.Load()
+	rt := d.p.runtime
 	if rt == nil {
 		return nil, errors.New("table decisions: inference not started")
 	}
@@ -331,10 +331,10 @@ type deviceStates struct{ p *pipeline }
 
 func (d deviceStates) DeviceStates() []schema.DeviceState {
 	var out []schema.DeviceState
-	if s := d.p.snmp.Load(); s != nil {
+	if s := d.p.snmp; s != nil {
 		out = append(out, s.DeviceStates()...)
 	}
-	if g := d.p.gnmi.Load(); g != nil {
+	if g := d.p.gnmi; g != nil {
 		out = append(out, g.DeviceStates()...)
 	}
 	return out
@@ -344,7 +344,7 @@ func (d deviceStates) DeviceStates() []schema.DeviceState {
 func (p *pipeline) unmappedRecord() arrow.RecordBatch {
 	b := array.NewRecordBuilder(memory.DefaultAllocator, schema.UnmappedSchema)
 	defer b.Release()
-	if n := p.normalizer.Load(); n != nil {
+	if n := p.normalizer; n != nil {
 		for _, u := range n.Unmapped() {
 			b.Field(0).(*array.StringBuilder).Append(u.Device)
 			b.Field(1).(*array.StringBuilder).Append(u.Path)

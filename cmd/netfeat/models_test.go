@@ -28,7 +28,7 @@ func inferenceRuntime(t *testing.T, nc *nats.Conn) *inference.Runtime {
 		Name: "congestion", Kind: inference.KindXGBoost, View: "interface_1m",
 		File: "../../models/congestion.json", Action: "reroute",
 	}}
-	r, err := inference.New(cfg, nc, t.TempDir(), nil, nil)
+	r, err := inference.New(cfg, func() *nats.Conn { return nc }, t.TempDir(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

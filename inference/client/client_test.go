@@ -18,6 +18,9 @@ func TestClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := r.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
 	defer r.Stop(ctx)
 	srv := httptest.NewServer(r.Handler())
 	defer srv.Close()

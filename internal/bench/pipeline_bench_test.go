@@ -28,7 +28,7 @@ func BenchmarkObserveToHotTier(b *testing.B) {
 	for _, ifaces := range []int{10, 50} {
 		b.Run(fmt.Sprintf("devices=100/ifaces=%d", ifaces), func(b *testing.B) {
 			ctx := context.Background()
-			st, err := featurestore.Open(ctx, b.TempDir(), featurestore.Config{MemoryBudget: 4 << 30}, nil, nil, nil)
+			st, err := featurestore.New(featurestore.Config{MemoryBudget: 4 << 30}, nil, b.TempDir(), nil, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -37,9 +37,6 @@ func BenchmarkObserveToHotTier(b *testing.B) {
 			}
 			b.Cleanup(func() {
 				if err := st.Stop(ctx); err != nil {
-					b.Error(err)
-				}
-				if err := st.Close(); err != nil {
 					b.Error(err)
 				}
 			})

@@ -48,7 +48,7 @@ func run(dir string, first int64, size, appenders int, fsync featurestore.FSyncP
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	cfg := featurestore.Config{FSync: fsync, SealRows: 4096, RetentionAge: 24 * time.Hour}
-	s, err := featurestore.Open(ctx, dir, cfg, []schema.FeatureView{View}, nil, log)
+	s, err := featurestore.New(cfg, []schema.FeatureView{View}, dir, nil, log)
 	if err != nil {
 		return err
 	}
