@@ -260,13 +260,6 @@ func decodeChunkLoc(b []byte) (chunkLoc, error) {
 	}, nil
 }
 
-// appendChunkRecord frames an encoded chunk as a record.
-func appendChunkRecord(dst []byte, ipc []byte) []byte {
-	dst, at := beginRecord(dst)
-	dst = append(dst, ipc...)
-	return endRecord(dst, at)
-}
-
 // readChunkBytes reads the chunk record at l and returns the chunk's Arrow
 // IPC bytes, checking the record's frame and checksum.
 func (s *Store) readChunkBytes(l chunkLoc) ([]byte, error) {

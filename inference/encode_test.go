@@ -86,7 +86,7 @@ func TestAppendDecisionJSONMatchesEncodingJSON(t *testing.T) {
 }
 
 func TestAppendG4MatchesFmt(t *testing.T) {
-	for _, v := range []float64{0, -0.0, 1, -1, 0.95, 0.921996, 1234.5, 12345.678, 1e-7, -3e-9, 1e21, 123456789,
+	for _, v := range []float64{0, math.Copysign(0, -1), 1, -1, 0.95, 0.921996, 1234.5, 12345.678, 1e-7, -3e-9, 1e21, 123456789,
 		0.00012345, math.NaN(), math.Inf(1), math.Inf(-1), math.MaxFloat64, math.SmallestNonzeroFloat64} {
 		if got, want := string(appendG4(nil, v)), fmt.Sprintf("%.4g", v); got != want {
 			t.Errorf("appendG4(%v) = %q, fmt says %q", v, got, want)

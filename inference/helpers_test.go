@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -230,20 +229,6 @@ func (c *collector) wait(t testing.TB, n int) []schema.Decision {
 			t.Fatalf("received %d decisions, want %d", got, n)
 		}
 	}
-}
-
-// copyFile copies a fixture into dir and returns its path.
-func copyFile(t testing.TB, src, dir string) string {
-	t.Helper()
-	b, err := os.ReadFile(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dst := filepath.Join(dir, filepath.Base(src))
-	if err := os.WriteFile(dst, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return dst
 }
 
 // connOf returns the connection source New takes for a fixed nc (nil: no

@@ -141,9 +141,10 @@ func TestEventRuleFiresAndResolves(t *testing.T) {
 	r.HandleEvent(stateEvent("pe1", "Gi0/1", t0.Add(100*time.Millisecond), 2, 1))
 	r.HandleEvent(stateEvent("pe1", "Gi0/1", t0.Add(200*time.Millisecond), 2, 2)) // a repeat of the state: no transition
 	r.HandleEvent(stateEvent("pe1", "Gi0/1", t0.Add(300*time.Millisecond), 1, 2))
-	ds := got.wait(t, 2)
+	got.wait(t, 2)
 	quiesce(t, r, nc, got, schema.Entity{Device: "pe1", Component: "Gi0/1"}, 1) // nothing more may come
-	if ds = got.wait(t, 2); len(ds) != 2 {
+	ds := got.wait(t, 2)
+	if len(ds) != 2 {
 		t.Fatalf("%d decisions published, want 2: %+v", len(ds), ds)
 	}
 	fire, res := ds[0], ds[1]

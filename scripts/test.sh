@@ -41,6 +41,8 @@ fi
 echo "== go vet"
 go vet ./...
 
+./scripts/lint.sh
+
 # Packages that link DuckDB (cgo, ~130 MB static library) run without -race.
 mapfile -t all < <(go list ./...)
 race=() plain=()

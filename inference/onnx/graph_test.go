@@ -73,7 +73,6 @@ func attrF(name string, v float64) []byte {
 	return slices.Concat(str(1, name), protowire.AppendFixed32(protowire.AppendTag(nil, 2, protowire.Fixed32Type), math.Float32bits(float32(v))))
 }
 func attrI(name string, v int64) []byte { return slices.Concat(str(1, name), varint(3, v)) }
-func attrS(name, v string) []byte       { return slices.Concat(str(1, name), str(4, v)) }
 func attrT(name string, t []byte) []byte {
 	return slices.Concat(str(1, name), msg(5, t))
 }
