@@ -255,6 +255,13 @@ type HubConfig struct {
 	RetryDelay time.Duration `yaml:"retry_delay"`
 	// PullBatch is how many messages one pull asks for. Default 256.
 	PullBatch int `yaml:"pull_batch"`
+	// SourceCheck is how often the hub checks that each stream hears from
+	// its edge. Default 1s.
+	SourceCheck time.Duration `yaml:"source_check"`
+	// SourceQuiet is how long a source may be silent (JetStream's source
+	// heartbeat is 1 s) while its edge answers before the hub restarts
+	// it. Default 3s.
+	SourceQuiet time.Duration `yaml:"source_quiet"`
 }
 
 // DefaultHubConfig returns the defaults.
@@ -263,6 +270,7 @@ func DefaultHubConfig() HubConfig {
 		RegistryBucket: DefaultRegistryBucket, Replicas: 3, DuplicateWindow: 10 * time.Minute,
 		Limits: StreamLimits{MaxAge: 30 * 24 * time.Hour, Discard: DiscardOld}, MaxMessageBytes: 4 << 20,
 		Consumer: "netfeat-hub", AckWait: 30 * time.Second, RetryDelay: time.Second, PullBatch: 256,
+		SourceCheck: time.Second, SourceQuiet: 3 * time.Second,
 	}
 }
 
@@ -295,6 +303,12 @@ func (c HubConfig) withDefaults() HubConfig {
 	if c.PullBatch == 0 {
 		c.PullBatch = d.PullBatch
 	}
+	if c.SourceCheck == 0 {
+		c.SourceCheck = d.SourceCheck
+	}
+	if c.SourceQuiet == 0 {
+		c.SourceQuiet = d.SourceQuiet
+	}
 	return c
 }
 
@@ -310,7 +324,7 @@ func (c HubConfig) Validate() error {
 	if c.MaxMessageBytes < 1 || c.PullBatch < 1 {
 		return fmt.Errorf("fleet: hub max_message_bytes and pull_batch must be positive")
 	}
-	if c.DuplicateWindow < 0 || c.AckWait < 0 || c.RetryDelay < 0 {
+	if c.DuplicateWindow < 0 || c.AckWait < 0 || c.RetryDelay < 0 || c.SourceCheck < 0 || c.SourceQuiet < 0 {
 		return fmt.Errorf("fleet: hub: negative duration")
 	}
 	return nil

@@ -72,6 +72,7 @@ type Sink interface {
 // watching it; Stop ends consumption.
 type Hub struct {
 	cfg  HubConfig
+	nc   *nats.Conn
 	js   jetstream.JetStream
 	sink Sink
 	log  *slog.Logger
@@ -90,6 +91,7 @@ type hubSite struct {
 	instance string
 	ready    bool
 	consume  []jetstream.ConsumeContext
+	kicked   map[Kind]time.Time // last source kick per kind
 }
 
 // NewHub validates cfg and returns a Hub that uses nc, a connection to the
@@ -113,7 +115,7 @@ func NewHub(cfg HubConfig, nc *nats.Conn, sink Sink, reg prometheus.Registerer, 
 	if err != nil {
 		return nil, err
 	}
-	return &Hub{cfg: cfg.withDefaults(), js: js, sink: sink, log: log, m: m, sites: map[string]*hubSite{}}, nil
+	return &Hub{cfg: cfg.withDefaults(), nc: nc, js: js, sink: sink, log: log, m: m, sites: map[string]*hubSite{}}, nil
 }
 
 // Start creates or updates the registry bucket and starts watching it:
@@ -150,6 +152,8 @@ func (h *Hub) Start(ctx context.Context) error {
 			}
 		}
 	}()
+	h.wg.Add(1)
+	go func() { defer h.wg.Done(); h.watchSources() }()
 	h.log.Info("fleet hub started", "registry", h.cfg.RegistryBucket, "replicas", h.cfg.Replicas)
 	return nil
 }
@@ -231,7 +235,7 @@ func (h *Hub) registryUpdate(e jetstream.KeyValueEntry) {
 		h.mu.Unlock()
 		return
 	}
-	s = &hubSite{instance: r.Instance}
+	s = &hubSite{instance: r.Instance, kicked: map[Kind]time.Time{}}
 	h.sites[site] = s
 	h.m.sites.Set(float64(len(h.sites)))
 	h.mu.Unlock()
@@ -324,6 +328,77 @@ func (h *Hub) startSite(site string) ([]jetstream.ConsumeContext, error) {
 		ccs = append(ccs, cc)
 	}
 	return ccs, nil
+}
+
+// watchSources checks every SourceCheck that each hub stream hears from
+// its edge. JetStream re-creates a source consumer that went quiet only
+// after a 10 s health check, with a back-off of 10 s per failed attempt up
+// to 2 minutes, so after a long cut, or an edge that restarted and lost
+// the ephemeral source consumer, the hub could wait minutes before it
+// catches up. When a stream's source is quiet for longer than
+// SourceQuiet while the edge's stream answers through its domain, the
+// hub asks the stream's leader to step down: the new leader sets the
+// source up at once, from the last sequence the stream holds (nothing is
+// skipped or sourced twice; stepping down is what a leader does when its
+// node dies).
+func (h *Hub) watchSources() {
+	t := time.NewTicker(h.cfg.SourceCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, site := range h.Sites() {
+			for _, k := range Kinds {
+				h.checkSource(site, k)
+			}
+		}
+	}
+}
+
+// checkSource kicks the source of site's kind stream when it is quiet
+// while the edge is reachable, at most once per 3 × SourceQuiet.
+func (h *Hub) checkSource(site string, k Kind) {
+	name := HubStream(site, k)
+	ctx, cancel := context.WithTimeout(h.ctx, 2*time.Second)
+	defer cancel()
+	s, err := h.js.Stream(ctx, name)
+	if err != nil {
+		return
+	}
+	info := s.CachedInfo()
+	if len(info.Sources) == 0 {
+		return
+	}
+	src := info.Sources[0]
+	if src.Active >= 0 && src.Active < h.cfg.SourceQuiet {
+		return
+	}
+	h.mu.Lock()
+	last := h.sites[site].kicked[k]
+	h.mu.Unlock()
+	if time.Since(last) < 3*h.cfg.SourceQuiet {
+		return
+	}
+	edge, err := jetstream.NewWithDomain(h.nc, site)
+	if err != nil {
+		return
+	}
+	if _, err := edge.Stream(ctx, EdgeStream(k)); err != nil {
+		return // the edge is not reachable: nothing to catch up from
+	}
+	h.mu.Lock()
+	h.sites[site].kicked[k] = time.Now()
+	h.mu.Unlock()
+	if _, err := h.nc.RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+name, nil); err != nil {
+		h.log.Warn("fleet: cannot restart a quiet source", "stream", name, "err", err)
+		return
+	}
+	h.m.kicks.WithLabelValues(name).Inc()
+	h.log.Info("fleet: source was quiet while its edge answers; stream leader stepped down to set it up again",
+		"stream", name, "quiet", src.Active.Round(time.Millisecond))
 }
 
 // handle decodes one message and hands it to the sink. A message that is

@@ -67,6 +67,7 @@ type hubMetrics struct {
 	oversized  *prometheus.CounterVec
 	refused    *prometheus.CounterVec
 	sinkErrors *prometheus.CounterVec
+	kicks      *prometheus.CounterVec
 	sites      prometheus.Gauge
 }
 
@@ -87,11 +88,14 @@ func newHubMetrics(reg prometheus.Registerer) (*hubMetrics, error) {
 		sinkErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netfeat_fleet_hub_sink_errors_total", Help: "Messages the sink failed on; redelivered after retry_delay.",
 		}, []string{"stream"}),
+		kicks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "netfeat_fleet_hub_source_restarts_total", Help: "Times a hub stream's source was quiet while its edge answered, and the stream's leader stepped down to set it up again.",
+		}, []string{"stream"}),
 		sites: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "netfeat_fleet_hub_sites", Help: "Edge sites the hub sources.",
 		}),
 	}
-	if err := registerAll(reg, m.items, m.corrupt, m.oversized, m.refused, m.sinkErrors, m.sites); err != nil {
+	if err := registerAll(reg, m.items, m.corrupt, m.oversized, m.refused, m.sinkErrors, m.kicks, m.sites); err != nil {
 		return nil, err
 	}
 	return m, nil

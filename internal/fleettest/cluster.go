@@ -152,6 +152,9 @@ cluster {
 }
 leafnodes {
   listen: 127.0.0.1:%d
+  # Leaf nodes reach the hub only through their Link: the cluster must not
+  # gossip its leafnode addresses, or an edge would reconnect around a cut.
+  no_advertise: true
 }
 `, nd.Name, nd.ClientPort, filepath.Join(nd.dir, "js"), HubDomain, nd.ClusterPort, strings.Join(routes, ", "), nd.LeafPort)
 		if err := os.WriteFile(nd.conf, []byte(conf), 0o644); err != nil {
