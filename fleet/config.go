@@ -255,6 +255,11 @@ type HubConfig struct {
 	RetryDelay time.Duration `yaml:"retry_delay"`
 	// PullBatch is how many messages one pull asks for. Default 256.
 	PullBatch int `yaml:"pull_batch"`
+	// PullExpiry is how long one pull request of a hub consumer lasts;
+	// the client expects a heartbeat every half of it, and after two
+	// missed heartbeats (a consumer leader died) it pulls again. Default
+	// 5s.
+	PullExpiry time.Duration `yaml:"pull_expiry"`
 	// SourceCheck is how often the hub checks that each stream hears from
 	// its edge. Default 1s.
 	SourceCheck time.Duration `yaml:"source_check"`
@@ -270,7 +275,7 @@ func DefaultHubConfig() HubConfig {
 		RegistryBucket: DefaultRegistryBucket, Replicas: 3, DuplicateWindow: 10 * time.Minute,
 		Limits: StreamLimits{MaxAge: 30 * 24 * time.Hour, Discard: DiscardOld}, MaxMessageBytes: 4 << 20,
 		Consumer: "netfeat-hub", AckWait: 30 * time.Second, RetryDelay: time.Second, PullBatch: 256,
-		SourceCheck: time.Second, SourceQuiet: 3 * time.Second,
+		PullExpiry: 5 * time.Second, SourceCheck: time.Second, SourceQuiet: 3 * time.Second,
 	}
 }
 
@@ -303,6 +308,9 @@ func (c HubConfig) withDefaults() HubConfig {
 	if c.PullBatch == 0 {
 		c.PullBatch = d.PullBatch
 	}
+	if c.PullExpiry == 0 {
+		c.PullExpiry = d.PullExpiry
+	}
 	if c.SourceCheck == 0 {
 		c.SourceCheck = d.SourceCheck
 	}
@@ -326,6 +334,9 @@ func (c HubConfig) Validate() error {
 	}
 	if c.DuplicateWindow < 0 || c.AckWait < 0 || c.RetryDelay < 0 || c.SourceCheck < 0 || c.SourceQuiet < 0 {
 		return fmt.Errorf("fleet: hub: negative duration")
+	}
+	if c.PullExpiry < time.Second {
+		return fmt.Errorf("fleet: hub pull_expiry %v: want at least 1s", c.PullExpiry)
 	}
 	return nil
 }

@@ -86,21 +86,20 @@ func TestFleetHubNodeKilled(t *testing.T) {
 		t.Fatalf("leader %q of %s is no cluster node", leader, HubStream(w.site, KindWindows))
 	}
 
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for i := range 60 {
-			publishAll(t, w.edge, i)
-			if i == 20 {
-				w.cluster.Kill(victim)
-				t.Logf("killed %s (leader of %s) with SIGKILL", leader, HubStream(w.site, KindWindows))
-			}
+	for i := range 60 {
+		publishAll(t, w.edge, i)
+		if i == 20 {
+			w.cluster.Kill(victim)
+			t.Logf("killed %s (leader of %s) with SIGKILL", leader, HubStream(w.site, KindWindows))
 		}
-	}()
-	<-done
+	}
+	killed := time.Now()
 	w.waitAll(t, 60, 30*time.Second)
+	t.Logf("hub caught up %v after the last publish", time.Since(killed).Round(time.Millisecond))
 	w.cluster.Restart(victim)
-	if err := w.cluster.WaitReady(ctx); err != nil {
+	rctx, rcancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer rcancel()
+	if err := w.cluster.WaitReady(rctx); err != nil {
 		t.Fatal(err)
 	}
 	for i := 60; i < 70; i++ {

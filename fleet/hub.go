@@ -318,7 +318,7 @@ func (h *Hub) startSite(site string) ([]jetstream.ConsumeContext, error) {
 		}
 		kind := k
 		cc, err := cons.Consume(func(msg jetstream.Msg) { h.handle(site, kind, name, msg) },
-			jetstream.PullMaxMessages(h.cfg.PullBatch),
+			jetstream.PullMaxMessages(h.cfg.PullBatch), jetstream.PullExpiry(h.cfg.PullExpiry),
 			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 				h.log.Debug("fleet: hub consumer", "stream", name, "err", err)
 			}))
