@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
 	"math"
@@ -45,6 +44,7 @@ type Edge struct {
 	regErr  error         // nil while pending or once registered
 	regDone chan struct{} // closed when registration is settled
 
+	fillMu sync.Mutex // serializes CheckLimits
 	fill   map[Kind]*fillState
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -242,6 +242,8 @@ func (e *Edge) checkLoop(ctx context.Context) {
 // and counts the messages its limits removed since the previous check. It
 // runs every check_interval; a caller may run it at any time.
 func (e *Edge) CheckLimits(ctx context.Context) {
+	e.fillMu.Lock()
+	defer e.fillMu.Unlock()
 	for _, k := range Kinds {
 		name := EdgeStream(k)
 		s, err := e.js.Stream(ctx, name)
@@ -308,7 +310,8 @@ func (e *Edge) publish(ctx context.Context, k Kind, subject, id string, data []b
 	return nil
 }
 
-// PublishWindow stores a closed window for the hub. Its message id is
+// PublishWindow stores a closed window for the hub (after Start: the
+// messages carry the instance id Start loads). Its message id is
 // WindowID: the same window published again is stored once.
 func (e *Edge) PublishWindow(ctx context.Context, row *schema.FeatureRow) error {
 	data, err := EncodeWindow(row)
@@ -386,19 +389,30 @@ func (e *Edge) forward(s *schema.Sample) bool {
 	case SamplesAll:
 		return true
 	case SamplesSampled:
-		h := fnv.New64a()
-		h.Write([]byte(s.Device))
-		h.Write([]byte{0})
-		h.Write([]byte(s.Component))
-		h.Write([]byte{0})
-		h.Write([]byte(s.Metric))
-		var ts [8]byte
-		for i := range ts {
-			ts[i] = byte(s.TS >> (8 * i))
+		h := fnvString(fnvOffset, s.Device)
+		h = fnvString(fnvByte(h, 0), s.Component)
+		h = fnvString(fnvByte(h, 0), s.Metric)
+		for i := range 8 {
+			h = fnvByte(h, byte(s.TS>>(8*i)))
 		}
-		h.Write(ts[:])
-		return h.Sum64()%uint64(sf.Every) == 0
+		return h%uint64(sf.Every) == 0
 	default:
 		return false
 	}
+}
+
+// FNV-1a, 64 bit, without the allocation of hash/fnv: the sampling choice
+// is made for every sample.
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+func fnvByte(h uint64, b byte) uint64 { return (h ^ uint64(b)) * fnvPrime }
+
+func fnvString(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h = fnvByte(h, s[i])
+	}
+	return h
 }

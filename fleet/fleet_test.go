@@ -20,6 +20,7 @@ func nan() float64 { return math.NaN() }
 // TestFleetDelivers: what an edge publishes reaches the hub's sink exactly
 // once, tagged with the edge's site, and publishing it again adds nothing.
 func TestFleetDelivers(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, HubConfig{})
 	const n = 40
 	for i := range n {
@@ -32,10 +33,14 @@ func TestFleetDelivers(t *testing.T) {
 	w.waitAll(t, n, 20*time.Second)
 }
 
+// cutFor is how long TestFleetCutLink cuts the link.
+var cutFor = 12 * time.Second
+
 // TestFleetCutLink: the WAN is cut while the edge keeps publishing; the
 // edge stores everything locally, and once the link returns the hub gets
 // every item exactly once.
 func TestFleetCutLink(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, HubConfig{})
 	for i := range 10 {
 		publishAll(t, w.edge, i)
@@ -47,8 +52,10 @@ func TestFleetCutLink(t *testing.T) {
 	for i := 10; i < 60; i++ {
 		publishAll(t, w.edge, i)
 	}
-	// The cut lasts a little longer; nothing may cross it meanwhile.
-	time.Sleep(time.Second)
+	// The cut outlasts JetStream's source health check (10 s) and the
+	// inactivity threshold of the source consumer on the edge (10 s), so
+	// the hub must set the source up again; nothing may cross meanwhile.
+	time.Sleep(cutFor)
 	for _, k := range Kinds {
 		if got := w.sink.count(k); got != 10 {
 			t.Fatalf("%s: %d items crossed a cut link, want 10", k, got)
@@ -57,13 +64,15 @@ func TestFleetCutLink(t *testing.T) {
 	cutAt := time.Now()
 	w.link.Restore()
 	w.waitAll(t, 60, 30*time.Second)
-	t.Logf("caught up %v after the link returned", time.Since(cutAt).Round(time.Millisecond))
+	t.Logf("caught up %v after the link returned; sources restarted by the hub: %v",
+		time.Since(cutAt).Round(time.Millisecond), testutil.ToFloat64(w.hub.m.kicks.WithLabelValues(HubStream(w.site, KindWindows))))
 }
 
 // TestFleetHubNodeKilled: a hub node is killed with SIGKILL while the edge
 // publishes (the leader of a hub stream, so sourcing and the consumer move
 // to another node); nothing is lost or stored twice, and the node rejoins.
 func TestFleetHubNodeKilled(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, HubConfig{})
 	js, err := jetstream.New(w.cluster.Connect(t))
 	if err != nil {
@@ -113,6 +122,7 @@ func TestFleetHubNodeKilled(t *testing.T) {
 // published again after the restart are stored once, and the edge keeps
 // its instance id (the hub keeps accepting it).
 func TestFleetEdgeRestart(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, HubConfig{})
 	for i := range 30 {
 		publishAll(t, w.edge, i)
@@ -143,6 +153,7 @@ func TestFleetEdgeRestart(t *testing.T) {
 // edge's streams are counted per hub stream and skipped; the others
 // arrive.
 func TestFleetBadMessages(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, HubConfig{MaxMessageBytes: 64 << 10})
 	for i := range 5 {
 		publishAll(t, w.edge, i)
@@ -213,6 +224,7 @@ func TestFleetBadMessages(t *testing.T) {
 // TestFleetSiteTaken: a second edge that claims a registered site's name is
 // refused, and the registered edge goes on unharmed.
 func TestFleetSiteTaken(t *testing.T) {
+	t.Parallel()
 	w := newWorld(t, HubConfig{})
 	for i := range 10 {
 		publishAll(t, w.edge, i)

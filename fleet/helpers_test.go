@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/goleak"
 
 	"github.com/netfeat/netfeat/internal/fleettest"
 	"github.com/netfeat/netfeat/schema"
@@ -278,4 +279,10 @@ func (w *world) waitAll(t *testing.T, n int, d time.Duration) {
 			t.Errorf("hub stream %s holds %d messages, want %d", HubStream(w.site, k), got, n)
 		}
 	}
+}
+
+// TestMain fails the package when a test leaves goroutines behind: the
+// Edge, the Hub, the Link and the servers must all stop.
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
 }
