@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -235,15 +236,18 @@ func DecodeAction(data []byte) (*Action, error) {
 }
 
 // SamplesSchema is the Arrow schema of a forwarded samples batch: one row
-// per schema.Sample.
+// per schema.Sample. The label columns are dictionary-encoded: the
+// offsets of a plain string column are increasing integers that no
+// compressor shrinks (4 bytes per row and column), while dictionary
+// indices repeat and compress to a fraction of a byte.
 var SamplesSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "ts", Type: schema.TimestampType},
 	{Name: "ingest_ts", Type: schema.TimestampType},
-	{Name: "device", Type: arrow.BinaryTypes.String},
-	{Name: "component", Type: arrow.BinaryTypes.String},
-	{Name: "metric", Type: arrow.BinaryTypes.String},
+	{Name: "device", Type: schema.DictStringType},
+	{Name: "component", Type: schema.DictStringType},
+	{Name: "metric", Type: schema.DictStringType},
 	{Name: "value", Type: arrow.PrimitiveTypes.Float64},
-	{Name: "source", Type: arrow.BinaryTypes.String},
+	{Name: "source", Type: schema.DictStringType},
 }, nil)
 
 // Compression names how sample batches are compressed.
@@ -261,30 +265,40 @@ const (
 // samples' identity (entity, metric, time, value), so the same samples
 // encoded again get the same id.
 func EncodeSamples(dst []byte, site string, batch []schema.Sample, comp Compression) ([]byte, string, error) {
-	b := array.NewRecordBuilder(memory.DefaultAllocator, SamplesSchema)
-	defer b.Release()
-	ts := b.Field(0).(*array.TimestampBuilder)
-	its := b.Field(1).(*array.TimestampBuilder)
-	dev := b.Field(2).(*array.StringBuilder)
-	cmpt := b.Field(3).(*array.StringBuilder)
-	met := b.Field(4).(*array.StringBuilder)
-	val := b.Field(5).(*array.Float64Builder)
-	src := b.Field(6).(*array.StringBuilder)
-	b.Reserve(len(batch))
+	mem := memory.DefaultAllocator
+	n := len(batch)
+	ts := make([]arrow.Timestamp, n)
+	its := make([]arrow.Timestamp, n)
+	vals := make([]float64, n)
+	var dev, cmpt, met, src dictColumnBuilder
 	var id identity
-	id.b = make([]byte, 0, 64*len(batch))
+	id.b = make([]byte, 0, 64*n)
 	for i := range batch {
 		s := &batch[i]
-		ts.UnsafeAppend(arrow.Timestamp(s.TS))
-		its.UnsafeAppend(arrow.Timestamp(s.IngestTS))
-		dev.Append(s.Device)
-		cmpt.Append(s.Component)
-		met.Append(s.Metric)
-		val.UnsafeAppend(s.Value)
-		src.Append(s.Source)
+		ts[i], its[i], vals[i] = arrow.Timestamp(s.TS), arrow.Timestamp(s.IngestTS), s.Value
+		dev.add(s.Device)
+		cmpt.add(s.Component)
+		met.add(s.Metric)
+		src.add(s.Source)
 		id.str(s.Device).str(s.Component).str(s.Metric).i64(s.TS).i64(int64(math.Float64bits(s.Value)))
 	}
-	rec := b.NewRecordBatch()
+	tsB := array.NewTimestampBuilder(mem, schema.TimestampType)
+	defer tsB.Release()
+	tsB.AppendValues(ts, nil)
+	tsA := tsB.NewArray()
+	tsB.AppendValues(its, nil)
+	itsA := tsB.NewArray()
+	valB := array.NewFloat64Builder(mem)
+	defer valB.Release()
+	valB.AppendValues(vals, nil)
+	valA := valB.NewArray()
+	cols := []arrow.Array{tsA, itsA, dev.array(mem), cmpt.array(mem), met.array(mem), valA, src.array(mem)}
+	defer func() {
+		for _, c := range cols {
+			c.Release()
+		}
+	}()
+	rec := array.NewRecordBatch(SamplesSchema, cols, int64(n))
 	defer rec.Release()
 	opts := []ipc.Option{ipc.WithSchema(SamplesSchema), ipc.WithAllocator(memory.DefaultAllocator)}
 	switch comp {
@@ -315,7 +329,20 @@ func DecodeSamples(dst []schema.Sample, data []byte) (out []schema.Sample, err e
 			out, err = dst, fmt.Errorf("%w: samples: %v", ErrCorrupt, r)
 		}
 	}()
-	r, err := ipc.NewReader(bytes.NewReader(data), ipc.WithAllocator(memory.DefaultAllocator))
+	// A corrupt length must not make the reader allocate more than the
+	// message holds (metadata, compressed body) or a plausible decoded
+	// batch (decompressed buffers): such a message is corrupt. The size
+	// limits are set on the message reader because ipc.NewReader (arrow-go
+	// v18.8.0) does not pass them on to the one it makes.
+	// Nor may a corrupt schema message reach the reader: arrow-go sizes
+	// slices from its counts before any check. The schema is fixed, so its
+	// message must be byte for byte the one EncodeSamples writes.
+	if !bytes.HasPrefix(data, samplesSchemaMessage) {
+		return dst, fmt.Errorf("%w: samples: not a %d-column samples stream", ErrCorrupt, SamplesSchema.NumFields())
+	}
+	opts := []ipc.Option{ipc.WithAllocator(&boundedAllocator{max: maxDecodedBytes}),
+		ipc.WithMetadataSizeLimit(int64(len(data))), ipc.WithBodySizeLimit(int64(len(data)))}
+	r, err := ipc.NewReaderFromMessageReader(ipc.NewMessageReader(bytes.NewReader(data), opts...), opts...)
 	if err != nil {
 		return dst, fmt.Errorf("%w: samples: %v", ErrCorrupt, err)
 	}
@@ -327,16 +354,16 @@ func DecodeSamples(dst []schema.Sample, data []byte) (out []schema.Sample, err e
 		rec := r.RecordBatch()
 		ts := rec.Column(0).(*array.Timestamp)
 		its := rec.Column(1).(*array.Timestamp)
-		dev := rec.Column(2).(*array.String)
-		comp := rec.Column(3).(*array.String)
-		met := rec.Column(4).(*array.String)
+		dev := dictColumn(rec.Column(2))
+		comp := dictColumn(rec.Column(3))
+		met := dictColumn(rec.Column(4))
 		val := rec.Column(5).(*array.Float64)
-		src := rec.Column(6).(*array.String)
+		src := dictColumn(rec.Column(6))
 		for i := 0; i < int(rec.NumRows()); i++ {
 			dst = append(dst, schema.Sample{
 				TS: int64(ts.Value(i)), IngestTS: int64(its.Value(i)),
-				Entity: schema.Entity{Device: dev.Value(i), Component: comp.Value(i)},
-				Metric: met.Value(i), Value: val.Value(i), Source: src.Value(i),
+				Entity: schema.Entity{Device: dev(i), Component: comp(i)},
+				Metric: met(i), Value: val.Value(i), Source: src(i),
 			})
 		}
 	}
@@ -345,3 +372,103 @@ func DecodeSamples(dst []schema.Sample, data []byte) (out []schema.Sample, err e
 	}
 	return dst, nil
 }
+
+// dictColumn returns the string at row i of a dictionary-encoded string
+// column; the strings are shared per dictionary entry, not per row.
+func dictColumn(a arrow.Array) func(i int) string {
+	d := a.(*array.Dictionary)
+	vals := d.Dictionary().(*array.String)
+	strs := make([]string, vals.Len())
+	for j := range strs {
+		strs[j] = vals.Value(j)
+	}
+	return func(i int) string {
+		if d.IsNull(i) {
+			return ""
+		}
+		return strs[d.GetValueIndex(i)]
+	}
+}
+
+// dictColumnBuilder builds a dictionary-encoded string column without
+// converting each string to bytes (as array.BinaryDictionaryBuilder does).
+type dictColumnBuilder struct {
+	index map[string]int32
+	vals  []string
+	ids   []int32
+}
+
+func (d *dictColumnBuilder) add(s string) {
+	i, ok := d.index[s]
+	if !ok {
+		if d.index == nil {
+			d.index = map[string]int32{}
+		}
+		i = int32(len(d.vals))
+		d.index[s] = i
+		d.vals = append(d.vals, s)
+	}
+	d.ids = append(d.ids, i)
+}
+
+// array returns the column; the caller releases it.
+func (d *dictColumnBuilder) array(mem memory.Allocator) arrow.Array {
+	ib := array.NewInt32Builder(mem)
+	defer ib.Release()
+	ib.AppendValues(d.ids, nil)
+	idx := ib.NewArray()
+	defer idx.Release()
+	sb := array.NewStringBuilder(mem)
+	defer sb.Release()
+	sb.AppendValues(d.vals, nil)
+	dict := sb.NewArray()
+	defer dict.Release()
+	return array.NewDictionaryArray(schema.DictStringType, idx, dict)
+}
+
+// maxDecodedBytes bounds the memory one decoded samples message may take:
+// a batch of 8192 samples decodes to well under 1 MiB.
+const maxDecodedBytes = 64 << 20
+
+// boundedAllocator is an Arrow allocator that panics (recovered by
+// DecodeSamples as a corrupt message) when a decode allocates more than
+// max bytes in all: a corrupt length in a compressed buffer must not
+// exhaust the hub's memory. It is used by one goroutine.
+type boundedAllocator struct {
+	used, max int
+}
+
+func (a *boundedAllocator) Allocate(size int) []byte {
+	a.grow(size)
+	return memory.DefaultAllocator.Allocate(size)
+}
+
+func (a *boundedAllocator) Reallocate(size int, b []byte) []byte {
+	a.grow(size - len(b))
+	return memory.DefaultAllocator.Reallocate(size, b)
+}
+
+func (a *boundedAllocator) Free(b []byte) {
+	a.used -= len(b)
+	memory.DefaultAllocator.Free(b)
+}
+
+func (a *boundedAllocator) grow(n int) {
+	if a.used+n > a.max {
+		panic(fmt.Sprintf("decoding needs more than %d bytes", a.max))
+	}
+	a.used += n
+}
+
+// samplesSchemaMessage is the encoded schema message every samples stream
+// starts with: continuation marker, metadata length, metadata (padded).
+var samplesSchemaMessage = func() []byte {
+	var buf bytes.Buffer
+	w := ipc.NewWriter(&buf, ipc.WithSchema(SamplesSchema), ipc.WithZstd())
+	if err := w.Close(); err != nil {
+		panic(err)
+	}
+	b := buf.Bytes()
+	n := int(binary.LittleEndian.Uint32(b[4:8]))
+	return bytes.Clone(b[:8+n])
+}()
