@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -256,4 +257,65 @@ func TestFleetSiteTaken(t *testing.T) {
 		publishAll(t, w.edge, i)
 	}
 	w.waitAll(t, 20, 20*time.Second)
+}
+
+// TestFleetTwoSites: two edges behind one hub are sourced separately, each
+// item carries its site, and neither edge stores the other's messages
+// (subjects carry the site, and the harness's leaf remotes deny netfeat.>
+// as docs/fleet.md recommends).
+func TestFleetTwoSites(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, HubConfig{})
+	w.sink.mu.Lock()
+	w.sink.sites = []string{"lyon"}
+	w.sink.mu.Unlock()
+	link := fleettest.NewLink(t, w.cluster.LeafAddrs())
+	es := fleettest.StartEdge(t, "lyon", t.TempDir(), link.URL())
+	lyonNC := es.Connect(t)
+	lyon, err := NewEdge(edgeTestConfig("lyon"), lyonNC, prometheus.NewRegistry(), testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := lyon.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer lyon.Stop(ctx)
+	if err := lyon.Registered(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		publishAll(t, w.edge, i)
+	}
+	for i := range 7 {
+		publishAll(t, lyon, 100+i)
+	}
+	waitFor(t, 20*time.Second, "7 items of each kind from lyon", func() bool { return w.sink.siteCount("lyon") >= 7*len(Kinds) })
+	w.waitAll(t, 20, 20*time.Second)
+	if got := w.sink.siteCount("lyon"); got != 7*len(Kinds) {
+		t.Errorf("lyon: %d items at the sink, want %d", got, 7*len(Kinds))
+	}
+	for _, c := range []struct {
+		nc   *nats.Conn
+		site string
+		want uint64
+	}{{w.edgeNC, "paris", 20}, {lyonNC, "lyon", 7}} {
+		js, err := jetstream.New(c.nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, k := range Kinds {
+			s, err := js.Stream(ctx, EdgeStream(k))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.CachedInfo().State.Msgs; got != c.want {
+				t.Errorf("%s's %s holds %d messages, want %d", c.site, EdgeStream(k), got, c.want)
+			}
+		}
+	}
+	if got := w.hub.Sites(); !slices.Equal(got, []string{"lyon", "paris"}) {
+		t.Errorf("hub sources %v, want [lyon paris]", got)
+	}
 }

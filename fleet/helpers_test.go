@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -23,20 +25,22 @@ type recSink struct {
 	mu        sync.Mutex
 	seen      map[string]int // id → deliveries
 	items     map[Kind]int   // distinct ids per kind
+	bySite    map[string]int // distinct ids per site
 	samples   int            // samples in distinct batches
 	wrongSite []string
 	streamDup []string // ids delivered again with Delivered == 1: stored twice
-	site      string
+	site      string   // the site expected
+	sites     []string // more sites expected
 }
 
 func newRecSink(site string) *recSink {
-	return &recSink{seen: map[string]int{}, items: map[Kind]int{}, site: site}
+	return &recSink{seen: map[string]int{}, items: map[Kind]int{}, bySite: map[string]int{}, site: site}
 }
 
 func (s *recSink) add(m Meta, n int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if m.Site != s.site {
+	if (m.Site != s.site && !slices.Contains(s.sites, m.Site)) || !strings.HasPrefix(m.ID, m.Site+"/") {
 		s.wrongSite = append(s.wrongSite, m.Site+" "+m.ID)
 	}
 	if s.seen[m.ID] > 0 && m.Delivered <= 1 {
@@ -44,8 +48,11 @@ func (s *recSink) add(m Meta, n int) {
 	}
 	s.seen[m.ID]++
 	if s.seen[m.ID] == 1 {
-		s.items[m.Kind]++
-		s.samples += n
+		s.bySite[m.Site]++
+		if m.Site == s.site {
+			s.items[m.Kind]++
+			s.samples += n
+		}
 	}
 }
 
@@ -69,7 +76,14 @@ func (s *recSink) Samples(_ context.Context, m Meta, b []schema.Sample) error {
 	return nil
 }
 
-// count returns the distinct items of kind.
+// siteCount returns the distinct items of site.
+func (s *recSink) siteCount(site string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bySite[site]
+}
+
+// count returns the distinct items of kind from the expected site.
 func (s *recSink) count(k Kind) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -259,8 +273,11 @@ func (w *world) waitAll(t *testing.T, n int, d time.Duration) {
 			t.Errorf("%s: sink has %d distinct items, want %d", k, got, n)
 		}
 	}
-	if w.sink.samples != n*50 {
-		t.Errorf("sink has %d samples, want %d", w.sink.samples, n*50)
+	w.sink.mu.Lock()
+	samples := w.sink.samples
+	w.sink.mu.Unlock()
+	if samples != n*50 {
+		t.Errorf("sink has %d samples, want %d", samples, n*50)
 	}
 	w.sink.check(t)
 	// Exact: the hub streams hold every id once.
