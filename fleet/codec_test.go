@@ -1,0 +1,229 @@
+package fleet
+
+import (
+	"errors"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netfeat/netfeat/schema"
+)
+
+func TestWindowRoundTrip(t *testing.T) {
+	row := testWindow(3)
+	data, err := EncodeWindow(row)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeWindow(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.View != row.View || got.Entity != row.Entity || got.WindowStart != row.WindowStart || got.WindowEnd != row.WindowEnd ||
+		got.CloseReason != row.CloseReason || len(got.Values) != 2 || got.Values[0] != 3 || !math.IsNaN(got.Values[1]) ||
+		got.Names[1] != "b__max_1m" {
+		t.Fatalf("round trip: %+v, want %+v", got, row)
+	}
+	for _, bad := range []string{
+		`{`, `{"schema_version":2,"view":"v","device":"d"}`, `{"schema_version":1,"device":"d"}`,
+		`{"schema_version":1,"view":"v","device":"d","names":["a"],"values":[]}`,
+		`{"schema_version":1,"view":"v","device":"d","window_start":2,"window_end":1}`,
+	} {
+		if _, err := DecodeWindow([]byte(bad)); err == nil {
+			t.Errorf("DecodeWindow(%s) accepted", bad)
+		}
+	}
+}
+
+func TestDecisionRoundTrip(t *testing.T) {
+	d := testDecision(4)
+	d.Score = math.NaN()
+	data, err := EncodeDecision(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeDecision(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != d.ID || got.Score != 0 || got.Features["a"] != 1 || len(got.Features) != 1 || !got.Window.End.Equal(d.Window.End) {
+		t.Fatalf("round trip: %+v", got)
+	}
+	if _, err := DecodeDecision([]byte(`{"schema_version":2,"id":"x","entity":{"device":"d"}}`)); err == nil {
+		t.Error("decision of schema version 2 accepted")
+	}
+}
+
+func TestActionFromDecision(t *testing.T) {
+	d := testDecision(1)
+	if _, ok := ActionFromDecision(d); ok {
+		t.Fatal("a decision without transition made an action")
+	}
+	d.Transition, d.State, d.Action = true, schema.StateFiring, "reroute"
+	a, ok := ActionFromDecision(d)
+	if !ok || a.State != schema.StateFiring || a.Action != "reroute" || a.Fingerprint != d.Fingerprint {
+		t.Fatalf("action %+v", a)
+	}
+	data, err := EncodeAction(&a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeAction(data)
+	if err != nil || got.State != a.State || !got.Since.Equal(a.Since) {
+		t.Fatalf("round trip: %+v, %v", got, err)
+	}
+}
+
+func TestSamplesRoundTrip(t *testing.T) {
+	for _, comp := range []Compression{CompressionZstd, CompressionLZ4} {
+		batch := testSamples(2, 5000)
+		data, id, err := EncodeSamples(nil, "paris", batch, comp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecodeSamples(nil, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(batch) {
+			t.Fatalf("%s: %d samples back, want %d", comp, len(got), len(batch))
+		}
+		for i := range got {
+			if got[i] != batch[i] {
+				t.Fatalf("%s: sample %d: %+v, want %+v", comp, i, got[i], batch[i])
+			}
+		}
+		_, id2, _ := EncodeSamples(nil, "paris", batch, comp)
+		_, id3, _ := EncodeSamples(nil, "paris", batch[1:], comp)
+		_, id4, _ := EncodeSamples(nil, "lyon", batch, comp)
+		if id != id2 || id == id3 || id == id4 || !strings.HasPrefix(id, "paris/samples/") {
+			t.Fatalf("ids: %s %s %s %s", id, id2, id3, id4)
+		}
+		t.Logf("%s: %d samples in %d bytes (%.2f bytes/sample)", comp, len(batch), len(data), float64(len(data))/float64(len(batch)))
+	}
+	for _, bad := range [][]byte{nil, []byte("garbage"), []byte("ARROW1\x00\x00\xff\xff\xff\xff")} {
+		if _, err := DecodeSamples(nil, bad); err == nil {
+			t.Errorf("DecodeSamples(%q) accepted", bad)
+		}
+	}
+}
+
+func TestMessageIDs(t *testing.T) {
+	a, b := testWindow(1), testWindow(1)
+	b.Values = []float64{42, 43} // content, not identity
+	if WindowID("paris", a) != WindowID("paris", b) {
+		t.Error("a window's id depends on its values")
+	}
+	b.WindowEnd += int64(time.Second)
+	if WindowID("paris", a) == WindowID("paris", b) || WindowID("paris", a) == WindowID("lyon", a) {
+		t.Error("different windows share an id")
+	}
+	if DecisionID("paris", testDecision(1)) == DecisionID("paris", testDecision(2)) {
+		t.Error("different decisions share an id")
+	}
+	if ActionID("paris", testAction(1)) == ActionID("paris", testAction(2)) {
+		t.Error("different transitions share an id")
+	}
+	for _, id := range []string{WindowID("paris", a), DecisionID("paris", testDecision(1)), ActionID("paris", testAction(1))} {
+		if len(id) > 64 || strings.ContainsAny(id, " \r\n") {
+			t.Errorf("id %q", id)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	if err := DefaultEdgeConfig("paris").Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for name, mut := range map[string]func(*EdgeConfig){
+		"site with dot":   func(c *EdgeConfig) { c.Site = "par.is" },
+		"site is the hub": func(c *EdgeConfig) { c.Site = "hub" },
+		"no site":         func(c *EdgeConfig) { c.Site = "" },
+		"discard":         func(c *EdgeConfig) { c.Samples.Discard = "oldest" },
+		"negative":        func(c *EdgeConfig) { c.Windows.MaxBytes = -1 },
+		"mode":            func(c *EdgeConfig) { c.SampleForwarding.Mode = "some" },
+		"device mode":     func(c *EdgeConfig) { c.SampleForwarding.Devices = map[string]SampleMode{"pe1": "x"} },
+		"compression":     func(c *EdgeConfig) { c.SampleForwarding.Compression = "gzip" },
+		"warn ratio":      func(c *EdgeConfig) { c.WarnRatio = 1.5 },
+	} {
+		c := DefaultEdgeConfig("paris")
+		mut(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if err := (HubConfig{}).Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if err := (HubConfig{Replicas: 7}).Validate(); err == nil {
+		t.Error("hub replicas 7 accepted")
+	}
+}
+
+func TestSampleSelection(t *testing.T) {
+	e := &Edge{cfg: DefaultEdgeConfig("paris")}
+	e.cfg.SampleForwarding = SampleConfig{Mode: SamplesSampled, Every: 10, Devices: map[string]SampleMode{"pe0": SamplesAll, "pe1": SamplesOff}}
+	kept := map[string]int{}
+	batch := testSamples(0, 40000)
+	for i := range batch {
+		if e.forward(&batch[i]) {
+			kept[batch[i].Device]++
+		}
+		if e.forward(&batch[i]) != e.forward(&batch[i]) {
+			t.Fatal("selection is not deterministic")
+		}
+	}
+	if kept["pe0"] != 10000 || kept["pe1"] != 0 {
+		t.Errorf("per-device modes: kept %v", kept)
+	}
+	for _, d := range []string{"pe2", "pe3"} {
+		if kept[d] < 800 || kept[d] > 1200 {
+			t.Errorf("sampled 1 in 10 of 10000 samples of %s: kept %d", d, kept[d])
+		}
+	}
+}
+
+// TestDecodeSamplesDamaged: a samples message damaged anywhere decodes to
+// an error or to rows, never to a panic or an allocation beyond the
+// message's plausible size.
+func TestDecodeSamplesDamaged(t *testing.T) {
+	data, _, err := EncodeSamples(nil, "paris", testSamples(0, 100), CompressionZstd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every byte of the schema and the first record's metadata, then a
+	// spread over the body (every byte: 2.5 s, 17 s with -race).
+	for pos := 0; pos < len(data); pos += max(1, (pos-len(samplesSchemaMessage)-400)/8) {
+		for _, v := range []byte{0xff, 0x7f} {
+			bad := slices.Clone(data)
+			bad[pos] = v
+			if _, err := DecodeSamples(nil, bad); err != nil && !errors.Is(err, ErrCorrupt) {
+				t.Fatalf("byte %d = %#x: error %v does not wrap ErrCorrupt", pos, v, err)
+			}
+		}
+	}
+	if _, err := DecodeSamples(nil, data[:len(data)/2]); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("truncated message: %v, want ErrCorrupt", err)
+	}
+}
+
+// FuzzDecodeSamples: whatever a hub stream holds, decoding returns rows or
+// an error wrapping ErrCorrupt, within bounded memory.
+func FuzzDecodeSamples(f *testing.F) {
+	for _, n := range []int{1, 100} {
+		data, _, err := EncodeSamples(nil, "paris", testSamples(0, n), CompressionZstd)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+		lz, _, _ := EncodeSamples(nil, "paris", testSamples(0, n), CompressionLZ4)
+		f.Add(lz)
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if _, err := DecodeSamples(nil, data); err != nil && !errors.Is(err, ErrCorrupt) {
+			t.Fatalf("error %v does not wrap ErrCorrupt", err)
+		}
+	})
+}
