@@ -31,6 +31,11 @@ fi
 # only those: a system snmpd (which the package may start on install) is
 # left alone.
 
+# The fleet tests run a real 3-node JetStream cluster of nats-server
+# processes (pinned by go.mod, built from the module proxy into bin/).
+./scripts/install-nats-server.sh
+export NETFEAT_REQUIRE_FLEET=1
+
 echo "== gofmt"
 unformatted=$(git ls-files '*.go' 2>/dev/null | xargs -r gofmt -l)
 if [ -n "$unformatted" ]; then
