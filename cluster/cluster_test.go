@@ -554,3 +554,64 @@ func TestLongKVOutageStopsTargets(t *testing.T) {
 		took.Round(time.Millisecond), back.Round(time.Millisecond), up.Sub(down).Round(time.Millisecond))
 	checkNoOverlap(t, &s.tl)
 }
+
+// A new target list (a configuration reload) is applied by every node:
+// removed targets are stopped and their records released, new ones taken.
+func TestSetTargets(t *testing.T) {
+	s := newSite(t, 20)
+	for _, n := range []string{"a", "b"} {
+		s.start(n, testTTL)
+	}
+	waitFor(t, 5*time.Second, "settle", func() (bool, string) { return s.settled() })
+	removed := s.targets[:5]
+	next := append(slices.Clone(s.targets[5:]), names("switch-", 5)...)
+	for _, n := range s.running() {
+		if err := s.nodes[n].SetTargets(next); err != nil {
+			t.Fatalf("set targets: %v", err)
+		}
+	}
+	s.targets = next
+	waitFor(t, 5*time.Second, "settle on the new list", func() (bool, string) { return s.settled() })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	waitFor(t, 5*time.Second, "removed targets released", func() (bool, string) {
+		st, err := s.nodes["a"].Status(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		for _, ts := range st.Targets {
+			if slices.Contains(removed, ts.Target) && ts.Owner != "" {
+				return false, ts.Target + " still owned by " + ts.Owner
+			}
+		}
+		return true, ""
+	})
+	if err := s.nodes["a"].SetTargets([]string{""}); err == nil {
+		t.Fatal("empty target name accepted")
+	}
+	checkNoOverlap(t, &s.tl)
+}
+
+// After a graceful stop the bucket shows the node gone and none of its
+// records valid; a node restarted under the same name joins again.
+func TestStopThenRestart(t *testing.T) {
+	s := newSite(t, 50)
+	for _, n := range []string{"a", "b"} {
+		s.start(n, testTTL)
+	}
+	waitFor(t, 5*time.Second, "settle", func() (bool, string) { return s.settled() })
+	s.stop("b")
+	waitFor(t, 5*time.Second, "a owns all", func() (bool, string) { return s.settled() })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	st, err := s.nodes["a"].Status(ctx)
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	if len(st.Nodes) != 1 || st.Nodes[0].Node != "a" || st.Nodes[0].Owned != 50 {
+		t.Fatalf("status after b stopped: %+v", st.Nodes)
+	}
+	s.start("b", testTTL)
+	waitFor(t, 5*time.Second, "b back", func() (bool, string) { return s.settled() })
+	checkNoOverlap(t, &s.tl)
+}
