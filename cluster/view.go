@@ -30,11 +30,21 @@ func newView() *view {
 	}
 }
 
+// change says what a set changed.
+type change int
+
+const (
+	changedNothing change = iota
+	changedMembers        // a lease appeared, ended or changed incarnation, or a drain
+	changedOwner          // a target's owner record
+)
+
 // set applies a key's value (or its deletion) at revision rev, unless the
-// view already has that revision or a later one.
-func (v *view) set(key string, rev uint64, value []byte, deleted bool) {
+// view already has that revision or a later one, and says what changed
+// (with the target's name for an owner record).
+func (v *view) set(key string, rev uint64, value []byte, deleted bool) (change, string) {
 	if rev <= v.revs[key] {
-		return
+		return changedNothing, ""
 	}
 	v.revs[key] = rev
 	var prefix string
@@ -44,33 +54,47 @@ func (v *view) set(key string, rev uint64, value []byte, deleted bool) {
 		}
 	}
 	if prefix == "" {
-		return
+		return changedNothing, ""
 	}
 	name, err := unescape(key[len(prefix):])
 	if err != nil {
-		return
+		return changedNothing, ""
 	}
 	switch prefix {
 	case nodesPrefix:
+		old, had := v.nodes[name]
 		var r nodeRecord
 		if deleted || json.Unmarshal(value, &r) != nil || r.Node != name {
 			delete(v.nodes, name)
-			return
+			if had {
+				return changedMembers, ""
+			}
+			return changedNothing, ""
 		}
 		v.nodes[name] = r
+		if !had || old.Incarnation != r.Incarnation {
+			return changedMembers, ""
+		}
+		return changedNothing, ""
 	case ownersPrefix:
 		var r ownerRecord
 		if deleted || json.Unmarshal(value, &r) != nil || r.Target != name {
 			delete(v.owners, name)
-			return
+		} else {
+			v.owners[name] = ownerEntry{rec: r, rev: rev}
 		}
-		v.owners[name] = ownerEntry{rec: r, rev: rev}
-	case drainPrefix:
+		return changedOwner, name
+	default:
+		had := v.drains[name]
 		if deleted {
 			delete(v.drains, name)
 		} else {
 			v.drains[name] = true
 		}
+		if had == !deleted {
+			return changedNothing, ""
+		}
+		return changedMembers, ""
 	}
 }
 
