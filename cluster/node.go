@@ -62,8 +62,9 @@ type Node struct {
 	ownedInc    string   // the incarnation ownedSet is held under
 	ownedSet    map[string]bool
 	watcher     jetstream.KeyWatcher
-	view        *view // nil until the first watch is complete
-	pending     *view // the view a new watch is filling
+	stopWatch   context.CancelFunc // ends the watch's context
+	view        *view              // nil until the first watch is complete
+	pending     *view              // the view a new watch is filling
 	deadlineTmr *time.Timer
 }
 
@@ -200,6 +201,9 @@ func (n *Node) Stop(ctx context.Context) error {
 	n.cancel = nil
 	if n.watcher != nil {
 		_ = n.watcher.Stop()
+	}
+	if n.stopWatch != nil {
+		n.stopWatch()
 	}
 	n.changeOwned(nil, slices.Collect(maps.Keys(n.ownedSet)), "released")
 	l := n.leaseNow()

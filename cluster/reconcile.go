@@ -85,17 +85,33 @@ func (n *Node) loop(ctx context.Context) {
 }
 
 // startWatch (re)starts the watch of the whole bucket; its initial values
-// fill a new view, which replaces the current one when complete.
+// fill a new view, which replaces the current one when complete. Creating
+// the watch is bounded like any KV call (opCtx); the watch then lives
+// until the next startWatch or ctx ends.
 func (n *Node) startWatch(ctx context.Context) error {
 	if n.watcher != nil {
 		_ = n.watcher.Stop()
 		n.watcher = nil
 	}
-	w, err := n.kv.WatchAll(ctx)
+	if n.stopWatch != nil {
+		n.stopWatch()
+	}
+	bound, cancelBound := n.opCtx(ctx)
+	defer cancelBound()
+	wctx, cancel := context.WithCancel(ctx)
+	stopTimeout := context.AfterFunc(bound, cancel)
+	w, err := n.kv.WatchAll(wctx)
+	if !stopTimeout() { // the bound passed: the watch's context is cancelled
+		cancel()
+		if err == nil {
+			err = bound.Err()
+		}
+	}
 	if err != nil {
+		cancel()
 		return err
 	}
-	n.watcher, n.pending = w, newView()
+	n.watcher, n.pending, n.stopWatch = w, newView(), cancel
 	return nil
 }
 
