@@ -657,3 +657,38 @@ func TestManyTargets(t *testing.T) {
 	}
 	checkNoOverlap(t, &s.tl)
 }
+
+// Start fails within its context when the bucket is unreachable, and can
+// be called again once it is back.
+func TestStartWithoutBucket(t *testing.T) {
+	ns := startNATS(t)
+	nc, err := nats.Connect(ns.url(), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	n, err := New(Config{Node: "a", LeaseTTL: testTTL, Targets: []string{"r1"}}, js, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns.stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := n.Start(ctx); err == nil {
+		t.Fatal("Start succeeded without a server")
+	}
+	ns.start()
+	ctx, cancel = context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := n.Start(ctx); err != nil {
+		t.Fatalf("Start after the server returned: %v", err)
+	}
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	waitFor(t, 5*time.Second, "owns its target", func() (bool, string) {
+		return slices.Equal(n.Owned(), []string{"r1"}), fmt.Sprint(n.Owned())
+	})
+	if !n.Ready() {
+		t.Fatal("not ready with a lease")
+	}
+}

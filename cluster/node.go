@@ -152,6 +152,14 @@ func (n *Node) Start(ctx context.Context) error {
 	n.started = true
 	n.mu.Unlock()
 
+	ok := false
+	defer func() {
+		if !ok { // let the caller try again
+			n.mu.Lock()
+			n.started = false
+			n.mu.Unlock()
+		}
+	}()
 	kv, err := OpenBucket(ctx, n.js, n.cfg.Bucket, n.cfg.Replicas)
 	if err != nil {
 		return err
@@ -182,7 +190,7 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.deadlineTmr = time.NewTimer(time.Hour)
 	n.reconcile(runCtx, nil)
-	n.cancel = cancel
+	n.cancel, ok = cancel, true
 	n.wg.Add(2)
 	go n.renewLoop(runCtx)
 	go n.loop(runCtx)
