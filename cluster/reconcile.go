@@ -352,9 +352,14 @@ func (n *Node) changeOwned(add, remove []string, how string) {
 	n.m.owned.Set(float64(len(owned)))
 	n.m.handovers.WithLabelValues("acquired").Add(float64(len(added)))
 	n.m.handovers.WithLabelValues(how).Add(float64(len(removed)))
-	n.log.Info("cluster: owned targets changed", "owned", len(owned),
-		"acquired", len(added), "first_acquired", firstFew(added),
-		how, len(removed), "first_"+how, firstFew(removed))
+	attrs := []any{"owned", len(owned)}
+	if len(added) > 0 {
+		attrs = append(attrs, "acquired", len(added), "first_acquired", firstFew(added))
+	}
+	if len(removed) > 0 {
+		attrs = append(attrs, how, len(removed), "first_"+how, firstFew(removed))
+	}
+	n.log.Info("cluster: owned targets changed", attrs...)
 	n.mu.Lock()
 	n.owned = owned
 	fs := slices.Clone(n.onChange)
