@@ -699,3 +699,54 @@ func TestStartWithoutBucket(t *testing.T) {
 		t.Fatal("not ready with a lease")
 	}
 }
+
+// A second process using a node name that has a live lease is kept out
+// until that lease ends: it owns nothing meanwhile (two processes never
+// own one target), and gets the lease once the first stops, or once the
+// lease of a first that died expires.
+func TestDuplicateNodeName(t *testing.T) {
+	s := newSite(t, 50)
+	first := s.start("a", testTTL)
+	waitFor(t, 5*time.Second, "a owns all", func() (bool, string) { return s.settled() })
+	nc, err := nats.Connect(s.ns.url(), nats.Timeout(10*time.Second), nats.MaxReconnects(-1), nats.ReconnectWait(20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	dup, err := New(Config{Node: "a", LeaseTTL: testTTL, Targets: s.targets}, js, nil, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dup.OnChange(s.tl.Observer("a (second process)"))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := dup.Start(ctx); err != nil {
+		t.Fatalf("start of the second process: %v", err)
+	}
+	t.Cleanup(func() { _ = dup.Stop(context.Background()) })
+	// For two lease periods, the second owns nothing and the first keeps
+	// everything.
+	deadline := time.Now().Add(2 * testTTL)
+	for time.Now().Before(deadline) {
+		if len(dup.Owned()) != 0 || dup.Ready() {
+			t.Fatalf("the second process owns %d targets (ready %v) while the first holds the name", len(dup.Owned()), dup.Ready())
+		}
+		if len(first.Owned()) != 50 {
+			t.Fatalf("the first process owns %d targets, want 50", len(first.Owned()))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The first dies: the second takes the name once its lease expires.
+	killed := s.kill("a")
+	took := waitFor(t, testTTL+time.Second, "the second process owns all", func() (bool, string) {
+		return len(dup.Owned()) == 50, fmt.Sprintf("owns %d", len(dup.Owned()))
+	})
+	gap := LongestGap(realEvents(s.tl.Events(), "a", killed), s.targets, killed, time.Now())
+	t.Logf("restart under a live name: the new process owned all 50 targets %v after the old one died; longest gap %v",
+		took.Round(time.Millisecond), gap.Duration().Round(time.Millisecond))
+	if gap.Duration() > testTTL {
+		t.Fatalf("gap %v longer than the lease TTL", gap.Duration())
+	}
+	checkNoOverlap(t, &s.tl)
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -127,9 +128,16 @@ func (n *Node) putLease(ctx context.Context, rec nodeRecord, expect uint64) (uin
 	return ack.Sequence, nil
 }
 
-// register takes a new lease (a new incarnation). A lease left by an
-// earlier run of this node is replaced; its owner records become invalid
-// and are taken again like any other.
+// ErrNameInUse is returned when a node's name has a live lease that this
+// node did not take: another process uses the name, or an earlier run of
+// this node died less than a lease ago. The node registers once that lease
+// expires; taking it over at once could let two processes own the same
+// targets.
+var ErrNameInUse = errors.New("cluster: the node name has a live lease of another process")
+
+// register takes a new lease (a new incarnation). A lease this node took
+// earlier is replaced; a lease of another process is left to expire
+// (ErrNameInUse).
 func (n *Node) register(ctx context.Context) error {
 	ctx, cancel := n.opCtx(ctx)
 	defer cancel()
@@ -144,12 +152,13 @@ func (n *Node) register(ctx context.Context) error {
 		if e, err = n.kv.Get(ctx, key); err == nil {
 			var old nodeRecord
 			_ = json.Unmarshal(e.Value(), &old)
-			if old.Incarnation != n.leaseNow().lastInc {
-				n.log.Warn("cluster: replacing a live lease of this node name (an earlier run of this node, or another process using the same name)",
-					"incarnation", old.Incarnation, "started", old.Started)
+			if last := n.leaseNow().lastInc; last == "" || old.Incarnation != last {
+				err = fmt.Errorf("%w (incarnation %s, started %s, expires %s)", ErrNameInUse,
+					old.Incarnation, old.Started.Format(time.RFC3339), e.Created().Add(old.TTL).Format(time.RFC3339Nano))
+			} else {
+				sent = time.Now()
+				rev, err = n.putLease(ctx, rec, e.Revision())
 			}
-			sent = time.Now()
-			rev, err = n.putLease(ctx, rec, e.Revision())
 		}
 	}
 	if err != nil {
@@ -229,8 +238,8 @@ func (n *Node) renew(ctx context.Context) {
 		wasFailing := false
 		n.setLease(func(cur *lease) { wasFailing, cur.failing = cur.failing, true })
 		if !wasFailing {
-			n.log.Warn("cluster: lease renewal failed; keeping targets until the lease deadline",
-				"err", err, "deadline_in", time.Until(l.deadline).Round(time.Millisecond))
+			n.log.Warn("cluster: lease renewal failed; targets are kept until the lease deadline",
+				"err", err, "deadline_in", max(0, time.Until(l.deadline)).Round(time.Millisecond))
 		}
 	}
 }

@@ -166,7 +166,10 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.kv = kv
 	n.setLease(func(l *lease) { l.reconnects = n.js.Conn().Stats().Reconnects })
-	if err := n.register(ctx); err != nil {
+	if err := n.register(ctx); errors.Is(err, ErrNameInUse) {
+		// Run without a lease; the renewer registers once it expires.
+		n.log.Warn("cluster: waiting for the lease of this node name to expire", "err", err)
+	} else if err != nil {
 		return err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
