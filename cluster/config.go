@@ -11,7 +11,8 @@ import (
 const (
 	// DefaultBucket is the KV bucket holding a site's leases and owners.
 	DefaultBucket = "netfeat_cluster"
-	// DefaultLeaseTTL is how long a node's lease lives without renewal.
+	// DefaultLeaseTTL is the default bound on how long a dead node's
+	// targets stay unowned (Config.LeaseTTL).
 	DefaultLeaseTTL = 10 * time.Second
 	// MaxNameLen bounds node and target names (a KV key holds the escaped
 	// name, which is at most three times longer).

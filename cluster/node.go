@@ -142,7 +142,9 @@ func (n *Node) SetTargets(targets []string) error {
 // Start opens the bucket, registers the node's lease, reads the cluster
 // state, takes the targets that are free and starts renewing and
 // reconciling in the background. It fails if the bucket cannot be reached
-// within ctx.
+// within ctx. If the node's name still has a live lease of another
+// process (ErrNameInUse), Start logs it and succeeds; the node joins once
+// that lease expires.
 func (n *Node) Start(ctx context.Context) error {
 	n.mu.Lock()
 	if n.started {
