@@ -3,6 +3,7 @@ package cluster
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -117,4 +118,25 @@ func TestConfigValidate(t *testing.T) {
 	if _, err := New(Config{Node: "a"}, nil, nil, nil); err == nil {
 		t.Fatal("New without JetStream accepted")
 	}
+}
+
+// FuzzEscape checks that every name becomes one valid KV key token and
+// comes back unchanged.
+func FuzzEscape(f *testing.F) {
+	for _, s := range []string{"r1", "10.0.0.1:161", "a.b", "=", "ü"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		e := escape(s)
+		if s != "" && !jetstreamKeyValid(ownersPrefix+e) {
+			t.Fatalf("escape(%q) = %q: not a valid key", s, e)
+		}
+		if strings.Contains(e, ".") {
+			t.Fatalf("escape(%q) = %q contains a dot", s, e)
+		}
+		got, err := unescape(e)
+		if err != nil || got != s {
+			t.Fatalf("unescape(escape(%q)) = %q, %v", s, got, err)
+		}
+	})
 }
