@@ -98,8 +98,8 @@ func jetstreamKeyValid(k string) bool {
 }
 
 func TestConfigValidate(t *testing.T) {
-	good := Config{Node: "a", LeaseTTL: 2e9, Targets: []string{"r1"}}.withDefaults()
-	if err := good.validate(); err != nil {
+	good := Config{Node: "a", LeaseTTL: 2e9, Targets: []string{"r1"}}
+	if err := good.Validate(); err != nil {
 		t.Fatalf("valid config refused: %v", err)
 	}
 	for name, c := range map[string]Config{
@@ -111,7 +111,7 @@ func TestConfigValidate(t *testing.T) {
 		"bad replicas":  {Node: "a", Replicas: 7},
 		"invalid utf-8": {Node: "\xff"},
 	} {
-		if err := c.withDefaults().validate(); err == nil {
+		if err := c.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}

@@ -364,8 +364,14 @@ func (n *Node) changeOwned(add, remove []string, how string) {
 	n.owned = owned
 	fs := slices.Clone(n.onChange)
 	n.mu.Unlock()
+	start := time.Now()
 	for _, f := range fs {
 		f(slices.Clone(owned))
+	}
+	if took := time.Since(start); took > n.cfg.Renew {
+		// Handovers wait for the callback (rule: stop before release), so
+		// a slow one delays them; the lease is renewed meanwhile.
+		n.log.Warn("cluster: OnChange callback slow; handovers wait for it", "took", took.Round(time.Millisecond))
 	}
 }
 
