@@ -68,7 +68,7 @@ func (c Config) withDefaults() Config {
 
 // Validate reports every problem of the configuration (with its defaults
 // applied), for `netfeat config check`; New checks the same.
-func (c Config) Validate() error { return c.withDefaults().validate() }
+func (c *Config) Validate() error { return c.withDefaults().validate() }
 
 // validate reports every problem of a configuration with defaults applied.
 func (c Config) validate() error {

@@ -134,7 +134,8 @@ func TestMessageIDs(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	if err := DefaultEdgeConfig("paris").Validate(); err != nil {
+	good := DefaultEdgeConfig("paris")
+	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	for name, mut := range map[string]func(*EdgeConfig){
@@ -154,10 +155,10 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if err := (HubConfig{}).Validate(); err != nil {
+	if err := (&HubConfig{}).Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if err := (HubConfig{Replicas: 7}).Validate(); err == nil {
+	if err := (&HubConfig{Replicas: 7}).Validate(); err == nil {
 		t.Error("hub replicas 7 accepted")
 	}
 }

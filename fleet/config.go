@@ -195,8 +195,9 @@ func (c *EdgeConfig) limits(k Kind) StreamLimits {
 }
 
 // Validate checks c after defaults are applied.
-func (c EdgeConfig) Validate() error {
-	c = c.withDefaults()
+func (c *EdgeConfig) Validate() error {
+	d := c.withDefaults()
+	c = &d
 	if err := ValidateSite(c.Site, c.HubDomain); err != nil {
 		return err
 	}
@@ -321,8 +322,9 @@ func (c HubConfig) withDefaults() HubConfig {
 }
 
 // Validate checks c after defaults are applied.
-func (c HubConfig) Validate() error {
-	c = c.withDefaults()
+func (c *HubConfig) Validate() error {
+	d := c.withDefaults()
+	c = &d
 	if c.Replicas < 1 || c.Replicas > 5 {
 		return fmt.Errorf("fleet: hub replicas %d: want 1 to 5", c.Replicas)
 	}
