@@ -65,6 +65,13 @@ type Collector struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	started bool
+	stopped bool
+	// runCtx is the context of the target goroutines, runs the running
+	// ones and owned the targets to subscribe to (nil: all); see SetOwned.
+	runCtx context.Context
+	runs   map[*target]*targetRun
+	owned  map[string]bool
+	ownMu  sync.Mutex // serialises SetOwned
 }
 
 // New validates cfg and prepares a collector that sends observations to
@@ -108,16 +115,18 @@ func (c *Collector) Start(ctx context.Context) error {
 		return err
 	}
 	c.started = true
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	c.cancel = cancel
+	c.runCtx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	c.runs = map[*target]*targetRun{}
 	for _, t := range c.targets {
-		c.wg.Add(1)
-		go func() {
-			defer c.wg.Done()
-			t.run(runCtx)
-		}()
+		if c.owns(t) {
+			c.startTarget(t)
+		}
 	}
-	c.log.Info("gnmi collector started", "targets", len(c.targets))
+	attrs := []any{"targets", len(c.targets)}
+	if c.owned != nil {
+		attrs = append(attrs, "owned", c.ownedLocked())
+	}
+	c.log.Info("gnmi collector started", attrs...)
 	return nil
 }
 
@@ -126,6 +135,7 @@ func (c *Collector) Start(ctx context.Context) error {
 func (c *Collector) Stop(ctx context.Context) error {
 	c.mu.Lock()
 	cancel := c.cancel
+	c.stopped = cancel != nil
 	c.mu.Unlock()
 	if cancel == nil {
 		return nil
@@ -142,10 +152,16 @@ func (c *Collector) Stop(ctx context.Context) error {
 	}
 }
 
-// WaitSynced blocks until every target has sent its first sync_response
-// (the initial state is complete) or ctx ends.
+// WaitSynced blocks until every owned target has sent its first
+// sync_response (the initial state is complete) or ctx ends.
 func (c *Collector) WaitSynced(ctx context.Context) error {
 	for _, t := range c.targets {
+		c.mu.Lock()
+		owned := c.owns(t)
+		c.mu.Unlock()
+		if !owned {
+			continue
+		}
 		select {
 		case <-t.synced:
 		case <-ctx.Done():

@@ -104,6 +104,13 @@ type Poller struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	started bool
+	stopped bool
+	// runCtx is the context of the device goroutines, runs the running
+	// ones and owned the devices to poll (nil: all); see SetOwned.
+	runCtx context.Context
+	runs   map[*device]*devRun
+	owned  map[string]bool
+	ownMu  sync.Mutex // serialises SetOwned
 }
 
 // New validates cfg and builds a Poller. It makes no network calls. A nil
@@ -173,18 +180,21 @@ func (p *Poller) Start(ctx context.Context) error {
 			return fmt.Errorf("snmp: trap receiver: %w", err)
 		}
 	}
-	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	p.cancel = cancel
+	p.runCtx, p.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	p.runs = map[*device]*devRun{}
 	p.started = true
+	owned := 0
 	for _, d := range p.devices {
-		p.wg.Add(1)
-		go func() {
-			defer p.wg.Done()
-			d.run(runCtx)
-		}()
+		if p.owns(d) {
+			p.startDevice(d, false)
+			owned++
+		}
 	}
-	p.log.Info("snmp poller started", "devices", len(p.devices), "max_concurrency", p.cfg.MaxConcurrency,
-		"trap_listen", p.TrapAddr())
+	attrs := []any{"devices", len(p.devices), "max_concurrency", p.cfg.MaxConcurrency, "trap_listen", p.TrapAddr()}
+	if p.owned != nil {
+		attrs = append(attrs, "owned", owned)
+	}
+	p.log.Info("snmp poller started", attrs...)
 	return nil
 }
 
@@ -196,6 +206,7 @@ func (p *Poller) Stop(ctx context.Context) error {
 		p.mu.Unlock()
 		return nil
 	}
+	p.stopped = true
 	p.cancel()
 	p.mu.Unlock()
 	var errs []error
@@ -307,12 +318,18 @@ func (p *Poller) release(b *pollBuf) {
 }
 
 // run is one device's schedule: poll at every interval slot, skip the
-// slots a poll overran, back off while the device fails.
-func (d *device) run(ctx context.Context) {
+// slots a poll overran, back off while the device fails. The first poll is
+// at first, or when first is zero at an offset into the interval that
+// spreads the devices' polls.
+func (d *device) run(ctx context.Context, first time.Time) {
 	iv := d.t.interval
-	h := fnv.New64a()
-	h.Write([]byte(d.t.name))
-	next := time.Now().Add(time.Duration(h.Sum64() % uint64(iv)))
+	next := first
+	if next.IsZero() {
+		h := fnv.New64a()
+		h.Write([]byte(d.t.name))
+		next = time.Now().Add(time.Duration(h.Sum64() % uint64(iv)))
+	}
+	d.failures = 0 // a device owned again starts without backoff
 	timer := time.NewTimer(time.Until(next))
 	defer timer.Stop()
 	for {
