@@ -52,6 +52,8 @@ type Config struct {
 	Views     []schema.FeatureView `yaml:"views"`
 	Inference inference.Config     `yaml:"inference"`
 	Query     QueryConfig          `yaml:"query"`
+	// Cluster shares the targets among a site's nodes (service/cluster.go).
+	Cluster ClusterConfig `yaml:"cluster"`
 }
 
 // LogConfig selects the log level and format.
@@ -222,6 +224,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.crossCheck()...)
 	errs = append(errs, c.validateAuth()...)
+	errs = append(errs, c.validateCluster()...)
 	return errors.Join(errs...)
 }
 

@@ -133,6 +133,9 @@ func (s *Service) buildPipeline() error {
 		p.gnmi = coll
 		s.group.Add(ComponentFuncs{ComponentName: "gnmi", StartFunc: coll.Start, StopFunc: coll.Stop})
 	}
+	if err := s.buildCluster(); err != nil {
+		return err
+	}
 	return s.buildQuery()
 }
 

@@ -58,6 +58,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newProbeCmd())
 	root.AddCommand(newNormalizeCmd())
 	root.AddCommand(newWatchCmd())
+	root.AddCommand(newClusterCmd())
 	root.AddCommand(newModelsCmd())
 	root.AddCommand(newQueryCmd(), newExportCmd())
 	for _, newCmd := range extraCommands {

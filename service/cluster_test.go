@@ -1,0 +1,144 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/netfeat/netfeat/collectors/snmp"
+	"github.com/netfeat/netfeat/internal/sim/snmpagent"
+	"github.com/netfeat/netfeat/internal/testkit"
+)
+
+func TestClusterConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string // exact error lines; none: valid
+	}{
+		{"off: nothing checked", "cluster:\n  lease_ttl: 1ms\n", nil},
+		{"defaults, node named after the host", "cluster:\n  enabled: true\n", nil},
+		{"short settings", "cluster:\n  enabled: true\n  node: n1\n  lease_ttl: 3s\n  renew: 500ms\n  replicas: 3\n", nil},
+		{"fractional lease", "cluster:\n  enabled: true\n  node: n1\n  lease_ttl: 2500ms\n", []string{
+			`f.yaml:4: cluster.lease_ttl: 2.5s: want a whole number of seconds, at least 2s`}},
+		{"renew too long", "cluster:\n  enabled: true\n  node: n1\n  lease_ttl: 3s\n  renew: 1s\n", []string{
+			`f.yaml:5: cluster.renew: 1s: want more than 0 and less than (lease_ttl - 1s)/2 = 1s`}},
+		{"bad bucket and replicas", "cluster:\n  enabled: true\n  node: n1\n  bucket: a.b\n  replicas: 7\n", []string{
+			`f.yaml:4: cluster.bucket: "a.b": want letters, digits, '-' and '_'`,
+			`f.yaml:5: cluster.replicas: 7: want 1 to 5`}},
+		{"no JetStream", "nats:\n  jetstream: false\ncluster:\n  enabled: true\n  node: n1\n", []string{
+			`f.yaml:4: cluster.enabled: needs JetStream: set nats.jetstream or nats.url`}},
+		{"node name too long", "cluster:\n  enabled: true\n  node: " + strings.Repeat("n", 256) + "\n", []string{
+			`f.yaml:3: cluster.node: name longer than 255 bytes`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseConfig("f.yaml", []byte(tt.yaml))
+			if tt.want == nil {
+				if err != nil {
+					t.Fatalf("valid configuration refused: %v", err)
+				}
+				return
+			}
+			var ce ConfigErrors
+			if !errors.As(err, &ce) {
+				t.Fatalf("want ConfigErrors, got %v", err)
+			}
+			if got := ce.Error(); got != strings.Join(tt.want, "\n") {
+				t.Fatalf("errors:\n%s\nwant:\n%s", got, strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+// TestClusterSharesTargets runs two services of one site, the second on
+// the first's embedded NATS: together they poll every device, each
+// device on one of them, the others shown as not owned; when one stops,
+// the other takes its devices at once.
+func TestClusterSharesTargets(t *testing.T) {
+	mib, err := snmpagent.LoadMIB(filepath.Join("..", "testdata", "snmp", "timos.snmprec"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim := snmpagent.NewSimulator(nil)
+	const n = 6
+	for i := range n {
+		d, err := snmpagent.NewDevice(mib, snmpagent.DeviceOptions{Name: fmt.Sprint("pe", i), Community: "public"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sim.Add(d, "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sim.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Stop(context.Background()) })
+
+	config := func(node, natsURL string) *Config {
+		cfg := DefaultConfig()
+		cfg.DataDir = t.TempDir()
+		cfg.HTTP.Listen = "127.0.0.1:0"
+		cfg.NATS.Listen = "127.0.0.1:0"
+		cfg.NATS.URL = natsURL
+		cfg.ShutdownTimeout = 10 * time.Second
+		cfg.SNMP.Defaults.Interval = time.Second
+		cfg.SNMP.Defaults.Community = "public"
+		for _, ep := range sim.Endpoints() {
+			cfg.SNMP.Targets = append(cfg.SNMP.Targets, snmp.Target{Name: ep.Device.Name(), Address: ep.Addr})
+		}
+		cfg.Cluster = ClusterConfig{Enabled: true, Node: node, LeaseTTL: 2 * time.Second}
+		return &cfg
+	}
+	a := startService(t, config("a", ""))
+	b, err := New(config("b", a.NATS().ClientURL()), NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	bStopped := false
+	t.Cleanup(func() {
+		if !bStopped {
+			_ = b.Stop()
+		}
+	})
+	owned := func(s *Service) []string {
+		var out []string
+		for _, d := range s.pipe.snmp.DeviceStates() {
+			if d.State != snmp.StateNotOwned {
+				out = append(out, d.Device)
+			}
+		}
+		return out
+	}
+	testkit.Eventually(t, "every device owned by exactly one node, both nodes owning some", func() bool {
+		oa, ob := owned(a), owned(b)
+		for _, d := range oa {
+			if slices.Contains(ob, d) {
+				return false
+			}
+		}
+		return len(oa)+len(ob) == n && len(oa) > 0 && len(ob) > 0
+	})
+	if err := b.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	bStopped = true
+	testkit.EventuallyWithin(t, time.Second, "a owns every device once b has stopped", func() bool { return len(owned(a)) == n })
+	testkit.Eventually(t, "a polls every device", func() bool {
+		for _, d := range a.pipe.snmp.DeviceStates() {
+			if d.State != snmp.StateUp {
+				return false
+			}
+		}
+		return true
+	})
+}
