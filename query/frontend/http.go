@@ -136,7 +136,7 @@ func StatusOf(err error) int {
 		return http.StatusGatewayTimeout
 	case errors.Is(err, query.ErrBusy):
 		return http.StatusTooManyRequests
-	case errors.Is(err, context.Canceled):
+	case errors.Is(err, context.Canceled), errors.Is(err, query.ErrNotRunning):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
