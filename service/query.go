@@ -114,7 +114,7 @@ func (s *Service) buildQuery() error {
 	// The front ends start after "query", so the tokens are read by then.
 	readOK := func(h string) bool { return p.auth.Load().allows(h, scopeRead) }
 	if cfg.Query.NATSSubject != "off" {
-		responder := frontend.NewNATSResponder(s.nats.Conn, eng, cfg.Query.NATSSubject, log)
+		responder := frontend.NewNATSResponder(cfg.Query.NATSSubject, s.nats.Conn, eng, log)
 		s.group.Add(ComponentFuncs{
 			ComponentName: "query.nats",
 			StartFunc: func(ctx context.Context) error {
@@ -127,7 +127,7 @@ func (s *Service) buildQuery() error {
 		})
 	}
 	if cfg.Query.FlightListen != "" {
-		flight, err := frontend.NewFlightSQLServer(eng, cfg.Query.FlightListen, "", log)
+		flight, err := frontend.NewFlightSQLServer(cfg.Query.FlightListen, "", eng, log)
 		if err != nil {
 			return fmt.Errorf("query: %w", err)
 		}
@@ -156,7 +156,7 @@ func (s *Service) buildQuery() error {
 // /v1/query also once the engine has stopped.
 func (s *Service) mountQuery(models http.Handler) http.Handler {
 	eng := s.pipe.query
-	h := frontend.NewHandler(eng, "", s.log)
+	h := frontend.NewHandler("", eng, s.log)
 	s.http.Handle("/v1/query", s.withScope(scopeRead, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if eng.Ready() != nil {
 			http.Error(w, "query engine not started", http.StatusServiceUnavailable)

@@ -53,7 +53,7 @@ func startQueryServer(t *testing.T, token string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.Stop(context.Background()) })
-	srv := httptest.NewServer(frontend.NewHandler(e, token, nil))
+	srv := httptest.NewServer(frontend.NewHandler(token, e, nil))
 	t.Cleanup(srv.Close)
 	return srv.URL
 }

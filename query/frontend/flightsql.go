@@ -48,7 +48,7 @@ type FlightSQLServer struct {
 
 // NewFlightSQLServer returns a server that will listen on addr
 // ("127.0.0.1:32010", or port 0 for any). A nil logger discards.
-func NewFlightSQLServer(e *query.Engine, addr, token string, log *slog.Logger) (*FlightSQLServer, error) {
+func NewFlightSQLServer(addr, token string, e *query.Engine, log *slog.Logger) (*FlightSQLServer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -37,7 +37,7 @@ type Handler struct {
 
 // NewHandler returns the HTTP front end. When token is not empty, requests
 // must carry "Authorization: Bearer <token>". A nil logger discards.
-func NewHandler(e *query.Engine, token string, log *slog.Logger) *Handler {
+func NewHandler(token string, e *query.Engine, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}

@@ -63,7 +63,7 @@ type NATSResponder struct {
 // the load. nc is called once, by Start, for the connection to subscribe
 // on (the service's exists only once NATS has started). A nil logger
 // discards.
-func NewNATSResponder(nc func() *nats.Conn, e *query.Engine, subject string, log *slog.Logger) *NATSResponder {
+func NewNATSResponder(subject string, nc func() *nats.Conn, e *query.Engine, log *slog.Logger) *NATSResponder {
 	if subject == "" {
 		subject = DefaultNATSSubject
 	}
