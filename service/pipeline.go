@@ -43,8 +43,9 @@ type pipeline struct {
 // buildPipeline creates the data-path stages between NATS and HTTP and
 // adds them to the group in dependency order: inference (needs NATS),
 // store (delivers window closes to inference), normalizer (appends to the
-// store), collectors (feed the normalizer), then the SQL stage and its
-// front ends (buildQuery). Creating them does no I/O but
+// store), collectors (feed the normalizer), with cluster.enabled the
+// cluster node (tells the collectors which targets they own; buildCluster),
+// then the SQL stage and its front ends (buildQuery). Creating them does no I/O but
 // the normalizer's reading of its profiles and the SNMP targets file; each
 // opens its files and connections in Start. They stop in reverse, so
 // collectors stop first and the store flushes its WAL before inference
