@@ -154,6 +154,7 @@ var errHubBack = errors.New("the hub is reachable again")
 // run follows the policy until ctx ends: it (re)opens the watch whenever
 // it fails, waiting retry_delay in between.
 func (f *ModelFollower) run(ctx context.Context) {
+	failing := false
 	for ctx.Err() == nil {
 		err := f.follow(ctx)
 		if ctx.Err() != nil {
@@ -161,11 +162,14 @@ func (f *ModelFollower) run(ctx context.Context) {
 		}
 		if errors.Is(err, errHubBack) {
 			f.log.Info("fleet: hub reachable again; reading the model policy", "site", f.site)
+			failing = false
 			continue
 		}
 		f.m.errors.Inc()
-		f.log.Warn("fleet: model policy not reachable; the edge keeps its models", "err", err, "retry", f.cfg.RetryDelay)
-		f.flush(ctx) // what can be done without the watch
+		if !failing { // once per outage, not every retry
+			f.log.Warn("fleet: model policy not reachable; the edge keeps its models", "err", err, "retry", f.cfg.RetryDelay)
+		}
+		failing = true
 		select {
 		case <-ctx.Done():
 		case <-time.After(f.cfg.RetryDelay):
@@ -193,6 +197,7 @@ func (f *ModelFollower) follow(ctx context.Context) error {
 		return fmt.Errorf("watch policy bucket %s: %w", f.cfg.PolicyBucket, err)
 	}
 	defer w.Stop()
+	f.log.Debug("fleet: watching the model policy", "bucket", f.cfg.PolicyBucket)
 	tick := time.NewTicker(f.cfg.RetryDelay)
 	defer tick.Stop()
 	resync := time.NewTicker(f.cfg.Resync)
@@ -273,7 +278,7 @@ func (f *ModelFollower) entry(ctx context.Context, e jetstream.KeyValueEntry) {
 		return
 	}
 	delete(f.retry, p.Model)
-	if f.apply(ctx, p) {
+	if f.apply(ctx, p, false) {
 		f.applied[p.Model] = e.Revision()
 	} else {
 		f.retry[p.Model] = p
@@ -285,7 +290,7 @@ func (f *ModelFollower) entry(ctx context.Context, e jetstream.KeyValueEntry) {
 // the statuses the hub has not got.
 func (f *ModelFollower) flush(ctx context.Context) {
 	for model, p := range f.retry {
-		if f.apply(ctx, p) {
+		if f.apply(ctx, p, true) {
 			delete(f.retry, model)
 		}
 	}
@@ -299,8 +304,9 @@ func (f *ModelFollower) flush(ctx context.Context) {
 
 // apply makes the registry run p and reports the outcome. It returns
 // false when it failed for want of the hub (to be retried), true when it
-// succeeded or refused the policy.
-func (f *ModelFollower) apply(ctx context.Context, p ModelPolicy) bool {
+// succeeded or refused the policy. A retry logs such a failure at debug
+// level: the first attempt said it.
+func (f *ModelFollower) apply(ctx context.Context, p ModelPolicy, retry bool) bool {
 	err := f.install(ctx, p)
 	var ref *errRefused
 	done := err == nil || errors.As(err, &ref)
@@ -311,7 +317,11 @@ func (f *ModelFollower) apply(ctx context.Context, p ModelPolicy) bool {
 			"model", p.Model, "live", p.Live, "shadow", p.Shadow, "reason", ref.reason, "err", err)
 	case err != nil:
 		f.m.errors.Inc()
-		f.log.Warn("fleet: could not apply model policy; retrying", "model", p.Model, "live", p.Live, "err", err)
+		level := slog.LevelWarn
+		if retry {
+			level = slog.LevelDebug
+		}
+		f.log.Log(ctx, level, "fleet: could not apply model policy; retrying", "model", p.Model, "live", p.Live, "err", err)
 	}
 	st := ModelStatus{Site: f.site, Model: p.Model, WantLive: p.Live, WantShadow: p.Shadow, Updated: time.Now().UTC()}
 	if err != nil {

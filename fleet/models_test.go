@@ -178,7 +178,8 @@ var rolloutCutFor = 12 * time.Second
 // TestModelRollout: a version uploaded and promoted on the hub runs live on
 // the edge and the hub's status bucket says so; a shadow version runs in
 // shadow; a version promoted while the link is cut reaches the edge when it
-// returns, and the edge keeps its model meanwhile.
+// returns, and the edge keeps its model meanwhile; so does a follower
+// started during a cut.
 func TestModelRollout(t *testing.T) {
 	t.Parallel()
 	// A resync longer than the test: catching up after the cut is the
@@ -237,12 +238,44 @@ func TestModelRollout(t *testing.T) {
 	}
 	w.link.Restore()
 	start = time.Now()
-	waitFor(t, 20*time.Second, "v4 live on the edge after the cut", func() bool { return w.edgeModel(t).Live == "v4" })
+	// Within 5 s: the follower opens its watch again as soon as the hub
+	// answers (~0.3 s here); waiting for JetStream to reset the watch's
+	// ordered consumer would take ~8 s.
+	waitFor(t, 5*time.Second, "v4 live on the edge after the cut", func() bool { return w.edgeModel(t).Live == "v4" })
 	t.Logf("v4 live on the edge %v after the link returned", time.Since(start).Round(time.Millisecond))
 	w.waitStatus(t, "live v4", func(st ModelStatus) bool { return st.Live == "v4" && st.Error == "" })
 	if got := testutil.ToFloat64(w.follower.m.installed); got != 3 {
 		t.Errorf("versions installed: %v, want 3 (v2, v3, v4)", got)
 	}
+
+	// A follower that starts while the link is cut (an edge restarted
+	// during a cut) keeps the registry as it is and catches up later.
+	stopCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := w.follower.Stop(stopCtx); err != nil {
+		t.Fatal(err)
+	}
+	w.link.Cut()
+	waitFor(t, 10*time.Second, "the leaf connection to drop", func() bool { return !w.es.LeafConnected() })
+	w.hubPut(t, "v5", modelVariant(t, 9))
+	if err := w.hubRT.Promote(ctx, rolloutModel, "v5"); err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewModelFollower(w.rolloutCf, w.site, w.es.Connect(t), w.edgeRT, prometheus.NewRegistry(), testLog(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Stop(context.Background()) })
+	waitFor(t, 10*time.Second, "the new follower to fail to reach the hub", func() bool { return testutil.ToFloat64(f.m.errors) > 0 })
+	if mi := w.edgeModel(t); mi.Live != "v4" {
+		t.Fatalf("edge with the link cut: live %s, want v4", mi.Live)
+	}
+	w.link.Restore()
+	waitFor(t, 20*time.Second, "v5 live on the edge", func() bool { return w.edgeModel(t).Live == "v5" })
+	w.waitStatus(t, "live v5", func(st ModelStatus) bool { return st.Live == "v5" && st.Error == "" })
 }
 
 // TestModelRolloutRefused: a published object whose bytes do not have the
