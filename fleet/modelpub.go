@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"slices"
 	"sync"
@@ -288,7 +287,7 @@ func (p *ModelPublisher) putVersion(ctx context.Context, model, version string) 
 			MetaCreated: vi.Created.UTC().Format(time.RFC3339Nano),
 		},
 	}
-	if _, err := p.objs.Put(ctx, meta, io.Reader(bytes.NewReader(b))); err != nil {
+	if _, err := p.objs.Put(ctx, meta, bytes.NewReader(b)); err != nil {
 		return "", fmt.Errorf("put model object %s: %w", name, err)
 	}
 	p.m.objects.Inc()
