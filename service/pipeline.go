@@ -67,6 +67,7 @@ func (s *Service) buildPipeline() error {
 	st.Subscribe(rt.HandleRow)
 	st.SubscribeEvents(rt.HandleEvent) // the event path: state changes decided at once
 	rt.SetLatest(st.Latest)
+	s.hookEdge(rt, st)
 	ncfg := cfg.Normalize
 	// Per-device labels only for the devices configured here (#20).
 	ncfg.Devices = []string{}
@@ -76,7 +77,7 @@ func (s *Service) buildPipeline() error {
 	for _, t := range cfg.GNMI.Targets {
 		ncfg.Devices = append(ncfg.Devices, t.Name)
 	}
-	n, err := normalize.New(ncfg, st, reg, log)
+	n, err := normalize.New(ncfg, s.sampleAppender(st), reg, log)
 	if err != nil {
 		return fmt.Errorf("normalizer: %w", err)
 	}
@@ -153,7 +154,7 @@ var _ schema.ObservationSink = (*normalize.Normalizer)(nil)
 func (s *Service) mountAPIs() {
 	var models http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rt := s.pipe.runtime
-		if rt.Ready() != nil {
+		if rt == nil || rt.Ready() != nil { // a hub has no inference
 			http.Error(w, "inference not started", http.StatusServiceUnavailable)
 			return
 		}
