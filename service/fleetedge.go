@@ -35,7 +35,7 @@ type edgeForwarder struct {
 	reg  prometheus.Registerer
 	log  *slog.Logger
 
-	items   chan edgeItem       // windows, decisions, actions
+	items   chan edgeItem        // windows, decisions, actions
 	samples chan []schema.Sample // sample batches
 	stop    chan struct{}        // closed by Stop: drain and return
 
