@@ -275,7 +275,7 @@ func TestEdgeLeafRefused(t *testing.T) {
 	cfg.NATS.Leaf.Remotes = []LeafRemoteConfig{{URLs: []string{"nats-leaf://edge:wrong@" + leafAddr}}}
 	var logs testkit.SyncBuffer
 	svc := startServiceLog(t, &cfg, slog.New(slog.NewTextHandler(&logs, nil)))
-		testkit.EventuallyWithin(t, 15*time.Second, "the refusal counted", func() bool {
+	testkit.EventuallyWithin(t, 15*time.Second, "the refusal counted", func() bool {
 		return testutil.ToFloat64(svc.nats.leaf.errors.WithLabelValues("auth")) > 0
 	})
 	if !strings.Contains(logs.String(), "the hub refused this edge's leaf connection (credentials)") {
