@@ -166,6 +166,8 @@ snmp:
   defaults: {version: v2c, community: public, interval: 1s, timeout: 2s}
   targets:
     - {name: %s-nokia, address: "%s"}
+fleet:
+  edge: {sample_forwarding: {mode: all}}
 inference:
   history: 100000
   rules:
@@ -223,13 +225,17 @@ inference:
 	if !ok || !ok2 || len(wantDec) == 0 || len(wantWin) == 0 {
 		t.Fatalf("paris: %d decisions, %d windows (queries ok: %v %v)", len(wantDec), len(wantWin), ok, ok2)
 	}
+	samples := fmt.Sprintf("SELECT count(*) FROM samples WHERE ts < to_timestamp(%d)", until)
+	wantSamples := count(paris, samples)
 	sameAtHub := func(what string) {
 		t.Helper()
 		var gotDec, gotWin []string
+		gotSamples := 0
 		testkit.EventuallyWithin(t, 30*time.Second, what, func() bool {
 			gotDec, _ = hub.keys(decisions + " AND site = 'paris'")
 			gotWin, _ = hub.keys(windows + " AND site = 'paris'")
-			return slices.Equal(gotDec, wantDec) && slices.Equal(gotWin, wantWin)
+			gotSamples = count(hub, samples+" AND site = 'paris'")
+			return slices.Equal(gotDec, wantDec) && slices.Equal(gotWin, wantWin) && gotSamples == wantSamples
 		})
 		for _, q := range []string{
 			"SELECT id FROM decisions GROUP BY id HAVING count(*) > 1",
@@ -239,7 +245,7 @@ inference:
 				t.Fatalf("%s: hub: %s: %v (ok %v)", what, q, dup, ok)
 			}
 		}
-		t.Logf("%s: hub holds paris's %d decisions and %d windows once each", what, len(gotDec), len(gotWin))
+		t.Logf("%s: hub holds paris's %d decisions, %d windows and %d samples once each", what, len(gotDec), len(gotWin), gotSamples)
 	}
 	sameAtHub("after the cut")
 
