@@ -312,3 +312,18 @@ func TestFleetExamples(t *testing.T) {
 		}
 	}
 }
+
+// TestHubTableMaxRows checks a full table keeps at most max_rows, the
+// newest.
+func TestHubTableMaxRows(t *testing.T) {
+	tab := &hubTable{}
+	for i := range 1000 {
+		tab.add(64, hubRow{ts: int64(i)})
+		if len(tab.rows) > 64 {
+			t.Fatalf("%d rows after %d additions, max 64", len(tab.rows), i+1)
+		}
+	}
+	if last := tab.rows[len(tab.rows)-1].ts; last != 999 || len(tab.rows) < 60 {
+		t.Fatalf("%d rows, newest %d", len(tab.rows), last)
+	}
+}

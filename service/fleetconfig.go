@@ -59,7 +59,8 @@ type FleetHubConfig struct {
 	// action). Default 24h. The hub streams keep what hub.limits say;
 	// a hub restart rebuilds the tables from them.
 	Retention time.Duration `yaml:"retention"`
-	// MaxRows bounds each fleet table; beyond it the oldest rows go.
+	// MaxRows bounds each fleet table; beyond it the oldest rows go, a
+	// sixteenth of MaxRows at a time.
 	// Default 1000000.
 	MaxRows int `yaml:"max_rows"`
 }

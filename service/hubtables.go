@@ -71,13 +71,15 @@ type hubTable struct {
 	rec  arrow.RecordBatch // nil after a change
 }
 
-// add appends rows, dropping the oldest beyond max.
+// add appends rows, dropping the oldest beyond max: a sixteenth of max
+// more than needed, so that a full table moves its rows once per max/16
+// additions, not at each.
 func (t *hubTable) add(max int, rows ...hubRow) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.rows = append(t.rows, rows...)
 	if over := len(t.rows) - max; over > 0 {
-		t.rows = slices.Delete(t.rows, 0, over)
+		t.rows = slices.Delete(t.rows, 0, min(len(t.rows), over+max/16))
 	}
 	t.changed()
 }
