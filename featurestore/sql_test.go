@@ -67,7 +67,10 @@ func TestDuckDBReadsTheHotTierLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.Close()
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = e.Stop(context.Background()) }()
 	tests := []struct {
 		name, sql string
 		ranged    bool
@@ -155,7 +158,10 @@ func TestSQLJoinsOverInvalidUTF8(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer e.Close()
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = e.Stop(context.Background()) }()
 	tests := []struct{ sql, want string }{
 		{"SELECT count(*) FROM series a, series b", "25"},
 		{"SELECT count(*) FROM samples a, samples b", "1600"},

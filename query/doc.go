@@ -18,6 +18,11 @@
 // SELECT-like statements (SELECT, DESCRIBE, SUMMARIZE, EXPLAIN) run; every
 // query has a timeout, and its result a row limit.
 //
+// An Engine's life is New (validate options, register metrics; no I/O),
+// Start (set the Go memory limit, open the DuckDB databases) and Stop
+// (wait for running queries, close the databases); Query returns
+// ErrNotRunning outside it.
+//
 // The package needs DuckDB's Arrow interface: build and test it with
 // -tags duckdb_arrow (the Makefile and scripts/test.sh do). Without the tag
 // the build fails with one error, in notag.go, whose identifier names it.

@@ -41,6 +41,9 @@ var (
 	// ErrBusy marks a query refused at once because MaxQueued queries
 	// already wait: the client should retry after RetryAfter.
 	ErrBusy = errors.New("busy, retry later")
+	// ErrNotRunning marks a query (or Plan) made before Start or after
+	// Stop: the engine's databases are not open. Ready returns it too.
+	ErrNotRunning = errors.New("query engine not running")
 )
 
 // RetryAfter is how long a client refused with ErrBusy is told to wait.
@@ -64,7 +67,7 @@ type Options struct {
 	// the queue) when none is left. Empty means twice MemoryLimit.
 	TotalMemory string `yaml:"total_memory"`
 	// GoMemoryLimit, when set, is the Go runtime's soft memory limit
-	// (GOMEMLIMIT) that New sets for the whole process. Empty leaves the
+	// (GOMEMLIMIT) that Engine.Start sets for the whole process. Empty leaves the
 	// runtime's (GOMEMLIMIT from the environment, or none).
 	GoMemoryLimit string `yaml:"go_memory_limit"`
 	// Threads is the DuckDB worker thread count of each query; 0 means one
@@ -262,15 +265,30 @@ func (r Request) Ranged() bool { return !r.From.IsZero() && !r.To.IsZero() }
 // main schema, shared by all connections: two queries on one database would
 // replace each other's views (measured: wrong counts and catalog
 // write-write conflicts). They also make MemoryLimit a per-query limit.
+//
+// Its life is New (validate, no I/O), Start (open the databases), Stop
+// (wait for running queries, close them). Query and Plan fail with
+// ErrNotRunning before Start and after Stop; Tables and Options work at
+// any time.
 type Engine struct {
-	src   Source
-	opts  Options
-	dsn   string
-	log   *slog.Logger
-	slots chan *slot
+	src  Source
+	opts Options
+	dsn  string
+	// setGoLimit makes Start apply opts.GoMemoryLimit (New's engines; not
+	// an export's local one).
+	setGoLimit bool
+	log        *slog.Logger
+	slots      chan *slot
 	// queued counts the queries waiting for a slot.
 	queued atomic.Int64
 	mem    *memWatch
+
+	// state is stateNew, stateRunning or stateStopped; lifeMu orders
+	// Start and Stop. stopping is closed by Stop, so that queries waiting
+	// for a database give up.
+	state    atomic.Int32
+	lifeMu   sync.Mutex
+	stopping chan struct{}
 
 	queries  *prometheus.CounterVec
 	duration prometheus.Histogram
@@ -281,26 +299,39 @@ type Engine struct {
 	schemas resultSchemas // the point-query fast path's result schemas
 }
 
-// New opens the sandboxed DuckDB databases and, when opts.GoMemoryLimit is
-// set, sets the process's Go memory limit. reg may be nil (no metrics are
-// registered); a nil logger discards.
+// The engine's states.
+const (
+	stateNew int32 = iota
+	stateRunning
+	stateStopped
+)
+
+// New validates opts and builds an engine over src, registering its
+// metrics; it opens nothing: Start opens the sandboxed DuckDB databases
+// and, when opts.GoMemoryLimit is set, sets the process's Go memory limit.
+// reg may be nil (no metrics are registered); a nil logger discards.
 func New(src Source, opts Options, reg prometheus.Registerer, log *slog.Logger) (*Engine, error) {
 	if err := opts.Validate(); err != nil {
 		return nil, fmt.Errorf("query options: %w", err)
 	}
-	if _, err := opts.SetGoMemoryLimit(); err != nil {
+	e, err := newEngineDSN(src, opts, opts.DSN(), reg, log)
+	if err != nil {
 		return nil, err
 	}
-	return newEngineDSN(src, opts, opts.DSN(), reg, log)
+	e.setGoLimit = true
+	return e, nil
 }
 
+// newEngineDSN builds an engine whose databases open with dsn, without
+// validating opts or ever setting the Go memory limit.
 func newEngineDSN(src Source, opts Options, dsn string, reg prometheus.Registerer, log *slog.Logger) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	e := &Engine{
 		src: src, opts: opts, dsn: dsn, log: log.With("component", "query"),
-		slots: make(chan *slot, opts.running()),
+		slots:    make(chan *slot, opts.running()),
+		stopping: make(chan struct{}),
 		queries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netfeat_query_queries_total",
 			Help: "SQL queries by outcome: ok, invalid (rejected by DuckDB or the sandbox), timeout, busy, memory (stopped over query.total_memory), error.",
@@ -330,22 +361,57 @@ func newEngineDSN(src Source, opts Options, dsn string, reg prometheus.Registere
 			}
 		}
 	}
-	e.mem = newMemWatch(memWatchLimit(opts.totalMemoryBytes()), e.log)
-	for range cap(e.slots) {
-		s, err := openSlot(dsn, opts.memoryLimitBytes()/4)
+	return e, nil
+}
+
+// Name identifies the engine as a service component.
+func (e *Engine) Name() string { return "query" }
+
+// Ready returns nil while the engine is running (between Start and Stop),
+// ErrNotRunning otherwise.
+func (e *Engine) Ready() error {
+	if e.state.Load() != stateRunning {
+		return ErrNotRunning
+	}
+	return nil
+}
+
+// Start sets the Go memory limit (when GoMemoryLimit is set and the
+// engine came from New), opens the MaxConcurrent sandboxed DuckDB
+// databases, installs their guard macros and plans the point-query fast
+// path's result schemas. A failed Start has closed what it opened; the
+// engine may be started again. An engine cannot start twice, nor after
+// Stop.
+func (e *Engine) Start(context.Context) error {
+	e.lifeMu.Lock()
+	defer e.lifeMu.Unlock()
+	switch e.state.Load() {
+	case stateRunning:
+		return errors.New("query engine: already started")
+	case stateStopped:
+		return errors.New("query engine: stopped, cannot start again")
+	}
+	if e.setGoLimit {
+		if _, err := e.opts.SetGoMemoryLimit(); err != nil {
+			return err
+		}
+	}
+	e.mem = newMemWatch(memWatchLimit(e.opts.totalMemoryBytes()), e.log)
+	for i := range cap(e.slots) {
+		s, err := openSlot(e.dsn, e.opts.memoryLimitBytes()/4)
 		if err != nil {
 			e.mem.close()
-			// Close only what opened: Close would wait for the rest.
-			close(e.slots)
-			for s := range e.slots {
-				_ = s.close()
+			// Close only what opened: Stop would wait for the rest.
+			for range i {
+				_ = (<-e.slots).close()
 			}
-			return nil, err
+			return err
 		}
 		e.slots <- s
 	}
+	e.state.Store(stateRunning)
 	e.warmPointSchemas()
-	return e, nil
+	return nil
 }
 
 // warmPointSchemas plans the result schema of every table the point-query
@@ -371,8 +437,17 @@ func (o Options) running() int {
 	return int(max(1, min(n, int64(o.MaxConcurrent))))
 }
 
-// Close waits for running queries to end and closes the databases.
-func (e *Engine) Close() error {
+// Stop refuses new queries (ErrNotRunning), waits for running ones to end
+// and closes the databases. ctx does not bound the wait: each query is
+// bounded by Timeout. Stop before Start, or a second Stop, only marks the
+// engine stopped.
+func (e *Engine) Stop(context.Context) error {
+	e.lifeMu.Lock()
+	defer e.lifeMu.Unlock()
+	if e.state.Swap(stateStopped) != stateRunning {
+		return nil
+	}
+	close(e.stopping)
 	defer e.mem.close()
 	var errs []error
 	for range cap(e.slots) {
@@ -626,8 +701,12 @@ func (e *Engine) Options() Options { return e.opts }
 
 // Query runs req and calls fn with its result, which is valid only during
 // the call. It returns fn's error, or an error wrapping ErrInvalid (with
-// DuckDB's message), ErrTimeout or ErrBusy.
+// DuckDB's message), ErrTimeout or ErrBusy; before Start and after Stop
+// it returns ErrNotRunning.
 func (e *Engine) Query(ctx context.Context, req Request, fn func(*Result) error) (err error) {
+	if e.state.Load() != stateRunning {
+		return ErrNotRunning
+	}
 	start := time.Now()
 	ctx, cancel := context.WithTimeoutCause(ctx, e.opts.Timeout, ErrTimeout)
 	defer cancel()
@@ -748,6 +827,8 @@ func (e *Engine) acquire(ctx context.Context) (*slot, error) {
 	select {
 	case s := <-e.slots:
 		return s, nil
+	case <-e.stopping:
+		return nil, ErrNotRunning
 	case <-ctx.Done():
 		if errors.Is(context.Cause(ctx), ErrTimeout) {
 			return nil, fmt.Errorf("%w after %v waiting for one of the %d running queries to end", ErrTimeout, e.opts.Timeout, cap(e.slots))

@@ -136,7 +136,10 @@ func (t *TrainingSet) Write(ctx context.Context, w io.Writer, format string) (in
 	if err != nil {
 		return 0, err
 	}
-	defer eng.Close()
+	if err := eng.Start(ctx); err != nil {
+		return 0, err
+	}
+	defer func() { _ = eng.Stop(context.Background()) }()
 
 	joinComponent := map[string]bool{}
 	if hasComponent {

@@ -28,7 +28,7 @@ import (
 func TestTrainingSetPointInTime(t *testing.T) {
 	// 12 entities share each window_end: 15 rows per response forces splits.
 	e := query.NewTestEngine(t, query.NewTestSource(t, 100, 100), func(o *query.Options) { o.MaxRows = 15 })
-	srv := httptest.NewServer(frontend.NewHandler(e, "tok", nil))
+	srv := httptest.NewServer(frontend.NewHandler("tok", e, nil))
 	defer srv.Close()
 
 	at := func(d time.Duration) string { return fixture.T0.Add(d).Format(time.RFC3339Nano) }

@@ -45,7 +45,10 @@ func newTestEngine(tb testing.TB, src Source, mod func(*Options)) *Engine {
 	if err != nil {
 		tb.Fatalf("new engine: %v", err)
 	}
-	tb.Cleanup(func() { _ = e.Close() })
+	if err := e.Start(context.Background()); err != nil {
+		tb.Fatalf("start engine: %v", err)
+	}
+	tb.Cleanup(func() { _ = e.Stop(context.Background()) })
 	return e
 }
 

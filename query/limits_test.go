@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -129,16 +130,95 @@ func TestOptionsBounds(t *testing.T) {
 	}
 }
 
-// TestStartFailureReturns opens an engine whose DuckDB databases cannot
-// open: New must return the error, not wait in Close for slots that never
+// TestStartFailureReturns starts an engine whose DuckDB databases cannot
+// open: Start must return the error, not wait for slots that never
 // opened (issue #20: memory_limit 99999999TB hung at start).
 func TestStartFailureReturns(t *testing.T) {
 	opts := DefaultOptions()
 	opts.MaxConcurrent = 3
 	for _, dsn := range []string{"?memory_limit=99999999TB", "?threads=many"} {
-		if _, err := newEngineDSN(testSource(t, 10, 10), opts, dsn, nil, nil); err == nil {
+		e, err := newEngineDSN(testSource(t, 10, 10), opts, dsn, nil, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", dsn, err)
+		}
+		if err := e.Start(context.Background()); err == nil {
 			t.Fatalf("%s: opened", dsn)
 		}
+	}
+}
+
+// TestLifecycle checks the engine's New/Start/Stop convention: New opens
+// nothing and leaves the Go memory limit alone, queries fail with
+// ErrNotRunning outside Start..Stop, and a query waiting for a database
+// when Stop comes gives up while the running one finishes.
+func TestLifecycle(t *testing.T) {
+	prev := debug.SetMemoryLimit(-1)
+	t.Cleanup(func() { debug.SetMemoryLimit(prev) })
+	opts := DefaultOptions()
+	opts.MemoryLimit = "512MB"
+	opts.MaxConcurrent = 1
+	opts.GoMemoryLimit = "3GiB"
+	e, err := New(testSource(t, 10, 10), opts, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := debug.SetMemoryLimit(-1); got != prev {
+		t.Fatalf("New set the Go memory limit to %d", got)
+	}
+	ctx := context.Background()
+	if _, _, err := queryRows(ctx, e, Request{SQL: "SELECT 1"}); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("query before Start: %v, want ErrNotRunning", err)
+	}
+	if err := e.Ready(); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("Ready before Start: %v", err)
+	}
+	if err := e.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := debug.SetMemoryLimit(-1); got != 3<<30 {
+		t.Fatalf("after Start the Go memory limit is %d, want 3GiB", got)
+	}
+	if err := e.Ready(); err != nil {
+		t.Fatalf("Ready after Start: %v", err)
+	}
+	if err := e.Start(ctx); err == nil {
+		t.Fatal("second Start succeeded")
+	}
+	if rows, _, err := queryRows(ctx, e, Request{SQL: "SELECT 1"}); err != nil || len(rows) != 1 {
+		t.Fatalf("query: %v %v", rows, err)
+	}
+
+	release := holdSlots(t, e)
+	queued := make(chan error, 1)
+	go func() {
+		_, _, err := queryRows(ctx, e, Request{SQL: "SELECT 2"})
+		queued <- err
+	}()
+	for e.queued.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- e.Stop(ctx) }()
+	if err := <-queued; !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("query queued at Stop: %v, want ErrNotRunning", err)
+	}
+	select {
+	case err := <-stopped:
+		t.Fatalf("Stop returned (%v) while a query ran", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	release()
+	if err := <-stopped; err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if _, _, err := queryRows(ctx, e, Request{SQL: "SELECT 1"}); !errors.Is(err, ErrNotRunning) {
+		t.Fatalf("query after Stop: %v, want ErrNotRunning", err)
+	}
+	if err := e.Start(ctx); err == nil {
+		t.Fatal("Start after Stop succeeded")
+	}
+	if err := e.Stop(ctx); err != nil {
+		t.Fatalf("second Stop: %v", err)
 	}
 }
 

@@ -3,11 +3,11 @@ package recording
 import (
 	"bufio"
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/netfeat/netfeat/gnmipath"
+	"github.com/netfeat/netfeat/gnmivalue"
 	"github.com/netfeat/netfeat/schema"
 	"github.com/netfeat/netfeat/yangjson"
 )
@@ -51,11 +52,12 @@ const maxCaptureBytes = 256 << 20
 // observations a gNMI collector would have emitted: Origin set from the
 // gNMI origin or the YANG module of the encoding path, Path with list keys
 // in brackets ("interfaces/interface[name=Gi0/0/0/0]/state/counters/in-octets"),
-// typed values (non-negative integers as KindCounter64, negative as
-// KindInteger, decimals as KindFloat, strings, booleans; JSON content is
-// flattened and typed by package yangjson, as the gNMI collector does it,
-// so enumerations are KindEnum and RFC 7951 numeric strings numbers), and DeviceTime and
-// RecvTime set to the message timestamp. NX-OS DME objects become
+// values typed as the gNMI collector types them (gNMI values by package
+// gnmivalue, JSON content flattened by package yangjson, GPB-KV fields as
+// the gNMI value of the same protobuf type: uint_val as KindCounter64,
+// int_val as KindInteger whatever its sign, enumerations as KindEnum,
+// RFC 7951 numeric strings as numbers), and DeviceTime and RecvTime set to
+// the message timestamp. NX-OS DME objects become
 // "<dn>/<attribute>" paths with origin "DME". device names the target; when
 // empty, the node id or source recorded in the capture is used. name is
 // used in error messages.
@@ -285,38 +287,6 @@ func joinPath(prefix, name string) string {
 	return prefix + "/" + name
 }
 
-// typed sets an observation's value from a JSON value decoded with
-// UseNumber.
-func typed(o *schema.Observation, v any) {
-	switch x := v.(type) {
-	case json.Number:
-		s := x.String()
-		if u, err := strconv.ParseUint(s, 10, 64); err == nil {
-			o.Kind, o.Uint = schema.KindCounter64, u
-		} else if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-			o.Kind, o.Int = schema.KindInteger, i
-		} else if f, err := strconv.ParseFloat(s, 64); err == nil {
-			o.Kind, o.Float = schema.KindFloat, f
-		} else {
-			o.Kind, o.Str = schema.KindString, s
-		}
-	case float64:
-		o.Kind, o.Float = schema.KindFloat, x
-	case string:
-		o.Kind, o.Str = schema.KindString, x
-	case bool:
-		o.Kind = schema.KindBool
-		if x {
-			o.Int = 1
-		}
-	case nil:
-		o.Kind = schema.KindNull
-	default:
-		b, _ := json.Marshal(x)
-		o.Kind, o.Str = schema.KindJSON, string(b)
-	}
-}
-
 func decodeNumbers(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
@@ -382,7 +352,10 @@ type kvField struct {
 	Name   string
 	Fields []kvField
 	value  any
-	has    bool
+	// typ is the value's protobuf type, from the name of its JSON member
+	// ("uint64Value", "string_value": "uint64", "string").
+	typ string
+	has bool
 }
 
 func parseKVField(raw map[string]any) kvField {
@@ -400,13 +373,59 @@ func parseKVField(raw map[string]any) kvField {
 				}
 			}
 		case strings.HasSuffix(norm, "value"):
-			f.value, f.has = v, true
-			if s, ok := v.(string); ok && (strings.HasPrefix(norm, "uint64") || strings.HasPrefix(norm, "sint64")) {
-				f.value = json.Number(s) // protobuf JSON writes 64-bit integers as strings
-			}
+			f.value, f.typ, f.has = v, strings.TrimSuffix(norm, "value"), true
 		}
 	}
 	return f
+}
+
+// errKVValue is wrapped when a GPB-KV field's value does not match its type.
+var errKVValue = errors.New("not a value of this type")
+
+// kvValue types a GPB-KV field's value as the gNMI collector types the
+// TypedValue field of the same protobuf type (package gnmivalue): uint32
+// and uint64 as uint_val, sint32 and sint64 as int_val, string as
+// string_val, bool, double and float, bytes (base64 in protobuf JSON) as
+// bytes_val.
+func kvValue(typ string, v any) (schema.Observation, error) {
+	str, isStr := v.(string)
+	num, isNum := v.(json.Number)
+	if isStr && (typ != "string" && typ != "bytes") {
+		num, isNum = json.Number(str), true // protobuf JSON writes 64-bit integers as strings
+	}
+	switch {
+	case typ == "string" && isStr:
+		return gnmivalue.String(str), nil
+	case typ == "bytes" && isStr:
+		b, err := base64.StdEncoding.DecodeString(str)
+		if err != nil {
+			return schema.Observation{}, fmt.Errorf("bytes value: %w", err)
+		}
+		return gnmivalue.Bytes(b), nil
+	case typ == "bool":
+		if b, ok := v.(bool); ok {
+			return gnmivalue.Bool(b), nil
+		}
+	case (typ == "uint32" || typ == "uint64") && isNum:
+		u, err := strconv.ParseUint(string(num), 10, 64)
+		if err != nil {
+			return schema.Observation{}, fmt.Errorf("%s value: %w", typ, err)
+		}
+		return gnmivalue.Uint(u), nil
+	case (typ == "sint32" || typ == "sint64") && isNum:
+		i, err := strconv.ParseInt(string(num), 10, 64)
+		if err != nil {
+			return schema.Observation{}, fmt.Errorf("%s value: %w", typ, err)
+		}
+		return gnmivalue.Int(i), nil
+	case (typ == "double" || typ == "float") && isNum:
+		f, err := strconv.ParseFloat(string(num), 64)
+		if err != nil {
+			return schema.Observation{}, fmt.Errorf("%s value: %w", typ, err)
+		}
+		return gnmivalue.Float(f), nil
+	}
+	return schema.Observation{}, fmt.Errorf("%s value %v: %w", typ, v, errKVValue)
 }
 
 // gpbkvObservations decodes one message of FormatGPBKV.
@@ -438,9 +457,16 @@ func gpbkvObservations(m json.RawMessage, device string) ([]schema.Observation, 
 	origin, elems := splitEncodingPath(encPath)
 	rows, _ := get("datagpbkv").([]any)
 	var out []schema.Observation
-	emit := func(origin, path string, v any, ts int64) {
-		o := schema.Observation{Device: device, Protocol: schema.ProtocolGNMI, Origin: origin, Path: path, DeviceTime: ts, RecvTime: ts}
-		typed(&o, v)
+	var bad error
+	emit := func(origin, path string, f kvField, ts int64) {
+		o, err := kvValue(f.typ, f.value)
+		if err != nil {
+			if bad == nil {
+				bad = fmt.Errorf("path %s: %w", path, err)
+			}
+			return
+		}
+		o.Device, o.Protocol, o.Origin, o.Path, o.DeviceTime, o.RecvTime = device, schema.ProtocolGNMI, origin, path, ts, ts
 		out = append(out, o)
 	}
 	for _, r := range rows {
@@ -472,7 +498,7 @@ func gpbkvObservations(m json.RawMessage, device string) ([]schema.Observation, 
 		if dme := dmeObjects(content); len(dme) > 0 {
 			for _, obj := range dme {
 				for _, a := range obj.attrs {
-					emit("DME", obj.dn+"/"+a.name, a.value, ts)
+					emit("DME", obj.dn+"/"+a.name, a.field, ts)
 				}
 			}
 			continue
@@ -486,19 +512,22 @@ func gpbkvObservations(m json.RawMessage, device string) ([]schema.Observation, 
 					p = joinPath(prefix, f.Name)
 				}
 				if f.has {
-					emit(origin, p, f.value, ts)
+					emit(origin, p, f, ts)
 				}
 				walk(p, f.Fields)
 			}
 		}
 		walk(base, content)
 	}
+	if bad != nil {
+		return nil, bad
+	}
 	return out, nil
 }
 
 type dmeAttr struct {
 	name  string
-	value any
+	field kvField
 }
 
 type dmeObject struct {
@@ -522,7 +551,7 @@ func dmeObjects(fs []kvField) []dmeObject {
 							if a.Name == "dn" {
 								obj.dn, _ = a.value.(string)
 							} else {
-								obj.attrs = append(obj.attrs, dmeAttr{a.Name, a.value})
+								obj.attrs = append(obj.attrs, dmeAttr{a.Name, a})
 							}
 						}
 						leaves(a.Fields)
@@ -575,16 +604,19 @@ func protoObservations(m json.RawMessage, device string, skip func(path string, 
 		}
 		b, _ := gnmipath.AppendElems(nil, elems)
 		base := string(b)
-		emit := func(p string, v any) {
-			o := schema.Observation{Device: device, Protocol: schema.ProtocolGNMI, Origin: origin, Path: p, DeviceTime: ts, RecvTime: ts}
-			typed(&o, v)
+		var bad error
+		_, err := gnmivalue.Decode(b, u.GetVal(), func(p []byte, o schema.Observation, ok bool) {
+			if !ok {
+				bad = fmt.Errorf("path %s: value cannot be represented", p)
+				return
+			}
+			o.Device, o.Protocol, o.Origin, o.Path, o.DeviceTime, o.RecvTime = device, schema.ProtocolGNMI, origin, string(p), ts, ts
 			out = append(out, o)
+		})
+		if err == nil {
+			err = bad
 		}
-		leaf := func(p string, o schema.Observation) {
-			o.Device, o.Protocol, o.Origin, o.Path, o.DeviceTime, o.RecvTime = device, schema.ProtocolGNMI, origin, p, ts, ts
-			out = append(out, o)
-		}
-		if err := typedValue(base, u.GetVal(), emit, leaf); err != nil {
+		if err != nil {
 			if skip == nil {
 				return nil, fmt.Errorf("path %s: %w", base, err)
 			}
@@ -592,56 +624,6 @@ func protoObservations(m json.RawMessage, device string, skip func(path string, 
 		}
 	}
 	return out, nil
-}
-
-// typedValue emits the leaves of a gNMI TypedValue under path: a JSON
-// value's through leaf, flattened as the collector does, any other value
-// through emit.
-func typedValue(path string, v *gpb.TypedValue, emit func(string, any), leaf func(string, schema.Observation)) error {
-	switch x := v.GetValue().(type) {
-	case *gpb.TypedValue_JsonIetfVal:
-		return jsonBlob(path, x.JsonIetfVal, leaf)
-	case *gpb.TypedValue_JsonVal:
-		return jsonBlob(path, x.JsonVal, leaf)
-	case *gpb.TypedValue_UintVal:
-		emit(path, json.Number(strconv.FormatUint(x.UintVal, 10)))
-	case *gpb.TypedValue_IntVal:
-		emit(path, json.Number(strconv.FormatInt(x.IntVal, 10)))
-	case *gpb.TypedValue_DoubleVal:
-		emit(path, x.DoubleVal)
-	case *gpb.TypedValue_FloatVal:
-		//lint:ignore SA1019 float_val is deprecated for double_val, but captures from older targets contain it.
-		emit(path, float64(x.FloatVal))
-	case *gpb.TypedValue_StringVal:
-		emit(path, x.StringVal)
-	case *gpb.TypedValue_BoolVal:
-		emit(path, x.BoolVal)
-	case *gpb.TypedValue_AsciiVal:
-		emit(path, x.AsciiVal)
-	case *gpb.TypedValue_DecimalVal:
-		//lint:ignore SA1019 decimal_val is deprecated for double_val, but captures from older targets contain it.
-		emit(path, float64(x.DecimalVal.GetDigits())/math.Pow10(int(x.DecimalVal.GetPrecision())))
-	case nil:
-		emit(path, nil)
-	default:
-		emit(path, v.String())
-	}
-	return nil
-}
-
-func jsonBlob(path string, data []byte, leaf func(string, schema.Observation)) error {
-	var bad error
-	_, err := yangjson.Decode([]byte(path), data, func(p []byte, o schema.Observation, ok bool) {
-		if !ok {
-			bad = fmt.Errorf("path %s: value cannot be represented", p)
-			return
-		}
-		leaf(string(p), o)
-	})
-	if err != nil {
-		return fmt.Errorf("json value: %w", err)
-	}
-	return bad
 }
 
 // gnmicObservations decodes one gnmic JSON output object.

@@ -21,6 +21,10 @@ func TestReadGNMICaptureFormats(t *testing.T) {
 			"infra-statistics/interfaces/interface[interface-name=GigabitEthernet0/0/0/0]/latest/generic-counters/bytes-received", "Cisco-IOS-XR-infra-statsd-oper", schema.KindCounter64, "480002151"},
 		{"telegraf-testcases/cisco_telemetry_mdt_NXDME_evenlist_with_dn_packet.json", "gpbkv-json", "NX-PGBL-GX2",
 			"sys/intf/phys-[eth1/11]/phys/operSt", "DME", schema.KindString, "up"},
+		// GPB-KV fields are typed as the collector types the gNMI value
+		// of the same protobuf type: sint64 as int_val.
+		{"telegraf-testcases/cisco_telemetry_mdt_NXDME_evenlist_with_dn_packet.json", "gpbkv-json", "NX-PGBL-GX2",
+			"sys/intf/phys-[eth1/11]/phys/resetCtr", "DME", schema.KindInteger, "2"},
 		// JSON leaves are typed as the collector types them: an
 		// all-capitals string reads as an enumeration ...
 		{"telegraf-testcases/gnmi_issue_14044_responses.json", "gnmi-protojson", "",
@@ -47,6 +51,8 @@ func TestReadGNMICaptureFormats(t *testing.T) {
 				switch o.Kind {
 				case schema.KindCounter64:
 					v = strconv.FormatUint(o.Uint, 10)
+				case schema.KindInteger:
+					v = strconv.FormatInt(o.Int, 10)
 				default:
 					v = o.Str
 				}
@@ -112,5 +118,66 @@ func TestReadGNMICaptureTolerant(t *testing.T) {
 				t.Fatalf("strict read: err %v, want error %v", err, !tt.strictOK)
 			}
 		})
+	}
+}
+
+// TestGPBKVValueTypes: each GPB-KV value field is typed by its protobuf
+// type as the collector types that gNMI value (package gnmivalue), and a
+// value that does not match its type makes the message malformed.
+func TestGPBKVValueTypes(t *testing.T) {
+	field := func(name, member, value string) string {
+		return `{"name":"` + name + `","` + member + `":` + value + `}`
+	}
+	fields := []string{
+		field("u32", "uint32Value", `5`),
+		field("u64", "uint64Value", `"18379759394883829764"`),
+		field("s32", "sint32Value", `3`),
+		field("s64", "sint64_value", `"-2"`),
+		field("s64pos", "sint64Value", `"2"`),
+		field("str", "stringValue", `"up"`),
+		field("enum", "stringValue", `"UP"`),
+		field("dbl", "doubleValue", `2`),
+		field("flt", "floatValue", `0.5`),
+		field("b", "boolValue", `true`),
+		field("raw", "bytesValue", `"AQI="`),
+	}
+	capture := func(fs []string) string {
+		return `{"node_id_str":"r1","encoding_path":"M:a/b","msg_timestamp":1700000000000,"data_gpbkv":[{"timestamp":1700000000000,"fields":[{"name":"keys","fields":[]},{"name":"content","fields":[` + strings.Join(fs, ",") + `]}]}]}`
+	}
+	obs, err := ReadGNMICapture(strings.NewReader(capture(fields)), "c", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]schema.Observation{
+		"a/b/u32":    {Kind: schema.KindCounter64, Uint: 5},
+		"a/b/u64":    {Kind: schema.KindCounter64, Uint: 18379759394883829764},
+		"a/b/s32":    {Kind: schema.KindInteger, Int: 3},
+		"a/b/s64":    {Kind: schema.KindInteger, Int: -2},
+		"a/b/s64pos": {Kind: schema.KindInteger, Int: 2},
+		"a/b/str":    {Kind: schema.KindString, Str: "up"},
+		"a/b/enum":   {Kind: schema.KindEnum, Str: "UP"},
+		"a/b/dbl":    {Kind: schema.KindFloat, Float: 2},
+		"a/b/flt":    {Kind: schema.KindFloat, Float: 0.5},
+		"a/b/b":      {Kind: schema.KindBool, Int: 1},
+		"a/b/raw":    {Kind: schema.KindBytes, Str: "\x01\x02"},
+	}
+	if len(obs) != len(want) {
+		t.Fatalf("%d observations, want %d: %+v", len(obs), len(want), obs)
+	}
+	for _, o := range obs {
+		w, ok := want[o.Path]
+		if !ok || o.Kind != w.Kind || o.Uint != w.Uint || o.Int != w.Int || o.Float != w.Float || o.Str != w.Str || o.Origin != "M" || o.Device != "r1" {
+			t.Fatalf("observation %+v, want %+v", o, w)
+		}
+	}
+	for _, bad := range []string{field("x", "uint64Value", `"-1"`), field("x", "boolValue", `"yes"`), field("x", "bytesValue", `"!"`), field("x", "fooValue", `1`)} {
+		in := capture([]string{fields[0], bad}) + "\n" + capture(fields[:1])
+		if _, err := ReadGNMICapture(strings.NewReader(in), "c", ""); err == nil {
+			t.Fatalf("strict read accepted %s", bad)
+		}
+		obs, skipped, err := ReadGNMICaptureWith(strings.NewReader(in), "c", "", ReadOptions{})
+		if err != nil || len(obs) != 1 || len(skipped) != 1 || skipped[0].Kind != "message" {
+			t.Fatalf("tolerant read of %s: %d observations, skipped %+v, error %v; want 1, the message skipped", bad, len(obs), skipped, err)
+		}
 	}
 }

@@ -32,18 +32,19 @@ type pipeline struct {
 	normalizer *normalize.Normalizer
 	snmp       *snmp.Poller    // nil when no SNMP is configured
 	gnmi       *gnmi.Collector // nil when no gNMI target is configured
-	query      atomic.Pointer[query.Engine]
-	flight     atomic.Pointer[frontend.FlightSQLServer]
+	query      *query.Engine
+	flight     *frontend.FlightSQLServer // nil when no Flight SQL is configured
 	// auth holds the bearer tokens of HTTP, Flight SQL and the NATS query
 	// responder (none: no authentication), read when the query stage
-	// starts.
+	// starts (nil before).
 	auth atomic.Pointer[tokenSet]
 }
 
 // buildPipeline creates the data-path stages between NATS and HTTP and
 // adds them to the group in dependency order: inference (needs NATS),
 // store (delivers window closes to inference), normalizer (appends to the
-// store), collectors (feed the normalizer). Creating them does no I/O but
+// store), collectors (feed the normalizer), then the SQL stage and its
+// front ends (buildQuery). Creating them does no I/O but
 // the normalizer's reading of its profiles and the SNMP targets file; each
 // opens its files and connections in Start. They stop in reverse, so
 // collectors stop first and the store flushes its WAL before inference

@@ -56,111 +56,116 @@ func (c *QueryConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Query returns the SQL engine once started (nil before).
-func (s *Service) Query() *query.Engine { return s.pipe.query.Load() }
+// Query returns the SQL engine (built by New, started by Start; its Ready
+// says whether it runs).
+func (s *Service) Query() *query.Engine { return s.pipe.query }
 
 // FlightSQLAddr returns the Flight SQL server's address once started, or ""
-// when none is configured.
+// when none is configured or it has not started.
 func (s *Service) FlightSQLAddr() string {
-	if f := s.pipe.flight.Load(); f != nil {
-		return f.Addr().String()
+	if f := s.pipe.flight; f != nil {
+		if a := f.Addr(); a != nil {
+			return a.String()
+		}
 	}
 	return ""
 }
 
-// buildQuery adds the SQL stage after the collectors: the DuckDB engine
-// over the store, the inference runtime's decisions, collector health and
-// the metric catalog, with its NATS and Flight SQL front ends. HTTP is
-// mounted by mountAPIs.
+// buildQuery builds the SQL stage after the collectors and adds it to the
+// group: the DuckDB engine over the store, the inference runtime's
+// decisions, collector health and the metric catalog ("query"), then its
+// NATS responder ("query.nats") and Flight SQL server ("query.flightsql")
+// when configured. HTTP is mounted by mountAPIs. Building opens nothing:
+// the engine's Start opens its databases, the front ends' subscribe and
+// listen. The bearer tokens are read when "query" starts, as before the
+// stages were built up front: reading them is I/O, and an unreadable
+// token file or unset variable stays a start error of "query".
 func (s *Service) buildQuery() error {
 	cfg, reg, log := s.cfg, s.reg, s.log
 	p := &s.pipe
-	var (
-		responder *frontend.NATSResponder
-		flight    *frontend.FlightSQLServer
+	src := query.Sources(
+		newStoreTables(p.store, cfg.Views),
+		decisionTables{p: p},
+		query.DeviceStates(deviceStates{p: p}),
+		query.Computed(query.TableInfo{Name: "unmapped", Schema: schema.UnmappedSchema}, p.unmappedRecord),
+		query.Catalog(schema.Catalog),
 	)
+	if s.hub != nil { // a hub serves the fleet tables (service/hubtables.go)
+		src = query.Sources(s.hub, query.Catalog(schema.Catalog))
+	}
+	eng, err := query.New(src, cfg.Query.Options, reg, log)
+	if err != nil {
+		return fmt.Errorf("query: %w", err)
+	}
+	p.query = eng
 	s.group.Add(ComponentFuncs{
-		ComponentName: "query",
+		ComponentName: eng.Name(),
 		StartFunc: func(ctx context.Context) error {
 			auth, err := loadTokens(cfg)
 			if err != nil {
 				return err
 			}
-			readOK := func(h string) bool { return auth.allows(h, scopeRead) }
-			src := query.Sources(
-				newStoreTables(p.store, cfg.Views),
-				decisionTables{p: p},
-				query.DeviceStates(deviceStates{p: p}),
-				query.Computed(query.TableInfo{Name: "unmapped", Schema: schema.UnmappedSchema}, p.unmappedRecord),
-				query.Catalog(schema.Catalog),
-			)
-			if s.hub != nil { // a hub serves the fleet tables
-				src = query.Sources(s.hub, query.Catalog(schema.Catalog))
-			}
-			eng, err := query.New(src, cfg.Query.Options, reg, log)
-			if err != nil {
+			if err := eng.Start(ctx); err != nil {
 				return err
 			}
-			if cfg.Query.NATSSubject != "off" {
-				responder = frontend.NewNATSResponder(s.nats.Conn(), eng, cfg.Query.NATSSubject, log)
-				if auth.enabled() {
-					responder.Authorize = readOK
-				}
-				if err := responder.Start(ctx); err != nil {
-					return errors.Join(err, eng.Close())
-				}
-			}
-			if cfg.Query.FlightListen != "" {
-				flight, err = frontend.NewFlightSQLServer(eng, cfg.Query.FlightListen, "", log)
-				if err == nil {
-					flight.Authorize = readOK
-					flight.TLS, err = serverTLS("query.flight_tls", cfg.Query.FlightTLS)
-				}
-				if err == nil {
-					err = flight.Start(ctx)
-				}
-				if err != nil {
-					if responder != nil {
-						err = errors.Join(err, responder.Stop(ctx))
-					}
-					return errors.Join(err, eng.Close())
-				}
-				p.flight.Store(flight)
-			}
 			p.auth.Store(auth)
-			p.query.Store(eng)
 			return nil
 		},
-		StopFunc: func(ctx context.Context) error {
-			var errs []error
-			if flight != nil {
-				errs = append(errs, flight.Stop(ctx))
-			}
-			if responder != nil {
-				errs = append(errs, responder.Stop(ctx))
-			}
-			if eng := p.query.Swap(nil); eng != nil {
-				errs = append(errs, eng.Close())
-			}
-			return errors.Join(errs...)
-		},
+		StopFunc:  eng.Stop,
+		ReadyFunc: eng.Ready,
 	})
+	// The front ends start after "query", so the tokens are read by then.
+	readOK := func(h string) bool { return p.auth.Load().allows(h, scopeRead) }
+	if cfg.Query.NATSSubject != "off" {
+		responder := frontend.NewNATSResponder(cfg.Query.NATSSubject, s.nats.Conn, eng, log)
+		s.group.Add(ComponentFuncs{
+			ComponentName: "query.nats",
+			StartFunc: func(ctx context.Context) error {
+				if p.auth.Load().enabled() {
+					responder.Authorize = readOK
+				}
+				return responder.Start(ctx)
+			},
+			StopFunc: responder.Stop,
+		})
+	}
+	if cfg.Query.FlightListen != "" {
+		flight, err := frontend.NewFlightSQLServer(cfg.Query.FlightListen, "", eng, log)
+		if err != nil {
+			return fmt.Errorf("query: %w", err)
+		}
+		flight.Authorize = readOK
+		p.flight = flight
+		s.group.Add(ComponentFuncs{
+			ComponentName: "query.flightsql",
+			StartFunc: func(ctx context.Context) error {
+				tc, err := serverTLS("query.flight_tls", cfg.Query.FlightTLS)
+				if err != nil {
+					return err
+				}
+				flight.TLS = tc
+				return flight.Start(ctx)
+			},
+			StopFunc: flight.Stop,
+		})
+	}
 	return nil
 }
 
 // mountQuery serves POST /v1/query to the read scope, and wraps the model
 // API in the same bearer tokens: reading (GET, HEAD) needs the read scope,
 // changing models (upload, shadow, promote, rollback) the admin scope. Both
-// answer 503 until the query stage has started (the tokens are read then).
+// answer 503 until the query stage has started (the tokens are read then);
+// /v1/query also once the engine has stopped.
 func (s *Service) mountQuery(models http.Handler) http.Handler {
-	p := &s.pipe
+	eng := s.pipe.query
+	h := frontend.NewHandler("", eng, s.log)
 	s.http.Handle("/v1/query", s.withScope(scopeRead, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		eng := p.query.Load()
-		if eng == nil {
+		if eng.Ready() != nil {
 			http.Error(w, "query engine not started", http.StatusServiceUnavailable)
 			return
 		}
-		frontend.NewHandler(eng, "", s.log).ServeHTTP(w, r)
+		h.ServeHTTP(w, r)
 	})))
 	read, admin := s.withScope(scopeRead, models), s.withScope(scopeAdmin, models)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -304,5 +305,52 @@ func TestQueryConfigErrors(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %s", err, want)
 		}
+	}
+}
+
+// TestQueryStageLifecycle checks that the service builds the SQL stage up
+// front without starting it, that the query components start and stop with
+// the group, and that POST /v1/query answers 503 from the engine's own
+// state once it has stopped (the tokens are still loaded then).
+func TestQueryStageLifecycle(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.NATS.Listen = "127.0.0.1:0"
+	cfg.Query.FlightListen = "127.0.0.1:0"
+	cfg.ShutdownTimeout = 5 * time.Second
+	svc, err := New(&cfg, NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if svc.Query() == nil || svc.Query().Ready() == nil {
+		t.Fatalf("engine after New: %v, want built and not running", svc.Query())
+	}
+	if a := svc.FlightSQLAddr(); a != "" {
+		t.Fatalf("Flight SQL address before Start: %q", a)
+	}
+	var names []string
+	for _, st := range svc.group.Status() {
+		names = append(names, st.Name)
+	}
+	if got := strings.Join(names, " "); !strings.Contains(got, "query query.nats query.flightsql") {
+		t.Fatalf("components %q: want query, query.nats, query.flightsql in order", got)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Query().Ready(); err != nil {
+		t.Fatalf("engine after Start: %v", err)
+	}
+	if svc.FlightSQLAddr() == "" {
+		t.Fatal("no Flight SQL address after Start")
+	}
+	if err := svc.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	svc.http.mux.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/v1/query", strings.NewReader(`{"sql":"SELECT 1"}`)))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "query engine not started") {
+		t.Fatalf("/v1/query after Stop: %d %q, want 503 from the engine", rec.Code, rec.Body.String())
 	}
 }

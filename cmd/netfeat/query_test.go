@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -48,8 +49,11 @@ func startQueryServer(t *testing.T, token string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = e.Close() })
-	srv := httptest.NewServer(frontend.NewHandler(e, token, nil))
+	if err := e.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.Stop(context.Background()) })
+	srv := httptest.NewServer(frontend.NewHandler(token, e, nil))
 	t.Cleanup(srv.Close)
 	return srv.URL
 }

@@ -1,12 +1,10 @@
 package gnmi
 
 import (
-	"encoding/json"
-	"math"
-
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 
 	"github.com/netfeat/netfeat/gnmipath"
+	"github.com/netfeat/netfeat/gnmivalue"
 	"github.com/netfeat/netfeat/schema"
 	"github.com/netfeat/netfeat/yangjson"
 )
@@ -88,11 +86,12 @@ type decoder struct {
 	dedup bool
 	dups  int
 
-	// leaf is jsonLeaf bound once; jsonStart, jsonTS and jsonRecv carry
-	// the update it belongs to.
+	// leaf is emitLeaf bound once, the yangjson.LeafFunc that values are
+	// decoded into; leafStart, leafTS and leafRecv carry the update they
+	// belong to.
 	leaf             yangjson.LeafFunc
-	jsonStart        int
-	jsonTS, jsonRecv int64
+	leafStart        int
+	leafTS, leafRecv int64
 
 	key  []byte // scratch: origin NUL path
 	elem []*gpb.PathElem
@@ -112,7 +111,7 @@ func newDecoder(device string, subs []*gpb.Path, reject func(string)) *decoder {
 		series:     map[string]*series{},
 		reject:     reject,
 	}
-	d.leaf = d.jsonLeaf
+	d.leaf = d.emitLeaf
 	for _, p := range subs {
 		if p.GetOrigin() == "" {
 			continue
@@ -153,7 +152,7 @@ func (d *decoder) notification(n *gpb.Notification, recv int64) {
 	pelems := gnmipath.Elems(prefix)
 	if len(pelems) > 0 && prefix.GetOrigin() != "" || !updatesHaveOrigin(n) && len(pelems) > 0 {
 		// Render the prefix once and append each update's elements to it.
-		origin, pathStart, bad := d.beginPath(prefix.GetOrigin(), pelems)
+		pathStart, bad := d.beginPath(prefix.GetOrigin(), pelems)
 		if bad != "" {
 			for range n.GetUpdate() {
 				d.reject(bad)
@@ -169,7 +168,7 @@ func (d *decoder) notification(n *gpb.Notification, recv int64) {
 				d.reject(reasonBadPath)
 				continue
 			}
-			d.value(origin, pathStart, u.GetVal(), ts, recv)
+			d.value(pathStart, u.GetVal(), ts, recv)
 		}
 		return
 	}
@@ -180,12 +179,12 @@ func (d *decoder) notification(n *gpb.Notification, recv int64) {
 		}
 		elems := append(append(d.elem[:0], pelems...), gnmipath.Elems(u.GetPath())...)
 		d.elem = elems[:0]
-		origin, pathStart, bad := d.beginPath(origin, elems)
+		pathStart, bad := d.beginPath(origin, elems)
 		if bad != "" {
 			d.reject(bad)
 			continue
 		}
-		d.value(origin, pathStart, u.GetVal(), ts, recv)
+		d.value(pathStart, u.GetVal(), ts, recv)
 	}
 }
 
@@ -199,11 +198,11 @@ func updatesHaveOrigin(n *gpb.Notification) bool {
 }
 
 // beginPath resolves the origin of elems and writes origin NUL path into
-// d.key. It returns the origin, where the path starts in d.key, and the
-// reason to reject the update ("" when it is fine).
-func (d *decoder) beginPath(origin string, elems []*gpb.PathElem) (string, int, string) {
+// d.key. It returns where the path starts in d.key and the reason to
+// reject the update ("" when it is fine).
+func (d *decoder) beginPath(origin string, elems []*gpb.PathElem) (int, string) {
 	if len(elems) == 0 {
-		return "", 0, reasonBadPath
+		return 0, reasonBadPath
 	}
 	first := elems[0].GetName()
 	if module, name := gnmipath.SplitModule(first); module != "" {
@@ -217,10 +216,10 @@ func (d *decoder) beginPath(origin string, elems []*gpb.PathElem) (string, int, 
 	if origin == "" {
 		origin = d.elemOrigin[first]
 	} else if len(d.origins) > 0 && !d.origins[origin] {
-		return "", 0, reasonUnknownOrigin
+		return 0, reasonUnknownOrigin
 	}
 	if first == "" {
-		return "", 0, reasonBadPath
+		return 0, reasonBadPath
 	}
 	key := append(d.key[:0], origin...)
 	key = append(key, 0)
@@ -229,67 +228,26 @@ func (d *decoder) beginPath(origin string, elems []*gpb.PathElem) (string, int, 
 	if ks := elems[0].GetKey(); len(ks) > 0 {
 		if _, empty := ks[""]; empty {
 			d.key = key
-			return "", 0, reasonBadPath
+			return 0, reasonBadPath
 		}
 		key = gnmipath.AppendKeys(key, ks)
 	}
 	key, ok := gnmipath.AppendElems(key, elems[1:])
 	d.key = key
 	if !ok {
-		return "", 0, reasonBadPath
+		return 0, reasonBadPath
 	}
-	return origin, pathStart, ""
+	return pathStart, ""
 }
 
-// value decodes v for the path in d.key and appends the observations.
-func (d *decoder) value(origin string, pathStart int, v *gpb.TypedValue, ts, recv int64) {
-	if v == nil {
+// value decodes v for the path in d.key (gnmivalue.Decode) and appends
+// the observations.
+func (d *decoder) value(pathStart int, v *gpb.TypedValue, ts, recv int64) {
+	d.leafStart, d.leafTS, d.leafRecv = pathStart, ts, recv
+	var err error
+	if d.key, err = gnmivalue.Decode(d.key, v, d.leaf); err != nil {
 		d.reject(reasonBadValue)
-		return
 	}
-	var o schema.Observation
-	switch tv := v.GetValue().(type) {
-	case *gpb.TypedValue_JsonIetfVal:
-		d.json(pathStart, tv.JsonIetfVal, ts, recv)
-		return
-	case *gpb.TypedValue_JsonVal:
-		d.json(pathStart, tv.JsonVal, ts, recv)
-		return
-	case *gpb.TypedValue_UintVal:
-		o.Kind, o.Uint = schema.KindCounter64, tv.UintVal
-	case *gpb.TypedValue_IntVal:
-		o.Kind, o.Int = schema.KindInteger, tv.IntVal
-	case *gpb.TypedValue_StringVal:
-		o.Kind, o.Str = yangjson.StringKind(tv.StringVal)
-	case *gpb.TypedValue_BoolVal:
-		o.Kind = schema.KindBool
-		if tv.BoolVal {
-			o.Int = 1
-		}
-	case *gpb.TypedValue_FloatVal:
-		//lint:ignore SA1019 float_val is deprecated for double_val, but older targets (IOS-XR 6.x, NX-OS 9.x) still send it.
-		o.Kind, o.Float = schema.KindFloat, float64(tv.FloatVal)
-	case *gpb.TypedValue_DoubleVal:
-		o.Kind, o.Float = schema.KindFloat, tv.DoubleVal
-	case *gpb.TypedValue_DecimalVal:
-		o.Kind = schema.KindFloat
-		//lint:ignore SA1019 decimal_val is deprecated for double_val, but older targets still send it.
-		o.Float = float64(tv.DecimalVal.GetDigits()) / math.Pow10(int(tv.DecimalVal.GetPrecision()))
-	case *gpb.TypedValue_AsciiVal:
-		o.Kind, o.Str = schema.KindString, tv.AsciiVal
-	case *gpb.TypedValue_BytesVal:
-		o.Kind, o.Str = schema.KindBytes, string(tv.BytesVal)
-	case *gpb.TypedValue_ProtoBytes:
-		o.Kind, o.Str = schema.KindBytes, string(tv.ProtoBytes)
-	case *gpb.TypedValue_AnyVal:
-		o.Kind, o.Str = schema.KindBytes, string(tv.AnyVal.GetValue())
-	case *gpb.TypedValue_LeaflistVal:
-		o.Kind, o.Str = schema.KindJSON, leafListJSON(tv.LeaflistVal)
-	default:
-		d.reject(reasonBadValue)
-		return
-	}
-	d.emit(&o, pathStart, ts, recv)
 }
 
 // emit completes o with the path in d.key and appends it, after the type
@@ -335,46 +293,20 @@ func (d *decoder) emit(o *schema.Observation, pathStart int, ts, recv int64) {
 // json flattens a JSON or JSON_IETF value into one observation per leaf
 // (yangjson.Decode). d.key holds origin NUL path of the update.
 func (d *decoder) json(pathStart int, raw []byte, ts, recv int64) {
-	d.jsonStart, d.jsonTS, d.jsonRecv = pathStart, ts, recv
+	d.leafStart, d.leafTS, d.leafRecv = pathStart, ts, recv
 	var err error
 	if d.key, err = yangjson.Decode(d.key, raw, d.leaf); err != nil {
 		d.reject(reasonBadValue)
 	}
 }
 
-// jsonLeaf emits one leaf found by d.json; it is bound to d.leaf once, so
-// that flattening allocates no closure.
-func (d *decoder) jsonLeaf(path []byte, o schema.Observation, ok bool) {
+// emitLeaf emits one leaf found by d.value or d.json; it is bound to
+// d.leaf once, so that decoding allocates no closure.
+func (d *decoder) emitLeaf(path []byte, o schema.Observation, ok bool) {
 	if !ok {
 		d.reject(reasonBadValue)
 		return
 	}
 	d.key = path
-	d.emit(&o, d.jsonStart, d.jsonTS, d.jsonRecv)
-}
-
-// leafListJSON renders a leaf-list of scalars as a JSON array.
-func leafListJSON(l *gpb.ScalarArray) string {
-	vals := make([]any, 0, len(l.GetElement()))
-	for _, e := range l.GetElement() {
-		switch x := e.GetValue().(type) {
-		case *gpb.TypedValue_StringVal:
-			vals = append(vals, x.StringVal)
-		case *gpb.TypedValue_UintVal:
-			vals = append(vals, x.UintVal)
-		case *gpb.TypedValue_IntVal:
-			vals = append(vals, x.IntVal)
-		case *gpb.TypedValue_BoolVal:
-			vals = append(vals, x.BoolVal)
-		case *gpb.TypedValue_DoubleVal:
-			vals = append(vals, x.DoubleVal)
-		case *gpb.TypedValue_FloatVal:
-			//lint:ignore SA1019 float_val is deprecated for double_val, but older targets (IOS-XR 6.x, NX-OS 9.x) still send it.
-			vals = append(vals, x.FloatVal)
-		default:
-			vals = append(vals, e.String())
-		}
-	}
-	b, _ := json.Marshal(vals)
-	return string(b)
+	d.emit(&o, d.leafStart, d.leafTS, d.leafRecv)
 }

@@ -1,8 +1,9 @@
-//lint:file-ignore SA1019 these tests build the deprecated decimal_val that older targets still send, to check the decoder reads it.
+//lint:file-ignore SA1019 these tests build the deprecated decimal_val and float_val that older targets still send, to check the decoder reads them.
 
 package gnmi
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"reflect"
@@ -11,8 +12,10 @@ import (
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/netfeat/netfeat/gnmipath"
+	"github.com/netfeat/netfeat/recording"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -270,5 +273,64 @@ func TestDecodeSteadyStateAllocs(t *testing.T) {
 		d.out = d.out[:0]
 	}); a != 0 {
 		t.Fatalf("steady-state wire decode allocates %v times per frame, want 0", a)
+	}
+}
+
+// TestRecordingTypesLikeCollector: a gNMI capture read by the recording
+// reader gives the observations the collector emits for the same
+// notification, value kinds included (both type with package gnmivalue),
+// and a value the collector rejects is one the reader refuses or skips.
+func TestRecordingTypesLikeCollector(t *testing.T) {
+	anyV, err := anypb.New(&gpb.Decimal64{Digits: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := []*gpb.TypedValue{
+		{Value: &gpb.TypedValue_UintVal{UintVal: 1 << 63}},
+		{Value: &gpb.TypedValue_IntVal{IntVal: 7}},
+		{Value: &gpb.TypedValue_IntVal{IntVal: -7}},
+		{Value: &gpb.TypedValue_StringVal{StringVal: "UP"}},
+		{Value: &gpb.TypedValue_StringVal{StringVal: "openconfig-if-types:IF_ETHERNET"}},
+		{Value: &gpb.TypedValue_StringVal{StringVal: "to core"}},
+		{Value: &gpb.TypedValue_StringVal{StringVal: "12"}},
+		{Value: &gpb.TypedValue_AsciiVal{AsciiVal: "UP"}},
+		{Value: &gpb.TypedValue_BoolVal{BoolVal: true}},
+		{Value: &gpb.TypedValue_DoubleVal{DoubleVal: 2}},
+		{Value: &gpb.TypedValue_FloatVal{FloatVal: 0.25}},
+		{Value: &gpb.TypedValue_DecimalVal{DecimalVal: &gpb.Decimal64{Digits: 12345, Precision: 2}}},
+		{Value: &gpb.TypedValue_BytesVal{BytesVal: []byte{1, 2, 3}}},
+		{Value: &gpb.TypedValue_ProtoBytes{ProtoBytes: []byte{9}}},
+		{Value: &gpb.TypedValue_AnyVal{AnyVal: anyV}},
+		{Value: &gpb.TypedValue_LeaflistVal{LeaflistVal: &gpb.ScalarArray{Element: []*gpb.TypedValue{
+			{Value: &gpb.TypedValue_StringVal{StringVal: "a"}}, {Value: &gpb.TypedValue_UintVal{UintVal: 2}}}}}},
+		{Value: &gpb.TypedValue_JsonIetfVal{JsonIetfVal: []byte(`{"openconfig-interfaces:counters":{"in-octets":"12"},"list":[{"name":"x","v":-1}],"s":"UP","e":[null]}`)}},
+		{Value: &gpb.TypedValue_JsonVal{JsonVal: []byte(`"42"`)}},
+	}
+	const ts = int64(1700000000000000000)
+	for _, v := range append(vals, &gpb.TypedValue{}, nil) {
+		t.Run(v.String(), func(t *testing.T) {
+			n := &gpb.Notification{Timestamp: ts, Prefix: &gpb.Path{Origin: "openconfig-interfaces", Elem: []*gpb.PathElem{{Name: "interfaces"}, {Name: "interface", Key: map[string]string{"name": "Gi0/0"}}}},
+				Update: []*gpb.Update{{Path: mustPath(t, "state/x"), Val: v}}}
+			var rejects int
+			d := newDecoder("r1", nil, func(string) { rejects++ })
+			d.notification(n, ts)
+			capture, err := protojson.Marshal(&gpb.SubscribeResponse{Response: &gpb.SubscribeResponse_Update{Update: n}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, skipped, err := recording.ReadGNMICaptureWith(bytes.NewReader(capture), "c", "r1", recording.ReadOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rejects > 0 {
+				if len(d.out) != 0 || len(got) != 0 || len(skipped) != 1 || skipped[0].Kind != "value" {
+					t.Fatalf("collector emitted %+v with %d rejects; reader %+v skipped %+v: want nothing and one skipped value", d.out, rejects, got, skipped)
+				}
+				return
+			}
+			if len(d.out) == 0 || len(skipped) != 0 || !reflect.DeepEqual(got, d.out) {
+				t.Fatalf("reader %+v (skipped %+v)\ncollector %+v", got, skipped, d.out)
+			}
+		})
 	}
 }

@@ -13,8 +13,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/netfeat/netfeat/gnmipath"
+	"github.com/netfeat/netfeat/gnmivalue"
 	"github.com/netfeat/netfeat/schema"
-	"github.com/netfeat/netfeat/yangjson"
 )
 
 // The collector reads SubscribeResponses in wire format and decodes them
@@ -508,22 +508,19 @@ func (d *decoder) wireValue(pathStart int, b []byte, ts, recv int64) {
 		next := schema.Observation{}
 		switch {
 		case num == 1 && typ == protowire.BytesType:
-			next.Kind, next.Str = yangjson.StringKind(string(v))
+			next = gnmivalue.String(string(v))
 		case num == 2 && typ == protowire.VarintType:
-			next.Kind, next.Int = schema.KindInteger, int64(x)
+			next = gnmivalue.Int(int64(x))
 		case num == 3 && typ == protowire.VarintType:
-			next.Kind, next.Uint = schema.KindCounter64, x
+			next = gnmivalue.Uint(x)
 		case num == 4 && typ == protowire.VarintType:
-			next.Kind = schema.KindBool
-			if x != 0 {
-				next.Int = 1
-			}
+			next = gnmivalue.Bool(x != 0)
 		case (num == 5 || num == 13) && typ == protowire.BytesType:
-			next.Kind, next.Str = schema.KindBytes, string(v)
+			next = gnmivalue.Bytes(v)
 		case num == 6 && typ == protowire.Fixed32Type:
-			next.Kind, next.Float = schema.KindFloat, float64(math.Float32frombits(uint32(x)))
+			next = gnmivalue.Float(float64(math.Float32frombits(uint32(x))))
 		case num == 14 && typ == protowire.Fixed64Type:
-			next.Kind, next.Float = schema.KindFloat, math.Float64frombits(x)
+			next = gnmivalue.Float(math.Float64frombits(x))
 		case num == 7 && typ == protowire.BytesType:
 			//lint:ignore SA1019 decimal_val is deprecated for double_val, but older targets still send it.
 			dec := &gpb.Decimal64{}
@@ -531,27 +528,27 @@ func (d *decoder) wireValue(pathStart int, b []byte, ts, recv int64) {
 				d.reject(reasonBadMessage)
 				return
 			}
-			next.Kind, next.Float = schema.KindFloat, float64(dec.GetDigits())/math.Pow10(int(dec.GetPrecision()))
+			next = gnmivalue.Decimal(dec.GetDigits(), dec.GetPrecision())
 		case num == 8 && typ == protowire.BytesType:
 			l := &gpb.ScalarArray{}
 			if proto.Unmarshal(v, l) != nil {
 				d.reject(reasonBadMessage)
 				return
 			}
-			next.Kind, next.Str = schema.KindJSON, leafListJSON(l)
+			next = gnmivalue.LeafList(l)
 		case num == 9 && typ == protowire.BytesType:
 			val, err := anyValue(v)
 			if err != nil {
 				d.reject(reasonBadMessage)
 				return
 			}
-			next.Kind, next.Str = schema.KindBytes, string(val)
+			next = gnmivalue.Bytes(val)
 		case (num == 10 || num == 11) && typ == protowire.BytesType:
 			jsonRaw = v
 			have = false
 			continue
 		case num == 12 && typ == protowire.BytesType:
-			next.Kind, next.Str = schema.KindString, string(v)
+			next = gnmivalue.ASCII(string(v))
 		default:
 			known = false
 		}

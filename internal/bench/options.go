@@ -137,7 +137,7 @@ func DefaultOptions() Options {
 }
 
 // Validate returns every problem with the options.
-func (o Options) Validate() error {
+func (o *Options) Validate() error {
 	var errs []error
 	switch o.Workload {
 	case WorkloadInject:

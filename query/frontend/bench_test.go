@@ -31,7 +31,7 @@ func benchHTTPPoint(b *testing.B, devices int) {
 		b.Fatal(err)
 	}
 	e := newTestEngine(b, mem, func(o *query.Options) { o.Threads = 1 })
-	srv := httptest.NewServer(NewHandler(e, "", nil))
+	srv := httptest.NewServer(NewHandler("", e, nil))
 	defer srv.Close()
 	body := []byte(`{"sql":"SELECT * FROM latest_if_traffic WHERE device = 'router0042' AND component = 'Gi0/0/0/7'"}`)
 	client := srv.Client()

@@ -6,7 +6,10 @@
 // codes (StatusOf for HTTP and NATS, gRPC codes for Flight SQL).
 //
 // The front ends use only the engine's exported API, so the engine runs
-// without any of them (netfeat export runs one locally). Each takes its
-// dependencies and a logger in its constructor; the NATS responder and the
-// Flight SQL server start and stop with Start(ctx) and Stop(ctx).
+// without any of them (netfeat export runs one locally). Each constructor
+// takes its settings, then its dependencies, then a logger, and does no
+// I/O; the NATS responder (which takes its connection as a function called
+// by Start) and the Flight SQL server subscribe or listen in Start(ctx) and
+// stop with Stop(ctx). A query made while the engine is not running gets
+// query.ErrNotRunning: 503, or Unavailable over Flight SQL.
 package frontend

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/flight"
@@ -41,13 +42,13 @@ type FlightSQLServer struct {
 	TLS *tls.Config
 
 	grpc *grpc.Server
-	lis  net.Listener
+	lis  atomic.Pointer[net.Listener] // set by Start
 	done chan struct{}
 }
 
 // NewFlightSQLServer returns a server that will listen on addr
 // ("127.0.0.1:32010", or port 0 for any). A nil logger discards.
-func NewFlightSQLServer(e *query.Engine, addr, token string, log *slog.Logger) (*FlightSQLServer, error) {
+func NewFlightSQLServer(addr, token string, e *query.Engine, log *slog.Logger) (*FlightSQLServer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -72,7 +73,7 @@ func (s *FlightSQLServer) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("flight sql listen %s: %w", s.addr, err)
 	}
-	s.lis = lis
+	s.lis.Store(&lis)
 	gopts := []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(s.authUnary),
 		grpc.ChainStreamInterceptor(s.authStream),
@@ -93,8 +94,13 @@ func (s *FlightSQLServer) Start(ctx context.Context) error {
 	return nil
 }
 
-// Addr is the address the server listens on, after Start.
-func (s *FlightSQLServer) Addr() net.Addr { return s.lis.Addr() }
+// Addr is the address the server listens on once started, nil before.
+func (s *FlightSQLServer) Addr() net.Addr {
+	if lis := s.lis.Load(); lis != nil {
+		return (*lis).Addr()
+	}
+	return nil
+}
 
 // Stop lets running calls finish within ctx's deadline, then cuts them off.
 func (s *FlightSQLServer) Stop(ctx context.Context) error {
@@ -248,7 +254,7 @@ func grpcError(err error) error {
 		code = codes.InvalidArgument
 	case errors.Is(err, query.ErrTimeout):
 		code = codes.DeadlineExceeded
-	case errors.Is(err, query.ErrBusy):
+	case errors.Is(err, query.ErrBusy), errors.Is(err, query.ErrNotRunning):
 		code = codes.Unavailable
 	case errors.Is(err, query.ErrMemory):
 		code = codes.ResourceExhausted

@@ -28,7 +28,7 @@ func startFlight(t *testing.T, token string) *flightsql.Client {
 // startFlightFor serves e over Flight SQL and returns a client of it.
 func startFlightFor(t *testing.T, e *query.Engine, token string) *flightsql.Client {
 	t.Helper()
-	srv, err := NewFlightSQLServer(e, "127.0.0.1:0", token, nil)
+	srv, err := NewFlightSQLServer("127.0.0.1:0", token, e, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

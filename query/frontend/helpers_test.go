@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"context"
 	"testing"
 
 	"go.uber.org/goleak"
@@ -51,6 +52,9 @@ func newTestEngine(tb testing.TB, src query.Source, mod func(*query.Options)) *q
 	if err != nil {
 		tb.Fatalf("new engine: %v", err)
 	}
-	tb.Cleanup(func() { _ = e.Close() })
+	if err := e.Start(context.Background()); err != nil {
+		tb.Fatalf("start engine: %v", err)
+	}
+	tb.Cleanup(func() { _ = e.Stop(context.Background()) })
 	return e
 }

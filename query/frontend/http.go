@@ -37,7 +37,7 @@ type Handler struct {
 
 // NewHandler returns the HTTP front end. When token is not empty, requests
 // must carry "Authorization: Bearer <token>". A nil logger discards.
-func NewHandler(e *query.Engine, token string, log *slog.Logger) *Handler {
+func NewHandler(token string, e *query.Engine, log *slog.Logger) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -136,7 +136,7 @@ func StatusOf(err error) int {
 		return http.StatusGatewayTimeout
 	case errors.Is(err, query.ErrBusy):
 		return http.StatusTooManyRequests
-	case errors.Is(err, context.Canceled):
+	case errors.Is(err, context.Canceled), errors.Is(err, query.ErrNotRunning):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

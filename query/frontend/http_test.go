@@ -23,7 +23,7 @@ func newTestServer(t *testing.T, token string) (*query.Engine, *httptest.Server)
 func newTestServerFor(t *testing.T, e *query.Engine, token string) (*query.Engine, *httptest.Server) {
 	t.Helper()
 	mux := http.NewServeMux()
-	mux.Handle("POST /v1/query", NewHandler(e, token, nil))
+	mux.Handle("POST /v1/query", NewHandler(token, e, nil))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return e, srv

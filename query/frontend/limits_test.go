@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
@@ -71,7 +72,7 @@ func TestBusy(t *testing.T) {
 	}
 
 	nc := testkit.ConnectNATS(t, testkit.StartNATS(t, server.Options{MaxPayload: 64 << 10}).ClientURL())
-	r := NewNATSResponder(nc, e, "", nil)
+	r := NewNATSResponder("", func() *nats.Conn { return nc }, e, nil)
 	if err := r.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +139,7 @@ func TestStatusOf(t *testing.T) {
 func TestNATSBurst(t *testing.T) {
 	nc := testkit.ConnectNATS(t, testkit.StartNATS(t, server.Options{MaxPayload: 64 << 10}).ClientURL())
 	e := newTestEngine(t, testSource(t, 1000, 100), func(o *query.Options) { o.MaxConcurrent, o.MaxQueued = 1, 2 })
-	r := NewNATSResponder(nc, e, "", nil)
+	r := NewNATSResponder("", func() *nats.Conn { return nc }, e, nil)
 	if err := r.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -40,7 +40,8 @@ const (
 // ("Bearer <token>"), as over HTTP and Flight SQL: without it the reply
 // has status 401.
 type NATSResponder struct {
-	nc      *nats.Conn
+	conn    func() *nats.Conn // called once by Start
+	nc      *nats.Conn        // set by Start
 	engine  *query.Engine
 	subject string
 	log     *slog.Logger
@@ -59,15 +60,17 @@ type NATSResponder struct {
 
 // NewNATSResponder returns a responder on subject (DefaultNATSSubject when
 // empty), in queue group subject so that several netfeat processes share
-// the load. A nil logger discards.
-func NewNATSResponder(nc *nats.Conn, e *query.Engine, subject string, log *slog.Logger) *NATSResponder {
+// the load. nc is called once, by Start, for the connection to subscribe
+// on (the service's exists only once NATS has started). A nil logger
+// discards.
+func NewNATSResponder(subject string, nc func() *nats.Conn, e *query.Engine, log *slog.Logger) *NATSResponder {
 	if subject == "" {
 		subject = DefaultNATSSubject
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &NATSResponder{nc: nc, engine: e, subject: subject, log: log.With("component", "query.nats")}
+	return &NATSResponder{conn: nc, engine: e, subject: subject, log: log.With("component", "query.nats")}
 }
 
 // pointWorkers are the requests in hand beyond the engine's running and
@@ -82,7 +85,12 @@ const pointWorkers = 16
 func (r *NATSResponder) Start(context.Context) error {
 	o := r.engine.Options()
 	r.workers = make(chan struct{}, o.MaxConcurrent+o.MaxQueued+pointWorkers)
-	sub, err := r.nc.QueueSubscribe(r.subject, r.subject, r.dispatch)
+	nc := r.conn()
+	if nc == nil {
+		return fmt.Errorf("subscribe %s: no NATS connection", r.subject)
+	}
+	r.nc = nc
+	sub, err := nc.QueueSubscribe(r.subject, r.subject, r.dispatch)
 	if err != nil {
 		return fmt.Errorf("subscribe %s: %w", r.subject, err)
 	}

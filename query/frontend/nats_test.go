@@ -17,7 +17,7 @@ import (
 func TestNATSResponder(t *testing.T) {
 	nc := testkit.ConnectNATS(t, testkit.StartNATS(t, server.Options{MaxPayload: 64 << 10}).ClientURL())
 	e := newTestEngine(t, testSource(t, 5000, 1000), nil)
-	r := NewNATSResponder(nc, e, "", nil)
+	r := NewNATSResponder("", func() *nats.Conn { return nc }, e, nil)
 	if err := r.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
