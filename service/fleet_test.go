@@ -139,7 +139,10 @@ func TestHubTablesOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer eng.Close()
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = eng.Stop(ctx) }()
 	for sql, want := range map[string]string{
 		"SELECT site, count(*) FROM actions WHERE state = 'firing' GROUP BY site ORDER BY site":     "lyon 3; paris 2",
 		"SELECT site, count(*) FROM decisions GROUP BY site ORDER BY site":                          "lyon 3; paris 3",
