@@ -248,9 +248,10 @@ func (c *countingAppender) Append(_ context.Context, b []schema.Sample) error {
 	return nil
 }
 
-// TestEdgeLeafRefused runs an edge against a hub whose leafnode port wants
-// a password the edge does not have: the edge logs the refusal, counts it,
-// and keeps running and deciding alone (its own streams work).
+// TestEdgeLeafRefused runs an edge against a hub that refuses its leaf
+// connection, for a wrong password and for TLS the hub does not speak: the
+// edge logs the refusal, counts it by reason, and keeps running and
+// deciding alone (its own streams work).
 func TestEdgeLeafRefused(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -270,36 +271,53 @@ func TestEdgeLeafRefused(t *testing.T) {
 	defer hub.Shutdown()
 	leafAddr := fmt.Sprintf("127.0.0.1:%d", leafPort)
 
-	cfg := DefaultConfig()
-	cfg.DataDir = t.TempDir()
-	cfg.HTTP.Listen, cfg.NATS.Listen = "127.0.0.1:0", "127.0.0.1:0"
-	cfg.ShutdownTimeout = 5 * time.Second
-	cfg.Role, cfg.Site = RoleEdge, "paris"
-	cfg.NATS.Leaf.Remotes = []LeafRemoteConfig{{URLs: []string{"nats-leaf://edge:wrong@" + leafAddr}}}
-	var logs testkit.SyncBuffer
-	svc := startServiceLog(t, &cfg, slog.New(slog.NewTextHandler(&logs, nil)))
-	testkit.EventuallyWithin(t, 15*time.Second, "the refusal counted", func() bool {
-		return testutil.ToFloat64(svc.nats.leaf.errors.WithLabelValues("auth")) > 0
-	})
-	if !strings.Contains(logs.String(), "the hub refused this edge's leaf connection (credentials)") {
-		t.Errorf("no clear log line of the refusal:\n%s", logs.String())
+	for _, tc := range []struct {
+		name, reason, log string
+		remote            LeafRemoteConfig
+	}{
+		{"wrong password", "auth", "the hub refused this edge's leaf connection (credentials)",
+			LeafRemoteConfig{URLs: []string{"nats-leaf://edge:wrong@" + leafAddr}}},
+		{"TLS to a plain port", "tls", "the leaf connection to the hub failed TLS",
+			LeafRemoteConfig{URLs: []string{"tls://edge:right@" + leafAddr}, TLS: TLSConfig{InsecureSkipVerify: true}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.DataDir = t.TempDir()
+			cfg.HTTP.Listen, cfg.NATS.Listen = "127.0.0.1:0", "127.0.0.1:0"
+			cfg.ShutdownTimeout = 5 * time.Second
+			cfg.Role, cfg.Site = RoleEdge, "paris"
+			cfg.NATS.Leaf.Remotes = []LeafRemoteConfig{tc.remote}
+			var logs testkit.SyncBuffer
+			svc := startServiceLog(t, &cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+			defer func() {
+				if t.Failed() {
+					t.Log(logs.String())
+				}
+			}()
+			testkit.EventuallyWithin(t, 15*time.Second, "the refusal counted", func() bool {
+				return testutil.ToFloat64(svc.nats.leaf.errors.WithLabelValues(tc.reason)) > 0
+			})
+			if !strings.Contains(logs.String(), tc.log) {
+				t.Errorf("no clear log line of the refusal:\n%s", logs.String())
+			}
+			if err := svc.Ready(); err != nil {
+				t.Fatalf("edge not ready after the refusal: %v", err)
+			}
+			if got := testutil.ToFloat64(svc.nats.leaf.errors.WithLabelValues(tc.reason)); got < 1 {
+				t.Fatalf("netfeat_fleet_leaf_errors_total{reason=%q} = %v", tc.reason, got)
+			}
+			// It keeps working alone: a decision reaches its local stream.
+			svc.edge.decision(&schema.Decision{ID: "d1", Model: "m", Entity: schema.Entity{Device: "r1"}})
+			js, err := jetstream.New(svc.NATS().Conn())
+			if err != nil {
+				t.Fatal(err)
+			}
+			testkit.EventuallyWithin(t, 10*time.Second, "the decision in the local stream", func() bool {
+				s, err := js.Stream(context.Background(), fleet.EdgeStream(fleet.KindDecisions))
+				return err == nil && s.CachedInfo().State.Msgs == 1
+			})
+		})
 	}
-	if err := svc.Ready(); err != nil {
-		t.Fatalf("edge not ready after the refusal: %v", err)
-	}
-	if n := testutil.CollectAndCount(svc.reg, "netfeat_fleet_leaf_connected"); n != 1 {
-		t.Fatalf("netfeat_fleet_leaf_connected: %d series", n)
-	}
-	// It keeps working alone: a decision reaches its local stream.
-	svc.edge.decision(&schema.Decision{ID: "d1", Model: "m", Entity: schema.Entity{Device: "r1"}})
-	js, err := jetstream.New(svc.NATS().Conn())
-	if err != nil {
-		t.Fatal(err)
-	}
-	testkit.EventuallyWithin(t, 10*time.Second, "the decision in the local stream", func() bool {
-		s, err := js.Stream(context.Background(), fleet.EdgeStream(fleet.KindDecisions))
-		return err == nil && s.CachedInfo().State.Msgs == 1
-	})
 }
 
 // TestFleetExamples checks the shipped edge and hub examples load as

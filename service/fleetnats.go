@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -19,12 +20,15 @@ import (
 type leafWatch struct {
 	log    *slog.Logger
 	errors *prometheus.CounterVec
+
+	mu     sync.Mutex
+	logged map[string]time.Time // reason → last log line; the server retries every second
 }
 
 // newLeafWatch registers the leaf metrics of an edge's embedded server;
 // connected reports the number of leaf connections at scrape time.
 func newLeafWatch(reg prometheus.Registerer, log *slog.Logger, connected func() float64) *leafWatch {
-	w := &leafWatch{log: log, errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+	w := &leafWatch{log: log, logged: map[string]time.Time{}, errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "netfeat_fleet_leaf_errors_total",
 		Help: "Failures of the edge's leaf connection to the hub, by reason (auth: credentials refused, tls, other).",
 	}, []string{"reason"})}
@@ -56,6 +60,15 @@ func (w *leafWatch) serverError(msg string) bool {
 		reason = "tls"
 	}
 	w.errors.WithLabelValues(reason).Inc()
+	w.mu.Lock()
+	quiet := time.Since(w.logged[reason]) < 30*time.Second
+	if !quiet {
+		w.logged[reason] = time.Now()
+	}
+	w.mu.Unlock()
+	if quiet && reason != "other" {
+		return true // counted; logged at most every 30 s per reason
+	}
 	switch reason {
 	case "auth":
 		w.log.Error("fleet: the hub refused this edge's leaf connection (credentials); the edge keeps collecting and deciding alone and keeps its data in its streams", "reason", reason, "err", msg)
@@ -65,6 +78,16 @@ func (w *leafWatch) serverError(msg string) bool {
 		w.log.Debug("fleet: leaf connection to the hub", "err", msg)
 	}
 	return true
+}
+
+// serverNotice looks at one notice of the embedded server: a failed TLS
+// handshake of a leaf connection is reported only there (the handshake
+// error itself at debug level), as "Leafnode connection closed: TLS
+// Handshake Failure".
+func (w *leafWatch) serverNotice(msg string) {
+	if strings.Contains(msg, "Leafnode connection closed") && strings.Contains(msg, "TLS") {
+		w.serverError(msg)
+	}
 }
 
 // configureLeaf makes the embedded server of an edge a leaf node of the
