@@ -299,7 +299,15 @@ func (w *world) waitAll(t *testing.T, n int, d time.Duration) {
 }
 
 // TestMain fails the package when a test leaves goroutines behind: the
-// Edge, the Hub, the Link and the servers must all stop.
+// Edge, the Hub, the model publisher and follower, the Link and the
+// servers must all stop.
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	goleak.VerifyTestMain(m,
+		// Badger's (the inference registry's) package-level helpers
+		// outlive a test.
+		goleak.IgnoreTopFunction("github.com/golang/glog.(*fileSink).flushDaemon"),
+		goleak.IgnoreTopFunction("go.opencensus.io/stats/view.(*worker).start"),
+		goleak.IgnoreAnyFunction("github.com/dgraph-io/ristretto/v2.(*defaultPolicy[...]).processItems"),
+		goleak.IgnoreAnyFunction("github.com/dgraph-io/ristretto/v2.(*Cache[...]).processItems"),
+	)
 }

@@ -69,6 +69,17 @@ func (r *Runtime) Model(ctx context.Context, name string) (ModelInfo, error) {
 // v<N+1> when version is empty) after checking that it loads. It does not
 // change what scores: follow with SetShadow or Promote.
 func (r *Runtime) AddVersion(ctx context.Context, model, version string, artifact []byte) (VersionInfo, error) {
+	return r.InstallVersion(ctx, model, version, artifact, "upload")
+}
+
+// InstallVersion is AddVersion with the version's source (VersionInfo.Source)
+// named by the caller, for versions that arrive by another way than an
+// upload (the fleet roll-out says "hub"). It checks the artifact exactly as
+// an upload is checked: a model file that does not load is refused with the
+// same error, and the registry is left as it was. Installing the same
+// content under an existing name is a no-op that returns the stored
+// version; other content under a taken name is ErrVersionExists.
+func (r *Runtime) InstallVersion(ctx context.Context, model, version string, artifact []byte, source string) (vi VersionInfo, err error) {
 	if err := ctx.Err(); err != nil {
 		return VersionInfo{}, err
 	}
@@ -79,9 +90,14 @@ func (r *Runtime) AddVersion(ctx context.Context, model, version string, artifac
 	if _, err := buildScorer(s.kind, artifact, s.cfg.Features, s.cfg.Optional); err != nil {
 		return VersionInfo{}, fmt.Errorf("model %s: new version does not load: %w", model, err)
 	}
+	defer func() {
+		if err == nil {
+			r.notify(RegistryChange{Model: model, Op: OpAdd, Version: vi.Version})
+		}
+	}() // deferred before the lock, so it runs after the unlock
 	r.regM.Lock()
 	defer r.regM.Unlock()
-	vi, err := r.reg.add(model, s.kind, version, artifact, "upload")
+	vi, err = r.reg.add(model, s.kind, version, artifact, source)
 	if err != nil {
 		return VersionInfo{}, err
 	}
@@ -94,7 +110,7 @@ func (r *Runtime) AddVersion(ctx context.Context, model, version string, artifac
 // are recorded (the `decisions` table, shadow = true) but not published.
 // An empty version stops the shadow.
 func (r *Runtime) SetShadow(ctx context.Context, model, version string) error {
-	return r.change(ctx, model, "shadow", func(st modelState, vs []VersionInfo) (modelState, error) {
+	return r.change(ctx, model, OpShadow, func(st modelState, vs []VersionInfo) (modelState, error) {
 		if version != "" && !hasVersion(vs, version) {
 			return st, fmt.Errorf("%s %s: %w", model, version, ErrUnknownVersion)
 		}
@@ -111,7 +127,7 @@ func (r *Runtime) SetShadow(ctx context.Context, model, version string) error {
 // failed version scores again once promoted by name; a failed shadow is
 // not promoted without its name (ErrVersionFailed).
 func (r *Runtime) Promote(ctx context.Context, model, version string) error {
-	return r.change(ctx, model, "promote", func(st modelState, vs []VersionInfo) (modelState, error) {
+	return r.change(ctx, model, OpPromote, func(st modelState, vs []VersionInfo) (modelState, error) {
 		if version == "" {
 			if st.Shadow == "" {
 				return st, fmt.Errorf("%s: %w to promote", model, ErrNoShadow)
@@ -131,7 +147,7 @@ func (r *Runtime) Promote(ctx context.Context, model, version string) error {
 
 // Rollback makes the previous live version live again.
 func (r *Runtime) Rollback(ctx context.Context, model string) error {
-	return r.change(ctx, model, "rollback", func(st modelState, _ []VersionInfo) (modelState, error) {
+	return r.change(ctx, model, OpRollback, func(st modelState, _ []VersionInfo) (modelState, error) {
 		n := len(st.History)
 		if n == 0 {
 			return st, fmt.Errorf("%s: %w", model, ErrNoPrevious)
@@ -147,7 +163,7 @@ func (r *Runtime) Rollback(ctx context.Context, model string) error {
 // change applies a state transition: it loads the new versions first, so
 // a version that does not load leaves everything as it was, then stores
 // the state in Badger and swaps the live set.
-func (r *Runtime) change(ctx context.Context, model, op string, f func(modelState, []VersionInfo) (modelState, error)) error {
+func (r *Runtime) change(ctx context.Context, model, op string, f func(modelState, []VersionInfo) (modelState, error)) (err error) {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -155,6 +171,11 @@ func (r *Runtime) change(ctx context.Context, model, op string, f func(modelStat
 	if err != nil {
 		return err
 	}
+	defer func() {
+		if err == nil {
+			r.notify(RegistryChange{Model: model, Op: op})
+		}
+	}() // deferred before the lock, so it runs after the unlock
 	r.regM.Lock()
 	defer r.regM.Unlock()
 	st, err := r.reg.state(model)

@@ -59,6 +59,8 @@ type Runtime struct {
 	reg    registry
 	outbox atomic.Pointer[outbox] // also read by the metrics' scrape
 	regM   sync.Mutex             // serialises registry changes
+	// observer, when set, is told about registry changes (observe.go).
+	observer atomic.Pointer[func(RegistryChange)]
 
 	slots       map[string]*slot   // by model or rule name
 	views       map[string][]*slot // window-triggered slots by view; read-only after New

@@ -1,13 +1,20 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
+
+	"github.com/netfeat/netfeat/fleet"
 
 	"github.com/netfeat/netfeat/inference"
 	"github.com/netfeat/netfeat/inference/client"
@@ -38,15 +45,30 @@ func newModelsCmd() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&server, "server", "http://127.0.0.1:9464", "netfeat HTTP API URL")
 	cmd.PersistentFlags().StringVar(&tokenFile, "token-file", "", "file with the API bearer token (default: $NETFEAT_TOKEN)")
 
-	cmd.AddCommand(&cobra.Command{
+	var (
+		fleetList bool
+		natsURL   string
+		natsCreds string
+		jsonOut   bool
+	)
+	list := &cobra.Command{
 		Use:   "list [MODEL]",
-		Short: "Show models with their live, shadow and previous versions (all versions of MODEL)",
+		Short: "Show models with their live, shadow and previous versions (all versions of MODEL); --fleet: what every edge runs",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if fleetList {
+				if len(args) == 1 {
+					return fmt.Errorf("--fleet lists every model: no MODEL argument")
+				}
+				return listFleet(cmd.Context(), cmd.OutOrStdout(), natsURL, natsCreds, jsonOut)
+			}
 			if len(args) == 1 {
 				mi, err := c.Get(cmd.Context(), args[0])
 				if err != nil {
 					return err
+				}
+				if jsonOut {
+					return printJSON(cmd.OutOrStdout(), mi)
 				}
 				return printVersions(cmd.OutOrStdout(), mi)
 			}
@@ -54,9 +76,17 @@ func newModelsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if jsonOut {
+				return printJSON(cmd.OutOrStdout(), ms)
+			}
 			return printModels(cmd.OutOrStdout(), ms)
 		},
-	})
+	}
+	list.Flags().BoolVar(&fleetList, "fleet", false, "list what every edge runs, from the hub's model status bucket (not the HTTP API)")
+	list.Flags().StringVar(&natsURL, "nats", nats.DefaultURL, "with --fleet: the hub's NATS URL(s), comma-separated")
+	list.Flags().StringVar(&natsCreds, "nats-creds", "", "with --fleet: NATS credentials file")
+	list.Flags().BoolVar(&jsonOut, "json", false, "print JSON instead of a table")
+	cmd.AddCommand(list)
 
 	var version string
 	upload := &cobra.Command{
@@ -168,4 +198,58 @@ func printChange(w io.Writer, m inference.ModelInfo, err error) error {
 	}
 	fmt.Fprintf(w, "%s: live %s, shadow %s, previous %s\n", m.Name, dash(m.Live), dash(m.Shadow), dash(prev))
 	return nil
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// listFleet prints the hub's model status bucket: per site and model, what
+// the edge runs and what the hub's policy asks of it.
+func listFleet(ctx context.Context, w io.Writer, url, creds string, jsonOut bool) error {
+	opts := []nats.Option{nats.Name("netfeat models list --fleet"), nats.Timeout(5 * time.Second)}
+	if creds != "" {
+		opts = append(opts, nats.UserCredentials(creds))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return fmt.Errorf("connect to the hub at %s: %w", url, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	sts, err := fleet.ReadModelStatus(ctx, js, fleet.DefaultModelStatusBucket)
+	if err != nil {
+		return err
+	}
+	if jsonOut {
+		if sts == nil {
+			sts = []fleet.ModelStatus{}
+		}
+		return printJSON(w, sts)
+	}
+	return printFleetStatus(w, sts)
+}
+
+func printFleetStatus(w io.Writer, sts []fleet.ModelStatus) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SITE\tMODEL\tLIVE\tSHADOW\tWANT LIVE\tWANT SHADOW\tSTATE\tUPDATED\tERROR")
+	for _, st := range sts {
+		state := "ok"
+		switch {
+		case st.Error != "":
+			state = "error"
+		case st.Live != st.WantLive || st.Shadow != st.WantShadow:
+			state = "behind"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", st.Site, st.Model, dash(st.Live), dash(st.Shadow),
+			dash(st.WantLive), dash(st.WantShadow), state, st.Updated.UTC().Format("2006-01-02 15:04:05"), dash(st.Error))
+	}
+	return tw.Flush()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/http/httptest"
 	"regexp"
 	"strings"
@@ -11,7 +12,9 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/netfeat/netfeat/fleet"
 	"github.com/netfeat/netfeat/inference"
 	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/schema"
@@ -126,5 +129,65 @@ func TestWatchCmd(t *testing.T) {
 			return
 		case <-time.After(100 * time.Millisecond):
 		}
+	}
+}
+
+// TestModelsListFleet: `models list --fleet` prints the hub's model status
+// bucket as a table and as JSON.
+func TestModelsListFleet(t *testing.T) {
+	ns := testkit.StartNATS(t, server.Options{JetStream: true, StoreDir: t.TempDir()})
+	nc := testkit.ConnectNATS(t, ns.ClientURL())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: fleet.DefaultModelStatusBucket})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	for _, st := range []fleet.ModelStatus{
+		{Site: "paris", Model: "congestion", Live: "v2", WantLive: "v2", Updated: at},
+		{Site: "lyon", Model: "congestion", Live: "v1", WantLive: "v3", Error: "model object congestion@v3: sha256 mismatch", Updated: at},
+		{Site: "berlin", Model: "congestion", Live: "v1", WantLive: "v2", Updated: at},
+	} {
+		b, _ := json.Marshal(st)
+		if _, err := kv.Put(ctx, fleet.ModelStatusKey(st.Site, st.Model), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out, err := runCmd(t, "models", "list", "--fleet", "--nats", ns.ClientURL())
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 4 || !strings.HasPrefix(lines[0], "SITE") {
+		t.Fatalf("table:\n%s", out)
+	}
+	for i, want := range []string{
+		`^berlin\s+congestion\s+v1\s+-\s+v2\s+-\s+behind\s+2026-12-07 12:00:00\s+-$`,
+		`^lyon\s+congestion\s+v1\s+-\s+v3\s+-\s+error\s+2026-12-07 12:00:00\s+model object congestion@v3: sha256 mismatch$`,
+		`^paris\s+congestion\s+v2\s+-\s+v2\s+-\s+ok\s+2026-12-07 12:00:00\s+-$`,
+	} {
+		if !regexp.MustCompile(want).MatchString(lines[i+1]) {
+			t.Errorf("row %d: %q does not match %s", i+1, lines[i+1], want)
+		}
+	}
+
+	out, err = runCmd(t, "models", "list", "--fleet", "--json", "--nats", ns.ClientURL())
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	var sts []fleet.ModelStatus
+	if err := json.Unmarshal([]byte(out), &sts); err != nil {
+		t.Fatalf("--json: %v\n%s", err, out)
+	}
+	if len(sts) != 3 || sts[0].Site != "berlin" || sts[1].Error == "" || sts[2].Live != "v2" {
+		t.Errorf("--json: %+v", sts)
+	}
+
+	if out, err := runCmd(t, "models", "list", "--fleet", "congestion", "--nats", ns.ClientURL()); err == nil {
+		t.Errorf("--fleet with a MODEL argument succeeded: %s", out)
 	}
 }
