@@ -185,6 +185,18 @@ inference:
 	}
 	t.Logf("hub: %s: %v", firing, rows)
 
+	// The hub holds the fleet's model registry, which its model publisher
+	// mirrors into the roll-out buckets (fleet's TestModelRollout covers
+	// the roll-out itself).
+	resp, err := http.Get("http://" + hub.http + "/v1/models")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("hub GET /v1/models: %s", resp.Status)
+	}
+
 	// Cut paris off: it keeps deciding alone.
 	paris := edges["paris"]
 	links["paris"].Cut()

@@ -1,7 +1,11 @@
 package service
 
 import (
+	"fmt"
+	"path/filepath"
+
 	"github.com/netfeat/netfeat/featurestore"
+	"github.com/netfeat/netfeat/fleet"
 	"github.com/netfeat/netfeat/inference"
 	"github.com/netfeat/netfeat/schema"
 )
@@ -46,11 +50,41 @@ func (s *Service) sampleAppender(st *featurestore.Store) schema.SampleAppender {
 	return s.edge.tee(st)
 }
 
+// addModelFollower adds an edge's model follower right after the inference
+// component: it installs the hub's roll-out policy into rt's registry and
+// reports what the edge runs (docs/fleet.md, "Model roll-out"), on the
+// NATS component's connection.
+func (s *Service) addModelFollower(rt *inference.Runtime) error {
+	if s.edge == nil {
+		return nil
+	}
+	c, err := ModelFollowerComponent(fleet.ModelRolloutConfig{}, s.cfg.EdgeSite(), s.nats.Conn, rt, s.reg, s.log.With("component", "model-follower"))
+	if err != nil {
+		return fmt.Errorf("model follower: %w", err)
+	}
+	s.group.Add(c)
+	return nil
+}
+
 // buildHub builds a hub: the fleet tables fed by fleet.Hub, and the query
-// stage over them. A hub has no collectors, store or inference.
+// stage over them. A hub has no collectors or store; its inference runtime
+// only holds the model registry (`netfeat models upload/promote` against
+// the hub), which the model publisher mirrors into the roll-out buckets
+// the edges follow. No rows reach it, so it scores nothing.
 func (s *Service) buildHub() error {
 	s.hub = newHubSink(s.cfg.Fleet.Hub, s.cfg.Views, s.reg)
 	s.group.Add(&hubComponent{cfg: s.cfg.Fleet.Hub, nats: s.nats, sink: s.hub, reg: s.reg,
 		log: s.log.With("component", "fleet-hub")})
+	rt, err := inference.New(s.cfg.Inference, s.nats.Conn, filepath.Join(s.cfg.DataDir, "inference"), s.reg, s.log)
+	if err != nil {
+		return fmt.Errorf("inference: %w", err)
+	}
+	s.pipe.runtime = rt
+	s.group.Add(ComponentFuncs{ComponentName: "inference", StartFunc: rt.Start, StopFunc: rt.Stop, ReadyFunc: rt.Ready})
+	pub, err := ModelPublisherComponent(fleet.ModelRolloutConfig{}, s.nats.Conn, rt, s.reg, s.log.With("component", "model-publisher"))
+	if err != nil {
+		return fmt.Errorf("model publisher: %w", err)
+	}
+	s.group.Add(pub)
 	return s.buildQuery()
 }

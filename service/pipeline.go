@@ -90,6 +90,9 @@ func (s *Service) buildPipeline() error {
 		StopFunc:      rt.Stop,
 		ReadyFunc:     rt.Ready,
 	})
+	if err := s.addModelFollower(rt); err != nil {
+		return err
+	}
 	s.group.Add(ComponentFuncs{
 		ComponentName: "store",
 		StartFunc:     st.Start,
