@@ -68,11 +68,12 @@ type Runtime struct {
 	eventModels []*slot            // models triggered by events; read-only after New
 	order       []*slot            // configuration order
 
-	states    entityStates
-	latest    atomic.Pointer[LatestFunc]
-	evNamesMu sync.Mutex
-	evNames   map[string][]string // view → names of its event rows
-	life      *lifeStore
+	states     entityStates
+	latest     atomic.Pointer[LatestFunc]
+	onDecision atomic.Pointer[DecisionHandler] // nil: none (SetDecisionHandler)
+	evNamesMu  sync.Mutex
+	evNames    map[string][]string // view → names of its event rows
+	life       *lifeStore
 
 	queues   []chan item
 	idle     []atomic.Bool // per queue: its worker waits for a row
@@ -338,6 +339,21 @@ type LatestFunc func(view string, e schema.Entity) (*schema.FeatureRow, bool)
 func (r *Runtime) SetLatest(f LatestFunc) {
 	if f != nil {
 		r.latest.Store(&f)
+	}
+}
+
+// DecisionHandler receives every live decision once it is recorded (the
+// `decisions` table), whether or not it was published. It is called on the
+// worker that made the decision, so it must return at once (hand the
+// decision to a queue); it must not keep d, which the worker reuses, but
+// may copy it (the Features map is not reused).
+type DecisionHandler func(d *schema.Decision)
+
+// SetDecisionHandler sets the handler of live decisions (the fleet edge
+// forwards them to the hub). Call it before Start.
+func (r *Runtime) SetDecisionHandler(h DecisionHandler) {
+	if h != nil {
+		r.onDecision.Store(&h)
 	}
 }
 

@@ -361,6 +361,9 @@ func (r *Runtime) finish(s *slot, lc *lifecycle, d *schema.Decision, st stepResu
 	if r.dlog != nil {
 		r.dlog.add(d.Time.UnixNano(), sc.buf, false)
 	}
+	if h := r.onDecision.Load(); h != nil {
+		(*h)(d)
+	}
 	r.show(s, lc, d, st)
 	if st.transition || st.publish {
 		r.life.save(s.name, d.Entity, lc)

@@ -43,6 +43,12 @@ type Config struct {
 	// Auth holds the bearer tokens of the HTTP, Flight SQL and NATS query
 	// front ends (service/auth.go).
 	Auth AuthConfig `yaml:"auth"`
+	// Role is standalone (the default), edge or hub (docs/fleet.md);
+	// Site names an edge. Fleet configures what an edge forwards and
+	// how a hub keeps it (service/fleetconfig.go).
+	Role  string      `yaml:"role"`
+	Site  string      `yaml:"site"`
+	Fleet FleetConfig `yaml:"fleet"`
 
 	// The pipeline stages' sections, each validated by its own package.
 	Normalize normalize.Config     `yaml:"normalize"`
@@ -143,6 +149,8 @@ type NATSConfig struct {
 	// AllowUnauthenticated lets the embedded server bind beyond loopback
 	// with no users (logged as a warning at start).
 	AllowUnauthenticated bool `yaml:"allow_unauthenticated"`
+	// Leaf makes the embedded server of an edge a leaf node of the hub.
+	Leaf LeafConfig `yaml:"leaf"`
 }
 
 // TLSConfig names PEM files for a TLS client connection.
@@ -169,6 +177,8 @@ func DefaultConfig() Config {
 		Store:     featurestore.DefaultConfig(),
 		Inference: inference.DefaultConfig(),
 		Query:     DefaultQueryConfig(),
+		Role:      RoleStandalone,
+		Fleet:     DefaultFleetConfig(),
 	}
 }
 
@@ -223,6 +233,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, prefixErrors(fmt.Sprintf("views[%d]", i), v.Validate())...)
 	}
 	errs = append(errs, c.crossCheck()...)
+	errs = append(errs, c.validateFleet()...)
 	errs = append(errs, c.validateAuth()...)
 	errs = append(errs, c.validateCluster()...)
 	return errors.Join(errs...)

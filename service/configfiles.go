@@ -57,6 +57,14 @@ func (c *Config) pathKeys() []pathKey {
 		{key: "nats.tls.key_file", path: &c.NATS.TLS.KeyFile, kind: "key"},
 		{key: "snmp.targets_file", path: &c.SNMP.TargetsFile, kind: "file"},
 	}
+	for i := range c.NATS.Leaf.Remotes {
+		r := &c.NATS.Leaf.Remotes[i]
+		key := fmt.Sprintf("nats.leaf.remotes[%d]", i)
+		ks = append(ks, pathKey{key: key + ".credentials_file", path: &r.CredentialsFile, kind: "file"},
+			pathKey{key: key + ".tls.ca_file", path: &r.TLS.CAFile, kind: "ca"},
+			pathKey{key: key + ".tls.cert_file", path: &r.TLS.CertFile, kind: "cert"},
+			pathKey{key: key + ".tls.key_file", path: &r.TLS.KeyFile, kind: "key"})
+	}
 	params := func(key string, p *snmp.Params) {
 		ks = append(ks, pathKey{key: key + ".community_file", path: &p.CommunityFile, kind: "file"})
 		if p.V3 != nil {

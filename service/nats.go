@@ -35,6 +35,10 @@ type NATS struct {
 	// querySubject is the SQL request subject, which the query role may
 	// publish on.
 	querySubject string
+	// site is the JetStream domain of an edge's embedded server, which
+	// then is a leaf node of the hub (nats.leaf); "" otherwise.
+	site string
+	leaf *leafWatch // nil unless site is set
 
 	connected     atomic.Bool
 	disconnects   prometheus.Counter
@@ -219,11 +223,14 @@ func (n *NATS) startEmbedded(ctx context.Context, users embeddedUsers) (*server.
 			return nil, fmt.Errorf("create JetStream store: %w", err)
 		}
 	}
+	if err := n.configureLeaf(opts); err != nil {
+		return nil, err
+	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded NATS server: %w", err)
 	}
-	srv.SetLoggerV2(natsLogger{n.log}, false, false, false)
+	srv.SetLoggerV2(natsLogger{log: n.log, leaf: n.leaf}, false, false, false)
 	go srv.Start()
 	for t0 := time.Now(); !srv.ReadyForConnections(100 * time.Millisecond); {
 		if ctx.Err() != nil {
@@ -413,12 +420,28 @@ func redactURL(u string) string {
 	return strings.Join(parts, ",")
 }
 
-// natsLogger forwards the embedded server's warnings and errors to slog.
-type natsLogger struct{ log *slog.Logger }
+// natsLogger forwards the embedded server's warnings and errors to slog;
+// an edge's leaf errors go through leaf, which counts and explains them.
+type natsLogger struct {
+	log  *slog.Logger
+	leaf *leafWatch
+}
 
-func (l natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Tracef(format string, v ...any)  {}
+func (l natsLogger) Noticef(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	if l.leaf != nil {
+		l.leaf.serverNotice(msg)
+	}
+	l.log.Debug(msg)
+}
+func (l natsLogger) Warnf(format string, v ...any)  { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Fatalf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Errorf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	if l.leaf != nil && l.leaf.serverError(msg) {
+		return
+	}
+	l.log.Error(msg)
+}
+func (l natsLogger) Debugf(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l natsLogger) Tracef(format string, v ...any) {}

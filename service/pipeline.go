@@ -69,6 +69,7 @@ func (s *Service) buildPipeline() error {
 	st.Subscribe(rt.HandleRow)
 	st.SubscribeEvents(rt.HandleEvent) // the event path: state changes decided at once
 	rt.SetLatest(st.Latest)
+	s.hookEdge(rt, st)
 	ncfg := cfg.Normalize
 	// Per-device labels only for the devices configured here (#20).
 	ncfg.Devices = []string{}
@@ -78,7 +79,7 @@ func (s *Service) buildPipeline() error {
 	for _, t := range cfg.GNMI.Targets {
 		ncfg.Devices = append(ncfg.Devices, t.Name)
 	}
-	n, err := normalize.New(ncfg, st, reg, log)
+	n, err := normalize.New(ncfg, s.sampleAppender(st), reg, log)
 	if err != nil {
 		return fmt.Errorf("normalizer: %w", err)
 	}
@@ -90,6 +91,9 @@ func (s *Service) buildPipeline() error {
 		StopFunc:      rt.Stop,
 		ReadyFunc:     rt.Ready,
 	})
+	if err := s.addModelFollower(rt); err != nil {
+		return err
+	}
 	s.group.Add(ComponentFuncs{
 		ComponentName: "store",
 		StartFunc:     st.Start,
@@ -158,7 +162,7 @@ var _ schema.ObservationSink = (*normalize.Normalizer)(nil)
 func (s *Service) mountAPIs() {
 	var models http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rt := s.pipe.runtime
-		if rt.Ready() != nil {
+		if rt == nil || rt.Ready() != nil { // a hub has no inference
 			http.Error(w, "inference not started", http.StatusServiceUnavailable)
 			return
 		}

@@ -90,6 +90,9 @@ func (s *Service) buildQuery() error {
 		query.Computed(query.TableInfo{Name: "unmapped", Schema: schema.UnmappedSchema}, p.unmappedRecord),
 		query.Catalog(schema.Catalog),
 	)
+	if s.hub != nil { // a hub serves the fleet tables (service/hubtables.go)
+		src = query.Sources(s.hub, query.Catalog(schema.Catalog))
+	}
 	eng, err := query.New(src, cfg.Query.Options, reg, log)
 	if err != nil {
 		return fmt.Errorf("query: %w", err)

@@ -1,14 +1,13 @@
 package service
 
 // The fleet's model roll-out as components (docs/fleet.md, "Model
-// roll-out"). The role wiring adds one of them after the inference
-// component, whose registry they read or install into:
-//
-//	hub:  c, err := ModelPublisherComponent(cfg, hubConn, rt, reg, log)
-//	edge: c, err := ModelFollowerComponent(cfg, site, edgeConn, rt, reg, log)
-//	      s.Add(c)
+// roll-out"): a hub's publisher mirrors its registry into the roll-out
+// buckets, an edge's follower installs the hub's policy into its own
+// registry. buildHub and addModelFollower (fleet.go) add them right after
+// the inference component, whose registry they read or install into.
 
 import (
+	"context"
 	"log/slog"
 
 	"github.com/nats-io/nats.go"
@@ -20,25 +19,55 @@ import (
 
 // ModelPublisherComponent returns the hub's model publisher as the
 // component "model-publisher": it mirrors rt's registry into the roll-out
-// buckets of the hub cluster that nc connects to. Add it after the
-// inference component: its Start reads rt's registry.
-func ModelPublisherComponent(cfg fleet.ModelRolloutConfig, nc *nats.Conn, rt *inference.Runtime, reg prometheus.Registerer, log *slog.Logger) (Component, error) {
-	p, err := fleet.NewModelPublisher(cfg, nc, rt, reg, log)
-	if err != nil {
+// buckets of the hub cluster that conn's connection reaches. conn is called
+// when the component starts (the NATS component's connection exists only
+// then); cfg is checked now.
+func ModelPublisherComponent(cfg fleet.ModelRolloutConfig, conn func() *nats.Conn, rt *inference.Runtime, reg prometheus.Registerer, log *slog.Logger) (Component, error) {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return ComponentFuncs{ComponentName: "model-publisher", StartFunc: p.Start, StopFunc: p.Stop}, nil
+	var p *fleet.ModelPublisher
+	return ComponentFuncs{
+		ComponentName: "model-publisher",
+		StartFunc: func(ctx context.Context) error {
+			var err error
+			if p, err = fleet.NewModelPublisher(cfg, conn(), rt, reg, log); err != nil {
+				return err
+			}
+			return p.Start(ctx)
+		},
+		StopFunc: func(ctx context.Context) error {
+			if p == nil {
+				return nil
+			}
+			return p.Stop(ctx)
+		},
+	}, nil
 }
 
 // ModelFollowerComponent returns an edge's model follower as the component
-// "model-follower": it installs the hub's policy into rt's registry, through
-// nc, a connection to the edge's own NATS server (a leaf node of the hub).
-// Add it after the inference component; its Start does not wait for the
-// hub.
-func ModelFollowerComponent(cfg fleet.ModelRolloutConfig, site string, nc *nats.Conn, rt *inference.Runtime, reg prometheus.Registerer, log *slog.Logger) (Component, error) {
-	f, err := fleet.NewModelFollower(cfg, site, nc, rt, reg, log)
-	if err != nil {
+// "model-follower": it installs the hub's policy into rt's registry through
+// conn's connection to the edge's own NATS server (a leaf node of the hub),
+// taken when the component starts. Its Start does not wait for the hub.
+func ModelFollowerComponent(cfg fleet.ModelRolloutConfig, site string, conn func() *nats.Conn, rt *inference.Runtime, reg prometheus.Registerer, log *slog.Logger) (Component, error) {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	return ComponentFuncs{ComponentName: "model-follower", StartFunc: f.Start, StopFunc: f.Stop}, nil
+	var f *fleet.ModelFollower
+	return ComponentFuncs{
+		ComponentName: "model-follower",
+		StartFunc: func(ctx context.Context) error {
+			var err error
+			if f, err = fleet.NewModelFollower(cfg, site, conn(), rt, reg, log); err != nil {
+				return err
+			}
+			return f.Start(ctx)
+		},
+		StopFunc: func(ctx context.Context) error {
+			if f == nil {
+				return nil
+			}
+			return f.Stop(ctx)
+		},
+	}, nil
 }

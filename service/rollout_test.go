@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netfeat/netfeat/fleet"
@@ -41,11 +42,11 @@ func TestModelRolloutComponents(t *testing.T) {
 	nc := testkit.ConnectNATS(t, ns.ClientURL())
 	hubRT, edgeRT := rolloutRuntime(t), rolloutRuntime(t)
 	cfg := fleet.ModelRolloutConfig{Replicas: 1, RetryDelay: 100 * time.Millisecond}
-	pub, err := ModelPublisherComponent(cfg, nc, hubRT, prometheus.NewRegistry(), nil)
+	pub, err := ModelPublisherComponent(cfg, func() *nats.Conn { return nc }, hubRT, prometheus.NewRegistry(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fol, err := ModelFollowerComponent(cfg, "paris", nc, edgeRT, prometheus.NewRegistry(), nil)
+	fol, err := ModelFollowerComponent(cfg, "paris", func() *nats.Conn { return nc }, edgeRT, prometheus.NewRegistry(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -65,6 +65,8 @@ type Service struct {
 	nats *NATS
 	http *HTTP
 	pipe pipeline
+	edge *edgeForwarder // role edge only
+	hub  *hubSink       // role hub only: the fleet tables
 }
 
 // readiness exports netfeat_component_ready, computed at scrape time.
@@ -102,7 +104,12 @@ func New(cfg *Config, reg *prometheus.Registry, log *slog.Logger) (*Service, err
 	s.nats = NewNATS(cfg.NATS, cfg.DataDir, reg, log)
 	s.nats.querySubject = cfg.Query.NATSSubject
 	s.group.Add(s.nats)
-	if err := s.buildPipeline(); err != nil {
+	s.buildFleet()
+	build := s.buildPipeline
+	if cfg.Role == RoleHub {
+		build = s.buildHub
+	}
+	if err := build(); err != nil {
 		return nil, err
 	}
 	s.http = NewHTTP(cfg.HTTP, reg, reg, s.Ready, log)

@@ -1,0 +1,90 @@
+package service
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/netfeat/netfeat/featurestore"
+	"github.com/netfeat/netfeat/fleet"
+	"github.com/netfeat/netfeat/inference"
+	"github.com/netfeat/netfeat/schema"
+)
+
+// buildFleet prepares the parts of an edge or a hub that run before the
+// pipeline: an edge's embedded server joins the hub as a leaf node with
+// the site as its JetStream domain, and its forwarder starts right after
+// NATS (so it stops after the stages that feed it, and drains them). It
+// makes no I/O.
+func (s *Service) buildFleet() {
+	if s.cfg.Role != RoleEdge {
+		return
+	}
+	site := s.cfg.EdgeSite()
+	s.nats.site = site
+	s.nats.leaf = newLeafWatch(s.reg, s.log.With("component", "nats", "site", site), func() float64 {
+		if srv := s.nats.Server(); srv != nil {
+			return float64(srv.NumLeafNodes())
+		}
+		return 0
+	})
+	s.edge = newEdgeForwarder(s.cfg.Fleet.Edge, site, s.nats, s.reg, s.log)
+	s.group.Add(s.edge)
+}
+
+// hookEdge connects an edge's forwarder to the pipeline: closed windows
+// from the store, live decisions from the runtime. Both hooks only queue.
+func (s *Service) hookEdge(rt *inference.Runtime, st *featurestore.Store) {
+	if s.edge == nil {
+		return
+	}
+	st.Subscribe(s.edge.window)
+	rt.SetDecisionHandler(s.edge.decision)
+}
+
+// sampleAppender is where the normalizer appends: the store, teed to the
+// edge's forwarder when raw samples are forwarded.
+func (s *Service) sampleAppender(st *featurestore.Store) schema.SampleAppender {
+	if s.edge == nil {
+		return st
+	}
+	return s.edge.tee(st)
+}
+
+// addModelFollower adds an edge's model follower right after the inference
+// component: it installs the hub's roll-out policy into rt's registry and
+// reports what the edge runs (docs/fleet.md, "Model roll-out"), on the
+// NATS component's connection.
+func (s *Service) addModelFollower(rt *inference.Runtime) error {
+	if s.edge == nil {
+		return nil
+	}
+	c, err := ModelFollowerComponent(fleet.ModelRolloutConfig{}, s.cfg.EdgeSite(), s.nats.Conn, rt, s.reg, s.log.With("component", "model-follower"))
+	if err != nil {
+		return fmt.Errorf("model follower: %w", err)
+	}
+	s.group.Add(c)
+	return nil
+}
+
+// buildHub builds a hub: the fleet tables fed by fleet.Hub, and the query
+// stage over them. A hub has no collectors or store; its inference runtime
+// only holds the model registry (`netfeat models upload/promote` against
+// the hub), which the model publisher mirrors into the roll-out buckets
+// the edges follow. No rows reach it, so it scores nothing.
+func (s *Service) buildHub() error {
+	s.hub = newHubSink(s.cfg.Fleet.Hub, s.cfg.Views, s.reg)
+	s.group.Add(&hubComponent{cfg: s.cfg.Fleet.Hub, nats: s.nats, sink: s.hub, reg: s.reg,
+		log: s.log.With("component", "fleet-hub")})
+	rt, err := inference.New(s.cfg.Inference, s.nats.Conn, filepath.Join(s.cfg.DataDir, "inference"), s.reg, s.log)
+	if err != nil {
+		return fmt.Errorf("inference: %w", err)
+	}
+	s.pipe.runtime = rt
+	s.group.Add(ComponentFuncs{ComponentName: "inference", StartFunc: rt.Start, StopFunc: rt.Stop, ReadyFunc: rt.Ready})
+	pub, err := ModelPublisherComponent(fleet.ModelRolloutConfig{}, s.nats.Conn, rt, s.reg, s.log.With("component", "model-publisher"))
+	if err != nil {
+		return fmt.Errorf("model publisher: %w", err)
+	}
+	s.group.Add(pub)
+	return s.buildQuery()
+}

@@ -1,0 +1,350 @@
+package service
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/netfeat/netfeat/fleet"
+	"github.com/netfeat/netfeat/internal/testkit"
+	"github.com/netfeat/netfeat/query"
+	"github.com/netfeat/netfeat/schema"
+)
+
+// TestFleetConfigCheck holds `netfeat config check` to a clear message for
+// each wrong combination of role, site, nats and fleet keys.
+func TestFleetConfigCheck(t *testing.T) {
+	const leaf = "nats:\n  leaf: {remotes: [{urls: [\"nats-leaf://hub1:7422\"]}]}\n"
+	for _, tc := range []struct {
+		name, cfg string
+		want      []string // substrings of the error; none: valid
+	}{
+		{"standalone default", "", nil},
+		{"edge", "role: edge\nsite: paris\n" + leaf, nil},
+		{"edge with forwarding", "role: edge\nsite: paris\n" + leaf +
+			"fleet:\n  edge:\n    sample_forwarding: {mode: sampled, every: 4, devices: {pe1: all}}\n    windows: {max_bytes: 1000000, discard: new}\n", nil},
+		{"hub", "role: hub\nnats: {url: \"nats://a:4222,nats://b:4222\"}\nfleet: {hub: {retention: 2h, replicas: 3}}\n", nil},
+		{"edge without site", "role: edge\n" + leaf, []string{"site: is required with role edge"}},
+		{"edge without remotes", "role: edge\nsite: paris\n", []string{"nats.leaf.remotes: an edge needs at least one remote"}},
+		{"edge with nats.url", "role: edge\nsite: paris\nnats: {url: \"nats://a:4222\", leaf: {remotes: [{urls: [\"nats-leaf://h:7422\"]}]}}\n",
+			[]string{"nats.url: an edge runs its own embedded server"}},
+		{"edge site is the hub domain", "role: edge\nsite: hub\n" + leaf, []string{"site: site \"hub\" is the hub's JetStream domain"}},
+		{"edge bad site", "role: edge\nsite: \"a.b\"\n" + leaf, []string{"site: site \"a.b\": want 1-64 letters"}},
+		{"edge fleet.edge.site differs", "role: edge\nsite: paris\nfleet: {edge: {site: lyon}}\n" + leaf, []string{"fleet.edge.site: \"lyon\" differs from site \"paris\""}},
+		{"edge bad mode", "role: edge\nsite: paris\nfleet: {edge: {sample_forwarding: {mode: some}}}\n" + leaf, []string{"fleet.edge: sample_forwarding.mode \"some\""}},
+		{"edge bad leaf url", "role: edge\nsite: paris\nnats:\n  leaf: {remotes: [{urls: [\"http://h:7422\"]}]}\n", []string{"nats.leaf.remotes[0].urls: \"http://h:7422\": must start with nats-leaf://"}},
+		{"edge jetstream off", "role: edge\nsite: paris\nnats:\n  jetstream: false\n  leaf: {remotes: [{urls: [\"nats-leaf://h:7422\"]}]}\n", []string{"nats.jetstream: an edge keeps"}},
+		{"hub without url", "role: hub\n", []string{"nats.url: a hub connects to the hub's NATS JetStream cluster"}},
+		{"hub with site", "role: hub\nsite: paris\nnats: {url: \"nats://a:4222\"}\n", []string{"site: a hub has no site"}},
+		{"hub with targets", "role: hub\nnats: {url: \"nats://a:4222\"}\nsnmp: {targets: [{name: r1, address: \"127.0.0.1:161\"}]}\n", []string{"role: a hub collects nothing"}},
+		{"hub with leaf", "role: hub\nnats: {url: \"nats://a:4222\", leaf: {remotes: [{urls: [\"nats-leaf://h:7422\"]}]}}\n", []string{"nats.leaf: only applies to role edge"}},
+		{"hub bad replicas", "role: hub\nnats: {url: \"nats://a:4222\"}\nfleet: {hub: {replicas: 7}}\n", []string{"fleet.hub: hub replicas 7"}},
+		{"standalone with site", "site: paris\n", []string{"site: only applies to role edge"}},
+		{"bad role", "role: leaf\n", []string{"role: must be standalone, edge or hub"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig("netfeat.yaml", []byte(tc.cfg))
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("want valid, got:\n%v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("want %q, got a valid configuration", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// TestHubTablesOnce feeds the hub's sink as fleet.Hub does, repeats
+// included, and queries the fleet tables with SQL: every item counts once,
+// actions keep the latest state per site and fingerprint, and rows older
+// than retention are skipped.
+func TestHubTablesOnce(t *testing.T) {
+	view := schema.FeatureView{Name: "if_2s", Entity: schema.EntityComponent, Metrics: []string{"interface.in.bps"},
+		Aggregations: []schema.Aggregation{"mean"}, Windows: []time.Duration{2 * time.Second}, Hop: 2 * time.Second}
+	cfg := DefaultFleetConfig().Hub
+	reg := prometheus.NewRegistry()
+	sink := newHubSink(cfg, []schema.FeatureView{view}, reg)
+	defer sink.close()
+	ctx := context.Background()
+	now := time.Now()
+	names := view.FeatureNames()
+
+	for _, site := range []string{"paris", "lyon"} {
+		for i := range 3 {
+			row := &schema.FeatureRow{View: view.Name, Entity: schema.Entity{Device: site + "-r1", Component: fmt.Sprintf("e%d", i)},
+				WindowStart: now.Add(-2 * time.Second).UnixNano(), WindowEnd: now.UnixNano(), Names: names, Values: []float64{float64(i)}}
+			d := &schema.Decision{ID: fmt.Sprintf("d-%s-%d", site, i), Time: now, Entity: row.Entity, View: view.Name, Model: "busy",
+				Score: 1, Action: "alert", State: schema.StateFiring, Since: now, Transition: true, Fingerprint: fmt.Sprintf("fp%d", i),
+				Features: map[string]float64{names[0]: float64(i), "nan": math.NaN()}}
+			a, _ := fleet.ActionFromDecision(d)
+			for delivered := range 2 { // at least once: the same ids again
+				m := func(k fleet.Kind, id string) fleet.Meta {
+					return fleet.Meta{Site: site, Kind: k, ID: id, Delivered: uint64(delivered + 1)}
+				}
+				if err := sink.Window(ctx, m(fleet.KindWindows, fleet.WindowID(site, row)), row); err != nil {
+					t.Fatal(err)
+				}
+				if err := sink.Decision(ctx, m(fleet.KindDecisions, fleet.DecisionID(site, d)), d); err != nil {
+					t.Fatal(err)
+				}
+				if err := sink.Action(ctx, m(fleet.KindActions, fleet.ActionID(site, &a)), &a); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	// paris/fp0 resolves later; lyon/fp1 has an older transition
+	// delivered late, which must not replace the newer.
+	res := fleet.Action{Model: "busy", Fingerprint: "fp0", Entity: schema.Entity{Device: "paris-r1", Component: "e0"},
+		State: schema.StateResolved, Since: now.Add(time.Second), LastDecision: now.Add(time.Second)}
+	old := fleet.Action{Model: "busy", Fingerprint: "fp1", Entity: schema.Entity{Device: "lyon-r1", Component: "e1"},
+		State: schema.StatePending, Since: now.Add(-time.Minute), LastDecision: now.Add(-time.Minute)}
+	for _, x := range []struct {
+		site string
+		a    *fleet.Action
+	}{{"paris", &res}, {"lyon", &old}} {
+		if err := sink.Action(ctx, fleet.Meta{Site: x.site, Kind: fleet.KindActions, ID: fleet.ActionID(x.site, x.a)}, x.a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Older than retention: skipped.
+	stale := &schema.Decision{ID: "stale", Time: now.Add(-cfg.Retention - time.Minute)}
+	if err := sink.Decision(ctx, fleet.Meta{Site: "paris", Kind: fleet.KindDecisions, ID: "paris/decisions/stale"}, stale); err != nil {
+		t.Fatal(err)
+	}
+	if err := sink.Samples(ctx, fleet.Meta{Site: "lyon", Kind: fleet.KindSamples, ID: "lyon/samples/1"},
+		[]schema.Sample{{TS: now.UnixNano(), Entity: schema.Entity{Device: "lyon-r1", Component: "e0"}, Metric: "interface.in.octets", Value: 7}}); err != nil {
+		t.Fatal(err)
+	}
+
+	eng, err := query.New(query.Sources(sink, query.Catalog(schema.Catalog)), query.DefaultOptions(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = eng.Stop(ctx) }()
+	for sql, want := range map[string]string{
+		"SELECT site, count(*) FROM actions WHERE state = 'firing' GROUP BY site ORDER BY site":     "lyon 3; paris 2",
+		"SELECT site, count(*) FROM decisions GROUP BY site ORDER BY site":                          "lyon 3; paris 3",
+		"SELECT site, count(*), sum(interface_in_bps__mean_2s) FROM if_2s GROUP BY site ORDER BY 1": "lyon 3 3; paris 3 3",
+		"SELECT site, state FROM actions WHERE fingerprint = 'fp1' ORDER BY site":                   "lyon firing; paris firing",
+		"SELECT site, device, windows, decisions, samples FROM devices ORDER BY site":               "lyon lyon-r1 3 3 1; paris paris-r1 3 3 0",
+		"SELECT site, metric, value FROM samples":                                                   "lyon interface.in.octets 7",
+		"SELECT features FROM decisions WHERE id = 'd-paris-2'":                                     `{"interface_in_bps__mean_2s":2}`,
+	} {
+		if got := queryText(t, eng, sql); got != want {
+			t.Errorf("%s:\n got %s\nwant %s", sql, got, want)
+		}
+	}
+	if got := testutil.ToFloat64(sink.dups.WithLabelValues("decisions")); got != 6 {
+		t.Errorf("duplicate decisions counted %v, want 6", got)
+	}
+	if got := testutil.ToFloat64(sink.skipped.WithLabelValues("decisions", "expired")); got != 1 {
+		t.Errorf("expired decisions counted %v, want 1", got)
+	}
+
+	// Retention removes rows, ids and devices as they age.
+	sink.now = func() time.Time { return now.Add(cfg.Retention + 2*time.Second) }
+	sink.expire()
+	if got := queryText(t, eng, "SELECT (SELECT count(*) FROM decisions) + (SELECT count(*) FROM if_2s) + (SELECT count(*) FROM actions) + (SELECT count(*) FROM devices)"); got != "0" {
+		t.Errorf("rows after retention: %s", got)
+	}
+	if len(sink.ids) != 0 {
+		t.Errorf("%d ids kept after retention", len(sink.ids))
+	}
+}
+
+// queryText runs sql and renders the rows as "a b; c d".
+func queryText(t *testing.T, eng *query.Engine, sql string) string {
+	t.Helper()
+	var rows []string
+	err := eng.Query(context.Background(), query.Request{SQL: sql}, func(r *query.Result) error {
+		for r.Next() {
+			rec := r.RecordBatch()
+			for i := range int(rec.NumRows()) {
+				var cells []string
+				for c := range int(rec.NumCols()) {
+					cells = append(cells, query.TextValue(rec.Column(c), i))
+				}
+				rows = append(rows, strings.Join(cells, " "))
+			}
+		}
+		return r.Err()
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return strings.Join(rows, "; ")
+}
+
+// TestEdgeForwarderNeverWaits checks the pipeline's hooks return at once
+// when the queues are full: what does not fit is dropped and counted, and
+// the store still gets every sample.
+func TestEdgeForwarderNeverWaits(t *testing.T) {
+	cfg := DefaultFleetConfig().Edge
+	cfg.Queue, cfg.SampleQueue = 2, 1
+	cfg.SampleForwarding.Mode = fleet.SamplesAll
+	f := newEdgeForwarder(cfg, "paris", nil, nil, slog.New(slog.DiscardHandler))
+	row := &schema.FeatureRow{View: "v"}
+	d := &schema.Decision{ID: "x", Transition: true, State: schema.StateFiring}
+	done := make(chan struct{})
+	var store countingAppender
+	go func() {
+		defer close(done)
+		f.window(row) // queued
+		f.decision(d) // decision queued, its action dropped
+		f.window(row) // dropped
+		app := f.tee(&store)
+		for range 3 { // the first batch queued, two dropped
+			if err := app.Append(context.Background(), []schema.Sample{{Entity: schema.Entity{Device: "r1"}}, {Entity: schema.Entity{Device: "r2"}}}); err != nil {
+				t.Error(err)
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a hook waited for the fleet path")
+	}
+	for kind, want := range map[string]float64{"windows": 1, "actions": 1, "decisions": 0, "samples": 4} {
+		if got := testutil.ToFloat64(f.dropped.WithLabelValues(kind)); got != want {
+			t.Errorf("dropped %s: %v, want %v", kind, got, want)
+		}
+	}
+	if store.n != 6 {
+		t.Errorf("store got %d samples, want 6", store.n)
+	}
+	// With forwarding off, the normalizer appends to the store directly.
+	cfg.SampleForwarding.Mode = fleet.SamplesOff
+	if app := newEdgeForwarder(cfg, "paris", nil, nil, slog.New(slog.DiscardHandler)).tee(&store); app != &store {
+		t.Errorf("forwarding off: appender %T, want the store", app)
+	}
+}
+
+type countingAppender struct{ n int }
+
+func (c *countingAppender) Append(_ context.Context, b []schema.Sample) error {
+	c.n += len(b)
+	return nil
+}
+
+// TestEdgeLeafRefused runs an edge against a hub that refuses its leaf
+// connection, for a wrong password and for TLS the hub does not speak: the
+// edge logs the refusal, counts it by reason, and keeps running and
+// deciding alone (its own streams work).
+func TestEdgeLeafRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafPort := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	hub, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true,
+		LeafNode: server.LeafNodeOpts{Host: "127.0.0.1", Port: leafPort, Username: "edge", Password: "right"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go hub.Start()
+	if !hub.ReadyForConnections(10 * time.Second) {
+		t.Fatal("hub server not ready")
+	}
+	defer hub.Shutdown()
+	leafAddr := fmt.Sprintf("127.0.0.1:%d", leafPort)
+
+	for _, tc := range []struct {
+		name, reason, log string
+		remote            LeafRemoteConfig
+	}{
+		{"wrong password", "auth", "the hub refused this edge's leaf connection (credentials)",
+			LeafRemoteConfig{URLs: []string{"nats-leaf://edge:wrong@" + leafAddr}}},
+		{"TLS to a plain port", "tls", "the leaf connection to the hub failed TLS",
+			LeafRemoteConfig{URLs: []string{"tls://edge:right@" + leafAddr}, TLS: TLSConfig{InsecureSkipVerify: true}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			cfg.DataDir = t.TempDir()
+			cfg.HTTP.Listen, cfg.NATS.Listen = "127.0.0.1:0", "127.0.0.1:0"
+			cfg.ShutdownTimeout = 5 * time.Second
+			cfg.Role, cfg.Site = RoleEdge, "paris"
+			cfg.NATS.Leaf.Remotes = []LeafRemoteConfig{tc.remote}
+			var logs testkit.SyncBuffer
+			svc := startServiceLog(t, &cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+			defer func() {
+				if t.Failed() {
+					t.Log(logs.String())
+				}
+			}()
+			testkit.EventuallyWithin(t, 15*time.Second, "the refusal counted", func() bool {
+				return testutil.ToFloat64(svc.nats.leaf.errors.WithLabelValues(tc.reason)) > 0
+			})
+			if !strings.Contains(logs.String(), tc.log) {
+				t.Errorf("no clear log line of the refusal:\n%s", logs.String())
+			}
+			if err := svc.Ready(); err != nil {
+				t.Fatalf("edge not ready after the refusal: %v", err)
+			}
+			if got := testutil.ToFloat64(svc.nats.leaf.errors.WithLabelValues(tc.reason)); got < 1 {
+				t.Fatalf("netfeat_fleet_leaf_errors_total{reason=%q} = %v", tc.reason, got)
+			}
+			// It keeps working alone: a decision reaches its local stream.
+			svc.edge.decision(&schema.Decision{ID: "d1", Model: "m", Entity: schema.Entity{Device: "r1"}})
+			js, err := jetstream.New(svc.NATS().Conn())
+			if err != nil {
+				t.Fatal(err)
+			}
+			testkit.EventuallyWithin(t, 10*time.Second, "the decision in the local stream", func() bool {
+				s, err := js.Stream(context.Background(), fleet.EdgeStream(fleet.KindDecisions))
+				return err == nil && s.CachedInfo().State.Msgs == 1
+			})
+		})
+	}
+}
+
+// TestFleetExamples checks the shipped edge and hub examples load as
+// `netfeat config check` loads them.
+func TestFleetExamples(t *testing.T) {
+	for file, role := range map[string]string{"../examples/fleet-edge.yaml": RoleEdge, "../examples/fleet-hub.yaml": RoleHub} {
+		cfg, err := LoadConfig(file)
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		if cfg.Role != role {
+			t.Errorf("%s: role %q, want %q", file, cfg.Role, role)
+		}
+	}
+}
+
+// TestHubTableMaxRows checks a full table keeps at most max_rows, the
+// newest.
+func TestHubTableMaxRows(t *testing.T) {
+	tab := &hubTable{}
+	for i := range 1000 {
+		tab.add(64, hubRow{ts: int64(i)})
+		if len(tab.rows) > 64 {
+			t.Fatalf("%d rows after %d additions, max 64", len(tab.rows), i+1)
+		}
+	}
+	if last := tab.rows[len(tab.rows)-1].ts; last != 999 || len(tab.rows) < 60 {
+		t.Fatalf("%d rows, newest %d", len(tab.rows), last)
+	}
+}

@@ -1,0 +1,302 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/netfeat/netfeat/fleet"
+	"github.com/netfeat/netfeat/schema"
+)
+
+// edgeForwarder feeds an edge's fleet.Edge from the pipeline: closed
+// windows (a store subscriber, like inference), live decisions and their
+// action transitions (the runtime's decision handler) and raw samples (a
+// tee behind the normalizer's appender). The pipeline never waits for it:
+// each hook puts a copy in a bounded queue and returns; a full queue drops
+// the newest, counted in netfeat_fleet_forward_dropped_total and logged.
+// One goroutine per queue stores what it takes in the local streams, which
+// is all the edge does in the data path: the hub sources the streams, and
+// during a cut they keep everything within their limits.
+//
+// New makes no I/O; Start creates the fleet.Edge over the NATS component's
+// connection (the embedded server's, which Start of NATS opened) and
+// starts the queues' goroutines; Stop drains the queues (within its
+// context) and stops the edge.
+type edgeForwarder struct {
+	cfg  FleetEdgeConfig
+	nats *NATS
+	reg  prometheus.Registerer
+	log  *slog.Logger
+
+	items   chan edgeItem        // windows, decisions, actions
+	samples chan []schema.Sample // sample batches
+	stop    chan struct{}        // closed by Stop: drain and return
+
+	dropped  *prometheus.CounterVec
+	failed   *prometheus.CounterVec
+	lastDrop atomic.Int64 // unix ns of the last drop log line
+	closing  atomic.Bool
+
+	edge   *fleet.Edge
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// edgeItem is one window, decision or action transition to forward.
+type edgeItem struct {
+	row      *schema.FeatureRow
+	decision *schema.Decision
+	action   *fleet.Action
+}
+
+func (it *edgeItem) kind() string {
+	switch {
+	case it.row != nil:
+		return string(fleet.KindWindows)
+	case it.decision != nil:
+		return string(fleet.KindDecisions)
+	default:
+		return string(fleet.KindActions)
+	}
+}
+
+// newEdgeForwarder prepares the forwarder of site; nothing runs until
+// Start.
+func newEdgeForwarder(cfg FleetEdgeConfig, site string, n *NATS, reg prometheus.Registerer, log *slog.Logger) *edgeForwarder {
+	cfg.Site = site
+	f := &edgeForwarder{
+		cfg: cfg, nats: n, reg: reg, log: log.With("component", "fleet-edge", "site", site),
+		items:   make(chan edgeItem, cfg.Queue),
+		samples: make(chan []schema.Sample, cfg.SampleQueue),
+		stop:    make(chan struct{}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "netfeat_fleet_forward_dropped_total",
+			Help: "Items the edge did not forward because its queue to the local streams was full, by kind (samples count samples).",
+		}, []string{"kind"}),
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "netfeat_fleet_forward_failed_total",
+			Help: "Items the local streams refused after retries (a discard-new stream at its limits), by kind.",
+		}, []string{"kind"}),
+	}
+	for _, k := range fleet.Kinds {
+		f.dropped.WithLabelValues(string(k))
+		f.failed.WithLabelValues(string(k))
+	}
+	if reg != nil {
+		reg.MustRegister(f.dropped, f.failed, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "netfeat_fleet_forward_queued",
+			Help: "Windows, decisions and action transitions waiting for the local streams.",
+		}, func() float64 { return float64(len(f.items)) }))
+	}
+	return f
+}
+
+// Name returns "fleet-edge".
+func (f *edgeForwarder) Name() string { return "fleet-edge" }
+
+// Start creates the local streams (fleet.Edge.Start: registration with the
+// hub goes on in the background) and the goroutines that fill them.
+func (f *edgeForwarder) Start(ctx context.Context) error {
+	e, err := fleet.NewEdge(f.cfg.EdgeConfig, f.nats.Conn(), f.reg, f.log)
+	if err != nil {
+		return err
+	}
+	if err := e.Start(ctx); err != nil {
+		return err
+	}
+	f.edge = e
+	var run context.Context
+	run, f.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	f.wg.Add(2)
+	go func() { defer f.wg.Done(); f.forwardItems(run) }()
+	go func() { defer f.wg.Done(); f.forwardSamples(run) }()
+	return nil
+}
+
+// Ready reports an error until Start has run.
+func (f *edgeForwarder) Ready() error {
+	if f.edge == nil {
+		return errors.New("not started")
+	}
+	return nil
+}
+
+// Stop forwards what is queued (the stages before it have stopped, so the
+// queues only shrink) until ctx ends, then stops the edge.
+func (f *edgeForwarder) Stop(ctx context.Context) error {
+	if f.edge == nil {
+		return nil
+	}
+	f.closing.Store(true)
+	close(f.stop)
+	done := make(chan struct{})
+	go func() { f.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		f.cancel()
+		<-done
+		err = fmt.Errorf("fleet edge: %d items left unforwarded: %w", len(f.items), ctx.Err())
+	}
+	f.cancel()
+	return errors.Join(err, f.edge.Stop(ctx))
+}
+
+// window is the store's subscriber: a closed window to forward.
+func (f *edgeForwarder) window(row *schema.FeatureRow) {
+	f.put(edgeItem{row: row})
+}
+
+// decision is the runtime's decision handler: the decision, and its action
+// transition when it made one.
+func (f *edgeForwarder) decision(d *schema.Decision) {
+	c := *d
+	f.put(edgeItem{decision: &c})
+	if a, ok := fleet.ActionFromDecision(&c); ok {
+		f.put(edgeItem{action: &a})
+	}
+}
+
+// put queues it without waiting.
+func (f *edgeForwarder) put(it edgeItem) {
+	if f.closing.Load() {
+		return
+	}
+	select {
+	case f.items <- it:
+	default:
+		f.drop(it.kind(), 1)
+	}
+}
+
+// tee returns an appender that appends to next and then queues a copy of
+// the batch for forwarding, when sample forwarding is on for any device.
+func (f *edgeForwarder) tee(next schema.SampleAppender) schema.SampleAppender {
+	sf := f.cfg.SampleForwarding
+	on := sf.Mode != "" && sf.Mode != fleet.SamplesOff
+	for _, m := range sf.Devices {
+		on = on || m != fleet.SamplesOff
+	}
+	if !on {
+		return next
+	}
+	return sampleTee{next: next, f: f}
+}
+
+// sampleTee is the normalizer's appender on an edge that forwards samples.
+type sampleTee struct {
+	next schema.SampleAppender
+	f    *edgeForwarder
+}
+
+// Append appends to the store; a batch the store took is queued for the
+// hub, never waiting.
+func (t sampleTee) Append(ctx context.Context, batch []schema.Sample) error {
+	if err := t.next.Append(ctx, batch); err != nil {
+		return err
+	}
+	if t.f.closing.Load() || len(batch) == 0 {
+		return nil
+	}
+	select {
+	case t.f.samples <- append([]schema.Sample(nil), batch...):
+	default:
+		t.f.drop(string(fleet.KindSamples), len(batch))
+	}
+	return nil
+}
+
+// drop counts n dropped items of kind and logs it at most every 10 s.
+func (f *edgeForwarder) drop(kind string, n int) {
+	f.dropped.WithLabelValues(kind).Add(float64(n))
+	now := time.Now().UnixNano()
+	if last := f.lastDrop.Load(); now-last > int64(10*time.Second) && f.lastDrop.CompareAndSwap(last, now) {
+		f.log.Warn("fleet: forwarding queue full; the hub will miss what is dropped (the edge itself keeps it)",
+			"kind", kind, "queue", cap(f.items), "sample_queue", cap(f.samples))
+	}
+}
+
+// forwardItems stores queued windows, decisions and actions in the local
+// streams until Stop, then what is left in the queue, unless ctx ends.
+func (f *edgeForwarder) forwardItems(ctx context.Context) {
+	drain(ctx, f.items, f.stop, func(it edgeItem) {
+		kind := it.kind()
+		err := f.retry(ctx, func(ctx context.Context) error {
+			switch {
+			case it.row != nil:
+				return f.edge.PublishWindow(ctx, it.row)
+			case it.decision != nil:
+				return f.edge.PublishDecision(ctx, it.decision)
+			default:
+				return f.edge.PublishAction(ctx, it.action)
+			}
+		})
+		if err != nil && ctx.Err() == nil {
+			f.failed.WithLabelValues(kind).Inc()
+			f.log.Warn("fleet: local stream refused an item; the hub will not see it", "kind", kind, "err", err)
+		}
+	})
+}
+
+// forwardSamples stores queued sample batches, like forwardItems.
+func (f *edgeForwarder) forwardSamples(ctx context.Context) {
+	drain(ctx, f.samples, f.stop, func(b []schema.Sample) {
+		err := f.retry(ctx, func(ctx context.Context) error {
+			_, err := f.edge.PublishSamples(ctx, b)
+			return err
+		})
+		if err != nil && ctx.Err() == nil {
+			f.failed.WithLabelValues(string(fleet.KindSamples)).Inc()
+			f.log.Warn("fleet: local stream refused samples; the hub will not see them", "samples", len(b), "err", err)
+		}
+	})
+}
+
+// drain hands every value of q to handle until stop is closed and q is
+// empty, or ctx ends. q is never closed: a hook racing Stop cannot panic.
+func drain[T any](ctx context.Context, q <-chan T, stop <-chan struct{}, handle func(T)) {
+	for ctx.Err() == nil {
+		select {
+		case v := <-q:
+			handle(v)
+		case <-stop:
+			for ctx.Err() == nil {
+				select {
+				case v := <-q:
+					handle(v)
+				default:
+					return
+				}
+			}
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// retry runs publish up to 3 times, 200 ms apart: a publish to the local
+// server fails only while it is overloaded or a stream is at a discard-new
+// limit. Publishing again is safe: message ids make it idempotent.
+func (f *edgeForwarder) retry(ctx context.Context, publish func(context.Context) error) error {
+	var err error
+	for range 3 {
+		if err = publish(ctx); err == nil || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return err
+}
