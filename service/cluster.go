@@ -56,6 +56,9 @@ func (c *Config) validateCluster() []error {
 		return nil
 	}
 	var errs []error
+	if c.Role == RoleHub {
+		errs = append(errs, schema.Errorf("cluster.enabled", "a hub polls no targets: the cluster is for the nodes of one site"))
+	}
 	if c.NATS.URL == "" && c.NATS.JetStream != nil && !*c.NATS.JetStream {
 		errs = append(errs, schema.Errorf("cluster.enabled", "needs JetStream: set nats.jetstream or nats.url"))
 	}

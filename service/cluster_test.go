@@ -33,6 +33,8 @@ func TestClusterConfigErrors(t *testing.T) {
 			`f.yaml:5: cluster.replicas: 7: want 1 to 5`}},
 		{"no JetStream", "nats:\n  jetstream: false\ncluster:\n  enabled: true\n  node: n1\n", []string{
 			`f.yaml:4: cluster.enabled: needs JetStream: set nats.jetstream or nats.url`}},
+		{"on a hub", "role: hub\nnats:\n  url: nats://127.0.0.1:4222\ncluster:\n  enabled: true\n  node: n1\n", []string{
+			`f.yaml:5: cluster.enabled: a hub polls no targets: the cluster is for the nodes of one site`}},
 		{"node name too long", "cluster:\n  enabled: true\n  node: " + strings.Repeat("n", 256) + "\n", []string{
 			`f.yaml:3: cluster.node: name longer than 255 bytes`}},
 	}
