@@ -8,13 +8,13 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/netfeat/netfeat/inference"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -29,35 +29,14 @@ const ActionSchemaVersion = 1
 var ErrCorrupt = errors.New("fleet: corrupt message")
 
 // Action is one transition of a (model or rule, entity) action, as an edge
-// forwards it to the hub: the row of the `actions` table at the moment the
-// state changed. Its JSON field names are those of inference.ActionState.
+// forwards it to the hub: the row of the `actions` table (the runtime's
+// inference.ActionState) at the moment the state changed, with the
+// message's schema version. Score and Reason are those of the decision
+// that moved the state, LastDecision its time; LastPublished is not set.
 type Action struct {
 	// SchemaVersion is ActionSchemaVersion.
 	SchemaVersion int `json:"schema_version"`
-	// Model and ModelVersion identify the model or rule.
-	Model        string `json:"model"`
-	ModelVersion string `json:"model_version"`
-	// Fingerprint identifies the (model, entity) pair.
-	Fingerprint string `json:"fingerprint"`
-	// Entity is what the action is about.
-	Entity schema.Entity `json:"entity"`
-	// View is the feature view (empty for an event rule).
-	View string `json:"view,omitempty"`
-	// Trigger is schema.TriggerWindow, TriggerEvent or TriggerTimer.
-	Trigger string `json:"trigger"`
-	// State is the new state (schema.StatePending, ...); Since when it
-	// began.
-	State string    `json:"state"`
-	Since time.Time `json:"since"`
-	// Action is what automation is asked to do.
-	Action string `json:"action"`
-	// Score and Reason are those of the decision that moved the state.
-	Score  float64 `json:"score"`
-	Reason string  `json:"reason"`
-	// LastDecision is the time of that decision.
-	LastDecision time.Time `json:"last_decision"`
-	// Flapping is true while the action changes state too often.
-	Flapping bool `json:"flapping,omitempty"`
+	inference.ActionState
 }
 
 // ActionFromDecision returns the action transition a decision made; ok is
@@ -70,12 +49,12 @@ func ActionFromDecision(d *schema.Decision) (a Action, ok bool) {
 	if math.IsNaN(score) || math.IsInf(score, 0) {
 		score = 0
 	}
-	return Action{
-		SchemaVersion: ActionSchemaVersion, Model: d.Model, ModelVersion: d.ModelVersion,
+	return Action{SchemaVersion: ActionSchemaVersion, ActionState: inference.ActionState{
+		Model: d.Model, ModelVersion: d.ModelVersion,
 		Fingerprint: d.Fingerprint, Entity: d.Entity, View: d.View, Trigger: d.Trigger,
 		State: d.State, Since: d.Since, Action: d.Action, Score: score, Reason: d.Reason,
 		LastDecision: d.Time, Flapping: d.Flapping,
-	}, true
+	}}, true
 }
 
 // jsonFloat is a float64 that JSON-encodes NaN and ±Inf as null and decodes

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
 
+	"github.com/netfeat/netfeat/inference"
 	"github.com/netfeat/netfeat/internal/fleettest"
 	"github.com/netfeat/netfeat/schema"
 )
@@ -221,8 +222,8 @@ func testDecision(i int) *schema.Decision {
 
 func testAction(i int) *Action {
 	st := []string{schema.StatePending, schema.StateFiring, schema.StateResolved}[i%3]
-	return &Action{Model: "congestion", ModelVersion: "v1", Fingerprint: "fp", Entity: schema.Entity{Device: "pe1", Component: "eth0"},
-		Trigger: schema.TriggerWindow, State: st, Since: t0.Add(time.Duration(i) * time.Second), Action: "alert", LastDecision: t0}
+	return &Action{ActionState: inference.ActionState{Model: "congestion", ModelVersion: "v1", Fingerprint: "fp", Entity: schema.Entity{Device: "pe1", Component: "eth0"},
+		Trigger: schema.TriggerWindow, State: st, Since: t0.Add(time.Duration(i) * time.Second), Action: "alert", LastDecision: t0}}
 }
 
 // testSamples returns batch i of n samples; batches never share a sample.

@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/netfeat/netfeat/fleet"
+	"github.com/netfeat/netfeat/inference"
 	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/query"
 	"github.com/netfeat/netfeat/schema"
@@ -113,10 +114,10 @@ func TestHubTablesOnce(t *testing.T) {
 	}
 	// paris/fp0 resolves later; lyon/fp1 has an older transition
 	// delivered late, which must not replace the newer.
-	res := fleet.Action{Model: "busy", Fingerprint: "fp0", Entity: schema.Entity{Device: "paris-r1", Component: "e0"},
-		State: schema.StateResolved, Since: now.Add(time.Second), LastDecision: now.Add(time.Second)}
-	old := fleet.Action{Model: "busy", Fingerprint: "fp1", Entity: schema.Entity{Device: "lyon-r1", Component: "e1"},
-		State: schema.StatePending, Since: now.Add(-time.Minute), LastDecision: now.Add(-time.Minute)}
+	res := fleet.Action{ActionState: inference.ActionState{Model: "busy", Fingerprint: "fp0", Entity: schema.Entity{Device: "paris-r1", Component: "e0"},
+		State: schema.StateResolved, Since: now.Add(time.Second), LastDecision: now.Add(time.Second)}}
+	old := fleet.Action{ActionState: inference.ActionState{Model: "busy", Fingerprint: "fp1", Entity: schema.Entity{Device: "lyon-r1", Component: "e1"},
+		State: schema.StatePending, Since: now.Add(-time.Minute), LastDecision: now.Add(-time.Minute)}}
 	for _, x := range []struct {
 		site string
 		a    *fleet.Action
