@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 
 	"github.com/netfeat/netfeat/featurestore"
-	"github.com/netfeat/netfeat/fleet"
 	"github.com/netfeat/netfeat/inference"
 	"github.com/netfeat/netfeat/schema"
 )
@@ -58,7 +57,7 @@ func (s *Service) addModelFollower(rt *inference.Runtime) error {
 	if s.edge == nil {
 		return nil
 	}
-	c, err := ModelFollowerComponent(fleet.ModelRolloutConfig{}, s.cfg.EdgeSite(), s.nats.Conn, rt, s.reg, s.log.With("component", "model-follower"))
+	c, err := ModelFollowerComponent(s.cfg.Fleet.Rollout, s.cfg.EdgeSite(), s.nats.Conn, rt, s.reg, s.log.With("component", "model-follower"))
 	if err != nil {
 		return fmt.Errorf("model follower: %w", err)
 	}
@@ -81,7 +80,7 @@ func (s *Service) buildHub() error {
 	}
 	s.pipe.runtime = rt
 	s.group.Add(ComponentFuncs{ComponentName: "inference", StartFunc: rt.Start, StopFunc: rt.Stop, ReadyFunc: rt.Ready})
-	pub, err := ModelPublisherComponent(fleet.ModelRolloutConfig{}, s.nats.Conn, rt, s.reg, s.log.With("component", "model-publisher"))
+	pub, err := ModelPublisherComponent(s.cfg.Fleet.Rollout, s.nats.Conn, rt, s.reg, s.log.With("component", "model-publisher"))
 	if err != nil {
 		return fmt.Errorf("model publisher: %w", err)
 	}

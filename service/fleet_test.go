@@ -50,6 +50,9 @@ func TestFleetConfigCheck(t *testing.T) {
 		{"hub with targets", "role: hub\nnats: {url: \"nats://a:4222\"}\nsnmp: {targets: [{name: r1, address: \"127.0.0.1:161\"}]}\n", []string{"role: a hub collects nothing"}},
 		{"hub with leaf", "role: hub\nnats: {url: \"nats://a:4222\", leaf: {remotes: [{urls: [\"nats-leaf://h:7422\"]}]}}\n", []string{"nats.leaf: only applies to role edge"}},
 		{"hub bad replicas", "role: hub\nnats: {url: \"nats://a:4222\"}\nfleet: {hub: {replicas: 7}}\n", []string{"fleet.hub: hub replicas 7"}},
+		{"hub rollout", "role: hub\nnats: {url: \"nats://a:4222\"}\nfleet: {rollout: {replicas: 1, retry_delay: 2s}}\n", nil},
+		{"hub bad rollout replicas", "role: hub\nnats: {url: \"nats://a:4222\"}\nfleet: {rollout: {replicas: 9}}\n", []string{"fleet.rollout: model roll-out replicas 9"}},
+		{"edge bad rollout max", "role: edge\nsite: paris\nfleet: {rollout: {max_model_bytes: -1}}\n" + leaf, []string{"fleet.rollout:"}},
 		{"standalone with site", "site: paris\n", []string{"site: only applies to role edge"}},
 		{"bad role", "role: leaf\n", []string{"role: must be standalone, edge or hub"}},
 	} {

@@ -33,6 +33,9 @@ const (
 type FleetConfig struct {
 	Edge FleetEdgeConfig `yaml:"edge"`
 	Hub  FleetHubConfig  `yaml:"hub"`
+	// Rollout names the model roll-out's buckets and bounds (a hub's
+	// publisher and an edge's follower read the same keys).
+	Rollout fleet.ModelRolloutConfig `yaml:"rollout"`
 }
 
 // FleetEdgeConfig configures an edge's forwarding: fleet.EdgeConfig (the
@@ -178,6 +181,11 @@ func (c *Config) validateFleet() []error {
 		}
 	default:
 		bad("role", "must be standalone, edge or hub, got %q", c.Role)
+	}
+	if c.Role == RoleEdge || c.Role == RoleHub {
+		if err := c.Fleet.Rollout.Validate(); err != nil {
+			bad("fleet.rollout", "%v", strings.TrimPrefix(err.Error(), "fleet: "))
+		}
 	}
 	for i, r := range leaf.Remotes {
 		key := fmt.Sprintf("nats.leaf.remotes[%d]", i)
