@@ -84,6 +84,13 @@ type SampleConfig struct {
 	// MaxPerMessage caps the samples of one message; a bigger batch is
 	// split. Default 8192.
 	MaxPerMessage int `yaml:"max_per_message"`
+	// Linger is how long the forwarder gathers the collectors' batches
+	// into one message before storing it: every message carries its own
+	// Arrow schema and dictionaries, so a message per poll of one device
+	// would cost several times the bytes per sample of a full one. A
+	// message goes when it would exceed MaxPerMessage or its first batch
+	// waited Linger. Default 1s.
+	Linger time.Duration `yaml:"linger"`
 	// Compression is CompressionZstd (default) or CompressionLZ4.
 	Compression Compression `yaml:"compression"`
 }
@@ -129,7 +136,7 @@ func DefaultEdgeConfig(site string) EdgeConfig {
 	return EdgeConfig{
 		Site: site, HubDomain: DefaultHubDomain, RegistryBucket: DefaultRegistryBucket,
 		Windows: lim, Decisions: lim, Actions: lim, Samples: lim,
-		SampleForwarding: SampleConfig{Mode: SamplesOff, Every: 10, MaxPerMessage: 8192, Compression: CompressionZstd},
+		SampleForwarding: SampleConfig{Mode: SamplesOff, Every: 10, MaxPerMessage: 8192, Linger: time.Second, Compression: CompressionZstd},
 		DuplicateWindow:  2 * time.Minute, WarnRatio: 0.8, CheckInterval: 10 * time.Second,
 		RegisterRetry: 2 * time.Second, PublishTimeout: 5 * time.Second,
 	}
@@ -158,6 +165,9 @@ func (c EdgeConfig) withDefaults() EdgeConfig {
 	}
 	if sf.MaxPerMessage == 0 {
 		sf.MaxPerMessage = d.SampleForwarding.MaxPerMessage
+	}
+	if sf.Linger == 0 {
+		sf.Linger = d.SampleForwarding.Linger
 	}
 	if sf.Compression == "" {
 		sf.Compression = CompressionZstd
@@ -217,6 +227,9 @@ func (c *EdgeConfig) Validate() error {
 	}
 	if sf.Every < 1 || sf.MaxPerMessage < 1 {
 		return fmt.Errorf("fleet: sample_forwarding: every and max_per_message must be positive")
+	}
+	if sf.Linger < 0 || sf.Linger > time.Minute {
+		return fmt.Errorf("fleet: sample_forwarding: linger %v: must be 0–1m", sf.Linger)
 	}
 	if sf.Compression != CompressionZstd && sf.Compression != CompressionLZ4 {
 		return fmt.Errorf("fleet: sample_forwarding.compression %q: want zstd or lz4", sf.Compression)

@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -243,6 +245,72 @@ func TestEdgeForwarderNeverWaits(t *testing.T) {
 	if app := newEdgeForwarder(cfg, "paris", nil, nil, slog.New(slog.DiscardHandler)).tee(&store); app != &store {
 		t.Errorf("forwarding off: appender %T, want the store", app)
 	}
+}
+
+// TestEdgeForwarderGathersSamples checks that the collectors' small batches
+// leave in messages of up to max_per_message samples: one when the next
+// batch would overflow it, one when its first batch waited linger, and what
+// is queued at Stop.
+func TestEdgeForwarderGathersSamples(t *testing.T) {
+	cfg := DefaultFleetConfig().Edge
+	cfg.SampleForwarding.Mode = fleet.SamplesAll
+	cfg.SampleForwarding.MaxPerMessage = 1000
+	cfg.SampleForwarding.Linger = time.Hour
+	f := newEdgeForwarder(cfg, "paris", nil, nil, slog.New(slog.DiscardHandler))
+	var (
+		mu   sync.Mutex
+		msgs []int
+	)
+	f.publishSamples = func(_ context.Context, b []schema.Sample) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		msgs = append(msgs, len(b))
+		return len(b), nil
+	}
+	sent := func() []int {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(msgs)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan struct{})
+	go func() { defer close(done); f.forwardSamples(ctx) }()
+	app := f.tee(&countingAppender{})
+	batch := func(n int) []schema.Sample { return make([]schema.Sample, n) }
+	for _, n := range []int{300, 300, 300, 300, 2500, 50} {
+		if err := app.Append(ctx, batch(n)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 300×3 fit; the fourth 300 would overflow: 900 goes. 300 + 2500
+	// overflows: 300 goes, then 2500 alone (PublishSamples splits it).
+	// The 50 waits for linger.
+	testkit.Eventually(t, "two full messages", func() bool { return len(sent()) == 3 })
+	if got := sent(); !slices.Equal(got, []int{900, 300, 2500}) {
+		t.Fatalf("messages %v, want [900 300 2500]", got)
+	}
+	close(f.stop) // Stop: what is queued goes at once
+	<-done
+	if got := sent(); !slices.Equal(got, []int{900, 300, 2500, 50}) {
+		t.Fatalf("after stop: messages %v, want [900 300 2500 50]", got)
+	}
+
+	// A short linger sends a lone batch without waiting for more.
+	cfg.SampleForwarding.Linger = 20 * time.Millisecond
+	f = newEdgeForwarder(cfg, "paris", nil, nil, slog.New(slog.DiscardHandler))
+	msgs = nil
+	f.publishSamples = func(_ context.Context, b []schema.Sample) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		msgs = append(msgs, len(b))
+		return len(b), nil
+	}
+	go f.forwardSamples(ctx)
+	if err := f.tee(&countingAppender{}).Append(ctx, batch(7)); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, "the lone batch after linger", func() bool { return slices.Equal(sent(), []int{7}) })
 }
 
 type countingAppender struct{ n int }

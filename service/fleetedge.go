@@ -44,8 +44,11 @@ type edgeForwarder struct {
 	lastDrop atomic.Int64 // unix ns of the last drop log line
 	closing  atomic.Bool
 
-	edge   *fleet.Edge
-	cancel context.CancelFunc
+	edge *fleet.Edge
+	// publishSamples stores one message's worth of samples: the edge's
+	// PublishSamples (a test's recorder).
+	publishSamples func(context.Context, []schema.Sample) (int, error)
+	cancel         context.CancelFunc
 	wg     sync.WaitGroup
 }
 
@@ -111,7 +114,7 @@ func (f *edgeForwarder) Start(ctx context.Context) error {
 	if err := e.Start(ctx); err != nil {
 		return err
 	}
-	f.edge = e
+	f.edge, f.publishSamples = e, e.PublishSamples
 	var run context.Context
 	run, f.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	f.wg.Add(2)
@@ -246,18 +249,77 @@ func (f *edgeForwarder) forwardItems(ctx context.Context) {
 	})
 }
 
-// forwardSamples stores queued sample batches, like forwardItems.
+// forwardSamples stores queued sample batches, like forwardItems, gathered
+// into messages: batches are appended to one until the next would take it
+// past max_per_message or its first batch waited linger (a collector's
+// batch is one device's poll, often a few hundred samples: a message each
+// would spend most of its bytes on the Arrow schema and dictionaries).
 func (f *edgeForwarder) forwardSamples(ctx context.Context) {
-	drain(ctx, f.samples, f.stop, func(b []schema.Sample) {
+	sf := f.cfg.SampleForwarding
+	var (
+		pending []schema.Sample
+		timer   *time.Timer
+		due     <-chan time.Time
+	)
+	flush := func() {
+		if len(pending) == 0 {
+			return
+		}
+		b := pending
+		pending, due = nil, nil
+		if timer != nil {
+			timer.Stop()
+		}
 		err := f.retry(ctx, func(ctx context.Context) error {
-			_, err := f.edge.PublishSamples(ctx, b)
+			_, err := f.publishSamples(ctx, b)
 			return err
 		})
 		if err != nil && ctx.Err() == nil {
 			f.failed.WithLabelValues(string(fleet.KindSamples)).Inc()
 			f.log.Warn("fleet: local stream refused samples; the hub will not see them", "samples", len(b), "err", err)
 		}
-	})
+	}
+	add := func(b []schema.Sample) {
+		if len(pending) > 0 && len(pending)+len(b) > sf.MaxPerMessage {
+			flush()
+		}
+		if len(pending) == 0 {
+			pending = b
+			if timer == nil {
+				timer = time.NewTimer(sf.Linger)
+			} else {
+				timer.Reset(sf.Linger)
+			}
+			due = timer.C
+		} else {
+			pending = append(pending, b...)
+		}
+		if len(pending) >= sf.MaxPerMessage {
+			flush()
+		}
+	}
+	for ctx.Err() == nil {
+		select {
+		case b := <-f.samples:
+			add(b)
+		case <-due:
+			due = nil
+			flush()
+		case <-f.stop:
+			for ctx.Err() == nil {
+				select {
+				case b := <-f.samples:
+					add(b)
+				default:
+					flush()
+					return
+				}
+			}
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // drain hands every value of q to handle until stop is closed and q is
