@@ -49,7 +49,7 @@ type edgeForwarder struct {
 	// PublishSamples (a test's recorder).
 	publishSamples func(context.Context, []schema.Sample) (int, error)
 	cancel         context.CancelFunc
-	wg     sync.WaitGroup
+	wg             sync.WaitGroup
 }
 
 // edgeItem is one window, decision or action transition to forward.
