@@ -89,9 +89,10 @@ type FailoverReport struct {
 	// target validly owned by the survivor; -1 if that did not happen
 	// within the lease TTL plus 10 s.
 	OwnedAgainS float64 `json:"owned_again_s"`
-	// UnownedAfterTTL counts the targets not validly owned (no owner
-	// record, released, or the owner's lease gone) when the bucket was read
-	// at the kill plus the lease TTL; UnownedCheckS is when that read
+	// UnownedAfterTTL counts the targets not validly owned by the survivor
+	// (no owner record, released, the owner's lease gone, or still the
+	// killed node's) when the bucket was read at the kill plus the lease
+	// TTL; UnownedCheckS is when that read
 	// started, from the kill.
 	UnownedAfterTTL int     `json:"unowned_after_ttl"`
 	UnownedCheckS   float64 `json:"unowned_check_s"`
@@ -375,7 +376,9 @@ func RunFailover(ctx context.Context, o FailoverOptions) (rep *FailoverReport, e
 				return nil, err
 			}
 			rep.UnownedCheckS = t0.Sub(killed).Seconds()
-			rep.UnownedAfterTTL = o.Targets - len(failoverOwners(st))
+			// a is the only live node: a target still validly owned by b
+			// would mean b's lease outlived the TTL, so it counts.
+			rep.UnownedAfterTTL = o.Targets - failoverCount(failoverOwners(st), a.name)
 			checked = true
 			continue
 		}
