@@ -114,6 +114,13 @@ type EdgeConfig struct {
 	Samples   StreamLimits `yaml:"samples"`
 	// SampleForwarding says which raw samples are forwarded.
 	SampleForwarding SampleConfig `yaml:"sample_forwarding"`
+	// ItemsPerMessage caps the windows, decisions or action transitions
+	// the service's forwarder gathers into one message (PublishWindows and
+	// friends). Default 512.
+	ItemsPerMessage int `yaml:"items_per_message"`
+	// ItemLinger is how long the forwarder gathers them before it stores
+	// what it has. Default 250ms.
+	ItemLinger time.Duration `yaml:"item_linger"`
 	// DuplicateWindow is the local streams' de-duplication window. Default
 	// 2m.
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
@@ -137,7 +144,8 @@ func DefaultEdgeConfig(site string) EdgeConfig {
 		Site: site, HubDomain: DefaultHubDomain, RegistryBucket: DefaultRegistryBucket,
 		Windows: lim, Decisions: lim, Actions: lim, Samples: lim,
 		SampleForwarding: SampleConfig{Mode: SamplesOff, Every: 10, MaxPerMessage: 8192, Linger: time.Second, Compression: CompressionZstd},
-		DuplicateWindow:  2 * time.Minute, WarnRatio: 0.8, CheckInterval: 10 * time.Second,
+		ItemsPerMessage:  512, ItemLinger: 250 * time.Millisecond,
+		DuplicateWindow: 2 * time.Minute, WarnRatio: 0.8, CheckInterval: 10 * time.Second,
 		RegisterRetry: 2 * time.Second, PublishTimeout: 5 * time.Second,
 	}
 }
@@ -171,6 +179,12 @@ func (c EdgeConfig) withDefaults() EdgeConfig {
 	}
 	if sf.Compression == "" {
 		sf.Compression = CompressionZstd
+	}
+	if c.ItemsPerMessage == 0 {
+		c.ItemsPerMessage = d.ItemsPerMessage
+	}
+	if c.ItemLinger == 0 {
+		c.ItemLinger = d.ItemLinger
 	}
 	if c.DuplicateWindow == 0 {
 		c.DuplicateWindow = d.DuplicateWindow
@@ -227,6 +241,12 @@ func (c *EdgeConfig) Validate() error {
 	}
 	if sf.Every < 1 || sf.MaxPerMessage < 1 {
 		return fmt.Errorf("fleet: sample_forwarding: every and max_per_message must be positive")
+	}
+	if c.ItemsPerMessage < 1 || c.ItemsPerMessage > 100_000 {
+		return fmt.Errorf("fleet: items_per_message %d: must be 1–100000", c.ItemsPerMessage)
+	}
+	if c.ItemLinger < 0 || c.ItemLinger > time.Minute {
+		return fmt.Errorf("fleet: item_linger %v: must be 0–1m", c.ItemLinger)
 	}
 	if sf.Linger < 0 || sf.Linger > time.Minute {
 		return fmt.Errorf("fleet: sample_forwarding: linger %v: must be 0–1m", sf.Linger)

@@ -287,11 +287,15 @@ func (e *Edge) CheckLimits(ctx context.Context) {
 }
 
 // publish stores one message in the local stream of kind and returns once
-// JetStream acknowledged it (or the publish failed).
-func (e *Edge) publish(ctx context.Context, k Kind, subject, id string, data []byte) error {
+// JetStream acknowledged it (or the publish failed). A non-empty encoding
+// goes in HeaderEncoding.
+func (e *Edge) publish(ctx context.Context, k Kind, subject, id string, data []byte, encoding string) error {
 	stream := EdgeStream(k)
 	msg := nats.NewMsg(subject)
 	msg.Header.Set(nats.MsgIdHdr, id)
+	if encoding != "" {
+		msg.Header.Set(HeaderEncoding, encoding)
+	}
 	msg.Header.Set(HeaderSite, e.cfg.Site)
 	msg.Header.Set(HeaderInstance, e.instance)
 	msg.Data = data
@@ -314,34 +318,19 @@ func (e *Edge) publish(ctx context.Context, k Kind, subject, id string, data []b
 // messages carry the instance id Start loads). Its message id is
 // WindowID: the same window published again is stored once.
 func (e *Edge) PublishWindow(ctx context.Context, row *schema.FeatureRow) error {
-	data, err := EncodeWindow(row)
-	if err != nil {
-		return err
-	}
-	subj := subjectPrefix(e.cfg.Site, KindWindows) + "." + schema.SubjectToken(row.View) + "." + schema.SubjectToken(row.Device)
-	return e.publish(ctx, KindWindows, subj, WindowID(e.cfg.Site, row), data)
+	return e.PublishWindows(ctx, []*schema.FeatureRow{row})
 }
 
 // PublishDecision stores a decision for the hub. Its message id is
 // DecisionID.
 func (e *Edge) PublishDecision(ctx context.Context, d *schema.Decision) error {
-	data, err := EncodeDecision(d)
-	if err != nil {
-		return err
-	}
-	subj := subjectPrefix(e.cfg.Site, KindDecisions) + "." + schema.SubjectToken(d.Model) + "." + schema.SubjectToken(d.Entity.Device)
-	return e.publish(ctx, KindDecisions, subj, DecisionID(e.cfg.Site, d), data)
+	return e.PublishDecisions(ctx, []*schema.Decision{d})
 }
 
 // PublishAction stores an action transition for the hub. Its message id
 // is ActionID.
 func (e *Edge) PublishAction(ctx context.Context, a *Action) error {
-	data, err := EncodeAction(a)
-	if err != nil {
-		return err
-	}
-	subj := subjectPrefix(e.cfg.Site, KindActions) + "." + schema.SubjectToken(a.Model) + "." + schema.SubjectToken(a.Entity.Device)
-	return e.publish(ctx, KindActions, subj, ActionID(e.cfg.Site, a), data)
+	return e.PublishActions(ctx, []*Action{a})
 }
 
 // PublishSamples stores the samples the forwarding mode selects from batch
@@ -367,7 +356,7 @@ func (e *Edge) PublishSamples(ctx context.Context, batch []schema.Sample) (int, 
 		if err != nil {
 			return sent, err
 		}
-		if err := e.publish(ctx, KindSamples, subj, id, data); err != nil {
+		if err := e.publish(ctx, KindSamples, subj, id, data, ""); err != nil {
 			return sent, err
 		}
 		e.m.samplesSent.Add(float64(n))

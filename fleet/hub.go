@@ -437,26 +437,35 @@ func (h *Hub) handle(site string, k Kind, stream string, msg jetstream.Msg) {
 	}
 	ctx := h.ctx
 	var decErr, err error
-	switch k {
-	case KindWindows:
-		var row *schema.FeatureRow
-		if row, decErr = DecodeWindow(data); decErr == nil {
-			err = h.sink.Window(ctx, meta, row)
-		}
-	case KindDecisions:
-		var d *schema.Decision
-		if d, decErr = DecodeDecision(data); decErr == nil {
-			err = h.sink.Decision(ctx, meta, d)
-		}
-	case KindActions:
-		var a *Action
-		if a, decErr = DecodeAction(data); decErr == nil {
-			err = h.sink.Action(ctx, meta, a)
-		}
-	case KindSamples:
+	if k == KindSamples {
 		var b []schema.Sample
 		if b, decErr = DecodeSamples(nil, data); decErr == nil {
 			err = h.sink.Samples(ctx, meta, b)
+		}
+	} else {
+		// A batch's items each go to the sink with their own id; items
+		// that do not decode are counted and skipped, the others go on.
+		var items []Item
+		items, decErr = DecodeItems(site, k, data, msg.Headers().Get(HeaderEncoding), meta.ID)
+		if decErr != nil && len(items) > 0 {
+			h.m.corrupt.WithLabelValues(stream).Inc()
+			h.log.Warn("fleet: skipping items of a message", "stream", stream, "seq", meta.Seq, "id", meta.ID, "why", "corrupt", "err", decErr)
+			decErr = nil
+		}
+		for _, it := range items {
+			im := meta
+			im.ID = it.ID
+			switch k {
+			case KindWindows:
+				err = h.sink.Window(ctx, im, it.Window)
+			case KindDecisions:
+				err = h.sink.Decision(ctx, im, it.Decision)
+			case KindActions:
+				err = h.sink.Action(ctx, im, it.Action)
+			}
+			if err != nil {
+				break
+			}
 		}
 	}
 	switch {

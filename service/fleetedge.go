@@ -228,25 +228,98 @@ func (f *edgeForwarder) drop(kind string, n int) {
 }
 
 // forwardItems stores queued windows, decisions and actions in the local
-// streams until Stop, then what is left in the queue, unless ctx ends.
+// streams until Stop, then what is left in the queue, unless ctx ends. It
+// gathers them per kind into messages of up to items_per_message, stored
+// when full or when the first waited item_linger: a JetStream message
+// costs a publish, a store and an acknowledgement at the edge and a
+// delivery at the hub whatever its size.
 func (f *edgeForwarder) forwardItems(ctx context.Context) {
-	drain(ctx, f.items, f.stop, func(it edgeItem) {
-		kind := it.kind()
-		err := f.retry(ctx, func(ctx context.Context) error {
-			switch {
-			case it.row != nil:
-				return f.edge.PublishWindow(ctx, it.row)
-			case it.decision != nil:
-				return f.edge.PublishDecision(ctx, it.decision)
-			default:
-				return f.edge.PublishAction(ctx, it.action)
-			}
-		})
-		if err != nil && ctx.Err() == nil {
-			f.failed.WithLabelValues(kind).Inc()
-			f.log.Warn("fleet: local stream refused an item; the hub will not see it", "kind", kind, "err", err)
+	var (
+		rows    []*schema.FeatureRow
+		ds      []*schema.Decision
+		as      []*fleet.Action
+		timer   *time.Timer
+		due     <-chan time.Time
+		maxItem = f.cfg.ItemsPerMessage
+	)
+	store := func(kind string, n int, publish func(context.Context) error) {
+		if n == 0 {
+			return
 		}
-	})
+		if err := f.retry(ctx, publish); err != nil && ctx.Err() == nil {
+			f.failed.WithLabelValues(kind).Add(float64(n))
+			f.log.Warn("fleet: local stream refused items; the hub will not see them", "kind", kind, "items", n, "err", err)
+		}
+	}
+	flushRows := func() {
+		b := rows
+		rows = nil
+		store(string(fleet.KindWindows), len(b), func(ctx context.Context) error { return f.edge.PublishWindows(ctx, b) })
+	}
+	flushDecisions := func() {
+		b := ds
+		ds = nil
+		store(string(fleet.KindDecisions), len(b), func(ctx context.Context) error { return f.edge.PublishDecisions(ctx, b) })
+	}
+	flushActions := func() {
+		b := as
+		as = nil
+		store(string(fleet.KindActions), len(b), func(ctx context.Context) error { return f.edge.PublishActions(ctx, b) })
+	}
+	flush := func() {
+		flushRows()
+		flushDecisions()
+		flushActions()
+		due = nil
+	}
+	add := func(it edgeItem) {
+		if len(rows)+len(ds)+len(as) == 0 {
+			if timer == nil {
+				timer = time.NewTimer(f.cfg.ItemLinger)
+			} else {
+				timer.Reset(f.cfg.ItemLinger)
+			}
+			due = timer.C
+		}
+		switch {
+		case it.row != nil:
+			if rows = append(rows, it.row); len(rows) >= maxItem {
+				flushRows()
+			}
+		case it.decision != nil:
+			if ds = append(ds, it.decision); len(ds) >= maxItem {
+				flushDecisions()
+			}
+		default:
+			if as = append(as, it.action); len(as) >= maxItem {
+				flushActions()
+			}
+		}
+		if len(rows)+len(ds)+len(as) == 0 {
+			due = nil
+		}
+	}
+	for ctx.Err() == nil {
+		select {
+		case it := <-f.items:
+			add(it)
+		case <-due:
+			flush()
+		case <-f.stop:
+			for ctx.Err() == nil {
+				select {
+				case it := <-f.items:
+					add(it)
+				default:
+					flush()
+					return
+				}
+			}
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // forwardSamples stores queued sample batches, like forwardItems, gathered
@@ -312,29 +385,6 @@ func (f *edgeForwarder) forwardSamples(ctx context.Context) {
 					add(b)
 				default:
 					flush()
-					return
-				}
-			}
-			return
-		case <-ctx.Done():
-			return
-		}
-	}
-}
-
-// drain hands every value of q to handle until stop is closed and q is
-// empty, or ctx ends. q is never closed: a hook racing Stop cannot panic.
-func drain[T any](ctx context.Context, q <-chan T, stop <-chan struct{}, handle func(T)) {
-	for ctx.Err() == nil {
-		select {
-		case v := <-q:
-			handle(v)
-		case <-stop:
-			for ctx.Err() == nil {
-				select {
-				case v := <-q:
-					handle(v)
-				default:
 					return
 				}
 			}
