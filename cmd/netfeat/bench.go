@@ -1,33 +1,39 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/netfeat/netfeat/featurestore"
 	"github.com/netfeat/netfeat/internal/bench"
+	"github.com/netfeat/netfeat/internal/natsproc"
 )
 
 func init() { extraCommands = append(extraCommands, newBenchCmd) }
 
 func newBenchCmd() *cobra.Command {
 	o := bench.DefaultOptions()
+	fo := bench.DefaultFleetOptions()
 	var (
 		inject, snmp, gnmi bool
 		outsideSub         bool
+		fleetRun, fleetKid bool
+		noFailover         bool
 		jsonOut            bool
 		memBudget          string
 		noProgress         bool
 		keepDir            string
 	)
 	cmd := &cobra.Command{
-		Use:   "bench (--inject | --events | --snmp | --gnmi) [flags]",
+		Use:   "bench (--inject | --events | --snmp | --gnmi | --fleet) [flags]",
 		Short: "Load-test a real netfeat service and report throughput, latency, CPU and memory",
 		Long: `Drive a real netfeat service through its real entry points and report what
 users care about: sustained samples/s into the hot tier, every drop counter,
@@ -50,6 +56,15 @@ Workloads (one of):
              oper-status ON_CHANGE updates from a simulated gNMI target,
              alternating; reports trap sent / notification timestamp →
              decision at the subscriber, per path and together.
+  --fleet    a 3-node nats-server cluster, a hub and --edges edges (role edge,
+             every sample forwarded) at --samples-per-sec each behind links
+             the bench can cut: edge CPU standalone (--baseline) and as an
+             edge (--duration), bytes per sample, a cut of every link (--cut)
+             and the catch-up, then every edge stream compared with its hub
+             stream by message id (lost, duplicated); then the failover of
+             two nodes of a site sharing --failover-targets SNMP targets at
+             --failover-interval, one killed with SIGKILL. Needs nats-server
+             (scripts/install-nats-server.sh, or --nats-server).
 
 The decision subscriber runs in its own process (this binary again). With
 --inject and --events the bench also sends floor probes through the same
@@ -67,6 +82,15 @@ progress line on stderr; --json prints the report as JSON instead.`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if outsideSub {
 				return bench.RunOutsideSubscriber(cmd.Context(), os.Getenv(bench.OutsideSubscriberEnv), cmd.InOrStdin(), cmd.OutOrStdout())
+			}
+			if fleetKid {
+				return bench.RunFleetChild(cmd.Context(), os.Getenv(bench.FleetChildEnv), cmd.InOrStdin(), cmd.OutOrStdout())
+			}
+			if fleetRun {
+				if inject || snmp || gnmi {
+					return fmt.Errorf("--fleet is a workload of its own: drop --inject, --snmp and --gnmi")
+				}
+				return runFleetBench(cmd, fo, noFailover, jsonOut, noProgress, keepDir)
 			}
 			if o.Events && !snmp && !gnmi {
 				inject = true
@@ -157,10 +181,65 @@ progress line on stderr; --json prints the report as JSON instead.`,
 	f.StringVar(&o.SimCPUs, "sim-cpus", "", "snmp: run the 'netfeat sim snmp' simulator process under taskset -c with this CPU list (e.g. 1)")
 	f.StringVar(&o.CPUProfile, "cpuprofile", "", "write a CPU profile of the measured phase to this file (snmp, gnmi: the service then runs in the bench process)")
 	f.StringVar(&o.HeapProfile, "memprofile", "", "write a heap profile at the end of the measured phase to this file (snmp, gnmi: the service then runs in the bench process)")
+	f.BoolVar(&fleetRun, "fleet", false, "workload: a hub and edges on a real nats-server cluster (forwarding, a cut, catch-up, failover)")
+	f.BoolVar(&fleetKid, "fleet-child", false, "run as one of the fleet bench's edges (started by the bench itself)")
+	_ = f.MarkHidden("fleet-child")
+	f.IntVar(&fo.Edges, "edges", fo.Edges, "fleet: edges")
+	f.Float64Var(&fo.SamplesPerSec, "samples-per-sec", fo.SamplesPerSec, "fleet: raw samples per second per edge")
+	f.IntVar(&fo.Devices, "edge-devices", fo.Devices, "fleet: injected devices per edge")
+	f.IntVar(&fo.Interfaces, "edge-interfaces", fo.Interfaces, "fleet: interfaces per injected device (8 counters each)")
+	f.DurationVar(&fo.Hop, "edge-hop", fo.Hop, "fleet: window and hop of the edges' view")
+	f.DurationVar(&fo.Baseline, "baseline", fo.Baseline, "fleet: measured time of the standalone baseline (0: none)")
+	f.DurationVar(&fo.Cut, "cut", fo.Cut, "fleet: how long every link is cut (0: no cut)")
+	f.DurationVar(&fo.CatchUpMax, "catch-up-max", fo.CatchUpMax, "fleet: longest wait for the hub to catch up after the cut")
+	f.BoolVar(&noFailover, "no-failover", false, "fleet: skip the failover phase")
+	f.IntVar(&fo.FailoverOptions.Targets, "failover-targets", fo.FailoverOptions.Targets, "fleet: SNMP targets the two nodes of the failover phase share")
+	f.DurationVar(&fo.FailoverOptions.Interval, "failover-interval", fo.FailoverOptions.Interval, "fleet: SNMP polling interval of the failover phase")
+	f.StringVar(&fo.NATSServer, "nats-server", "", "fleet: nats-server binary (default: $NETFEAT_NATS_SERVER, bin/nats-server, $PATH)")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	f.BoolVar(&noProgress, "no-progress", false, "no progress line on stderr")
 	f.StringVar(&keepDir, "dir", "", "scratch directory to keep (data, configuration, logs); default: a temporary one, removed")
 	return cmd
+}
+
+// runFleetBench runs `netfeat bench --fleet`. --duration and --warmup,
+// when given, set its live phase and warm-ups.
+func runFleetBench(cmd *cobra.Command, fo bench.FleetOptions, noFailover, jsonOut, noProgress bool, dir string) error {
+	var err error
+	if fo.Binary, err = os.Executable(); err != nil {
+		return fmt.Errorf("find the netfeat binary to run as the hub and the edges: %w", err)
+	}
+	if fo.NATSServer == "" {
+		if fo.NATSServer, err = natsproc.FindServer(); err != nil {
+			return err
+		}
+	}
+	f := cmd.Flags()
+	if f.Changed("duration") {
+		fo.Live, _ = f.GetDuration("duration")
+	}
+	if f.Changed("warmup") {
+		fo.Warmup, _ = f.GetDuration("warmup")
+	}
+	fo.Failover = !noFailover
+	fo.CPUProfile, _ = f.GetString("cpuprofile")
+	fo.Dir = dir
+	stderr := cmd.ErrOrStderr()
+	if !noProgress {
+		fo.Progress = func(line string) { fmt.Fprintf(stderr, "%s  %s\n", time.Now().Format("15:04:05"), line) }
+	}
+	rep, err := bench.RunFleet(cmd.Context(), fo)
+	if rep != nil {
+		out := cmd.OutOrStdout()
+		var werr error
+		if jsonOut {
+			werr = rep.WriteJSON(out)
+		} else {
+			werr = rep.WriteText(out)
+		}
+		err = errors.Join(err, werr)
+	}
+	return err
 }
 
 // progressLine prints the bench's progress: one line rewritten in place on

@@ -82,7 +82,7 @@ func DefaultFleetOptions() FleetOptions {
 		Edges: 2, SamplesPerSec: 50_000, Devices: 100, Interfaces: 32, Hop: 10 * time.Second,
 		Baseline: 30 * time.Second, Warmup: 15 * time.Second, Live: 30 * time.Second,
 		Cut: 5 * time.Minute, CatchUpMax: 5 * time.Minute,
-		Failover: true, FailoverOptions: DefaultFailoverOptions(),
+		Failover: true, FailoverOptions: FailoverOptions{Targets: 200, Interval: 10 * time.Second},
 	}
 }
 
@@ -215,10 +215,9 @@ type FleetHubResult struct {
 
 // fleetEdge is one running edge child.
 type fleetEdge struct {
-	site  string
-	link  *natsproc.Link
-	proc  *child
-	stats ProcStat
+	site string
+	link *natsproc.Link
+	proc *child
 }
 
 // child is a `netfeat bench --fleet-child` process.
@@ -565,7 +564,7 @@ func RunFleet(ctx context.Context, o FleetOptions) (rep *FleetReport, err error)
 	type edgeSnap struct {
 		cpu           time.Duration
 		smp, fwd, pub float64
-		msgs, allMsgs  float64
+		msgs, allMsgs float64
 		toHub         int64
 	}
 	snapEdge := func(e *fleetEdge) (edgeSnap, error) {
@@ -797,7 +796,11 @@ func RunFleet(ctx context.Context, o FleetOptions) (rep *FleetReport, err error)
 		fo := o.FailoverOptions
 		fo.Binary = o.Binary
 		fo.Dir = filepath.Join(dir, "failover")
+		if err := os.MkdirAll(fo.Dir, 0o755); err != nil {
+			return rep, err
+		}
 		fo.Log = log
+		fo.Progress = func(phase string) { progress("failover   %s", phase) }
 		fr, err := RunFailover(ctx, fo)
 		if err != nil {
 			return rep, fmt.Errorf("failover: %w", err)
@@ -992,7 +995,7 @@ func (r *FleetReport) WriteJSON(w io.Writer) error {
 // WriteText writes the readable summary.
 func (r *FleetReport) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "netfeat fleet bench: %d edges × %s samples/s (%d devices × %d interfaces each, hop %s) into one hub on a 3-node nats-server cluster\n",
+	fmt.Fprintf(&b, "netfeat fleet bench: %d edge(s) × %s samples/s (%d devices × %d interfaces each, hop %s) into one hub on a 3-node nats-server cluster\n",
 		r.Load.Edges, num(r.Load.SamplesPerSec), r.Load.Devices, r.Load.Interfaces, r.Load.Hop)
 	fmt.Fprintf(&b, "machine: %d CPUs, %s, load %s\n\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.LoadAvg)
 	fmt.Fprintf(&b, "lost %d, duplicated %d; bytes/sample %.2f (wire, all kinds: %.2f); catch-up ratio %.1f; hub kept up: %v",

@@ -45,6 +45,14 @@ type serviceSetup struct {
 	// names and the gNMI target streaming oper-status ON_CHANGE.
 	events *eventSetup
 	cpus   string // taskset -c list for a child service; empty: any CPU
+	// edge, when set, makes the service a fleet edge (role edge, its
+	// embedded NATS server a leaf node of the hub) forwarding every sample.
+	edge *edgeSetup
+}
+
+// edgeSetup is what the fleet bench adds to an edge's configuration.
+type edgeSetup struct {
+	site, leafURL string
 }
 
 // eventSetup is what --events adds to the service's configuration.
@@ -56,10 +64,15 @@ type eventSetup struct {
 func (s serviceSetup) yaml() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# written by netfeat bench\ndata_dir: %q\nshutdown_timeout: 30s\n", s.dataDir)
-	fmt.Fprintf(&b, "log: {level: warn, format: json}\nhttp: {listen: %q}\nnats: {listen: %q, jetstream: false}\n", s.httpListen, s.natsListen)
+	fmt.Fprintf(&b, "log: {level: warn, format: json}\nhttp: {listen: %q}\n", s.httpListen)
+	if e := s.edge; e != nil {
+		fmt.Fprintf(&b, "role: edge\nsite: %s\nnats:\n  listen: %q\n  leaf: {remotes: [{urls: [%q]}]}\n", e.site, s.natsListen, e.leafURL)
+		b.WriteString("fleet:\n  edge: {sample_forwarding: {mode: all}}\n")
+	} else {
+		fmt.Fprintf(&b, "nats: {listen: %q, jetstream: false}\n", s.natsListen)
+	}
 	fmt.Fprintf(&b, "store: {memory_budget: %d}\n", s.memoryBudget)
-	fmt.Fprintf(&b, "views:\n  - name: %s\n    entity: component\n    metrics: [interface.in.bps]\n    aggregations: [count, mean, max]\n", benchView)
-	fmt.Fprintf(&b, "    windows: [%s]\n    hop: %s\n    allowed_lateness: %s\n", s.hop, s.hop, s.lateness)
+	b.WriteString(s.viewYAML())
 	// publish: all, so that every window close of every entity yields a
 	// decision on NATS (by default only lifecycle transitions are).
 	fmt.Fprintf(&b, "inference:\n  publish: all\n  rules:\n    - {name: %s, view: %s, feature: %s, op: \">=\", threshold: 0, action: alert}\n",
@@ -86,6 +99,14 @@ func (s serviceSetup) yaml() string {
 			fmt.Fprintf(&b, "    - {name: %q, address: %q, platform: iosxr, insecure: true, sample_interval: %s}\n", e.name, e.addr, s.interval)
 		}
 	}
+	return b.String()
+}
+
+// viewYAML renders the views section: the bench view.
+func (s serviceSetup) viewYAML() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "views:\n  - name: %s\n    entity: component\n    metrics: [interface.in.bps]\n    aggregations: [count, mean, max]\n", benchView)
+	fmt.Fprintf(&b, "    windows: [%s]\n    hop: %s\n    allowed_lateness: %s\n", s.hop, s.hop, s.lateness)
 	return b.String()
 }
 
