@@ -337,13 +337,17 @@ func (e *Edge) PublishAction(ctx context.Context, a *Action) error {
 // as compressed Arrow IPC messages of at most max_per_message samples, and
 // returns how many it stored. The selection and the message ids depend
 // only on the samples, so publishing the same batch again stores nothing
-// new. On error, the messages before the failing one are stored.
+// new. On error, the messages before the failing one are stored. It keeps
+// no reference to batch.
 func (e *Edge) PublishSamples(ctx context.Context, batch []schema.Sample) (int, error) {
 	sf := &e.cfg.SampleForwarding
-	sel := make([]schema.Sample, 0, len(batch))
-	for i := range batch {
-		if e.forward(&batch[i]) {
-			sel = append(sel, batch[i])
+	sel := batch
+	if sf.Mode != SamplesAll || len(sf.Devices) > 0 {
+		sel = make([]schema.Sample, 0, len(batch))
+		for i := range batch {
+			if e.forward(&batch[i]) {
+				sel = append(sel, batch[i])
+			}
 		}
 	}
 	e.m.samplesKept.Add(float64(len(batch) - len(sel)))

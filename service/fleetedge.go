@@ -209,12 +209,35 @@ func (t sampleTee) Append(ctx context.Context, batch []schema.Sample) error {
 	if t.f.closing.Load() || len(batch) == 0 {
 		return nil
 	}
+	cp := getSampleBuf(len(batch))
+	cp = append(cp, batch...)
 	select {
-	case t.f.samples <- append([]schema.Sample(nil), batch...):
+	case t.f.samples <- cp:
 	default:
+		putSampleBuf(cp)
 		t.f.drop(string(fleet.KindSamples), len(batch))
 	}
 	return nil
+}
+
+// sampleBufs holds the tee's copies of batches once the forwarder has
+// gathered them, for the next batches: the tee copies every sample the
+// store takes, and a new slice each time was most of the fleet path's
+// garbage.
+var sampleBufs sync.Pool
+
+// getSampleBuf returns an empty slice with room for n samples.
+func getSampleBuf(n int) []schema.Sample {
+	if p, ok := sampleBufs.Get().(*[]schema.Sample); ok && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]schema.Sample, 0, n)
+}
+
+// putSampleBuf gives b back for getSampleBuf.
+func putSampleBuf(b []schema.Sample) {
+	b = b[:0]
+	sampleBufs.Put(&b)
 }
 
 // drop counts n dropped items of kind and logs it at most every 10 s.
@@ -330,7 +353,9 @@ func (f *edgeForwarder) forwardItems(ctx context.Context) {
 func (f *edgeForwarder) forwardSamples(ctx context.Context) {
 	sf := f.cfg.SampleForwarding
 	var (
-		pending []schema.Sample
+		// pending gathers the batches; PublishSamples keeps no reference
+		// to it, so its array is used again for the next message.
+		pending = make([]schema.Sample, 0, sf.MaxPerMessage)
 		timer   *time.Timer
 		due     <-chan time.Time
 	)
@@ -339,7 +364,7 @@ func (f *edgeForwarder) forwardSamples(ctx context.Context) {
 			return
 		}
 		b := pending
-		pending, due = nil, nil
+		pending, due = pending[:0], nil
 		if timer != nil {
 			timer.Stop()
 		}
@@ -357,16 +382,15 @@ func (f *edgeForwarder) forwardSamples(ctx context.Context) {
 			flush()
 		}
 		if len(pending) == 0 {
-			pending = b
 			if timer == nil {
 				timer = time.NewTimer(sf.Linger)
 			} else {
 				timer.Reset(sf.Linger)
 			}
 			due = timer.C
-		} else {
-			pending = append(pending, b...)
 		}
+		pending = append(pending, b...)
+		putSampleBuf(b)
 		if len(pending) >= sf.MaxPerMessage {
 			flush()
 		}
