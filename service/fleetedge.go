@@ -75,7 +75,7 @@ func (it *edgeItem) kind() string {
 func newEdgeForwarder(cfg FleetEdgeConfig, site string, n *NATS, reg prometheus.Registerer, log *slog.Logger) *edgeForwarder {
 	cfg.Site = site
 	f := &edgeForwarder{
-		cfg: cfg, nats: n, reg: reg, log: log.With("component", "fleet-edge", "site", site),
+		cfg: cfg, nats: n, reg: reg, log: log.With("component", "fleet-edge"), // fleet.Edge adds the site
 		items:   make(chan edgeItem, cfg.Queue),
 		samples: make(chan []schema.Sample, cfg.SampleQueue),
 		stop:    make(chan struct{}),
