@@ -225,7 +225,7 @@ const SamplesFormatVersion = 2
 const SamplesVersionKey = "netfeat.samples.version"
 
 // SamplesSchema is the Arrow schema of a forwarded samples batch
-// (docs/fleet.md, "Samples"): one row per schema.Sample, its columns
+// (docs/fleet.md, "Samples wire format"): one row per schema.Sample, its columns
 // transformed so that the compressor finds what repeats.
 //
 //   - ts: the sample's ts minus the previous row's (the first row: minus
@@ -234,9 +234,16 @@ const SamplesVersionKey = "netfeat.samples.version"
 //   - ingest_ts: the same for ingest_ts.
 //   - device, component, metric, source: the index of the label in the
 //     batch's string table, the concatenation of the strings lists.
-//   - value: the IEEE 754 bits of the value XOR those of the previous value
-//     of the same (device, component, metric) in the batch; a series' first
-//     value is its bits.
+//   - kind: 0 when the value is an integer of (-2^63, 2^63) other than -0
+//     (a counter, a state, a zero rate), else 1.
+//   - value: not in row order but grouped, rows of kind 0 first, each kind
+//     by metric index, in row order within a group: a kind 0 value is the
+//     zigzag of the integer minus the previous value of the same (device,
+//     component, metric) in the batch when that one was of kind 0 (else
+//     minus 0); a kind 1 value is the IEEE 754 bits XOR those of the
+//     series' previous value (else 0). The groups put counters of one
+//     metric, whose high bytes agree, next to each other, and keep the
+//     floats' random mantissas away from the integers.
 //   - strings: the labels first used at this row, in column order.
 //
 // Labels were dictionary-encoded columns in version 1: each dictionary is an
@@ -250,6 +257,7 @@ var SamplesSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "component", Type: arrow.PrimitiveTypes.Uint32},
 	{Name: "metric", Type: arrow.PrimitiveTypes.Uint32},
 	{Name: "source", Type: arrow.PrimitiveTypes.Uint32},
+	{Name: "kind", Type: arrow.PrimitiveTypes.Uint8},
 	{Name: "value", Type: arrow.PrimitiveTypes.Uint64},
 	{Name: "strings", Type: arrow.ListOf(arrow.BinaryTypes.String)},
 }, func() *arrow.Metadata {
@@ -281,6 +289,96 @@ const (
 // seriesKey names a series of a batch by its label indices.
 type seriesKey struct{ device, component, metric uint32 }
 
+// seriesLast holds the last value bits of each series of a batch: an
+// open-addressing table without pointers, sized for the batch (a Go map
+// took a third of the decoding time).
+type seriesLast struct {
+	keys []seriesKey
+	vals []uint64
+	used []bool
+	mask uint64
+}
+
+func newSeriesLast(n int) *seriesLast {
+	size := 8
+	for size < 2*n {
+		size <<= 1
+	}
+	return &seriesLast{keys: make([]seriesKey, size), vals: make([]uint64, size), used: make([]bool, size), mask: uint64(size - 1)}
+}
+
+// slot returns where the last value of k is kept and whether k has one;
+// a new k gets a slot holding 0.
+func (t *seriesLast) slot(k seriesKey) (v *uint64, has bool) {
+	h := (uint64(k.device)*0x9e3779b97f4a7c15 ^ uint64(k.component)*0xc2b2ae3d27d4eb4f ^ uint64(k.metric)*0x165667b19e3779f9) >> 17
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		if !t.used[i] {
+			t.keys[i], t.used[i] = k, true
+			return &t.vals[i], false
+		}
+		if t.keys[i] == k {
+			return &t.vals[i], true
+		}
+	}
+}
+
+// Value kinds of the samples format.
+const (
+	kindInt   = 0
+	kindFloat = 1
+)
+
+// intValue reports whether v is stored as an integer (kindInt).
+func intValue(v float64) bool {
+	return v == math.Trunc(v) && math.Abs(v) < 1<<63 && (v != 0 || !math.Signbit(v))
+}
+
+// valueWord returns the kind and the stored word of value bits after the
+// series' previous value bits prev (has: there is one).
+func valueWord(bits, prev uint64, has bool) (uint8, uint64) {
+	v := math.Float64frombits(bits)
+	if !intValue(v) {
+		return kindFloat, bits ^ prev
+	}
+	var p int64
+	if pv := math.Float64frombits(prev); has && intValue(pv) {
+		p = int64(pv)
+	}
+	return kindInt, uint64(zigzag(int64(v) - p))
+}
+
+// wordValue inverts valueWord.
+func wordValue(kind uint8, w, prev uint64, has bool) uint64 {
+	if kind == kindFloat {
+		return w ^ prev
+	}
+	var p int64
+	if pv := math.Float64frombits(prev); has && intValue(pv) {
+		p = int64(pv)
+	}
+	return math.Float64bits(float64(unzigzag(int64(w)) + p))
+}
+
+// valueOrder returns, for each row, the position of its value in the
+// value column: rows grouped by kind then metric index (< nmetric), in row
+// order within a group (a counting sort).
+func valueOrder(kinds []uint8, metrics []uint32, nmetric int) []int32 {
+	start := make([]int32, 2*nmetric+1)
+	for i, k := range kinds {
+		start[int(k)*nmetric+int(metrics[i])+1]++
+	}
+	for j := 1; j < len(start); j++ {
+		start[j] += start[j-1]
+	}
+	pos := make([]int32, len(kinds))
+	for i, k := range kinds {
+		g := int(k)*nmetric + int(metrics[i])
+		pos[i] = start[g]
+		start[g]++
+	}
+	return pos
+}
+
 // EncodeSamples appends batch to dst as one Arrow IPC stream (schema and
 // one record batch of SamplesSchema) with compressed buffers, and returns
 // it with the message id of the batch: site and the SHA-256 of the
@@ -292,12 +390,13 @@ func EncodeSamples(dst []byte, site string, batch []schema.Sample, comp Compress
 	ts := make([]int64, n)
 	its := make([]int64, n)
 	labels := [4][]uint32{make([]uint32, n), make([]uint32, n), make([]uint32, n), make([]uint32, n)}
-	vals := make([]uint64, n)
+	words := make([]uint64, n)
+	kinds := make([]uint8, n)
 	index := map[string]uint32{}
 	strsB := array.NewListBuilder(mem, arrow.BinaryTypes.String)
 	defer strsB.Release()
 	strB := strsB.ValueBuilder().(*array.StringBuilder)
-	last := make(map[seriesKey]uint64)
+	last := newSeriesLast(n)
 	var id identity
 	id.b = make([]byte, 0, 64*n)
 	var prevTS, prevIngest int64
@@ -317,8 +416,9 @@ func EncodeSamples(dst []byte, site string, batch []schema.Sample, comp Compress
 		}
 		bits := math.Float64bits(s.Value)
 		k := seriesKey{labels[0][i], labels[1][i], labels[2][i]}
-		vals[i] = bits ^ last[k]
-		last[k] = bits
+		prev, has := last.slot(k)
+		kinds[i], words[i] = valueWord(bits, *prev, has)
+		*prev = bits
 		id.str(s.Device).str(s.Component).str(s.Metric).i64(s.TS).i64(int64(bits))
 	}
 	cols := make([]arrow.Array, 0, SamplesSchema.NumFields())
@@ -339,6 +439,14 @@ func EncodeSamples(dst []byte, site string, batch []schema.Sample, comp Compress
 		u32B.AppendValues(v, nil)
 		cols = append(cols, u32B.NewArray())
 	}
+	vals := make([]uint64, n)
+	for i, p := range valueOrder(kinds, labels[2], len(index)) {
+		vals[p] = words[i]
+	}
+	u8B := array.NewUint8Builder(mem)
+	defer u8B.Release()
+	u8B.AppendValues(kinds, nil)
+	cols = append(cols, u8B.NewArray())
 	u64B := array.NewUint64Builder(mem)
 	defer u64B.Release()
 	u64B.AppendValues(vals, nil)
@@ -365,14 +473,15 @@ func EncodeSamples(dst []byte, site string, batch []schema.Sample, comp Compress
 
 // DecodeSamples parses an Arrow IPC stream of SamplesSchema record batches
 // (format version SamplesFormatVersion) and appends its rows to dst, in
-// the order they were encoded.
+// the order they were encoded. On error it returns dst as it was.
 func DecodeSamples(dst []schema.Sample, data []byte) (out []schema.Sample, err error) {
+	n0 := len(dst)
 	// The IPC reader trusts its input more than a network peer deserves:
 	// a malformed body can index out of range. Such a panic is a corrupt
 	// message, not a crash of the hub.
 	defer func() {
 		if r := recover(); r != nil {
-			out, err = dst, fmt.Errorf("%w: samples: %v", ErrCorrupt, r)
+			out, err = dst[:n0], fmt.Errorf("%w: samples: %v", ErrCorrupt, r)
 		}
 	}()
 	// A corrupt length must not make the reader allocate more than the
@@ -398,11 +507,11 @@ func DecodeSamples(dst []schema.Sample, data []byte) (out []schema.Sample, err e
 	}
 	for r.Next() {
 		if dst, err = appendSamples(dst, r.RecordBatch()); err != nil {
-			return dst, err
+			return dst[:n0], err
 		}
 	}
 	if err := r.Err(); err != nil {
-		return dst, fmt.Errorf("%w: samples: %v", ErrCorrupt, err)
+		return dst[:n0], fmt.Errorf("%w: samples: %v", ErrCorrupt, err)
 	}
 	return dst, nil
 }
@@ -426,8 +535,9 @@ func appendSamples(dst []schema.Sample, rec arrow.RecordBatch) ([]schema.Sample,
 	for c := range labels {
 		labels[c] = rec.Column(2 + c).(*array.Uint32).Uint32Values()
 	}
-	vals := rec.Column(6).(*array.Uint64).Uint64Values()
-	list := rec.Column(7).(*array.List)
+	kinds := rec.Column(6).(*array.Uint8).Uint8Values()
+	vals := rec.Column(7).(*array.Uint64).Uint64Values()
+	list := rec.Column(8).(*array.List)
 	strs := list.ListValues().(*array.String)
 	off := list.Offsets()
 	if strs.NullN() != 0 || len(off) < n+1 || off[0] < 0 || int(off[n]) > strs.Len() || !slices.IsSorted(off[:n+1]) {
@@ -437,23 +547,30 @@ func appendSamples(dst []schema.Sample, rec arrow.RecordBatch) ([]schema.Sample,
 	for j := range table {
 		table[j] = strings.Clone(strs.Value(int(off[0]) + j))
 	}
-	start := len(dst)
-	last := make(map[seriesKey]uint64)
+	for i := range n {
+		for c := range labels {
+			if j := labels[c][i]; int(j) >= len(table) {
+				return dst, fmt.Errorf("%w: samples: row %d: %s %d of %d strings", ErrCorrupt, i, SamplesSchema.Field(2+c).Name, j, len(table))
+			}
+		}
+		if kinds[i] > kindFloat {
+			return dst, fmt.Errorf("%w: samples: row %d: value kind %d", ErrCorrupt, i, kinds[i])
+		}
+	}
+	pos := valueOrder(kinds, labels[2], len(table))
+	last := newSeriesLast(n)
 	var t, ingest int64
 	for i := range n {
 		var l [4]string
 		for c := range labels {
-			j := labels[c][i]
-			if int(j) >= len(table) {
-				return dst[:start], fmt.Errorf("%w: samples: row %d: %s %d of %d strings", ErrCorrupt, i, SamplesSchema.Field(2+c).Name, j, len(table))
-			}
-			l[c] = table[j]
+			l[c] = table[labels[c][i]]
 		}
 		t += unzigzag(ts[i])
 		ingest += unzigzag(its[i])
 		k := seriesKey{labels[0][i], labels[1][i], labels[2][i]}
-		bits := vals[i] ^ last[k]
-		last[k] = bits
+		prev, has := last.slot(k)
+		bits := wordValue(kinds[i], vals[pos[i]], *prev, has)
+		*prev = bits
 		dst = append(dst, schema.Sample{
 			TS: t, IngestTS: ingest, Entity: schema.Entity{Device: l[0], Component: l[1]},
 			Metric: l[2], Value: math.Float64frombits(bits), Source: l[3],

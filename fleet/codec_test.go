@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/netfeat/netfeat/schema"
 )
@@ -346,4 +348,57 @@ func FuzzDecodeSamples(f *testing.F) {
 			t.Fatalf("error %v does not wrap ErrCorrupt", err)
 		}
 	})
+}
+
+// TestDecodeSamplesInvalid: a well-formed Arrow stream of SamplesSchema
+// whose contents break the format is corrupt, not a panic or wrong rows.
+func TestDecodeSamplesInvalid(t *testing.T) {
+	encode := func(kind uint8, device uint32, nullValue bool) []byte {
+		mem := memory.DefaultAllocator
+		b := array.NewRecordBuilder(mem, SamplesSchema)
+		defer b.Release()
+		b.Field(0).(*array.Int64Builder).Append(0)
+		b.Field(1).(*array.Int64Builder).Append(0)
+		b.Field(2).(*array.Uint32Builder).Append(device)
+		for c := 3; c <= 5; c++ {
+			b.Field(c).(*array.Uint32Builder).Append(0)
+		}
+		b.Field(6).(*array.Uint8Builder).Append(kind)
+		if nullValue {
+			b.Field(7).(*array.Uint64Builder).AppendNull()
+		} else {
+			b.Field(7).(*array.Uint64Builder).Append(0)
+		}
+		lb := b.Field(8).(*array.ListBuilder)
+		lb.Append(true)
+		lb.ValueBuilder().(*array.StringBuilder).Append("pe1")
+		rec := b.NewRecordBatch()
+		defer rec.Release()
+		var buf bytes.Buffer
+		w := ipc.NewWriter(&buf, ipc.WithSchema(SamplesSchema), ipc.WithZstd())
+		if err := w.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	if got, err := DecodeSamples(nil, encode(kindInt, 0, false)); err != nil || len(got) != 1 || got[0].Device != "pe1" || got[0].Metric != "pe1" {
+		t.Fatalf("valid hand-made stream: %+v, %v", got, err)
+	}
+	for _, tc := range []struct {
+		name      string
+		data      []byte
+		wantError string
+	}{
+		{"kind 2", encode(2, 0, false), "value kind 2"},
+		{"device beyond the table", encode(kindInt, 1, false), "device 1 of 1 strings"},
+		{"null value", encode(kindInt, 0, true), "column value has 1 nulls"},
+	} {
+		got, err := DecodeSamples([]schema.Sample{{}}, tc.data)
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.wantError) || len(got) != 1 {
+			t.Errorf("%s: %d samples, %v; want only dst back and ErrCorrupt saying %q", tc.name, len(got), err, tc.wantError)
+		}
+	}
 }

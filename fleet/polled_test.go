@@ -169,11 +169,15 @@ func (s *polledSite) poll(out []schema.Sample) []schema.Sample {
 
 // polledSamples returns n samples of consecutive poll rounds of a site of
 // 16 devices × 24 interfaces (29 samples per interface and poll: 11136 per
-// round), starting at the second round (the first has rates too: the site
-// was polled before).
-func polledSamples(n int) []schema.Sample {
-	s := newPolledSite(1, 16, 24)
-	out := make([]schema.Sample, 0, n+16*24*29)
+// round).
+func polledSamples(n int) []schema.Sample { return polledBatch(16, 24, n) }
+
+// polledBatch returns n samples of consecutive poll rounds of a site of
+// devices × ifaces, starting at the first round (with rates: the site was
+// polled before).
+func polledBatch(devices, ifaces, n int) []schema.Sample {
+	s := newPolledSite(1, devices, ifaces)
+	out := make([]schema.Sample, 0, n+devices*ifaces*29)
 	for len(out) < n {
 		out = s.poll(out)
 	}
