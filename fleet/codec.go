@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -214,12 +216,58 @@ func DecodeAction(data []byte) (*Action, error) {
 	return &a, nil
 }
 
-// SamplesSchema is the Arrow schema of a forwarded samples batch: one row
-// per schema.Sample. The label columns are dictionary-encoded: the
-// offsets of a plain string column are increasing integers that no
-// compressor shrinks (4 bytes per row and column), while dictionary
-// indices repeat and compress to a fraction of a byte.
+// SamplesFormatVersion is the version of the samples wire format, carried
+// in SamplesSchema's metadata under SamplesVersionKey. Version 1 was
+// unversioned: the columns of schema.Sample with dictionary-encoded labels.
+const SamplesFormatVersion = 2
+
+// SamplesVersionKey is the schema metadata key of SamplesFormatVersion.
+const SamplesVersionKey = "netfeat.samples.version"
+
+// SamplesSchema is the Arrow schema of a forwarded samples batch
+// (docs/fleet.md, "Samples wire format"): one row per schema.Sample, its columns
+// transformed so that the compressor finds what repeats.
+//
+//   - ts: the sample's ts minus the previous row's (the first row: minus
+//     0), in wrapping int64 arithmetic, zigzag-encoded (0, -1, 1, -2... as
+//     0, 1, 2, 3...). A poll's samples share a time: mostly 0.
+//   - ingest_ts: the same for ingest_ts.
+//   - device, component, metric, source: the index of the label in the
+//     batch's string table, the concatenation of the strings lists.
+//   - kind: 0 when the value is an integer of (-2^63, 2^63) other than -0
+//     (a counter, a state, a zero rate), else 1.
+//   - value: not in row order but grouped, rows of kind 0 first, each kind
+//     by metric index, in row order within a group: a kind 0 value is the
+//     zigzag of the integer minus the previous value of the same (device,
+//     component, metric) in the batch when that one was of kind 0 (else
+//     minus 0); a kind 1 value is the IEEE 754 bits XOR those of the
+//     series' previous value (else 0). The groups put counters of one
+//     metric, whose high bytes agree, next to each other, and keep the
+//     floats' random mantissas away from the integers.
+//   - strings: the labels first used at this row, in column order.
+//
+// Labels were dictionary-encoded columns in version 1: each dictionary is an
+// IPC message of its own (about 200 bytes of metadata) and the schema
+// message describes every dictionary; one list column of new labels holds
+// the same strings in one buffer.
 var SamplesSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "ts", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "ingest_ts", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "device", Type: arrow.PrimitiveTypes.Uint32},
+	{Name: "component", Type: arrow.PrimitiveTypes.Uint32},
+	{Name: "metric", Type: arrow.PrimitiveTypes.Uint32},
+	{Name: "source", Type: arrow.PrimitiveTypes.Uint32},
+	{Name: "kind", Type: arrow.PrimitiveTypes.Uint8},
+	{Name: "value", Type: arrow.PrimitiveTypes.Uint64},
+	{Name: "strings", Type: arrow.ListOf(arrow.BinaryTypes.String)},
+}, func() *arrow.Metadata {
+	m := arrow.NewMetadata([]string{SamplesVersionKey}, []string{strconv.Itoa(SamplesFormatVersion)})
+	return &m
+}())
+
+// samplesSchemaV1 is the schema of format version 1, recognised only to
+// refuse it with a clear error.
+var samplesSchemaV1 = arrow.NewSchema([]arrow.Field{
 	{Name: "ts", Type: schema.TimestampType},
 	{Name: "ingest_ts", Type: schema.TimestampType},
 	{Name: "device", Type: schema.DictStringType},
@@ -238,45 +286,171 @@ const (
 	CompressionLZ4  Compression = "lz4"
 )
 
+// seriesKey names a series of a batch by its label indices.
+type seriesKey struct{ device, component, metric uint32 }
+
+// seriesLast holds the last value bits of each series of a batch: an
+// open-addressing table without pointers, sized for the batch (a Go map
+// took a third of the decoding time).
+type seriesLast struct {
+	keys []seriesKey
+	vals []uint64
+	used []bool
+	mask uint64
+}
+
+func newSeriesLast(n int) *seriesLast {
+	size := 8
+	for size < 2*n {
+		size <<= 1
+	}
+	return &seriesLast{keys: make([]seriesKey, size), vals: make([]uint64, size), used: make([]bool, size), mask: uint64(size - 1)}
+}
+
+// slot returns where the last value of k is kept and whether k has one;
+// a new k gets a slot holding 0.
+func (t *seriesLast) slot(k seriesKey) (v *uint64, has bool) {
+	h := (uint64(k.device)*0x9e3779b97f4a7c15 ^ uint64(k.component)*0xc2b2ae3d27d4eb4f ^ uint64(k.metric)*0x165667b19e3779f9) >> 17
+	for i := h & t.mask; ; i = (i + 1) & t.mask {
+		if !t.used[i] {
+			t.keys[i], t.used[i] = k, true
+			return &t.vals[i], false
+		}
+		if t.keys[i] == k {
+			return &t.vals[i], true
+		}
+	}
+}
+
+// Value kinds of the samples format.
+const (
+	kindInt   = 0
+	kindFloat = 1
+)
+
+// intValue reports whether v is stored as an integer (kindInt).
+func intValue(v float64) bool {
+	return v == math.Trunc(v) && math.Abs(v) < 1<<63 && (v != 0 || !math.Signbit(v))
+}
+
+// valueWord returns the kind and the stored word of value bits after the
+// series' previous value bits prev (has: there is one).
+func valueWord(bits, prev uint64, has bool) (uint8, uint64) {
+	v := math.Float64frombits(bits)
+	if !intValue(v) {
+		return kindFloat, bits ^ prev
+	}
+	var p int64
+	if pv := math.Float64frombits(prev); has && intValue(pv) {
+		p = int64(pv)
+	}
+	return kindInt, uint64(zigzag(int64(v) - p))
+}
+
+// wordValue inverts valueWord.
+func wordValue(kind uint8, w, prev uint64, has bool) uint64 {
+	if kind == kindFloat {
+		return w ^ prev
+	}
+	var p int64
+	if pv := math.Float64frombits(prev); has && intValue(pv) {
+		p = int64(pv)
+	}
+	return math.Float64bits(float64(unzigzag(int64(w)) + p))
+}
+
+// valueOrder returns, for each row, the position of its value in the
+// value column: rows grouped by kind then metric index (< nmetric), in row
+// order within a group (a counting sort).
+func valueOrder(kinds []uint8, metrics []uint32, nmetric int) []int32 {
+	start := make([]int32, 2*nmetric+1)
+	for i, k := range kinds {
+		start[int(k)*nmetric+int(metrics[i])+1]++
+	}
+	for j := 1; j < len(start); j++ {
+		start[j] += start[j-1]
+	}
+	pos := make([]int32, len(kinds))
+	for i, k := range kinds {
+		g := int(k)*nmetric + int(metrics[i])
+		pos[i] = start[g]
+		start[g]++
+	}
+	return pos
+}
+
 // EncodeSamples appends batch to dst as one Arrow IPC stream (schema and
 // one record batch of SamplesSchema) with compressed buffers, and returns
 // it with the message id of the batch: site and the SHA-256 of the
 // samples' identity (entity, metric, time, value), so the same samples
-// encoded again get the same id.
+// encoded again get the same id. The rows keep the order of batch.
 func EncodeSamples(dst []byte, site string, batch []schema.Sample, comp Compression) ([]byte, string, error) {
 	mem := memory.DefaultAllocator
 	n := len(batch)
-	ts := make([]arrow.Timestamp, n)
-	its := make([]arrow.Timestamp, n)
-	vals := make([]float64, n)
-	var dev, cmpt, met, src dictColumnBuilder
+	ts := make([]int64, n)
+	its := make([]int64, n)
+	labels := [4][]uint32{make([]uint32, n), make([]uint32, n), make([]uint32, n), make([]uint32, n)}
+	words := make([]uint64, n)
+	kinds := make([]uint8, n)
+	index := map[string]uint32{}
+	strsB := array.NewListBuilder(mem, arrow.BinaryTypes.String)
+	defer strsB.Release()
+	strB := strsB.ValueBuilder().(*array.StringBuilder)
+	last := newSeriesLast(n)
 	var id identity
 	id.b = make([]byte, 0, 64*n)
+	var prevTS, prevIngest int64
 	for i := range batch {
 		s := &batch[i]
-		ts[i], its[i], vals[i] = arrow.Timestamp(s.TS), arrow.Timestamp(s.IngestTS), s.Value
-		dev.add(s.Device)
-		cmpt.add(s.Component)
-		met.add(s.Metric)
-		src.add(s.Source)
-		id.str(s.Device).str(s.Component).str(s.Metric).i64(s.TS).i64(int64(math.Float64bits(s.Value)))
+		ts[i], prevTS = zigzag(s.TS-prevTS), s.TS
+		its[i], prevIngest = zigzag(s.IngestTS-prevIngest), s.IngestTS
+		strsB.Append(true)
+		for c, str := range [4]string{s.Device, s.Component, s.Metric, s.Source} {
+			j, ok := index[str]
+			if !ok {
+				j = uint32(len(index))
+				index[str] = j
+				strB.Append(str)
+			}
+			labels[c][i] = j
+		}
+		bits := math.Float64bits(s.Value)
+		k := seriesKey{labels[0][i], labels[1][i], labels[2][i]}
+		prev, has := last.slot(k)
+		kinds[i], words[i] = valueWord(bits, *prev, has)
+		*prev = bits
+		id.str(s.Device).str(s.Component).str(s.Metric).i64(s.TS).i64(int64(bits))
 	}
-	tsB := array.NewTimestampBuilder(mem, schema.TimestampType)
-	defer tsB.Release()
-	tsB.AppendValues(ts, nil)
-	tsA := tsB.NewArray()
-	tsB.AppendValues(its, nil)
-	itsA := tsB.NewArray()
-	valB := array.NewFloat64Builder(mem)
-	defer valB.Release()
-	valB.AppendValues(vals, nil)
-	valA := valB.NewArray()
-	cols := []arrow.Array{tsA, itsA, dev.array(mem), cmpt.array(mem), met.array(mem), valA, src.array(mem)}
+	cols := make([]arrow.Array, 0, SamplesSchema.NumFields())
 	defer func() {
 		for _, c := range cols {
 			c.Release()
 		}
 	}()
+	i64B := array.NewInt64Builder(mem)
+	defer i64B.Release()
+	for _, v := range [][]int64{ts, its} {
+		i64B.AppendValues(v, nil)
+		cols = append(cols, i64B.NewArray())
+	}
+	u32B := array.NewUint32Builder(mem)
+	defer u32B.Release()
+	for _, v := range labels {
+		u32B.AppendValues(v, nil)
+		cols = append(cols, u32B.NewArray())
+	}
+	vals := make([]uint64, n)
+	for i, p := range valueOrder(kinds, labels[2], len(index)) {
+		vals[p] = words[i]
+	}
+	u8B := array.NewUint8Builder(mem)
+	defer u8B.Release()
+	u8B.AppendValues(kinds, nil)
+	cols = append(cols, u8B.NewArray())
+	u64B := array.NewUint64Builder(mem)
+	defer u64B.Release()
+	u64B.AppendValues(vals, nil)
+	cols = append(cols, u64B.NewArray(), strsB.NewArray())
 	rec := array.NewRecordBatch(SamplesSchema, cols, int64(n))
 	defer rec.Release()
 	opts := []ipc.Option{ipc.WithSchema(SamplesSchema), ipc.WithAllocator(memory.DefaultAllocator)}
@@ -298,14 +472,16 @@ func EncodeSamples(dst []byte, site string, batch []schema.Sample, comp Compress
 }
 
 // DecodeSamples parses an Arrow IPC stream of SamplesSchema record batches
-// and appends its rows to dst.
+// (format version SamplesFormatVersion) and appends its rows to dst, in
+// the order they were encoded. On error it returns dst as it was.
 func DecodeSamples(dst []schema.Sample, data []byte) (out []schema.Sample, err error) {
+	n0 := len(dst)
 	// The IPC reader trusts its input more than a network peer deserves:
 	// a malformed body can index out of range. Such a panic is a corrupt
 	// message, not a crash of the hub.
 	defer func() {
 		if r := recover(); r != nil {
-			out, err = dst, fmt.Errorf("%w: samples: %v", ErrCorrupt, r)
+			out, err = dst[:n0], fmt.Errorf("%w: samples: %v", ErrCorrupt, r)
 		}
 	}()
 	// A corrupt length must not make the reader allocate more than the
@@ -317,7 +493,7 @@ func DecodeSamples(dst []schema.Sample, data []byte) (out []schema.Sample, err e
 	// slices from its counts before any check. The schema is fixed, so its
 	// message must be byte for byte the one EncodeSamples writes.
 	if !bytes.HasPrefix(data, samplesSchemaMessage) {
-		return dst, fmt.Errorf("%w: samples: not a %d-column samples stream", ErrCorrupt, SamplesSchema.NumFields())
+		return dst, fmt.Errorf("%w: samples: %s", ErrCorrupt, samplesStreamKind(data))
 	}
 	opts := []ipc.Option{ipc.WithAllocator(&boundedAllocator{max: maxDecodedBytes}),
 		ipc.WithMetadataSizeLimit(int64(len(data))), ipc.WithBodySizeLimit(int64(len(data)))}
@@ -330,79 +506,99 @@ func DecodeSamples(dst []schema.Sample, data []byte) (out []schema.Sample, err e
 		return dst, fmt.Errorf("%w: samples schema %s", ErrCorrupt, r.Schema())
 	}
 	for r.Next() {
-		rec := r.RecordBatch()
-		ts := rec.Column(0).(*array.Timestamp)
-		its := rec.Column(1).(*array.Timestamp)
-		dev := dictColumn(rec.Column(2))
-		comp := dictColumn(rec.Column(3))
-		met := dictColumn(rec.Column(4))
-		val := rec.Column(5).(*array.Float64)
-		src := dictColumn(rec.Column(6))
-		for i := 0; i < int(rec.NumRows()); i++ {
-			dst = append(dst, schema.Sample{
-				TS: int64(ts.Value(i)), IngestTS: int64(its.Value(i)),
-				Entity: schema.Entity{Device: dev(i), Component: comp(i)},
-				Metric: met(i), Value: val.Value(i), Source: src(i),
-			})
+		if dst, err = appendSamples(dst, r.RecordBatch()); err != nil {
+			return dst[:n0], err
 		}
 	}
 	if err := r.Err(); err != nil {
-		return dst, fmt.Errorf("%w: samples: %v", ErrCorrupt, err)
+		return dst[:n0], fmt.Errorf("%w: samples: %v", ErrCorrupt, err)
 	}
 	return dst, nil
 }
 
-// dictColumn returns the string at row i of a dictionary-encoded string
-// column; the strings are shared per dictionary entry, not per row.
-func dictColumn(a arrow.Array) func(i int) string {
-	d := a.(*array.Dictionary)
-	vals := d.Dictionary().(*array.String)
-	strs := make([]string, vals.Len())
-	for j := range strs {
-		strs[j] = vals.Value(j)
-	}
-	return func(i int) string {
-		if d.IsNull(i) {
-			return ""
+// appendSamples appends the rows of one record batch of SamplesSchema to
+// dst; on error it returns dst as it was.
+func appendSamples(dst []schema.Sample, rec arrow.RecordBatch) ([]schema.Sample, error) {
+	n := int(rec.NumRows())
+	for i, c := range rec.Columns() {
+		if c.NullN() != 0 || c.Len() != n {
+			return dst, fmt.Errorf("%w: samples: column %s has %d nulls and %d rows, want none and %d",
+				ErrCorrupt, SamplesSchema.Field(i).Name, c.NullN(), c.Len(), n)
 		}
-		return strs[d.GetValueIndex(i)]
 	}
-}
-
-// dictColumnBuilder builds a dictionary-encoded string column without
-// converting each string to bytes (as array.BinaryDictionaryBuilder does).
-type dictColumnBuilder struct {
-	index map[string]int32
-	vals  []string
-	ids   []int32
-}
-
-func (d *dictColumnBuilder) add(s string) {
-	i, ok := d.index[s]
-	if !ok {
-		if d.index == nil {
-			d.index = map[string]int32{}
+	if n == 0 {
+		return dst, nil
+	}
+	ts := rec.Column(0).(*array.Int64).Int64Values()
+	its := rec.Column(1).(*array.Int64).Int64Values()
+	var labels [4][]uint32
+	for c := range labels {
+		labels[c] = rec.Column(2 + c).(*array.Uint32).Uint32Values()
+	}
+	kinds := rec.Column(6).(*array.Uint8).Uint8Values()
+	vals := rec.Column(7).(*array.Uint64).Uint64Values()
+	list := rec.Column(8).(*array.List)
+	strs := list.ListValues().(*array.String)
+	off := list.Offsets()
+	if strs.NullN() != 0 || len(off) < n+1 || off[0] < 0 || int(off[n]) > strs.Len() || !slices.IsSorted(off[:n+1]) {
+		return dst, fmt.Errorf("%w: samples: malformed string table", ErrCorrupt)
+	}
+	table := make([]string, off[n]-off[0])
+	for j := range table {
+		table[j] = strings.Clone(strs.Value(int(off[0]) + j))
+	}
+	for i := range n {
+		for c := range labels {
+			if j := labels[c][i]; int(j) >= len(table) {
+				return dst, fmt.Errorf("%w: samples: row %d: %s %d of %d strings", ErrCorrupt, i, SamplesSchema.Field(2+c).Name, j, len(table))
+			}
 		}
-		i = int32(len(d.vals))
-		d.index[s] = i
-		d.vals = append(d.vals, s)
+		if kinds[i] > kindFloat {
+			return dst, fmt.Errorf("%w: samples: row %d: value kind %d", ErrCorrupt, i, kinds[i])
+		}
 	}
-	d.ids = append(d.ids, i)
+	pos := valueOrder(kinds, labels[2], len(table))
+	last := newSeriesLast(n)
+	var t, ingest int64
+	for i := range n {
+		var l [4]string
+		for c := range labels {
+			l[c] = table[labels[c][i]]
+		}
+		t += unzigzag(ts[i])
+		ingest += unzigzag(its[i])
+		k := seriesKey{labels[0][i], labels[1][i], labels[2][i]}
+		prev, has := last.slot(k)
+		bits := wordValue(kinds[i], vals[pos[i]], *prev, has)
+		*prev = bits
+		dst = append(dst, schema.Sample{
+			TS: t, IngestTS: ingest, Entity: schema.Entity{Device: l[0], Component: l[1]},
+			Metric: l[2], Value: math.Float64frombits(bits), Source: l[3],
+		})
+	}
+	return dst, nil
 }
 
-// array returns the column; the caller releases it.
-func (d *dictColumnBuilder) array(mem memory.Allocator) arrow.Array {
-	ib := array.NewInt32Builder(mem)
-	defer ib.Release()
-	ib.AppendValues(d.ids, nil)
-	idx := ib.NewArray()
-	defer idx.Release()
-	sb := array.NewStringBuilder(mem)
-	defer sb.Release()
-	sb.AppendValues(d.vals, nil)
-	dict := sb.NewArray()
-	defer dict.Release()
-	return array.NewDictionaryArray(schema.DictStringType, idx, dict)
+// zigzag maps a signed difference to an int64 whose high bytes are zero
+// when the difference is small, whatever its sign: 0, -1, 1, -2... become
+// 0, 1, 2, 3...
+func zigzag(x int64) int64 { return x<<1 ^ x>>63 }
+
+// unzigzag inverts zigzag.
+func unzigzag(z int64) int64 { return int64(uint64(z)>>1) ^ -(z & 1) }
+
+// samplesStreamKind says what a stream that does not start with the
+// samples schema message is: another format version or not a samples
+// stream at all.
+func samplesStreamKind(data []byte) string {
+	switch {
+	case bytes.HasPrefix(data, samplesSchemaV1Message):
+		return fmt.Sprintf("format version 1 (unversioned schema), this hub reads version %d", SamplesFormatVersion)
+	case len(data) >= 8 && bytes.Contains(data[:min(len(data), 8+int(binary.LittleEndian.Uint32(data[4:8])))], []byte(SamplesVersionKey)):
+		return fmt.Sprintf("another format version than %d (%s in the schema differs)", SamplesFormatVersion, SamplesVersionKey)
+	default:
+		return fmt.Sprintf("not a samples stream of format version %d", SamplesFormatVersion)
+	}
 }
 
 // maxDecodedBytes bounds the memory one decoded samples message may take:
@@ -441,13 +637,18 @@ func (a *boundedAllocator) grow(n int) {
 
 // samplesSchemaMessage is the encoded schema message every samples stream
 // starts with: continuation marker, metadata length, metadata (padded).
-var samplesSchemaMessage = func() []byte {
+var samplesSchemaMessage = schemaMessage(SamplesSchema)
+
+// samplesSchemaV1Message is the schema message of format version 1.
+var samplesSchemaV1Message = schemaMessage(samplesSchemaV1)
+
+func schemaMessage(s *arrow.Schema) []byte {
 	var buf bytes.Buffer
-	w := ipc.NewWriter(&buf, ipc.WithSchema(SamplesSchema), ipc.WithZstd())
+	w := ipc.NewWriter(&buf, ipc.WithSchema(s), ipc.WithZstd())
 	if err := w.Close(); err != nil {
 		panic(err)
 	}
 	b := buf.Bytes()
 	n := int(binary.LittleEndian.Uint32(b[4:8]))
 	return bytes.Clone(b[:8+n])
-}()
+}

@@ -1,12 +1,18 @@
 package fleet
 
 import (
+	"bytes"
 	"errors"
 	"math"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/netfeat/netfeat/schema"
 )
@@ -76,36 +82,150 @@ func TestActionFromDecision(t *testing.T) {
 	}
 }
 
+// sameSample reports whether a and b are the same sample bit for bit (NaN
+// payloads and the sign of zero included).
+func sameSample(a, b *schema.Sample) bool {
+	return a.TS == b.TS && a.IngestTS == b.IngestTS && a.Entity == b.Entity && a.Metric == b.Metric &&
+		a.Source == b.Source && math.Float64bits(a.Value) == math.Float64bits(b.Value)
+}
+
+// edgeSamples returns samples at the limits of every field: NaN payloads,
+// ±Inf, -0, counters near 2^64 and 2^63, times at both ends of int64 and
+// ingest times before ts, labels empty or shared between columns, in no
+// order, with repeated series.
+func edgeSamples() []schema.Sample {
+	nan2 := math.Float64frombits(0x7ff8_0000_dead_beef)
+	vals := []float64{math.NaN(), nan2, math.Inf(1), math.Inf(-1), math.Copysign(0, -1), 0,
+		float64(math.MaxUint64), math.Nextafter(float64(math.MaxUint64), 0), 1 << 63, -(1 << 63), 1<<53 + 2,
+		math.MaxFloat64, math.SmallestNonzeroFloat64, -1.5, 12345678901234, 0.1}
+	times := []int64{math.MaxInt64, math.MinInt64, 0, -1, t0.UnixNano(), 1, math.MaxInt64 - 1, t0.UnixNano() - 86400e9}
+	labels := []string{"", "pe1", "eth0", "interface.in.octets", "ünïcode/gnmi", "pe1"}
+	var out []schema.Sample
+	for i, v := range vals {
+		for j := 0; j < 3; j++ {
+			k := i*3 + j
+			out = append(out, schema.Sample{
+				TS: times[k%len(times)], IngestTS: times[(k*5+3)%len(times)],
+				Entity: schema.Entity{Device: labels[k%len(labels)], Component: labels[(k/2)%len(labels)]},
+				Metric: labels[(k/3)%len(labels)], Value: v, Source: labels[(k+4)%len(labels)],
+			})
+		}
+	}
+	return out
+}
+
 func TestSamplesRoundTrip(t *testing.T) {
-	for _, comp := range []Compression{CompressionZstd, CompressionLZ4} {
-		batch := testSamples(2, 5000)
-		data, id, err := EncodeSamples(nil, "paris", batch, comp)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := DecodeSamples(nil, data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(got) != len(batch) {
-			t.Fatalf("%s: %d samples back, want %d", comp, len(got), len(batch))
-		}
-		for i := range got {
-			if got[i] != batch[i] {
-				t.Fatalf("%s: sample %d: %+v, want %+v", comp, i, got[i], batch[i])
+	edge := edgeSamples()
+	rev := slices.Clone(edge)
+	slices.Reverse(rev)
+	for _, tc := range []struct {
+		name  string
+		batch []schema.Sample
+	}{
+		{"polled 8192", polledSamples(8192)},
+		{"polled 1000", polledSamples(1000)},
+		{"sequence", testSamples(2, 5000)},
+		{"limits", edge},
+		{"limits reversed", rev},
+		{"one row", edge[:1]},
+		{"one NaN", edge[1:2]},
+		{"empty", nil},
+	} {
+		for _, comp := range []Compression{CompressionZstd, CompressionLZ4} {
+			data, id, err := EncodeSamples(nil, "paris", tc.batch, comp)
+			if err != nil {
+				t.Fatalf("%s %s: %v", tc.name, comp, err)
 			}
+			got, err := DecodeSamples(nil, data)
+			if err != nil {
+				t.Fatalf("%s %s: %v", tc.name, comp, err)
+			}
+			if len(got) != len(tc.batch) {
+				t.Fatalf("%s %s: %d samples back, want %d", tc.name, comp, len(got), len(tc.batch))
+			}
+			for i := range got {
+				if !sameSample(&got[i], &tc.batch[i]) {
+					t.Fatalf("%s %s: sample %d: %+v, want %+v", tc.name, comp, i, got[i], tc.batch[i])
+				}
+			}
+			// Decoding appends.
+			pre := []schema.Sample{{Metric: "kept"}}
+			if got, err := DecodeSamples(pre, data); err != nil || len(got) != len(tc.batch)+1 || got[0].Metric != "kept" {
+				t.Fatalf("%s %s: append to a slice: %d samples, %v", tc.name, comp, len(got), err)
+			}
+			if len(tc.batch) < 2 {
+				continue
+			}
+			_, id2, _ := EncodeSamples(nil, "paris", tc.batch, comp)
+			_, id3, _ := EncodeSamples(nil, "paris", tc.batch[1:], comp)
+			_, id4, _ := EncodeSamples(nil, "lyon", tc.batch, comp)
+			if id != id2 || id == id3 || id == id4 || !strings.HasPrefix(id, "paris/samples/") {
+				t.Fatalf("%s: ids: %s %s %s %s", tc.name, id, id2, id3, id4)
+			}
+			t.Logf("%s %s: %d samples in %d bytes (%.2f bytes/sample)", tc.name, comp, len(tc.batch), len(data), float64(len(data))/float64(len(tc.batch)))
 		}
-		_, id2, _ := EncodeSamples(nil, "paris", batch, comp)
-		_, id3, _ := EncodeSamples(nil, "paris", batch[1:], comp)
-		_, id4, _ := EncodeSamples(nil, "lyon", batch, comp)
-		if id != id2 || id == id3 || id == id4 || !strings.HasPrefix(id, "paris/samples/") {
-			t.Fatalf("ids: %s %s %s %s", id, id2, id3, id4)
-		}
-		t.Logf("%s: %d samples in %d bytes (%.2f bytes/sample)", comp, len(batch), len(data), float64(len(data))/float64(len(batch)))
 	}
 	for _, bad := range [][]byte{nil, []byte("garbage"), []byte("ARROW1\x00\x00\xff\xff\xff\xff")} {
 		if _, err := DecodeSamples(nil, bad); err == nil {
 			t.Errorf("DecodeSamples(%q) accepted", bad)
+		}
+	}
+}
+
+// TestSampleIDStable: a message id hashes the samples, not the encoding:
+// it is the SHA-256 of each sample's entity, metric, time and value bits,
+// as format version 1 computed it, so a retry by an upgraded edge carries
+// the id of the first attempt.
+func TestSampleIDStable(t *testing.T) {
+	batch := edgeSamples()
+	var id identity
+	for i := range batch {
+		s := &batch[i]
+		id.str(s.Device).str(s.Component).str(s.Metric).i64(s.TS).i64(int64(math.Float64bits(s.Value)))
+	}
+	_, got, err := EncodeSamples(nil, "paris", batch, CompressionZstd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := msgID("paris", KindSamples, id.sum()); got != want {
+		t.Fatalf("id %s, want %s", got, want)
+	}
+	batch[3].IngestTS++ // not identity
+	if _, again, _ := EncodeSamples(nil, "paris", batch, CompressionLZ4); again != got {
+		t.Fatalf("id depends on ingest_ts or compression: %s, want %s", again, got)
+	}
+}
+
+// TestSamplesVersion: a stream of another format version is refused with
+// an error that names the version.
+func TestSamplesVersion(t *testing.T) {
+	stream := func(s *arrow.Schema) []byte {
+		var buf bytes.Buffer
+		w := ipc.NewWriter(&buf, ipc.WithSchema(s), ipc.WithZstd())
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	if got := SamplesSchema.Metadata().Values(); !slices.Equal(got, []string{"2"}) || SamplesFormatVersion != 2 {
+		t.Fatalf("schema metadata %v", SamplesSchema.Metadata())
+	}
+	v3 := arrow.NewSchema(SamplesSchema.Fields(), func() *arrow.Metadata {
+		m := arrow.NewMetadata([]string{SamplesVersionKey}, []string{"3"})
+		return &m
+	}())
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want string
+	}{
+		{"version 1", stream(samplesSchemaV1), "format version 1"},
+		{"version 3", stream(v3), "another format version than 2"},
+		{"no samples", stream(arrow.NewSchema([]arrow.Field{{Name: "x", Type: arrow.PrimitiveTypes.Int8}}, nil)), "not a samples stream"},
+	} {
+		_, err := DecodeSamples(nil, tc.data)
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want ErrCorrupt saying %q", tc.name, err, tc.want)
 		}
 	}
 }
@@ -228,4 +348,57 @@ func FuzzDecodeSamples(f *testing.F) {
 			t.Fatalf("error %v does not wrap ErrCorrupt", err)
 		}
 	})
+}
+
+// TestDecodeSamplesInvalid: a well-formed Arrow stream of SamplesSchema
+// whose contents break the format is corrupt, not a panic or wrong rows.
+func TestDecodeSamplesInvalid(t *testing.T) {
+	encode := func(kind uint8, device uint32, nullValue bool) []byte {
+		mem := memory.DefaultAllocator
+		b := array.NewRecordBuilder(mem, SamplesSchema)
+		defer b.Release()
+		b.Field(0).(*array.Int64Builder).Append(0)
+		b.Field(1).(*array.Int64Builder).Append(0)
+		b.Field(2).(*array.Uint32Builder).Append(device)
+		for c := 3; c <= 5; c++ {
+			b.Field(c).(*array.Uint32Builder).Append(0)
+		}
+		b.Field(6).(*array.Uint8Builder).Append(kind)
+		if nullValue {
+			b.Field(7).(*array.Uint64Builder).AppendNull()
+		} else {
+			b.Field(7).(*array.Uint64Builder).Append(0)
+		}
+		lb := b.Field(8).(*array.ListBuilder)
+		lb.Append(true)
+		lb.ValueBuilder().(*array.StringBuilder).Append("pe1")
+		rec := b.NewRecordBatch()
+		defer rec.Release()
+		var buf bytes.Buffer
+		w := ipc.NewWriter(&buf, ipc.WithSchema(SamplesSchema), ipc.WithZstd())
+		if err := w.Write(rec); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return buf.Bytes()
+	}
+	if got, err := DecodeSamples(nil, encode(kindInt, 0, false)); err != nil || len(got) != 1 || got[0].Device != "pe1" || got[0].Metric != "pe1" {
+		t.Fatalf("valid hand-made stream: %+v, %v", got, err)
+	}
+	for _, tc := range []struct {
+		name      string
+		data      []byte
+		wantError string
+	}{
+		{"kind 2", encode(2, 0, false), "value kind 2"},
+		{"device beyond the table", encode(kindInt, 1, false), "device 1 of 1 strings"},
+		{"null value", encode(kindInt, 0, true), "column value has 1 nulls"},
+	} {
+		got, err := DecodeSamples([]schema.Sample{{}}, tc.data)
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), tc.wantError) || len(got) != 1 {
+			t.Errorf("%s: %d samples, %v; want only dst back and ErrCorrupt saying %q", tc.name, len(got), err, tc.wantError)
+		}
+	}
 }
