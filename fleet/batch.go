@@ -34,6 +34,9 @@ const HeaderEncoding = "Netfeat-Encoding"
 // EncodingZstd is a zstd-compressed body of newline-separated documents.
 const EncodingZstd = "zstd"
 
+// zstdMagic starts every zstd frame.
+var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+
 // maxBatchBytes bounds a batch's decompressed body: the hub decodes what
 // edges send as untrusted input.
 const maxBatchBytes = 64 << 20

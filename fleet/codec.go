@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -299,6 +300,15 @@ type seriesLast struct {
 	mask uint64
 }
 
+// reset empties the table, growing it for n series when it is too small.
+func (t *seriesLast) reset(n int) {
+	if len(t.keys) < 2*n {
+		*t = *newSeriesLast(n)
+		return
+	}
+	clear(t.used)
+}
+
 func newSeriesLast(n int) *seriesLast {
 	size := 8
 	for size < 2*n {
@@ -313,7 +323,7 @@ func (t *seriesLast) slot(k seriesKey) (v *uint64, has bool) {
 	h := (uint64(k.device)*0x9e3779b97f4a7c15 ^ uint64(k.component)*0xc2b2ae3d27d4eb4f ^ uint64(k.metric)*0x165667b19e3779f9) >> 17
 	for i := h & t.mask; ; i = (i + 1) & t.mask {
 		if !t.used[i] {
-			t.keys[i], t.used[i] = k, true
+			t.keys[i], t.used[i], t.vals[i] = k, true, 0
 			return &t.vals[i], false
 		}
 		if t.keys[i] == k {
@@ -387,18 +397,21 @@ func valueOrder(kinds []uint8, metrics []uint32, nmetric int) []int32 {
 func EncodeSamples(dst []byte, site string, batch []schema.Sample, comp Compression) ([]byte, string, error) {
 	mem := memory.DefaultAllocator
 	n := len(batch)
-	ts := make([]int64, n)
-	its := make([]int64, n)
-	labels := [4][]uint32{make([]uint32, n), make([]uint32, n), make([]uint32, n), make([]uint32, n)}
-	words := make([]uint64, n)
-	kinds := make([]uint8, n)
-	index := map[string]uint32{}
+	sc := getEncodeScratch(n)
+	defer encodeScratchPool.Put(sc)
+	ts, its, words, kinds := sc.ts, sc.its, sc.words, sc.kinds
+	labels := sc.labels
+	index := sc.index
 	strsB := array.NewListBuilder(mem, arrow.BinaryTypes.String)
 	defer strsB.Release()
 	strB := strsB.ValueBuilder().(*array.StringBuilder)
-	last := newSeriesLast(n)
-	var id identity
-	id.b = make([]byte, 0, 64*n)
+	last := sc.last
+	id := identity{b: sc.id[:0]}
+	defer func() { sc.id = id.b }()
+	// Rows come in runs of one device and source (a poll): the last string
+	// of each column and its index spare most of the map lookups.
+	var lastStr [4]string
+	var lastIdx [4]uint32
 	var prevTS, prevIngest int64
 	for i := range batch {
 		s := &batch[i]
@@ -406,61 +419,70 @@ func EncodeSamples(dst []byte, site string, batch []schema.Sample, comp Compress
 		its[i], prevIngest = zigzag(s.IngestTS-prevIngest), s.IngestTS
 		strsB.Append(true)
 		for c, str := range [4]string{s.Device, s.Component, s.Metric, s.Source} {
+			if i > 0 && str == lastStr[c] {
+				labels[c][i] = lastIdx[c]
+				continue
+			}
 			j, ok := index[str]
 			if !ok {
 				j = uint32(len(index))
 				index[str] = j
 				strB.Append(str)
 			}
-			labels[c][i] = j
+			labels[c][i], lastStr[c], lastIdx[c] = j, str, j
 		}
 		bits := math.Float64bits(s.Value)
 		k := seriesKey{labels[0][i], labels[1][i], labels[2][i]}
 		prev, has := last.slot(k)
 		kinds[i], words[i] = valueWord(bits, *prev, has)
 		*prev = bits
-		id.str(s.Device).str(s.Component).str(s.Metric).i64(s.TS).i64(int64(bits))
+		id.u32(labels[0][i]).u32(labels[1][i]).u32(labels[2][i]).i64(s.TS).i64(int64(bits))
 	}
+	// The labels of the identity are indexes into the batch's strings in
+	// order of first use, so the strings (NUL-terminated, in that order)
+	// complete it: the same samples in the same order give the same id.
+	strOrder := make([]string, len(index))
+	for str, j := range index {
+		strOrder[j] = str
+	}
+	for _, str := range strOrder {
+		id.str(str)
+	}
+	vals := sc.vals
+	for i, p := range valueOrder(kinds, labels[2], len(index)) {
+		vals[p] = words[i]
+	}
+	// The primitive columns are the scratch slices themselves (no copy):
+	// the record is written out before they go back to the pool.
 	cols := make([]arrow.Array, 0, SamplesSchema.NumFields())
 	defer func() {
 		for _, c := range cols {
 			c.Release()
 		}
 	}()
-	i64B := array.NewInt64Builder(mem)
-	defer i64B.Release()
-	for _, v := range [][]int64{ts, its} {
-		i64B.AppendValues(v, nil)
-		cols = append(cols, i64B.NewArray())
-	}
-	u32B := array.NewUint32Builder(mem)
-	defer u32B.Release()
+	cols = append(cols, primitive(arrow.PrimitiveTypes.Int64, n, arrow.Int64Traits.CastToBytes(ts)),
+		primitive(arrow.PrimitiveTypes.Int64, n, arrow.Int64Traits.CastToBytes(its)))
 	for _, v := range labels {
-		u32B.AppendValues(v, nil)
-		cols = append(cols, u32B.NewArray())
+		cols = append(cols, primitive(arrow.PrimitiveTypes.Uint32, n, arrow.Uint32Traits.CastToBytes(v)))
 	}
-	vals := make([]uint64, n)
-	for i, p := range valueOrder(kinds, labels[2], len(index)) {
-		vals[p] = words[i]
-	}
-	u8B := array.NewUint8Builder(mem)
-	defer u8B.Release()
-	u8B.AppendValues(kinds, nil)
-	cols = append(cols, u8B.NewArray())
-	u64B := array.NewUint64Builder(mem)
-	defer u64B.Release()
-	u64B.AppendValues(vals, nil)
-	cols = append(cols, u64B.NewArray(), strsB.NewArray())
+	cols = append(cols, primitive(arrow.PrimitiveTypes.Uint8, n, kinds),
+		primitive(arrow.PrimitiveTypes.Uint64, n, arrow.Uint64Traits.CastToBytes(vals)), strsB.NewArray())
 	rec := array.NewRecordBatch(SamplesSchema, cols, int64(n))
 	defer rec.Release()
+	// zstd compresses the whole stream at once with the package's shared
+	// encoder (fastest level): arrow-go's body compression makes a zstd
+	// encoder per message and compresses each buffer alone, which cost
+	// more than everything else the edge does to forward a sample. LZ4 is
+	// arrow's body compression.
 	opts := []ipc.Option{ipc.WithSchema(SamplesSchema), ipc.WithAllocator(memory.DefaultAllocator)}
-	switch comp {
-	case CompressionLZ4:
+	var buf *bytes.Buffer
+	if comp == CompressionLZ4 {
 		opts = append(opts, ipc.WithLZ4())
-	default:
-		opts = append(opts, ipc.WithZstd())
+		buf = bytes.NewBuffer(dst)
+	} else {
+		buf = bytes.NewBuffer(sc.ipc[:0])
+		defer func() { sc.ipc = buf.Bytes()[:0] }()
 	}
-	buf := bytes.NewBuffer(dst)
 	w := ipc.NewWriter(buf, opts...)
 	if err := w.Write(rec); err != nil {
 		return dst, "", fmt.Errorf("fleet: encode %d samples: %w", len(batch), err)
@@ -468,7 +490,62 @@ func EncodeSamples(dst []byte, site string, batch []schema.Sample, comp Compress
 	if err := w.Close(); err != nil {
 		return dst, "", fmt.Errorf("fleet: encode %d samples: %w", len(batch), err)
 	}
-	return buf.Bytes(), msgID(site, KindSamples, id.sum()), nil
+	out := buf.Bytes()
+	if comp != CompressionLZ4 {
+		enc, _, err := zstdCodec()
+		if err != nil {
+			return dst, "", fmt.Errorf("fleet: zstd: %w", err)
+		}
+		out = enc.EncodeAll(out, dst)
+	}
+	return out, msgID(site, KindSamples, id.sum()), nil
+}
+
+// encodeScratch is what EncodeSamples needs per call, kept for the next
+// call: the edge encodes a message of thousands of samples many times a
+// second, and fresh slices for each were most of its forwarding garbage.
+type encodeScratch struct {
+	ts, its     []int64
+	labels      [4][]uint32
+	words, vals []uint64
+	kinds       []uint8
+	last        *seriesLast
+	index       map[string]uint32
+	id, ipc     []byte
+}
+
+var encodeScratchPool sync.Pool
+
+// getEncodeScratch returns scratch sized for n samples, zeroed where it
+// must be.
+func getEncodeScratch(n int) *encodeScratch {
+	sc, _ := encodeScratchPool.Get().(*encodeScratch)
+	if sc == nil || cap(sc.ts) < n {
+		sc = &encodeScratch{
+			ts: make([]int64, n), its: make([]int64, n), words: make([]uint64, n), vals: make([]uint64, n),
+			kinds: make([]uint8, n), index: map[string]uint32{}, last: newSeriesLast(n),
+			id: make([]byte, 0, 28*n+4096), ipc: make([]byte, 0, 48*n+4096),
+		}
+		for c := range sc.labels {
+			sc.labels[c] = make([]uint32, n)
+		}
+		return sc
+	}
+	sc.ts, sc.its, sc.words, sc.vals, sc.kinds = sc.ts[:n], sc.its[:n], sc.words[:n], sc.vals[:n], sc.kinds[:n]
+	for c := range sc.labels {
+		sc.labels[c] = sc.labels[c][:n]
+	}
+	clear(sc.index)
+	sc.last.reset(n)
+	return sc
+}
+
+// primitive returns a column of n values of a fixed-width type over b,
+// without copying it.
+func primitive(t arrow.DataType, n int, b []byte) arrow.Array {
+	d := array.NewData(t, n, []*memory.Buffer{nil, memory.NewBufferBytes(b)}, nil, 0, 0)
+	defer d.Release()
+	return array.MakeFromData(d)
 }
 
 // DecodeSamples parses an Arrow IPC stream of SamplesSchema record batches
@@ -492,6 +569,17 @@ func DecodeSamples(dst []schema.Sample, data []byte) (out []schema.Sample, err e
 	// Nor may a corrupt schema message reach the reader: arrow-go sizes
 	// slices from its counts before any check. The schema is fixed, so its
 	// message must be byte for byte the one EncodeSamples writes.
+	// A zstd frame holds the whole stream (CompressionZstd); it may
+	// decompress to at most maxBatchBytes.
+	if bytes.HasPrefix(data, zstdMagic) {
+		_, dec, err := zstdCodec()
+		if err != nil {
+			return dst, fmt.Errorf("fleet: zstd: %w", err)
+		}
+		if data, err = dec.DecodeAll(data, nil); err != nil {
+			return dst, fmt.Errorf("%w: samples: zstd: %v", ErrCorrupt, err)
+		}
+	}
 	if !bytes.HasPrefix(data, samplesSchemaMessage) {
 		return dst, fmt.Errorf("%w: samples: %s", ErrCorrupt, samplesStreamKind(data))
 	}

@@ -178,10 +178,29 @@ func TestSamplesRoundTrip(t *testing.T) {
 // the id of the first attempt.
 func TestSampleIDStable(t *testing.T) {
 	batch := edgeSamples()
+	// The recipe: per row the indexes of device, component and metric in
+	// the batch's strings (device, component, metric, source of each row,
+	// in order of first use), time and value bits; then those strings.
 	var id identity
+	index := map[string]uint32{}
+	var strs []string
+	at := func(str string) uint32 {
+		j, ok := index[str]
+		if !ok {
+			j = uint32(len(strs))
+			index[str] = j
+			strs = append(strs, str)
+		}
+		return j
+	}
 	for i := range batch {
 		s := &batch[i]
-		id.str(s.Device).str(s.Component).str(s.Metric).i64(s.TS).i64(int64(math.Float64bits(s.Value)))
+		d, c, m := at(s.Device), at(s.Component), at(s.Metric)
+		at(s.Source)
+		id.u32(d).u32(c).u32(m).i64(s.TS).i64(int64(math.Float64bits(s.Value)))
+	}
+	for _, str := range strs {
+		id.str(str)
 	}
 	_, got, err := EncodeSamples(nil, "paris", batch, CompressionZstd)
 	if err != nil {
