@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -390,10 +391,11 @@ func valueOrder(kinds []uint8, metrics []uint32, nmetric int) []int32 {
 }
 
 // EncodeSamples appends batch to dst as one Arrow IPC stream (schema and
-// one record batch of SamplesSchema) with compressed buffers, and returns
-// it with the message id of the batch: site and the SHA-256 of the
-// samples' identity (entity, metric, time, value), so the same samples
-// encoded again get the same id. The rows keep the order of batch.
+// one record batch of SamplesSchema), compressed, and returns it with the
+// message id of the batch: site and the SHA-256 of the message. Encoding
+// is deterministic, so the same batch (samples, their ingest times and
+// order, compression) encoded again gets the same id: a retry is stored
+// once. The rows keep the order of batch.
 func EncodeSamples(dst []byte, site string, batch []schema.Sample, comp Compression) ([]byte, string, error) {
 	mem := memory.DefaultAllocator
 	n := len(batch)
@@ -406,8 +408,6 @@ func EncodeSamples(dst []byte, site string, batch []schema.Sample, comp Compress
 	defer strsB.Release()
 	strB := strsB.ValueBuilder().(*array.StringBuilder)
 	last := sc.last
-	id := identity{b: sc.id[:0]}
-	defer func() { sc.id = id.b }()
 	// Rows come in runs of one device and source (a poll): the last string
 	// of each column and its index spare most of the map lookups.
 	var lastStr [4]string
@@ -423,11 +423,18 @@ func EncodeSamples(dst []byte, site string, batch []schema.Sample, comp Compress
 				labels[c][i] = lastIdx[c]
 				continue
 			}
-			j, ok := index[str]
+			// A small direct-mapped cache in front of the map: metrics
+			// change every row but come from a short list (the catalog's
+			// strings, so == mostly compares one pointer).
+			slot := &sc.recent[c][recentSlot(str)]
+			j, ok := slot.idx, slot.ok && slot.str == str
 			if !ok {
-				j = uint32(len(index))
-				index[str] = j
-				strB.Append(str)
+				if j, ok = index[str]; !ok {
+					j = uint32(len(index))
+					index[str] = j
+					strB.Append(str)
+				}
+				*slot = recentString{str: str, idx: j, ok: true}
 			}
 			labels[c][i], lastStr[c], lastIdx[c] = j, str, j
 		}
@@ -436,17 +443,6 @@ func EncodeSamples(dst []byte, site string, batch []schema.Sample, comp Compress
 		prev, has := last.slot(k)
 		kinds[i], words[i] = valueWord(bits, *prev, has)
 		*prev = bits
-		id.u32(labels[0][i]).u32(labels[1][i]).u32(labels[2][i]).i64(s.TS).i64(int64(bits))
-	}
-	// The labels of the identity are indexes into the batch's strings in
-	// order of first use, so the strings (NUL-terminated, in that order)
-	// complete it: the same samples in the same order give the same id.
-	strOrder := make([]string, len(index))
-	for str, j := range index {
-		strOrder[j] = str
-	}
-	for _, str := range strOrder {
-		id.str(str)
 	}
 	vals := sc.vals
 	for i, p := range valueOrder(kinds, labels[2], len(index)) {
@@ -498,7 +494,8 @@ func EncodeSamples(dst []byte, site string, batch []schema.Sample, comp Compress
 		}
 		out = enc.EncodeAll(out, dst)
 	}
-	return out, msgID(site, KindSamples, id.sum()), nil
+	sum := sha256.Sum256(out[len(dst):])
+	return out, msgID(site, KindSamples, sum[:]), nil
 }
 
 // encodeScratch is what EncodeSamples needs per call, kept for the next
@@ -511,7 +508,25 @@ type encodeScratch struct {
 	kinds       []uint8
 	last        *seriesLast
 	index       map[string]uint32
-	id, ipc     []byte
+	recent      [4][64]recentString
+	ipc         []byte
+}
+
+// recentString is a slot of EncodeSamples' cache of label indexes.
+type recentString struct {
+	str string
+	idx uint32
+	ok  bool
+}
+
+// recentSlot picks a string's slot in the cache from its length and
+// three of its bytes.
+func recentSlot(s string) int {
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	return int(uint(n)^uint(s[0])<<1^uint(s[n-1])<<2^uint(s[n/2])<<3) & 63
 }
 
 var encodeScratchPool sync.Pool
@@ -524,7 +539,7 @@ func getEncodeScratch(n int) *encodeScratch {
 		sc = &encodeScratch{
 			ts: make([]int64, n), its: make([]int64, n), words: make([]uint64, n), vals: make([]uint64, n),
 			kinds: make([]uint8, n), index: map[string]uint32{}, last: newSeriesLast(n),
-			id: make([]byte, 0, 28*n+4096), ipc: make([]byte, 0, 48*n+4096),
+			ipc: make([]byte, 0, 48*n+4096),
 		}
 		for c := range sc.labels {
 			sc.labels[c] = make([]uint32, n)
@@ -536,6 +551,7 @@ func getEncodeScratch(n int) *encodeScratch {
 		sc.labels[c] = sc.labels[c][:n]
 	}
 	clear(sc.index)
+	sc.recent = [4][64]recentString{}
 	sc.last.reset(n)
 	return sc
 }

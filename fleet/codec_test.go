@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"errors"
 	"math"
 	"slices"
@@ -178,40 +179,37 @@ func TestSamplesRoundTrip(t *testing.T) {
 // the id of the first attempt.
 func TestSampleIDStable(t *testing.T) {
 	batch := edgeSamples()
-	// The recipe: per row the indexes of device, component and metric in
-	// the batch's strings (device, component, metric, source of each row,
-	// in order of first use), time and value bits; then those strings.
-	var id identity
-	index := map[string]uint32{}
-	var strs []string
-	at := func(str string) uint32 {
-		j, ok := index[str]
-		if !ok {
-			j = uint32(len(strs))
-			index[str] = j
-			strs = append(strs, str)
-		}
-		return j
-	}
-	for i := range batch {
-		s := &batch[i]
-		d, c, m := at(s.Device), at(s.Component), at(s.Metric)
-		at(s.Source)
-		id.u32(d).u32(c).u32(m).i64(s.TS).i64(int64(math.Float64bits(s.Value)))
-	}
-	for _, str := range strs {
-		id.str(str)
-	}
-	_, got, err := EncodeSamples(nil, "paris", batch, CompressionZstd)
+	data, got, err := EncodeSamples([]byte("prefix"), "paris", batch, CompressionZstd)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := msgID("paris", KindSamples, id.sum()); got != want {
+	// The recipe: the SHA-256 of the message (not of what dst held).
+	sum := sha256.Sum256(data[len("prefix"):])
+	if want := msgID("paris", KindSamples, sum[:]); got != want {
 		t.Fatalf("id %s, want %s", got, want)
 	}
-	batch[3].IngestTS++ // not identity
-	if _, again, _ := EncodeSamples(nil, "paris", batch, CompressionLZ4); again != got {
-		t.Fatalf("id depends on ingest_ts or compression: %s, want %s", again, got)
+	// Encoded again, after other batches through the pooled scratch: the
+	// same bytes, the same id.
+	for range 3 {
+		if _, _, err := EncodeSamples(nil, "paris", testSamples(7, 3000), CompressionZstd); err != nil {
+			t.Fatal(err)
+		}
+		again, id, _ := EncodeSamples(nil, "paris", batch, CompressionZstd)
+		if id != got || !bytes.Equal(again, data[len("prefix"):]) {
+			t.Fatalf("encoded again: id %s, want %s; same bytes %v", id, got, bytes.Equal(again, data[len("prefix"):]))
+		}
+	}
+	for name, change := range map[string]func(b []schema.Sample){
+		"value":     func(b []schema.Sample) { b[40].Value = b[40].Value*2 + 1 },
+		"time":      func(b []schema.Sample) { b[40].TS++ },
+		"ingest":    func(b []schema.Sample) { b[40].IngestTS++ },
+		"component": func(b []schema.Sample) { b[40].Component += "x" },
+	} {
+		b := slices.Clone(batch)
+		change(b)
+		if _, id, _ := EncodeSamples(nil, "paris", b, CompressionZstd); id == got {
+			t.Errorf("a different %s, the same id", name)
+		}
 	}
 }
 

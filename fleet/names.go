@@ -110,11 +110,6 @@ func (id *identity) str(s string) *identity {
 	return id
 }
 
-func (id *identity) u32(v uint32) *identity {
-	id.b = binary.BigEndian.AppendUint32(id.b, v)
-	return id
-}
-
 func (id *identity) i64(v int64) *identity {
 	id.b = binary.BigEndian.AppendUint64(id.b, uint64(v))
 	return id
