@@ -186,8 +186,9 @@ progress line on stderr; --json prints the report as JSON instead.`,
 	_ = f.MarkHidden("fleet-child")
 	f.IntVar(&fo.Edges, "edges", fo.Edges, "fleet: edges")
 	f.Float64Var(&fo.SamplesPerSec, "samples-per-sec", fo.SamplesPerSec, "fleet: raw samples per second per edge")
-	f.IntVar(&fo.Devices, "edge-devices", fo.Devices, "fleet: injected devices per edge")
-	f.IntVar(&fo.Interfaces, "edge-interfaces", fo.Interfaces, "fleet: interfaces per injected device (8 counters each)")
+	f.StringVar(&fo.Ingest, "edge-ingest", fo.Ingest, "fleet: how samples enter an edge: inject (--samples-per-sec into the normalizer) or snmp (polling --edge-devices simulated routers every --interval)")
+	f.IntVar(&fo.Devices, "edge-devices", fo.Devices, "fleet: injected or simulated SNMP devices per edge")
+	f.IntVar(&fo.Interfaces, "edge-interfaces", fo.Interfaces, "fleet: interfaces per device (inject: 8 counters each; snmp: IF-MIB rows)")
 	f.DurationVar(&fo.Hop, "edge-hop", fo.Hop, "fleet: window and hop of the edges' view")
 	f.DurationVar(&fo.Baseline, "baseline", fo.Baseline, "fleet: measured time of the standalone baseline (0: none)")
 	f.DurationVar(&fo.Cut, "cut", fo.Cut, "fleet: how long every link is cut (0: no cut)")
@@ -195,6 +196,8 @@ progress line on stderr; --json prints the report as JSON instead.`,
 	f.BoolVar(&noFailover, "no-failover", false, "fleet: skip the failover phase")
 	f.IntVar(&fo.FailoverOptions.Targets, "failover-targets", fo.FailoverOptions.Targets, "fleet: SNMP targets the two nodes of the failover phase share")
 	f.DurationVar(&fo.FailoverOptions.Interval, "failover-interval", fo.FailoverOptions.Interval, "fleet: SNMP polling interval of the failover phase")
+	f.StringVar(&fo.EdgeCPUs, "edge-cpus", "", "fleet: run the edges (and the baseline) under taskset -c with this CPU list")
+	f.StringVar(&fo.HubCPUs, "hub-cpus", "", "fleet: run the hub and its nats-server cluster under taskset -c with this CPU list")
 	f.StringVar(&fo.NATSServer, "nats-server", "", "fleet: nats-server binary (default: $NETFEAT_NATS_SERVER, bin/nats-server, $PATH)")
 	f.BoolVar(&jsonOut, "json", false, "print the report as JSON")
 	f.BoolVar(&noProgress, "no-progress", false, "no progress line on stderr")
@@ -220,6 +223,9 @@ func runFleetBench(cmd *cobra.Command, fo bench.FleetOptions, noFailover, jsonOu
 	}
 	if f.Changed("warmup") {
 		fo.Warmup, _ = f.GetDuration("warmup")
+	}
+	if f.Changed("interval") {
+		fo.Interval, _ = f.GetDuration("interval")
 	}
 	fo.Failover = !noFailover
 	fo.CPUProfile, _ = f.GetString("cpuprofile")

@@ -21,6 +21,8 @@ import (
 
 	"github.com/netfeat/netfeat/fleet"
 	"github.com/netfeat/netfeat/internal/natsproc"
+	"github.com/netfeat/netfeat/internal/sim/snmpagent"
+	"github.com/netfeat/netfeat/normalize"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -47,6 +49,14 @@ type FleetOptions struct {
 	// Hop is the window (and hop) of the edges' view: one window and one
 	// decision per interface and hop.
 	Hop time.Duration
+	// Ingest is how samples enter an edge: IngestInject (observations
+	// handed to the normalizer at SamplesPerSec, the cheapest ingest
+	// there is) or IngestSNMP (each edge polls Devices simulated IF-MIB
+	// routers of Interfaces interfaces every Interval, served by a `netfeat
+	// sim snmp` process of its own; SamplesPerSec is then what that
+	// yields).
+	Ingest   string
+	Interval time.Duration
 
 	// Baseline measures the edges' CPU per sample as standalone services
 	// (no fleet) at the same rate, for this long; 0 skips it.
@@ -65,6 +75,12 @@ type FleetOptions struct {
 	Failover        bool
 	FailoverOptions FailoverOptions
 
+	// EdgeCPUs and HubCPUs, when set, pin the edges (the baseline's
+	// too) and the hub with its nats-server cluster to CPUs (taskset -c
+	// lists): the edges' CPU per sample is then measured with the same
+	// neighbours in the baseline and the fleet phases.
+	EdgeCPUs, HubCPUs string
+
 	// CPUProfile, when set, is a file for a CPU profile of the first
 	// edge's process from its start until the load stops.
 	CPUProfile string
@@ -75,11 +91,18 @@ type FleetOptions struct {
 	Log *slog.Logger
 }
 
+// How samples enter the fleet bench's edges.
+const (
+	IngestInject = "inject"
+	IngestSNMP   = "snmp"
+)
+
 // DefaultFleetOptions returns the issue's load: two edges at 50,000
 // samples/s each into one hub, a 5-minute cut.
 func DefaultFleetOptions() FleetOptions {
 	return FleetOptions{
 		Edges: 2, SamplesPerSec: 50_000, Devices: 100, Interfaces: 32, Hop: 10 * time.Second,
+		Ingest: IngestInject, Interval: 10 * time.Second,
 		Baseline: 30 * time.Second, Warmup: 15 * time.Second, Live: 30 * time.Second,
 		Cut: 5 * time.Minute, CatchUpMax: 5 * time.Minute,
 		Failover: true, FailoverOptions: FailoverOptions{Targets: 200, Interval: 10 * time.Second},
@@ -91,6 +114,12 @@ func (o *FleetOptions) Validate() error {
 	var errs []error
 	if o.Binary == "" || o.NATSServer == "" {
 		errs = append(errs, errors.New("the netfeat and nats-server binaries are required"))
+	}
+	if o.Ingest != IngestInject && o.Ingest != IngestSNMP {
+		errs = append(errs, fmt.Errorf("ingest %q: want inject or snmp", o.Ingest))
+	}
+	if o.Ingest == IngestSNMP && o.Interval <= 0 {
+		errs = append(errs, fmt.Errorf("interval %v: must be positive", o.Interval))
 	}
 	if o.Edges < 1 || o.Edges > 16 {
 		errs = append(errs, fmt.Errorf("edges %d: must be 1–16", o.Edges))
@@ -149,10 +178,14 @@ type FleetLoad struct {
 	Devices       int     `json:"devices_per_edge"`
 	Interfaces    int     `json:"interfaces_per_device"`
 	Hop           string  `json:"hop"`
+	Ingest        string  `json:"ingest"`
+	Interval      string  `json:"interval,omitempty"`
 	Baseline      string  `json:"baseline"`
 	Warmup        string  `json:"warmup"`
 	Live          string  `json:"live"`
 	Cut           string  `json:"cut"`
+	EdgeCPUs      string  `json:"edge_cpus,omitempty"`
+	HubCPUs       string  `json:"hub_cpus,omitempty"`
 }
 
 // FleetEdgeResult is one edge's figures.
@@ -234,7 +267,7 @@ type child struct {
 
 // startFleetChild runs a fleet child with settings and waits for its first
 // status line (the service runs).
-func startFleetChild(ctx context.Context, bin string, s childSettings) (*child, error) {
+func startFleetChild(ctx context.Context, bin, cpus string, s childSettings) (*child, error) {
 	js, err := json.Marshal(s)
 	if err != nil {
 		return nil, err
@@ -245,6 +278,9 @@ func startFleetChild(ctx context.Context, bin string, s childSettings) (*child, 
 		return nil, err
 	}
 	cmd := exec.Command(bin, "bench", "--fleet-child")
+	if cpus != "" {
+		cmd = exec.Command("taskset", "-c", cpus, bin, "bench", "--fleet-child")
+	}
 	cmd.Env = append(os.Environ(), FleetChildEnv+"="+string(js))
 	cmd.Stderr = lf
 	if c.stdin, err = cmd.StdinPipe(); err != nil {
@@ -363,19 +399,61 @@ func RunFleet(ctx context.Context, o FleetOptions) (rep *FleetReport, err error)
 	rep = &FleetReport{Machine: machine(), Load: FleetLoad{
 		Edges: o.Edges, SamplesPerSec: o.SamplesPerSec, Devices: o.Devices, Interfaces: o.Interfaces,
 		Hop: o.Hop.String(), Baseline: o.Baseline.String(), Warmup: o.Warmup.String(), Live: o.Live.String(), Cut: o.Cut.String(),
+		EdgeCPUs: o.EdgeCPUs, HubCPUs: o.HubCPUs, Ingest: o.Ingest,
 	}}
+	if o.Ingest == IngestSNMP {
+		rep.Load.Interval = o.Interval.String()
+	}
 	sites := make([]string, o.Edges)
 	for i := range sites {
 		sites[i] = fmt.Sprintf("edge-%d", i+1)
 		rep.Edges = append(rep.Edges, FleetEdgeResult{Site: sites[i]})
 	}
 	obsRate := o.SamplesPerSec / 2 // every counter observation also yields its rate
+	// With SNMP ingest every edge polls simulators of its own, for the
+	// baseline and the fleet alike.
+	sims := make([][]endpoint, len(sites))
+	var simProcs []*snmpSims
+	// stopSims stops the simulators: at the end of the load (the edges'
+	// polls then fail and their streams stop growing) or of the run.
+	stopSims := func() error {
+		var errs []error
+		for _, sim := range simProcs {
+			sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			errs = append(errs, sim.stop(sctx))
+			cancel()
+		}
+		simProcs = nil
+		return errors.Join(errs...)
+	}
+	defer func() { err = errors.Join(err, stopSims()) }()
+	if o.Ingest == IngestSNMP {
+		obsRate = 0
+		n, err := normalize.New(normalize.Config{}, schema.SampleAppenderFunc(func(context.Context, []schema.Sample) error { return nil }), nil, nil)
+		if err != nil {
+			return rep, err
+		}
+		_, scalars, columns := n.SNMPPlan(snmpagent.SyntheticSysObjectID, "netfeat bench simulated router")
+		for i := range sites {
+			d := filepath.Join(dir, "sim-"+sites[i])
+			if err := os.MkdirAll(d, 0o755); err != nil {
+				return rep, err
+			}
+			sim, serr := startSNMPSims(ctx, o.Binary, d, o.HubCPUs, o.Devices, o.Interfaces, scalars, columns)
+			if serr != nil {
+				return rep, serr
+			}
+			simProcs = append(simProcs, sim)
+			sims[i] = sim.endpoints
+		}
+		progress("%d SNMP simulator processes, %d devices × %d interfaces each", len(sites), o.Devices, o.Interfaces)
+	}
 	setup := func(sub string) (serviceSetup, error) {
 		d := filepath.Join(dir, sub)
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return serviceSetup{}, err
 		}
-		s := serviceSetup{dataDir: filepath.Join(d, "data"), memoryBudget: 2 << 30, hop: o.Hop, lateness: o.Hop}
+		s := serviceSetup{dataDir: filepath.Join(d, "data"), memoryBudget: 2 << 30, hop: o.Hop, lateness: o.Hop, interval: o.Interval}
 		var e1, e2 error
 		s.httpListen, e1 = freePort()
 		s.natsListen, e2 = freePort()
@@ -386,7 +464,7 @@ func RunFleet(ctx context.Context, o FleetOptions) (rep *FleetReport, err error)
 		if err := os.WriteFile(cfg, []byte(s.yaml()), 0o644); err != nil {
 			return nil, err
 		}
-		return startFleetChild(ctx, o.Binary, childSettings{Config: cfg, Rate: obsRate, Devices: o.Devices, Interfaces: o.Interfaces, Hop: o.Hop.String(), CPUProfile: profile})
+		return startFleetChild(ctx, o.Binary, o.EdgeCPUs, childSettings{Config: cfg, Rate: obsRate, Devices: o.Devices, Interfaces: o.Interfaces, Hop: o.Hop.String(), CPUProfile: profile})
 	}
 	wait := func(phase string, d time.Duration) error {
 		end := time.Now().Add(d)
@@ -409,6 +487,7 @@ func RunFleet(ctx context.Context, o FleetOptions) (rep *FleetReport, err error)
 			if err != nil {
 				return rep, err
 			}
+			s.snmp = sims[i]
 			k, err := startEdge("baseline-"+sites[i], s, "")
 			if err != nil {
 				return rep, fmt.Errorf("baseline %s: %w", sites[i], err)
@@ -460,7 +539,7 @@ func RunFleet(ctx context.Context, o FleetOptions) (rep *FleetReport, err error)
 
 	// 2. The fleet: cluster, hub, edges behind links.
 	progress("starting a 3-node nats-server cluster, the hub and %d edges", o.Edges)
-	cl, err := natsproc.StartCluster(ctx, natsproc.ClusterOptions{Binary: o.NATSServer, Dir: filepath.Join(dir, "nats"), Nodes: 3})
+	cl, err := natsproc.StartCluster(ctx, natsproc.ClusterOptions{Binary: o.NATSServer, Dir: filepath.Join(dir, "nats"), Nodes: 3, CPUs: o.HubCPUs})
 	if err != nil {
 		return rep, err
 	}
@@ -480,7 +559,11 @@ func RunFleet(ctx context.Context, o FleetOptions) (rep *FleetReport, err error)
 	if err := os.WriteFile(hubCfgPath, []byte(hubCfg), 0o644); err != nil {
 		return rep, err
 	}
-	hub, err := startProcess(exec.Command(o.Binary, "serve", "-c", hubCfgPath), filepath.Join(hubDir, "netfeat.log"))
+	hubCmd := exec.Command(o.Binary, "serve", "-c", hubCfgPath)
+	if o.HubCPUs != "" {
+		hubCmd = exec.Command("taskset", "-c", o.HubCPUs, o.Binary, "serve", "-c", hubCfgPath)
+	}
+	hub, err := startProcess(hubCmd, filepath.Join(hubDir, "netfeat.log"))
 	if err != nil {
 		return rep, err
 	}
@@ -524,6 +607,7 @@ func RunFleet(ctx context.Context, o FleetOptions) (rep *FleetReport, err error)
 		if err != nil {
 			return rep, err
 		}
+		s.snmp = sims[i]
 		s.edge = &edgeSetup{site: site, leafURL: link.URL()}
 		profile := ""
 		if i == 0 {
@@ -701,6 +785,9 @@ func RunFleet(ctx context.Context, o FleetOptions) (rep *FleetReport, err error)
 	// then compare the streams by message id.
 	for _, e := range edges {
 		e.proc.pause()
+	}
+	if err := stopSims(); err != nil {
+		return rep, err
 	}
 	// Windows still close (and decisions follow) for a hop after the last
 	// sample: wait until every edge stream stops growing for 3 s.
@@ -995,8 +1082,13 @@ func (r *FleetReport) WriteJSON(w io.Writer) error {
 // WriteText writes the readable summary.
 func (r *FleetReport) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "netfeat fleet bench: %d edge(s) × %s samples/s (%d devices × %d interfaces each, hop %s) into one hub on a 3-node nats-server cluster\n",
-		r.Load.Edges, num(r.Load.SamplesPerSec), r.Load.Devices, r.Load.Interfaces, r.Load.Hop)
+	if r.Load.Ingest == IngestSNMP {
+		fmt.Fprintf(&b, "netfeat fleet bench: %d edge(s), each polling %d simulated SNMP routers × %d interfaces every %s (hop %s), into one hub on a 3-node nats-server cluster\n",
+			r.Load.Edges, r.Load.Devices, r.Load.Interfaces, r.Load.Interval, r.Load.Hop)
+	} else {
+		fmt.Fprintf(&b, "netfeat fleet bench: %d edge(s) × %s samples/s injected (%d devices × %d interfaces each, hop %s) into one hub on a 3-node nats-server cluster\n",
+			r.Load.Edges, num(r.Load.SamplesPerSec), r.Load.Devices, r.Load.Interfaces, r.Load.Hop)
+	}
 	fmt.Fprintf(&b, "machine: %d CPUs, %s, load %s\n\n", r.Machine.CPUs, r.Machine.CPUModel, r.Machine.LoadAvg)
 	fmt.Fprintf(&b, "lost %d, duplicated %d; bytes/sample %.2f (wire, all kinds: %.2f); catch-up ratio %.1f; hub kept up: %v",
 		r.Lost, r.Duplicated, r.BytesPerSample, r.WireBytesPerSample, r.CatchUpRatio, r.HubKeptUp)

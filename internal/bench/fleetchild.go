@@ -132,7 +132,9 @@ func RunFleetChild(ctx context.Context, settings string, in io.Reader, out io.Wr
 		}()
 	}
 	var wg sync.WaitGroup
-	wg.Go(func() { inj.run(inject, s.Rate, time.Now().Add(100*365*24*time.Hour)) })
+	if s.Rate > 0 { // 0: the service's collectors are the load
+		wg.Go(func() { inj.run(inject, s.Rate, time.Now().Add(100*365*24*time.Hour)) })
+	}
 	status := func() childStatus {
 		st := childStatus{Observations: inj.obs.Load(), InjectErrors: inj.errs.Load()}
 		if e := inj.lastErr(); e != nil {

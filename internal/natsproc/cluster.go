@@ -129,11 +129,14 @@ type ClusterOptions struct {
 	Domain string
 	// Ready bounds the wait for a JetStream meta leader; 0 means 30 s.
 	Ready time.Duration
+	// CPUs, when set, runs every node under `taskset -c CPUs`.
+	CPUs string
 }
 
 // Cluster is a JetStream cluster of nats-server processes.
 type Cluster struct {
 	bin   string
+	cpus  string
 	Nodes []*Node
 }
 
@@ -147,7 +150,7 @@ func StartCluster(ctx context.Context, o ClusterOptions) (*Cluster, error) {
 	if o.Ready == 0 {
 		o.Ready = 30 * time.Second
 	}
-	c := &Cluster{bin: o.Binary}
+	c := &Cluster{bin: o.Binary, cpus: o.CPUs}
 	ports, err := FreePorts(3 * o.Nodes)
 	if err != nil {
 		return nil, err
@@ -214,6 +217,10 @@ func (c *Cluster) start(i int) error {
 		return err
 	}
 	cmd := exec.Command(c.bin, "-c", nd.conf)
+	if c.cpus != "" {
+		// taskset execs nats-server: same pid, every thread on the CPUs.
+		cmd = exec.Command("taskset", "-c", c.cpus, c.bin, "-c", nd.conf)
+	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()
