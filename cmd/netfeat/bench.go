@@ -58,8 +58,8 @@ Workloads (one of):
              decision at the subscriber, per path and together.
   --fleet    a 3-node nats-server cluster, a hub and --edges edges (role edge,
              every sample forwarded) at --samples-per-sec each behind links
-             the bench can cut: edge CPU standalone (--baseline) and as an
-             edge (--duration), bytes per sample, a cut of every link (--cut)
+             the bench can cut: edge CPU against a standalone twin of each
+             edge run beside it (--baseline), bytes per sample, a cut of every link (--cut)
              and the catch-up, then every edge stream compared with its hub
              stream by message id (lost, duplicated); then the failover of
              two nodes of a site sharing --failover-targets SNMP targets at
@@ -190,7 +190,7 @@ progress line on stderr; --json prints the report as JSON instead.`,
 	f.IntVar(&fo.Devices, "edge-devices", fo.Devices, "fleet: injected or simulated SNMP devices per edge")
 	f.IntVar(&fo.Interfaces, "edge-interfaces", fo.Interfaces, "fleet: interfaces per device (inject: 8 counters each; snmp: IF-MIB rows)")
 	f.DurationVar(&fo.Hop, "edge-hop", fo.Hop, "fleet: window and hop of the edges' view")
-	f.DurationVar(&fo.Baseline, "baseline", fo.Baseline, "fleet: measured time of the standalone baseline (0: none)")
+	f.BoolVar(&fo.Baseline, "baseline", fo.Baseline, "fleet: run a standalone twin beside each edge (same service and load, no fleet) for the ingest CPU")
 	f.DurationVar(&fo.Cut, "cut", fo.Cut, "fleet: how long every link is cut (0: no cut)")
 	f.DurationVar(&fo.CatchUpMax, "catch-up-max", fo.CatchUpMax, "fleet: longest wait for the hub to catch up after the cut")
 	f.BoolVar(&noFailover, "no-failover", false, "fleet: skip the failover phase")

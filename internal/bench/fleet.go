@@ -58,9 +58,11 @@ type FleetOptions struct {
 	Ingest   string
 	Interval time.Duration
 
-	// Baseline measures the edges' CPU per sample as standalone services
-	// (no fleet) at the same rate, for this long; 0 skips it.
-	Baseline time.Duration
+	// Baseline runs, beside each edge, a standalone twin (the same
+	// service and load, no fleet) whose CPU per sample over the same live
+	// phase is the edge's ingest CPU: measured at the same moment, on the
+	// same CPUs, both see the same noise (other work, steal, frequency).
+	Baseline bool
 	// Warmup runs each phase's load before measuring.
 	Warmup time.Duration
 	// Live is the measured time with the links up.
@@ -103,7 +105,7 @@ func DefaultFleetOptions() FleetOptions {
 	return FleetOptions{
 		Edges: 2, SamplesPerSec: 50_000, Devices: 100, Interfaces: 32, Hop: 10 * time.Second,
 		Ingest: IngestInject, Interval: 10 * time.Second,
-		Baseline: 30 * time.Second, Warmup: 15 * time.Second, Live: 30 * time.Second,
+		Baseline: true, Warmup: 15 * time.Second, Live: 30 * time.Second,
 		Cut: 5 * time.Minute, CatchUpMax: 5 * time.Minute,
 		Failover: true, FailoverOptions: FailoverOptions{Targets: 200, Interval: 10 * time.Second},
 	}
@@ -127,7 +129,7 @@ func (o *FleetOptions) Validate() error {
 	if o.SamplesPerSec <= 0 || o.Devices < 1 || o.Interfaces < 1 {
 		errs = append(errs, fmt.Errorf("rate %v, devices %d, interfaces %d: must be positive", o.SamplesPerSec, o.Devices, o.Interfaces))
 	}
-	if o.Hop <= 0 || o.Live <= 0 || o.Warmup < 0 || o.Baseline < 0 || o.Cut < 0 || o.CatchUpMax <= 0 {
+	if o.Hop <= 0 || o.Live <= 0 || o.Warmup < 0 || o.Cut < 0 || o.CatchUpMax <= 0 {
 		errs = append(errs, errors.New("hop, live and catch-up-max must be positive; warmup, baseline and cut not negative"))
 	}
 	return errors.Join(errs...)
@@ -180,7 +182,7 @@ type FleetLoad struct {
 	Hop           string  `json:"hop"`
 	Ingest        string  `json:"ingest"`
 	Interval      string  `json:"interval,omitempty"`
-	Baseline      string  `json:"baseline"`
+	Baseline      bool    `json:"baseline"`
 	Warmup        string  `json:"warmup"`
 	Live          string  `json:"live"`
 	Cut           string  `json:"cut"`
@@ -398,7 +400,7 @@ func RunFleet(ctx context.Context, o FleetOptions) (rep *FleetReport, err error)
 	}
 	rep = &FleetReport{Machine: machine(), Load: FleetLoad{
 		Edges: o.Edges, SamplesPerSec: o.SamplesPerSec, Devices: o.Devices, Interfaces: o.Interfaces,
-		Hop: o.Hop.String(), Baseline: o.Baseline.String(), Warmup: o.Warmup.String(), Live: o.Live.String(), Cut: o.Cut.String(),
+		Hop: o.Hop.String(), Baseline: o.Baseline, Warmup: o.Warmup.String(), Live: o.Live.String(), Cut: o.Cut.String(),
 		EdgeCPUs: o.EdgeCPUs, HubCPUs: o.HubCPUs, Ingest: o.Ingest,
 	}}
 	if o.Ingest == IngestSNMP {
@@ -477,64 +479,6 @@ func RunFleet(ctx context.Context, o FleetOptions) (rep *FleetReport, err error)
 			}
 		}
 		return nil
-	}
-
-	// 1. Baseline: the same services standalone, for the ingest CPU.
-	if o.Baseline > 0 {
-		var kids []*child
-		for i := range sites {
-			s, err := setup("baseline-" + sites[i])
-			if err != nil {
-				return rep, err
-			}
-			s.snmp = sims[i]
-			k, err := startEdge("baseline-"+sites[i], s, "")
-			if err != nil {
-				return rep, fmt.Errorf("baseline %s: %w", sites[i], err)
-			}
-			kids = append(kids, k)
-		}
-		if err := wait("baseline warm-up", o.Warmup); err != nil {
-			return rep, err
-		}
-		type at struct {
-			cpu time.Duration
-			smp float64
-		}
-		snap := func(k *child) (at, error) {
-			cpu, _, err := k.serviceCPU()
-			if err != nil {
-				return at{}, err
-			}
-			m, err := Scrape(ctx, http.DefaultClient, "http://"+k.first.HTTP+"/metrics")
-			if err != nil {
-				return at{}, err
-			}
-			return at{cpu, m.Sum("netfeat_store_samples_appended_total")}, nil
-		}
-		s0 := make([]at, len(kids))
-		for i, k := range kids {
-			if s0[i], err = snap(k); err != nil {
-				return rep, err
-			}
-		}
-		if err := wait("baseline", o.Baseline); err != nil {
-			return rep, err
-		}
-		for i, k := range kids {
-			s1, err := snap(k)
-			if err != nil {
-				return rep, err
-			}
-			if n := s1.smp - s0[i].smp; n > 0 {
-				rep.Edges[i].BaselineCPUNsPerSample = float64((s1.cpu - s0[i].cpu).Nanoseconds()) / n
-			}
-		}
-		for _, k := range kids {
-			if err := k.stop(time.Minute); err != nil {
-				return rep, err
-			}
-		}
 	}
 
 	// 2. The fleet: cluster, hub, edges behind links.
@@ -617,6 +561,31 @@ func RunFleet(ctx context.Context, o FleetOptions) (rep *FleetReport, err error)
 			return rep, fmt.Errorf("edge %s: %w", site, err)
 		}
 	}
+	// The edges' standalone twins, for the ingest CPU (Baseline).
+	twins := make([]*child, len(sites))
+	stopTwins := func() error {
+		var errs []error
+		for i, t := range twins {
+			if t != nil {
+				errs = append(errs, t.stop(time.Minute))
+				twins[i] = nil
+			}
+		}
+		return errors.Join(errs...)
+	}
+	defer func() { err = errors.Join(err, stopTwins()) }()
+	if o.Baseline {
+		for i, site := range sites {
+			s, err := setup("twin-" + site)
+			if err != nil {
+				return rep, err
+			}
+			s.snmp = sims[i]
+			if twins[i], err = startEdge("twin-"+site, s, ""); err != nil {
+				return rep, fmt.Errorf("standalone twin of %s: %w", site, err)
+			}
+		}
+	}
 	edgeJS := make([]jetstream.JetStream, len(edges))
 	for i, e := range edges {
 		nc, err := nats.Connect(e.proc.first.NATS, nats.Name("netfeat-bench"))
@@ -667,9 +636,31 @@ func RunFleet(ctx context.Context, o FleetOptions) (rep *FleetReport, err error)
 			msgs:    m.Sum("netfeat_fleet_edge_published_total", "stream", fleet.EdgeStream(fleet.KindSamples)),
 			allMsgs: m.Sum("netfeat_fleet_edge_published_total"), toHub: toHub}, nil
 	}
+	type twinSnap struct {
+		cpu time.Duration
+		smp float64
+	}
+	snapTwin := func(t *child) (twinSnap, error) {
+		if t == nil {
+			return twinSnap{}, nil
+		}
+		cpu, _, err := t.serviceCPU()
+		if err != nil {
+			return twinSnap{}, err
+		}
+		m, err := Scrape(ctx, http.DefaultClient, "http://"+t.first.HTTP+"/metrics")
+		if err != nil {
+			return twinSnap{}, err
+		}
+		return twinSnap{cpu, m.Sum("netfeat_store_samples_appended_total")}, nil
+	}
 	l0 := make([]edgeSnap, len(edges))
+	t0 := make([]twinSnap, len(edges))
 	for i, e := range edges {
 		if l0[i], err = snapEdge(e); err != nil {
+			return rep, err
+		}
+		if t0[i], err = snapTwin(twins[i]); err != nil {
 			return rep, err
 		}
 	}
@@ -732,6 +723,15 @@ func RunFleet(ctx context.Context, o FleetOptions) (rep *FleetReport, err error)
 		if n := l1.smp - l0[i].smp; n > 0 {
 			r.CPUNsPerSample = float64((l1.cpu - l0[i].cpu).Nanoseconds()) / n
 		}
+		if twins[i] != nil {
+			t1, err := snapTwin(twins[i])
+			if err != nil {
+				return rep, err
+			}
+			if n := t1.smp - t0[i].smp; n > 0 {
+				r.BaselineCPUNsPerSample = float64((t1.cpu - t0[i].cpu).Nanoseconds()) / n
+			}
+		}
 		if r.BaselineCPUNsPerSample > 0 {
 			r.ForwardingCPUShare = (r.CPUNsPerSample - r.BaselineCPUNsPerSample) / r.BaselineCPUNsPerSample
 			if rep.ForwardingCPUShare == nil || r.ForwardingCPUShare > *rep.ForwardingCPUShare {
@@ -746,6 +746,11 @@ func RunFleet(ctx context.Context, o FleetOptions) (rep *FleetReport, err error)
 	// of the messages the edges stored.
 	rep.Hub.EdgeMessagesPerSec = edgeMsgs / o.Live.Seconds()
 	rep.HubKeptUp = rep.Hub.MessagesPerSec >= 0.95*rep.Hub.EdgeMessagesPerSec
+
+	// The twins have measured; they would only take CPU from the rest.
+	if err := stopTwins(); err != nil {
+		return rep, err
+	}
 
 	// 4. Cut every link; the edges go on alone.
 	var restored time.Time
@@ -949,7 +954,11 @@ func readStream(ctx context.Context, js jetstream.JetStream, stream, site string
 	var dups int64
 	var buf []schema.Sample
 	for {
-		m, err := it.Next()
+		// A stream that stops answering (its server gone) must not hold
+		// the bench: each message has 30 s, and the run's context rules.
+		nctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		m, err := it.Next(jetstream.NextContext(nctx))
+		cancel()
 		if err != nil {
 			return nil, 0, 0, fmt.Errorf("%s: %w", stream, err)
 		}

@@ -23,7 +23,7 @@ func TestRunFleet(t *testing.T) {
 	o.Binary = buildNetfeat(t)
 	o.Dir = t.TempDir()
 	o.Edges, o.SamplesPerSec, o.Devices, o.Interfaces, o.Hop = 1, 5000, 10, 16, 2*time.Second
-	o.Baseline, o.Warmup, o.Live, o.Cut, o.CatchUpMax = 0, 3*time.Second, 5*time.Second, 6*time.Second, time.Minute
+	o.Baseline, o.Warmup, o.Live, o.Cut, o.CatchUpMax = false, 3*time.Second, 5*time.Second, 6*time.Second, time.Minute
 	o.Failover = false
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
