@@ -80,27 +80,52 @@ func (h *hubComponent) Start(ctx context.Context) error {
 
 // rewind deletes the hub's durable consumer on every hub stream, so that
 // the new ones deliver the streams from the start, and returns how many
-// streams it found.
+// streams it found. A cluster that has just started may not have elected
+// the streams' leaders yet: what fails is tried again every second, each
+// call bounded by 5 s, until it succeeds or ctx ends (at most 2 minutes).
 func (h *hubComponent) rewind(ctx context.Context, js jetstream.JetStream) (int, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	names := js.StreamNames(ctx)
-	n := 0
-	var errs []error
-	for name := range names.Name() {
-		if !isHubStream(name) {
-			continue
+	var last error
+	for attempt := 1; ; attempt++ {
+		n, err := h.rewindOnce(ctx, js)
+		if err == nil {
+			return n, nil
 		}
-		n++
-		err := js.DeleteConsumer(ctx, name, h.cfg.Consumer)
+		last = err
+		h.log.Warn("fleet hub: rewinding the hub streams failed; trying again", "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return n, fmt.Errorf("%w (gave up: %v)", last, ctx.Err())
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// rewindOnce lists the hub streams and deletes the hub's consumer on each.
+func (h *hubComponent) rewindOnce(ctx context.Context, js jetstream.JetStream) (int, error) {
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	names := js.StreamNames(lctx)
+	var streams []string
+	for name := range names.Name() {
+		if isHubStream(name) {
+			streams = append(streams, name)
+		}
+	}
+	if err := names.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
+		return len(streams), fmt.Errorf("fleet hub: list streams: %w", err)
+	}
+	var errs []error
+	for _, name := range streams {
+		dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := js.DeleteConsumer(dctx, name, h.cfg.Consumer)
+		cancel()
 		if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			errs = append(errs, fmt.Errorf("fleet hub: rewind %s: %w", name, err))
 		}
 	}
-	if err := names.Err(); err != nil && !errors.Is(err, jetstream.ErrEndOfData) {
-		errs = append(errs, fmt.Errorf("fleet hub: list streams: %w", err))
-	}
-	return n, errors.Join(errs...)
+	return len(streams), errors.Join(errs...)
 }
 
 // isHubStream reports whether name is a hub stream (NETFEAT_<KIND>_<site>).
