@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/netfeat/netfeat/fleet"
 	"github.com/netfeat/netfeat/inference"
+	"github.com/netfeat/netfeat/internal/fleettest"
 	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/query"
 	"github.com/netfeat/netfeat/schema"
@@ -418,5 +420,49 @@ func TestHubTableMaxRows(t *testing.T) {
 	}
 	if last := tab.rows[len(tab.rows)-1].ts; last != 999 || len(tab.rows) < 60 {
 		t.Fatalf("%d rows, newest %d", len(tab.rows), last)
+	}
+}
+
+// TestHubRewindAfterClusterRestart starts the hub's rewind right after
+// every node of its cluster was killed and started again over its store:
+// the streams have no leader for a while, and the rewind must wait for
+// them instead of failing the hub's start.
+func TestHubRewindAfterClusterRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restarts a 3-node nats-server cluster")
+	}
+	cl := fleettest.StartCluster(t, 3)
+	nc := cl.Connect(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cfg := DefaultFleetConfig().Hub
+	for _, name := range []string{"NETFEAT_WINDOWS_paris", "NETFEAT_SAMPLES_lyon"} {
+		s, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{"test." + name}, Replicas: 3, Storage: jetstream.FileStorage})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: cfg.Consumer, AckPolicy: jetstream.AckExplicitPolicy, Replicas: 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range cl.Nodes {
+		cl.Cluster.Kill(i)
+	}
+	for i := range cl.Nodes {
+		cl.Restart(i)
+	}
+	h := &hubComponent{cfg: cfg, log: slog.New(slog.DiscardHandler)}
+	n, err := h.rewind(ctx, js)
+	if err != nil || n != 2 {
+		t.Fatalf("rewind after the restart: %d streams, %v", n, err)
+	}
+	for _, name := range []string{"NETFEAT_WINDOWS_paris", "NETFEAT_SAMPLES_lyon"} {
+		if _, err := js.Consumer(ctx, name, cfg.Consumer); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			t.Errorf("%s: the hub's consumer is still there (%v)", name, err)
+		}
 	}
 }
