@@ -60,13 +60,13 @@ func zstdCodec() (*zstd.Encoder, *zstd.Decoder, error) {
 	return zstdEnc, zstdDec, zstdErr
 }
 
-// encodeBatch joins docs with newlines and compresses them.
-func encodeBatch(docs [][]byte) ([]byte, error) {
+// compressBatch compresses a batch body: documents joined with newlines.
+func compressBatch(body []byte) ([]byte, error) {
 	enc, _, err := zstdCodec()
 	if err != nil {
 		return nil, fmt.Errorf("fleet: zstd: %w", err)
 	}
-	return enc.EncodeAll(bytes.Join(docs, []byte("\n")), nil), nil
+	return enc.EncodeAll(body, nil), nil
 }
 
 // SplitBatch returns the documents of a message body: its lines,
@@ -112,17 +112,47 @@ func batchID(site string, k Kind, ids []string) string {
 	return msgID(site, k, id.sum())
 }
 
-// publishItems stores docs (with their item ids) as one message: alone on
-// single's subject when there is one, else as a batch.
-func (e *Edge) publishItems(ctx context.Context, k Kind, single string, docs [][]byte, ids []string) error {
-	if len(docs) == 1 {
-		return e.publish(ctx, k, single, ids[0], docs[0], "")
+// batchBuf holds the body of a batch while it is compressed.
+var batchBuf = sync.Pool{New: func() any { return new([]byte) }}
+
+// publishItems stores the documents of len(ids) items as one message: alone
+// on single's subject when there is one, else as a batch. appendDoc
+// appends item i's document.
+func (e *Edge) publishItems(ctx context.Context, k Kind, single string, ids []string, appendDoc func(b []byte, i int) ([]byte, error)) error {
+	if len(ids) == 1 {
+		// Published as it is: a buffer of its own, which the message keeps.
+		doc, err := appendDoc(make([]byte, 0, 1024), 0)
+		if err != nil {
+			return err
+		}
+		return e.publish(ctx, k, single, ids[0], doc, "")
 	}
-	data, err := encodeBatch(docs)
+	bp := batchBuf.Get().(*[]byte)
+	defer batchBuf.Put(bp)
+	body, err := appendDocs((*bp)[:0], len(ids), appendDoc)
+	*bp = body[:0]
+	if err != nil {
+		return err
+	}
+	data, err := compressBatch(body)
 	if err != nil {
 		return err
 	}
 	return e.publish(ctx, k, subjectPrefix(e.cfg.Site, k)+".batch", batchID(e.cfg.Site, k, ids), data, EncodingZstd)
+}
+
+// appendDocs appends the documents of n items to dst, one per line.
+func appendDocs(dst []byte, n int, appendDoc func(b []byte, i int) ([]byte, error)) ([]byte, error) {
+	for i := range n {
+		if i > 0 {
+			dst = append(dst, '\n')
+		}
+		var err error
+		if dst, err = appendDoc(dst, i); err != nil {
+			return dst, err
+		}
+	}
+	return dst, nil
 }
 
 // PublishWindows stores closed windows for the hub in one message (see
@@ -131,15 +161,13 @@ func (e *Edge) PublishWindows(ctx context.Context, rows []*schema.FeatureRow) er
 	if len(rows) == 0 {
 		return nil
 	}
-	docs, ids := make([][]byte, len(rows)), make([]string, len(rows))
+	ids := make([]string, len(rows))
 	for i, row := range rows {
-		var err error
-		if docs[i], err = EncodeWindow(row); err != nil {
-			return err
-		}
 		ids[i] = WindowID(e.cfg.Site, row)
 	}
-	return e.publishItems(ctx, KindWindows, windowSubject(e.cfg.Site, rows[0]), docs, ids)
+	return e.publishItems(ctx, KindWindows, windowSubject(e.cfg.Site, rows[0]), ids, func(b []byte, i int) ([]byte, error) {
+		return appendWindowDoc(b, rows[i])
+	})
 }
 
 // PublishDecisions stores decisions for the hub in one message.
@@ -147,15 +175,13 @@ func (e *Edge) PublishDecisions(ctx context.Context, ds []*schema.Decision) erro
 	if len(ds) == 0 {
 		return nil
 	}
-	docs, ids := make([][]byte, len(ds)), make([]string, len(ds))
+	ids := make([]string, len(ds))
 	for i, d := range ds {
-		var err error
-		if docs[i], err = EncodeDecision(d); err != nil {
-			return err
-		}
 		ids[i] = DecisionID(e.cfg.Site, d)
 	}
-	return e.publishItems(ctx, KindDecisions, decisionSubject(e.cfg.Site, ds[0]), docs, ids)
+	return e.publishItems(ctx, KindDecisions, decisionSubject(e.cfg.Site, ds[0]), ids, func(b []byte, i int) ([]byte, error) {
+		return appendDecisionDoc(b, ds[i])
+	})
 }
 
 // PublishActions stores action transitions for the hub in one message.
@@ -163,15 +189,13 @@ func (e *Edge) PublishActions(ctx context.Context, as []*Action) error {
 	if len(as) == 0 {
 		return nil
 	}
-	docs, ids := make([][]byte, len(as)), make([]string, len(as))
+	ids := make([]string, len(as))
 	for i, a := range as {
-		var err error
-		if docs[i], err = EncodeAction(a); err != nil {
-			return err
-		}
 		ids[i] = ActionID(e.cfg.Site, a)
 	}
-	return e.publishItems(ctx, KindActions, actionSubject(e.cfg.Site, as[0]), docs, ids)
+	return e.publishItems(ctx, KindActions, actionSubject(e.cfg.Site, as[0]), ids, func(b []byte, i int) ([]byte, error) {
+		return appendActionDoc(b, as[i])
+	})
 }
 
 func windowSubject(site string, row *schema.FeatureRow) string {

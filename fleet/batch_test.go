@@ -120,3 +120,8 @@ func TestDecodeItems(t *testing.T) {
 		}
 	}
 }
+
+// encodeBatch joins docs with newlines and compresses them.
+func encodeBatch(docs [][]byte) ([]byte, error) {
+	return compressBatch(bytes.Join(docs, []byte("\n")))
+}

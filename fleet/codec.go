@@ -106,19 +106,24 @@ type windowDoc struct {
 
 // EncodeWindow returns the JSON document of row (docs/fleet.md).
 func EncodeWindow(row *schema.FeatureRow) ([]byte, error) {
+	return appendWindowDoc(make([]byte, 0, windowSizeHint(row)), row)
+}
+
+// appendWindowDoc appends the JSON document of row to dst.
+func appendWindowDoc(dst []byte, row *schema.FeatureRow) ([]byte, error) {
 	if len(row.Names) != len(row.Values) {
-		return nil, fmt.Errorf("fleet: window %s %s: %d names, %d values", row.View, row.Entity, len(row.Names), len(row.Values))
+		return dst, fmt.Errorf("fleet: window %s %s: %d names, %d values", row.View, row.Entity, len(row.Names), len(row.Values))
 	}
-	vals := make([]jsonFloat, len(row.Values))
-	for i, v := range row.Values {
-		vals[i] = jsonFloat(v)
+	return appendWindow(dst, row), nil
+}
+
+// windowSizeHint is about the length of row's document.
+func windowSizeHint(row *schema.FeatureRow) int {
+	n := 256 + len(row.View) + len(row.Device) + len(row.Component) + 24*len(row.Values)
+	for _, s := range row.Names {
+		n += len(s) + 3
 	}
-	return json.Marshal(windowDoc{
-		SchemaVersion: WindowSchemaVersion, View: row.View, Device: row.Device, Component: row.Component,
-		WindowStart: row.WindowStart, WindowEnd: row.WindowEnd, Names: row.Names, Values: vals,
-		LastIngestTS: row.LastIngestTS, ClosedAt: row.ClosedAt, CloseReason: row.CloseReason,
-		TriggerIngestTS: row.TriggerIngestTS,
-	})
+	return n
 }
 
 // DecodeWindow parses a window document.
@@ -153,25 +158,28 @@ func DecodeWindow(data []byte) (*schema.FeatureRow, error) {
 // version 1). JSON has no NaN: non-finite features are left out and a
 // non-finite score is written as 0, as inference publishes them.
 func EncodeDecision(d *schema.Decision) ([]byte, error) {
-	c := *d
-	if math.IsNaN(c.Score) || math.IsInf(c.Score, 0) {
-		c.Score = 0
+	return appendDecisionDoc(make([]byte, 0, decisionSizeHint(d)), d)
+}
+
+// decisionSizeHint is about the length of d's document.
+func decisionSizeHint(d *schema.Decision) int {
+	n := 640 + len(d.ID) + len(d.View) + len(d.Model) + len(d.Reason) + len(d.Fallback)
+	for k := range d.Features {
+		n += len(k) + 28
 	}
-	if d.Features != nil {
-		c.Features = make(map[string]float64, len(d.Features))
-		for k, v := range d.Features {
-			if !math.IsNaN(v) && !math.IsInf(v, 0) {
-				c.Features[k] = v
-			}
-		}
+	for _, s := range d.MissingFeatures {
+		n += len(s) + 3
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(&c); err != nil {
-		return nil, fmt.Errorf("fleet: decision %s: %w", d.ID, err)
+	return n
+}
+
+// appendDecisionDoc appends the JSON document of d to dst.
+func appendDecisionDoc(dst []byte, d *schema.Decision) ([]byte, error) {
+	b, err := appendDecision(dst, d)
+	if err != nil {
+		return dst, fmt.Errorf("fleet: decision %s: %w", d.ID, err)
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	return b, nil
 }
 
 // DecodeDecision parses a decision document of schema version 1.
@@ -189,16 +197,17 @@ func DecodeDecision(data []byte) (*schema.Decision, error) {
 	return &d, nil
 }
 
-// EncodeAction returns the JSON document of a.
+// EncodeAction returns the JSON document of a, with schema_version
+// ActionSchemaVersion and a non-finite score written as 0.
 func EncodeAction(a *Action) ([]byte, error) {
-	c := *a
-	c.SchemaVersion = ActionSchemaVersion
-	if math.IsNaN(c.Score) || math.IsInf(c.Score, 0) {
-		c.Score = 0
-	}
-	b, err := json.Marshal(&c)
+	return appendActionDoc(make([]byte, 0, 384+len(a.Model)+len(a.View)+len(a.Reason)), a)
+}
+
+// appendActionDoc appends the JSON document of a to dst.
+func appendActionDoc(dst []byte, a *Action) ([]byte, error) {
+	b, err := appendAction(dst, a)
 	if err != nil {
-		return nil, fmt.Errorf("fleet: action %s %s: %w", a.Model, a.Entity, err)
+		return dst, fmt.Errorf("fleet: action %s %s: %w", a.Model, a.Entity, err)
 	}
 	return b, nil
 }
