@@ -19,6 +19,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/netfeat/netfeat/inference"
+	"github.com/netfeat/netfeat/internal/jsonenc"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -175,7 +176,7 @@ func decisionSizeHint(d *schema.Decision) int {
 
 // appendDecisionDoc appends the JSON document of d to dst.
 func appendDecisionDoc(dst []byte, d *schema.Decision) ([]byte, error) {
-	b, err := appendDecision(dst, d)
+	b, err := jsonenc.Decision(dst, d)
 	if err != nil {
 		return dst, fmt.Errorf("fleet: decision %s: %w", d.ID, err)
 	}

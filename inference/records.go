@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/netfeat/netfeat/internal/jsonenc"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -139,7 +140,7 @@ func decisionsRecord(all []recorded) arrow.RecordBatch {
 		ws.Append(arrow.Timestamp(d.Window.Start.UnixNano()))
 		we.Append(arrow.Timestamp(d.Window.End.UnixNano()))
 		lat.Append(d.IngestToDecisionUS)
-		buf = appendFeaturesJSON(buf[:0], d.Features)
+		buf = jsonenc.Features(buf[:0], d.Features)
 		feat.Append(string(buf))
 		state.Append(d.State)
 		trans.Append(d.Transition)

@@ -16,6 +16,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
+
+	"github.com/netfeat/netfeat/internal/jsonenc"
 )
 
 // Response formats.
@@ -272,26 +274,7 @@ func appendJSONValue(buf []byte, col arrow.Array, i int) []byte {
 	}
 }
 
-const hexDigits = "0123456789abcdef"
-
-func appendJSONString(buf []byte, s string) []byte {
-	buf = append(buf, '"')
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '"' || c == '\\':
-			buf = append(buf, '\\', c)
-		case c == '\n':
-			buf = append(buf, '\\', 'n')
-		case c == '\r':
-			buf = append(buf, '\\', 'r')
-		case c == '\t':
-			buf = append(buf, '\\', 't')
-		case c < 0x20 || c == '<' || c == '>' || c == '&':
-			buf = append(buf, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		default:
-			buf = append(buf, c)
-		}
-	}
-	return append(buf, '"')
-}
+// appendJSONString quotes s as json.Marshal does (jsonenc.String): HTML
+// characters and U+2028/U+2029 escaped, invalid UTF-8 as U+FFFD, so that a
+// label with any bytes still makes valid JSON.
+func appendJSONString(buf []byte, s string) []byte { return jsonenc.String(buf, s, true) }
