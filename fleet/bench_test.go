@@ -33,11 +33,10 @@ func TestSamplesCompact(t *testing.T) {
 }
 
 // BenchmarkEncodeSamples: cost on the edge of one forwarded message of
-// polled counters (best of 4, a shared 2-core machine; most of a message
-// of 1024 is the zstd encoder arrow-go makes per stream):
+// polled counters (3 runs on a shared 2-core machine, docs/fleet.md):
 //
-//	BenchmarkEncodeSamples/samples=1024-2   1971 ns/sample   5.70 bytes/sample   315 allocs/op
-//	BenchmarkEncodeSamples/samples=8192-2    455 ns/sample   3.53 bytes/sample   336 allocs/op
+//	BenchmarkEncodeSamples/samples=1024-2   141-149 ns/sample   4.52 bytes/sample
+//	BenchmarkEncodeSamples/samples=8192-2   119-126 ns/sample   3.51 bytes/sample
 func BenchmarkEncodeSamples(b *testing.B) {
 	for _, n := range []int{1024, 8192} {
 		b.Run(fmt.Sprintf("samples=%d", n), func(b *testing.B) {
@@ -53,11 +52,11 @@ func BenchmarkEncodeSamples(b *testing.B) {
 	}
 }
 
-// BenchmarkDecodeSamples: cost on the hub of one forwarded message (best
-// of 4):
+// BenchmarkDecodeSamples: cost on the hub of one forwarded message (3
+// runs):
 //
-//	BenchmarkDecodeSamples/samples=1024-2   354 ns/sample
-//	BenchmarkDecodeSamples/samples=8192-2   184 ns/sample
+//	BenchmarkDecodeSamples/samples=1024-2   84 ns/sample
+//	BenchmarkDecodeSamples/samples=8192-2   75-76 ns/sample
 func BenchmarkDecodeSamples(b *testing.B) {
 	for _, n := range []int{1024, 8192} {
 		b.Run(fmt.Sprintf("samples=%d", n), func(b *testing.B) {
