@@ -414,9 +414,12 @@ func EncodeSamples(dst []byte, site string, batch []schema.Sample, comp Compress
 	ts, its, words, kinds := sc.ts, sc.its, sc.words, sc.kinds
 	labels := sc.labels
 	index := sc.index
-	strsB := array.NewListBuilder(mem, arrow.BinaryTypes.String)
-	defer strsB.Release()
-	strB := strsB.ValueBuilder().(*array.StringBuilder)
+	// The strings column: one list per row of the labels first used at
+	// that row, built as its offsets (a scratch slice, no per-row
+	// builder call) over one string array of every label in order.
+	strB := array.NewStringBuilder(mem)
+	defer strB.Release()
+	listOff := sc.listOff
 	last := sc.last
 	// Rows come in runs of one device and source (a poll): the last string
 	// of each column and its index spare most of the map lookups.
@@ -427,7 +430,7 @@ func EncodeSamples(dst []byte, site string, batch []schema.Sample, comp Compress
 		s := &batch[i]
 		ts[i], prevTS = zigzag(s.TS-prevTS), s.TS
 		its[i], prevIngest = zigzag(s.IngestTS-prevIngest), s.IngestTS
-		strsB.Append(true)
+		listOff[i] = int32(len(index))
 		for c, str := range [4]string{s.Device, s.Component, s.Metric, s.Source} {
 			if i > 0 && str == lastStr[c] {
 				labels[c][i] = lastIdx[c]
@@ -472,7 +475,14 @@ func EncodeSamples(dst []byte, site string, batch []schema.Sample, comp Compress
 		cols = append(cols, primitive(arrow.PrimitiveTypes.Uint32, n, arrow.Uint32Traits.CastToBytes(v)))
 	}
 	cols = append(cols, primitive(arrow.PrimitiveTypes.Uint8, n, kinds),
-		primitive(arrow.PrimitiveTypes.Uint64, n, arrow.Uint64Traits.CastToBytes(vals)), strsB.NewArray())
+		primitive(arrow.PrimitiveTypes.Uint64, n, arrow.Uint64Traits.CastToBytes(vals)))
+	listOff[n] = int32(len(index))
+	strs := strB.NewArray()
+	defer strs.Release()
+	listData := array.NewData(SamplesSchema.Field(SamplesSchema.NumFields()-1).Type, n,
+		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(listOff))}, []arrow.ArrayData{strs.Data()}, 0, 0)
+	cols = append(cols, array.MakeFromData(listData))
+	listData.Release()
 	rec := array.NewRecordBatch(SamplesSchema, cols, int64(n))
 	defer rec.Release()
 	// zstd compresses the whole stream at once with the package's shared
@@ -519,6 +529,7 @@ type encodeScratch struct {
 	last        *seriesLast
 	index       map[string]uint32
 	recent      [4][64]recentString
+	listOff     []int32
 	ipc         []byte
 }
 
@@ -549,7 +560,7 @@ func getEncodeScratch(n int) *encodeScratch {
 		sc = &encodeScratch{
 			ts: make([]int64, n), its: make([]int64, n), words: make([]uint64, n), vals: make([]uint64, n),
 			kinds: make([]uint8, n), index: map[string]uint32{}, last: newSeriesLast(n),
-			ipc: make([]byte, 0, 48*n+4096),
+			ipc: make([]byte, 0, 48*n+4096), listOff: make([]int32, n+1),
 		}
 		for c := range sc.labels {
 			sc.labels[c] = make([]uint32, n)
@@ -557,6 +568,7 @@ func getEncodeScratch(n int) *encodeScratch {
 		return sc
 	}
 	sc.ts, sc.its, sc.words, sc.vals, sc.kinds = sc.ts[:n], sc.its[:n], sc.words[:n], sc.vals[:n], sc.kinds[:n]
+	sc.listOff = sc.listOff[:n+1]
 	for c := range sc.labels {
 		sc.labels[c] = sc.labels[c][:n]
 	}
