@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,87 +18,6 @@ import (
 	"github.com/netfeat/netfeat/internal/sim/snmpagent"
 	"github.com/netfeat/netfeat/internal/testkit"
 )
-
-// pollMonitor records, for each simulated device, when it received
-// requests: the moments its polls ran, whichever node polled it.
-type pollMonitor struct {
-	mu    sync.Mutex
-	times map[string][]time.Time
-	stop  chan struct{}
-	done  chan struct{}
-}
-
-// watchPolls samples the devices' request counters every 20 ms until stop.
-func watchPolls(devs []*snmpagent.Device) *pollMonitor {
-	m := &pollMonitor{times: map[string][]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(m.done)
-		last := make([]uint64, len(devs))
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-m.stop:
-				return
-			case now := <-tick.C:
-				m.mu.Lock()
-				for i, d := range devs {
-					if n := d.Stats().Requests; n != last[i] {
-						last[i] = n
-						m.times[d.Name()] = append(m.times[d.Name()], now)
-					}
-				}
-				m.mu.Unlock()
-			}
-		}
-	}()
-	return m
-}
-
-func (m *pollMonitor) close() { close(m.stop); <-m.done }
-
-// nextPoll returns when the first of devs is due again: its last request
-// plus interval.
-func (m *pollMonitor) nextPoll(devs []string, interval time.Duration) time.Time {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var next time.Time
-	for _, d := range devs {
-		ts := m.times[d]
-		if len(ts) == 0 {
-			continue
-		}
-		if due := ts[len(ts)-1].Add(interval); next.IsZero() || due.Before(next) {
-			next = due
-		}
-	}
-	return next
-}
-
-// longestGap returns the longest time in [from, to] during which a device
-// received no request, and that device.
-func (m *pollMonitor) longestGap(from, to time.Time) (time.Duration, string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var worst time.Duration
-	var dev string
-	for name, ts := range m.times {
-		prev := from
-		for _, t := range ts {
-			if t.Before(from) || t.After(to) {
-				continue
-			}
-			if g := t.Sub(prev); g > worst {
-				worst, dev = g, name
-			}
-			prev = t
-		}
-		if g := to.Sub(prev); g > worst {
-			worst, dev = g, name
-		}
-	}
-	return worst, dev
-}
 
 // clusterStatus runs `netfeat cluster status --json`.
 func clusterStatus(t *testing.T, natsURL string) cluster.Status {
@@ -181,8 +99,8 @@ snmp:
   lease_ttl: %s
 `, natsURL, interval, targets.String(), node, leaseTTL)
 	}
-	mon := watchPolls(devs)
-	defer mon.close()
+	mon := snmpagent.WatchPolls(devs)
+	defer mon.Close()
 
 	_, httpA, _, logsA := startServeHTTP(t, "", config("a"))
 	cmdB, _, _, logsB := startServeHTTP(t, "", config("b"))
@@ -240,7 +158,7 @@ snmp:
 			bDevs = append(bDevs, target)
 		}
 	}
-	killAt := mon.nextPoll(bDevs, interval).Add(-300 * time.Millisecond)
+	killAt := mon.Times().NextPoll(bDevs, interval).Add(-300 * time.Millisecond)
 	if time.Until(killAt) < 0 {
 		killAt = killAt.Add(interval)
 	}
@@ -259,8 +177,8 @@ snmp:
 	time.Sleep(2 * interval)
 	end := time.Now()
 
-	gap, dev := mon.longestGap(settled, end)
-	killGap, killDev := mon.longestGap(killed.Add(-interval), end)
+	gap, dev := mon.Times().LongestGap(nil, settled, end)
+	killGap, killDev := mon.Times().LongestGap(nil, killed.Add(-interval), end)
 	t.Logf("longest gap between polls of one device: %v (%s) over the whole run, %v (%s) around the kill; poll interval %v",
 		gap.Round(time.Millisecond), dev, killGap.Round(time.Millisecond), killDev, interval)
 	if gap > 2*interval {

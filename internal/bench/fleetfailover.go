@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -256,8 +255,8 @@ func RunFailover(ctx context.Context, o FailoverOptions) (rep *FailoverReport, e
 	for i, ep := range eps {
 		names[i] = ep.Device.Name()
 	}
-	mon := newFailoverMonitor(devs)
-	cleanups = append(cleanups, mon.close)
+	mon := snmpagent.WatchPolls(devs)
+	cleanups = append(cleanups, mon.Close)
 
 	nodes := map[string]*failoverNode{}
 	for _, name := range []string{failoverSurvivor, failoverVictim} {
@@ -332,7 +331,7 @@ func RunFailover(ctx context.Context, o FailoverOptions) (rep *FailoverReport, e
 		}
 	}
 	const killLead = 300 * time.Millisecond
-	killAt := mon.nextPoll(bDevs, o.Interval).Add(-killLead)
+	killAt := mon.Times().NextPoll(bDevs, o.Interval).Add(-killLead)
 	for time.Until(killAt) < 500*time.Millisecond { // room for reading b's samples first
 		killAt = killAt.Add(o.Interval)
 	}
@@ -350,7 +349,7 @@ func RunFailover(ctx context.Context, o FailoverOptions) (rep *FailoverReport, e
 	if err := failoverSleep(ctx, time.Until(killAt)); err != nil {
 		return nil, err
 	}
-	next := mon.nextPoll(bDevs, o.Interval)
+	next := mon.Times().NextPoll(bDevs, o.Interval)
 	if err := syscall.Kill(b.proc.pid, syscall.SIGKILL); err != nil {
 		return nil, fmt.Errorf("failover: kill node b: %w", err)
 	}
@@ -358,7 +357,7 @@ func RunFailover(ctx context.Context, o FailoverOptions) (rep *FailoverReport, e
 	rep.KillBeforePollS = next.Sub(killed).Seconds()
 	<-b.proc.exited
 	log.Info("failover: node b killed", "owned", rep.NodeBOwned, "before_next_poll", next.Sub(killed))
-	if polled := mon.polledBetween(bDevs, bRead, killed); len(polled) > 0 {
+	if polled := mon.Times().PolledBetween(bDevs, bRead, killed); len(polled) > 0 {
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d of node b's devices were polled between the read of its samples and the kill (%s): the samples figure may overstate their gap",
 			len(polled), failoverFirstNames(polled)))
 	}
@@ -412,13 +411,14 @@ func RunFailover(ctx context.Context, o FailoverOptions) (rep *FailoverReport, e
 		return nil, err
 	}
 	end := time.Now()
-	mon.close()
+	mon.Close()
+	polls := mon.Times()
 	rep.WindowS = end.Sub(settled).Seconds()
-	gap, dev := mon.longestGap(settled, end)
+	gap, dev := polls.LongestGap(nil, settled, end)
 	rep.MaxGapS, rep.MaxGapTarget = gap.Seconds(), dev
-	killGap, _ := mon.longestGap(killed.Add(-o.Interval), end)
+	killGap, _ := polls.LongestGap(nil, killed.Add(-o.Interval), end)
 	rep.MaxGapAroundKillS = killGap.Seconds()
-	rep.PollsMin, rep.PollsMax = mon.pollCounts(names, settled, end, o.Interval/4)
+	rep.PollsMin, rep.PollsMax = polls.PollCounts(names, settled, end, o.Interval/4)
 
 	o.Progress("samples")
 	aSamples, aErr := failoverSamples(ctx, a.httpAddr, settled)
@@ -439,7 +439,7 @@ func RunFailover(ctx context.Context, o FailoverOptions) (rep *FailoverReport, e
 			slices.SortFunc(merged[d], func(x, y time.Time) int { return x.Compare(y) })
 		}
 		rep.SamplesTargets = len(merged)
-		g, d := failoverLongestGap(merged, names, settled, end)
+		g, d := snmpagent.PollTimes(merged).LongestGap(names, settled, end)
 		rep.SamplesMaxGapS, rep.SamplesMaxGapTarget = g.Seconds(), d
 	}
 	if p, err := ReadProc(a.proc.pid); err == nil {
@@ -631,148 +631,6 @@ func failoverSleep(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 		return nil
 	}
-}
-
-// failoverMonitor records, for each simulated device, when it received
-// requests: the moments its polls ran, whichever node polled it.
-type failoverMonitor struct {
-	mu    sync.Mutex
-	times map[string][]time.Time
-	stop  chan struct{}
-	done  chan struct{}
-	once  sync.Once
-}
-
-// newFailoverMonitor reads the devices' request counters every 20 ms until
-// close.
-func newFailoverMonitor(devs []*snmpagent.Device) *failoverMonitor {
-	m := &failoverMonitor{times: map[string][]time.Time{}, stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(m.done)
-		last := make([]uint64, len(devs))
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-m.stop:
-				return
-			case now := <-tick.C:
-				m.mu.Lock()
-				for i, d := range devs {
-					if n := d.Stats().Requests; n != last[i] {
-						last[i] = n
-						m.times[d.Name()] = append(m.times[d.Name()], now)
-					}
-				}
-				m.mu.Unlock()
-			}
-		}
-	}()
-	return m
-}
-
-// close stops the monitor; it may be called more than once.
-func (m *failoverMonitor) close() {
-	m.once.Do(func() { close(m.stop) })
-	<-m.done
-}
-
-// nextPoll returns when the first of devs is due again: its last request
-// plus interval.
-func (m *failoverMonitor) nextPoll(devs []string, interval time.Duration) time.Time {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var next time.Time
-	for _, d := range devs {
-		ts := m.times[d]
-		if len(ts) == 0 {
-			continue
-		}
-		if due := ts[len(ts)-1].Add(interval); next.IsZero() || due.Before(next) {
-			next = due
-		}
-	}
-	if next.IsZero() {
-		next = time.Now().Add(interval)
-	}
-	return next
-}
-
-// polledBetween returns the devices of devs that received requests in
-// (from, to].
-func (m *failoverMonitor) polledBetween(devs []string, from, to time.Time) []string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []string
-	for _, d := range devs {
-		if slices.ContainsFunc(m.times[d], func(t time.Time) bool { return t.After(from) && !t.After(to) }) {
-			out = append(out, d)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-// longestGap returns the longest time in [from, to] during which one of
-// the devices received no request, and that device.
-func (m *failoverMonitor) longestGap(from, to time.Time) (time.Duration, string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	names := make([]string, 0, len(m.times))
-	for n := range m.times {
-		names = append(names, n)
-	}
-	return failoverLongestGap(m.times, names, from, to)
-}
-
-// pollCounts returns the fewest and most polls one device of names saw in
-// [from, to]. A poll's requests may span several reads of the counter: a
-// read with new requests starts a poll when the device's previous one is
-// more than sep earlier.
-func (m *failoverMonitor) pollCounts(names []string, from, to time.Time, sep time.Duration) (lo, hi int) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	for i, d := range names {
-		n := 0
-		var prev time.Time
-		for _, t := range m.times[d] {
-			if !t.Before(from) && !t.After(to) && (prev.IsZero() || t.Sub(prev) > sep) {
-				n++
-			}
-			prev = t
-		}
-		if i == 0 || n < lo {
-			lo = n
-		}
-		hi = max(hi, n)
-	}
-	return lo, hi
-}
-
-// failoverLongestGap returns the longest time within [from, to] between two
-// moments of one device's sorted times (from and to bound each device's
-// first and last gap; a device of names without any time counts the whole
-// window), and that device; ties go to the first name in sorted order.
-func failoverLongestGap(times map[string][]time.Time, names []string, from, to time.Time) (time.Duration, string) {
-	names = slices.Sorted(slices.Values(names))
-	var worst time.Duration
-	var dev string
-	for _, name := range names {
-		prev := from
-		for _, t := range times[name] {
-			if t.Before(from) || t.After(to) {
-				continue
-			}
-			if g := t.Sub(prev); g > worst {
-				worst, dev = g, name
-			}
-			prev = t
-		}
-		if g := to.Sub(prev); g > worst {
-			worst, dev = g, name
-		}
-	}
-	return worst, dev
 }
 
 // failoverSamples reads, from the node's `samples` table over POST
