@@ -230,8 +230,9 @@ type KindCount struct {
 	// Lost and Duplicated are items (samples for the samples stream).
 	Lost       int64 `json:"lost"`
 	Duplicated int64 `json:"duplicated"`
-	// HubOnly counts ids the hub holds that the edge stream does not (an
-	// edge stream limit removed them: the edge says so in its metrics).
+	// HubOnly counts ids the hub stored, before the edge stream was read,
+	// that the edge stream does not hold (an edge stream limit removed
+	// them: the edge says so in its metrics).
 	HubOnly int64 `json:"hub_only"`
 }
 
@@ -837,6 +838,7 @@ func RunFleet(ctx context.Context, o FleetOptions) (rep *FleetReport, err error)
 		r := &rep.Edges[i]
 		var edgeMsgs, hubMsgs map[string]streamMsg
 		for _, k := range fleet.Kinds {
+			edgeRead := time.Now()
 			em, _, emsgs, err := readStream(ctx, edgeJS[i], fleet.EdgeStream(k), e.site, k)
 			if err != nil {
 				return rep, fmt.Errorf("read %s's %s: %w", e.site, fleet.EdgeStream(k), err)
@@ -845,7 +847,7 @@ func RunFleet(ctx context.Context, o FleetOptions) (rep *FleetReport, err error)
 			if err != nil {
 				return rep, fmt.Errorf("read the hub's %s: %w", fleet.HubStream(e.site, k), err)
 			}
-			kc := compareStreams(k, em, hm, dups)
+			kc := compareStreams(k, em, hm, dups, edgeRead)
 			kc.EdgeMessages, kc.HubMessages = int64(emsgs), int64(hmsgs)
 			r.Kinds = append(r.Kinds, kc)
 			rep.Lost += kc.Lost
@@ -1001,8 +1003,9 @@ func readStream(ctx context.Context, js jetstream.JetStream, stream, site string
 	}
 }
 
-// compareStreams counts, for kind k, what the hub lacks and holds twice.
-func compareStreams(k fleet.Kind, edge, hub map[string]streamMsg, dups int64) KindCount {
+// compareStreams counts, for kind k, what the hub lacks and holds twice,
+// and what it holds that the edge stream, read at edgeRead, did not.
+func compareStreams(k fleet.Kind, edge, hub map[string]streamMsg, dups int64, edgeRead time.Time) KindCount {
 	kc := KindCount{Kind: string(k), Duplicated: dups}
 	if k != fleet.KindSamples {
 		kc.Items, kc.HubItems = int64(len(edge)), int64(len(hub))
@@ -1021,7 +1024,9 @@ func compareStreams(k fleet.Kind, edge, hub map[string]streamMsg, dups int64) Ki
 	}
 	for id, m := range hub {
 		kc.HubSamples += int64(m.samples)
-		if _, ok := edge[id]; !ok {
+		// What the hub stored after the edge stream was read may have been
+		// published after that read: not "only at the hub".
+		if _, ok := edge[id]; !ok && m.at.Before(edgeRead) {
 			kc.HubOnly += unit(m)
 		}
 	}
