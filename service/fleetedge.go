@@ -261,8 +261,6 @@ func (f *edgeForwarder) forwardItems(ctx context.Context) {
 		rows    []*schema.FeatureRow
 		ds      []*schema.Decision
 		as      []*fleet.Action
-		timer   *time.Timer
-		due     <-chan time.Time
 		maxItem = f.cfg.ItemsPerMessage
 	)
 	store := func(kind string, n int, publish func(context.Context) error) {
@@ -293,17 +291,9 @@ func (f *edgeForwarder) forwardItems(ctx context.Context) {
 		flushRows()
 		flushDecisions()
 		flushActions()
-		due = nil
 	}
-	add := func(it edgeItem) {
-		if len(rows)+len(ds)+len(as) == 0 {
-			if timer == nil {
-				timer = time.NewTimer(f.cfg.ItemLinger)
-			} else {
-				timer.Reset(f.cfg.ItemLinger)
-			}
-			due = timer.C
-		}
+	add := func(it edgeItem) (started, empty bool) {
+		started = len(rows)+len(ds)+len(as) == 0
 		switch {
 		case it.row != nil:
 			if rows = append(rows, it.row); len(rows) >= maxItem {
@@ -318,31 +308,9 @@ func (f *edgeForwarder) forwardItems(ctx context.Context) {
 				flushActions()
 			}
 		}
-		if len(rows)+len(ds)+len(as) == 0 {
-			due = nil
-		}
+		return started, len(rows)+len(ds)+len(as) == 0
 	}
-	for ctx.Err() == nil {
-		select {
-		case it := <-f.items:
-			add(it)
-		case <-due:
-			flush()
-		case <-f.stop:
-			for ctx.Err() == nil {
-				select {
-				case it := <-f.items:
-					add(it)
-				default:
-					flush()
-					return
-				}
-			}
-			return
-		case <-ctx.Done():
-			return
-		}
-	}
+	gather(ctx, f.items, f.stop, f.cfg.ItemLinger, add, flush)
 }
 
 // forwardSamples stores queued sample batches, like forwardItems, gathered
@@ -352,22 +320,15 @@ func (f *edgeForwarder) forwardItems(ctx context.Context) {
 // would spend most of its bytes on the Arrow schema and dictionaries).
 func (f *edgeForwarder) forwardSamples(ctx context.Context) {
 	sf := f.cfg.SampleForwarding
-	var (
-		// pending gathers the batches; PublishSamples keeps no reference
-		// to it, so its array is used again for the next message.
-		pending = make([]schema.Sample, 0, sf.MaxPerMessage)
-		timer   *time.Timer
-		due     <-chan time.Time
-	)
+	// pending gathers the batches; PublishSamples keeps no reference to
+	// it, so its array is used again for the next message.
+	pending := make([]schema.Sample, 0, sf.MaxPerMessage)
 	flush := func() {
 		if len(pending) == 0 {
 			return
 		}
 		b := pending
-		pending, due = pending[:0], nil
-		if timer != nil {
-			timer.Stop()
-		}
+		pending = pending[:0]
 		err := f.retry(ctx, func(ctx context.Context) error {
 			_, err := f.publishSamples(ctx, b)
 			return err
@@ -377,36 +338,53 @@ func (f *edgeForwarder) forwardSamples(ctx context.Context) {
 			f.log.Warn("fleet: local stream refused samples; the hub will not see them", "samples", len(b), "err", err)
 		}
 	}
-	add := func(b []schema.Sample) {
+	add := func(b []schema.Sample) (started, empty bool) {
 		if len(pending) > 0 && len(pending)+len(b) > sf.MaxPerMessage {
 			flush()
 		}
-		if len(pending) == 0 {
-			if timer == nil {
-				timer = time.NewTimer(sf.Linger)
-			} else {
-				timer.Reset(sf.Linger)
-			}
-			due = timer.C
-		}
+		started = len(pending) == 0
 		pending = append(pending, b...)
 		putSampleBuf(b)
 		if len(pending) >= sf.MaxPerMessage {
 			flush()
 		}
+		return started, len(pending) == 0
+	}
+	gather(ctx, f.samples, f.stop, sf.Linger, add, flush)
+}
+
+// gather hands every value of q to add until stop is closed and q is
+// empty, or ctx ends. add gathers values into messages and sends them when
+// full; it reports whether the value started a new message and whether
+// nothing is left pending. gather calls flush when the message pending
+// waited linger since the value that started it, and once more at stop. q
+// is never closed: a hook racing Stop cannot panic.
+func gather[T any](ctx context.Context, q <-chan T, stop <-chan struct{}, linger time.Duration, add func(T) (started, empty bool), flush func()) {
+	timer := time.NewTimer(linger)
+	timer.Stop()
+	var due <-chan time.Time
+	put := func(v T) {
+		switch started, empty := add(v); {
+		case empty:
+			timer.Stop()
+			due = nil
+		case started:
+			timer.Reset(linger)
+			due = timer.C
+		}
 	}
 	for ctx.Err() == nil {
 		select {
-		case b := <-f.samples:
-			add(b)
+		case v := <-q:
+			put(v)
 		case <-due:
 			due = nil
 			flush()
-		case <-f.stop:
+		case <-stop:
 			for ctx.Err() == nil {
 				select {
-				case b := <-f.samples:
-					add(b)
+				case v := <-q:
+					put(v)
 				default:
 					flush()
 					return
