@@ -72,6 +72,9 @@ func (s *Store) Append(ctx context.Context, batch []schema.Sample) error {
 		s.commitMu.Unlock()
 		s.appendMu.RUnlock()
 		err := <-p.done
+		if err == nil && s.tap != nil {
+			s.tapped(p)
+		}
 		s.release(p)
 		return err
 	}
@@ -84,6 +87,9 @@ func (s *Store) Append(ctx context.Context, batch []schema.Sample) error {
 	}
 	s.appendMu.RUnlock()
 	err := <-p.done
+	if err == nil && s.tap != nil {
+		s.tapped(p)
+	}
 	s.release(p)
 	return err
 }

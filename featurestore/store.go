@@ -46,6 +46,7 @@ var (
 type pending struct {
 	recs     []rec
 	enc      []byte
+	tap      []Record // the recs as the tap sees them
 	seq      uint64
 	done     chan error
 	refs     atomic.Int32
@@ -67,6 +68,7 @@ type Store struct {
 	viewIx map[string]int
 
 	series *seriesTable
+	tap    Tap         // set before Start (SetTap)
 	wal    *segmentLog // WAL segments (<dir>/wal)
 	chunks *segmentLog // sealed chunks (<dir>/chunks)
 	walBuf []byte      // committer only

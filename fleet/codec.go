@@ -457,9 +457,15 @@ func EncodeSamples(dst []byte, site string, batch []schema.Sample, comp Compress
 		kinds[i], words[i] = valueWord(bits, *prev, has)
 		*prev = bits
 	}
+	return sc.finish(dst, site, n, strB, len(index), comp)
+}
+
+// finish writes the message of the n rows sc holds: their columns filled
+// in, strB holding the nstrings labels of the strings column in order.
+func (sc *encodeScratch) finish(dst []byte, site string, n int, strB *array.StringBuilder, nstrings int, comp Compression) ([]byte, string, error) {
 	vals := sc.vals
-	for i, p := range valueOrder(kinds, labels[2], len(index)) {
-		vals[p] = words[i]
+	for i, p := range valueOrder(sc.kinds, sc.labels[2], nstrings) {
+		vals[p] = sc.words[i]
 	}
 	// The primitive columns are the scratch slices themselves (no copy):
 	// the record is written out before they go back to the pool.
@@ -469,18 +475,18 @@ func EncodeSamples(dst []byte, site string, batch []schema.Sample, comp Compress
 			c.Release()
 		}
 	}()
-	cols = append(cols, primitive(arrow.PrimitiveTypes.Int64, n, arrow.Int64Traits.CastToBytes(ts)),
-		primitive(arrow.PrimitiveTypes.Int64, n, arrow.Int64Traits.CastToBytes(its)))
-	for _, v := range labels {
+	cols = append(cols, primitive(arrow.PrimitiveTypes.Int64, n, arrow.Int64Traits.CastToBytes(sc.ts)),
+		primitive(arrow.PrimitiveTypes.Int64, n, arrow.Int64Traits.CastToBytes(sc.its)))
+	for _, v := range sc.labels {
 		cols = append(cols, primitive(arrow.PrimitiveTypes.Uint32, n, arrow.Uint32Traits.CastToBytes(v)))
 	}
-	cols = append(cols, primitive(arrow.PrimitiveTypes.Uint8, n, kinds),
+	cols = append(cols, primitive(arrow.PrimitiveTypes.Uint8, n, sc.kinds),
 		primitive(arrow.PrimitiveTypes.Uint64, n, arrow.Uint64Traits.CastToBytes(vals)))
-	listOff[n] = int32(len(index))
+	sc.listOff[n] = int32(nstrings)
 	strs := strB.NewArray()
 	defer strs.Release()
 	listData := array.NewData(SamplesSchema.Field(SamplesSchema.NumFields()-1).Type, n,
-		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(listOff))}, []arrow.ArrayData{strs.Data()}, 0, 0)
+		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(sc.listOff))}, []arrow.ArrayData{strs.Data()}, 0, 0)
 	cols = append(cols, array.MakeFromData(listData))
 	listData.Release()
 	rec := array.NewRecordBatch(SamplesSchema, cols, int64(n))
@@ -501,10 +507,10 @@ func EncodeSamples(dst []byte, site string, batch []schema.Sample, comp Compress
 	}
 	w := ipc.NewWriter(buf, opts...)
 	if err := w.Write(rec); err != nil {
-		return dst, "", fmt.Errorf("fleet: encode %d samples: %w", len(batch), err)
+		return dst, "", fmt.Errorf("fleet: encode %d samples: %w", n, err)
 	}
 	if err := w.Close(); err != nil {
-		return dst, "", fmt.Errorf("fleet: encode %d samples: %w", len(batch), err)
+		return dst, "", fmt.Errorf("fleet: encode %d samples: %w", n, err)
 	}
 	out := buf.Bytes()
 	if comp != CompressionLZ4 {

@@ -6,7 +6,6 @@ import (
 
 	"github.com/netfeat/netfeat/featurestore"
 	"github.com/netfeat/netfeat/inference"
-	"github.com/netfeat/netfeat/schema"
 )
 
 // buildFleet prepares the parts of an edge or a hub that run before the
@@ -31,22 +30,21 @@ func (s *Service) buildFleet() {
 }
 
 // hookEdge connects an edge's forwarder to the pipeline: closed windows
-// from the store, live decisions from the runtime. Both hooks only queue.
+// from the store, live decisions from the runtime and, when raw samples are
+// forwarded, the samples the store accepted. The hooks only queue.
 func (s *Service) hookEdge(rt *inference.Runtime, st *featurestore.Store) {
 	if s.edge == nil {
 		return
 	}
 	st.Subscribe(s.edge.window)
 	rt.SetDecisionHandler(s.edge.decision)
-}
-
-// sampleAppender is where the normalizer appends: the store, teed to the
-// edge's forwarder when raw samples are forwarded.
-func (s *Service) sampleAppender(st *featurestore.Store) schema.SampleAppender {
-	if s.edge == nil {
-		return st
+	if s.edge.forwardsSamples() {
+		s.edge.labels = func(id int32) (device, component, metric, source string, err error) {
+			e, m, src, err := st.SeriesLabels(id)
+			return e.Device, e.Component, m, src, err
+		}
+		st.SetTap(s.edge.tap)
 	}
-	return s.edge.tee(st)
 }
 
 // addModelFollower adds an edge's model follower right after the inference

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/netfeat/netfeat/featurestore"
 	"github.com/netfeat/netfeat/fleet"
 	"github.com/netfeat/netfeat/inference"
 	"github.com/netfeat/netfeat/internal/fleettest"
@@ -206,8 +207,7 @@ func queryText(t *testing.T, eng *query.Engine, sql string) string {
 }
 
 // TestEdgeForwarderNeverWaits checks the pipeline's hooks return at once
-// when the queues are full: what does not fit is dropped and counted, and
-// the store still gets every sample.
+// when the queues are full: what does not fit is dropped and counted.
 func TestEdgeForwarderNeverWaits(t *testing.T) {
 	cfg := DefaultFleetConfig().Edge
 	cfg.Queue, cfg.SampleQueue = 2, 1
@@ -216,17 +216,13 @@ func TestEdgeForwarderNeverWaits(t *testing.T) {
 	row := &schema.FeatureRow{View: "v"}
 	d := &schema.Decision{ID: "x", Transition: true, State: schema.StateFiring}
 	done := make(chan struct{})
-	var store countingAppender
 	go func() {
 		defer close(done)
 		f.window(row) // queued
 		f.decision(d) // decision queued, its action dropped
 		f.window(row) // dropped
-		app := f.tee(&store)
 		for range 3 { // the first batch queued, two dropped
-			if err := app.Append(context.Background(), []schema.Sample{{Entity: schema.Entity{Device: "r1"}}, {Entity: schema.Entity{Device: "r2"}}}); err != nil {
-				t.Error(err)
-			}
+			f.tap([]featurestore.Record{{Series: 0}, {Series: 1}})
 		}
 	}()
 	select {
@@ -239,13 +235,14 @@ func TestEdgeForwarderNeverWaits(t *testing.T) {
 			t.Errorf("dropped %s: %v, want %v", kind, got, want)
 		}
 	}
-	if store.n != 6 {
-		t.Errorf("store got %d samples, want 6", store.n)
-	}
-	// With forwarding off, the normalizer appends to the store directly.
+	// With forwarding off, the store gets no tap.
 	cfg.SampleForwarding.Mode = fleet.SamplesOff
-	if app := newEdgeForwarder(cfg, "paris", nil, nil, slog.New(slog.DiscardHandler)).tee(&store); app != &store {
-		t.Errorf("forwarding off: appender %T, want the store", app)
+	if newEdgeForwarder(cfg, "paris", nil, nil, slog.New(slog.DiscardHandler)).forwardsSamples() {
+		t.Error("forwarding off: the forwarder forwards samples")
+	}
+	cfg.SampleForwarding.Devices = map[string]fleet.SampleMode{"r1": fleet.SamplesSampled}
+	if !newEdgeForwarder(cfg, "paris", nil, nil, slog.New(slog.DiscardHandler)).forwardsSamples() {
+		t.Error("forwarding off but sampled for r1: the forwarder forwards no samples")
 	}
 }
 
@@ -263,7 +260,7 @@ func TestEdgeForwarderGathersSamples(t *testing.T) {
 		mu   sync.Mutex
 		msgs []int
 	)
-	f.publishSamples = func(_ context.Context, b []schema.Sample) (int, error) {
+	f.publishSamples = func(_ context.Context, b []fleet.SeriesSample) (int, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		msgs = append(msgs, len(b))
@@ -278,15 +275,12 @@ func TestEdgeForwarderGathersSamples(t *testing.T) {
 	defer cancel()
 	done := make(chan struct{})
 	go func() { defer close(done); f.forwardSamples(ctx) }()
-	app := f.tee(&countingAppender{})
-	batch := func(n int) []schema.Sample { return make([]schema.Sample, n) }
+	batch := func(n int) []featurestore.Record { return make([]featurestore.Record, n) }
 	for _, n := range []int{300, 300, 300, 300, 2500, 50} {
-		if err := app.Append(ctx, batch(n)); err != nil {
-			t.Fatal(err)
-		}
+		f.tap(batch(n))
 	}
 	// 300×3 fit; the fourth 300 would overflow: 900 goes. 300 + 2500
-	// overflows: 300 goes, then 2500 alone (PublishSamples splits it).
+	// overflows: 300 goes, then 2500 alone (PublishSeriesSamples splits it).
 	// The 50 waits for linger.
 	testkit.Eventually(t, "two full messages", func() bool { return len(sent()) == 3 })
 	if got := sent(); !slices.Equal(got, []int{900, 300, 2500}) {
@@ -302,24 +296,15 @@ func TestEdgeForwarderGathersSamples(t *testing.T) {
 	cfg.SampleForwarding.Linger = 20 * time.Millisecond
 	f = newEdgeForwarder(cfg, "paris", nil, nil, slog.New(slog.DiscardHandler))
 	msgs = nil
-	f.publishSamples = func(_ context.Context, b []schema.Sample) (int, error) {
+	f.publishSamples = func(_ context.Context, b []fleet.SeriesSample) (int, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		msgs = append(msgs, len(b))
 		return len(b), nil
 	}
 	go f.forwardSamples(ctx)
-	if err := f.tee(&countingAppender{}).Append(ctx, batch(7)); err != nil {
-		t.Fatal(err)
-	}
+	f.tap(batch(7))
 	testkit.Eventually(t, "the lone batch after linger", func() bool { return slices.Equal(sent(), []int{7}) })
-}
-
-type countingAppender struct{ n int }
-
-func (c *countingAppender) Append(_ context.Context, b []schema.Sample) error {
-	c.n += len(b)
-	return nil
 }
 
 // TestEdgeLeafRefused runs an edge against a hub that refuses its leaf

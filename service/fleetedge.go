@@ -11,14 +11,15 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/netfeat/netfeat/featurestore"
 	"github.com/netfeat/netfeat/fleet"
 	"github.com/netfeat/netfeat/schema"
 )
 
 // edgeForwarder feeds an edge's fleet.Edge from the pipeline: closed
 // windows (a store subscriber, like inference), live decisions and their
-// action transitions (the runtime's decision handler) and raw samples (a
-// tee behind the normalizer's appender). The pipeline never waits for it:
+// action transitions (the runtime's decision handler) and raw samples (the
+// store's tap: what it accepted, by series id). The pipeline never waits for it:
 // each hook puts a copy in a bounded queue and returns; a full queue drops
 // the newest, counted in netfeat_fleet_forward_dropped_total and logged.
 // One goroutine per queue stores what it takes in the local streams, which
@@ -35,9 +36,9 @@ type edgeForwarder struct {
 	reg  prometheus.Registerer
 	log  *slog.Logger
 
-	items   chan edgeItem        // windows, decisions, actions
-	samples chan []schema.Sample // sample batches
-	stop    chan struct{}        // closed by Stop: drain and return
+	items   chan edgeItem             // windows, decisions, actions
+	samples chan []fleet.SeriesSample // sample batches
+	stop    chan struct{}             // closed by Stop: drain and return
 
 	dropped  *prometheus.CounterVec
 	failed   *prometheus.CounterVec
@@ -45,9 +46,12 @@ type edgeForwarder struct {
 	closing  atomic.Bool
 
 	edge *fleet.Edge
+	// labels gives the labels of the store's series (set by the service
+	// before Start when samples are forwarded).
+	labels fleet.SeriesLabels
 	// publishSamples stores one message's worth of samples: the edge's
-	// PublishSamples (a test's recorder).
-	publishSamples func(context.Context, []schema.Sample) (int, error)
+	// PublishSeriesSamples (a test's recorder).
+	publishSamples func(context.Context, []fleet.SeriesSample) (int, error)
 	cancel         context.CancelFunc
 	wg             sync.WaitGroup
 }
@@ -77,7 +81,7 @@ func newEdgeForwarder(cfg FleetEdgeConfig, site string, n *NATS, reg prometheus.
 	f := &edgeForwarder{
 		cfg: cfg, nats: n, reg: reg, log: log.With("component", "fleet-edge"), // fleet.Edge adds the site
 		items:   make(chan edgeItem, cfg.Queue),
-		samples: make(chan []schema.Sample, cfg.SampleQueue),
+		samples: make(chan []fleet.SeriesSample, cfg.SampleQueue),
 		stop:    make(chan struct{}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netfeat_fleet_forward_dropped_total",
@@ -114,7 +118,13 @@ func (f *edgeForwarder) Start(ctx context.Context) error {
 	if err := e.Start(ctx); err != nil {
 		return err
 	}
-	f.edge, f.publishSamples = e, e.PublishSamples
+	f.edge = e
+	if f.labels != nil {
+		enc := fleet.NewSeriesEncoder(f.labels)
+		f.publishSamples = func(ctx context.Context, b []fleet.SeriesSample) (int, error) {
+			return e.PublishSeriesSamples(ctx, enc, b)
+		}
+	}
 	var run context.Context
 	run, f.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	f.wg.Add(2)
@@ -180,62 +190,52 @@ func (f *edgeForwarder) put(it edgeItem) {
 	}
 }
 
-// tee returns an appender that appends to next and then queues a copy of
-// the batch for forwarding, when sample forwarding is on for any device.
-func (f *edgeForwarder) tee(next schema.SampleAppender) schema.SampleAppender {
+// forwardsSamples reports whether sample forwarding is on for any device.
+func (f *edgeForwarder) forwardsSamples() bool {
 	sf := f.cfg.SampleForwarding
 	on := sf.Mode != "" && sf.Mode != fleet.SamplesOff
 	for _, m := range sf.Devices {
 		on = on || m != fleet.SamplesOff
 	}
-	if !on {
-		return next
-	}
-	return sampleTee{next: next, f: f}
+	return on
 }
 
-// sampleTee is the normalizer's appender on an edge that forwards samples.
-type sampleTee struct {
-	next schema.SampleAppender
-	f    *edgeForwarder
-}
-
-// Append appends to the store; a batch the store took is queued for the
-// hub, never waiting.
-func (t sampleTee) Append(ctx context.Context, batch []schema.Sample) error {
-	if err := t.next.Append(ctx, batch); err != nil {
-		return err
+// tap is the store's tap on an edge that forwards samples: a batch the
+// store accepted is copied into the queue for the hub, never waiting. It
+// forwards what the store keeps: its labels after the store's checks,
+// without the samples it refused or had already.
+func (f *edgeForwarder) tap(recs []featurestore.Record) {
+	if f.closing.Load() || len(recs) == 0 {
+		return
 	}
-	if t.f.closing.Load() || len(batch) == 0 {
-		return nil
+	cp := getSampleBuf(len(recs))
+	for _, r := range recs {
+		cp = append(cp, fleet.SeriesSample{TS: r.TS, IngestTS: r.IngestTS, Value: r.Value, Series: r.Series})
 	}
-	cp := getSampleBuf(len(batch))
-	cp = append(cp, batch...)
 	select {
-	case t.f.samples <- cp:
+	case f.samples <- cp:
 	default:
 		putSampleBuf(cp)
-		t.f.drop(string(fleet.KindSamples), len(batch))
+		f.drop(string(fleet.KindSamples), len(recs))
 	}
-	return nil
 }
 
-// sampleBufs holds the tee's copies of batches once the forwarder has
-// gathered them, for the next batches: the tee copies every sample the
+// sampleBufs holds the tap's copies of batches once the forwarder has
+// gathered them, for the next batches: the tap copies every sample the
 // store takes, and a new slice each time was most of the fleet path's
 // garbage.
 var sampleBufs sync.Pool
 
 // getSampleBuf returns an empty slice with room for n samples.
-func getSampleBuf(n int) []schema.Sample {
-	if p, ok := sampleBufs.Get().(*[]schema.Sample); ok && cap(*p) >= n {
+func getSampleBuf(n int) []fleet.SeriesSample {
+	if p, ok := sampleBufs.Get().(*[]fleet.SeriesSample); ok && cap(*p) >= n {
 		return (*p)[:0]
 	}
-	return make([]schema.Sample, 0, n)
+	return make([]fleet.SeriesSample, 0, n)
 }
 
 // putSampleBuf gives b back for getSampleBuf.
-func putSampleBuf(b []schema.Sample) {
+func putSampleBuf(b []fleet.SeriesSample) {
 	b = b[:0]
 	sampleBufs.Put(&b)
 }
@@ -320,9 +320,9 @@ func (f *edgeForwarder) forwardItems(ctx context.Context) {
 // would spend most of its bytes on the Arrow schema and dictionaries).
 func (f *edgeForwarder) forwardSamples(ctx context.Context) {
 	sf := f.cfg.SampleForwarding
-	// pending gathers the batches; PublishSamples keeps no reference to
-	// it, so its array is used again for the next message.
-	pending := make([]schema.Sample, 0, sf.MaxPerMessage)
+	// pending gathers the batches; PublishSeriesSamples keeps no
+	// reference to it, so its array is used again for the next message.
+	pending := make([]fleet.SeriesSample, 0, sf.MaxPerMessage)
 	flush := func() {
 		if len(pending) == 0 {
 			return
@@ -338,7 +338,7 @@ func (f *edgeForwarder) forwardSamples(ctx context.Context) {
 			f.log.Warn("fleet: local stream refused samples; the hub will not see them", "samples", len(b), "err", err)
 		}
 	}
-	add := func(b []schema.Sample) (started, empty bool) {
+	add := func(b []fleet.SeriesSample) (started, empty bool) {
 		if len(pending) > 0 && len(pending)+len(b) > sf.MaxPerMessage {
 			flush()
 		}

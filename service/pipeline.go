@@ -79,7 +79,7 @@ func (s *Service) buildPipeline() error {
 	for _, t := range cfg.GNMI.Targets {
 		ncfg.Devices = append(ncfg.Devices, t.Name)
 	}
-	n, err := normalize.New(ncfg, s.sampleAppender(st), reg, log)
+	n, err := normalize.New(ncfg, st, reg, log)
 	if err != nil {
 		return fmt.Errorf("normalizer: %w", err)
 	}
