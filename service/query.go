@@ -2,6 +2,7 @@ package service
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -87,7 +88,7 @@ func (s *Service) buildQuery() error {
 		newStoreTables(p.store, cfg.Views),
 		decisionTables{p: p},
 		query.DeviceStates(deviceStates{p: p}),
-		query.Computed(query.TableInfo{Name: "unmapped", Schema: schema.UnmappedSchema}, p.unmappedRecord),
+		query.Computed(query.TableInfo{Name: "unmapped", Schema: schema.UnmappedSchema, Description: query.DescUnmapped}, p.unmappedRecord),
 		query.Catalog(schema.Catalog),
 	)
 	if s.hub != nil { // a hub serves the fleet tables (service/hubtables.go)
@@ -167,6 +168,7 @@ func (s *Service) mountQuery(models http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})))
+	s.http.Handle("/v1/tables", s.withScope(scopeRead, tablesHandler(eng)))
 	read, admin := s.withScope(scopeRead, models), s.withScope(scopeAdmin, models)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
@@ -174,6 +176,29 @@ func (s *Service) mountQuery(models http.Handler) http.Handler {
 			return
 		}
 		admin.ServeHTTP(w, r)
+	})
+}
+
+// tablesHandler serves GET /v1/tables: every table a query can read now,
+// with its one-line description and its columns' SQL types (the JSON of
+// query.TableList). It answers before the engine starts too: the tables
+// are the sources', not the databases'.
+func tablesHandler(eng *query.Engine) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			_, _ = w.Write([]byte(`{"error":"use GET"}` + "\n"))
+			return
+		}
+		b, err := json.Marshal(query.Describe(eng.Tables()))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(append(b, '\n'))
 	})
 }
 
@@ -194,14 +219,14 @@ type tableKind struct {
 func newStoreTables(st *featurestore.Store, views []schema.FeatureView) *storeTables {
 	t := &storeTables{store: st, kind: map[string]tableKind{}, entity: map[string]schema.EntityKind{}}
 	t.tables = []query.TableInfo{
-		{Name: featurestore.TableSamples, Schema: schema.SamplesSchema, TimeColumn: "ts"},
-		{Name: "series", Schema: schema.SeriesSchema},
+		{Name: featurestore.TableSamples, Schema: schema.SamplesSchema, TimeColumn: "ts", Description: query.DescSamples},
+		{Name: "series", Schema: schema.SeriesSchema, Description: query.DescSeries},
 	}
 	for _, v := range views {
 		sc := schema.FeatureViewSchema(v)
 		t.tables = append(t.tables,
-			query.TableInfo{Name: v.Name, Schema: sc, TimeColumn: "window_end"},
-			query.TableInfo{Name: "latest_" + v.Name, Schema: sc})
+			query.TableInfo{Name: v.Name, Schema: sc, TimeColumn: "window_end", Description: query.ViewDescription(v.Name, string(v.Entity))},
+			query.TableInfo{Name: "latest_" + v.Name, Schema: sc, Description: query.LatestDescription(v.Name, string(v.Entity))})
 		t.entity[v.Name] = v.Entity
 		t.kind[v.Name] = tableKind{view: v.Name}
 		t.kind["latest_"+v.Name] = tableKind{view: v.Name, latest: true}
@@ -267,8 +292,8 @@ func (t *storeTables) History(ctx context.Context, table string, from, to int64)
 type decisionTables struct{ p *pipeline }
 
 var (
-	decisionsInfo = query.TableInfo{Name: "decisions", Schema: schema.DecisionsSchema, TimeColumn: "ts"}
-	actionsInfo   = query.TableInfo{Name: "actions", Schema: schema.ActionsSchema}
+	decisionsInfo = query.TableInfo{Name: "decisions", Schema: schema.DecisionsSchema, TimeColumn: "ts", Description: query.DescDecisions}
+	actionsInfo   = query.TableInfo{Name: "actions", Schema: schema.ActionsSchema, Description: query.DescActions}
 )
 
 func (d decisionTables) Tables() []query.TableInfo {
