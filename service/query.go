@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -153,10 +152,10 @@ func (s *Service) buildQuery() error {
 	return nil
 }
 
-// mountQuery serves POST /v1/query to the read scope, and wraps the model
-// API in the same bearer tokens: reading (GET, HEAD) needs the read scope,
-// changing models (upload, shadow, promote, rollback) the admin scope. Both
-// answer 503 until the query stage has started (the tokens are read then);
+// mountQuery serves POST /v1/query and GET /v1/tables to the read scope,
+// and wraps the model API in the same bearer tokens: reading (GET, HEAD)
+// needs the read scope, changing models (upload, shadow, promote,
+// rollback) the admin scope. All answer 503 until the query stage has started (the tokens are read then);
 // /v1/query also once the engine has stopped.
 func (s *Service) mountQuery(models http.Handler) http.Handler {
 	eng := s.pipe.query
@@ -168,7 +167,7 @@ func (s *Service) mountQuery(models http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})))
-	s.http.Handle("/v1/tables", s.withScope(scopeRead, tablesHandler(eng)))
+	s.http.Handle("/v1/tables", s.withScope(scopeRead, frontend.TablesHandler("", eng, s.log)))
 	read, admin := s.withScope(scopeRead, models), s.withScope(scopeAdmin, models)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
@@ -176,29 +175,6 @@ func (s *Service) mountQuery(models http.Handler) http.Handler {
 			return
 		}
 		admin.ServeHTTP(w, r)
-	})
-}
-
-// tablesHandler serves GET /v1/tables: every table a query can read now,
-// with its one-line description and its columns' SQL types (the JSON of
-// query.TableList). It answers before the engine starts too: the tables
-// are the sources', not the databases'.
-func tablesHandler(eng *query.Engine) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(http.StatusMethodNotAllowed)
-			_, _ = w.Write([]byte(`{"error":"use GET"}` + "\n"))
-			return
-		}
-		b, err := json.Marshal(query.Describe(eng.Tables()))
-		if err != nil {
-			http.Error(w, err.Error(), http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write(append(b, '\n'))
 	})
 }
 

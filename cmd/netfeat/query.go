@@ -58,10 +58,11 @@ func newQueryCmd() *cobra.Command {
 		Use:   "query [flags] SQL",
 		Short: "Run SQL against a running netfeat",
 		Long: `Send one SQL statement to a running netfeat (POST /v1/query) and print the
-result. Tables: samples, one per feature view, latest_<view>, decisions,
-series, devices and metrics (see docs/sql.md). With --from and --to the
-time-stamped tables are read from history over [from, to). SQL "-" reads
-the statement from standard input.`,
+result. With --from and --to the time-stamped tables are read from history
+over [from, to). SQL "-" reads the statement from standard input.
+
+Tables (docs/sql.md; "netfeat tables" lists a server's, with their columns):
+` + tablesHelp(),
 		Example: `  netfeat query "SELECT * FROM devices"
   netfeat query --format csv "SELECT ts, value FROM samples WHERE device = 'pe1' AND metric = 'interface.in.bps'"
   netfeat query --from 2025-03-01T00:00:00Z --to 2025-03-02T00:00:00Z "SELECT device, max(value) FROM samples GROUP BY ALL"`,
