@@ -83,6 +83,12 @@ func TestQueryCmd(t *testing.T) {
 	}{
 		{"table", []string{"query", "--server", url, "--token", "tok", "SELECT device, max(system_cpu_utilization__mean_1m) AS m FROM cpu GROUP BY device ORDER BY device"},
 			"device  m\n------  ---\nr1      9\nr2      9\n(2 rows)\n", ""},
+		{"feature units", []string{"query", "--server", url, "--token", "tok", "SELECT device, system_cpu_utilization__mean_1m / 20 AS system_cpu_utilization__mean_1m, system_cpu_utilization__mean_1m * 5e6 AS big FROM cpu WHERE window_start = '2025-03-01 12:09:00+00' ORDER BY device"},
+			"device  system_cpu_utilization  big\n        mean_1m\n------  ----------------------  ---\nr1      45 %                    45000000\nr2      45 %                    45000000\n(2 rows)\n", ""},
+		{"value units", []string{"query", "--server", url, "--token", "tok", "SELECT * FROM (VALUES ('interface.in.bps', 1.234e9), ('interface.in.octets', 123456789.0), ('nope', 2.5)) t(metric, value)"},
+			"metric               value\n------               -----\ninterface.in.bps     1.23 Gb/s\ninterface.in.octets  123456789 B\nnope                 2.5\n(3 rows)\n", ""},
+		{"json keeps raw values", []string{"query", "--server", url, "--token", "tok", "--format", "json", "SELECT 'interface.in.bps' AS metric, 1.234e9::DOUBLE AS value"},
+			`{"columns":[{"name":"metric","type":"utf8"},{"name":"value","type":"float64"}],"rows":[["interface.in.bps",1.234e+09]],"row_count":1,"truncated":false}` + "\n", ""},
 		{"csv", []string{"query", "--server", url, "--token", "tok", "--format", "csv", "SELECT name, unit FROM metrics WHERE name = 'interface.in.bps'"},
 			"name,unit\ninterface.in.bps,bits/s\n", ""},
 		{"json", []string{"query", "--server", url, "--token", "tok", "--format", "json", "SELECT 1 AS one"},
