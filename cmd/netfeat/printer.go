@@ -180,14 +180,14 @@ func (p *printer) write() error {
 var (
 	// probeSNMPLayout: netfeat probe snmp.
 	probeSNMPLayout = printLayout{
-		obs:     []column[schema.Observation]{colObsDevice, {"OID", obsPath}, colObsKind, colObsValue},
+		obs:        []column[schema.Observation]{colObsDevice, {"OID", obsPath}, colObsKind, colObsValue},
 		samples:    probeSampleColumns,
 		sampleJSON: recordingLine,
 		less:       byComponentMetric,
 	}
 	// probeGNMILayout: netfeat probe gnmi.
 	probeGNMILayout = printLayout{
-		obs:     []column[schema.Observation]{colObsDevice, {"ORIGIN", func(o *schema.Observation) string { return o.Origin }}, {"PATH", obsPath}, colObsKind, colObsValue},
+		obs:        []column[schema.Observation]{colObsDevice, {"ORIGIN", func(o *schema.Observation) string { return o.Origin }}, {"PATH", obsPath}, colObsKind, colObsValue},
 		samples:    probeSampleColumns,
 		sampleJSON: recordingLine,
 		less:       byComponentMetric,
