@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -60,6 +61,9 @@ openconfig-if-ethernet port-speed (from their names), which congestion needs.`,
 			if tlsOn && o.CertFile == "" {
 				if certDir == "" {
 					return fmt.Errorf("--tls needs --cert-file/--key-file or --cert-dir")
+				}
+				if err := os.MkdirAll(certDir, 0o755); err != nil {
+					return fmt.Errorf("--cert-dir: %w", err)
 				}
 				files, err := gnmitarget.WriteLabCerts(certDir)
 				if err != nil {

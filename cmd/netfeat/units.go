@@ -111,13 +111,23 @@ func significant(v float64) string {
 	return s
 }
 
-// formatPlain prints a number without a unit: integers in full (up to
-// 10^15), others with six significant digits.
+// formatPlain prints a number without a unit and, from 0.0001 to 10^15,
+// without an exponent: integers in full, others with at least six
+// significant digits.
 func formatPlain(v float64) string {
-	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
+	a := math.Abs(v)
+	switch {
+	case v == math.Trunc(v) && a < 1e15:
 		return strconv.FormatFloat(v, 'f', 0, 64)
+	case a < 1e-4 || a >= 1e15:
+		return strconv.FormatFloat(v, 'g', 6, 64)
 	}
-	return strconv.FormatFloat(v, 'g', 6, 64)
+	decimals := max(0, 6-int(math.Floor(math.Log10(a)))-1)
+	s := strconv.FormatFloat(v, 'f', decimals, 64)
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s
 }
 
 // metricsByColumn maps a metric's column spelling (dots as underscores,
