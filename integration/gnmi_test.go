@@ -382,7 +382,7 @@ func TestGNMIProbeBinary(t *testing.T) {
 	}
 	// The first in-octets of GigabitEthernet0/0/0/0 is the capture's
 	// bytes-received (the simulator does not advance with --interval 1h).
-	want := `"component":"GigabitEthernet0/0/0/0","metric":"interface.in.octets","value":480002151,"source":"cisco-iosxr/gnmi"`
+	want := `"component":"GigabitEthernet0/0/0/0","metric":"interface.in.octets","value":480002151,"unit":"bytes","source":"cisco-iosxr/gnmi"`
 	if !strings.Contains(string(out), want) {
 		t.Fatalf("probe output lacks %s:\n%s", want, out)
 	}

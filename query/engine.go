@@ -479,17 +479,61 @@ type armedView struct {
 	release func()
 }
 
+// sync gives the slot exactly one view per table: it registers the views
+// of new tables, replaces those whose schema changed and drops those of
+// tables gone. Registration is what makes a table visible to SHOW TABLES,
+// information_schema and DuckDB's name suggestions, so every database
+// must hold every table, not only those its past queries named (the views
+// were once registered on first use, and each database listed a different
+// part of the tables).
+func (s *slot) sync(ar *duckdb.Arrow, conn *duckdb.Conn, tables []TableInfo) error {
+	for _, t := range tables {
+		if _, err := s.view(ar, conn, t.Name, t.Schema); err != nil {
+			return fmt.Errorf("table %s: %w", t.Name, err)
+		}
+	}
+	if len(s.views) == len(tables) {
+		return nil
+	}
+	listed := make(map[string]bool, len(tables))
+	for _, t := range tables {
+		listed[t.Name] = true
+	}
+	for name := range s.views {
+		if !listed[name] {
+			if err := s.drop(conn, name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// drop removes the view called name and releases its stream.
+func (s *slot) drop(conn *duckdb.Conn, name string) error {
+	v, ok := s.views[name]
+	if !ok {
+		return nil
+	}
+	delete(s.views, name)
+	// DROP before release: the view refers to the stream.
+	_, err := conn.ExecContext(context.Background(), "DROP VIEW IF EXISTS "+quoteIdent(name), nil)
+	v.release()
+	if err != nil {
+		return fmt.Errorf("drop view %s: %w", name, err)
+	}
+	return nil
+}
+
 // view returns the armed view called name, registering it, or replacing it
 // when the table's schema changed.
 func (s *slot) view(ar *duckdb.Arrow, conn *duckdb.Conn, name string, sc *arrow.Schema) (*armedView, error) {
 	if v, ok := s.views[name]; ok {
-		if v.schema.Equal(sc) {
+		if v.schema == sc || v.schema.Equal(sc) {
 			return v, nil
 		}
-		v.release()
-		delete(s.views, name)
-		if _, err := conn.ExecContext(context.Background(), "DROP VIEW IF EXISTS "+quoteIdent(name), nil); err != nil {
-			return nil, fmt.Errorf("drop view %s: %w", name, err)
+		if err := s.drop(conn, name); err != nil {
+			return nil, err
 		}
 	}
 	rd := &armReader{name: name, schema: sc}
@@ -674,8 +718,11 @@ func (s *slot) close() error {
 }
 
 // Tables lists the tables queries can read now, sorted by name.
-func (e *Engine) Tables() []TableInfo {
-	ts := slices.Clone(e.src.Tables())
+func (e *Engine) Tables() []TableInfo { return sortedTables(e.src.Tables()) }
+
+// sortedTables returns a copy of ts sorted by name.
+func sortedTables(ts []TableInfo) []TableInfo {
+	ts = slices.Clone(ts)
 	slices.SortFunc(ts, func(a, b TableInfo) int { return strings.Compare(a.Name, b.Name) })
 	return ts
 }
@@ -882,9 +929,25 @@ func (e *Engine) run(ctx context.Context, s *slot, conn *duckdb.Conn, req Reques
 	if err := checkNames(scan); err != nil {
 		return nil, err
 	}
+	ar, err := duckdb.NewArrowFromConn(conn)
+	if err != nil {
+		return nil, fmt.Errorf("duckdb arrow: %w", err)
+	}
+	tables := e.src.Tables()
+	// Every table has its (unarmed) view on every database, so that SHOW
+	// TABLES, information_schema and DuckDB's "did you mean" see them all,
+	// whichever database runs the query.
+	if err := s.sync(ar, conn, tables); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if errors.Is(err, ErrInvalid) {
+			err = tidyMessage(err, sortedTables(tables))
+		}
+	}()
 	var used []TableInfo
 	multiScan := scan.multiScan
-	for _, t := range e.src.Tables() {
+	for _, t := range tables {
 		switch scan.names[strings.ToLower(t.Name)] {
 		case 0:
 			continue
@@ -893,10 +956,6 @@ func (e *Engine) run(ctx context.Context, s *slot, conn *duckdb.Conn, req Reques
 			multiScan = true
 		}
 		used = append(used, t)
-	}
-	ar, err := duckdb.NewArrowFromConn(conn)
-	if err != nil {
-		return nil, fmt.Errorf("duckdb arrow: %w", err)
 	}
 
 	var cleanup []func() error
@@ -922,6 +981,11 @@ func (e *Engine) run(ctx context.Context, s *slot, conn *duckdb.Conn, req Reques
 		}
 		v.arm(rr)
 		cleanup = append(cleanup, func() error { v.disarm(); return nil })
+		if as != t.Name {
+			// A materialization source lives for this query only, so that
+			// SHOW TABLES never lists it.
+			cleanup = append(cleanup, func() error { return s.drop(conn, as) })
+		}
 		return nil
 	}
 	for _, t := range used {

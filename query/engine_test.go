@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	duckdb "github.com/duckdb/duckdb-go/v2"
 	"go.uber.org/goleak"
 
@@ -468,5 +469,109 @@ func TestOptionsValidate(t *testing.T) {
 		if !found {
 			t.Fatalf("no FieldError for %s in %v", field, err)
 		}
+	}
+}
+
+// TestTableListing checks that every database lists every table, whatever
+// the queries before it named: the views were once registered on first
+// use, and each database answered SHOW TABLES with a different part.
+func TestTableListing(t *testing.T) {
+	mem := &MemSource{}
+	t.Cleanup(mem.Close)
+	src := Sources(testSource(t, 100, 100), mem)
+	e := newTestEngine(t, src, func(o *Options) { o.MaxConcurrent = 3 })
+	want := func() string {
+		var names []string
+		for _, ti := range e.Tables() {
+			names = append(names, ti.Name)
+		}
+		return strings.Join(names, ",")
+	}
+	listings := []struct{ name, sql string }{
+		{"show tables", "SHOW TABLES"},
+		{"information_schema.tables", "SELECT table_name FROM information_schema.tables ORDER BY 1"},
+		{"information_schema.columns", "SELECT DISTINCT table_name FROM information_schema.columns ORDER BY 1"},
+		{"duckdb_views", "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"},
+	}
+	check := func(stage string) {
+		t.Helper()
+		for _, l := range listings {
+			// More runs than databases, so that each database answers.
+			for run := range 7 {
+				rows, _, err := queryRows(t.Context(), e, Request{SQL: l.sql})
+				if err != nil {
+					t.Fatalf("%s: %s run %d: %v", stage, l.name, run, err)
+				}
+				var got []string
+				for _, r := range rows {
+					got = append(got, fmt.Sprint(r[0]))
+				}
+				if g := strings.Join(got, ","); g != want() {
+					t.Fatalf("%s: %s run %d: got %q, want %q", stage, l.name, run, g, want())
+				}
+			}
+		}
+	}
+	check("fresh")
+	// Queries naming some tables, and one scanning samples twice (it
+	// materializes through internal views), leave the listing whole.
+	for _, q := range []string{"SELECT count(*) FROM samples", "SELECT count(*) FROM decisions", "SELECT count(*) FROM samples a JOIN samples b USING (ts)"} {
+		if _, _, err := queryRows(t.Context(), e, Request{SQL: q}); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	check("after queries")
+	// A table added later is listed at once, everywhere.
+	sc := arrow.NewSchema([]arrow.Field{{Name: "x", Type: arrow.PrimitiveTypes.Int64}}, nil)
+	if err := mem.Set(TableInfo{Name: "extra", Schema: sc}); err != nil {
+		t.Fatal(err)
+	}
+	check("after adding a table")
+	// DESCRIBE works for every table and agrees with Describe (GET
+	// /v1/tables).
+	for _, td := range Describe(e.Tables()).Tables {
+		rows, _, err := queryRows(t.Context(), e, Request{SQL: "DESCRIBE " + quoteIdent(td.Name)})
+		if err != nil || len(rows) != len(td.Columns) {
+			t.Fatalf("DESCRIBE %s: %d rows, %v; want %d", td.Name, len(rows), err, len(td.Columns))
+		}
+		for i, c := range td.Columns {
+			if rows[i][0] != c.Name || rows[i][1] != c.Type {
+				t.Fatalf("DESCRIBE %s column %d: %v %v, Describe says %s %s", td.Name, i, rows[i][0], rows[i][1], c.Name, c.Type)
+			}
+		}
+	}
+}
+
+// TestMisspeltTable checks that a misspelt table gets a netfeat table
+// suggested, never one of DuckDB's internal catalog.
+func TestMisspeltTable(t *testing.T) {
+	e := newTestEngine(t, testSource(t, 100, 100), nil)
+	tests := []struct {
+		sql, want string
+	}{
+		{"SELECT * FROM sample", `Did you mean "samples"?`},
+		{"SELECT * FROM devics", `Did you mean "devices"?`},
+		{"DESCRIBE sampels", `Did you mean "samples"?`},
+		{"SELECT * FROM pg_desc", "Tables: decisions, devices, if_traffic, latest_if_traffic, metrics, samples, series."},
+		{"SELECT * FROM tabels", "Tables: decisions,"},
+		{"SELECT * FROM settingz", "Tables: decisions,"},
+		{"SELECT * FROM x", "Tables: decisions,"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.sql, func(t *testing.T) {
+			_, _, err := queryRows(t.Context(), e, Request{SQL: tc.sql})
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("err %v, want ErrInvalid", err)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.want) || !strings.Contains(msg, "Catalog Error: Table with name") {
+				t.Fatalf("message %q, want it to contain %q", msg, tc.want)
+			}
+			for _, internal := range []string{"pg_", "duckdb_", "information_schema", "sqlite_"} {
+				if strings.Contains(msg, internal) && !strings.Contains(tc.sql, internal) {
+					t.Fatalf("message %q names DuckDB's catalog (%s)", msg, internal)
+				}
+			}
+		})
 	}
 }

@@ -27,6 +27,52 @@ type TableInfo struct {
 	// views). Empty for tables without history (metrics, devices, series,
 	// latest_<view>): a time-ranged query reads their current contents.
 	TimeColumn string
+	// Description is one line that says what a row of the table is, for
+	// GET /v1/tables and `netfeat tables`.
+	Description string
+}
+
+// TableDoc names a table netfeat serves and says in one line what its
+// rows are. Name may be a pattern: "<view>" stands for each feature view.
+type TableDoc struct {
+	Name, Description string
+}
+
+// The descriptions of the tables a standalone netfeat serves; the hub's
+// tables are these with a leading site column.
+const (
+	DescSamples   = "normalized samples: ts, device, component, metric, value"
+	DescSeries    = "one row per (device, component, metric) seen: first and last time, last value, count"
+	DescDecisions = "model decisions: entity, model, score, action, reason, window and features"
+	DescActions   = "current state of every action (pending, firing, resolved) per model and entity"
+	DescDevices   = "collector targets: address, protocol, state, last success and error, counts"
+	DescMetrics   = "the metric catalog: name, kind, unit, entity, description, OpenConfig and SNMP sources"
+	DescUnmapped  = "what the normalizer received but could not map: device, path, reason, count"
+)
+
+// ViewDescription and LatestDescription describe the tables of feature
+// view v, of entity kind entity ("device" or "component").
+func ViewDescription(v, entity string) string {
+	return "feature view " + v + ": one row per closed window of each " + entity
+}
+
+// LatestDescription describes latest_<v>.
+func LatestDescription(v, entity string) string {
+	return "newest closed window of each " + entity + " in feature view " + v
+}
+
+// StandardTables are the tables of a standalone netfeat, in the order the
+// help lists them.
+var StandardTables = []TableDoc{
+	{"samples", DescSamples},
+	{"<view>", ViewDescription("<view>", "entity") + " (one table per view)"},
+	{"latest_<view>", LatestDescription("<view>", "entity")},
+	{"decisions", DescDecisions},
+	{"actions", DescActions},
+	{"series", DescSeries},
+	{"devices", DescDevices},
+	{"metrics", DescMetrics},
+	{"unmapped", DescUnmapped},
 }
 
 // Source provides the Arrow data of the SQL tables. The featurestore
@@ -250,7 +296,7 @@ func Computed(info TableInfo, build func() arrow.RecordBatch) Source {
 // metric (pass schema.Catalog).
 func Catalog(catalog []schema.Metric) Source {
 	return funcSource{
-		info:  TableInfo{Name: "metrics", Schema: schema.MetricsSchema},
+		info:  TableInfo{Name: "metrics", Schema: schema.MetricsSchema, Description: DescMetrics},
 		build: func() arrow.RecordBatch { return CatalogRecord(memory.DefaultAllocator, catalog) },
 	}
 }
@@ -259,7 +305,7 @@ func Catalog(catalog []schema.Metric) Source {
 // src.DeviceStates() at every query that reads it.
 func DeviceStates(src schema.DeviceStateSource) Source {
 	return funcSource{
-		info:  TableInfo{Name: "devices", Schema: schema.DevicesSchema},
+		info:  TableInfo{Name: "devices", Schema: schema.DevicesSchema, Description: DescDevices},
 		build: func() arrow.RecordBatch { return DevicesRecord(memory.DefaultAllocator, src.DeviceStates()) },
 	}
 }

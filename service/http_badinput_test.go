@@ -70,6 +70,7 @@ func TestHTTPBadInput(t *testing.T) {
 		{name: "rollback GET", method: "GET", path: "/v1/models/congestion/rollback", want: 405},
 		{name: "decisions POST", method: "POST", path: "/v1/decisions/recent", want: 405},
 		{name: "query GET", method: "GET", path: "/v1/query", want: 405, msg: "use POST"},
+		{name: "tables POST", method: "POST", path: "/v1/tables", body: "{}", want: 405, msg: "use GET"},
 		// Bad JSON and bad parameters.
 		{name: "query not JSON", method: "POST", path: "/v1/query", body: "SELECT 1", want: 400, msg: "bad request body"},
 		{name: "query unknown key", method: "POST", path: "/v1/query", body: `{"sql":"SELECT 1","bogus":1}`, want: 400, msg: "bogus"},

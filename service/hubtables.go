@@ -184,12 +184,12 @@ func newHubSink(cfg FleetHubConfig, views []schema.FeatureView, reg prometheus.R
 		names := v.FeatureNames()
 		s.viewNames[v.Name] = names
 		s.views[v.Name] = &hubTable{
-			info:  query.TableInfo{Name: v.Name, Schema: withSite(schema.FeatureViewSchema(v)), TimeColumn: "window_end"},
+			info:  query.TableInfo{Name: v.Name, Schema: withSite(schema.FeatureViewSchema(v)), TimeColumn: "window_end", Description: query.ViewDescription(v.Name, string(v.Entity)) + ", from every site"},
 			build: buildWindowRow(len(names)),
 		}
 	}
-	s.decisions = &hubTable{info: query.TableInfo{Name: "decisions", Schema: withSite(schema.DecisionsSchema), TimeColumn: "ts"}, build: buildDecisionRow}
-	s.samples = &hubTable{info: query.TableInfo{Name: "samples", Schema: hubSamplesSchema, TimeColumn: "ts"}, build: buildSampleRow}
+	s.decisions = &hubTable{info: query.TableInfo{Name: "decisions", Schema: withSite(schema.DecisionsSchema), TimeColumn: "ts", Description: query.DescDecisions + ", from every site"}, build: buildDecisionRow}
+	s.samples = &hubTable{info: query.TableInfo{Name: "samples", Schema: hubSamplesSchema, TimeColumn: "ts", Description: "raw samples the edges forward: site, ts, device, component, metric, value"}, build: buildSampleRow}
 	return s
 }
 
@@ -427,8 +427,8 @@ func (s *hubSink) devicesRecord() arrow.RecordBatch {
 }
 
 var (
-	actionsTable = query.TableInfo{Name: "actions", Schema: withSite(schema.ActionsSchema)}
-	devicesTable = query.TableInfo{Name: "devices", Schema: hubDevicesSchema}
+	actionsTable = query.TableInfo{Name: "actions", Schema: withSite(schema.ActionsSchema), Description: query.DescActions + ", from every site"}
+	devicesTable = query.TableInfo{Name: "devices", Schema: hubDevicesSchema, Description: "every device an edge forwarded data of: first and last seen, windows, decisions, samples"}
 )
 
 // Tables implements query.Source.

@@ -87,7 +87,7 @@ func (s *Service) buildQuery() error {
 		newStoreTables(p.store, cfg.Views),
 		decisionTables{p: p},
 		query.DeviceStates(deviceStates{p: p}),
-		query.Computed(query.TableInfo{Name: "unmapped", Schema: schema.UnmappedSchema}, p.unmappedRecord),
+		query.Computed(query.TableInfo{Name: "unmapped", Schema: schema.UnmappedSchema, Description: query.DescUnmapped}, p.unmappedRecord),
 		query.Catalog(schema.Catalog),
 	)
 	if s.hub != nil { // a hub serves the fleet tables (service/hubtables.go)
@@ -152,10 +152,10 @@ func (s *Service) buildQuery() error {
 	return nil
 }
 
-// mountQuery serves POST /v1/query to the read scope, and wraps the model
-// API in the same bearer tokens: reading (GET, HEAD) needs the read scope,
-// changing models (upload, shadow, promote, rollback) the admin scope. Both
-// answer 503 until the query stage has started (the tokens are read then);
+// mountQuery serves POST /v1/query and GET /v1/tables to the read scope,
+// and wraps the model API in the same bearer tokens: reading (GET, HEAD)
+// needs the read scope, changing models (upload, shadow, promote,
+// rollback) the admin scope. All answer 503 until the query stage has started (the tokens are read then);
 // /v1/query also once the engine has stopped.
 func (s *Service) mountQuery(models http.Handler) http.Handler {
 	eng := s.pipe.query
@@ -167,6 +167,7 @@ func (s *Service) mountQuery(models http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})))
+	s.http.Handle("/v1/tables", s.withScope(scopeRead, frontend.TablesHandler("", eng, s.log)))
 	read, admin := s.withScope(scopeRead, models), s.withScope(scopeAdmin, models)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
@@ -194,14 +195,14 @@ type tableKind struct {
 func newStoreTables(st *featurestore.Store, views []schema.FeatureView) *storeTables {
 	t := &storeTables{store: st, kind: map[string]tableKind{}, entity: map[string]schema.EntityKind{}}
 	t.tables = []query.TableInfo{
-		{Name: featurestore.TableSamples, Schema: schema.SamplesSchema, TimeColumn: "ts"},
-		{Name: "series", Schema: schema.SeriesSchema},
+		{Name: featurestore.TableSamples, Schema: schema.SamplesSchema, TimeColumn: "ts", Description: query.DescSamples},
+		{Name: "series", Schema: schema.SeriesSchema, Description: query.DescSeries},
 	}
 	for _, v := range views {
 		sc := schema.FeatureViewSchema(v)
 		t.tables = append(t.tables,
-			query.TableInfo{Name: v.Name, Schema: sc, TimeColumn: "window_end"},
-			query.TableInfo{Name: "latest_" + v.Name, Schema: sc})
+			query.TableInfo{Name: v.Name, Schema: sc, TimeColumn: "window_end", Description: query.ViewDescription(v.Name, string(v.Entity))},
+			query.TableInfo{Name: "latest_" + v.Name, Schema: sc, Description: query.LatestDescription(v.Name, string(v.Entity))})
 		t.entity[v.Name] = v.Entity
 		t.kind[v.Name] = tableKind{view: v.Name}
 		t.kind["latest_"+v.Name] = tableKind{view: v.Name, latest: true}
@@ -267,8 +268,8 @@ func (t *storeTables) History(ctx context.Context, table string, from, to int64)
 type decisionTables struct{ p *pipeline }
 
 var (
-	decisionsInfo = query.TableInfo{Name: "decisions", Schema: schema.DecisionsSchema, TimeColumn: "ts"}
-	actionsInfo   = query.TableInfo{Name: "actions", Schema: schema.ActionsSchema}
+	decisionsInfo = query.TableInfo{Name: "decisions", Schema: schema.DecisionsSchema, TimeColumn: "ts", Description: query.DescDecisions}
+	actionsInfo   = query.TableInfo{Name: "actions", Schema: schema.ActionsSchema, Description: query.DescActions}
 )
 
 func (d decisionTables) Tables() []query.TableInfo {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,7 +20,9 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/netfeat/netfeat/internal/apiclient"
 	"github.com/netfeat/netfeat/internal/testkit"
+	"github.com/netfeat/netfeat/query"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -198,6 +201,57 @@ func TestSQLOverHTTP(t *testing.T) {
 		code, out := postQuery(t, svc, testToken, `{"sql":"SELECT nope FROM samples"}`)
 		if code != http.StatusBadRequest || !strings.Contains(out, "nope") {
 			t.Fatalf("bad query: %d %s", code, out)
+		}
+	})
+	t.Run("tables", func(t *testing.T) {
+		c := &query.Client{Client: apiclient.Client{BaseURL: "http://" + svc.HTTP().Addr(), Token: testToken}}
+		list, err := c.Tables(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, td := range list.Tables {
+			names = append(names, td.Name)
+			if td.Description == "" || strings.Contains(td.Description, "\n") || len(td.Columns) == 0 {
+				t.Errorf("table %s: description %q, %d columns: want one line and columns", td.Name, td.Description, len(td.Columns))
+			}
+			// Every table is one of the documented kinds (query --help
+			// and docs/sql.md list StandardTables).
+			doc := td.Name
+			if doc == "traffic" {
+				doc = "<view>"
+			} else if doc == "latest_traffic" {
+				doc = "latest_<view>"
+			}
+			if !slices.ContainsFunc(query.StandardTables, func(d query.TableDoc) bool { return d.Name == doc }) {
+				t.Errorf("table %s is not in query.StandardTables", td.Name)
+			}
+		}
+		want := "actions,decisions,devices,latest_traffic,metrics,samples,series,traffic,unmapped"
+		if got := strings.Join(names, ","); got != want {
+			t.Fatalf("GET /v1/tables: %s, want %s", got, want)
+		}
+		// SHOW TABLES and information_schema agree with it on every run
+		// (each run may take another database).
+		for _, sql := range []string{"SHOW TABLES", "SELECT table_name FROM information_schema.tables ORDER BY 1"} {
+			for run := range 6 {
+				body, _ := json.Marshal(map[string]string{"sql": sql})
+				code, out := postQuery(t, svc, testToken, string(body))
+				var r queryReply
+				if err := json.Unmarshal([]byte(out), &r); code != http.StatusOK || err != nil {
+					t.Fatalf("%s: %d %s", sql, code, out)
+				}
+				var got []string
+				for _, row := range r.Rows {
+					got = append(got, fmt.Sprint(row[0]))
+				}
+				if g := strings.Join(got, ","); g != want {
+					t.Fatalf("%s run %d: %s, want %s", sql, run, g, want)
+				}
+			}
+		}
+		if _, err := (&query.Client{Client: apiclient.Client{BaseURL: c.BaseURL}}).Tables(t.Context()); err == nil || !strings.Contains(err.Error(), "401") {
+			t.Fatalf("GET /v1/tables without a token: %v, want a 401", err)
 		}
 	})
 	t.Run("actions", func(t *testing.T) {

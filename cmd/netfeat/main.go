@@ -48,7 +48,10 @@ func newRootCmd() *cobra.Command {
 		Short:         "Real-time network telemetry feature store with embedded inference",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// --version prints what `netfeat version` prints.
+		Version: versionLine(),
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.PersistentFlags().String("log-level", "", "log level: debug, info, warn, error (overrides the config file)")
 	root.PersistentFlags().String("log-format", "", "log format: text or json (overrides the config file)")
 	root.AddCommand(newServeCmd())

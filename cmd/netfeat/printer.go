@@ -79,6 +79,7 @@ type printLayout struct {
 	// samples are the columns of canonical samples.
 	samples []column[schema.Sample]
 	// sampleJSON is the JSON line of a sample; nil prints the Sample itself.
+	// Table cells print values with units; JSON keeps the raw value.
 	sampleJSON func(*schema.Sample) any
 	// less orders the samples of one flush (a stable sort).
 	less func(a, b *schema.Sample) bool
@@ -179,23 +180,23 @@ func (p *printer) write() error {
 var (
 	// probeSNMPLayout: netfeat probe snmp.
 	probeSNMPLayout = printLayout{
-		obs:     []column[schema.Observation]{colObsDevice, {"OID", obsPath}, colObsKind, colObsValue},
-		samples: probeSampleColumns,
-		less:    byComponentMetric,
+		obs:        []column[schema.Observation]{colObsDevice, {"OID", obsPath}, colObsKind, colObsValue},
+		samples:    probeSampleColumns,
+		sampleJSON: recordingLine,
+		less:       byComponentMetric,
 	}
 	// probeGNMILayout: netfeat probe gnmi.
 	probeGNMILayout = printLayout{
-		obs:     []column[schema.Observation]{colObsDevice, {"ORIGIN", func(o *schema.Observation) string { return o.Origin }}, {"PATH", obsPath}, colObsKind, colObsValue},
-		samples: probeSampleColumns,
-		less:    byComponentMetric,
+		obs:        []column[schema.Observation]{colObsDevice, {"ORIGIN", func(o *schema.Observation) string { return o.Origin }}, {"PATH", obsPath}, colObsKind, colObsValue},
+		samples:    probeSampleColumns,
+		sampleJSON: recordingLine,
+		less:       byComponentMetric,
 	}
-	// recordingLayout: netfeat normalize, with event time and unit.
+	// recordingLayout: netfeat normalize, with event time.
 	recordingLayout = printLayout{
 		samples: []column[schema.Sample]{
 			{"TS", func(s *schema.Sample) string { return time.Unix(0, s.TS).UTC().Format(time.RFC3339) }},
-			colSampleDevice, colSampleComponent, colSampleMetric, colSampleValue,
-			{"UNIT", func(s *schema.Sample) string { return metricUnit(s.Metric) }},
-			colSampleSource,
+			colSampleDevice, colSampleComponent, colSampleMetric, colSampleValue, colSampleSource,
 		},
 		sampleJSON: recordingLine,
 		less: func(a, b *schema.Sample) bool {
@@ -229,7 +230,7 @@ var (
 	colSampleDevice    = column[schema.Sample]{"DEVICE", func(s *schema.Sample) string { return s.Device }}
 	colSampleComponent = column[schema.Sample]{"COMPONENT", func(s *schema.Sample) string { return s.Component }}
 	colSampleMetric    = column[schema.Sample]{"METRIC", func(s *schema.Sample) string { return s.Metric }}
-	colSampleValue     = column[schema.Sample]{"VALUE", func(s *schema.Sample) string { return strconv.FormatFloat(s.Value, 'g', -1, 64) }}
+	colSampleValue     = column[schema.Sample]{"VALUE", func(s *schema.Sample) string { return formatMetricValue(s.Value, s.Metric) }}
 	colSampleSource    = column[schema.Sample]{"SOURCE", func(s *schema.Sample) string { return s.Source }}
 
 	probeSampleColumns = []column[schema.Sample]{colSampleDevice, colSampleComponent, colSampleMetric, colSampleValue, colSampleSource}
@@ -275,8 +276,8 @@ func metricUnit(metric string) string {
 	return md.Unit
 }
 
-// recordingSample is a sample as netfeat normalize --format jsonl prints it:
-// RFC 3339 event time and the catalog unit.
+// recordingSample is a sample as netfeat normalize and probe print it with
+// --format jsonl: RFC 3339 event time, the raw value and the catalog unit.
 type recordingSample struct {
 	TS        string  `json:"ts"`
 	Device    string  `json:"device"`

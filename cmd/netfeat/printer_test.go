@@ -11,11 +11,11 @@ import (
 	"github.com/netfeat/netfeat/schema"
 )
 
-// The golden files in testdata/printer were written by the three printers
-// this one replaced (samplePrinter of probe snmp, gnmiPrinter of probe
-// gnmi, and normalize's own table/JSON code) from the same inputs; the
-// unified printer must reproduce them byte for byte, since scripts and the
-// integration tests read this output.
+// The golden files in testdata/printer are the printers' output for fixed
+// inputs; scripts and the integration tests read it, so a change must be
+// deliberate: NETFEAT_UPDATE_GOLDEN=1 rewrites them, and the diff is
+// reviewed. Tables print values with units (formatQuantity); JSON lines
+// keep raw values, with RFC 3339 times for probe and normalize alike.
 
 func printerObsSNMP() []schema.Observation {
 	return []schema.Observation{
@@ -119,7 +119,13 @@ func TestPrinterOutputUnchanged(t *testing.T) {
 
 func compareGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	want, err := os.ReadFile(filepath.Join("testdata", "printer", name))
+	path := filepath.Join("testdata", "printer", name)
+	if os.Getenv("NETFEAT_UPDATE_GOLDEN") == "1" {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"time"
 
@@ -33,10 +34,15 @@ func newProbeGNMICmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "gnmi ADDR",
 		Short: "Subscribe to a Cisco gNMI target with its platform's paths and print the normalized samples",
-		Long: `Connect to a gNMI target (TLS unless --insecure), check its Capabilities,
+		Long: `Connect to a gNMI target, check its Capabilities,
 subscribe with the platform's shipped subscription set (or --path ...) and print
 the samples the normalizer makes of the updates: a table by default, JSON lines
 with --format jsonl, or the raw observations with --raw.
+
+TLS is used unless --insecure, except to a loopback address (127.0.0.1, ::1,
+localhost) without --tls or a TLS flag, which gets plaintext as netfeat sim
+gnmi serves it by default. A TLS/plaintext mismatch fails at once with which
+one to use.
 
 --mode once prints the initial state and exits; --mode stream prints every
 --sample-interval until interrupted or --duration has passed.`,
@@ -53,6 +59,11 @@ with --format jsonl, or the raw observations with --raw.
 				return errors.New("--tls and --insecure exclude each other")
 			}
 			t.Address = args[0]
+			if !useTLS && !t.Insecure && t.TLS == (gnmi.TLSConfig{}) && isLoopback(t.Address) {
+				// netfeat sim gnmi serves plaintext on loopback by default:
+				// so does the probe connect, unless TLS is asked for.
+				t.Insecure = true
+			}
 			if t.Name == "" {
 				t.Name = args[0]
 			}
@@ -93,13 +104,9 @@ with --format jsonl, or the raw observations with --raw.
 				defer cancel()
 				_ = c.Stop(sctx)
 			}
-			wctx, cancel := context.WithTimeout(ctx, timeout)
-			err = c.WaitSynced(wctx)
-			cancel()
-			if err != nil {
-				st := c.DeviceStates()[0]
+			if err := waitSynced(ctx, c, timeout); err != nil {
 				stop()
-				return &exitError{code: 1, err: fmt.Errorf("%s did not complete its initial state: state %s, last error: %s", t.Address, st.State, st.LastError)}
+				return &exitError{code: 1, err: err}
 			}
 			if t.Mode == gnmi.ModeOnce {
 				stop()
@@ -140,7 +147,7 @@ with --format jsonl, or the raw observations with --raw.
 	f.DurationVar(&t.SampleInterval, "sample-interval", 10*time.Second, "stream: sample interval asked of the target, and how often output is printed")
 	f.DurationVar(&duration, "duration", 0, "stream: stop after this long (0: until interrupted)")
 	f.DurationVar(&timeout, "timeout", 15*time.Second, "time allowed to connect and receive the initial state")
-	f.BoolVar(&useTLS, "tls", false, "use TLS (the default unless --insecure)")
+	f.BoolVar(&useTLS, "tls", false, "use TLS (the default, except to a loopback address without TLS flags)")
 	f.BoolVar(&t.Insecure, "insecure", false, "connect without TLS")
 	f.StringVar(&t.TLS.CAFile, "ca-file", "", "CA certificate that signed the target's certificate")
 	f.StringVar(&t.TLS.CertFile, "cert-file", "", "client certificate for mTLS")
@@ -162,4 +169,45 @@ func printState(cmd *cobra.Command, c *gnmi.Collector) {
 	st := c.DeviceStates()[0]
 	fmt.Fprintf(cmd.ErrOrStderr(), "# %s: state %s, profile %q, %d observations, %d errors, initial sync %.1f ms\n",
 		st.Device, st.State, st.Profile, st.Observations, st.Errors, st.LastDurationMS)
+}
+
+// waitSynced waits until the target has sent its initial state, for at
+// most timeout. A TLS/plaintext mismatch ends the wait at once: retrying
+// cannot help, and the error says what to change.
+func waitSynced(ctx context.Context, c *gnmi.Collector, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- c.WaitSynced(ctx) }()
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			if err == nil {
+				return nil
+			}
+			st := c.DeviceStates()[0]
+			return fmt.Errorf("%s did not complete its initial state: state %s, last error: %s", st.Device, st.State, st.LastError)
+		case <-tick.C:
+			if st := c.DeviceStates()[0]; gnmi.IsTLSMismatch(st.LastError) {
+				cancel()
+				<-done
+				return fmt.Errorf("%s: %s", st.Device, st.LastError)
+			}
+		}
+	}
+}
+
+// isLoopback reports whether a host:port address names the local host.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		host = addr
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

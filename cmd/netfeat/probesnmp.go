@@ -1,9 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -86,7 +88,9 @@ Polls once, or every --interval until interrupted.`,
 				}
 				sink, planner = n, n
 			}
-			p, err := snmp.New(cfg, planner, sink, nil, log)
+			// The probe reports a failed poll itself, once: the
+			// collector's own warning would repeat it.
+			p, err := snmp.New(cfg, planner, sink, nil, slog.New(dropMessages(log.Handler(), "snmp poll failed")))
 			if err != nil {
 				return err
 			}
@@ -134,4 +138,30 @@ Polls once, or every --interval until interrupted.`,
 	f.BoolVar(&raw, "raw", false, "print raw observations (IF-MIB plan, no normalizer)")
 	f.StringVar(&profilesDir, "profiles-dir", "", "directory of extra vendor profiles")
 	return cmd
+}
+
+// dropMessages returns a handler that passes every record to h except those
+// whose message is one of msgs.
+func dropMessages(h slog.Handler, msgs ...string) slog.Handler {
+	return &dropHandler{Handler: h, drop: msgs}
+}
+
+type dropHandler struct {
+	slog.Handler
+	drop []string
+}
+
+func (d *dropHandler) Handle(ctx context.Context, r slog.Record) error {
+	if slices.Contains(d.drop, r.Message) {
+		return nil
+	}
+	return d.Handler.Handle(ctx, r)
+}
+
+func (d *dropHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &dropHandler{Handler: d.Handler.WithAttrs(attrs), drop: d.drop}
+}
+
+func (d *dropHandler) WithGroup(name string) slog.Handler {
+	return &dropHandler{Handler: d.Handler.WithGroup(name), drop: d.drop}
 }

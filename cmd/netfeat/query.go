@@ -12,6 +12,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/spf13/cobra"
 
 	"github.com/netfeat/netfeat/internal/apiclient"
@@ -58,10 +60,11 @@ func newQueryCmd() *cobra.Command {
 		Use:   "query [flags] SQL",
 		Short: "Run SQL against a running netfeat",
 		Long: `Send one SQL statement to a running netfeat (POST /v1/query) and print the
-result. Tables: samples, one per feature view, latest_<view>, decisions,
-series, devices and metrics (see docs/sql.md). With --from and --to the
-time-stamped tables are read from history over [from, to). SQL "-" reads
-the statement from standard input.`,
+result. With --from and --to the time-stamped tables are read from history
+over [from, to). SQL "-" reads the statement from standard input.
+
+Tables (docs/sql.md; "netfeat tables" lists a server's, with their columns):
+` + tablesHelp(),
 		Example: `  netfeat query "SELECT * FROM devices"
   netfeat query --format csv "SELECT ts, value FROM samples WHERE device = 'pe1' AND metric = 'interface.in.bps'"
   netfeat query --from 2025-03-01T00:00:00Z --to 2025-03-02T00:00:00Z "SELECT device, max(value) FROM samples GROUP BY ALL"`,
@@ -148,10 +151,20 @@ func printTable(cmd *cobra.Command, c *query.Client, req query.Request) error {
 	for _, f := range rd.Schema().Fields() {
 		names = append(names, escapeCell(f.Name))
 	}
-	fmt.Fprintln(tw, strings.Join(names, "\t"))
+	cell := cellFormatters(rd.Schema())
+	first, second, split := headerLines(names)
+	fmt.Fprintln(tw, strings.Join(first, "\t"))
+	if split {
+		// Trailing empty cells would pad the line with spaces.
+		last := len(second)
+		for last > 0 && second[last-1] == "" {
+			last--
+		}
+		fmt.Fprintln(tw, strings.Join(second[:last], "\t"))
+	}
 	rule := make([]string, len(names))
-	for i, n := range names {
-		rule[i] = strings.Repeat("-", max(len(n), 3))
+	for i := range names {
+		rule[i] = strings.Repeat("-", max(len(first[i]), len(second[i]), 3))
 	}
 	fmt.Fprintln(tw, strings.Join(rule, "\t"))
 	rows := 0
@@ -160,9 +173,9 @@ func printTable(cmd *cobra.Command, c *query.Client, req query.Request) error {
 		rec := rd.RecordBatch()
 		for i := 0; i < int(rec.NumRows()); i++ {
 			for c := range cells {
-				v := query.TextValue(rec.Column(c), i)
-				if rec.Column(c).IsNull(i) {
-					v = "NULL"
+				v := "NULL"
+				if !rec.Column(c).IsNull(i) {
+					v = cell[c](rec, i)
 				}
 				cells[c] = escapeCell(v)
 			}
@@ -186,6 +199,41 @@ func printTable(cmd *cobra.Command, c *query.Client, req query.Request) error {
 	}
 	fmt.Fprintf(cmd.OutOrStdout(), "(%d rows%s)\n", rows, note)
 	return nil
+}
+
+// cellFormatters returns, per column of sc, how a table prints a value:
+// DOUBLE columns with units and SI prefixes when the unit is known (a
+// feature column by its name; a value column by the row's metric), other
+// columns as query.TextValue gives them.
+func cellFormatters(sc *arrow.Schema) []func(arrow.RecordBatch, int) string {
+	metricCol := -1
+	if idx := sc.FieldIndices("metric"); len(idx) == 1 && sc.Field(idx[0]).Type.ID() == arrow.STRING {
+		metricCol = idx[0]
+	}
+	out := make([]func(arrow.RecordBatch, int) string, len(sc.Fields()))
+	for c, f := range sc.Fields() {
+		out[c] = func(rec arrow.RecordBatch, i int) string { return query.TextValue(rec.Column(c), i) }
+		if f.Type.ID() != arrow.FLOAT64 {
+			continue
+		}
+		unit, feature := featureUnit(f.Name)
+		switch {
+		case feature:
+			out[c] = func(rec arrow.RecordBatch, i int) string {
+				return formatQuantity(rec.Column(c).(*array.Float64).Value(i), unit)
+			}
+		case metricCol >= 0 && (f.Name == "value" || f.Name == "last_value"):
+			out[c] = func(rec arrow.RecordBatch, i int) string {
+				m := rec.Column(metricCol).(*array.String)
+				return formatMetricValue(rec.Column(c).(*array.Float64).Value(i), m.Value(i))
+			}
+		default:
+			out[c] = func(rec arrow.RecordBatch, i int) string {
+				return formatPlain(rec.Column(c).(*array.Float64).Value(i))
+			}
+		}
+	}
+	return out
 }
 
 // escapeCell makes a value safe to print on a terminal: control characters

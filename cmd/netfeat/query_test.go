@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -42,7 +43,7 @@ func startQueryServer(t *testing.T, token string) string {
 	defer rec.Release()
 	mem := &query.MemSource{}
 	t.Cleanup(mem.Close)
-	if err := mem.Set(query.TableInfo{Name: "cpu", Schema: rec.Schema(), TimeColumn: "window_end"}, rec); err != nil {
+	if err := mem.Set(query.TableInfo{Name: "cpu", Schema: rec.Schema(), TimeColumn: "window_end", Description: "cpu per minute"}, rec); err != nil {
 		t.Fatal(err)
 	}
 	e, err := query.New(query.Sources(mem, query.Catalog(schema.Catalog)), query.DefaultOptions(), nil, nil)
@@ -53,7 +54,10 @@ func startQueryServer(t *testing.T, token string) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.Stop(context.Background()) })
-	srv := httptest.NewServer(frontend.NewHandler(token, e, nil))
+	mux := http.NewServeMux()
+	mux.Handle("/v1/query", frontend.NewHandler(token, e, nil))
+	mux.Handle("/v1/tables", frontend.TablesHandler(token, e, nil))
+	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
@@ -79,6 +83,12 @@ func TestQueryCmd(t *testing.T) {
 	}{
 		{"table", []string{"query", "--server", url, "--token", "tok", "SELECT device, max(system_cpu_utilization__mean_1m) AS m FROM cpu GROUP BY device ORDER BY device"},
 			"device  m\n------  ---\nr1      9\nr2      9\n(2 rows)\n", ""},
+		{"feature units", []string{"query", "--server", url, "--token", "tok", "SELECT device, system_cpu_utilization__mean_1m / 20 AS system_cpu_utilization__mean_1m, system_cpu_utilization__mean_1m * 5e6 AS big FROM cpu WHERE window_start = '2025-03-01 12:09:00+00' ORDER BY device"},
+			"device  system_cpu_utilization  big\n        mean_1m\n------  ----------------------  ---\nr1      45 %                    45000000\nr2      45 %                    45000000\n(2 rows)\n", ""},
+		{"value units", []string{"query", "--server", url, "--token", "tok", "SELECT * FROM (VALUES ('interface.in.bps', 1.234e9), ('interface.in.octets', 123456789.0), ('nope', 2.5)) t(metric, value)"},
+			"metric               value\n------               -----\ninterface.in.bps     1.23 Gb/s\ninterface.in.octets  123456789 B\nnope                 2.5\n(3 rows)\n", ""},
+		{"json keeps raw values", []string{"query", "--server", url, "--token", "tok", "--format", "json", "SELECT 'interface.in.bps' AS metric, 1.234e9::DOUBLE AS value"},
+			`{"columns":[{"name":"metric","type":"utf8"},{"name":"value","type":"float64"}],"rows":[["interface.in.bps",1.234e+09]],"row_count":1,"truncated":false}` + "\n", ""},
 		{"csv", []string{"query", "--server", url, "--token", "tok", "--format", "csv", "SELECT name, unit FROM metrics WHERE name = 'interface.in.bps'"},
 			"name,unit\ninterface.in.bps,bits/s\n", ""},
 		{"json", []string{"query", "--server", url, "--token", "tok", "--format", "json", "SELECT 1 AS one"},
@@ -158,6 +168,61 @@ func TestEscapeCell(t *testing.T) {
 	for _, tc := range tests {
 		if got := escapeCell(tc.in); got != tc.want {
 			t.Errorf("escapeCell(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestTablesCmd(t *testing.T) {
+	url := startQueryServer(t, "tok")
+	tests := []struct {
+		name string
+		args []string
+		want []string
+		err  string
+	}{
+		{"table", []string{"tables", "--server", url, "--token", "tok"}, []string{
+			"cpu      cpu per minute\n",
+			"window_start TIMESTAMP WITH TIME ZONE, window_end TIMESTAMP WITH TIME ZONE, device VARCHAR, component VARCHAR, system_cpu_utilization__mean_1m DOUBLE\n",
+			"metrics  " + query.DescMetrics,
+			"(2 tables)\n",
+		}, ""},
+		{"json", []string{"tables", "--server", url, "--token", "tok", "--json"}, []string{
+			`"name": "cpu"`, `"description": "cpu per minute"`, `"name": "window_end",`, `"type": "TIMESTAMP WITH TIME ZONE"`,
+		}, ""},
+		{"no token", []string{"tables", "--server", url}, nil, "missing or wrong bearer token (HTTP 401)"},
+		{"no server", []string{"tables", "--server", "http://127.0.0.1:1"}, nil, "connection refused"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("NETFEAT_TOKEN", "")
+			out, _, err := runQueryCmd(t, tc.args...)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Fatalf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+}
+
+// TestQueryHelpListsTables: the help of query names every standard table.
+func TestQueryHelpListsTables(t *testing.T) {
+	out, _, err := runQueryCmd(t, "query", "--help")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, td := range query.StandardTables {
+		if !strings.Contains(out, "  "+td.Name+" ") {
+			t.Errorf("query --help does not list %s:\n%s", td.Name, out)
 		}
 	}
 }

@@ -47,6 +47,9 @@ Without -c, the service runs on embedded defaults: an embedded NATS server on
 				return err
 			}
 			slog.SetDefault(log)
+			if hint := noDevicesHint(cfg, cfgPath); hint != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), hint)
+			}
 			reg := service.NewRegistry()
 			svc, err := service.New(cfg, reg, log)
 			if err != nil {
@@ -109,4 +112,22 @@ func loggerFor(cmd *cobra.Command, cfg *service.Config) (*slog.Logger, error) {
 		format = v
 	}
 	return service.NewLogger(os.Stderr, level, format)
+}
+
+// noDevicesHint says how to add a device when cfg collects from none (no
+// SNMP or gNMI target, no trap listener) and is not a hub, which collects
+// nothing by design; "" otherwise.
+func noDevicesHint(cfg *service.Config, path string) string {
+	if cfg.Role == service.RoleHub || len(cfg.SNMP.Targets) > 0 || cfg.SNMP.TargetsFile != "" ||
+		cfg.SNMP.TrapListen != "" || len(cfg.GNMI.Targets) > 0 {
+		return ""
+	}
+	where := "a configuration file"
+	if path != "" {
+		where = path
+	}
+	return "netfeat serve: no devices are configured, so nothing will be collected.\n" +
+		"  Add snmp.targets or gnmi.targets to " + where + " (examples/netfeat.yaml shows both)\n" +
+		"  and run netfeat serve -c FILE; netfeat config check FILE checks it first.\n" +
+		"  To try netfeat with simulated devices instead: netfeat demo"
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,6 +21,7 @@ func newSimGNMICmd() *cobra.Command {
 		glogFile    bool
 		scenarioArg string
 		speed       float64
+		caFile      string // the generated CA, with --cert-dir
 	)
 	cmd := &cobra.Command{
 		Use:   "gnmi",
@@ -60,11 +62,15 @@ openconfig-if-ethernet port-speed (from their names), which congestion needs.`,
 				if certDir == "" {
 					return fmt.Errorf("--tls needs --cert-file/--key-file or --cert-dir")
 				}
+				if err := os.MkdirAll(certDir, 0o755); err != nil {
+					return fmt.Errorf("--cert-dir: %w", err)
+				}
 				files, err := gnmitarget.WriteLabCerts(certDir)
 				if err != nil {
 					return err
 				}
 				o.CertFile, o.KeyFile = files.ServerCert, files.ServerKey
+				caFile = files.CA
 				fmt.Fprintf(cmd.ErrOrStderr(), "# TLS: CA %s, client certificate %s (key %s)\n",
 					files.CA, files.ClientCert, files.ClientKey)
 			}
@@ -86,6 +92,7 @@ openconfig-if-ethernet port-speed (from their names), which congestion needs.`,
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "gnmi simulator listening on %s (%s, %d leaves)\n", s.Addr(), o.Platform, s.Leaves())
+			fmt.Fprintf(cmd.OutOrStdout(), "# %s\n", probeHint(s.Addr(), o, caFile))
 			<-ctx.Done()
 			stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
@@ -101,7 +108,7 @@ openconfig-if-ethernet port-speed (from their names), which congestion needs.`,
 	f.StringVar(&o.Recording, "recording", "", "replay this capture instead of the embedded ones")
 	f.DurationVar(&o.Interval, "interval", time.Second, "how often every leaf is published (SAMPLE and POLL)")
 	f.Float64Var(&o.Rate, "rate", gnmitarget.DefaultRate, "octets per second in each direction of every interface that carries traffic (packets follow at 800 bytes each; errors and discards stay)")
-	f.BoolVar(&tlsOn, "tls", false, "serve TLS (with --cert-file/--key-file, or a CA and certificates generated into --cert-dir)")
+	f.BoolVar(&tlsOn, "tls", false, "serve TLS (with --cert-file/--key-file, or a CA and certificates generated into --cert-dir); the default is plaintext, which netfeat probe gnmi uses by default on loopback")
 	f.StringVar(&certDir, "cert-dir", "", "with --tls: write a self-signed CA, server and client certificates here")
 	f.StringVar(&o.CertFile, "cert-file", "", "server certificate (PEM); implies TLS")
 	f.StringVar(&o.KeyFile, "key-file", "", "server private key (PEM)")
@@ -116,4 +123,18 @@ openconfig-if-ethernet port-speed (from their names), which congestion needs.`,
 	f.StringVar(&scenarioArg, "scenario", "", "scenario file: congestion, errors and link faults on named interfaces over time (docs/demo.md)")
 	f.Float64Var(&speed, "scenario-speed", 1, "play the scenario's timeline this many times faster")
 	return cmd
+}
+
+// probeHint says how netfeat probe gnmi reaches the simulator: plaintext
+// by default (the probe's default too on loopback), or TLS trusting the
+// CA that signed the server's certificate.
+func probeHint(addr string, o gnmitarget.Options, caFile string) string {
+	if o.CertFile == "" {
+		return "plaintext gRPC; probe with: netfeat probe gnmi " + addr + " (add --insecure for a non-loopback address)"
+	}
+	trust := "--ca-file <the CA that signed " + o.CertFile + ">"
+	if caFile != "" {
+		trust = "--ca-file " + caFile
+	}
+	return "TLS; probe with: netfeat probe gnmi " + addr + " --tls " + trust
 }

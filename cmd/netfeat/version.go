@@ -15,7 +15,12 @@ func newVersionCmd() *cobra.Command {
 		Short: "Print the netfeat version",
 		Args:  cobra.NoArgs,
 		Run: func(cmd *cobra.Command, _ []string) {
-			fmt.Fprintf(cmd.OutOrStdout(), "netfeat %s (%s, %s/%s)\n", service.BuildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintln(cmd.OutOrStdout(), versionLine())
 		},
 	}
+}
+
+// versionLine is what netfeat version and netfeat --version print.
+func versionLine() string {
+	return fmt.Sprintf("netfeat %s (%s, %s/%s)", service.BuildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 }

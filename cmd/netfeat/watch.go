@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -23,14 +24,45 @@ func newWatchCmd() *cobra.Command {
 aligned line: time, model@version, entity, score, action, lifecycle state
 ("→firing" on a transition), trigger-to-decision latency and the reason (with
 the fallback, when one decided, and the missing inputs, when there were).
-Stops on Ctrl-C.`,
+When the NATS server goes away, watch says so on stderr, reconnects every
+second and says when it watches again. Stops on Ctrl-C.`,
 		Example: `  netfeat watch
   netfeat watch --model congestion --device pe1.lab --actions-only
   netfeat watch --transitions
   netfeat watch --nats nats://10.0.0.5:4222 --json | jq .score`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			opts := []nats.Option{nats.Name("netfeat watch"), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second)}
+			stderr := cmd.ErrOrStderr()
+			// say writes a connection notice, until the command ends: the
+			// client calls its handlers on its own goroutine, and also
+			// when it is closed at the end.
+			var (
+				sayMu sync.Mutex
+				ended bool
+			)
+			say := func(format string, args ...any) {
+				sayMu.Lock()
+				defer sayMu.Unlock()
+				if !ended {
+					fmt.Fprintf(stderr, format, args...)
+				}
+			}
+			opts := []nats.Option{nats.Name("netfeat watch"), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+				// Say when the server goes away and comes back, on
+				// stderr (stdout may be --json for a pipe): the
+				// subscription resumes by itself, but silence would
+				// look like no decisions.
+				nats.DisconnectErrHandler(func(nc *nats.Conn, err error) {
+					why := ""
+					if err != nil {
+						why = ": " + err.Error()
+					}
+					say("lost the connection to NATS at %s%s; reconnecting every %v\n", url, why, time.Second)
+				}),
+				nats.ReconnectHandler(func(nc *nats.Conn) {
+					say("reconnected to NATS at %s; watching again\n", nc.ConnectedUrlRedacted())
+				}),
+			}
 			if creds != "" {
 				opts = append(opts, nats.UserCredentials(creds))
 			}
@@ -39,6 +71,11 @@ Stops on Ctrl-C.`,
 				return fmt.Errorf("connect to NATS at %s: %w", url, err)
 			}
 			defer nc.Close()
+			defer func() { // before Close: its disconnect is not news
+				sayMu.Lock()
+				ended = true
+				sayMu.Unlock()
+			}()
 			if !o.JSON {
 				fmt.Fprintf(cmd.ErrOrStderr(), "watching %s on %s\n", o.Subject(), nc.ConnectedUrlRedacted())
 			}

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -362,6 +363,34 @@ func (t *target) setState(state string) {
 	t.mu.Lock()
 	t.state.State = state
 	t.mu.Unlock()
+}
+
+// Hints added to a connection error when the target and the collector
+// disagree about TLS (see tlsHint).
+const (
+	hintPlaintext = "the target serves plaintext gRPC, not TLS: set insecure: true for it (netfeat probe gnmi: --insecure)"
+	hintTLS       = "the target seems to serve TLS: set insecure: false (netfeat probe gnmi: --tls, with --ca-file or --skip-verify)"
+)
+
+// IsTLSMismatch reports whether a DeviceState.LastError says that the
+// target and the collector disagree about TLS: retrying cannot help.
+func IsTLSMismatch(lastError string) bool {
+	return strings.Contains(lastError, hintPlaintext) || strings.Contains(lastError, hintTLS)
+}
+
+// tlsHint wraps a connection error that shows a TLS/plaintext mismatch
+// with what to change: a TLS client reading plaintext gets "first record
+// does not look like a TLS handshake"; a plaintext client of a TLS server
+// gets no HTTP/2 preface (EOF, or a TLS alert read as a frame).
+func (t *target) tlsHint(err error) error {
+	msg := err.Error()
+	switch {
+	case !t.cfg.Insecure && strings.Contains(msg, "first record does not look like a TLS handshake"):
+		return fmt.Errorf("%w; %s", err, hintPlaintext)
+	case t.cfg.Insecure && strings.Contains(msg, "error reading server preface"):
+		return fmt.Errorf("%w; %s", err, hintTLS)
+	}
+	return err
 }
 
 func (t *target) fail(reason string, err error) {
@@ -721,6 +750,7 @@ func (t *target) capabilities(ctx context.Context, cli gpb.GNMIClient) error {
 		t.setState(StateAuthFailure)
 		return fmt.Errorf("capabilities: %w", err)
 	default:
+		err = t.tlsHint(err)
 		t.fail("connect", err)
 		return fmt.Errorf("capabilities: %w", err)
 	}

@@ -163,7 +163,9 @@ func (s *v2cSession) exchange(ctx context.Context, r *response, pdu byte, maxRep
 		}
 	}
 	if last == errTimeout {
-		return fmt.Errorf("%w from %s in %d attempt(s) of %v", errNoAnswer, s.t.address, s.t.retries+1, s.t.timeout)
+		// An agent drops a request with a wrong community (or one its ACL
+		// refuses) without a word: silence is the only symptom.
+		return fmt.Errorf("%w from %s in %d attempt(s) of %v: check the community/credentials and the device's ACL", errNoAnswer, s.t.address, s.t.retries+1, s.t.timeout)
 	}
 	return last
 }

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"encoding/json"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/netfeat/netfeat/internal/testkit"
+	"github.com/netfeat/netfeat/schema"
+)
+
+// TestWatchReconnects: watch reports that its NATS server went away, and
+// when a server is back on the same address, says so and shows decisions
+// again.
+func TestWatchReconnects(t *testing.T) {
+	srv := testkit.StartNATS(t, server.Options{})
+	port := srv.Addr().(*net.TCPAddr).Port
+	url := srv.ClientURL()
+
+	var out, errOut testkit.SyncBuffer
+	root := newRootCmd()
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs([]string{"watch", "--nats", url, "--utc"})
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(t.Context()) }()
+	testkit.Eventually(t, "watch subscribed", func() bool { return strings.Contains(errOut.String(), "watching ") })
+
+	publish := func(url, device string) {
+		t.Helper()
+		nc := testkit.ConnectNATS(t, url)
+		d := schema.Decision{SchemaVersion: 1, ID: "id-" + device, Time: time.Now(), Entity: schema.Entity{Device: device},
+			Model: "m", ModelVersion: "v1", Score: 0.5, Action: "alert", Reason: "test"}
+		b, _ := json.Marshal(d)
+		if err := nc.Publish(schema.DecisionSubject("m", device), b); err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		nc.Close()
+	}
+	// Decisions published before the subscription is known to the
+	// server may be missed: publish until one shows.
+	testkit.Eventually(t, "a decision before the restart", func() bool {
+		publish(url, "before")
+		return strings.Contains(out.String(), "before")
+	})
+
+	steps := []struct {
+		name   string
+		action func()
+		stderr string // what watch then says
+	}{
+		{"server stops", func() { srv.Shutdown(); srv.WaitForShutdown() }, "lost the connection to NATS at " + url},
+		{"server is back", func() { srv = testkit.StartNATS(t, server.Options{Port: port}) }, "reconnected to NATS at"},
+	}
+	for _, st := range steps {
+		st.action()
+		testkit.Eventually(t, st.name+": "+st.stderr, func() bool { return strings.Contains(errOut.String(), st.stderr) })
+	}
+	testkit.Eventually(t, "a decision after the restart", func() bool {
+		publish(srv.ClientURL(), "after")
+		return strings.Contains(out.String(), "after")
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("watch ended: %v", err)
+	default:
+	}
+}
