@@ -38,6 +38,10 @@ const (
 // DefaultTargetsPoll is how often the targets file is checked for changes.
 const DefaultTargetsPoll = 5 * time.Second
 
+// errTargetsSettling says that the targets file changed since the last
+// check: it is applied when the next check reads the same content.
+var errTargetsSettling = errors.New("targets file changed: applied at the next check if it stays the same")
+
 // maxTargetBody bounds a POST /v1/targets body.
 const maxTargetBody = 1 << 20
 
@@ -95,6 +99,10 @@ type targetSet struct {
 	dyn      TargetsDoc
 	fileHash [32]byte // of the file content last applied or refused
 	fileSeen bool     // whether fileHash is set
+	// pendingHash is the content a check found changed, applied when the
+	// next check finds it again.
+	pendingHash [32]byte
+	pendingSeen bool
 
 	changes  *prometheus.CounterVec
 	rejected *prometheus.CounterVec
@@ -142,6 +150,7 @@ func (s *Service) newTargetSet() (*targetSet, error) {
 		}
 		ts.dyn = doc
 		ts.fileHash, ts.fileSeen = sha256.Sum256(data), true
+		ts.pendingHash, ts.pendingSeen = ts.fileHash, true
 	}
 	ts.setCounts()
 	return ts, nil
@@ -366,8 +375,16 @@ func (ts *targetSet) reloadFile(source string) error {
 		return fmt.Errorf("targets_file: %w", err)
 	}
 	sum := sha256.Sum256(data)
-	if source == targetsFromFile && ts.fileSeen && sum == ts.fileHash {
-		return nil
+	if source == targetsFromFile {
+		if ts.fileSeen && sum == ts.fileHash {
+			return nil
+		}
+		// A change is applied once the next check reads the same: a file
+		// caught half-written (truncated, then written in place) is not.
+		if !ts.pendingSeen || sum != ts.pendingHash {
+			ts.pendingHash, ts.pendingSeen = sum, true
+			return errTargetsSettling
+		}
 	}
 	ts.fileHash, ts.fileSeen = sum, true
 	doc, problems := ts.cfg.parseTargets(ts.file, filepath.Dir(ts.file), data, ts.static)
@@ -389,11 +406,12 @@ func (ts *targetSet) reloadFile(source string) error {
 // watch checks the targets file every poll period until ctx ends. A
 // check stats the file and reads it only when its size or mtime moved, or
 // at every tenth check (a rewrite within one mtime tick); the content's
-// hash then says whether it changed.
+// hash then says whether it changed. A changed content is applied when
+// the next check reads it again.
 func (ts *targetSet) watch(ctx context.Context) {
 	t := time.NewTicker(ts.poll)
 	defer t.Stop()
-	last, idle := statFile(ts.file), 0
+	last, idle, settling := statFile(ts.file), 0, false
 	for {
 		select {
 		case <-ctx.Done():
@@ -401,12 +419,13 @@ func (ts *targetSet) watch(ctx context.Context) {
 		case <-t.C:
 		}
 		st := statFile(ts.file)
-		if st == last && idle < 9 {
+		if st == last && idle < 9 && !settling {
 			idle++
 			continue
 		}
 		last, idle = st, 0
-		_ = ts.reloadFile(targetsFromFile) // logged and counted
+		// Problems are logged and counted by reloadFile.
+		settling = errors.Is(ts.reloadFile(targetsFromFile), errTargetsSettling)
 	}
 }
 
@@ -455,6 +474,7 @@ func (ts *targetSet) persist(doc TargetsDoc) error {
 		return fmt.Errorf("write targets file: %w", werr)
 	}
 	ts.fileHash, ts.fileSeen = sha256.Sum256(data), true
+	ts.pendingHash, ts.pendingSeen = ts.fileHash, true
 	return nil
 }
 
@@ -487,15 +507,19 @@ func prune(n *yaml.Node) {
 	var kept []*yaml.Node
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		v := n.Content[i+1]
-		empty := false
+		key, empty := n.Content[i].Value, false
 		switch v.Kind {
 		case yaml.ScalarNode:
-			empty = v.Tag == "!!null" || v.Value == "" || v.Value == "0" || v.Value == "0s" || v.Value == "false"
+			// retries is a pointer: an explicit 0 is not the default 1.
+			empty = v.Tag == "!!null" || v.Value == "" || v.Value == "0s" || v.Value == "false" ||
+				v.Value == "0" && key != "retries"
 		case yaml.MappingNode:
 			empty = len(v.Content) == 0
+		case yaml.SequenceNode:
+			// Keep the two lists even when empty: the file says what it is.
+			empty = len(v.Content) == 0 && key != "targets"
 		}
-		// Keep the two lists even when empty: the file says what it is.
-		if empty && !(n.Content[i].Value == "targets" && v.Kind == yaml.SequenceNode) {
+		if empty {
 			continue
 		}
 		kept = append(kept, n.Content[i], v)
