@@ -10,13 +10,16 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"gopkg.in/yaml.v3"
 
+	"github.com/netfeat/netfeat/collectors/gnmi"
 	"github.com/netfeat/netfeat/collectors/snmp"
 	"github.com/netfeat/netfeat/internal/sim/snmpagent"
 	"github.com/netfeat/netfeat/internal/testkit"
@@ -386,4 +389,68 @@ func TestTargetsSIGHUP(t *testing.T) {
 			testkit.Eventually(t, "pe1 polled", func() bool { return r.devs["pe1"].Stats().Responses > n })
 		})
 	}
+}
+
+// TestMarshalTargetsRoundTrip: the targets file the API writes reads back
+// as the same targets, keys left at their defaults left out, an explicit
+// retries: 0 kept.
+func TestMarshalTargetsRoundTrip(t *testing.T) {
+	zero, two := 0, 2
+	tests := []struct {
+		name    string
+		doc     func(*TargetsDoc)
+		want    []string // in the file
+		wantNot []string // not in the file
+	}{
+		{name: "empty", doc: func(*TargetsDoc) {}, want: []string{"targets: []"}},
+		{name: "snmp defaults left out", doc: func(d *TargetsDoc) {
+			d.SNMP.Targets = []snmp.Target{{Name: "r1", Address: "192.0.2.1"}}
+		}, want: []string{"name: r1", "address: 192.0.2.1"}, wantNot: []string{"interval", "community", "retries", "v3"}},
+		{name: "snmp settings kept", doc: func(d *TargetsDoc) {
+			d.SNMP.Targets = []snmp.Target{{Name: "r1", Address: "192.0.2.1", Params: snmp.Params{Interval: 10 * time.Second, Retries: &zero,
+				Version: "3", V3: &snmp.V3{User: "u", AuthProtocol: "SHA", AuthPasswordEnv: "X"}}},
+				{Name: "r2", Address: "192.0.2.2", Params: snmp.Params{Retries: &two, Community: "c"}}}
+		}, want: []string{"interval: 10s", "retries: 0", "retries: 2", "auth_protocol: SHA", "community: c"}},
+		{name: "gnmi", doc: func(d *TargetsDoc) {
+			d.GNMI.Targets = []gnmi.Target{{Name: "xr1", Address: "192.0.2.3:57400", Platform: "iosxr", Insecure: true}}
+		}, want: []string{"platform: iosxr", "insecure: true"}, wantNot: []string{"subscriptions", "tls"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var doc TargetsDoc
+			tt.doc(&doc)
+			b, err := marshalTargets(doc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(string(b), w) {
+					t.Errorf("file lacks %q:\n%s", w, b)
+				}
+			}
+			for _, w := range tt.wantNot {
+				if strings.Contains(string(b), w) {
+					t.Errorf("file has %q:\n%s", w, b)
+				}
+			}
+			var back TargetsDoc
+			if err := yaml.Unmarshal(b, &back); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(normalizeDoc(back), normalizeDoc(doc)) {
+				t.Fatalf("read back %+v, want %+v", back, doc)
+			}
+		})
+	}
+}
+
+// normalizeDoc makes nil and empty lists alike.
+func normalizeDoc(d TargetsDoc) TargetsDoc {
+	if len(d.SNMP.Targets) == 0 {
+		d.SNMP.Targets = nil
+	}
+	if len(d.GNMI.Targets) == 0 {
+		d.GNMI.Targets = nil
+	}
+	return d
 }
