@@ -274,3 +274,25 @@ func TestDeviceLabelsOnlyConfigured(t *testing.T) {
 		}
 	}
 }
+
+// TestSetDevices: a device added to the configured list at run time gets
+// its own label; an empty list still labels only inventory devices (it is
+// not the nil "label the first 10,000").
+func TestSetDevices(t *testing.T) {
+	n, _, _ := newLimitTest(t, Config{Inventory: map[string]DeviceInfo{"pe1": {}}, Devices: []string{"nokia-7210"}})
+	for _, tc := range []struct {
+		set  []string
+		dev  string
+		want string
+	}{
+		{set: []string{"nokia-7210", "r2"}, dev: "r2", want: "r2"},
+		{set: nil, dev: "r3", want: otherDevice},
+		{set: nil, dev: "pe1", want: "pe1"},
+		{set: []string{"r4"}, dev: "r4", want: "r4"},
+	} {
+		n.SetDevices(tc.set)
+		if d := n.device(tc.dev); d.label != tc.want {
+			t.Errorf("devices %v: %s labelled %q, want %q", tc.set, tc.dev, d.label, tc.want)
+		}
+	}
+}

@@ -412,6 +412,15 @@ func (n *Normalizer) device(name string) *device {
 	return d
 }
 
+// SetDevices replaces Config.Devices, the configured devices that get
+// their own label on per-device metrics, when targets change at run time.
+// Devices already seen keep the label they were given.
+func (n *Normalizer) SetDevices(devices []string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.cfg.Devices = append([]string{}, devices...) // never nil: nil means "label the first 10,000"
+}
+
 // label returns the device label value of a new device (under n.mu):
 // its name for inventory devices and configured devices (Config.Devices),
 // or, without that list, for the first maxLabelDevices others;

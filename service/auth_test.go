@@ -171,6 +171,7 @@ func TestTokenScopes(t *testing.T) {
 		return resp.StatusCode
 	}
 	const sql = `{"sql":"SELECT 1"}`
+	const target = `{"snmp": {"name": "t1", "address": "127.0.0.1:1"}}`
 	for _, tc := range []struct {
 		name, method, path, token, body string
 		want                            int
@@ -189,6 +190,12 @@ func TestTokenScopes(t *testing.T) {
 		{"rollback with read", "POST", "/v1/models/congestion/rollback", readToken, "", 403},
 		{"upload with read", "POST", "/v1/models/congestion/versions", readToken, "x", 403},
 		{"promote without token", "POST", "/v1/models/congestion/promote", "", `{"version":1}`, 401},
+		{"list targets with read", "GET", "/v1/targets", readToken, "", 200},
+		{"add a target with read", "POST", "/v1/targets", readToken, target, 403},
+		{"add a target without token", "POST", "/v1/targets", "", target, 401},
+		{"add a target with admin", "POST", "/v1/targets", adminToken, target, 201},
+		{"remove a target with read", "DELETE", "/v1/targets/t1", readToken, "", 403},
+		{"remove a target with admin", "DELETE", "/v1/targets/t1", adminToken, "", 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := do(tc.method, tc.path, tc.token, tc.body); got != tc.want {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -123,7 +122,7 @@ func (s *Service) buildCluster() error {
 	if err := ccfg.Validate(); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
-	var node atomic.Pointer[cluster.Node] // set once started
+	node := &p.cluster // set once started
 	s.group.Add(ComponentFuncs{
 		ComponentName: "cluster",
 		StartFunc: func(ctx context.Context) error {

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/netfeat/netfeat/collectors/snmp"
 	"github.com/netfeat/netfeat/internal/sim/snmpagent"
@@ -143,4 +146,124 @@ func TestClusterSharesTargets(t *testing.T) {
 		}
 		return true
 	})
+}
+
+// TestClusterTargetsFile runs two nodes of one site that read one targets
+// file: a device written to it is taken by exactly one node and polled;
+// one removed from it is polled by neither.
+func TestClusterTargetsFile(t *testing.T) {
+	mib, err := snmpagent.LoadMIB(filepath.Join("..", "testdata", "snmp", "timos.snmprec"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim := snmpagent.NewSimulator(nil)
+	devs := map[string]*snmpagent.Device{}
+	for i := range 4 {
+		d, err := snmpagent.NewDevice(mib, snmpagent.DeviceOptions{Name: fmt.Sprint("pe", i), Community: "public"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sim.Add(d, "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		devs[d.Name()] = d
+	}
+	if err := sim.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sim.Stop(context.Background()) })
+	addr := map[string]string{}
+	for _, ep := range sim.Endpoints() {
+		addr[ep.Device.Name()] = ep.Addr
+	}
+	file := filepath.Join(t.TempDir(), "targets.yaml")
+	write := func(names ...string) {
+		t.Helper()
+		var b strings.Builder
+		b.WriteString("snmp:\n  targets:\n")
+		for _, n := range names {
+			fmt.Fprintf(&b, "    - name: %s\n      address: %s\n", n, addr[n])
+		}
+		if err := os.WriteFile(file+".tmp", []byte(b.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(file+".tmp", file); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write()
+	start := func(node, natsURL string) *Service {
+		cfg := DefaultConfig()
+		cfg.DataDir = t.TempDir()
+		cfg.HTTP.Listen = "127.0.0.1:0"
+		cfg.NATS.Listen = "127.0.0.1:0"
+		cfg.NATS.URL = natsURL
+		cfg.ShutdownTimeout = 10 * time.Second
+		cfg.SNMP.Defaults.Interval = 500 * time.Millisecond
+		cfg.SNMP.Targets = []snmp.Target{{Name: "pe0", Address: addr["pe0"]}, {Name: "pe1", Address: addr["pe1"]}}
+		cfg.TargetsFile = file
+		cfg.Cluster = ClusterConfig{Enabled: true, Node: node, LeaseTTL: 2 * time.Second}
+		s, err := New(&cfg, NewRegistry(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.targets.poll = 20 * time.Millisecond
+		if err := s.Start(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Stop() })
+		return s
+	}
+	a := start("a", "")
+	b := start("b", a.NATS().ClientURL())
+	owners := func(dev string) (n int, up bool) {
+		for _, s := range []*Service{a, b} {
+			for _, d := range s.pipe.snmp.DeviceStates() {
+				if d.Device == dev && d.State != snmp.StateNotOwned {
+					n++
+					up = d.State == snmp.StateUp
+				}
+			}
+		}
+		return n, up
+	}
+	for _, step := range []struct {
+		name    string
+		file    []string
+		owned   []string // each owned by exactly one node and polled
+		removed []string // listed by neither node, polled no more
+	}{
+		{name: "configuration targets", owned: []string{"pe0", "pe1"}},
+		{name: "two devices written to the file", file: []string{"pe2", "pe3"}, owned: []string{"pe0", "pe1", "pe2", "pe3"}},
+		{name: "one removed from the file", file: []string{"pe3"}, owned: []string{"pe0", "pe1", "pe3"}, removed: []string{"pe2"}},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			write(step.file...)
+			for _, dev := range step.owned {
+				testkit.Eventually(t, dev+" owned by one node and up", func() bool {
+					n, up := owners(dev)
+					return n == 1 && up
+				})
+			}
+			for _, dev := range step.removed {
+				// Counted once the device is stopped: no request after.
+				testkit.Eventually(t, dev+" removed by both nodes", func() bool {
+					return testutil.ToFloat64(a.targets.changes.WithLabelValues("remove", "file")) == 1 &&
+						testutil.ToFloat64(b.targets.changes.WithLabelValues("remove", "file")) == 1
+				})
+				for _, s := range []*Service{a, b} {
+					for _, d := range s.pipe.snmp.DeviceStates() {
+						if d.Device == dev {
+							t.Errorf("%s still listed", dev)
+						}
+					}
+				}
+				before, other := devs[dev].Stats().Requests, devs["pe0"].Stats().Requests
+				testkit.Eventually(t, "pe0 polled twice more", func() bool { return devs["pe0"].Stats().Requests >= other+2 })
+				if n := devs[dev].Stats().Requests; n != before {
+					t.Errorf("%s received %d requests after its removal", dev, n-before)
+				}
+			}
+		})
+	}
 }

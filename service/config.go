@@ -60,6 +60,11 @@ type Config struct {
 	Query     QueryConfig          `yaml:"query"`
 	// Cluster shares the targets among a site's nodes (service/cluster.go).
 	Cluster ClusterConfig `yaml:"cluster"`
+	// TargetsFile names a YAML file of more SNMP and gNMI targets
+	// (snmp.targets and gnmi.targets, as here) that is watched: targets
+	// are added, changed and removed while the service runs, and the
+	// /v1/targets API writes its changes to it (service/targets.go).
+	TargetsFile string `yaml:"targets_file"`
 }
 
 // LogConfig selects the log level and format.
@@ -236,6 +241,9 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateFleet()...)
 	errs = append(errs, c.validateAuth()...)
 	errs = append(errs, c.validateCluster()...)
+	if c.TargetsFile != "" && c.Role == RoleHub {
+		errs = append(errs, schema.Errorf("targets_file", "a hub polls no targets"))
+	}
 	return errors.Join(errs...)
 }
 
@@ -507,6 +515,23 @@ func parseConfig(name, dir string, data []byte) (*Config, error) {
 	if len(problems) > 0 {
 		sort.SliceStable(problems, func(i, j int) bool { return problems[i].Line < problems[j].Line })
 		return nil, problems
+	}
+	// The targets file's problems are its own, at its lines.
+	if dir != "" && cfg.TargetsFile != "" {
+		if static, err := cfg.staticTargets(); err == nil {
+			if data, err := os.ReadFile(cfg.TargetsFile); err == nil {
+				// Named as the configuration's own name places it.
+				shown := cfg.TargetsFile
+				if rel, err := filepath.Rel(dir, shown); err == nil && !strings.HasPrefix(rel, "..") {
+					shown = filepath.Join(filepath.Dir(name), rel)
+				}
+				if _, tp := cfg.parseTargets(shown, filepath.Dir(cfg.TargetsFile), data, static); len(tp) > 0 {
+					return nil, tp
+				}
+			} else if !errors.Is(err, os.ErrNotExist) {
+				return nil, ConfigErrors{{File: name, Line: keys.lineOf("targets_file"), Key: "targets_file", Msg: err.Error()}}
+			}
+		}
 	}
 	return &cfg, nil
 }

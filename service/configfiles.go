@@ -36,8 +36,9 @@ func (c *Config) resolvePaths(dir string) {
 type pathKey struct {
 	key  string
 	path *string
-	// kind says what CheckFiles checks: "file" (readable), "dir" and
-	// "state" (none: created at start; "state" is not resolved), "cert"/"key" (a pair, checked together), "ca"
+	// kind says what CheckFiles checks: "file" (readable), "dir",
+	// "targets" and "state" (none: created at start; "state" is not
+	// resolved), "cert"/"key" (a pair, checked together), "ca"
 	// or "model" (loads as model would).
 	kind  string
 	model *inference.ModelConfig
@@ -56,6 +57,8 @@ func (c *Config) pathKeys() []pathKey {
 		{key: "nats.tls.cert_file", path: &c.NATS.TLS.CertFile, kind: "cert"},
 		{key: "nats.tls.key_file", path: &c.NATS.TLS.KeyFile, kind: "key"},
 		{key: "snmp.targets_file", path: &c.SNMP.TargetsFile, kind: "file"},
+		// May not exist yet: the targets API creates it.
+		{key: "targets_file", path: &c.TargetsFile, kind: "targets"},
 	}
 	for i := range c.NATS.Leaf.Remotes {
 		r := &c.NATS.Leaf.Remotes[i]

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"sync/atomic"
 
+	"github.com/netfeat/netfeat/cluster"
 	"github.com/netfeat/netfeat/collectors/gnmi"
 	"github.com/netfeat/netfeat/collectors/snmp"
 	"github.com/netfeat/netfeat/featurestore"
@@ -34,6 +36,8 @@ type pipeline struct {
 	gnmi       *gnmi.Collector // nil when no gNMI target is configured
 	query      *query.Engine
 	flight     *frontend.FlightSQLServer // nil when no Flight SQL is configured
+	// cluster is the cluster node once started (cluster.enabled only).
+	cluster atomic.Pointer[cluster.Node]
 	// auth holds the bearer tokens of HTTP, Flight SQL and the NATS query
 	// responder (none: no authentication), read when the query stage
 	// starts (nil before).
@@ -70,15 +74,15 @@ func (s *Service) buildPipeline() error {
 	st.SubscribeEvents(rt.HandleEvent) // the event path: state changes decided at once
 	rt.SetLatest(st.Latest)
 	s.hookEdge(rt, st)
+	ts, err := s.newTargetSet()
+	if err != nil {
+		return err
+	}
+	s.targets = ts
 	ncfg := cfg.Normalize
-	// Per-device labels only for the devices configured here (#20).
-	ncfg.Devices = []string{}
-	for _, t := range cfg.SNMP.Targets {
-		ncfg.Devices = append(ncfg.Devices, t.Name)
-	}
-	for _, t := range cfg.GNMI.Targets {
-		ncfg.Devices = append(ncfg.Devices, t.Name)
-	}
+	// Per-device labels only for the devices configured here (#20), the
+	// targets file's included; the target set updates the list.
+	ncfg.Devices = ts.allNames()
 	n, err := normalize.New(ncfg, st, reg, log)
 	if err != nil {
 		return fmt.Errorf("normalizer: %w", err)
@@ -123,25 +127,31 @@ func (s *Service) buildPipeline() error {
 		},
 	})
 
-	if len(cfg.SNMP.Targets) > 0 || cfg.SNMP.TargetsFile != "" || cfg.SNMP.TrapListen != "" {
-		poller, err := snmp.New(cfg.SNMP, n, n, reg, log)
-		if err != nil {
-			return fmt.Errorf("snmp: %w", err)
-		}
-		p.snmp = poller
-		s.group.Add(ComponentFuncs{ComponentName: "snmp", StartFunc: poller.Start, StopFunc: poller.Stop})
+	// Both collectors exist even without targets, so that targets can be
+	// added at run time (targets_file, /v1/targets); with none they run
+	// nothing. The poller gets snmp.targets_file's targets as read here,
+	// and keeps them when the target set changes the others.
+	scfg := cfg.SNMP
+	scfg.Targets, scfg.TargetsFile = slices.Concat(ts.staticSNMP, ts.dyn.SNMP.Targets), ""
+
+	poller, err := snmp.New(scfg, n, n, reg, log)
+	if err != nil {
+		return fmt.Errorf("snmp: %w", err)
 	}
-	if len(cfg.GNMI.Targets) > 0 {
-		coll, err := gnmi.New(cfg.GNMI, n, reg, log)
-		if err != nil {
-			return fmt.Errorf("gnmi: %w", err)
-		}
-		p.gnmi = coll
-		s.group.Add(ComponentFuncs{ComponentName: "gnmi", StartFunc: coll.Start, StopFunc: coll.Stop})
+	p.snmp = poller
+	s.group.Add(ComponentFuncs{ComponentName: "snmp", StartFunc: poller.Start, StopFunc: poller.Stop})
+	gcfg := cfg.GNMI
+	gcfg.Targets = slices.Concat(cfg.GNMI.Targets, ts.dyn.GNMI.Targets)
+	coll, err := gnmi.New(gcfg, n, reg, log)
+	if err != nil {
+		return fmt.Errorf("gnmi: %w", err)
 	}
+	p.gnmi = coll
+	s.group.Add(ComponentFuncs{ComponentName: "gnmi", StartFunc: coll.Start, StopFunc: coll.Stop})
 	if err := s.buildCluster(); err != nil {
 		return err
 	}
+	s.addTargetsWatch()
 	return s.buildQuery()
 }
 
@@ -169,6 +179,7 @@ func (s *Service) mountAPIs() {
 		rt.Handler().ServeHTTP(w, r)
 	})
 	models = s.mountQuery(models)
+	s.mountTargets()
 	s.http.Handle("/v1/models", models)
 	s.http.Handle("/v1/models/", models)
 	s.http.Handle("/v1/decisions/", models)

@@ -67,6 +67,9 @@ type Service struct {
 	pipe pipeline
 	edge *edgeForwarder // role edge only
 	hub  *hubSink       // role hub only: the fleet tables
+	// targets owns the targets that change at run time (targets_file,
+	// /v1/targets); nil on a hub.
+	targets *targetSet
 }
 
 // readiness exports netfeat_component_ready, computed at scrape time.

@@ -62,6 +62,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newNormalizeCmd())
 	root.AddCommand(newWatchCmd())
 	root.AddCommand(newClusterCmd())
+	root.AddCommand(newTargetsCmd())
 	root.AddCommand(newModelsCmd())
 	root.AddCommand(newQueryCmd(), newExportCmd())
 	for _, newCmd := range extraCommands {

@@ -55,7 +55,8 @@ Without -c, the service runs on embedded defaults: an embedded NATS server on
 			if err != nil {
 				return err
 			}
-			// SIGHUP reloads the normalizer's vendor profiles.
+			// SIGHUP reloads the normalizer's vendor profiles and the
+			// targets file (targets_file).
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
@@ -67,6 +68,9 @@ Without -c, the service runs on embedded defaults: an embedded NATS server on
 						} else {
 							log.Info("profiles reloaded")
 						}
+					}
+					if err := svc.ReloadTargets(); err != nil {
+						log.Error("targets reload failed; keeping the running targets", "err", err)
 					}
 				}
 			}()

@@ -156,7 +156,7 @@ func (c *Collector) Stop(ctx context.Context) error {
 // WaitSynced blocks until every owned target has sent its first
 // sync_response (the initial state is complete) or ctx ends.
 func (c *Collector) WaitSynced(ctx context.Context) error {
-	for _, t := range c.targets {
+	for _, t := range c.targetList() {
 		c.mu.Lock()
 		owned := c.owns(t)
 		c.mu.Unlock()
@@ -174,8 +174,9 @@ func (c *Collector) WaitSynced(ctx context.Context) error {
 
 // DeviceStates reports the health of every target.
 func (c *Collector) DeviceStates() []schema.DeviceState {
-	out := make([]schema.DeviceState, 0, len(c.targets))
-	for _, t := range c.targets {
+	targets := c.targetList()
+	out := make([]schema.DeviceState, 0, len(targets))
+	for _, t := range targets {
 		t.mu.Lock()
 		s := t.state
 		t.mu.Unlock()

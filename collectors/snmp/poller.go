@@ -222,7 +222,7 @@ func (p *Poller) Stop(ctx context.Context) error {
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("snmp: stop: %w", ctx.Err()))
 	}
-	for _, d := range p.devices {
+	for _, d := range p.deviceList() {
 		d.close()
 	}
 	return errors.Join(errs...)
@@ -238,8 +238,9 @@ func (p *Poller) TrapAddr() string {
 
 // DeviceStates returns every device's current health.
 func (p *Poller) DeviceStates() []schema.DeviceState {
-	out := make([]schema.DeviceState, len(p.devices))
-	for i, d := range p.devices {
+	devices := p.deviceList()
+	out := make([]schema.DeviceState, len(devices))
+	for i, d := range devices {
 		out[i] = d.stateSnapshot()
 	}
 	return out
@@ -254,7 +255,7 @@ func (p *Poller) PollOnce(ctx context.Context) error {
 		mu   sync.Mutex
 		errs []error
 	)
-	for _, d := range p.devices {
+	for _, d := range p.deviceList() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
