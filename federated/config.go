@@ -2,10 +2,11 @@ package federated
 
 import (
 	"errors"
-	"fmt"
 	"math"
 	"strings"
 	"time"
+
+	"github.com/netfeat/netfeat/schema"
 )
 
 // Config configures federated learning of one model, on the hub (the
@@ -101,12 +102,13 @@ func (c Config) WithDefaults() Config {
 	return c
 }
 
-// Validate checks c (after WithDefaults) and returns every problem, each
-// naming its field under key (e.g. "federated").
+// Validate checks c (after WithDefaults) and returns every problem as
+// *schema.FieldError values joined, each naming its field under key (e.g.
+// "federated").
 func (c Config) Validate(key string) error {
 	var errs []error
 	bad := func(field, format string, a ...any) {
-		errs = append(errs, fmt.Errorf("%s.%s: %s", key, field, fmt.Sprintf(format, a...)))
+		errs = append(errs, schema.Errorf(key+"."+field, format, a...))
 	}
 	if !validToken(c.Model) {
 		bad("model", "must be a non-empty subject token (no '.', '*', '>' or space), got %q", c.Model)

@@ -76,6 +76,8 @@ type Coordinator struct {
 	rounds  []RoundStatus
 	next    time.Time
 	onNew   func(Global)
+	store   StateStore
+	loaded  bool
 
 	runMu  sync.Mutex // one round at a time
 	cancel context.CancelFunc
@@ -114,6 +116,52 @@ func (c *Coordinator) SetEvaluator(e Evaluator) { c.eval = e }
 // SetGlobalHandler sets a function called with each new global version
 // (e.g. to keep it in a registry). Call before Start.
 func (c *Coordinator) SetGlobalHandler(f func(Global)) { c.onNew = f }
+
+// SetStateStore sets where the coordinator keeps its state across
+// restarts. With a store, the schedule runs no round before the state has
+// loaded (retried before each round). Call before Start.
+func (c *Coordinator) SetStateStore(s StateStore) { c.store = s }
+
+// load reads the stored state once; true when the coordinator may run
+// rounds.
+func (c *Coordinator) load(ctx context.Context) bool {
+	if c.store == nil || c.loaded {
+		return true
+	}
+	lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, ok, err := c.store.Load(lctx, c.cfg.Model)
+	if err != nil {
+		c.log.Warn("federated: loading the stored state failed; no round before it loads", "err", err)
+		return false
+	}
+	if ok {
+		if err := c.SetGlobal(st.Weights, st.Version); err != nil {
+			c.log.Error("federated: the stored state does not fit the model; starting from zero weights", "err", err)
+		}
+		c.mu.Lock()
+		c.last = max(c.last, st.LastRound)
+		c.mu.Unlock()
+		c.log.Info("federated: state loaded", "version", st.Version, "last_round", st.LastRound)
+	}
+	c.loaded = true
+	return true
+}
+
+// save stores the state (when a store is set); a failure is logged.
+func (c *Coordinator) save(ctx context.Context) {
+	if c.store == nil {
+		return
+	}
+	c.mu.Lock()
+	st := State{Model: c.cfg.Model, Version: c.version, LastRound: c.last, Weights: slices.Clone(c.global)}
+	c.mu.Unlock()
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := c.store.Save(sctx, st); err != nil {
+		c.log.Warn("federated: saving the state failed", "err", err)
+	}
+}
 
 // SetGlobal replaces the global weights and their version, and makes the
 // next round number follow version (a hub restarted from a stored
@@ -301,11 +349,16 @@ func (c *Coordinator) publish(rnd uint64, phase string, v any) error {
 func (c *Coordinator) RunRound(ctx context.Context) RoundStatus {
 	c.runMu.Lock()
 	defer c.runMu.Unlock()
+	if !c.load(ctx) {
+		c.m.rounds.WithLabelValues("error").Inc()
+		return RoundStatus{Model: c.cfg.Model, State: "failed", Result: "error", Error: "the stored state has not loaded", Started: time.Now().UTC()}
+	}
 	c.mu.Lock()
 	c.last++
 	rnd := c.last
 	global, version := slices.Clone(c.global), c.version
 	c.mu.Unlock()
+	c.save(ctx)
 	// Drop what is left of earlier rounds.
 	for len(c.in) > 0 {
 		msg := <-c.in
@@ -470,6 +523,7 @@ func (r *round) run(ctx context.Context, global []float64, version uint64) Round
 	c.mu.Lock()
 	c.global, c.version = next, r.st.Round
 	c.mu.Unlock()
+	c.save(ctx)
 	if c.onNew != nil {
 		c.onNew(g)
 	}

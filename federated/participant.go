@@ -176,9 +176,11 @@ func (p *Participant) loop(ctx context.Context) {
 				continue
 			}
 			if cur != nil {
-				if rnd <= cur.round {
+				if rnd == cur.round { // a repeat
 					continue
 				}
+				// A new round ends this one, whatever its number: a hub
+				// restarted without its state numbers rounds again.
 				cur.cancel()
 			}
 			rctx, cancel := context.WithTimeout(ctx, 4*p.cfg.Deadline)
@@ -209,7 +211,7 @@ func (p *Participant) loop(ctx context.Context) {
 
 func (p *Participant) setGlobal(g Global) {
 	p.mu.Lock()
-	if g.Version <= p.version && p.global != nil {
+	if g.Version == p.version && p.global != nil && slices.Equal(p.global, g.Weights) {
 		p.mu.Unlock()
 		return
 	}
