@@ -67,6 +67,7 @@ type Service struct {
 	pipe pipeline
 	edge *edgeForwarder // role edge only
 	hub  *hubSink       // role hub only: the fleet tables
+	fl   *federatedHub  // role hub with a federated section only
 }
 
 // readiness exports netfeat_component_ready, computed at scrape time.
@@ -112,8 +113,10 @@ func New(cfg *Config, reg *prometheus.Registry, log *slog.Logger) (*Service, err
 	if err := build(); err != nil {
 		return nil, err
 	}
+	s.buildFederated()
 	s.http = NewHTTP(cfg.HTTP, reg, reg, s.Ready, log)
 	s.mountAPIs()
+	s.mountFederated()
 	s.group.Add(s.http)
 	return s, nil
 }
