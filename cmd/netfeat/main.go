@@ -60,6 +60,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newWatchCmd())
 	root.AddCommand(newClusterCmd())
 	root.AddCommand(newModelsCmd())
+	root.AddCommand(newFLCmd())
 	root.AddCommand(newQueryCmd(), newExportCmd())
 	for _, newCmd := range extraCommands {
 		root.AddCommand(newCmd())
