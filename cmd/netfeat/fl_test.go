@@ -39,6 +39,7 @@ func TestFLStatus(t *testing.T) {
 	if err != nil {
 		t.Fatalf("status: %v\n%s", err, out)
 	}
+	t.Logf("netfeat fl status:\n%s", out)
 	for _, want := range []string{"model congestion: global version 2", "completed", "too_few_edges", "lyon", "shape:1", "0.910", "1.5s"} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("output lacks %q:\n%s", want, out)
