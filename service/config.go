@@ -19,6 +19,7 @@ import (
 	"github.com/netfeat/netfeat/collectors/gnmi"
 	"github.com/netfeat/netfeat/collectors/snmp"
 	"github.com/netfeat/netfeat/featurestore"
+	"github.com/netfeat/netfeat/federated"
 	"github.com/netfeat/netfeat/inference"
 	"github.com/netfeat/netfeat/normalize"
 	"github.com/netfeat/netfeat/schema"
@@ -49,6 +50,9 @@ type Config struct {
 	Role  string      `yaml:"role"`
 	Site  string      `yaml:"site"`
 	Fleet FleetConfig `yaml:"fleet"`
+	// Federated configures federated learning of one model across the
+	// fleet (docs/learning.md); nil: off.
+	Federated *federated.Config `yaml:"federated"`
 
 	// The pipeline stages' sections, each validated by its own package.
 	Normalize normalize.Config     `yaml:"normalize"`
@@ -239,6 +243,7 @@ func (c *Config) Validate() error {
 	}
 	errs = append(errs, c.crossCheck()...)
 	errs = append(errs, c.validateFleet()...)
+	errs = append(errs, c.validateFederated()...)
 	errs = append(errs, c.validateAuth()...)
 	errs = append(errs, c.validateCluster()...)
 	if c.TargetsFile != "" && c.Role == RoleHub {

@@ -70,6 +70,7 @@ type Service struct {
 	// targets owns the targets that change at run time (targets_file,
 	// /v1/targets); nil on a hub.
 	targets *targetSet
+	fl      *federatedHub // role hub with a federated section only
 }
 
 // readiness exports netfeat_component_ready, computed at scrape time.
@@ -115,8 +116,10 @@ func New(cfg *Config, reg *prometheus.Registry, log *slog.Logger) (*Service, err
 	if err := build(); err != nil {
 		return nil, err
 	}
+	s.buildFederated()
 	s.http = NewHTTP(cfg.HTTP, reg, reg, s.Ready, log)
 	s.mountAPIs()
+	s.mountFederated()
 	s.group.Add(s.http)
 	return s, nil
 }

@@ -64,6 +64,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newClusterCmd())
 	root.AddCommand(newTargetsCmd())
 	root.AddCommand(newModelsCmd())
+	root.AddCommand(newFLCmd())
 	root.AddCommand(newQueryCmd(), newExportCmd())
 	for _, newCmd := range extraCommands {
 		root.AddCommand(newCmd())
