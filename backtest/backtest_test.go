@@ -59,10 +59,10 @@ func TestScore(t *testing.T) {
 			lead: map[string]float64{"congestion": 125},
 		},
 		{
-			name:    "wrong entity is false",
-			firings: []Firing{fire(v1, "b", 150)},
-			kinds:   []string{"congestion"},
-			want:    Result{FalseActionsPerHour: 1 / hours, Actions: 1, FalseActions: 1, Episodes: 2},
+			name:     "wrong entity is false",
+			firings:  []Firing{fire(v1, "b", 150)},
+			kinds:    []string{"congestion"},
+			want:     Result{FalseActionsPerHour: 1 / hours, Actions: 1, FalseActions: 1, Episodes: 2},
 			undetect: []string{"congestion"},
 		},
 		{
@@ -81,7 +81,7 @@ func TestScore(t *testing.T) {
 			undetect: []string{"congestion", "link-down"},
 		},
 		{
-			name: "several firings on one episode: one detection, earliest lead",
+			name:    "several firings on one episode: one detection, earliest lead",
 			firings: []Firing{fire(v1, "a", 180), fire(v1, "a", 120)},
 			kinds:   []string{"congestion"},
 			want:    Result{Precision: 1, Recall: 0.5, F1: 2.0 / 3, Actions: 2, TrueActions: 2, Episodes: 2, Detected: 1},
