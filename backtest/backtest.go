@@ -84,7 +84,8 @@ type KindScore struct {
 
 // Result is the score of one model version.
 type Result struct {
-	Version
+	Model               string  `json:"model"`
+	Version             string  `json:"version"`
 	Precision           float64 `json:"precision"`
 	Recall              float64 `json:"recall"`
 	F1                  float64 `json:"f1"`
@@ -154,7 +155,7 @@ func Score(episodes []Episode, firings []Firing, versions []Version, opt Options
 	hours := nonIncidentHours(episodes, opt)
 	out := make([]Result, 0, len(versions))
 	for _, v := range versions {
-		r := Result{Version: v, Kinds: map[string]KindScore{}, NonIncidentHours: hours}
+		r := Result{Model: v.Model, Version: v.Version, Kinds: map[string]KindScore{}, NonIncidentHours: hours}
 		first := make([]time.Time, len(episodes)) // first action on each episode
 		for _, f := range firings {
 			if f.Model != v.Model || f.Version != v.Version {

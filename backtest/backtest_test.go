@@ -100,8 +100,8 @@ func TestScore(t *testing.T) {
 				t.Fatalf("%d results, want 1", len(rs))
 			}
 			r, w := rs[0], tc.want
-			if r.Version != v1 {
-				t.Errorf("version %v", r.Version)
+			if r.Model != v1.Model || r.Version != v1.Version {
+				t.Errorf("version %s %s", r.Model, r.Version)
 			}
 			if !near(r.Precision, w.Precision) || !near(r.Recall, w.Recall) || !near(r.F1, w.F1) ||
 				!near(r.FalseActionsPerHour, w.FalseActionsPerHour) {
@@ -141,7 +141,7 @@ func TestScoreSideBySide(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rs[0].Version.Version != "good" || rs[0].F1 != 1 || rs[1].F1 != 0 || rs[1].FalseActions != 1 {
+	if rs[0].Version != "good" || rs[0].F1 != 1 || rs[1].F1 != 0 || rs[1].FalseActions != 1 {
 		t.Fatalf("got %+v", rs)
 	}
 	worse, err := Worse("f1", rs[1].F1, rs[0].F1)

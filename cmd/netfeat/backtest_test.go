@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/netfeat/netfeat/models"
+)
+
+// eagerModel is the congestion model with a base score that makes it fire
+// on every interface: a candidate worse than the shipped one.
+func eagerModel(t *testing.T) string {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(models.Congestion, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["learner"].(map[string]any)["learner_model_param"].(map[string]any)["base_score"] = "0.9999"
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "eager.json")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestBacktestAndGate backtests a worse candidate against the live version
+// of a registry, which records both results, and checks that promote
+// refuses the candidate on f1 unless forced.
+func TestBacktestAndGate(t *testing.T) {
+	r := inferenceRuntime(t, nil)
+	srv := httptest.NewServer(r.Handler())
+	defer srv.Close()
+	if out, err := runCmd(t, "models", "upload", "congestion", eagerModel(t), "--version", "v2", "--server", srv.URL); err != nil {
+		t.Fatalf("upload: %v\n%s", err, out)
+	}
+	out, err := runCmd(t, "backtest", "--model", "congestion@v2", "--against", "congestion@v1", "--twin", "--kind", "congestion",
+		"--speed", "0", "--json", "--server", srv.URL)
+	if err != nil {
+		t.Fatalf("backtest: %v\n%s", err, out)
+	}
+	var rep struct {
+		Results []struct {
+			Model, Version        string
+			Precision, Recall, F1 float64
+			FalseActionsPerHour   float64 `json:"false_actions_per_hour"`
+			Kinds                 map[string]struct{ Episodes, Detected int }
+		}
+		Episodes []struct{ Kind, Device, Component string }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(rep.Results) != 2 || rep.Results[0].Version != "v2" || rep.Results[1].Version != "v1" {
+		t.Fatalf("results %+v", rep.Results)
+	}
+	cand, live := rep.Results[0], rep.Results[1]
+	if live.Recall != 1 || live.F1 <= cand.F1 || cand.FalseActionsPerHour <= live.FalseActionsPerHour {
+		t.Fatalf("v1 should detect the congestion and beat v2: v1 %+v, v2 %+v", live, cand)
+	}
+	if len(rep.Episodes) != 3 || live.Kinds["congestion"].Episodes != 1 {
+		t.Fatalf("episodes %+v, kinds %+v", rep.Episodes, live.Kinds)
+	}
+	mi, err := r.Model(context.Background(), "congestion")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range mi.Versions {
+		if v.Backtest == nil || v.Backtest.Metrics["f1"] != map[string]float64{"v1": live.F1, "v2": cand.F1}[v.Version] {
+			t.Fatalf("version %s: backtest %+v not recorded", v.Version, v.Backtest)
+		}
+	}
+	out, err = runCmd(t, "models", "promote", "congestion", "v2", "--server", srv.URL)
+	if err == nil || !strings.Contains(err.Error(), "promotion gate refused") {
+		t.Fatalf("promote of a worse version: %v\n%s", err, out)
+	}
+	if out, err = runCmd(t, "models", "promote", "congestion", "v2", "--gate-metric", "recall", "--server", srv.URL); err == nil {
+		t.Fatalf("promote on recall: accepted\n%s", out)
+	}
+	out, err = runCmd(t, "models", "promote", "congestion", "v2", "--force", "--server", srv.URL)
+	if err != nil || strings.TrimSpace(out) != "congestion: live v2, shadow -, previous v1" {
+		t.Fatalf("forced promote: %v\n%s", err, out)
+	}
+}
+
+func TestBacktestBadInput(t *testing.T) {
+	noIncidents := t.TempDir()
+	for _, d := range demoDevices {
+		if err := os.WriteFile(filepath.Join(noIncidents, d.target+".yaml"), []byte("baseline: {utilization: 0.25}\nevents: []\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nonEmpty := t.TempDir()
+	if err := os.WriteFile(filepath.Join(nonEmpty, "keep"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"backtest", "--model", "congestion@builtin:congestion", "--scenarios", noIncidents, "--duration", "30s", "--speed", "0"},
+			"has no labels"},
+		{[]string{"twin", "--scenarios", noIncidents, "--duration", "30s", "--speed", "0"}, "has no labels"},
+		{[]string{"backtest", "--model", "congestion"}, "want NAME@VERSION"},
+		{[]string{"backtest", "--model", "congestion@builtin:congestion", "--against", "other@v1"}, "another model"},
+		{[]string{"backtest", "--model", "nosuch@builtin:congestion", "--speed", "0", "--duration", "30s"}, `has no model "nosuch"`},
+		{[]string{"twin", "--out", nonEmpty}, "not empty"},
+		{[]string{"twin", "--duration", "0s"}, "--duration must be positive"},
+	}
+	for _, tc := range tests {
+		out, err := runCmd(t, tc.args...)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: err %v, want %q\n%s", tc.args, err, tc.want, out)
+		}
+	}
+}
