@@ -51,7 +51,7 @@ func (f *twinFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.scenarios, "scenarios", "", "directory with a scenario per demo device (nokia-7210.yaml, ericsson-ml.yaml, cisco-xr1.yaml) instead of the built-in ones")
 	fl.StringVar(&f.recordings, "recordings", "", "directory holding the SNMP recordings timos.snmprec and ericsson-ml.snmprec (default: the built-in copies)")
-	fl.IntVar(&f.interfaces, "interfaces", 0, "instead of the demo's devices, one synthetic SNMP router with this many interfaces (a steady load and a congestion on 1/1/1 at 0:20–1:35, every 3 minutes)")
+	fl.IntVar(&f.interfaces, "interfaces", 0, "instead of the demo's devices, synthetic SNMP routers with this many interfaces in all, 100 a router (a steady load; a congestion on synth-1's 1/1/1 at 0:20–1:35, every 3 minutes)")
 	fl.DurationVar(&f.duration, "duration", 3*time.Minute, "virtual time to run (the demo's scenarios repeat every 3m)")
 	fl.Float64Var(&f.speed, "speed", 20, "run at most this many times faster than real time (0: as fast as the pipeline takes it)")
 	fl.DurationVar(&f.interval, "interval", 5*time.Second, "virtual time between two reads of a device (its poll or sample interval)")
@@ -135,27 +135,12 @@ func newTwinSetup(f *twinFlags, dataDir string, start time.Time, log *slog.Logge
 	}
 	s := &twinSetup{cfg: cfg}
 	if f.interfaces > 0 {
-		recs, err := recording.ReadSNMPRec(strings.NewReader(snmpagent.SyntheticRouter(f.interfaces)), "synthetic router")
+		devs, err := syntheticDevices(f.interfaces, start)
 		if err != nil {
 			return nil, err
 		}
-		mib, err := snmpagent.NewMIB(recs)
-		if err != nil {
-			return nil, err
-		}
-		sc := &scenario.Scenario{Baseline: &scenario.Baseline{Utilization: 0.25}, Repeat: 3 * time.Minute, Events: []scenario.Event{{
-			Kind: scenario.Congestion, Interface: "1/1/1", At: 20 * time.Second, Until: 95 * time.Second, Ramp: 10 * time.Second,
-			Direction: scenario.Out, Utilization: 0.98, DiscardsPerSecond: 1000,
-		}}}
-		if err := sc.Validate(); err != nil {
-			return nil, err
-		}
-		d, err := snmpagent.NewDevice(mib, snmpagent.DeviceOptions{Name: "synth", Community: "public", Scenario: sc, Start: start})
-		if err != nil {
-			return nil, err
-		}
-		s.devices = []twin.Device{{Name: "synth", Scenario: sc, SNMP: d}}
-		s.source = fmt.Sprintf("twin: synthetic router, %d interfaces", f.interfaces)
+		s.devices = devs
+		s.source = fmt.Sprintf("twin: %d synthetic routers, %d interfaces", len(devs), f.interfaces)
 		return s, nil
 	}
 	scenarios, err := demoScenarios(f.scenarios, 1)
@@ -191,6 +176,46 @@ func newTwinSetup(f *twinFlags, dataDir string, start time.Time, log *slog.Logge
 		s.source = "twin: the demo's devices, scenarios " + f.scenarios
 	}
 	return s, nil
+}
+
+// syntheticPerDevice is how many interfaces each synthetic router of
+// --interfaces has at most.
+const syntheticPerDevice = 100
+
+// syntheticDevices returns ceil(n/100) synthetic SNMP routers (synth-1,
+// synth-2, ...) with n interfaces in all, each with a steady load; the
+// first congests on 1/1/1 at 0:20–1:35, every 3 minutes.
+func syntheticDevices(n int, start time.Time) ([]twin.Device, error) {
+	var out []twin.Device
+	for i := 0; n > 0; i++ {
+		k := min(n, syntheticPerDevice)
+		n -= k
+		recs, err := recording.ReadSNMPRec(strings.NewReader(snmpagent.SyntheticRouter(k)), "synthetic router")
+		if err != nil {
+			return nil, err
+		}
+		mib, err := snmpagent.NewMIB(recs)
+		if err != nil {
+			return nil, err
+		}
+		sc := &scenario.Scenario{Baseline: &scenario.Baseline{Utilization: 0.25}, Repeat: 3 * time.Minute}
+		if i == 0 {
+			sc.Events = []scenario.Event{{
+				Kind: scenario.Congestion, Interface: "1/1/1", At: 20 * time.Second, Until: 95 * time.Second, Ramp: 10 * time.Second,
+				Direction: scenario.Out, Utilization: 0.98, DiscardsPerSecond: 1000,
+			}}
+		}
+		if err := sc.Validate(); err != nil {
+			return nil, err
+		}
+		name := fmt.Sprintf("synth-%d", i+1)
+		d, err := snmpagent.NewDevice(mib, snmpagent.DeviceOptions{Name: name, Community: "public", Scenario: sc, Start: start})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, twin.Device{Name: name, Scenario: sc, SNMP: d})
+	}
+	return out, nil
 }
 
 // firingLog keeps the firing transitions of a run's live decisions.
@@ -341,6 +366,9 @@ func printRun(w io.Writer, source string, res *twin.Result, f *twinFlags) {
 	fmt.Fprintf(w, "netfeat twin: %s; sandboxed pipeline\n", source)
 	fmt.Fprintf(w, "== run: %s of virtual time in %s: %.1f× real time (asked: %s); %d reads, %d observations, %d decisions\n",
 		res.End.Sub(res.Start), res.Wall.Round(10*time.Millisecond), res.Speed, speedWords(f.speed), res.Reads, res.Observations, res.Decisions)
+	if res.RowsDropped > 0 {
+		fmt.Fprintf(w, "== warning: inference dropped %d closed windows (its queues were full): lower --speed\n", res.RowsDropped)
+	}
 	fmt.Fprintf(w, "== labels: %d incident episodes\n", len(res.Episodes))
 	for _, e := range res.Episodes {
 		fmt.Fprintf(w, "   %s–%s  %s/%s  %s\n", sinceStart(e.Start.Sub(res.Start)), sinceStart(e.End.Sub(res.Start))[1:], e.Device, e.Component, e.Kind)

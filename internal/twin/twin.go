@@ -21,6 +21,7 @@ import (
 	"time"
 
 	gpb "github.com/openconfig/gnmi/proto/gnmi"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netfeat/netfeat/backtest"
 	"github.com/netfeat/netfeat/collectors/gnmi"
@@ -92,23 +93,29 @@ type Result struct {
 	// Reads counts device reads, Observations what they produced.
 	Reads        int `json:"reads"`
 	Observations int `json:"observations"`
-	// Decisions counts the live decisions made.
-	Decisions int64 `json:"decisions"`
+	// Decisions counts the live decisions made; RowsDropped the closed
+	// windows inference dropped because its queues were full (the run
+	// went faster than inference: lower the speed).
+	Decisions   int64 `json:"decisions"`
+	RowsDropped int64 `json:"rows_dropped"`
 	// Episodes are the scenarios' incidents in [Start, End): the labels.
 	Episodes []backtest.Episode `json:"episodes"`
 }
 
-// Begin returns the virtual start of a run of duration d: d (and a
-// second) before now, whole seconds, so that the run's newest timestamps
-// are not ahead of the wall clock and the store accepts them.
+// Begin returns the virtual start of a run of duration d: at least d (and
+// a second) before now, so that the run's newest timestamps are not ahead
+// of the wall clock and the store accepts them, on a whole minute, so that
+// the views' windows (aligned to the epoch) fall on the same scenario
+// times in every run and runs are repeatable.
 func Begin(now time.Time, d time.Duration) time.Time {
-	return now.Add(-d - time.Second).Truncate(time.Second)
+	return now.Add(-d - time.Second).Truncate(time.Minute)
 }
 
 // Sandbox returns a copy of cfg that cannot reach production: dataDir as
 // its data directory, the embedded NATS server and HTTP on random loopback
 // ports (never an external NATS), no SNMP or gNMI collectors, no traps,
-// standalone role, no cluster, no Flight SQL.
+// standalone role, no cluster, no Flight SQL, and no models' latency
+// budgets.
 func Sandbox(cfg *service.Config, dataDir string) *service.Config {
 	c := *cfg
 	c.DataDir = dataDir
@@ -122,7 +129,13 @@ func Sandbox(cfg *service.Config, dataDir string) *service.Config {
 	c.SNMP.Targets, c.SNMP.TargetsFile, c.SNMP.TrapListen = nil, "", ""
 	c.GNMI.Targets = nil
 	c.Query.FlightListen = ""
+	// No latency budgets: on a shared machine at N× real time a score
+	// that overran one would fall back to the rule at random, and the run
+	// would measure the machine, not the model.
 	c.Inference.Models = append([]inference.ModelConfig(nil), cfg.Inference.Models...)
+	for i := range c.Inference.Models {
+		c.Inference.Models[i].LatencyBudget = 0
+	}
 	return &c
 }
 
@@ -151,7 +164,8 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	svc, err := service.New(Sandbox(o.Config, o.DataDir), service.NewRegistry(), log)
+	reg := service.NewRegistry()
+	svc, err := service.New(Sandbox(o.Config, o.DataDir), reg, log)
 	if err != nil {
 		return nil, fmt.Errorf("twin: %w", err)
 	}
@@ -216,7 +230,29 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 	res.Wall = time.Since(wall0)
 	res.Speed = o.Duration.Seconds() / res.Wall.Seconds()
 	res.Decisions = decisions.Load()
+	res.RowsDropped = counterSum(reg, "netfeat_inference_rows_dropped_total")
+	if res.RowsDropped > 0 {
+		log.Warn("twin: inference dropped closed windows (its queues were full): lower the speed", "rows", res.RowsDropped)
+	}
 	return res, nil
+}
+
+// counterSum adds up every series of the counter name in reg.
+func counterSum(reg prometheus.Gatherer, name string) int64 {
+	mfs, err := reg.Gather()
+	if err != nil {
+		return 0
+	}
+	var n float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			n += m.GetCounter().GetValue()
+		}
+	}
+	return int64(n)
 }
 
 // reader appends what a device shows at a virtual instant.
