@@ -180,7 +180,7 @@ func printModels(w io.Writer, ms []inference.ModelInfo) error {
 
 func printVersions(w io.Writer, m inference.ModelInfo) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "VERSION\tSTATE\tCREATED\tSHA256\tSIZE\tSOURCE")
+	fmt.Fprintln(tw, "VERSION\tSTATE\tCREATED\tSHA256\tSIZE\tBACKTEST F1\tSOURCE")
 	for _, v := range m.Versions {
 		state := ""
 		switch {
@@ -195,7 +195,11 @@ func printVersions(w io.Writer, m inference.ModelInfo) error {
 		if len(sha) > 12 {
 			sha = sha[:12]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", v.Version, dash(state), v.Created.Format("2006-01-02 15:04:05"), dash(sha), v.Size, v.Source)
+		bt := "-"
+		if v.Backtest != nil {
+			bt = fmt.Sprintf("%.3f", v.Backtest.Metrics["f1"])
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", v.Version, dash(state), v.Created.Format("2006-01-02 15:04:05"), dash(sha), v.Size, bt, v.Source)
 	}
 	return tw.Flush()
 }

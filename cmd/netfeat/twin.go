@@ -363,7 +363,7 @@ loopback port, no collectors and its own model registry.`,
 }
 
 func printRun(w io.Writer, source string, res *twin.Result, f *twinFlags) {
-	fmt.Fprintf(w, "netfeat twin: %s; sandboxed pipeline\n", source)
+	fmt.Fprintf(w, "netfeat %s; sandboxed pipeline\n", source)
 	fmt.Fprintf(w, "== run: %s of virtual time in %s: %.1f× real time (asked: %s); %d reads, %d observations, %d decisions\n",
 		res.End.Sub(res.Start), res.Wall.Round(10*time.Millisecond), res.Speed, speedWords(f.speed), res.Reads, res.Observations, res.Decisions)
 	if res.RowsDropped > 0 {
