@@ -59,6 +59,7 @@ type Options struct {
 	Kinds []string
 	// From and To bound the run (event time); false actions per hour are
 	// over [From, To) less the time any episode (with its grace) lasts.
+	// When the episodes cover the whole run, the run's span is used.
 	From, To time.Time
 }
 
@@ -234,8 +235,8 @@ func Score(episodes []Episode, firings []Firing, versions []Version, opt Options
 }
 
 // nonIncidentHours is [From, To) less the union of the episodes' spans
-// (with grace), in hours. Without bounds, the run is taken as the
-// episodes' span.
+// (with grace), in hours; the whole of [From, To) when the episodes cover
+// it. Without bounds, the run is taken as the episodes' span.
 func nonIncidentHours(episodes []Episode, opt Options) float64 {
 	type span struct{ a, b time.Time }
 	spans := make([]span, 0, len(episodes))
@@ -275,6 +276,11 @@ func nonIncidentHours(episodes []Episode, opt Options) float64 {
 	}
 	if len(spans) > 0 {
 		flush()
+	}
+	if busy >= to.Sub(from) {
+		// Incidents (with their grace) cover the whole run: count false
+		// actions over the run rather than over no time at all.
+		return to.Sub(from).Hours()
 	}
 	return (to.Sub(from) - busy).Hours()
 }

@@ -157,6 +157,20 @@ func TestScoreSideBySide(t *testing.T) {
 	}
 }
 
+func TestScoreAllIncident(t *testing.T) {
+	// The episode and its grace cover the run: false actions are per hour
+	// of the run, not divided by zero.
+	eps := []Episode{{Kind: "c", Device: "r", Component: "a", Start: at(0), End: at(1800)}}
+	fs := []Firing{{Model: "m", Version: "v", Device: "r", Component: "b", Time: at(100)}}
+	rs, err := Score(eps, fs, []Version{{"m", "v"}}, Options{Grace: time.Hour, From: at(0), To: at(3600)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs[0].NonIncidentHours != 1 || rs[0].FalseActionsPerHour != 1 {
+		t.Fatalf("non-incident hours %v, false actions per hour %v; want 1 and 1", rs[0].NonIncidentHours, rs[0].FalseActionsPerHour)
+	}
+}
+
 func TestScoreNoLabels(t *testing.T) {
 	_, err := Score(nil, []Firing{{Model: "m", Version: "v"}}, []Version{{"m", "v"}}, Options{})
 	if !errors.Is(err, ErrNoLabels) {

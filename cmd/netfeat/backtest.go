@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,7 +97,7 @@ func newBacktestCmd() *cobra.Command {
 		noRecord  bool
 	)
 	cmd := &cobra.Command{
-		Use:   "backtest --model NAME@VERSION [--against NAME@VERSION] --twin",
+		Use:   "backtest --model NAME@VERSION [--against NAME@VERSION] --twin|--from EXPORT",
 		Short: "Score model versions side by side on the same twin run: precision, recall, F1, false actions per hour, lead time per incident kind",
 		Long: `Run a digital twin (see netfeat twin) with the candidate version --model and,
 with --against, a second version of the same model beside it: both score the
@@ -105,6 +106,12 @@ against the twin's labels (the scenarios' incidents): precision, recall, F1,
 false actions per hour of non-incident time and, per incident kind, the
 episodes detected and the lead time from an incident's start to the first
 action. --kind restricts recall to the kinds the model is meant to detect.
+
+--from EXPORT replays a netfeat export CSV instead (netfeat export, or netfeat
+demo --training-set): its windows of the model's view go straight to the
+models, in window order; a numeric label column (such as congested) marks
+its row's entity as in an incident of that column's name while above 0.
+An export without one has no labels, and the backtest says so.
 
 VERSION is a version of the registry at --server (fetched read-only), or
 builtin:NAME for a model built into the binary, or file:PATH for a local
@@ -119,10 +126,9 @@ sandbox (its own data directory, NATS server and registry).`,
 			if err := f.check(); err != nil {
 				return err
 			}
-			if from != "" {
-				return errors.New("--from: replaying an export or a store directory is not implemented yet; use --twin")
+			if from != "" && cmd.Flags().Changed("twin") && useTwin {
+				return errors.New("--twin and --from exclude each other")
 			}
-			_ = useTwin // the only source so far, and the default
 			cand, err := parseVersionRef(model)
 			if err != nil {
 				return fmt.Errorf("--model %w", err)
@@ -158,7 +164,16 @@ sandbox (its own data directory, NATS server and registry).`,
 			prepare := func(s *twinSetup, dataDir string) error {
 				return placeVersions(s, dataDir, refs, l)
 			}
-			res, s, _, cleanup, err := runTwinWith(cmd.Context(), &f, log, l, prepare)
+			var (
+				res     *twin.Result
+				s       *twinSetup
+				cleanup func()
+			)
+			if from != "" {
+				res, s, cleanup, err = runReplay(cmd.Context(), &f, from, log, l, prepare)
+			} else {
+				res, s, _, cleanup, err = runTwinWith(cmd.Context(), &f, log, l, prepare)
+			}
 			if err != nil {
 				return err
 			}
@@ -169,6 +184,9 @@ sandbox (its own data directory, NATS server and registry).`,
 			}
 			fs := l.firings()
 			results, err := backtest.Score(res.Episodes, fs, versions, backtest.Options{Grace: f.grace, Kinds: f.kinds, From: res.Start, To: res.End})
+			if errors.Is(err, backtest.ErrNoLabels) && from != "" {
+				return fmt.Errorf("backtest: %w: %s has no numeric label column with a positive value, so precision and recall mean nothing", err, from)
+			}
 			if errors.Is(err, backtest.ErrNoLabels) {
 				return fmt.Errorf("backtest: %w: the twin's scenarios script no incident in %s, so precision and recall mean nothing", err, f.duration)
 			}
@@ -191,7 +209,11 @@ sandbox (its own data directory, NATS server and registry).`,
 				return printJSON(out, backtestReport{Source: s.source, Run: res, Kinds: f.kinds, GraceSec: f.grace.Seconds(),
 					Results: results, Firings: own, Episodes: res.Episodes})
 			}
-			printRun(out, s.source, res, &f)
+			if from != "" {
+				printReplay(out, s.source, res)
+			} else {
+				printRun(out, s.source, res, &f)
+			}
 			printBacktest(out, f.grace, f.kinds, results)
 			return nil
 		},
@@ -200,8 +222,8 @@ sandbox (its own data directory, NATS server and registry).`,
 	fl := cmd.Flags()
 	fl.StringVar(&model, "model", "", "the candidate, NAME@VERSION (required)")
 	fl.StringVar(&against, "against", "", "score this version of the same model beside it, NAME@VERSION")
-	fl.BoolVar(&useTwin, "twin", true, "score on a digital twin run (the default)")
-	fl.StringVar(&from, "from", "", "replay a netfeat export or a store directory instead of a twin (not implemented yet)")
+	fl.BoolVar(&useTwin, "twin", true, "score on a digital twin run (the default without --from)")
+	fl.StringVar(&from, "from", "", "replay the windows of a netfeat export CSV into the models instead of a twin run; its numeric label columns are the labels")
 	fl.StringVar(&server, "server", "http://127.0.0.1:9464", "netfeat HTTP API of the registry VERSION names")
 	fl.StringVar(&tokenFile, "token-file", "", "file with the API bearer token (default: $NETFEAT_TOKEN)")
 	fl.BoolVar(&noRecord, "no-record", false, "do not store the results with the versions in the registry")
@@ -327,4 +349,57 @@ func printBacktest(w io.Writer, grace time.Duration, kinds []string, results []b
 		})
 	}
 	tw.Flush()
+}
+
+// runReplay replays an export's windows into the twin's models in a
+// sandbox.
+func runReplay(ctx context.Context, f *twinFlags, from string, log *slog.Logger, l *firingLog,
+	prepare func(s *twinSetup, dataDir string) error) (*twin.Result, *twinSetup, func(), error) {
+	if st, err := os.Stat(from); err == nil && st.IsDir() {
+		return nil, nil, nil, fmt.Errorf("--from %s: replaying a store directory is not implemented: export its windows with netfeat export --view V and replay the file", from)
+	}
+	file, err := os.Open(from)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("--from: %w", err)
+	}
+	exp, err := backtest.ReadExport(file)
+	file.Close()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("--from %s: %w", from, err)
+	}
+	dataDir, cleanup, err := f.sandboxDir()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	f.interfaces, f.scenarios = 0, ""
+	s, err := newTwinSetup(f, dataDir, exp.From, log)
+	if err == nil {
+		err = prepare(s, dataDir)
+	}
+	if err != nil {
+		cleanup()
+		return nil, nil, nil, err
+	}
+	s.source = "export " + from
+	s.devices = nil
+	res, err := twin.Replay(ctx, twin.ReplayOptions{Config: s.cfg, DataDir: filepath.Join(dataDir, "data"), Rows: exp.Rows,
+		Episodes: exp.Episodes, From: exp.From, To: exp.To, OnDecision: l.decision, Log: log})
+	if err != nil {
+		cleanup()
+		return nil, nil, nil, err
+	}
+	return res, s, cleanup, nil
+}
+
+func printReplay(w io.Writer, source string, res *twin.Result) {
+	fmt.Fprintf(w, "netfeat backtest: %s replayed into a sandboxed inference runtime\n", source)
+	fmt.Fprintf(w, "== run: %d windows over %s in %s; %d decisions\n", res.Reads, res.End.Sub(res.Start).Round(time.Second),
+		res.Wall.Round(10*time.Millisecond), res.Decisions)
+	if res.RowsDropped > 0 {
+		fmt.Fprintf(w, "== warning: inference dropped %d windows\n", res.RowsDropped)
+	}
+	fmt.Fprintf(w, "== labels: %d incident episodes\n", len(res.Episodes))
+	for _, e := range res.Episodes {
+		fmt.Fprintf(w, "   %s–%s  %s/%s  %s\n", e.Start.Format("15:04:05"), e.End.Format("15:04:05"), e.Device, e.Component, e.Kind)
+	}
 }

@@ -3,11 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/netfeat/netfeat/models"
 )
@@ -120,5 +122,81 @@ func TestBacktestBadInput(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%v: err %v, want %q\n%s", tc.args, err, tc.want, out)
 		}
+	}
+}
+
+// writeExport writes an export CSV of the congestion model's view over 10
+// minutes: r/hot congested (98 % out, 1000 discards/s) from 3:00 to 6:00
+// and labelled so, r/calm at 25 %; label says whether the label column
+// is there.
+func writeExport(t *testing.T, label bool) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("ts,device,component,")
+	if label {
+		b.WriteString("congested,")
+	}
+	b.WriteString("interface_1m__window_end")
+	feats := []string{"interface_in_utilization__mean_1m", "interface_in_utilization__max_1m", "interface_out_utilization__mean_1m",
+		"interface_out_utilization__max_1m", "interface_in_errors_ps__mean_1m", "interface_in_errors_ps__max_1m",
+		"interface_out_discards_ps__mean_1m", "interface_out_discards_ps__max_1m"}
+	for _, f := range feats {
+		b.WriteString(",interface_1m__" + f)
+	}
+	b.WriteString("\n")
+	t0 := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	for s := 0; s < 600; s += 5 {
+		ts := t0.Add(time.Duration(s) * time.Second).Format(time.RFC3339)
+		for _, ent := range []string{"hot", "calm"} {
+			util, disc, lab := 0.25, 0.0, "0"
+			if ent == "hot" && s >= 180 && s < 360 {
+				util, disc, lab = 0.98, 1000, "1"
+			}
+			fmt.Fprintf(&b, "%s,r,%s,", ts, ent)
+			if label {
+				b.WriteString(lab + ",")
+			}
+			fmt.Fprintf(&b, "%s,%g,%g,%g,%g,0,0,%g,%g\n", ts, util, util, util, util, disc, disc)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "export.csv")
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestBacktestFromExport(t *testing.T) {
+	out, err := runCmd(t, "backtest", "--model", "congestion@builtin:congestion", "--against", "congestion@file:"+eagerModel(t),
+		"--from", writeExport(t, true), "--json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var rep struct {
+		Results []struct {
+			Version      string
+			Recall, F1   float64
+			FalseActions int `json:"false_actions"`
+			Kinds        map[string]struct{ Detected int }
+		}
+		Episodes []struct{ Kind, Component string }
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(rep.Episodes) != 1 || rep.Episodes[0].Kind != "congested" || rep.Episodes[0].Component != "hot" {
+		t.Fatalf("episodes %+v", rep.Episodes)
+	}
+	shipped, eager := rep.Results[0], rep.Results[1]
+	if shipped.Recall != 1 || shipped.FalseActions != 0 || eager.FalseActions == 0 || eager.F1 >= shipped.F1 {
+		t.Fatalf("shipped %+v, eager %+v", shipped, eager)
+	}
+	_, err = runCmd(t, "backtest", "--model", "congestion@builtin:congestion", "--from", writeExport(t, false))
+	if err == nil || !strings.Contains(err.Error(), "has no labels") {
+		t.Fatalf("export without labels: %v", err)
+	}
+	_, err = runCmd(t, "backtest", "--model", "congestion@builtin:congestion", "--from", t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), "store directory is not implemented") {
+		t.Fatalf("store directory: %v", err)
 	}
 }
