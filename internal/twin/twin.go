@@ -37,6 +37,9 @@ import (
 
 // Device is one simulated device of a twin: an SNMP agent or a gNMI
 // target, built with its scenario and Start at the twin's virtual start.
+// An SNMP agent is polled at each read; a gNMI target is sampled at each
+// read, and its scenario's link changes in between are delivered at their
+// instants, as ON_CHANGE updates are (SNMP traps are not simulated).
 type Device struct {
 	// Name is the device name the pipeline sees (the target name).
 	Name string
@@ -287,7 +290,18 @@ func newReader(d Device, start time.Time, svc *service.Service) (reader, error) 
 		}
 		dec := gnmi.NewDecoder(d.Name, subs)
 		srv := d.GNMI
+		var prev time.Time
 		return func(out []schema.Observation, at time.Time) ([]schema.Observation, error) {
+			// The link changes since the last read, at their instants, as
+			// an ON_CHANGE subscription receives them; then the sample.
+			if !prev.IsZero() {
+				for _, n := range srv.LinkEvents(start, prev, at) {
+					if subscribed(subs, n) {
+						out = dec.Decode(out, n, n.GetTimestamp())
+					}
+				}
+			}
+			prev = at
 			ts := at.UnixNano()
 			for _, n := range srv.Snapshot(start, at) {
 				if subscribed(subs, n) {
