@@ -129,6 +129,9 @@ sandbox (its own data directory, NATS server and registry).`,
 			if from != "" && cmd.Flags().Changed("twin") && useTwin {
 				return errors.New("--twin and --from exclude each other")
 			}
+			if from == "" && !useTwin {
+				return errors.New("say what to score on: --twin or --from EXPORT")
+			}
 			cand, err := parseVersionRef(model)
 			if err != nil {
 				return fmt.Errorf("--model %w", err)
@@ -351,8 +354,9 @@ func printBacktest(w io.Writer, grace time.Duration, kinds []string, results []b
 	tw.Flush()
 }
 
-// runReplay replays an export's windows into the twin's models in a
-// sandbox.
+// runReplay replays an export's windows into the twin's models and rules
+// (examples/demo.yaml) in a sandbox; prepare, when set, may change the
+// configuration first.
 func runReplay(ctx context.Context, f *twinFlags, from string, log *slog.Logger, l *firingLog,
 	prepare func(s *twinSetup, dataDir string) error) (*twin.Result, *twinSetup, func(), error) {
 	if st, err := os.Stat(from); err == nil && st.IsDir() {
@@ -371,9 +375,8 @@ func runReplay(ctx context.Context, f *twinFlags, from string, log *slog.Logger,
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	f.interfaces, f.scenarios = 0, ""
-	s, err := newTwinSetup(f, dataDir, exp.From, log)
-	if err == nil {
+	s, err := twinConfig(dataDir)
+	if err == nil && prepare != nil {
 		err = prepare(s, dataDir)
 	}
 	if err != nil {
@@ -381,7 +384,6 @@ func runReplay(ctx context.Context, f *twinFlags, from string, log *slog.Logger,
 		return nil, nil, nil, err
 	}
 	s.source = "export " + from
-	s.devices = nil
 	res, err := twin.Replay(ctx, twin.ReplayOptions{Config: s.cfg, DataDir: filepath.Join(dataDir, "data"), Rows: exp.Rows,
 		Episodes: exp.Episodes, From: exp.From, To: exp.To, OnDecision: l.decision, Log: log})
 	if err != nil {
@@ -392,7 +394,7 @@ func runReplay(ctx context.Context, f *twinFlags, from string, log *slog.Logger,
 }
 
 func printReplay(w io.Writer, source string, res *twin.Result) {
-	fmt.Fprintf(w, "netfeat backtest: %s replayed into a sandboxed inference runtime\n", source)
+	fmt.Fprintf(w, "netfeat: %s replayed into a sandboxed inference runtime\n", source)
 	fmt.Fprintf(w, "== run: %d windows over %s in %s; %d decisions\n", res.Reads, res.End.Sub(res.Start).Round(time.Second),
 		res.Wall.Round(10*time.Millisecond), res.Decisions)
 	if res.RowsDropped > 0 {

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -194,6 +195,14 @@ func TestBacktestFromExport(t *testing.T) {
 	_, err = runCmd(t, "backtest", "--model", "congestion@builtin:congestion", "--from", writeExport(t, false))
 	if err == nil || !strings.Contains(err.Error(), "has no labels") {
 		t.Fatalf("export without labels: %v", err)
+	}
+	// netfeat twin --from scores every model and rule on the export.
+	out, err = runCmd(t, "twin", "--from", writeExport(t, true))
+	if err != nil || !regexp.MustCompile(`(?m)^\s+congestion\s+1\s+1\s+0\s`).MatchString(out) {
+		t.Fatalf("twin --from: %v\n%s", err, out)
+	}
+	if _, err = runCmd(t, "twin", "--from", writeExport(t, false)); err == nil || !strings.Contains(err.Error(), "has no labels") {
+		t.Fatalf("twin --from without labels: %v", err)
 	}
 	_, err = runCmd(t, "backtest", "--model", "congestion@builtin:congestion", "--from", t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "store directory is not implemented") {

@@ -108,10 +108,9 @@ type twinSetup struct {
 	source  string // what the run replays, for the report and the registry
 }
 
-// newTwinSetup builds the pipeline's configuration (examples/demo.yaml with
-// the embedded congestion model written into dataDir) and the simulated
-// devices, started at the virtual instant start.
-func newTwinSetup(f *twinFlags, dataDir string, start time.Time, log *slog.Logger) (*twinSetup, error) {
+// twinConfig returns the twin's configuration, examples/demo.yaml with the
+// embedded congestion model written into dataDir, without devices.
+func twinConfig(dataDir string) (*twinSetup, error) {
 	data, err := fs.ReadFile(examples.Demo, "demo.yaml")
 	if err != nil {
 		return nil, fmt.Errorf("embedded configuration: %w", err)
@@ -133,7 +132,18 @@ func newTwinSetup(f *twinFlags, dataDir string, start time.Time, log *slog.Logge
 		}
 		cfg.Inference.Models[i].File = path
 	}
-	s := &twinSetup{cfg: cfg}
+	return &twinSetup{cfg: cfg}, nil
+}
+
+// newTwinSetup builds the pipeline's configuration (examples/demo.yaml with
+// the embedded congestion model written into dataDir) and the simulated
+// devices, started at the virtual instant start.
+func newTwinSetup(f *twinFlags, dataDir string, start time.Time, log *slog.Logger) (*twinSetup, error) {
+	s, err := twinConfig(dataDir)
+	if err != nil {
+		return nil, err
+	}
+	cfg := s.cfg
 	if f.interfaces > 0 {
 		devs, err := syntheticDevices(f.interfaces, start)
 		if err != nil {
@@ -292,9 +302,12 @@ func runTwinWith(ctx context.Context, f *twinFlags, log *slog.Logger, l *firingL
 }
 
 func newTwinCmd() *cobra.Command {
-	var f twinFlags
+	var (
+		f    twinFlags
+		from string
+	)
 	cmd := &cobra.Command{
-		Use:   "twin [--scenarios DIR] [--speed N] [--duration D]",
+		Use:   "twin [--scenarios DIR] [--speed N] [--duration D] | --from EXPORT",
 		Short: "Run a digital twin: simulated devices and the real pipeline in a sandbox at N× real time, scored against the scenarios' incidents",
 		Long: `Run the demo's simulated devices (or a synthetic router with --interfaces N)
 on a virtual clock into the real pipeline (normalizer, feature store,
@@ -307,7 +320,11 @@ false actions per hour.
 
 Nothing reaches production: the pipeline runs in a sandbox data directory
 (--out, or a temporary one), with its own embedded NATS server on a random
-loopback port, no collectors and its own model registry.`,
+loopback port, no collectors and its own model registry.
+
+--from EXPORT replays a netfeat export CSV instead of simulating devices: its
+windows go straight to the models and rules, its numeric label columns are
+the labels (see netfeat backtest --from).`,
 		Example: `  netfeat twin --speed 20
   netfeat twin --scenarios my-scenarios/ --duration 9m --speed 0 --json
   netfeat twin --interfaces 1000 --speed 5`,
@@ -321,7 +338,20 @@ loopback port, no collectors and its own model registry.`,
 				return err
 			}
 			l := &firingLog{}
-			res, s, dataDir, cleanup, err := runTwinWith(cmd.Context(), &f, log, l, nil)
+			var (
+				res     *twin.Result
+				s       *twinSetup
+				dataDir string
+				cleanup func()
+			)
+			if from != "" {
+				if f.interfaces > 0 || f.scenarios != "" {
+					return errors.New("--from replays an export: no --interfaces or --scenarios with it")
+				}
+				res, s, cleanup, err = runReplay(cmd.Context(), &f, from, log, l, nil)
+			} else {
+				res, s, dataDir, cleanup, err = runTwinWith(cmd.Context(), &f, log, l, nil)
+			}
 			if err != nil {
 				return err
 			}
@@ -342,7 +372,10 @@ loopback port, no collectors and its own model registry.`,
 				fs[i].Version = "" // the twin scores models and rules by name
 			}
 			results, err := backtest.Score(res.Episodes, fs, versions, backtest.Options{Grace: f.grace, Kinds: f.kinds, From: res.Start, To: res.End})
-			if errors.Is(err, backtest.ErrNoLabels) {
+			switch {
+			case errors.Is(err, backtest.ErrNoLabels) && from != "":
+				err = fmt.Errorf("twin: %w: %s has no numeric label column with a positive value", err, from)
+			case errors.Is(err, backtest.ErrNoLabels):
 				err = fmt.Errorf("twin run: %w: the scenarios script no incident in %s", err, f.duration)
 			}
 			if err != nil {
@@ -351,14 +384,15 @@ loopback port, no collectors and its own model registry.`,
 			if f.jsonOut {
 				return printJSON(cmd.OutOrStdout(), map[string]any{"source": s.source, "run": res, "firings": fs, "results": results})
 			}
-			printTwin(cmd.OutOrStdout(), s.source, res, &f, results)
-			if f.out != "" {
+			printTwin(cmd.OutOrStdout(), s.source, res, &f, results, from != "")
+			if f.out != "" && dataDir != "" {
 				fmt.Fprintf(cmd.OutOrStdout(), "== sandbox data in %s\n", dataDir)
 			}
 			return nil
 		},
 	}
 	f.register(cmd)
+	cmd.Flags().StringVar(&from, "from", "", "replay the windows of a netfeat export CSV instead of simulated devices; its numeric label columns are the labels")
 	return cmd
 }
 
@@ -382,8 +416,12 @@ func speedWords(s float64) string {
 	return fmt.Sprintf("%g×", s)
 }
 
-func printTwin(w io.Writer, source string, res *twin.Result, f *twinFlags, results []backtest.Result) {
-	printRun(w, source, res, f)
+func printTwin(w io.Writer, source string, res *twin.Result, f *twinFlags, results []backtest.Result, replay bool) {
+	if replay {
+		printReplay(w, source, res)
+	} else {
+		printRun(w, source, res, f)
+	}
 	kinds := resultKinds(results)
 	fmt.Fprintf(w, "== actions against the labels (grace %s; per kind: detected/episodes, mean lead time)\n", f.grace)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
