@@ -10,6 +10,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+
+	"github.com/netfeat/netfeat/backtest"
 )
 
 func (r *Runtime) modelSlot(name string) (*slot, error) {
@@ -127,6 +129,16 @@ func (r *Runtime) SetShadow(ctx context.Context, model, version string) error {
 // failed version scores again once promoted by name; a failed shadow is
 // not promoted without its name (ErrVersionFailed).
 func (r *Runtime) Promote(ctx context.Context, model, version string) error {
+	return r.PromoteGated(ctx, model, version, Gate{})
+}
+
+// PromoteGated is Promote behind the promotion gate: with a gate metric,
+// it refuses (ErrGateRefused) a version whose stored backtest is worse on
+// that metric than the live version's, unless the gate is forced.
+func (r *Runtime) PromoteGated(ctx context.Context, model, version string, g Gate) error {
+	if g.Metric != "" && !slices.Contains(backtest.Metrics, g.Metric) {
+		return badRequest{fmt.Errorf("gate metric %q: want one of %v", g.Metric, backtest.Metrics)}
+	}
 	return r.change(ctx, model, OpPromote, func(st modelState, vs []VersionInfo) (modelState, error) {
 		if version == "" {
 			if st.Shadow == "" {
@@ -140,6 +152,9 @@ func (r *Runtime) Promote(ctx context.Context, model, version string) error {
 		}
 		if !hasVersion(vs, version) {
 			return st, fmt.Errorf("%s %s: %w", model, version, ErrUnknownVersion)
+		}
+		if err := r.gateCheck(model, g, versionOf(vs, version), versionOf(vs, st.Live)); err != nil {
+			return st, err
 		}
 		return promoted(st.cleared(version), version), nil
 	})
@@ -211,4 +226,14 @@ func (r *Runtime) change(ctx context.Context, model, op string, f func(modelStat
 
 func hasVersion(vs []VersionInfo, v string) bool {
 	return slices.ContainsFunc(vs, func(x VersionInfo) bool { return x.Version == v })
+}
+
+// versionOf returns the version named v of vs (zero when absent).
+func versionOf(vs []VersionInfo, v string) VersionInfo {
+	for _, vi := range vs {
+		if vi.Version == v {
+			return vi
+		}
+	}
+	return VersionInfo{}
 }

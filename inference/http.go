@@ -25,7 +25,10 @@ const maxArtifact = 64 << 20
 //	GET  /v1/models/{name}                  one model
 //	POST /v1/models/{name}/versions[?version=V]  body: the model file → VersionInfo
 //	POST /v1/models/{name}/shadow           {"version": "V"} ("" stops the shadow)
-//	POST /v1/models/{name}/promote          {"version": "V"} ("" promotes the shadow)
+//	POST /v1/models/{name}/promote          {"version": "V"} ("" promotes the shadow);
+//	                                        with "gate_metric": "f1" (and "force": true) behind the promotion gate
+//	GET  /v1/models/{name}/versions/{version}/artifact  the version's model file
+//	POST /v1/models/{name}/versions/{version}/backtest  body: Backtest → VersionInfo
 //	POST /v1/models/{name}/rollback
 //	GET  /v1/decisions/recent[?limit=N]     recent decisions, newest last
 //	GET  /v1/actions[?state=S]              current actions (pending, firing, resolved)
@@ -61,11 +64,33 @@ func (r *Runtime) Handler() http.Handler {
 		r.replyModel(w, q, err)
 	})
 	mux.HandleFunc("POST /v1/models/{name}/promote", func(w http.ResponseWriter, q *http.Request) {
-		v, err := versionBody(w, q)
+		var body struct {
+			Version string `json:"version"`
+			Gate
+		}
+		err := readBody(w, q, &body)
 		if err == nil {
-			err = r.Promote(q.Context(), q.PathValue("name"), v)
+			err = r.PromoteGated(q.Context(), q.PathValue("name"), body.Version, body.Gate)
 		}
 		r.replyModel(w, q, err)
+	})
+	mux.HandleFunc("GET /v1/models/{name}/versions/{version}/artifact", func(w http.ResponseWriter, q *http.Request) {
+		_, b, err := r.VersionArtifact(q.Context(), q.PathValue("name"), q.PathValue("version"))
+		if err != nil {
+			reply(w, 0, nil, err)
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_, _ = w.Write(b)
+	})
+	mux.HandleFunc("POST /v1/models/{name}/versions/{version}/backtest", func(w http.ResponseWriter, q *http.Request) {
+		var bt Backtest
+		err := readBody(w, q, &bt)
+		var vi VersionInfo
+		if err == nil {
+			vi, err = r.RecordBacktest(q.Context(), q.PathValue("name"), q.PathValue("version"), bt)
+		}
+		reply(w, http.StatusOK, vi, err)
 	})
 	mux.HandleFunc("POST /v1/models/{name}/rollback", func(w http.ResponseWriter, q *http.Request) {
 		r.replyModel(w, q, r.Rollback(q.Context(), q.PathValue("name")))
@@ -131,6 +156,22 @@ func versionBody(w http.ResponseWriter, q *http.Request) (string, error) {
 	return body.Version, nil
 }
 
+// readBody decodes a JSON request body of up to 1 MiB into v; an empty
+// body leaves v as it is.
+func readBody(w http.ResponseWriter, q *http.Request, v any) error {
+	b, err := io.ReadAll(http.MaxBytesReader(w, q.Body, 1<<20))
+	if err != nil {
+		return badRequest{err}
+	}
+	if len(b) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return badRequest{fmt.Errorf("body: %w", err)}
+	}
+	return nil
+}
+
 func (r *Runtime) replyModel(w http.ResponseWriter, q *http.Request, err error) {
 	if err != nil {
 		reply(w, 0, nil, err)
@@ -150,7 +191,7 @@ func reply(w http.ResponseWriter, code int, v any, err error) {
 		case errors.Is(err, ErrUnknownModel), errors.Is(err, ErrUnknownVersion):
 			code = http.StatusNotFound
 		case errors.Is(err, ErrNoPrevious), errors.Is(err, ErrNoShadow), errors.Is(err, ErrVersionExists), errors.Is(err, ErrVersionFailed),
-			errors.Is(err, ErrRuleNotVersioned):
+			errors.Is(err, ErrRuleNotVersioned), errors.Is(err, ErrGateRefused):
 			code = http.StatusConflict
 		default:
 			code = http.StatusUnprocessableEntity

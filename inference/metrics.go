@@ -44,6 +44,8 @@ type metrics struct {
 	flapSuppressed *prometheus.CounterVec   // model
 	triggerLatency *prometheus.HistogramVec // trigger
 	lifeErrors     prometheus.Counter
+	gateRefused    *prometheus.CounterVec // model
+	gateForced     *prometheus.CounterVec // model
 }
 
 func newMetrics(reg prometheus.Registerer, queueFill, outboxPending func() float64) (*metrics, error) {
@@ -116,12 +118,17 @@ func newMetrics(reg prometheus.Registerer, queueFill, outboxPending func() float
 			Buckets: prometheus.ExponentialBuckets(20e-6, 2, 18)}, []string{"trigger"}),
 		lifeErrors: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "lifecycle_store_errors_total",
 			Help: "Action lifecycle states that could not be saved to or loaded from Badger."}),
+		gateRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "promote_refused_total",
+			Help: "Promotions the promotion gate refused (backtest worse than the live version's), by model."}, []string{"model"}),
+		gateForced: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "promote_forced_total",
+			Help: "Promotions forced past the promotion gate, by model."}, []string{"model"}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.rows, m.rowsDropped, m.badRows, m.decisions, m.shadow, m.scoreErrors,
 			m.scorePanics, m.versionsFailed, m.fallbacks, m.scoreSeconds, m.latency, m.queueFill, m.published, m.publishErrors, m.streamRecreated, m.outboxPending,
 			m.outboxStored, m.outboxDrained, m.outboxDropped, m.swaps, m.forgotten, m.logWritten, m.logDropped, m.logErrors,
-			m.events, m.eventsBaseline, m.eventsDropped, m.missing, m.transitions, m.flapSuppressed, m.triggerLatency, m.lifeErrors} {
+			m.events, m.eventsBaseline, m.eventsDropped, m.missing, m.transitions, m.flapSuppressed, m.triggerLatency, m.lifeErrors,
+			m.gateRefused, m.gateForced} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

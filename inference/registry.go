@@ -54,6 +54,10 @@ type VersionInfo struct {
 	Source string `json:"source"`
 	// Path is the artifact file under the data directory.
 	Path string `json:"path"`
+	// Backtest is the version's latest backtest result (netfeat
+	// backtest), which the promotion gate compares; nil: never
+	// backtested.
+	Backtest *Backtest `json:"backtest,omitempty"`
 }
 
 // ModelInfo is the registry state of one model.

@@ -118,15 +118,27 @@ func newModelsCmd() *cobra.Command {
 			return printChange(cmd.OutOrStdout(), mi, err)
 		},
 	})
-	cmd.AddCommand(&cobra.Command{
+	var gate inference.Gate
+	promote := &cobra.Command{
 		Use:   "promote MODEL [VERSION]",
-		Short: "Make VERSION live without a restart (no VERSION: promote the shadow version)",
-		Args:  cobra.RangeArgs(1, 2),
+		Short: "Make VERSION live without a restart (no VERSION: promote the shadow version), unless its backtest is worse than the live version's",
+		Long: `Make VERSION live without a restart (no VERSION: the shadow version).
+
+The promotion gate: when both VERSION and the live version have a backtest
+result in the registry (netfeat backtest records them), the server refuses
+VERSION if its result is worse on --gate-metric (f1, precision, recall:
+lower is worse; false_actions_per_hour: higher is worse). --force promotes
+anyway; the server logs it as a warning and counts it
+(netfeat_inference_promote_forced_total).`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			mi, err := c.Promote(cmd.Context(), args[0], optArg(args, 1))
+			mi, err := c.PromoteGated(cmd.Context(), args[0], optArg(args, 1), gate)
 			return printChange(cmd.OutOrStdout(), mi, err)
 		},
-	})
+	}
+	promote.Flags().StringVar(&gate.Metric, "gate-metric", "f1", "backtest metric the promotion gate compares: f1, precision, recall or false_actions_per_hour")
+	promote.Flags().BoolVar(&gate.Force, "force", false, "promote even when the gate refuses (logged and counted by the server)")
+	cmd.AddCommand(promote)
 	cmd.AddCommand(&cobra.Command{
 		Use:   "rollback MODEL",
 		Short: "Make the previous live version live again",
@@ -168,7 +180,7 @@ func printModels(w io.Writer, ms []inference.ModelInfo) error {
 
 func printVersions(w io.Writer, m inference.ModelInfo) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "VERSION\tSTATE\tCREATED\tSHA256\tSIZE\tSOURCE")
+	fmt.Fprintln(tw, "VERSION\tSTATE\tCREATED\tSHA256\tSIZE\tBACKTEST F1\tSOURCE")
 	for _, v := range m.Versions {
 		state := ""
 		switch {
@@ -183,7 +195,11 @@ func printVersions(w io.Writer, m inference.ModelInfo) error {
 		if len(sha) > 12 {
 			sha = sha[:12]
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", v.Version, dash(state), v.Created.Format("2006-01-02 15:04:05"), dash(sha), v.Size, v.Source)
+		bt := "-"
+		if v.Backtest != nil {
+			bt = fmt.Sprintf("%.3f", v.Backtest.Metrics["f1"])
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", v.Version, dash(state), v.Created.Format("2006-01-02 15:04:05"), dash(sha), v.Size, bt, v.Source)
 	}
 	return tw.Flush()
 }

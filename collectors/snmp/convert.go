@@ -83,3 +83,12 @@ func toInt(v any) int64 {
 	}
 	return 0
 }
+
+// Observation converts a decoded varbind of device dev, received at recv
+// (Unix ns), exactly as the poller does. It returns false for types that
+// carry no value an observation can hold. The digital twin (netfeat twin)
+// uses it for the values it reads from simulated devices without the
+// network.
+func Observation(dev string, v *gosnmp.SnmpPDU, recv int64) (schema.Observation, bool) {
+	return toObservation(dev, schema.ProtocolSNMP, v, recv)
+}

@@ -95,6 +95,50 @@ func (c *Client) Promote(ctx context.Context, model, version string) (inference.
 	return c.change(ctx, model, "promote", version)
 }
 
+// PromoteGated makes version live behind the promotion gate: the server
+// refuses it when its stored backtest is worse than the live version's on
+// gate.Metric, unless gate.Force.
+func (c *Client) PromoteGated(ctx context.Context, model, version string, gate inference.Gate) (inference.ModelInfo, error) {
+	body, _ := json.Marshal(struct {
+		Version string `json:"version"`
+		inference.Gate
+	}{version, gate})
+	var mi inference.ModelInfo
+	return mi, c.do(ctx, http.MethodPost, modelPath(model)+"/promote", bytes.NewReader(body), &mi)
+}
+
+// Artifact returns a stored version's model file.
+func (c *Client) Artifact(ctx context.Context, model, version string) ([]byte, error) {
+	p := modelPath(model) + "/versions/" + url.PathEscape(version) + "/artifact"
+	req, err := c.NewRequest(ctx, http.MethodGet, p, nil)
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", p, err)
+	}
+	resp, err := c.Client.Do(req)
+	if _, ok := errors.AsType[*Error](err); ok {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", p, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswerBytes))
+	if err != nil {
+		return nil, fmt.Errorf("GET %s: %w", p, err)
+	}
+	return b, nil
+}
+
+// RecordBacktest stores a backtest result with a stored version.
+func (c *Client) RecordBacktest(ctx context.Context, model, version string, bt inference.Backtest) (inference.VersionInfo, error) {
+	body, err := json.Marshal(bt)
+	if err != nil {
+		return inference.VersionInfo{}, err
+	}
+	var vi inference.VersionInfo
+	return vi, c.do(ctx, http.MethodPost, modelPath(model)+"/versions/"+url.PathEscape(version)+"/backtest", bytes.NewReader(body), &vi)
+}
+
 // Rollback makes the previous live version live again.
 func (c *Client) Rollback(ctx context.Context, model string) (inference.ModelInfo, error) {
 	var mi inference.ModelInfo
