@@ -58,61 +58,13 @@ type expoFamily struct {
 	help string
 }
 
-// promUnits maps the catalog's units to OpenMetrics unit suffixes (base
-// units, lower case, "_per_" for rates). An enumeration has no unit.
-var promUnits = map[string]string{
-	"bytes":     "bytes",
-	"packets":   "packets",
-	"bits/s":    "bits_per_second",
-	"packets/s": "packets_per_second",
-	"ratio":     "ratio",
-	"celsius":   "celsius",
-	"dBm":       "dbm",
-	"dB":        "db",
-	"seconds":   "seconds",
-	"enum":      "",
-}
-
-// promUnit returns the OpenMetrics unit of a catalog unit; one the table
-// does not know is sanitised ("X/s" becomes "x_per_second").
-func promUnit(u string) string {
-	if p, ok := promUnits[u]; ok {
-		return p
-	}
-	u = strings.ToLower(strings.ReplaceAll(u, "/s", "_per_second"))
-	return strings.Trim(sanitizeMetricName(u), "_")
-}
-
-// sanitizeMetricName maps s onto [a-zA-Z_:][a-zA-Z0-9_:]*: every other
-// character becomes '_', and a leading digit gets a '_' before it.
-func sanitizeMetricName(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == ':' || c >= '0' && c <= '9' && i > 0) {
-			if c >= '0' && c <= '9' {
-				return sanitizeMetricName("_" + s)
-			}
-			b[i] = '_'
-		}
-	}
-	return string(b)
-}
-
-// withUnit appends the unit to name unless name already ends with it.
-func withUnit(name, unit string) string {
-	if unit == "" || strings.HasSuffix(name, "_"+unit) {
-		return name
-	}
-	return name + "_" + unit
-}
-
 // metricFamily is the family of a catalog metric's latest samples: the
 // canonical name sanitised, with its unit as suffix; a counter keeps the
 // device's counter (samples named with _total), everything else is a
 // gauge.
 func metricFamily(m schema.Metric) expoFamily {
-	unit := promUnit(m.Unit)
-	f := expoFamily{name: withUnit(sanitizeMetricName(m.Name), unit), typ: "gauge", unit: unit,
+	unit := schema.PrometheusUnit(m.Unit)
+	f := expoFamily{name: m.PrometheusName(), typ: "gauge", unit: unit,
 		help: fmt.Sprintf("%s (netfeat metric %s, %s; latest sample)", strings.TrimSuffix(m.Description, "."), m.Name, m.Unit)}
 	if m.Kind == schema.KindCounterMetric {
 		f.typ = "counter"
@@ -126,14 +78,14 @@ func metricFamily(m schema.Metric) expoFamily {
 // the _count suffix of histograms; a sum without unit ends in _sum_value),
 // the unit (rate: per second; count: none).
 func featureFamily(m schema.Metric, agg schema.Aggregation) expoFamily {
-	unit, word := promUnit(m.Unit), string(agg)
+	unit, word := schema.PrometheusUnit(m.Unit), string(agg)
 	switch agg {
 	case schema.AggCount:
 		unit, word = "", "samples"
 	case schema.AggRate:
-		unit = strings.TrimPrefix(withUnit("", unit)+"_per_second", "_")
+		unit = strings.TrimPrefix(schema.WithUnitSuffix("", unit)+"_per_second", "_")
 	}
-	name := withUnit("feature_"+sanitizeMetricName(m.Name)+"_"+word, unit)
+	name := schema.WithUnitSuffix("feature_"+schema.SanitizeMetricName(m.Name)+"_"+word, unit)
 	if unit == "" && agg == schema.AggSum {
 		name += "_value" // not _sum, a suffix of histograms and summaries
 	}

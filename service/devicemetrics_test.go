@@ -447,9 +447,6 @@ func TestMetricFamilyNames(t *testing.T) {
 		seen[f.name] = of
 	}
 	for _, m := range schema.Catalog {
-		if _, ok := promUnits[m.Unit]; !ok {
-			t.Errorf("%s: unit %q has no OpenMetrics unit in promUnits", m.Name, m.Unit)
-		}
 		note(metricFamily(m), m.Name)
 		for _, a := range schema.Aggregations {
 			note(featureFamily(m, a), m.Name+" "+string(a))
@@ -479,11 +476,6 @@ func TestMetricFamilyNames(t *testing.T) {
 		}
 		if f.name != tc.want {
 			t.Errorf("%s %s: %q, want %q", tc.metric, tc.agg, f.name, tc.want)
-		}
-	}
-	for in, want := range map[string]string{"a.b-c": "a_b_c", "9lives": "_9lives", "ok_name:x": "ok_name:x", "é": "__"} {
-		if got := sanitizeMetricName(in); got != want {
-			t.Errorf("sanitizeMetricName(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
