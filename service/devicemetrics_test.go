@@ -9,16 +9,19 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/http/httptest"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/textparse"
 
+	"github.com/netfeat/netfeat/featurestore"
 	"github.com/netfeat/netfeat/internal/testkit"
 	"github.com/netfeat/netfeat/schema"
 )
@@ -489,5 +492,79 @@ func TestAcceptsGzip(t *testing.T) {
 		if got := acceptsGzip(in); got != want {
 			t.Errorf("acceptsGzip(%q) = %v, want %v", in, got, want)
 		}
+	}
+}
+
+// TestDeviceMetricsDevicesAndActions: device_up and
+// device_last_success_timestamp_seconds from the collectors' states (a
+// target another cluster node owns left out, a never-reached one without a
+// last success), action_firing from the actions' states, with the
+// inventory's site and role.
+func TestDeviceMetricsDevicesAndActions(t *testing.T) {
+	st, err := featurestore.New(featurestore.Config{}, nil, t.TempDir(), prometheus.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Stop(context.Background()) })
+	d, err := newDeviceMetrics(st, nil, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.info = func(dev string) (string, string) {
+		if dev == "r1" {
+			return "ams1", `p"e`
+		}
+		return "", ""
+	}
+	last := time.Date(2026, 12, 8, 1, 2, 3, 456e6, time.UTC).UnixNano()
+	d.devices = func() []schema.DeviceState {
+		return []schema.DeviceState{
+			{Device: "r1", Protocol: "snmp", State: "up", LastSuccess: last},
+			{Device: "r2\n", Protocol: "gnmi", State: "down"},
+			{Device: "r3", Protocol: "snmp", State: "not_owned", LastSuccess: last},
+		}
+	}
+	d.actions = func() []actionState {
+		return []actionState{
+			{model: "congestion", entity: schema.Entity{Device: "r1", Component: "Gi0/1"}, firing: true},
+			{model: "link_down", entity: schema.Entity{Device: "r2\n", Component: "Gi0/2"}},
+		}
+	}
+	req := httptest.NewRequest(http.MethodGet, DeviceMetricsPath, nil)
+	req.Header.Set("Accept", acceptOpenMetrics)
+	w := httptest.NewRecorder()
+	d.ServeHTTP(w, req)
+	got := scrapePage(t, w.Body.Bytes(), w.Header().Get("Content-Type"))
+	r1 := map[string]string{"device": "r1", "site": "ams1", "role": `p"e`}
+	with := func(m map[string]string, kv ...string) map[string]string {
+		out := map[string]string{}
+		for k, v := range m {
+			out[k] = v
+		}
+		for i := 0; i < len(kv); i += 2 {
+			out[kv[i]] = kv[i+1]
+		}
+		return out
+	}
+	want := map[string]scrapedSample{
+		seriesKey("device_up", with(r1, "protocol", "snmp")):                                                        {1, 0},
+		seriesKey("device_up", map[string]string{"device": "r2\n", "protocol": "gnmi"}):                             {0, 0},
+		seriesKey("device_last_success_timestamp_seconds", with(r1, "protocol", "snmp")):                            {float64(last) / 1e9, 0},
+		seriesKey("action_firing", with(r1, "component", "Gi0/1", "model", "congestion")):                           {1, 0},
+		seriesKey("action_firing", map[string]string{"device": "r2\n", "component": "Gi0/2", "model": "link_down"}): {0, 0},
+	}
+	if len(got.samples) != len(want) {
+		t.Errorf("%d samples, want %d: %v", len(got.samples), len(want), got.samples)
+	}
+	for k, v := range want {
+		if g, ok := got.samples[k]; !ok || math.Abs(g.value-v.value) > 1e-6 || g.ts != v.ts {
+			t.Errorf("%s: %v %v, want %v", k, g, ok, v)
+		}
+	}
+	if got.types["device_up"] != model.MetricTypeGauge || got.units["device_last_success_timestamp_seconds"] != "seconds" || got.types["action_firing"] != model.MetricTypeGauge {
+		t.Errorf("metadata: types %v, units %v", got.types, got.units)
 	}
 }
