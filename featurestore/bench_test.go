@@ -259,7 +259,7 @@ func BenchmarkWindowEngineClose(b *testing.B) {
 					schema.AggRate, schema.AggStddev, schema.AggP95, schema.AggEWMA},
 				Windows: []time.Duration{time.Second, 3 * time.Second}, Hop: time.Second,
 			}
-			series := newSeriesTable()
+			series := newSeriesTable(0)
 			w := newWindowEngine([]schema.FeatureView{v}, series.def)
 			var begin time.Time
 			var lat []time.Duration

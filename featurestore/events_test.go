@@ -38,7 +38,7 @@ func TestStateTracker(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			series := newSeriesTable()
+			series := newSeriesTable(0)
 			st := newStateTracker(series.def)
 			var got []string
 			for _, x := range tc.recs {

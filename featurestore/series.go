@@ -47,6 +47,13 @@ type seriesTable struct {
 	persisted int          // defs[:persisted] are in Badger (so WAL segments may go)
 
 	dicts atomic.Pointer[seriesDicts]
+
+	// mids[id] numbers defs[id]'s metric among the distinct metric names
+	// (metricNames), so that a walk grouping series by metric compares
+	// integers instead of hashing a string per series (EachLatest).
+	mids        []int32
+	metricIx    map[string]int32
+	metricNames []string
 }
 
 // seriesDicts are the label dictionaries for series ids [0, n).
@@ -55,8 +62,24 @@ type seriesDicts struct {
 	device, component, metric arrow.ArrayData
 }
 
-func newSeriesTable() *seriesTable {
-	return &seriesTable{ids: make(map[seriesKey]int32)}
+// newSeriesTable returns an empty table admitting at most maxSeries series (0:
+// no limit).
+func newSeriesTable(maxSeries int) *seriesTable {
+	return &seriesTable{ids: make(map[seriesKey]int32), metricIx: map[string]int32{}, max: maxSeries}
+}
+
+// appendDef adds the definition of the next id; the caller holds the
+// write lock.
+func (t *seriesTable) appendDef(d seriesDef) {
+	mid, ok := t.metricIx[d.metric]
+	if !ok {
+		mid = int32(len(t.metricNames))
+		t.metricIx[d.metric] = mid
+		t.metricNames = append(t.metricNames, d.metric)
+	}
+	t.defs = append(t.defs, d)
+	t.last = append(t.last, lastSample{ts: math.MinInt64})
+	t.mids = append(t.mids, mid)
 }
 
 // intern returns the id of the series, assigning one when it is new.
@@ -75,8 +98,7 @@ func (t *seriesTable) intern(device, component, metric, source string) int32 {
 	}
 	id = int32(len(t.defs))
 	t.ids[k] = id
-	t.defs = append(t.defs, seriesDef{seriesKey: k, source: source})
-	t.last = append(t.last, lastSample{ts: math.MinInt64})
+	t.appendDef(seriesDef{seriesKey: k, source: source})
 	return id
 }
 
@@ -222,8 +244,7 @@ func (t *seriesTable) restore(id int32, d seriesDef) error {
 		return fmt.Errorf("series %d found after %d series: ids must be dense", id, len(t.defs))
 	}
 	t.ids[d.seriesKey] = id
-	t.defs = append(t.defs, d)
-	t.last = append(t.last, lastSample{ts: math.MinInt64})
+	t.appendDef(d)
 	t.persisted = len(t.defs)
 	t.walled = len(t.defs)
 	return nil
@@ -244,8 +265,7 @@ func (t *seriesTable) restoreWAL(id int32, d seriesDef) error {
 		return fmt.Errorf("series %d defined in the WAL after %d series: ids must be dense", id, len(t.defs))
 	}
 	t.ids[d.seriesKey] = id
-	t.defs = append(t.defs, d)
-	t.last = append(t.last, lastSample{ts: math.MinInt64})
+	t.appendDef(d)
 	t.walled = len(t.defs)
 	return nil
 }

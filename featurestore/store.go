@@ -142,7 +142,7 @@ func New(cfg Config, views []schema.FeatureView, dir string, reg prometheus.Regi
 	}
 	s := &Store{
 		cfg: cfg, dir: dir, log: log, views: views, viewIx: map[string]int{},
-		series:   &seriesTable{ids: make(map[seriesKey]int32), max: cfg.MaxSeries},
+		series:   newSeriesTable(cfg.MaxSeries),
 		commitCh: make(chan *pending, cfg.CommitQueue), winCh: make(chan *pending, cfg.WindowQueue),
 		chunkCh: make(chan *chunk, 64), rowCh: make(chan []rowWrite, 4096), stopMaint: make(chan struct{}),
 	}

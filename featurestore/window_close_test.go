@@ -27,7 +27,7 @@ type closeKey struct {
 }
 
 func newEngineRun(t testing.TB, v schema.FeatureView, watermarkOnly bool) *engineRun {
-	e := &engineRun{t: t, series: newSeriesTable(), seen: map[closeKey]bool{}}
+	e := &engineRun{t: t, series: newSeriesTable(0), seen: map[closeKey]bool{}}
 	e.w = newWindowEngine([]schema.FeatureView{v}, e.series.def)
 	e.w.views[0].watermarkOnly = watermarkOnly
 	e.w.emit = func(_ *viewEngine, row *schema.FeatureRow, _ closeReason, sup bool) {

@@ -264,12 +264,12 @@ func WriteCatalogMarkdown(w io.Writer) error {
 		sort.SliceStable(ms, func(i, j int) bool { return ms[i].Name < ms[j].Name })
 		fmt.Fprintf(&b, "## %s\n\n", titles[k])
 		if k == KindRateMetric {
-			b.WriteString("| metric | unit | entity | derived from | description |\n|---|---|---|---|---|\n")
+			b.WriteString("| metric | unit | entity | derived from | Prometheus | description |\n|---|---|---|---|---|---|\n")
 			for _, m := range ms {
-				fmt.Fprintf(&b, "| `%s` | %s | %s | `%s` | %s |\n", m.Name, m.Unit, m.Entity, m.DerivedFrom, m.Description)
+				fmt.Fprintf(&b, "| `%s` | %s | %s | `%s` | `%s` | %s |\n", m.Name, m.Unit, m.Entity, m.DerivedFrom, m.PrometheusSampleName(), m.Description)
 			}
 		} else {
-			b.WriteString("| metric | unit | entity | OpenConfig leaf | SNMP | description |\n|---|---|---|---|---|---|\n")
+			b.WriteString("| metric | unit | entity | OpenConfig leaf | SNMP | Prometheus | description |\n|---|---|---|---|---|---|---|\n")
 			for _, m := range ms {
 				oc := "—"
 				if m.OpenConfig != "" {
@@ -279,11 +279,70 @@ func WriteCatalogMarkdown(w io.Writer) error {
 				if sn == "" {
 					sn = "—"
 				}
-				fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | %s |\n", m.Name, m.Unit, m.Entity, oc, sn, m.Description)
+				fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s | `%s` | %s |\n", m.Name, m.Unit, m.Entity, oc, sn, m.PrometheusSampleName(), m.Description)
 			}
 		}
 		b.WriteString("\n")
 	}
+	b.WriteString(prometheusDoc)
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// prometheusDoc is docs/metrics.md's section on /metrics/devices; the
+// Prometheus column of the tables above comes from Metric.PrometheusName.
+const prometheusDoc = `## Prometheus: ` + "`/metrics/devices`" + `
+
+` + "`GET /metrics/devices`" + ` (on ` + "`http.listen`" + `, beside the service's own ` + "`/metrics`" + `) exposes the devices'
+latest values for a Prometheus to scrape, as it scrapes snmp_exporter. It needs a token with the
+` + "`read`" + ` scope when tokens are configured (as ` + "`/v1/query`" + `); a hub does not serve it. The format is
+OpenMetrics 1.0 (` + "`application/openmetrics-text; version=1.0.0`" + `, what Prometheus asks for first),
+or the Prometheus text format 0.0.4 when the ` + "`Accept`" + ` header prefers it or is absent; gzip when the
+scraper accepts it. The page is streamed: the store is walked in chunks written straight to the
+connection, so the handler holds a few bytes per series (their grouping by metric) and the
+features' values, never the page.
+
+What the page holds:
+
+| family | type | labels | value, timestamp |
+|---|---|---|---|
+| every catalog metric, named as in the Prometheus column above | counter for counters (samples end in ` + "`_total`" + `), gauge otherwise | ` + "`device`, `component`" + ` (when the series has one), ` + "`site`, `role`" + ` | the series' newest stored sample, at its event time |
+| ` + "`feature_<metric>_<aggregation>[_<unit>]`" + `, e.g. ` + "`feature_interface_in_bps_mean_bits_per_second`" + ` | gauge | the entity's, plus ` + "`view`" + ` and ` + "`window`" + ` (` + "`1m`" + `) | the feature of the entity's latest closed window, at the window's end; a window without data is left out |
+| ` + "`device_up`" + ` | gauge | ` + "`device`, `site`, `role`, `protocol`" + ` (snmp, gnmi) | 1 when the collector reaches the device (state ` + "`up`" + `), else 0; no timestamp. A cluster node leaves out the targets another node owns |
+| ` + "`device_last_success_timestamp_seconds`" + ` | gauge | as ` + "`device_up`" + ` | Unix time of the last successful poll or update |
+| ` + "`action_firing`" + ` | gauge | ` + "`device`, `component`, `site`, `role`, `model`" + ` | 1 while the model's (or rule's) action on the entity fires, 0 while pending or resolved (the SQL ` + "`actions`" + ` table) |
+
+Names: the canonical name with every character outside ` + "`[a-zA-Z0-9_:]`" + ` turned into ` + "`_`" + `, then the
+unit as OpenMetrics wants it, a suffix of the name (bytes, packets, bits_per_second,
+packets_per_second, ratio, celsius, dbm, db, seconds; an enumeration has none: its value is the
+number in the States table). A feature's unit is its metric's, per second for ` + "`rate`" + `, none for
+` + "`count`" + `, which is named ` + "`_samples`" + ` (` + "`feature_interface_in_bps_samples`" + `) to keep clear of the ` + "`_count`" + `
+suffix of histograms (and a ` + "`sum`" + ` without unit ends in ` + "`_sum_value`" + `). Only catalog metrics are exposed.
+
+Labels: ` + "`site`" + ` and ` + "`role`" + ` come from ` + "`normalize.inventory.<device>`" + `; an edge's devices without a site
+get the edge's ` + "`site`" + `; empty labels are left out. Label values are escaped as both formats require
+(backslash, double quote and line feed) and invalid UTF-8 is replaced by U+FFFD.
+
+Age: a sample (or a window end) older than 10 minutes is left out, since Prometheus refuses
+samples older than its head (about an hour) and no query looks back further than 5 minutes;
+` + "`?max_age=30m`" + ` changes it (` + "`0s`" + `: everything, at most ` + "`168h`" + `). The service's ` + "`/metrics`" + ` counts the
+pages: ` + "`netfeat_device_metrics_scrape_seconds`" + ` (histogram), ` + "`netfeat_device_metrics_series`" + `,
+` + "`netfeat_device_metrics_write_errors_total`" + `.
+
+A scrape configuration (deploy/prometheus/prometheus.yml is the one ` + "`docker compose up`" + ` runs, with
+Grafana and deploy/grafana/netfeat.json):
+
+` + "```yaml" + `
+scrape_configs:
+  - job_name: netfeat                 # the service's own metrics, no token
+    static_configs: [{targets: ["netfeat:9464"]}]
+  - job_name: netfeat-devices
+    metrics_path: /metrics/devices
+    scrape_interval: 15s              # samples keep their event time (honor_timestamps)
+    authorization: {type: Bearer, credentials_file: /etc/prometheus/netfeat-read-token}
+    static_configs: [{targets: ["netfeat:9464"]}]
+` + "```" + `
+
+A page of 1,000 devices × 50 interfaces (800,000 series, 150,000 features, 113 MB) is measured in
+docs/performance.md ("Prometheus page").
+`

@@ -120,6 +120,9 @@ func New(cfg *Config, reg *prometheus.Registry, log *slog.Logger) (*Service, err
 	s.http = NewHTTP(cfg.HTTP, reg, reg, s.Ready, log)
 	s.mountAPIs()
 	s.mountFederated()
+	if err := s.mountDeviceMetrics(); err != nil {
+		return nil, err
+	}
 	s.group.Add(s.http)
 	return s, nil
 }
