@@ -21,6 +21,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/netfeat/netfeat/learning"
 	"github.com/netfeat/netfeat/models"
 )
 
@@ -54,6 +55,10 @@ type VersionInfo struct {
 	Source string `json:"source"`
 	// Path is the artifact file under the data directory.
 	Path string `json:"path"`
+	// Profile is the reference distribution of the version's training
+	// features (quantile bins), copied from a logistic model file; drift
+	// is measured against it. Nil for versions without one.
+	Profile *learning.Profile `json:"profile,omitempty"`
 }
 
 // ModelInfo is the registry state of one model.
@@ -251,6 +256,11 @@ func (r *registry) add(model string, kind Kind, version string, artifact []byte,
 	vi := VersionInfo{
 		Model: model, Version: version, Kind: kind, SHA256: sum, Size: len(artifact),
 		Created: time.Now().UTC(), Source: source, Path: filepath.Join(model, version+artifactExt(kind)),
+	}
+	if kind == KindLogistic {
+		if m, err := learning.LoadLogistic(artifact); err == nil {
+			vi.Profile = m.Profile
+		}
 	}
 	full := filepath.Join(r.dir, vi.Path)
 	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {

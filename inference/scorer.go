@@ -22,6 +22,7 @@ import (
 	"github.com/netfeat/netfeat/inference/anomaly"
 	"github.com/netfeat/netfeat/inference/onnx"
 	"github.com/netfeat/netfeat/inference/xgboost"
+	"github.com/netfeat/netfeat/learning"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -94,6 +95,16 @@ func buildScorer(kind Kind, artifact []byte, features []string, optional map[str
 			return nil, err
 		}
 		return &treeScorer{kind: kind, names: names, bind: binding{names: names}, predict: m.Predict, opt: optionals(names, optional)}, nil
+	case KindLogistic:
+		m, err := learning.LoadLogistic(artifact)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidModel, err)
+		}
+		names, err := treeFeatures(m.FeatureNames(), features, m.NumFeature())
+		if err != nil {
+			return nil, err
+		}
+		return &treeScorer{kind: kind, names: names, bind: binding{names: names}, predict: m.Predict, opt: optionals(names, optional), profile: m.Profile}, nil
 	case KindEWMA, KindMAD, KindSeasonal:
 		var spec detectorSpec
 		dec := json.NewDecoder(bytes.NewReader(artifact))
@@ -213,6 +224,9 @@ type treeScorer struct {
 	bind    binding
 	predict func(x []float64) float64
 	opt     []float64 // per feature: the default of an optional one, NaN when required
+	// profile is the reference distribution of the training features
+	// (logistic models), which drift is measured against; nil if none.
+	profile *learning.Profile
 }
 
 // vectors holds feature vectors for treeScorer.score.
