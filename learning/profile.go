@@ -74,6 +74,9 @@ func (f *FeatureProfile) Bin(v float64) int {
 	return sort.SearchFloat64s(f.Edges, v) // the number of edges < v
 }
 
+// maxEdges bounds a feature's bin edges in a profile.
+const maxEdges = 1024
+
 // PSIEpsilon replaces an empty bin's share in PSI, so that the logarithm
 // stays finite.
 const PSIEpsilon = 1e-4
@@ -105,6 +108,9 @@ func (p *Profile) Check(features []string) error {
 	for j, f := range p.Features {
 		if f.Name != features[j] {
 			return fmt.Errorf("profile feature %d is %q, the model's %q", j, f.Name, features[j])
+		}
+		if len(f.Edges) > maxEdges {
+			return fmt.Errorf("profile of %s: %d edges, at most %d", f.Name, len(f.Edges), maxEdges)
 		}
 		if len(f.Expected) != len(f.Edges)+1 {
 			return fmt.Errorf("profile of %s: %d edges need %d shares, got %d", f.Name, len(f.Edges), len(f.Edges)+1, len(f.Expected))
