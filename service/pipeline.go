@@ -12,6 +12,7 @@ import (
 	"github.com/netfeat/netfeat/collectors/snmp"
 	"github.com/netfeat/netfeat/featurestore"
 	"github.com/netfeat/netfeat/inference"
+	"github.com/netfeat/netfeat/learning"
 	"github.com/netfeat/netfeat/normalize"
 	"github.com/netfeat/netfeat/query"
 	"github.com/netfeat/netfeat/query/frontend"
@@ -34,6 +35,7 @@ type pipeline struct {
 	gnmi       *gnmi.Collector // nil when no gNMI target is configured
 	query      *query.Engine
 	flight     *frontend.FlightSQLServer // nil when no Flight SQL is configured
+	learning   *learning.Loop            // nil unless learning.enabled
 	// auth holds the bearer tokens of HTTP, Flight SQL and the NATS query
 	// responder (none: no authentication), read when the query stage
 	// starts (nil before).
@@ -92,6 +94,9 @@ func (s *Service) buildPipeline() error {
 		ReadyFunc:     rt.Ready,
 	})
 	if err := s.addModelFollower(rt); err != nil {
+		return err
+	}
+	if err := s.buildLearning(rt); err != nil {
 		return err
 	}
 	s.group.Add(ComponentFuncs{
@@ -173,4 +178,7 @@ func (s *Service) mountAPIs() {
 	s.http.Handle("/v1/models/", models)
 	s.http.Handle("/v1/decisions/", models)
 	s.http.Handle("/v1/actions", models)
+	s.http.Handle("/v1/actions/", models) // POST /v1/actions/{fingerprint}/feedback
+	s.http.Handle("/v1/feedback", models)
+	s.http.Handle("/v1/learning/", s.withScope(scopeRead, http.HandlerFunc(s.serveLearning)))
 }
