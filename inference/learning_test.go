@@ -317,3 +317,36 @@ func TestFeedback(t *testing.T) {
 		t.Fatalf("after restart: %s, %v", b, err)
 	}
 }
+
+// TestDetectorBaseline uploads an ewma version whose spec carries a
+// trained baseline: it scores an entity's first window against the
+// baseline instead of learning for warmup windows.
+func TestDetectorBaseline(t *testing.T) {
+	ctx := context.Background()
+	const f = "interface_out_utilization__mean_1m"
+	cfg := DefaultConfig()
+	cfg.Models = []ModelConfig{{Name: "util", Kind: KindEWMA, View: "interface_1m", Features: []string{f}}}
+	r := newRuntime(t, cfg, nil, t.TempDir())
+	spec := `{"features":["` + f + `"],"params":{"alpha":0.1},"baseline":{"features":[{"name":"` + f + `","mean":0.3,"var":0.01}]}}`
+	vi, err := r.AddVersion(ctx, "util", "", []byte(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Promote(ctx, "util", vi.Version); err != nil {
+		t.Fatal(err)
+	}
+	r.HandleRow(row("pe1", "Gi0/1", time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), map[string]float64{f: 0.9}))
+	testkit.Eventually(t, "decision", func() bool { return len(r.rec.snapshot()) == 1 })
+	// (0.9 − 0.3) / √0.01 = 6σ.
+	if d := r.rec.snapshot()[0].d; math.Abs(d.Score-6) > 1e-9 || d.State != schema.StateFiring {
+		t.Fatalf("first window: score %v state %s, want 6σ firing", d.Score, d.State)
+	}
+	for _, bad := range []string{
+		`{"features":["` + f + `"],"baseline":{"features":[{"name":"other","mean":0,"var":1}]}}`,
+		`{"features":["` + f + `"],"baseline":{"features":[{"name":"` + f + `","mean":0,"var":-1}]}}`,
+	} {
+		if _, err := r.AddVersion(ctx, "util", "", []byte(bad)); !errors.Is(err, ErrInvalidModel) {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+}

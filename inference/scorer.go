@@ -118,6 +118,20 @@ func buildScorer(kind Kind, artifact []byte, features []string, optional map[str
 		if errs := spec.Params.validate("params", kind); len(errs) > 0 {
 			return nil, errors.Join(errs...)
 		}
+		if b := spec.Baseline; b != nil {
+			if kind == KindMAD {
+				return nil, fmt.Errorf("%w: a mad detector takes no baseline (it keeps a window of values)", ErrInvalidModel)
+			}
+			if err := b.Check(spec.Features); err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrInvalidModel, err)
+			}
+			slots := spec.Params.withDefaults(kind).Slots
+			for _, f := range b.Features {
+				if kind == KindSeasonal && f.Slots != nil && len(f.Slots) != slots {
+					return nil, fmt.Errorf("%w: baseline of %s has %d slots, the detector %d", ErrInvalidModel, f.Name, len(f.Slots), slots)
+				}
+			}
+		}
 		return &detectorScorer{
 			kind: kind, spec: spec, params: spec.Params.withDefaults(kind),
 			bind: binding{names: spec.Features}, state: map[schema.Entity]*detState{}, opt: optionals(spec.Features, optional),
@@ -131,6 +145,10 @@ func buildScorer(kind Kind, artifact []byte, features []string, optional map[str
 type detectorSpec struct {
 	Features []string       `json:"features"`
 	Params   DetectorParams `json:"params"`
+	// Baseline, when present, seeds each entity's detectors (ewma,
+	// seasonal) with trained statistics, so they score from the first
+	// window (learning.FitBaseline, `netfeat train --kind`).
+	Baseline *learning.Baseline `json:"baseline,omitempty"`
 }
 
 func treeFeatures(inModel, override []string, n int) ([]string, error) {
@@ -319,15 +337,33 @@ func (s *detectorScorer) forget(cutoff int64) int {
 	return n
 }
 
-func (s *detectorScorer) newDetector() detector {
+// newDetector returns a detector for feature i, seeded from the spec's
+// baseline when it has one.
+func (s *detectorScorer) newDetector(i int) detector {
 	p := s.params
+	var fb *learning.FeatureBaseline
+	if b := s.spec.Baseline; b != nil {
+		fb = &b.Features[i]
+	}
 	switch s.kind {
 	case KindMAD:
 		return madDet{anomaly.NewMAD(p.Window, p.Warmup)}
 	case KindSeasonal:
-		return seasonalDet{anomaly.NewSeasonal(p.Period, p.Slots, p.Alpha, p.Warmup)}
+		d := anomaly.NewSeasonal(p.Period, p.Slots, p.Alpha, p.Warmup)
+		if fb != nil {
+			for slot, sb := range fb.Slots {
+				if sb.N > 0 {
+					d.Seed(slot, sb.Mean, sb.Var)
+				}
+			}
+		}
+		return seasonalDet{d}
 	}
-	return ewmaDet{anomaly.NewEWMA(p.Alpha, p.Warmup)}
+	d := anomaly.NewEWMA(p.Alpha, p.Warmup)
+	if fb != nil {
+		d.Seed(fb.Mean, fb.Var)
+	}
+	return ewmaDet{d}
 }
 
 func (s *detectorScorer) score(row *schema.FeatureRow, res *result) error {
@@ -340,7 +376,7 @@ func (s *detectorScorer) score(row *schema.FeatureRow, res *result) error {
 	if !ok {
 		st = &detState{dets: make([]detector, len(idx))}
 		for i := range st.dets {
-			st.dets[i] = s.newDetector()
+			st.dets[i] = s.newDetector(i)
 		}
 		s.state[row.Entity] = st
 	}
