@@ -262,53 +262,108 @@ func (tr *trainer) pass(theta []float64) passResult {
 	return out
 }
 
+// batchRows is how many rows chunk standardises at a time, column by
+// column, so that the Hessian's entries are dot products of short
+// contiguous columns summed in registers rather than a read-modify-write
+// of the Hessian per row.
+const batchRows = 256
+
 // chunk accumulates rows [lo, hi) into res (sums, not yet means).
 func (tr *trainer) chunk(theta []float64, lo, hi int, res *passResult) {
 	k := len(theta)
 	d := k - 1
-	s := make([]float64, k) // the standardised row, s[0] = 1
-	s[0] = 1
-	g, h := res.g, res.h
+	// cols[0] is the intercept's column of ones; cols[j+1] feature j,
+	// standardised.
+	cols := make([][]float64, k)
+	for j := range cols {
+		cols[j] = make([]float64, batchRows)
+	}
+	for i := range cols[0] {
+		cols[0][i] = 1
+	}
+	z := make([]float64, batchRows)
+	wt := make([]float64, batchRows) // p(1−p)
+	rs := make([]float64, batchRows) // p − y
+	wa := make([]float64, batchRows) // wt · column a
 	inv := make([]float64, d)
 	for j := range d {
 		inv[j] = 1 / tr.scale[j]
 	}
 	mean := tr.mean
 	X, Y := tr.ds.X, tr.ds.Y
+	g, h := res.g, res.h
 	loss := 0.0
-	for i := lo; i < hi; i++ {
-		x := X[i*d : i*d+d : i*d+d]
-		z := theta[0]
-		for j, v := range x {
-			sj := (v - mean[j]) * inv[j]
-			s[j+1] = sj
-			z += theta[j+1] * sj
+	for b0 := lo; b0 < hi; b0 += batchRows {
+		m := min(batchRows, hi-b0)
+		for j := range d {
+			c := cols[j+1][:m]
+			mj, ij := mean[j], inv[j]
+			for i := range c {
+				c[i] = (X[(b0+i)*d+j] - mj) * ij
+			}
 		}
-		y := Y[i]
-		// log(1 + e^z) − y·z, and p = σ(z), without overflow.
-		var p float64
-		if z > 0 {
-			e := math.Exp(-z)
-			loss += z + math.Log1p(e) - y*z
-			p = 1 / (1 + e)
-		} else {
-			e := math.Exp(z)
-			loss += math.Log1p(e) - y*z
-			p = e / (1 + e)
+		zz := z[:m]
+		for i := range zz {
+			zz[i] = theta[0]
 		}
-		r := p - y
-		wgt := p * (1 - p)
+		for j := 1; j < k; j++ {
+			t := theta[j]
+			c := cols[j][:m]
+			for i, v := range c {
+				zz[i] += t * v
+			}
+		}
+		for i, zi := range zz {
+			y := Y[b0+i]
+			// log(1 + e^z) − y·z, and p = σ(z), without overflow.
+			var p float64
+			if zi > 0 {
+				e := math.Exp(-zi)
+				loss += zi + math.Log1p(e) - y*zi
+				p = 1 / (1 + e)
+			} else {
+				e := math.Exp(zi)
+				loss += math.Log1p(e) - y*zi
+				p = e / (1 + e)
+			}
+			rs[i] = p - y
+			wt[i] = p * (1 - p)
+		}
+		r, w := rs[:m], wt[:m]
 		for a := range k {
-			sa := s[a]
-			g[a] += r * sa
-			ws := wgt * sa
+			ca := cols[a][:m]
+			var ga float64
+			wa := wa[:m]
+			for i, v := range ca {
+				ga += r[i] * v
+				wa[i] = w[i] * v
+			}
+			g[a] += ga
 			row := h[a*k : a*k+k : a*k+k]
 			for b := a; b < k; b++ {
-				row[b] += ws * s[b]
+				row[b] += dot(wa, cols[b][:m])
 			}
 		}
 	}
 	res.loss = loss
+}
+
+// dot returns Σ x[i]·y[i] (len(y) ≥ len(x)) with four accumulators, so
+// that the additions do not wait on each other.
+func dot(x, y []float64) float64 {
+	y = y[:len(x)]
+	var s0, s1, s2, s3 float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		s0 += x[i] * y[i]
+		s1 += x[i+1] * y[i+1]
+		s2 += x[i+2] * y[i+2]
+		s3 += x[i+3] * y[i+3]
+	}
+	for ; i < len(x); i++ {
+		s0 += x[i] * y[i]
+	}
+	return (s0 + s1) + (s2 + s3)
 }
 
 // solve solves H·x = g for the symmetric positive definite H (k×k,

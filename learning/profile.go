@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"sort"
 )
 
 // Profile is the reference distribution of a model version's training
@@ -57,21 +56,35 @@ func NewProfile(ds *Dataset, bins int) *Profile {
 		if k := len(edges); k > 0 && edges[k-1] >= vals[len(vals)-1] {
 			edges = edges[:k-1]
 		}
-		fp := FeatureProfile{Name: ds.Names[j], Edges: edges, Expected: make([]float64, len(edges)+1)}
-		for i := range n {
-			fp.Expected[fp.Bin(ds.X[i*d+j])]++
+		p.Features[j] = FeatureProfile{Name: ds.Names[j], Edges: edges, Expected: make([]float64, len(edges)+1)}
+	}
+	// The shares, counted over every row in one row-major pass.
+	counts := make([][]int, d)
+	for j := range d {
+		counts[j] = make([]int, len(p.Features[j].Expected))
+	}
+	for i := range n {
+		for j, v := range ds.X[i*d : i*d+d] {
+			counts[j][p.Features[j].Bin(v)]++
 		}
-		for b := range fp.Expected {
-			fp.Expected[b] /= float64(n)
+	}
+	for j := range d {
+		for b, c := range counts[j] {
+			p.Features[j].Expected[b] = float64(c) / float64(n)
 		}
-		p.Features[j] = fp
 	}
 	return p
 }
 
 // Bin returns the bin of value v.
 func (f *FeatureProfile) Bin(v float64) int {
-	return sort.SearchFloat64s(f.Edges, v) // the number of edges < v
+	// The number of edges < v; profiles have few edges, so a scan beats a
+	// binary search.
+	b := 0
+	for b < len(f.Edges) && f.Edges[b] < v {
+		b++
+	}
+	return b
 }
 
 // maxEdges bounds a feature's bin edges in a profile.
