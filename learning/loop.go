@@ -83,8 +83,9 @@ type Loop struct {
 	log  *slog.Logger
 
 	drift chan string
-	mu    sync.Mutex // serialises runs; guards last and lastRun
+	runMu sync.Mutex // serialises runs; guards last
 	last  map[string]time.Time
+	mu    sync.Mutex // guards runs
 	runs  []Run
 
 	runsTotal *prometheus.CounterVec // model, trigger, result
@@ -93,7 +94,7 @@ type Loop struct {
 }
 
 // NewLoop builds a loop over models. gate nil means HoldoutGate from
-// cfg.Gate. reg may be nil (no metrics).
+// cfg.Gate. pr may be nil: the metrics are then not registered.
 func NewLoop(cfg Config, models []string, reg Registry, src Source, gate Gate, pr prometheus.Registerer, log *slog.Logger) (*Loop, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("learning config: %w", err)
@@ -185,8 +186,8 @@ func (l *Loop) Runs() []Run {
 // drift-triggered run within min_interval of the model's last run is
 // skipped (the zero Run).
 func (l *Loop) Retrain(ctx context.Context, model, trigger string) Run {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	l.runMu.Lock()
+	defer l.runMu.Unlock()
 	if trigger == TriggerDrift && time.Since(l.last[model]) < l.cfg.MinInterval {
 		return Run{}
 	}
@@ -206,10 +207,12 @@ func (l *Loop) Retrain(ctx context.Context, model, trigger string) Run {
 	}
 	run.Duration = time.Since(start).Round(time.Millisecond).String()
 	l.runsTotal.WithLabelValues(model, trigger, run.Result).Inc()
+	l.mu.Lock()
 	l.runs = append(l.runs, run)
 	if len(l.runs) > 100 {
 		l.runs = l.runs[len(l.runs)-100:]
 	}
+	l.mu.Unlock()
 	return run
 }
 
