@@ -205,3 +205,82 @@ func postLearning(t *testing.T, svc *Service, path, token, body string) (int, st
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(b)
 }
+
+// TestRetrainFromFeedback closes the loop on a real runtime: a logistic
+// model calls 200 and 300 bps busy; an operator confirms the action on
+// the 300 bps interface and refutes the one on the 200 bps interface; the
+// loop trains on the labelled windows, the candidate beats the live
+// version on the held-out ones and is promoted.
+func TestRetrainFromFeedback(t *testing.T) {
+	ctx := context.Background()
+	icfg := inference.DefaultConfig()
+	icfg.Models = []inference.ModelConfig{{Name: "busy", Kind: inference.KindLogistic, View: "traffic", File: trainBusy(t)}}
+	rt, err := inference.New(icfg, nil, t.TempDir(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := rt.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	names := []string{"interface_in_bps__mean_1s"}
+	end := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for i := range 10 {
+		for _, e := range []struct {
+			ifc string
+			v   float64
+		}{{"eth0", 300}, {"eth1", 200}} {
+			at := end.Add(time.Duration(i) * time.Second)
+			rt.HandleRow(&schema.FeatureRow{
+				View: "traffic", Entity: schema.Entity{Device: "r1", Component: e.ifc},
+				WindowStart: at.Add(-time.Second).UnixNano(), WindowEnd: at.UnixNano(),
+				Names: names, Values: []float64{e.v + float64(i)},
+			})
+		}
+	}
+	testkit.Eventually(t, "20 decisions", func() bool { ds, _ := rt.RecentDecisions(0); return len(ds) == 20 })
+	for _, a := range rt.Actions() {
+		label := inference.LabelFalsePositive
+		if a.Entity.Component == "eth0" {
+			label = inference.LabelTruePositive
+		}
+		if a.State != schema.StateFiring {
+			t.Fatalf("action %+v not firing", a)
+		}
+		if _, err := rt.AddFeedback(ctx, a.Fingerprint, label, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lcfg := learning.DefaultConfig()
+	lcfg.Enabled, lcfg.OnDrift, lcfg.AutoPromote, lcfg.MinSamples = true, true, true, 10
+	reg := runtimeRegistry{rt}
+	loop, err := learning.NewLoop(lcfg, []string{"busy"}, reg, reg, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := loop.Retrain(ctx, "busy", learning.TriggerManual)
+	if run.Result != learning.ResultPromoted || run.Rows != 20 || run.Verdict.Candidate.F1 != 1 || run.Verdict.Live.F1 >= 1 {
+		b, _ := json.Marshal(run)
+		t.Fatalf("run: %s", b)
+	}
+	mi, err := rt.Model(ctx, "busy")
+	if err != nil || mi.Live != run.Version || mi.Versions[len(mi.Versions)-1].Source != "retrained" {
+		t.Fatalf("registry after the run: %+v, %v", mi, err)
+	}
+	score, err := rt.VersionScorer(ctx, "busy", mi.Live, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		v    float64
+		busy bool
+	}{{305, true}, {205, false}} {
+		if s, err := score([]float64{tc.v}); err != nil || (s >= 0.5) != tc.busy {
+			t.Errorf("retrained model at %v bps: %v, %v", tc.v, s, err)
+		}
+	}
+}
