@@ -267,6 +267,7 @@ func TestRetrainFromFeedback(t *testing.T) {
 		b, _ := json.Marshal(run)
 		t.Fatalf("run: %s", b)
 	}
+	t.Log(run.Verdict.Reason)
 	mi, err := rt.Model(ctx, "busy")
 	if err != nil || mi.Live != run.Version || mi.Versions[len(mi.Versions)-1].Source != "retrained" {
 		t.Fatalf("registry after the run: %+v, %v", mi, err)
