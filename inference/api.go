@@ -9,9 +9,11 @@ package inference
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/netfeat/netfeat/backtest"
+	"github.com/netfeat/netfeat/schema"
 )
 
 func (r *Runtime) modelSlot(name string) (*slot, error) {
@@ -236,4 +238,89 @@ func versionOf(vs []VersionInfo, v string) VersionInfo {
 		}
 	}
 	return VersionInfo{}
+}
+
+// VersionScorer returns a function that scores one feature vector (values
+// of names, in that order) with a stored version of model, built afresh
+// from its artifact: the promotion gate compares a candidate with the live
+// version on held-out windows with it. A detector's scorer learns from
+// the vectors it is given, in order. The function is not safe for
+// concurrent use.
+func (r *Runtime) VersionScorer(ctx context.Context, model, version string, names []string) (func(x []float64) (float64, error), error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s, err := r.modelSlot(model)
+	if err != nil {
+		return nil, err
+	}
+	r.regM.Lock()
+	vi, err := r.reg.version(model, version)
+	var b []byte
+	if err == nil {
+		b, err = r.reg.artifact(vi)
+	}
+	r.regM.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	sc, err := buildScorer(vi.Kind, b, s.cfg.Features, s.cfg.Optional)
+	if err != nil {
+		return nil, fmt.Errorf("model %s %s: %w", model, version, err)
+	}
+	row := &schema.FeatureRow{View: s.view, Entity: schema.Entity{Device: "holdout"}, Names: names}
+	var t int64
+	return func(x []float64) (float64, error) {
+		if len(x) != len(names) {
+			return 0, fmt.Errorf("%d values for %d features", len(x), len(names))
+		}
+		t += 1e9
+		row.Values, row.WindowStart, row.WindowEnd = x, t-1e9, t
+		var res result
+		if err := sc.score(row, &res); err != nil {
+			return 0, err
+		}
+		if len(res.missing) > 0 || math.IsNaN(res.score) {
+			return 0, fmt.Errorf("not scored: %s", res.reason)
+		}
+		return res.score, nil
+	}, nil
+}
+
+// Threshold returns the score at or above which model acts.
+func (r *Runtime) Threshold(model string) (float64, error) {
+	s, err := r.modelSlot(model)
+	if err != nil {
+		return 0, err
+	}
+	return s.threshold, nil
+}
+
+// LiveVersion returns model's live version, or "" when it has none.
+func (r *Runtime) LiveVersion(ctx context.Context, model string) (string, error) {
+	mi, err := r.Model(ctx, model)
+	if err != nil {
+		return "", err
+	}
+	return mi.Live, nil
+}
+
+// ModelFeatures returns the feature names model's live version reads, in
+// its input order, and the view it scores.
+func (r *Runtime) ModelFeatures(model string) ([]string, string, error) {
+	s, err := r.modelSlot(model)
+	if err != nil {
+		return nil, "", err
+	}
+	set := s.set.Load()
+	if set == nil || set.live == nil || set.live.sc == nil {
+		return nil, s.view, fmt.Errorf("model %s: no live version loaded", model)
+	}
+	switch sc := set.live.sc.(type) {
+	case *treeScorer:
+		return slices.Clone(sc.names), s.view, nil
+	case *detectorScorer:
+		return slices.Clone(sc.spec.Features), s.view, nil
+	}
+	return nil, s.view, fmt.Errorf("model %s: kind %s has no feature list", model, s.kind)
 }

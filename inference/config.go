@@ -32,6 +32,10 @@ const (
 	// neural network over the view's features, evaluated in pure Go by
 	// package inference/onnx.
 	KindONNX Kind = "onnx"
+	// KindLogistic is an L2-regularised logistic regression trained in Go
+	// by package learning (`netfeat train`, the retraining loop); its file
+	// carries the reference profile drift is measured against.
+	KindLogistic Kind = "logistic"
 	// KindEWMA scores each feature series by its EWMA z-score.
 	KindEWMA Kind = "ewma"
 	// KindMAD scores each feature series by its distance from the median of
@@ -48,9 +52,13 @@ const (
 )
 
 // Kinds lists the model kinds a ModelConfig may name.
-var Kinds = []Kind{KindXGBoost, KindLightGBM, KindONNX, KindEWMA, KindMAD, KindSeasonal}
+var Kinds = []Kind{KindXGBoost, KindLightGBM, KindONNX, KindLogistic, KindEWMA, KindMAD, KindSeasonal}
 
-func (k Kind) isTree() bool     { return k == KindXGBoost || k == KindLightGBM || k == KindONNX }
+// isTree reports whether the kind scores from a model file (tree
+// ensembles, ONNX graphs, logistic models), as opposed to a detector.
+func (k Kind) isTree() bool {
+	return k == KindXGBoost || k == KindLightGBM || k == KindONNX || k == KindLogistic
+}
 func (k Kind) isDetector() bool { return k == KindEWMA || k == KindMAD || k == KindSeasonal }
 
 // Publish modes of Config.Publish.
@@ -121,13 +129,16 @@ type Config struct {
 	Outbox OutboxConfig `yaml:"outbox"`
 	// JetStream optionally stores decisions in a JetStream stream.
 	JetStream JetStreamConfig `yaml:"jetstream"`
+	// Drift configures drift monitoring of versions with a training
+	// profile; the service fills it from `learning.drift`.
+	Drift DriftConfig `yaml:"-"`
 }
 
 // ModelConfig binds a model to a feature view.
 type ModelConfig struct {
 	// Name identifies the model in subjects, the registry and the API.
 	Name string `yaml:"name"`
-	// Kind is xgboost, lightgbm, onnx, ewma, mad or seasonal.
+	// Kind is xgboost, lightgbm, onnx, logistic, ewma, mad or seasonal.
 	Kind Kind `yaml:"kind"`
 	// View is the feature view whose closed windows the model scores.
 	View string `yaml:"view"`
@@ -303,6 +314,7 @@ func DefaultConfig() Config {
 		},
 		JetStream: JetStreamConfig{MaxAge: 24 * time.Hour, Replicas: 1, DuplicateWindow: 10 * time.Minute},
 		Lifecycle: LifecycleConfig{RepeatInterval: time.Hour, FlapLimit: 6, FlapWindow: time.Minute},
+		Drift:     DriftConfig{Window: 1000},
 	}
 }
 
@@ -465,6 +477,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, c.Drift.validate()...)
 	o := c.Outbox
 	if o.MaxPending < 1 || o.MaxPending > maxOutbox {
 		bad("outbox.max_pending", "must be 1–%d, got %d", maxOutbox, o.MaxPending)

@@ -7,12 +7,15 @@ package inference
 import (
 	"github.com/netfeat/netfeat/schema"
 
+	"bytes"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"time"
 )
 
 // maxArtifact bounds an uploaded model file.
@@ -32,6 +35,8 @@ const maxArtifact = 64 << 20
 //	POST /v1/models/{name}/rollback
 //	GET  /v1/decisions/recent[?limit=N]     recent decisions, newest last
 //	GET  /v1/actions[?state=S]              current actions (pending, firing, resolved)
+//	POST /v1/actions/{fingerprint}/feedback {"label": "true_positive|false_positive", "note": "..."} → 201 Feedback
+//	GET  /v1/feedback[?format=labels&model=M]  stored feedback (JSON, or a labels CSV for netfeat export)
 //
 // Errors are JSON {"error": "..."} with 404 for an unknown model or
 // version, 409 for a conflict (nothing to roll back to, a taken version
@@ -132,7 +137,60 @@ func (r *Runtime) Handler() http.Handler {
 		}
 		reply(w, http.StatusOK, out, nil)
 	})
+	mux.HandleFunc("POST /v1/actions/{fingerprint}/feedback", func(w http.ResponseWriter, q *http.Request) {
+		var body struct {
+			Label string `json:"label"`
+			Note  string `json:"note"`
+		}
+		b, err := io.ReadAll(http.MaxBytesReader(w, q.Body, 2*maxNote))
+		if err == nil {
+			dec := json.NewDecoder(bytes.NewReader(b))
+			dec.DisallowUnknownFields()
+			if err = dec.Decode(&body); err != nil {
+				err = fmt.Errorf(`body: want {"label": "true_positive|false_positive", "note": "..."}: %w`, err)
+			}
+		}
+		if err != nil {
+			r.m.feedbackRefused.Inc()
+			reply(w, 0, nil, badRequest{err})
+			return
+		}
+		fb, err := r.AddFeedback(q.Context(), q.PathValue("fingerprint"), body.Label, body.Note)
+		reply(w, http.StatusCreated, fb, err)
+	})
+	mux.HandleFunc("GET /v1/feedback", func(w http.ResponseWriter, q *http.Request) {
+		if q.URL.Query().Get("format") == "labels" {
+			ls, err := r.LabelledDecisions(q.Context(), q.URL.Query().Get("model"))
+			if err != nil {
+				reply(w, 0, nil, err)
+				return
+			}
+			writeLabels(w, ls)
+			return
+		}
+		fbs, err := r.Feedbacks(q.Context())
+		if fbs == nil {
+			fbs = []Feedback{}
+		}
+		reply(w, http.StatusOK, fbs, err)
+	})
 	return mux
+}
+
+// writeLabels writes labelled decisions as a labels file for `netfeat
+// export --labels` (query.ReadLabelsCSV): ts (the window's end), device,
+// component, label (1 true positive, 0 false positive), model,
+// fingerprint.
+func writeLabels(w http.ResponseWriter, ls []Labelled) {
+	w.Header().Set("Content-Type", "text/csv")
+	cw := csv.NewWriter(w)
+	_ = cw.Write([]string{"ts", "device", "component", "label", "model", "fingerprint"})
+	for _, l := range ls {
+		fb := l.Feedback
+		_ = cw.Write([]string{l.WindowEnd.Format(time.RFC3339Nano), fb.Entity.Device, fb.Entity.Component,
+			strconv.Itoa(int(l.Label)), fb.Model, fb.Fingerprint})
+	}
+	cw.Flush()
 }
 
 type badRequest struct{ error }
@@ -188,7 +246,7 @@ func reply(w http.ResponseWriter, code int, v any, err error) {
 		switch {
 		case errors.As(err, &br), errors.Is(err, ErrInvalidModel):
 			code = http.StatusBadRequest
-		case errors.Is(err, ErrUnknownModel), errors.Is(err, ErrUnknownVersion):
+		case errors.Is(err, ErrUnknownModel), errors.Is(err, ErrUnknownVersion), errors.Is(err, ErrUnknownAction):
 			code = http.StatusNotFound
 		case errors.Is(err, ErrNoPrevious), errors.Is(err, ErrNoShadow), errors.Is(err, ErrVersionExists), errors.Is(err, ErrVersionFailed),
 			errors.Is(err, ErrRuleNotVersioned), errors.Is(err, ErrGateRefused):

@@ -36,16 +36,19 @@ type metrics struct {
 	logDropped      prometheus.Counter
 	logErrors       prometheus.Counter
 
-	events         prometheus.Counter
-	eventsBaseline prometheus.Counter
-	eventsDropped  prometheus.Counter
-	missing        *prometheus.CounterVec   // model, reason
-	transitions    *prometheus.CounterVec   // model, state
-	flapSuppressed *prometheus.CounterVec   // model
-	triggerLatency *prometheus.HistogramVec // trigger
-	lifeErrors     prometheus.Counter
-	gateRefused    *prometheus.CounterVec // model
-	gateForced     *prometheus.CounterVec // model
+	events          prometheus.Counter
+	eventsBaseline  prometheus.Counter
+	eventsDropped   prometheus.Counter
+	missing         *prometheus.CounterVec   // model, reason
+	transitions     *prometheus.CounterVec   // model, state
+	flapSuppressed  *prometheus.CounterVec   // model
+	triggerLatency  *prometheus.HistogramVec // trigger
+	lifeErrors      prometheus.Counter
+	gateRefused     *prometheus.CounterVec // model
+	gateForced      *prometheus.CounterVec // model
+	psi             *prometheus.GaugeVec   // model, version, feature
+	feedback        *prometheus.CounterVec // model, label
+	feedbackRefused prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, queueFill, outboxPending func() float64) (*metrics, error) {
@@ -122,13 +125,19 @@ func newMetrics(reg prometheus.Registerer, queueFill, outboxPending func() float
 			Help: "Promotions the promotion gate refused (backtest worse than the live version's), by model."}, []string{"model"}),
 		gateForced: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "promote_forced_total",
 			Help: "Promotions forced past the promotion gate, by model."}, []string{"model"}),
+		psi: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Name: "model_feature_psi",
+			Help: "Population stability index of a live version's input feature over its last learning.drift.window scored windows, against the version's training profile."}, []string{"model", "version", "feature"}),
+		feedback: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "feedback_total",
+			Help: "Operator feedback stored on actions (POST /v1/actions/{fingerprint}/feedback), by model and label."}, []string{"model", "label"}),
+		feedbackRefused: prometheus.NewCounter(prometheus.CounterOpts{Namespace: ns, Subsystem: sub, Name: "feedback_refused_total",
+			Help: "Feedback refused: an unknown action, a label other than true_positive or false_positive, a note too long."}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.rows, m.rowsDropped, m.badRows, m.decisions, m.shadow, m.scoreErrors,
 			m.scorePanics, m.versionsFailed, m.fallbacks, m.scoreSeconds, m.latency, m.queueFill, m.published, m.publishErrors, m.streamRecreated, m.outboxPending,
 			m.outboxStored, m.outboxDrained, m.outboxDropped, m.swaps, m.forgotten, m.logWritten, m.logDropped, m.logErrors,
 			m.events, m.eventsBaseline, m.eventsDropped, m.missing, m.transitions, m.flapSuppressed, m.triggerLatency, m.lifeErrors,
-			m.gateRefused, m.gateForced} {
+			m.gateRefused, m.gateForced, m.psi, m.feedback, m.feedbackRefused} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

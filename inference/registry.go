@@ -21,6 +21,7 @@ import (
 
 	"github.com/dgraph-io/badger/v4"
 
+	"github.com/netfeat/netfeat/learning"
 	"github.com/netfeat/netfeat/models"
 )
 
@@ -58,6 +59,10 @@ type VersionInfo struct {
 	// backtest), which the promotion gate compares; nil: never
 	// backtested.
 	Backtest *Backtest `json:"backtest,omitempty"`
+	// Profile is the reference distribution of the version's training
+	// features (quantile bins), copied from a logistic model file; drift
+	// is measured against it. Nil for versions without one.
+	Profile *learning.Profile `json:"profile,omitempty"`
 }
 
 // ModelInfo is the registry state of one model.
@@ -255,6 +260,11 @@ func (r *registry) add(model string, kind Kind, version string, artifact []byte,
 	vi := VersionInfo{
 		Model: model, Version: version, Kind: kind, SHA256: sum, Size: len(artifact),
 		Created: time.Now().UTC(), Source: source, Path: filepath.Join(model, version+artifactExt(kind)),
+	}
+	if kind == KindLogistic {
+		if m, err := learning.LoadLogistic(artifact); err == nil {
+			vi.Profile = m.Profile
+		}
 	}
 	full := filepath.Join(r.dir, vi.Path)
 	if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {

@@ -71,6 +71,8 @@ type Runtime struct {
 	states     entityStates
 	latest     atomic.Pointer[LatestFunc]
 	onDecision atomic.Pointer[DecisionHandler] // nil: none (SetDecisionHandler)
+	onDrift    atomic.Pointer[DriftHandler]    // nil: none (SetDriftHandler)
+	drift      driftRecorder                   // PSI evaluations for the `drift` table
 	evNamesMu  sync.Mutex
 	evNames    map[string][]string // view → names of its event rows
 	life       *lifeStore
@@ -127,6 +129,9 @@ type version struct {
 	why      atomic.Pointer[string]
 	overruns atomic.Int32 // consecutive scores over the latency budget
 	inScore  atomic.Int32 // scores in progress
+	// drift measures the version's input drift when its model file has a
+	// training profile and drift monitoring is on; else nil.
+	drift *driftMonitor
 }
 
 // failedVersion is the stand-in of a version the registry marks failed: it
@@ -378,6 +383,9 @@ func (r *Runtime) load(s *slot, name string) (*version, error) {
 		return nil, fmt.Errorf("model %s %s: %w", s.name, name, err)
 	}
 	v := &version{info: vi, sc: sc}
+	if ts, ok := sc.(*treeScorer); ok && ts.profile != nil && r.cfg.Drift.Window > 0 {
+		v.drift = newDriftMonitor(s, vi, ts.names, ts.profile, r.cfg.Drift.withDefaults(), &r.drift, r.m.psi)
+	}
 	s.loaded[name] = v
 	return v, nil
 }
@@ -414,6 +422,9 @@ func (r *Runtime) apply(s *slot, st modelState) error {
 	// from its stored artifact but a version that stays keeps its state.
 	for name := range s.loaded {
 		if st.failed(name) || name != st.Live && name != st.Shadow && (len(st.History) == 0 || name != st.History[len(st.History)-1]) {
+			if v := s.loaded[name]; v.drift != nil {
+				v.drift.close()
+			}
 			delete(s.loaded, name)
 		}
 	}

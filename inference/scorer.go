@@ -22,6 +22,7 @@ import (
 	"github.com/netfeat/netfeat/inference/anomaly"
 	"github.com/netfeat/netfeat/inference/onnx"
 	"github.com/netfeat/netfeat/inference/xgboost"
+	"github.com/netfeat/netfeat/learning"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -94,6 +95,16 @@ func buildScorer(kind Kind, artifact []byte, features []string, optional map[str
 			return nil, err
 		}
 		return &treeScorer{kind: kind, names: names, bind: binding{names: names}, predict: m.Predict, opt: optionals(names, optional)}, nil
+	case KindLogistic:
+		m, err := learning.LoadLogistic(artifact)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrInvalidModel, err)
+		}
+		names, err := treeFeatures(m.FeatureNames(), features, m.NumFeature())
+		if err != nil {
+			return nil, err
+		}
+		return &treeScorer{kind: kind, names: names, bind: binding{names: names}, predict: m.Predict, opt: optionals(names, optional), profile: m.Profile}, nil
 	case KindEWMA, KindMAD, KindSeasonal:
 		var spec detectorSpec
 		dec := json.NewDecoder(bytes.NewReader(artifact))
@@ -106,6 +117,20 @@ func buildScorer(kind Kind, artifact []byte, features []string, optional map[str
 		}
 		if errs := spec.Params.validate("params", kind); len(errs) > 0 {
 			return nil, errors.Join(errs...)
+		}
+		if b := spec.Baseline; b != nil {
+			if kind == KindMAD {
+				return nil, fmt.Errorf("%w: a mad detector takes no baseline (it keeps a window of values)", ErrInvalidModel)
+			}
+			if err := b.Check(spec.Features); err != nil {
+				return nil, fmt.Errorf("%w: %w", ErrInvalidModel, err)
+			}
+			slots := spec.Params.withDefaults(kind).Slots
+			for _, f := range b.Features {
+				if kind == KindSeasonal && f.Slots != nil && len(f.Slots) != slots {
+					return nil, fmt.Errorf("%w: baseline of %s has %d slots, the detector %d", ErrInvalidModel, f.Name, len(f.Slots), slots)
+				}
+			}
 		}
 		return &detectorScorer{
 			kind: kind, spec: spec, params: spec.Params.withDefaults(kind),
@@ -120,6 +145,10 @@ func buildScorer(kind Kind, artifact []byte, features []string, optional map[str
 type detectorSpec struct {
 	Features []string       `json:"features"`
 	Params   DetectorParams `json:"params"`
+	// Baseline, when present, seeds each entity's detectors (ewma,
+	// seasonal) with trained statistics, so they score from the first
+	// window (learning.FitBaseline, `netfeat train --kind`).
+	Baseline *learning.Baseline `json:"baseline,omitempty"`
 }
 
 func treeFeatures(inModel, override []string, n int) ([]string, error) {
@@ -213,6 +242,9 @@ type treeScorer struct {
 	bind    binding
 	predict func(x []float64) float64
 	opt     []float64 // per feature: the default of an optional one, NaN when required
+	// profile is the reference distribution of the training features
+	// (logistic models), which drift is measured against; nil if none.
+	profile *learning.Profile
 }
 
 // vectors holds feature vectors for treeScorer.score.
@@ -305,15 +337,33 @@ func (s *detectorScorer) forget(cutoff int64) int {
 	return n
 }
 
-func (s *detectorScorer) newDetector() detector {
+// newDetector returns a detector for feature i, seeded from the spec's
+// baseline when it has one.
+func (s *detectorScorer) newDetector(i int) detector {
 	p := s.params
+	var fb *learning.FeatureBaseline
+	if b := s.spec.Baseline; b != nil {
+		fb = &b.Features[i]
+	}
 	switch s.kind {
 	case KindMAD:
 		return madDet{anomaly.NewMAD(p.Window, p.Warmup)}
 	case KindSeasonal:
-		return seasonalDet{anomaly.NewSeasonal(p.Period, p.Slots, p.Alpha, p.Warmup)}
+		d := anomaly.NewSeasonal(p.Period, p.Slots, p.Alpha, p.Warmup)
+		if fb != nil {
+			for slot, sb := range fb.Slots {
+				if sb.N > 0 {
+					d.Seed(slot, sb.Mean, sb.Var)
+				}
+			}
+		}
+		return seasonalDet{d}
 	}
-	return ewmaDet{anomaly.NewEWMA(p.Alpha, p.Warmup)}
+	d := anomaly.NewEWMA(p.Alpha, p.Warmup)
+	if fb != nil {
+		d.Seed(fb.Mean, fb.Var)
+	}
+	return ewmaDet{d}
 }
 
 func (s *detectorScorer) score(row *schema.FeatureRow, res *result) error {
@@ -326,7 +376,7 @@ func (s *detectorScorer) score(row *schema.FeatureRow, res *result) error {
 	if !ok {
 		st = &detState{dets: make([]detector, len(idx))}
 		for i := range st.dets {
-			st.dets[i] = s.newDetector()
+			st.dets[i] = s.newDetector(i)
 		}
 		s.state[row.Entity] = st
 	}

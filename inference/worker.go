@@ -188,6 +188,11 @@ func (r *Runtime) runSlot(s *slot, row *schema.FeatureRow, w *worker) {
 	if !ok {
 		return
 	}
+	if dm := set.live.drift; dm != nil && fallback == "" && len(res.missing) == 0 {
+		for _, ev := range dm.observe(row) {
+			r.emitDrift(s, ev, w)
+		}
+	}
 	d := r.decision(s, row, ver, &res, "")
 	d.Fallback = fallback
 	d.Trigger = schema.TriggerWindow

@@ -48,6 +48,7 @@ const (
 	DescDevices   = "collector targets: address, protocol, state, last success and error, counts"
 	DescMetrics   = "the metric catalog: name, kind, unit, entity, description, OpenConfig and SNMP sources"
 	DescUnmapped  = "what the normalizer received but could not map: device, path, reason, count"
+	DescDrift     = "input drift of live model versions: PSI per model, version and feature over the last scored windows"
 )
 
 // ViewDescription and LatestDescription describe the tables of feature
@@ -73,6 +74,7 @@ var StandardTables = []TableDoc{
 	{"devices", DescDevices},
 	{"metrics", DescMetrics},
 	{"unmapped", DescUnmapped},
+	{"drift", DescDrift},
 }
 
 // Source provides the Arrow data of the SQL tables. The featurestore

@@ -87,6 +87,23 @@ var ActionsSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "suppressed", Type: arrow.PrimitiveTypes.Int64},
 }, nil)
 
+// DriftSchema is the schema of the `drift` table: one row per evaluation of
+// a feature's population stability index (PSI) against the training
+// profile of the model version that scores it, over the last `windows`
+// scored windows.
+var DriftSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "ts", Type: TimestampType},
+	{Name: "model", Type: arrow.BinaryTypes.String},
+	{Name: "model_version", Type: arrow.BinaryTypes.String},
+	{Name: "view", Type: arrow.BinaryTypes.String},
+	{Name: "feature", Type: arrow.BinaryTypes.String},
+	{Name: "psi", Type: arrow.PrimitiveTypes.Float64},
+	{Name: "windows", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "window_start", Type: TimestampType},
+	{Name: "window_end", Type: TimestampType},
+	{Name: "drifting", Type: arrow.FixedWidthTypes.Boolean},
+}, nil)
+
 // SeriesSchema is the schema of the `series` table: one row per
 // (device, component, metric) the store has seen.
 var SeriesSchema = arrow.NewSchema([]arrow.Field{

@@ -63,7 +63,7 @@ type Decision struct {
 	MissingFeatures []string `json:"missing_features,omitempty"`
 	// Window is the closed window scored (for an event, the event's time).
 	Window Window `json:"window"`
-	// Trigger is TriggerWindow, TriggerEvent or TriggerTimer.
+	// Trigger is TriggerWindow, TriggerEvent, TriggerTimer or TriggerDrift.
 	Trigger string `json:"trigger"`
 	// Event is the state change an event-triggered decision was made on.
 	Event *DecisionEvent `json:"event,omitempty"`
@@ -85,6 +85,12 @@ const (
 	// TriggerTimer: a deadline of an event-driven action passed without a
 	// new event (its `for` reached, keep_firing_for run out, a repeat).
 	TriggerTimer = "timer"
+	// TriggerDrift: a feature's population stability index against the
+	// version's training profile crossed the drift threshold (action
+	// "drift", state firing) or fell back below its clear level (state
+	// resolved). Entity.Component names the feature; Entity.Device is
+	// empty.
+	TriggerDrift = "drift"
 )
 
 // Action lifecycle states of Decision.State (the states of a Prometheus

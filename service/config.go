@@ -21,6 +21,7 @@ import (
 	"github.com/netfeat/netfeat/featurestore"
 	"github.com/netfeat/netfeat/federated"
 	"github.com/netfeat/netfeat/inference"
+	"github.com/netfeat/netfeat/learning"
 	"github.com/netfeat/netfeat/normalize"
 	"github.com/netfeat/netfeat/schema"
 )
@@ -61,7 +62,10 @@ type Config struct {
 	Store     featurestore.Config  `yaml:"store"`
 	Views     []schema.FeatureView `yaml:"views"`
 	Inference inference.Config     `yaml:"inference"`
-	Query     QueryConfig          `yaml:"query"`
+	// Learning configures drift monitoring and the retraining loop
+	// (docs/learning.md).
+	Learning learning.Config `yaml:"learning"`
+	Query    QueryConfig     `yaml:"query"`
 	// Cluster shares the targets among a site's nodes (service/cluster.go).
 	Cluster ClusterConfig `yaml:"cluster"`
 	// TargetsFile names a YAML file of more SNMP and gNMI targets
@@ -185,6 +189,7 @@ func DefaultConfig() Config {
 		GNMI:      gnmi.DefaultConfig(),
 		Store:     featurestore.DefaultConfig(),
 		Inference: inference.DefaultConfig(),
+		Learning:  learning.DefaultConfig(),
 		Query:     DefaultQueryConfig(),
 		Role:      RoleStandalone,
 		Fleet:     DefaultFleetConfig(),
@@ -237,11 +242,13 @@ func (c *Config) Validate() error {
 	errs = append(errs, prefixErrors("gnmi", c.GNMI.Validate())...)
 	errs = append(errs, prefixErrors("store", c.Store.Validate())...)
 	errs = append(errs, prefixErrors("inference", c.Inference.Validate())...)
+	errs = append(errs, prefixErrors("learning", c.Learning.Validate())...)
 	errs = append(errs, prefixErrors("query", c.Query.Validate())...)
 	for i, v := range c.Views {
 		errs = append(errs, prefixErrors(fmt.Sprintf("views[%d]", i), v.Validate())...)
 	}
 	errs = append(errs, c.crossCheck()...)
+	errs = append(errs, c.checkLearning()...)
 	errs = append(errs, c.validateFleet()...)
 	errs = append(errs, c.validateFederated()...)
 	errs = append(errs, c.validateAuth()...)

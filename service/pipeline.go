@@ -14,6 +14,7 @@ import (
 	"github.com/netfeat/netfeat/collectors/snmp"
 	"github.com/netfeat/netfeat/featurestore"
 	"github.com/netfeat/netfeat/inference"
+	"github.com/netfeat/netfeat/learning"
 	"github.com/netfeat/netfeat/normalize"
 	"github.com/netfeat/netfeat/query"
 	"github.com/netfeat/netfeat/query/frontend"
@@ -37,7 +38,8 @@ type pipeline struct {
 	query      *query.Engine
 	flight     *frontend.FlightSQLServer // nil when no Flight SQL is configured
 	// cluster is the cluster node once started (cluster.enabled only).
-	cluster atomic.Pointer[cluster.Node]
+	cluster  atomic.Pointer[cluster.Node]
+	learning *learning.Loop // nil unless learning.enabled
 	// auth holds the bearer tokens of HTTP, Flight SQL and the NATS query
 	// responder (none: no authentication), read when the query stage
 	// starts (nil before).
@@ -96,6 +98,9 @@ func (s *Service) buildPipeline() error {
 		ReadyFunc:     rt.Ready,
 	})
 	if err := s.addModelFollower(rt); err != nil {
+		return err
+	}
+	if err := s.buildLearning(rt); err != nil {
 		return err
 	}
 	s.group.Add(ComponentFuncs{
@@ -184,4 +189,7 @@ func (s *Service) mountAPIs() {
 	s.http.Handle("/v1/models/", models)
 	s.http.Handle("/v1/decisions/", models)
 	s.http.Handle("/v1/actions", models)
+	s.http.Handle("/v1/actions/", models) // POST /v1/actions/{fingerprint}/feedback
+	s.http.Handle("/v1/feedback", models)
+	s.http.Handle("/v1/learning/", s.withScope(scopeRead, http.HandlerFunc(s.serveLearning)))
 }

@@ -263,29 +263,34 @@ func (t *storeTables) History(ctx context.Context, table string, from, to int64)
 
 // decisionTables serves the `decisions` table from the inference runtime:
 // its recent decisions (inference.history of them, live and shadow), and
-// for time-ranged queries its decision log files; and the `actions` table:
-// the current state of every action.
+// for time-ranged queries its decision log files; the `actions` table:
+// the current state of every action; and the `drift` table: the recent
+// PSI evaluations of the versions with a training profile.
 type decisionTables struct{ p *pipeline }
 
 var (
 	decisionsInfo = query.TableInfo{Name: "decisions", Schema: schema.DecisionsSchema, TimeColumn: "ts", Description: query.DescDecisions}
 	actionsInfo   = query.TableInfo{Name: "actions", Schema: schema.ActionsSchema, Description: query.DescActions}
+	driftInfo     = query.TableInfo{Name: "drift", Schema: schema.DriftSchema, TimeColumn: "ts", Description: query.DescDrift}
 )
 
 func (d decisionTables) Tables() []query.TableInfo {
-	return []query.TableInfo{decisionsInfo, actionsInfo}
+	return []query.TableInfo{decisionsInfo, actionsInfo, driftInfo}
 }
 
 func (d decisionTables) Records(_ context.Context, table string) ([]arrow.RecordBatch, error) {
-	if table != decisionsInfo.Name && table != actionsInfo.Name {
+	if table != decisionsInfo.Name && table != actionsInfo.Name && table != driftInfo.Name {
 		return nil, fmt.Errorf("table %s: no such table", table)
 	}
 	rt := d.p.runtime
 	if rt == nil {
 		return nil, fmt.Errorf("table %s: inference not started", table)
 	}
-	if table == actionsInfo.Name {
+	switch table {
+	case actionsInfo.Name:
 		return rt.ActionRecords(), nil
+	case driftInfo.Name:
+		return rt.DriftRecords(), nil
 	}
 	return rt.DecisionRecords(), nil
 }
@@ -294,15 +299,20 @@ func (d decisionTables) Records(_ context.Context, table string) ([]arrow.Record
 // of it), or the in-memory decisions when the log is off; either way the
 // rows are cut to [from, to).
 func (d decisionTables) History(ctx context.Context, table string, from, to int64) (array.RecordReader, error) {
-	if table == actionsInfo.Name {
-		// No history: a time-ranged query reads the current states.
+	if table == actionsInfo.Name || table == driftInfo.Name {
+		// No history: a time-ranged query reads the current states, or
+		// the PSI evaluations kept in memory, cut to the range.
 		recs, err := d.Records(ctx, table)
 		if err != nil {
 			return nil, err
 		}
+		info := actionsInfo
+		if table == driftInfo.Name {
+			info = driftInfo
+		}
 		var m query.MemSource
 		defer m.Close()
-		err = m.Set(actionsInfo, recs...)
+		err = m.Set(info, recs...)
 		for _, r := range recs {
 			r.Release()
 		}

@@ -100,6 +100,7 @@ func New(cfg *Config, reg *prometheus.Registry, log *slog.Logger) (*Service, err
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
+	cfg.Inference.Drift = driftConfig(cfg.Learning.Drift)
 	s := &Service{cfg: cfg, reg: reg, log: log}
 	s.group.Log = log
 	reg.MustRegister(readiness{group: &s.group, desc: prometheus.NewDesc("netfeat_component_ready",

@@ -175,3 +175,19 @@ func (d *Seasonal) Observe(t time.Time, v float64) float64 {
 	d.n[s]++
 	return score
 }
+
+// Seed starts the detector from a trained baseline: the mean and variance
+// of the series' normal values, as if it had already seen warmup values,
+// so that it scores from the first value.
+func (d *EWMA) Seed(mean, vari float64) {
+	d.mean, d.vari, d.n = mean, vari, max(d.warmup, 1)
+}
+
+// Seed starts slot s from a trained baseline, as EWMA.Seed does; a slot
+// outside the detector's slots is ignored.
+func (d *Seasonal) Seed(s int, mean, vari float64) {
+	if s < 0 || s >= len(d.n) {
+		return
+	}
+	d.mean[s], d.vari[s], d.n[s] = mean, vari, max(d.warmup, 1)
+}
