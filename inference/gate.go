@@ -42,7 +42,8 @@ type Backtest struct {
 // Gate is the promotion gate of one promote request.
 type Gate struct {
 	// Metric is the backtest metric to compare (backtest.Metrics); empty
-	// disables the gate.
+	// in an HTTP request means the runtime's configured metric
+	// (SetGateMetric), and in a call of PromoteGated disables the gate.
 	Metric string `json:"gate_metric,omitempty"`
 	// Force promotes even when the gate refuses (logged and counted).
 	Force bool `json:"force,omitempty"`
@@ -119,3 +120,8 @@ func (r *Runtime) gateCheck(model string, g Gate, candidate, live VersionInfo) e
 	r.m.gateRefused.WithLabelValues(model).Inc()
 	return fmt.Errorf("%s: %w (--force promotes anyway)", why, ErrGateRefused)
 }
+
+// SetGateMetric sets the metric the promotion gate compares when a promote
+// request over HTTP names none: the service's learning.gate.metric. Empty
+// (the default) leaves such requests ungated. Set it before Start.
+func (r *Runtime) SetGateMetric(metric string) { r.gateMetric = metric }

@@ -23,7 +23,8 @@ func TestPromotionGate(t *testing.T) {
 		name       string
 		live, cand *Backtest // nil: none recorded
 		gate       Gate
-		wantErr    error // nil: promoted
+		configured string // the runtime's gate metric (SetGateMetric)
+		wantErr    error  // nil: promoted
 		forced     float64
 	}{
 		{name: "no gate", live: ptr(bt(0.9, 0)), cand: ptr(bt(0.5, 0)), gate: Gate{}},
@@ -36,6 +37,8 @@ func TestPromotionGate(t *testing.T) {
 		{name: "candidate never backtested", live: ptr(bt(0.9, 0)), gate: Gate{Metric: "f1"}},
 		{name: "live never backtested", cand: ptr(bt(0.1, 0)), gate: Gate{Metric: "f1"}},
 		{name: "unknown metric", live: ptr(bt(0.9, 0)), cand: ptr(bt(0.5, 0)), gate: Gate{Metric: "accuracy"}, wantErr: errBadRequest},
+		{name: "configured metric, request names none", live: ptr(bt(0.9, 0)), cand: ptr(bt(0.5, 0)), configured: "f1", wantErr: ErrGateRefused},
+		{name: "request's metric over the configured one", live: ptr(bt(0.9, 1)), cand: ptr(bt(0.5, 0)), gate: Gate{Metric: "false_actions_per_hour"}, configured: "f1"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -49,6 +52,7 @@ func TestPromotionGate(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = r.Stop(context.Background()) })
+			r.SetGateMetric(tc.configured)
 			if _, err := r.AddVersion(ctx, "congestion", "v2", variant(t, 5, -1)); err != nil {
 				t.Fatal(err)
 			}

@@ -29,7 +29,7 @@ const maxArtifact = 64 << 20
 //	POST /v1/models/{name}/versions[?version=V]  body: the model file → VersionInfo
 //	POST /v1/models/{name}/shadow           {"version": "V"} ("" stops the shadow)
 //	POST /v1/models/{name}/promote          {"version": "V"} ("" promotes the shadow);
-//	                                        with "gate_metric": "f1" (and "force": true) behind the promotion gate
+//	                                        behind the promotion gate on "gate_metric" (default learning.gate.metric), "force": true past it
 //	GET  /v1/models/{name}/versions/{version}/artifact  the version's model file
 //	POST /v1/models/{name}/versions/{version}/backtest  body: Backtest → VersionInfo
 //	POST /v1/models/{name}/rollback
@@ -74,6 +74,9 @@ func (r *Runtime) Handler() http.Handler {
 			Gate
 		}
 		err := readBody(w, q, &body)
+		if body.Metric == "" {
+			body.Metric = r.gateMetric
+		}
 		if err == nil {
 			err = r.PromoteGated(q.Context(), q.PathValue("name"), body.Version, body.Gate)
 		}

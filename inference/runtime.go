@@ -49,11 +49,14 @@ var ErrRuleNotVersioned = errors.New("rules are configured, not versioned")
 // the moment New returns (rows that arrive before Start wait in the queue)
 // until Stop; the registry, history and HTTP methods are for after Start.
 type Runtime struct {
-	cfg  Config
-	conn func() *nats.Conn // called once by Start
-	dir  string
-	log  *slog.Logger
-	m    *metrics
+	cfg Config
+	// gateMetric is the promotion gate's metric for HTTP promote requests
+	// that name none (SetGateMetric).
+	gateMetric string
+	conn       func() *nats.Conn // called once by Start
+	dir        string
+	log        *slog.Logger
+	m          *metrics
 	// Opened by Start, before the workers start; read-only after.
 	db     *badger.DB
 	reg    registry

@@ -66,6 +66,8 @@ func (s *Service) buildPipeline() error {
 	if err != nil {
 		return fmt.Errorf("inference: %w", err)
 	}
+	rt.SetGateMetric(cfg.Learning.Gate.Metric)
+
 	st, err := featurestore.New(cfg.Store, cfg.Views, filepath.Join(cfg.DataDir, "store"), reg, log)
 	if err != nil {
 		return fmt.Errorf("store: %w", err)

@@ -127,7 +127,8 @@ func newModelsCmd() *cobra.Command {
 The promotion gate: when both VERSION and the live version have a backtest
 result in the registry (netfeat backtest records them), the server refuses
 VERSION if its result is worse on --gate-metric (f1, precision, recall:
-lower is worse; false_actions_per_hour: higher is worse). --force promotes
+lower is worse; false_actions_per_hour: higher is worse; default: the
+server's learning.gate.metric, f1 unless configured). --force promotes
 anyway; the server logs it as a warning and counts it
 (netfeat_inference_promote_forced_total).`,
 		Args: cobra.RangeArgs(1, 2),
@@ -136,7 +137,7 @@ anyway; the server logs it as a warning and counts it
 			return printChange(cmd.OutOrStdout(), mi, err)
 		},
 	}
-	promote.Flags().StringVar(&gate.Metric, "gate-metric", "f1", "backtest metric the promotion gate compares: f1, precision, recall or false_actions_per_hour")
+	promote.Flags().StringVar(&gate.Metric, "gate-metric", "", "backtest metric the promotion gate compares: f1, precision, recall or false_actions_per_hour (default: the server's learning.gate.metric)")
 	promote.Flags().BoolVar(&gate.Force, "force", false, "promote even when the gate refuses (logged and counted by the server)")
 	cmd.AddCommand(promote)
 	cmd.AddCommand(&cobra.Command{
