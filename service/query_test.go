@@ -227,7 +227,7 @@ func TestSQLOverHTTP(t *testing.T) {
 				t.Errorf("table %s is not in query.StandardTables", td.Name)
 			}
 		}
-		want := "actions,decisions,devices,latest_traffic,metrics,samples,series,traffic,unmapped"
+		want := "actions,decisions,devices,drift,latest_traffic,metrics,samples,series,traffic,unmapped"
 		if got := strings.Join(names, ","); got != want {
 			t.Fatalf("GET /v1/tables: %s, want %s", got, want)
 		}
