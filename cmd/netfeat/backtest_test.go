@@ -37,9 +37,11 @@ func eagerModel(t *testing.T) string {
 
 // TestBacktestAndGate backtests a worse candidate against the live version
 // of a registry, which records both results, and checks that promote
-// refuses the candidate on f1 unless forced.
+// refuses the candidate on the server's gate metric (f1, as the service
+// configures it by default) unless forced.
 func TestBacktestAndGate(t *testing.T) {
 	r := inferenceRuntime(t, nil)
+	r.SetGateMetric("f1")
 	srv := httptest.NewServer(r.Handler())
 	defer srv.Close()
 	if out, err := runCmd(t, "models", "upload", "congestion", eagerModel(t), "--version", "v2", "--server", srv.URL); err != nil {
