@@ -185,6 +185,11 @@ func TestTokenScopes(t *testing.T) {
 		{"rollback with read", "POST", "/v1/models/congestion/rollback", readToken, "", 403},
 		{"upload with read", "POST", "/v1/models/congestion/versions", readToken, "x", 403},
 		{"promote without token", "POST", "/v1/models/congestion/promote", "", `{"version":1}`, 401},
+		{"console page without token", "GET", "/", "", "", 200},
+		{"console script without token", "GET", "/console/app.js", "", "", 200},
+		{"action stream without token", "GET", "/v1/actions/stream", "", "", 401},
+		{"action stream with a wrong token", "GET", "/v1/actions/stream", "nope", "", 401},
+		{"action stream with read", "GET", "/v1/actions/stream", readToken, "", 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := do(tc.method, tc.path, tc.token, tc.body); got != tc.want {

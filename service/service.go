@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/netfeat/netfeat/console"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
@@ -67,6 +69,8 @@ type Service struct {
 	pipe pipeline
 	edge *edgeForwarder // role edge only
 	hub  *hubSink       // role hub only: the fleet tables
+	// feed is the console's live action feed (GET /v1/actions/stream).
+	feed *console.ActionFeed
 }
 
 // readiness exports netfeat_component_ready, computed at scrape time.
@@ -115,6 +119,9 @@ func New(cfg *Config, reg *prometheus.Registry, log *slog.Logger) (*Service, err
 	s.http = NewHTTP(cfg.HTTP, reg, reg, s.Ready, log)
 	s.mountAPIs()
 	s.group.Add(s.http)
+	// After HTTP, so it stops first: its open streams end and do not hold
+	// up HTTP's graceful stop.
+	s.group.Add(ComponentFuncs{ComponentName: "console", StopFunc: s.feed.Stop})
 	return s, nil
 }
 
