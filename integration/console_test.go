@@ -1,14 +1,17 @@
 package integration
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -20,6 +23,8 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/netfeat/netfeat/internal/testkit"
+	"github.com/netfeat/netfeat/schema"
+	"github.com/netfeat/netfeat/service"
 )
 
 // consoleShots, when set, is where TestConsole saves a screenshot of each
@@ -181,6 +186,7 @@ func TestConsole(t *testing.T) {
 		}
 	})
 	base := "http://" + httpAddr
+	testkit.Eventually(t, "the demo names its console", func() bool { return strings.Contains(stdout.String(), "== web console: "+base+"/ ") })
 	testkit.Eventually(t, "the demo's HTTP listener answers /readyz", func() bool {
 		res, err := http.Get(base + "/readyz")
 		if err != nil {
@@ -316,4 +322,186 @@ func urlPathEscape(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// TestConsoleLoad measures the console against a running service named by
+// NETFEAT_CONSOLE_URL (skipped without it; docs/performance.md has the
+// command): for each page, the time from navigation start until its data
+// is on screen, in the browser (median and worst of 5 loads), and the
+// Entity page's one request for an hour of an entity's raw metrics (the
+// entity with the most samples): its size and time, and the time until
+// the page's charts show the hour.
+func TestConsoleLoad(t *testing.T) {
+	base := strings.TrimRight(os.Getenv("NETFEAT_CONSOLE_URL"), "/")
+	if base == "" {
+		t.Skip("NETFEAT_CONSOLE_URL is not set: point it at a running netfeat to measure the console")
+	}
+	r := postQuery(t, base, `SELECT device, component FROM series WHERE component <> '' GROUP BY ALL ORDER BY sum(samples) DESC, 1, 2 LIMIT 1`)
+	if len(r.Rows) != 1 {
+		t.Fatalf("no entity with samples: %+v", r)
+	}
+	measureConsole(t, base, r.Rows[0][0].(string), r.Rows[0][1].(string))
+}
+
+// TestConsoleHour measures the console on an hour of one interface's raw
+// metrics at 1 s (20 metrics, 72,000 samples) beside 1,000 other devices'
+// samples every 10 s, appended to the store of a service run in-process
+// (NETFEAT_CONSOLE_HOUR=1; docs/performance.md).
+func TestConsoleHour(t *testing.T) {
+	if os.Getenv("NETFEAT_CONSOLE_HOUR") != "1" {
+		t.Skip("NETFEAT_CONSOLE_HOUR=1 runs this measurement")
+	}
+	cfg := service.DefaultConfig()
+	cfg.DataDir = t.TempDir()
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.NATS.Listen = "127.0.0.1:0"
+	svc, err := service.New(&cfg, service.NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	const device, component = "hour-r1", "xe-0/0/0"
+	end := time.Now().Add(-time.Second).Truncate(time.Second)
+	start := end.Add(-time.Hour + 5*time.Second)
+	var batch []schema.Sample
+	for ts := start; !ts.After(end); ts = ts.Add(time.Second) {
+		batch = batch[:0]
+		for m := range 20 {
+			batch = append(batch, schema.Sample{TS: ts.UnixNano(), IngestTS: ts.UnixNano(), Entity: schema.Entity{Device: device, Component: component},
+				Metric: fmt.Sprintf("bench.metric_%02d", m), Value: float64(m) + float64(ts.Unix()%600)/600})
+		}
+		if ts.Unix()%10 == 0 {
+			for d := range 1000 {
+				for i := range 2 {
+					batch = append(batch, schema.Sample{TS: ts.UnixNano(), IngestTS: ts.UnixNano(),
+						Entity: schema.Entity{Device: fmt.Sprintf("r%04d", d), Component: fmt.Sprintf("if%d", i)}, Metric: "interface.in.octets", Value: float64(ts.Unix())})
+				}
+			}
+		}
+		if err := svc.Store().Append(context.Background(), batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	measureConsole(t, "http://"+svc.HTTP().Addr(), device, component)
+}
+
+// measureConsole loads each page of the console at base, and the Entity
+// page of device/component over an hour, and logs the times and sizes.
+func measureConsole(t *testing.T, base, device, component string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	b := newBrowser(t, ctx)
+	ent := struct{ device, component string }{device, component}
+	entity := "#/entity/" + urlPathEscape(ent.device) + "/" + urlPathEscape(ent.component)
+	pages := []struct{ name, hash, ready string }{
+		{"actions", "#/actions", `!!document.querySelector('#actions-active, #actions-resolved') || /No action is firing/.test(document.body.innerText)`},
+		{"devices", "#/devices", `document.querySelectorAll('#devices tbody tr').length > 0`},
+		{"sql", "#/sql", `document.querySelectorAll('.tables details').length > 0`},
+		{"models", "#/models", `!!document.querySelector('#models')`},
+		{"entity", entity, `[...document.querySelectorAll('#metric-charts .chart')].some(c => +c.dataset.points > 1)`},
+	}
+	for _, p := range pages {
+		var ms, dcl []float64
+		for range 5 {
+			if err := chromedp.Do(b.ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(base+"/"+p.hash)); err != nil {
+				t.Fatal(err)
+			}
+			v, err := chromedp.Run(b.ctx, chromedp.Evaluate[float64](`new Promise(done => { const f = () => (`+p.ready+`) ? done(performance.now()) : requestAnimationFrame(f); f(); })`, chromedp.EvalAwaitPromise))
+			if err != nil {
+				t.Fatalf("%s: %v", p.name, err)
+			}
+			ms = append(ms, v)
+			d, err := chromedp.Run(b.ctx, chromedp.Evaluate[float64](`performance.getEntriesByType("navigation")[0].domContentLoadedEventEnd`))
+			if err != nil {
+				t.Fatal(err)
+			}
+			dcl = append(dcl, d)
+		}
+		slices.Sort(ms)
+		slices.Sort(dcl)
+		t.Logf("page %-8s page and scripts loaded (DOMContentLoaded) %4.0f ms median; data on screen after %4.0f ms median, %4.0f ms worst (5 loads)",
+			p.name, dcl[2], ms[2], ms[4])
+	}
+	for _, e := range b.takeErrors() {
+		t.Errorf("browser: %s", e)
+	}
+
+	// The Entity page's hour of raw metrics, as its request asks for it.
+	where := fmt.Sprintf("device = '%s' AND component = '%s'", strings.ReplaceAll(ent.device, "'", "''"), strings.ReplaceAll(ent.component, "'", "''"))
+	q := `SELECT metric, list(epoch_ms(ts) ORDER BY ts) AS t, list(value ORDER BY ts) AS v FROM samples WHERE ` + where +
+		` AND ts >= now() - INTERVAL 60 MINUTE GROUP BY metric ORDER BY metric`
+	var sizes []int
+	var took []time.Duration
+	points, metrics := 0, 0
+	for range 5 {
+		t0 := time.Now()
+		body := postQueryBody(t, base, q)
+		took = append(took, time.Since(t0))
+		sizes = append(sizes, len(body))
+		var r queryResult
+		if err := json.Unmarshal(body, &r); err != nil {
+			t.Fatal(err)
+		}
+		points, metrics = 0, len(r.Rows)
+		for _, row := range r.Rows {
+			points += len(row[1].([]any))
+		}
+	}
+	slices.Sort(took)
+	t.Logf("entity %s/%s, 1 hour: %d metrics' %d points in one request of %d bytes, %v median, %v worst (5 requests)",
+		ent.device, ent.component, metrics, points, sizes[0], took[2].Round(time.Millisecond), took[4].Round(time.Millisecond))
+	var render []float64
+	for range 3 {
+		if err := chromedp.Do(b.ctx, chromedp.Navigate("about:blank"), chromedp.Navigate(base+"/"+entity)); err != nil {
+			t.Fatal(err)
+		}
+		b.waitTrue(t, "the 15-minute charts", pages[4].ready, time.Minute)
+		v, err := chromedp.Run(b.ctx, chromedp.Evaluate[float64](`new Promise(done => {
+			const sel = document.getElementById("range"); const t0 = performance.now();
+			sel.value = "60"; sel.dispatchEvent(new Event("change"));
+			const f = () => [...document.querySelectorAll('#metric-charts .chart')].reduce((n, c) => n + (+c.dataset.points || 0), 0) >= `+fmt.Sprint(points*95/100)+`
+				? done(performance.now() - t0) : requestAnimationFrame(f);
+			requestAnimationFrame(f); })`, chromedp.EvalAwaitPromise))
+		if err != nil {
+			t.Fatal(err)
+		}
+		render = append(render, v)
+	}
+	slices.Sort(render)
+	t.Logf("entity page, switch to 1 hour: %d points on its charts after %.0f ms median, %.0f ms worst (3 switches)", points, render[1], render[2])
+	for _, e := range b.takeErrors() {
+		t.Errorf("browser: %s", e)
+	}
+}
+
+type queryResult struct {
+	Columns []struct{ Name, Type string } `json:"columns"`
+	Rows    [][]any                       `json:"rows"`
+}
+
+func postQueryBody(t *testing.T, base, sql string) []byte {
+	t.Helper()
+	req, _ := json.Marshal(map[string]string{"sql": sql})
+	res, err := http.Post(base+"/v1/query", "application/json", bytes.NewReader(req))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("query %s: %d %s %v", sql, res.StatusCode, body, err)
+	}
+	return body
+}
+
+func postQuery(t *testing.T, base, sql string) queryResult {
+	t.Helper()
+	var r queryResult
+	if err := json.Unmarshal(postQueryBody(t, base, sql), &r); err != nil {
+		t.Fatal(err)
+	}
+	return r
 }

@@ -148,13 +148,25 @@ async function tables() {
     return tablesCache;
   }
   if (res.status !== 404) throw new Error(await errorOf(res));
+  // information_schema lists only the tables a query has used on the
+  // engine's database that answers, so the tables every netfeat has and
+  // the feature views its models read are probed as well.
   const r = await sql("SELECT table_name, column_name, data_type FROM information_schema.columns ORDER BY table_name, ordinal_position");
   const by = new Map();
   for (const [t, c, ty] of r.rows) {
     if (!by.has(t)) by.set(t, { name: t, description: "", columns: [] });
     by.get(t).columns.push({ name: c, type: ty });
   }
-  return [...by.values()];
+  const models = await getJSON("/v1/models").catch(() => []);
+  const known = ["samples", "series", "devices", "unmapped", "decisions", "actions", "metrics"];
+  for (const m of models) if (m.view) known.push(m.view, "latest_" + m.view);
+  const probe = [...new Set(known)].filter((t) => !by.has(t));
+  const found = await Promise.all(probe.map((t) => sql(`SELECT * FROM ${ident(t)} LIMIT 0`).catch(() => null)));
+  probe.forEach((t, i) => {
+    if (found[i]) by.set(t, { name: t, description: "", columns: found[i].columns.map((c) => ({ name: c.name, type: c.type })) });
+  });
+  tablesCache = [...by.values()].sort((a, b) => a.name.localeCompare(b.name));
+  return tablesCache;
 }
 
 // ---- entity links ----------------------------------------------------------
@@ -205,6 +217,9 @@ function every(ms, fn) {
   return () => { stopped = true; clearTimeout(timer); };
 }
 
+// maxRows bounds the rows a live table renders.
+const maxRows = 200;
+
 // Actions: the live feed (GET /v1/actions/stream, server-sent events read
 // through fetch so that it carries the token).
 function actionsPage(root) {
@@ -212,7 +227,9 @@ function actionsPage(root) {
   const active = el("div", {}, el("p", { class: "muted" }, "Waiting for the feed…"));
   const resolved = el("div");
   const feedState = el("span", { class: "muted" });
-  root.append(el("h1", {}, "Actions ", feedState),
+  const filter = el("input", { id: "actions-filter", type: "search", placeholder: "filter: model, device, interface, action", size: 40 });
+  const counts = el("span", { class: "muted" });
+  root.append(el("h1", {}, "Actions ", feedState), el("div", { class: "toolbar" }, filter, counts),
     el("h2", {}, "Firing and pending"), active, el("h2", {}, "Recently resolved"), resolved);
   let pending = false;
   const render = () => {
@@ -220,7 +237,10 @@ function actionsPage(root) {
     pending = true;
     requestAnimationFrame(() => {
       pending = false;
-      const all = [...actions.values()];
+      const needle = filter.value.trim().toLowerCase();
+      const all = [...actions.values()].filter((a) => !needle ||
+        [a.model, a.entity.device, a.entity.component, a.action, a.state].some((x) => String(x || "").toLowerCase().includes(needle)));
+      counts.textContent = `${all.length} of ${actions.size} actions`;
       const row = (a) => el("tr", { dataset: { state: a.state, model: a.model, device: a.entity.device, component: a.entity.component || "" } },
         stateCell(a.state), el("td", {}, a.model, el("span", { class: "muted" }, " " + (a.model_version || ""))),
         el("td", {}, el("a", { href: deviceHref(a.entity.device) }, a.entity.device)),
@@ -231,10 +251,14 @@ function actionsPage(root) {
       const byTime = (a, b) => String(b.since).localeCompare(String(a.since));
       const act = all.filter((a) => a.state === "firing" || a.state === "pending").sort(byTime);
       const res = all.filter((a) => a.state === "resolved").sort(byTime);
-      active.replaceChildren(act.length ? table(cols, act.map(row), { id: "actions-active" }) : el("p", { class: "muted" }, "No action is firing."));
-      resolved.replaceChildren(res.length ? table(cols, res.map(row), { id: "actions-resolved" }) : el("p", { class: "muted" }, "None."));
+      // The newest maxRows of each: a fleet-wide incident can fire
+      // thousands, and the filter narrows them.
+      const more = (n) => n > maxRows ? el("p", { class: "muted" }, `and ${n - maxRows} more: filter to narrow`) : null;
+      active.replaceChildren(act.length ? table(cols, act.slice(0, maxRows).map(row), { id: "actions-active" }) : el("p", { class: "muted" }, "No action is firing."), more(act.length) || "");
+      resolved.replaceChildren(res.length ? table(cols, res.slice(0, maxRows).map(row), { id: "actions-resolved" }) : el("p", { class: "muted" }, "None."), more(res.length) || "");
     });
   };
+  filter.addEventListener("input", render);
   const ctrl = new AbortController();
   let poll = null;
   const apply = (ev) => {
@@ -299,23 +323,34 @@ function actionsPage(root) {
 }
 
 // Devices: inventory with reachability, profile, last sample and unmapped
-// counts.
+// counts. The inventory shows first; the per-device sample figures, an
+// aggregate over every series, fill in when they come.
 function devicesPage(root) {
   const body = el("div", {}, el("p", { class: "muted" }, "Loading…"));
   root.append(el("h1", {}, "Devices"), body);
-  return every(5000, async () => {
-    const r = await sql(`SELECT d.device, d.protocol, d.profile, d.state, d.address, d.last_success, d.last_error,
-        s.last_sample, coalesce(s.series, 0) AS series, coalesce(u.unmapped, 0) AS unmapped
-      FROM devices d
-      LEFT JOIN (SELECT device, max(last_ts) AS last_sample, count(*) AS series FROM series GROUP BY device) s ON s.device = d.device
-      LEFT JOIN (SELECT device, sum("count") AS unmapped FROM unmapped GROUP BY device) u ON u.device = d.device
-      ORDER BY d.device`);
-    const rows = objects(r).map((d) => el("tr", { dataset: { device: d.device } },
-      el("td", {}, el("a", { href: deviceHref(d.device) }, d.device)), stateCell(d.state), el("td", {}, d.protocol),
-      el("td", {}, d.profile), el("td", {}, d.address), el("td", {}, fmtTime(d.last_sample)),
-      el("td", { class: "num" }, fmtNum(d.series)), el("td", { class: "num" }, fmtNum(d.unmapped)), el("td", { class: "error" }, d.last_error)));
-    body.replaceChildren(el("p", { class: "muted" }, r.row_count + " devices"), el("div", { class: "scroll" },
+  let series = new Map(); // device → {last_sample, series}
+  let devices = [];
+  const render = () => {
+    const rows = devices.map((d) => {
+      const s = series.get(d.device) || {};
+      return el("tr", { dataset: { device: d.device } },
+        el("td", {}, el("a", { href: deviceHref(d.device) }, d.device)), stateCell(d.state), el("td", {}, d.protocol),
+        el("td", {}, d.profile), el("td", {}, d.address), el("td", {}, fmtTime(s.last_sample)),
+        el("td", { class: "num" }, fmtNum(s.series)), el("td", { class: "num" }, fmtNum(d.unmapped)), el("td", { class: "error" }, d.last_error));
+    });
+    body.replaceChildren(el("p", { class: "muted" }, devices.length + " devices"), el("div", { class: "scroll" },
       table(["device", "reachability", "protocol", "profile", "address", "last sample", "series", "unmapped", "last error"], rows, { id: "devices" })));
+  };
+  return every(5000, async () => {
+    const counts = sql(`SELECT device, max(last_ts) AS last_sample, count(*) AS series FROM series GROUP BY device`);
+    counts.catch(() => {}); // reported below, once the inventory is shown
+    const r = await sql(`SELECT d.device, d.protocol, d.profile, d.state, d.address, d.last_error, coalesce(u.unmapped, 0) AS unmapped
+      FROM devices d LEFT JOIN (SELECT device, sum("count") AS unmapped FROM unmapped GROUP BY device) u ON u.device = d.device
+      ORDER BY d.device`);
+    devices = objects(r);
+    render();
+    series = new Map(objects(await counts).map((x) => [x.device, x]));
+    render();
   });
 }
 
@@ -426,7 +461,10 @@ function entityPage(root, device, component) {
   let views = null;
   let gen = 0;
 
-  const span = () => { const now = Date.now() / 1000; return { min: now - minutes * 60, max: now }; };
+  // The charts show the range, or less while the hot tier holds less (a
+  // service just started).
+  let oldest = Infinity; // s, the oldest sample shown
+  const span = () => { const now = Date.now() / 1000; return { min: Math.max(now - minutes * 60, Math.min(oldest, now) - 1), max: now }; };
   const trim = (s, cutoff) => { let i = 0; while (i < s.t.length && s.t[i] < cutoff) i++; if (i) { s.t.splice(0, i); s.v.splice(0, i); } };
   const chartFor = (key, parent, names) => {
     let c = charts.get(key);
@@ -450,10 +488,15 @@ function entityPage(root, device, component) {
         if (t[i] > lastT) lastT = t[i];
       }
     }
+    const cutoff = Date.now() - minutes * 60e3;
+    oldest = Infinity;
+    for (const s of metrics.values()) {
+      trim(s, cutoff);
+      if (s.t.length) oldest = Math.min(oldest, s.t[0] / 1000);
+    }
     const w = span();
     let n = 0;
     for (const [metric, s] of [...metrics.entries()].sort((a, b) => a[0].localeCompare(b[0]))) {
-      trim(s, w.min * 1000);
       n += s.t.length;
       chartFor(metric, metricBox, [metric]).set([s.t.map((x) => x / 1000), s.v], w);
     }
@@ -500,7 +543,7 @@ function entityPage(root, device, component) {
   const reload = () => {
     stops.forEach((s) => s());
     for (const c of charts.values()) c.destroy();
-    charts = new Map(); metrics = new Map(); marks = []; lastT = 0;
+    charts = new Map(); metrics = new Map(); marks = []; lastT = 0; oldest = Infinity;
     featureBox.replaceChildren(); metricBox.replaceChildren();
     const g = ++gen;
     stops = [every(1000, () => samples(g)), every(5000, () => features(g)), every(2000, () => decisions(g))];
@@ -556,8 +599,8 @@ function sqlPage(root) {
   return () => {};
 }
 
-const isTime = (type) => /^timestamp|^date/.test(type);
-const isNum = (type) => /^(u?int|float|double|decimal)/.test(type);
+const isTime = (type) => /^(timestamp|date)/i.test(type);
+const isNum = (type) => /^(u?int|float|double|decimal|bigint|real)/i.test(type);
 
 function resultView(r, ms) {
   const views = [el("p", { class: "muted", id: "sql-count" }, `${r.row_count} rows${r.truncated ? " (truncated)" : ""} in ${Math.round(ms)} ms`)];
@@ -586,24 +629,34 @@ function modelsPage(root) {
   const body = el("div", {}, el("p", { class: "muted" }, "Loading…"));
   root.append(el("h1", {}, "Models"), body);
   return every(5000, async () => {
-    const [models, scores, acts] = await Promise.all([
-      getJSON("/v1/models"),
-      sql(`SELECT model, model_version, shadow, count(*) AS decisions, avg(score) AS mean_score, max(score) AS max_score,
+    // The registry shows first; the counts and scores, aggregates over the
+    // recent decisions, fill in when they come.
+    const rest = Promise.all([
+      sql(`SELECT model, model_version, shadow, count(*) AS decisions, avg(score) FILTER (WHERE NOT isnan(score)) AS mean_score, max(score) FILTER (WHERE NOT isnan(score)) AS max_score,
           count(*) FILTER (WHERE action <> 'none') AS with_action FROM decisions GROUP BY ALL ORDER BY ALL`),
       sql(`SELECT model, state, count(*) AS n FROM actions GROUP BY ALL`),
     ]);
+    rest.catch(() => {}); // reported below, once the registry is shown
+    const models = await getJSON("/v1/models");
+    render(models, null, null);
+    const [scores, acts] = await rest;
+    render(models, scores, acts);
+  });
+  function render(models, scores, acts) {
     const counts = {};
-    for (const a of objects(acts)) (counts[a.model] = counts[a.model] || {})[a.state] = a.n;
+    for (const a of acts ? objects(acts) : []) (counts[a.model] = counts[a.model] || {})[a.state] = a.n;
+    const count = (m, s) => acts ? String((counts[m] || {})[s] || 0) : "";
     body.replaceChildren(
       table(["model", "kind", "view", "live", "shadow", "history", "versions", "firing", "pending", "resolved", "failed"],
         models.map((m) => el("tr", { dataset: { model: m.name } }, el("td", { class: "model-name" }, m.name), el("td", {}, m.kind), el("td", {}, m.view),
           el("td", {}, m.live), el("td", {}, m.shadow || ""), el("td", {}, (m.history || []).join(", ")),
           el("td", { class: "num" }, String((m.versions || []).length)),
-          ...["firing", "pending", "resolved"].map((s) => el("td", { class: "num" }, String((counts[m.name] || {})[s] || 0))),
+          ...["firing", "pending", "resolved"].map((s) => el("td", { class: "num" }, count(m.name, s))),
           el("td", { class: "error" }, Object.entries(m.failed || {}).map(([v, why]) => v + ": " + why).join("; ")))), { id: "models" }),
       el("h2", {}, "Scores (recent decisions)"),
-      table(["model", "version", "shadow", "decisions", "mean score", "max score", "with action"], scores.rows, { id: "scores" }));
-  });
+      scores ? table(["model", "version", "shadow", "decisions", "mean score", "max score", "with action"], scores.rows, { id: "scores" })
+        : el("p", { class: "muted" }, "Loading…"));
+  }
 }
 
 // ---- router -----------------------------------------------------------------
