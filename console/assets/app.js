@@ -48,7 +48,7 @@ function fmtNum(v) {
 function fmtAxis(v) {
   const a = Math.abs(v);
   for (const [d, u] of [[1e12, "T"], [1e9, "G"], [1e6, "M"], [1e3, "k"]]) {
-    if (a >= d) return +(v / d).toFixed(1) + u;
+    if (a >= d) return +(v / d).toPrecision(4) + u;
   }
   return String(+v.toFixed(3));
 }
