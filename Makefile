@@ -5,7 +5,7 @@ TAGS    ?= duckdb_arrow
 BIN     ?= bin/netfeat
 LDFLAGS ?= -s -w
 
-.PHONY: demo build test lint bench fuzz soak train-congestion clean
+.PHONY: demo build test lint bench fuzz soak train-congestion screenshots clean
 
 ## demo: run the live demo (embedded NATS, simulated Cisco/Nokia/Ericsson devices with a scripted
 ## congestion episode and link fault, decisions printed live); DURATION=2m (or 120) stops it, DEMOFLAGS adds flags
@@ -57,6 +57,11 @@ train-congestion: build
 		--nats-listen 127.0.0.1:14222 --training-set models/training/windows.csv > bin/training-run.log
 	/usr/bin/python3 models/train_congestion.py
 	/usr/bin/python3 inference/onnx/testdata/gen.py
+
+## screenshots: regenerate docs/img/console-*.png: runs the demo and drives its web console in
+## headless chromium (apt-get install chromium), as the console's browser test does
+screenshots:
+	$(GO) test -tags $(TAGS) -count=1 -run '^TestConsole$$' ./integration -console.screenshots=$(CURDIR)/docs/img
 
 clean:
 	rm -rf bin

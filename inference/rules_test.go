@@ -1,7 +1,10 @@
 package inference
 
 import (
+	"fmt"
 	"math"
+	"slices"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"testing"
@@ -108,5 +111,38 @@ func TestForgetIdleState(t *testing.T) {
 	// Entity a's rule lifecycle, its detector lifecycle and its detector.
 	if n := testutil.ToFloat64(r.m.forgotten.WithLabelValues("r")) + testutil.ToFloat64(r.m.forgotten.WithLabelValues("d")); n != 3 {
 		t.Fatalf("forgotten %v, want 3", n)
+	}
+}
+
+// TestObserveTransitions checks that every observer sees the decisions
+// that move an action's state, with their features, and none of those that
+// only repeat it.
+func TestObserveTransitions(t *testing.T) {
+	cfg := DefaultConfig()
+	feature := "interface_out_utilization__mean_1m"
+	cfg.Rules = []RuleConfig{{Name: "r", View: "interface_1m", Feature: feature, Op: ">", Threshold: 0.9, For: time.Minute}}
+	r := newRuntime(t, cfg, nil, t.TempDir())
+	var mu sync.Mutex
+	seen := [2][]string{}
+	for i := range seen {
+		r.ObserveTransitions(func(d *schema.Decision) {
+			mu.Lock()
+			defer mu.Unlock()
+			seen[i] = append(seen[i], fmt.Sprintf("%s %v", d.State, d.Features[feature]))
+		})
+	}
+	r.ObserveTransitions(nil) // ignored
+	end := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	for i, v := range []float64{0.95, 0.96, 0.97, 0.5, 0.4} {
+		r.HandleRow(row("a", "x", end.Add(time.Duration(i)*time.Minute), map[string]float64{feature: v}))
+	}
+	testkit.Eventually(t, "5 decisions", func() bool { return len(r.rec.snapshot()) == 5 })
+	want := []string{"pending 0.95", "firing 0.96", "resolved 0.5"}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, got := range seen {
+		if !slices.Equal(got, want) {
+			t.Errorf("observer %d saw %q, want %q", i, got, want)
+		}
 	}
 }

@@ -79,6 +79,9 @@ type Runtime struct {
 	evNamesMu  sync.Mutex
 	evNames    map[string][]string // view → names of its event rows
 	life       *lifeStore
+	// transitions are the observers of action transitions
+	// (ObserveTransitions); nil: none. Replaced whole on each addition.
+	transitions atomic.Pointer[[]DecisionHandler]
 
 	queues   []chan item
 	idle     []atomic.Bool // per queue: its worker waits for a row
@@ -362,6 +365,29 @@ type DecisionHandler func(d *schema.Decision)
 func (r *Runtime) SetDecisionHandler(h DecisionHandler) {
 	if h != nil {
 		r.onDecision.Store(&h)
+	}
+}
+
+// ObserveTransitions adds fn to the observers of live decisions that move
+// an action's state (Decision.Transition: pending, firing, resolved,
+// inactive), such as the console's live action feed. Like a
+// DecisionHandler, fn runs on the worker that made the decision, so it
+// must return at once, and may copy d but not keep it. Observers cannot be
+// removed; add them before Start.
+func (r *Runtime) ObserveTransitions(fn DecisionHandler) {
+	if fn == nil {
+		return
+	}
+	for {
+		old := r.transitions.Load()
+		var next []DecisionHandler
+		if old != nil {
+			next = append(next, *old...)
+		}
+		next = append(next, fn)
+		if r.transitions.CompareAndSwap(old, &next) {
+			return
+		}
 	}
 }
 

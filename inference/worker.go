@@ -369,6 +369,11 @@ func (r *Runtime) finish(s *slot, lc *lifecycle, d *schema.Decision, st stepResu
 	if h := r.onDecision.Load(); h != nil {
 		(*h)(d)
 	}
+	if obs := r.transitions.Load(); obs != nil && st.transition {
+		for _, fn := range *obs {
+			fn(d)
+		}
+	}
 	r.show(s, lc, d, st)
 	if st.transition || st.publish {
 		r.life.save(s.name, d.Entity, lc)

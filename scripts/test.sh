@@ -11,7 +11,7 @@ TAGS=${TAGS:-duckdb_arrow}
 export GOFLAGS="${GOFLAGS:-} -tags=${TAGS}"
 
 # Debian packages the integration tests use as independent peers.
-PKGS=(snmp snmpd snmpsim python3-xgboost)
+PKGS=(snmp snmpd snmpsim python3-xgboost chromium)
 need=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
@@ -35,6 +35,8 @@ fi
 # processes (pinned by go.mod, built from the module proxy into bin/).
 ./scripts/install-nats-server.sh
 export NETFEAT_REQUIRE_FLEET=1
+# The console's browser tests drive Debian's chromium (installed above).
+export NETFEAT_REQUIRE_BROWSER=1
 
 echo "== gofmt"
 unformatted=$(git ls-files '*.go' 2>/dev/null | xargs -r gofmt -l)

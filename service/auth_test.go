@@ -200,6 +200,11 @@ func TestTokenScopes(t *testing.T) {
 		{"add a target with admin", "POST", "/v1/targets", adminToken, target, 201},
 		{"remove a target with read", "DELETE", "/v1/targets/t1", readToken, "", 403},
 		{"remove a target with admin", "DELETE", "/v1/targets/t1", adminToken, "", 200},
+		{"console page without token", "GET", "/", "", "", 200},
+		{"console script without token", "GET", "/console/app.js", "", "", 200},
+		{"action stream without token", "GET", "/v1/actions/stream", "", "", 401},
+		{"action stream with a wrong token", "GET", "/v1/actions/stream", "nope", "", 401},
+		{"action stream with read", "GET", "/v1/actions/stream", readToken, "", 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := do(tc.method, tc.path, tc.token, tc.body); got != tc.want {

@@ -12,6 +12,7 @@ import (
 	"github.com/netfeat/netfeat/cluster"
 	"github.com/netfeat/netfeat/collectors/gnmi"
 	"github.com/netfeat/netfeat/collectors/snmp"
+	"github.com/netfeat/netfeat/console"
 	"github.com/netfeat/netfeat/featurestore"
 	"github.com/netfeat/netfeat/inference"
 	"github.com/netfeat/netfeat/learning"
@@ -194,4 +195,27 @@ func (s *Service) mountAPIs() {
 	s.http.Handle("/v1/actions/", models) // POST /v1/actions/{fingerprint}/feedback
 	s.http.Handle("/v1/feedback", models)
 	s.http.Handle("/v1/learning/", s.withScope(scopeRead, http.HandlerFunc(s.serveLearning)))
+	s.mountConsole()
+}
+
+// mountConsole serves the operator's web console at "/" (its page loads
+// without a token; the API calls it makes carry one) and its live action
+// feed at GET /v1/actions/stream, which needs the read scope and learns of
+// transitions from the inference runtime in-process.
+func (s *Service) mountConsole() {
+	s.feed = console.NewActionFeed(func() []inference.ActionState {
+		rt := s.pipe.runtime
+		if rt == nil || rt.Ready() != nil { // a hub has no inference
+			return nil
+		}
+		return rt.Actions()
+	}, s.reg)
+	if rt := s.pipe.runtime; rt != nil {
+		rt.ObserveTransitions(s.feed.Observe)
+	}
+	s.http.Handle("GET /v1/actions/stream", s.withScope(scopeRead, s.feed))
+	page := console.Handler()
+	for _, p := range console.Patterns {
+		s.http.Handle(p, page)
+	}
 }

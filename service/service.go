@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/netfeat/netfeat/console"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
@@ -71,6 +73,8 @@ type Service struct {
 	// /v1/targets); nil on a hub.
 	targets *targetSet
 	fl      *federatedHub // role hub with a federated section only
+	// feed is the console's live action feed (GET /v1/actions/stream).
+	feed *console.ActionFeed
 }
 
 // readiness exports netfeat_component_ready, computed at scrape time.
@@ -125,6 +129,9 @@ func New(cfg *Config, reg *prometheus.Registry, log *slog.Logger) (*Service, err
 		return nil, err
 	}
 	s.group.Add(s.http)
+	// After HTTP, so it stops first: its open streams end and do not hold
+	// up HTTP's graceful stop.
+	s.group.Add(ComponentFuncs{ComponentName: "console", StopFunc: s.feed.Stop})
 	return s, nil
 }
 

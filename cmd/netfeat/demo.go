@@ -504,6 +504,7 @@ func printBanner(out io.Writer, o demoOptions, sims *demoSims, scenarios []demoS
 	for _, l := range lines {
 		fmt.Fprintf(out, "   %s\n", l.text)
 	}
+	fmt.Fprintf(out, "== web console: %s/ (actions live, devices, charts, SQL, models)\n", httpURL)
 	fmt.Fprintln(out, "== while it runs, in another terminal")
 	fmt.Fprintf(out, "   %s watch --nats %s --actions-only\n", self, natsURL)
 	fmt.Fprintf(out, "   nats sub 'netfeat.decisions.>' --server %s\n", natsURL)
