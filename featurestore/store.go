@@ -75,6 +75,7 @@ type Store struct {
 
 	chunkEnc chunkEncoder // chunk writer only (recovery before it starts)
 	hot      *hotTier
+	hotLimit atomic.Int64 // LimitHot's budget; 0: memory_budget
 	win      *windowEngine
 	online   []*onlineView
 	tables   []*viewTable
@@ -142,10 +143,11 @@ func New(cfg Config, views []schema.FeatureView, dir string, reg prometheus.Regi
 	}
 	s := &Store{
 		cfg: cfg, dir: dir, log: log, views: views, viewIx: map[string]int{},
-		series:   &seriesTable{ids: make(map[seriesKey]int32), max: cfg.MaxSeries},
+		series:   newSeriesTable(),
 		commitCh: make(chan *pending, cfg.CommitQueue), winCh: make(chan *pending, cfg.WindowQueue),
 		chunkCh: make(chan *chunk, 64), rowCh: make(chan []rowWrite, 4096), stopMaint: make(chan struct{}),
 	}
+	s.series.max = cfg.MaxSeries
 	s.pool.New = func() any { return &pending{done: make(chan error, 1)} }
 	for i, v := range views {
 		s.viewIx[v.Name] = i
