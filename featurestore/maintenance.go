@@ -16,7 +16,7 @@ func (s *Store) maintainHot(now time.Time) {
 		s.m.chunksSealed.WithLabelValues("age").Inc()
 		s.chunkCh <- c
 	}
-	s.hot.retain(now.Add(-s.cfg.RetentionAge).UnixNano(), int64(s.cfg.MemoryBudget), func(c *chunk, r dropReason) {
+	s.hot.retain(now.Add(-s.cfg.RetentionAge).UnixNano(), s.HotBudget(), func(c *chunk, r dropReason) {
 		s.m.chunksDropped.WithLabelValues(string(r)).Inc()
 		s.log.Debug("chunk dropped from hot tier", "reason", r, "rows", c.rows(), "max_ts", time.Unix(0, c.maxTS))
 	})
