@@ -23,6 +23,7 @@ func (s *Store) LimitHot(budget int64) (shed int64) {
 	s.hotLimit.Store(budget)
 	s.hot.retainFor(math.MinInt64, budget, dropLimit, func(c *chunk, r dropReason) {
 		shed += c.bytes()
+		s.hotShed.Add(c.bytes())
 		s.m.chunksDropped.WithLabelValues(string(r)).Inc()
 		s.log.Debug("chunk dropped from hot tier", "reason", r, "rows", c.rows(), "max_ts", time.Unix(0, c.maxTS))
 	})
@@ -37,6 +38,11 @@ func (s *Store) HotBudget() int64 {
 	}
 	return int64(s.cfg.MemoryBudget)
 }
+
+// HotShed is the bytes of sample data dropped from the hot tier while
+// LimitHot held its budget under memory_budget (by LimitHot and by the
+// retention passes after it).
+func (s *Store) HotShed() int64 { return s.hotShed.Load() }
 
 // HotUsage returns the samples and bytes of sample data in the hot tier.
 func (s *Store) HotUsage() (samples, bytes int64) {

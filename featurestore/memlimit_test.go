@@ -72,10 +72,23 @@ func TestLimitHot(t *testing.T) {
 				}
 			}
 			// The next retention pass keeps to the lowered budget.
+			if got := s.HotShed(); got != shed {
+				t.Errorf("HotShed = %d after LimitHot shed %d", got, shed)
+			}
 			fillHot(t, s, 4)
+			_, filled := s.HotUsage()
 			s.maintainHot(time.Now())
-			if _, held := s.HotUsage(); held > s.HotBudget() {
+			_, held := s.HotUsage()
+			if held > s.HotBudget() {
 				t.Errorf("after maintenance the tier holds %d bytes over the budget %d", held, s.HotBudget())
+			}
+			// Under a lowered budget those drops are the limit's too.
+			wantShed := shed
+			if s.HotBudget() < full {
+				wantShed += filled - held
+			}
+			if got := s.HotShed(); got != wantShed {
+				t.Errorf("HotShed = %d after maintenance, want %d", got, wantShed)
 			}
 		})
 	}

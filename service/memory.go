@@ -49,6 +49,7 @@ type hotLimiter interface {
 	LimitHot(budget int64) (shed int64)
 	HotBudget() int64
 	HotUsage() (samples, bytes int64)
+	HotShed() int64
 }
 
 // memUsage is one measurement of the process.
@@ -95,7 +96,6 @@ type memoryGovernor struct {
 	log    *slog.Logger
 
 	used, budget prometheus.Gauge
-	shed         prometheus.Counter
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -107,13 +107,14 @@ func newMemoryGovernor(limit int64, st hotLimiter, reg prometheus.Registerer, lo
 			Help: "The process's memory as the memory_limit governor measures it (RSS on Linux)."}),
 		budget: prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfeat_memory_hot_budget_bytes",
 			Help: "The hot tier's budget the memory_limit governor allows: store.memory_budget, or less while the process is over 95% of memory_limit."}),
-		shed: prometheus.NewCounter(prometheus.CounterOpts{Name: "netfeat_memory_shed_bytes_total",
-			Help: "Bytes of hot-tier sample data dropped from memory to stay under memory_limit (oldest chunks first; they stay in Badger until chunk_ttl)."}),
 	}
+	shed := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "netfeat_memory_shed_bytes_total",
+		Help: "Bytes of hot-tier sample data dropped from memory to stay under memory_limit (oldest chunks first; they stay in Badger until chunk_ttl)."},
+		func() float64 { return float64(st.HotShed()) })
 	limitGauge := prometheus.NewGauge(prometheus.GaugeOpts{Name: "netfeat_memory_limit_bytes", Help: "The configured memory_limit."})
 	limitGauge.Set(float64(limit))
 	if reg != nil {
-		for _, c := range []prometheus.Collector{g.used, g.budget, g.shed, limitGauge} {
+		for _, c := range []prometheus.Collector{g.used, g.budget, shed, limitGauge} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
@@ -131,9 +132,7 @@ func (g *memoryGovernor) step() {
 	p := planMemory(g.limit, g.full, budget, hot, u)
 	debug.SetMemoryLimit(p.goLimit)
 	if p.budget != budget {
-		shed := g.store.LimitHot(p.budget)
-		g.shed.Add(float64(shed))
-		if shed > 0 {
+		if shed := g.store.LimitHot(p.budget); shed > 0 {
 			g.log.Info("over memory_limit: hot tier shed", "used", u.Used, "limit", g.limit, "hot_budget", p.budget, "shed_bytes", shed)
 		}
 	}
