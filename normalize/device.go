@@ -194,8 +194,12 @@ type device struct {
 	uptimeSet             bool
 	epoch                 uint32
 
+	// cache holds the resolved paths with an origin, paths the ones
+	// without (every SNMP OID): keyed by the path alone, a slot is 24
+	// bytes rather than 40.
 	cache      map[cacheKey]*entry
-	cacheBytes int // origin and path bytes held by cache
+	paths      map[string]*entry
+	cacheBytes int // origin and path bytes held by cache and paths
 	names      []*nameTable
 	namesGen   uint32
 	comps      map[string]*component
@@ -224,6 +228,7 @@ func newDevice(name, label string, n *Normalizer) *device {
 	return &device{
 		name: name, clean: validName(name), label: label, n: n,
 		cache:    map[cacheKey]*entry{},
+		paths:    map[string]*entry{},
 		comps:    map[string]*component{},
 		series:   map[seriesKey]*series{},
 		pend:     map[pendKey]*pending{},
@@ -242,8 +247,7 @@ func (d *device) setProfile(c *compiled, by string, rank int) {
 		return
 	}
 	d.prof, d.profBy, d.profRank = c, by, rank
-	clear(d.cache)
-	d.cacheBytes = 0
+	d.clearCache()
 	d.names = make([]*nameTable, len(c.names))
 	for i := range d.names {
 		d.names[i] = &nameTable{rows: map[string]*nameRow{}, uses: map[string]int{}}
@@ -271,8 +275,7 @@ func (d *device) chooseProfile(batch []schema.Observation) {
 			}
 		}
 		if d.prof == nil {
-			clear(d.cache)
-			d.cacheBytes = 0
+			d.clearCache()
 		}
 	}
 	if info, ok := d.n.cfg.Inventory[d.name]; ok && info.Profile != "" {
@@ -360,9 +363,8 @@ func (d *device) process(ctx context.Context, n *Normalizer, batch []schema.Obse
 	}()
 	d.batch++
 	d.chooseProfile(batch)
-	if len(d.cache) > maxCacheEntries || d.cacheBytes > maxCacheBytes {
-		clear(d.cache)
-		d.cacheBytes = 0
+	if len(d.cache)+len(d.paths) > maxCacheEntries || d.cacheBytes > maxCacheBytes {
+		d.clearCache()
 	}
 
 	// Pass 1: resolve every observation to its entry; take names and
@@ -370,7 +372,12 @@ func (d *device) process(ctx context.Context, n *Normalizer, batch []schema.Obse
 	scratch := d.scratch[:0]
 	for i := range batch {
 		o := &batch[i]
-		e := d.cache[cacheKey{o.Origin, o.Path}]
+		var e *entry
+		if o.Origin == "" {
+			e = d.paths[o.Path]
+		} else {
+			e = d.cache[cacheKey{o.Origin, o.Path}]
+		}
 		if e == nil {
 			e = d.resolve(o)
 			if e == nil { // the profile changed under a gNMI origin: restart
@@ -470,6 +477,13 @@ func (d *device) process(ctx context.Context, n *Normalizer, batch []schema.Obse
 		return fmt.Errorf("normalize: append samples of %s: %w", d.name, err)
 	}
 	return nil
+}
+
+// clearCache forgets every resolved path.
+func (d *device) clearCache() {
+	clear(d.cache)
+	clear(d.paths)
+	d.cacheBytes = 0
 }
 
 // procBuf is the buffers one device.process uses while it runs.
@@ -1043,7 +1057,11 @@ func (d *device) resolve(o *schema.Observation) *entry {
 	if n := len(o.Origin) + len(o.Path); n <= maxCachedPath {
 		// An absurd path (a 1 MiB list key) is resolved again each time
 		// rather than kept: the cache is bounded in bytes too.
-		d.cache[cacheKey{o.Origin, o.Path}] = e
+		if o.Origin == "" {
+			d.paths[o.Path] = e
+		} else {
+			d.cache[cacheKey{o.Origin, o.Path}] = e
+		}
 		d.cacheBytes += n
 	}
 	return e
