@@ -272,11 +272,19 @@ type dropReason string
 const (
 	dropAge    dropReason = "age"
 	dropMemory dropReason = "memory"
+	// dropLimit: the process was over its memory_limit and the hot tier's
+	// budget was lowered under it (Store.LimitHot).
+	dropLimit dropReason = "memory_limit"
 )
 
 // retain drops sealed chunks whose newest sample is older than cutoff, then
 // the oldest chunks while the tier is over budget. It reports each drop.
 func (h *hotTier) retain(cutoff int64, budget int64, dropped func(*chunk, dropReason)) {
+	h.retainFor(cutoff, budget, dropMemory, dropped)
+}
+
+// retainFor is retain with the reason given to the budget's drops.
+func (h *hotTier) retainFor(cutoff int64, budget int64, over dropReason, dropped func(*chunk, dropReason)) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	old := h.view.Load().sealed
@@ -297,7 +305,7 @@ func (h *hotTier) retain(cutoff int64, budget int64, dropped func(*chunk, dropRe
 	}
 	for len(keep) > 0 && h.sealedBytes+openBytes > budget {
 		h.sealedBytes -= keep[0].bytes()
-		dropped(keep[0], dropMemory)
+		dropped(keep[0], over)
 		gone = append(gone, keep[0])
 		keep = keep[1:]
 	}

@@ -16,7 +16,14 @@ func (s *Store) maintainHot(now time.Time) {
 		s.m.chunksSealed.WithLabelValues("age").Inc()
 		s.chunkCh <- c
 	}
-	s.hot.retain(now.Add(-s.cfg.RetentionAge).UnixNano(), int64(s.cfg.MemoryBudget), func(c *chunk, r dropReason) {
+	budget, over := s.HotBudget(), dropMemory
+	if budget < int64(s.cfg.MemoryBudget) {
+		over = dropLimit
+	}
+	s.hot.retainFor(now.Add(-s.cfg.RetentionAge).UnixNano(), budget, over, func(c *chunk, r dropReason) {
+		if r == dropLimit {
+			s.hotShed.Add(c.bytes())
+		}
 		s.m.chunksDropped.WithLabelValues(string(r)).Inc()
 		s.log.Debug("chunk dropped from hot tier", "reason", r, "rows", c.rows(), "max_ts", time.Unix(0, c.maxTS))
 	})

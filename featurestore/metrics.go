@@ -61,7 +61,7 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) (*storeMetrics, error)
 			Name: "netfeat_store_chunks_sealed_total", Help: "Hot-tier chunks sealed, by reason (rows, age)."},
 			[]string{"reason"}),
 		chunksDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "netfeat_store_chunks_dropped_total", Help: "Sealed chunks dropped from memory (they stay in Badger until chunk_ttl), by reason (age, memory)."},
+			Name: "netfeat_store_chunks_dropped_total", Help: "Sealed chunks dropped from memory (they stay in Badger until chunk_ttl), by reason (age, memory, memory_limit)."},
 			[]string{"reason"}),
 		chunkPersist: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netfeat_store_chunk_writes_total", Help: "Sealed chunks written to Badger, by result (ok, error)."},
@@ -102,6 +102,8 @@ func newStoreMetrics(reg prometheus.Registerer, s *Store) (*storeMetrics, error)
 			func() float64 { r, _ := s.hot.usage(); return float64(r) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netfeat_store_hot_bytes", Help: "Bytes of sample data held in the hot tier."},
 			func() float64 { _, b := s.hot.usage(); return float64(b) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netfeat_store_hot_budget_bytes", Help: "The hot tier's effective budget: memory_budget, or less while the process is over memory_limit."},
+			func() float64 { return float64(s.HotBudget()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netfeat_store_series", Help: "Series (device, component, metric) known."},
 			func() float64 { return float64(s.series.len()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "netfeat_store_commit_queue_length", Help: "Append batches waiting for the WAL commit."},

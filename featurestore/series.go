@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"strings"
 	"sync"
@@ -38,8 +39,13 @@ type seriesDef struct {
 // order and never reused, so the hot tier stores one int32 per row and the
 // label columns are dictionaries indexed by it.
 type seriesTable struct {
-	mu        sync.RWMutex
-	ids       map[seriesKey]int32
+	mu sync.RWMutex
+	// ids indexes the series by a hash of their key (16 bytes a slot
+	// where the three strings took 56); a key whose hash another series
+	// already has goes to coll. lookup checks the key against defs.
+	seed      maphash.Seed
+	ids       map[uint64]int32
+	coll      map[seriesKey]int32
 	defs      []seriesDef
 	last      []lastSample // per id, accessed atomically under mu's read lock
 	max       int          // most series admit accepts; 0 means no limit
@@ -65,7 +71,7 @@ type seriesDicts struct {
 // newSeriesTable returns an empty table admitting at most maxSeries series (0:
 // no limit).
 func newSeriesTable(maxSeries int) *seriesTable {
-	return &seriesTable{ids: make(map[seriesKey]int32), metricIx: map[string]int32{}, max: maxSeries}
+	return &seriesTable{seed: maphash.MakeSeed(), ids: make(map[uint64]int32), metricIx: map[string]int32{}, max: maxSeries}
 }
 
 // appendDef adds the definition of the next id; the caller holds the
@@ -82,22 +88,57 @@ func (t *seriesTable) appendDef(d seriesDef) {
 	t.mids = append(t.mids, mid)
 }
 
+// hash is the ids key of a series key.
+func (t *seriesTable) hash(k seriesKey) uint64 {
+	var h maphash.Hash
+	h.SetSeed(t.seed)
+	h.WriteString(k.device)
+	h.WriteByte(0)
+	h.WriteString(k.component)
+	h.WriteByte(0)
+	h.WriteString(k.metric)
+	return h.Sum64()
+}
+
+// lookup returns the id of k; the caller holds mu.
+func (t *seriesTable) lookup(k seriesKey) (int32, bool) {
+	if id, ok := t.ids[t.hash(k)]; ok && t.defs[id].seriesKey == k {
+		return id, true
+	}
+	id, ok := t.coll[k]
+	return id, ok
+}
+
+// index records id as k's; the caller holds mu for writing and k has no
+// id yet.
+func (t *seriesTable) index(k seriesKey, id int32) {
+	h := t.hash(k)
+	if _, taken := t.ids[h]; !taken {
+		t.ids[h] = id
+		return
+	}
+	if t.coll == nil {
+		t.coll = make(map[seriesKey]int32)
+	}
+	t.coll[k] = id
+}
+
 // intern returns the id of the series, assigning one when it is new.
 func (t *seriesTable) intern(device, component, metric, source string) int32 {
 	k := seriesKey{device, component, metric}
 	t.mu.RLock()
-	id, ok := t.ids[k]
+	id, ok := t.lookup(k)
 	t.mu.RUnlock()
 	if ok {
 		return id
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if id, ok := t.ids[k]; ok {
+	if id, ok := t.lookup(k); ok {
 		return id
 	}
 	id = int32(len(t.defs))
-	t.ids[k] = id
+	t.index(k, id)
 	t.appendDef(seriesDef{seriesKey: k, source: source})
 	return id
 }
@@ -130,7 +171,7 @@ func (t *seriesTable) admit(device, component, metric, source string) (int32, ad
 	}
 	k := seriesKey{device, component, metric}
 	t.mu.RLock()
-	id, ok := t.ids[k]
+	id, ok := t.lookup(k)
 	full := t.max > 0 && len(t.defs) >= t.max
 	t.mu.RUnlock()
 	if ok {
@@ -217,7 +258,7 @@ func (t *seriesTable) internBatch(batch []schema.Sample, recs []rec, note func(i
 			recs[i].sid = prevID
 			continue
 		}
-		id, ok := t.ids[seriesKey{x.Device, x.Component, x.Metric}]
+		id, ok := t.lookup(seriesKey{x.Device, x.Component, x.Metric})
 		if !ok {
 			miss = append(miss, i)
 			prev = nil
@@ -243,7 +284,7 @@ func (t *seriesTable) restore(id int32, d seriesDef) error {
 	if int(id) != len(t.defs) {
 		return fmt.Errorf("series %d found after %d series: ids must be dense", id, len(t.defs))
 	}
-	t.ids[d.seriesKey] = id
+	t.index(d.seriesKey, id)
 	t.appendDef(d)
 	t.persisted = len(t.defs)
 	t.walled = len(t.defs)
@@ -264,7 +305,7 @@ func (t *seriesTable) restoreWAL(id int32, d seriesDef) error {
 	case int(id) > len(t.defs):
 		return fmt.Errorf("series %d defined in the WAL after %d series: ids must be dense", id, len(t.defs))
 	}
-	t.ids[d.seriesKey] = id
+	t.index(d.seriesKey, id)
 	t.appendDef(d)
 	t.walled = len(t.defs)
 	return nil

@@ -75,6 +75,8 @@ type Store struct {
 
 	chunkEnc chunkEncoder // chunk writer only (recovery before it starts)
 	hot      *hotTier
+	hotLimit atomic.Int64 // LimitHot's budget; 0: memory_budget
+	hotShed  atomic.Int64 // bytes dropped under hotLimit (HotShed)
 	win      *windowEngine
 	online   []*onlineView
 	tables   []*viewTable

@@ -222,6 +222,11 @@ func TestDeviceLimits(t *testing.T) {
 				t.Fatalf("a path of %d bytes is cached", len(k.path))
 			}
 		}
+		for p := range n.device("g1").paths {
+			if len(p) > maxCachedPath {
+				t.Fatalf("a path of %d bytes is cached", len(p))
+			}
+		}
 		// SNMP: an overlong ifName is not taken as a name.
 		s := poll(t, n, c, sec, snmpObs(oidIfName, schema.KindString, long), snmpObs(oidIfHCInOctets, schema.KindCounter64, uint64(5)))
 		for _, x := range s {

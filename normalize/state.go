@@ -100,7 +100,7 @@ func (n *Normalizer) UnmarshalState(b []byte) error {
 				d.comps[c.name] = c
 			}
 			d.series[k] = &series{
-				comp: c, metric: ss.Metric, has: true, raw: ss.Raw, ts: ss.TS,
+				comp: c, has: true, raw: ss.Raw, ts: ss.TS,
 				devEpoch: d.epoch, epoch: c.epoch, mapID: -1,
 			}
 		}

@@ -154,8 +154,10 @@ func TestMemoryLimitApplied(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	if got := debug.SetMemoryLimit(-1); got != 3<<30 {
-		t.Fatalf("Go memory limit %d after start, want %d", got, int64(3<<30))
+	// The governor gives Go the limit less what is outside the Go runtime
+	// (service/memory.go), never under a quarter of it.
+	if got := debug.SetMemoryLimit(-1); got > 3<<30 || got < 3<<30/4 {
+		t.Fatalf("Go memory limit %d after start, want at most %d and at least a quarter of it", got, int64(3<<30))
 	}
 }
 

@@ -112,6 +112,13 @@ func (s *Service) buildPipeline() error {
 		StopFunc:      st.Stop,
 		ReadyFunc:     st.Ready,
 	})
+	if cfg.MemoryLimit > 0 {
+		g, err := newMemoryGovernor(int64(cfg.MemoryLimit), st, reg, log)
+		if err != nil {
+			return fmt.Errorf("memory governor: %w", err)
+		}
+		s.group.Add(g)
+	}
 	s.group.Add(ComponentFuncs{
 		ComponentName: "normalizer",
 		StartFunc: func(ctx context.Context) error {

@@ -29,6 +29,7 @@ func newBenchCmd() *cobra.Command {
 		noFailover         bool
 		jsonOut            bool
 		memBudget          string
+		memLimit           string
 		noProgress         bool
 		keepDir            string
 	)
@@ -110,6 +111,13 @@ progress line on stderr; --json prints the report as JSON instead.`,
 				return fmt.Errorf("--memory-budget: %w", err)
 			}
 			o.MemoryBudget = int64(b)
+			if memLimit != "" {
+				l, err := featurestore.ParseByteSize(memLimit)
+				if err != nil {
+					return fmt.Errorf("--memory-limit: %w", err)
+				}
+				o.MemoryLimit = int64(l)
+			}
 			if o.Workload != bench.WorkloadInject {
 				if o.Binary, err = os.Executable(); err != nil {
 					return fmt.Errorf("find the netfeat binary to run as a child: %w", err)
@@ -173,6 +181,7 @@ progress line on stderr; --json prints the report as JSON instead.`,
 	f.DurationVar(&o.Interval, "interval", o.Interval, "snmp: polling interval; gnmi: update interval")
 	f.DurationVar(&o.Hop, "hop", o.Hop, "hop (= window) of the bench feature view; each window close of each interface yields a decision (snmp, gnmi: default --interval)")
 	f.StringVar(&memBudget, "memory-budget", "1GiB", "the store's hot-tier memory budget")
+	f.StringVar(&memLimit, "memory-limit", "", "the service's memory_limit (Go soft limit and hot-tier shedding, docs/configuration.md); empty: none")
 	f.Float64Var(&o.QueryRate, "query-rate", 0, "queries per second of the query mix during the load (0: none)")
 	f.IntVar(&o.QueryWorkers, "query-workers", o.QueryWorkers, "concurrent query connections")
 	f.Float64Var(&o.PointShare, "point-share", o.PointShare, "share of point lookups in the query mix (the rest are aggregates over samples)")

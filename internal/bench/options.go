@@ -81,6 +81,8 @@ type Options struct {
 	Hop time.Duration
 	// MemoryBudget is the store's hot-tier memory budget in bytes.
 	MemoryBudget int64
+	// MemoryLimit is the service's memory_limit in bytes (0: none).
+	MemoryLimit int64
 
 	// QueryRate, when positive, runs the query mix at this many queries
 	// per second (over QueryWorkers connections) while the load runs.
@@ -200,6 +202,9 @@ func (o *Options) Validate() error {
 	}
 	if o.Hop < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("hop %v: must be at least 10ms", o.Hop))
+	}
+	if o.MemoryLimit != 0 && o.MemoryLimit < 64<<20 {
+		errs = append(errs, fmt.Errorf("memory limit %d: must be at least 64MiB", o.MemoryLimit))
 	}
 	if o.MemoryBudget < 1<<20 {
 		errs = append(errs, fmt.Errorf("memory budget %d: must be at least 1MiB", o.MemoryBudget))

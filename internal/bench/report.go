@@ -46,6 +46,23 @@ type Report struct {
 	Notes      []string    `json:"notes,omitempty"`
 }
 
+// perDevice fills the collector workloads' (snmp, gnmi) figures relative
+// to the offered load: peak RSS per device and each step's share of the
+// offered values collected.
+func (r *Report) perDevice() {
+	if r.Workload != WorkloadSNMP && r.Workload != WorkloadGNMI {
+		return
+	}
+	if r.Load.Devices > 0 {
+		r.Memory.PeakRSSBytesPerDevice = float64(r.Memory.PeakRSSBytes) / float64(r.Load.Devices)
+	}
+	if r.Load.OfferedPerSec > 0 {
+		for i := range r.Steps {
+			r.Steps[i].CollectedRatio = r.Steps[i].ObsPerSec / r.Load.OfferedPerSec
+		}
+	}
+}
+
 // Machine describes where the run happened.
 type Machine struct {
 	CPUs      int    `json:"cpus"`
@@ -106,6 +123,9 @@ type Step struct {
 	// CPUPerMillionSamples is service CPU seconds per million samples into
 	// the hot tier; SamplesPerCPUSecond its inverse (what one core
 	// sustains).
+	// CollectedRatio is ObsPerSec over the offered values/s (snmp, gnmi):
+	// the share of what the devices offered that reached the normalizer.
+	CollectedRatio       float64       `json:"collected_ratio,omitempty"`
 	CPUPerMillionSamples float64       `json:"cpu_s_per_million_samples"`
 	SamplesPerCPUSecond  float64       `json:"samples_per_cpu_s"`
 	Decisions            DecisionStats `json:"decisions"`
@@ -118,6 +138,18 @@ type Step struct {
 type Memory struct {
 	PeakRSSBytes int64 `json:"peak_rss_bytes"`
 	RSSBytes     int64 `json:"rss_bytes"`
+	// PeakRSSBytesPerDevice is PeakRSSBytes over the devices or targets
+	// (snmp, gnmi).
+	PeakRSSBytesPerDevice float64 `json:"peak_rss_bytes_per_device,omitempty"`
+	// GoHeapInuseBytes and GoSysBytes are the service's Go heap in use
+	// and the memory the Go runtime holds from the OS
+	// (go_memstats_heap_inuse_bytes, go_memstats_sys_bytes) at the end;
+	// RSS above GoSysBytes is outside Go (DuckDB, the hot tier's regions).
+	GoHeapInuseBytes int64 `json:"go_heap_inuse_bytes,omitempty"`
+	GoSysBytes       int64 `json:"go_sys_bytes,omitempty"`
+	// MemoryShedBytes is what the service shed to stay under its memory
+	// limit (netfeat_memory_shed_bytes_total).
+	MemoryShedBytes int64 `json:"memory_shed_bytes,omitempty"`
 	// HotSamples and HotBytes are the store's netfeat_store_hot_samples and
 	// netfeat_store_hot_bytes gauges.
 	HotSamples int64 `json:"hot_samples"`
@@ -192,7 +224,11 @@ func (r *Report) WriteText(w io.Writer) error {
 	if r.Headline < len(r.Steps) {
 		s := r.Steps[r.Headline]
 		p("\nthroughput (%.1f s measured):\n", s.Seconds)
-		p("  observations into the normalizer  %14s  %12s/s\n", num(float64(s.Observations)), num(s.ObsPerSec))
+		p("  observations into the normalizer  %14s  %12s/s", num(float64(s.Observations)), num(s.ObsPerSec))
+		if s.CollectedRatio > 0 {
+			p("   (%.1f%% of the offered values)", 100*s.CollectedRatio)
+		}
+		p("\n")
 		p("  samples into the hot tier         %14s  %12s/s", num(float64(s.Samples)), num(s.SamplesPerSec))
 		if s.OfferedObsPerSec > 0 {
 			p("   (offered %s obs/s, kept up: %v)", num(s.OfferedObsPerSec), s.KeptUp)
@@ -265,10 +301,17 @@ func (r *Report) WriteText(w io.Writer) error {
 	m := r.Memory
 	p("\nmemory (end of run):\n")
 	p("  peak RSS %s, RSS %s", bytesText(m.PeakRSSBytes), bytesText(m.RSSBytes))
-	if r.Workload != WorkloadInject && l.Devices > 0 {
-		p(" (peak %.2f MiB per device)", float64(m.PeakRSSBytes)/(1<<20)/float64(l.Devices))
+	if m.PeakRSSBytesPerDevice > 0 {
+		p(" (peak %.2f MiB per device)", m.PeakRSSBytesPerDevice/(1<<20))
 	}
 	p("\n")
+	if m.GoSysBytes > 0 {
+		p("  Go heap in use %s, Go runtime from the OS %s", bytesText(m.GoHeapInuseBytes), bytesText(m.GoSysBytes))
+		if m.MemoryShedBytes > 0 {
+			p("; shed to stay under memory_limit %s", bytesText(m.MemoryShedBytes))
+		}
+		p("\n")
+	}
 	p("  hot tier %s samples in %s = %.2f B/sample; RSS per hot sample %.2f B\n", num(float64(m.HotSamples)), bytesText(m.HotBytes), m.HotBytesPerSample, m.RSSBytesPerHotSample)
 
 	p("\ndrops, losses, refusals, failures (every non-zero counter, whole run):\n")

@@ -76,6 +76,27 @@ func TestReportJSONShape(t *testing.T) {
 			t.Errorf("memory key %q missing", k)
 		}
 	}
+	// The collector workloads add the per-device figures.
+	snmp := sampleReport()
+	snmp.Workload, snmp.Load.Devices, snmp.Load.OfferedPerSec = WorkloadSNMP, 200, 25000
+	snmp.perDevice()
+	buf.Reset()
+	if err := snmp.WriteJSON(&buf); err != nil {
+		t.Fatal(err)
+	}
+	doc = nil
+	if err := json.Unmarshal(buf.Bytes(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	if got := doc["memory"].(map[string]any)["peak_rss_bytes_per_device"]; got != float64(300<<20)/200 {
+		t.Errorf("peak_rss_bytes_per_device = %v, want %v", got, float64(300<<20)/200)
+	}
+	if got := doc["steps"].([]any)[0].(map[string]any)["collected_ratio"]; got != 0.8 {
+		t.Errorf("collected_ratio = %v, want 0.8 (20,000 of 25,000 values/s)", got)
+	}
+	if _, ok := mem["peak_rss_bytes_per_device"]; ok {
+		t.Error("inject report has peak_rss_bytes_per_device")
+	}
 	// An empty drop list is [] (nothing dropped), never null.
 	r := sampleReport()
 	r.Drops = []Drop{}

@@ -158,6 +158,10 @@ func (s *session) finish(ctx context.Context, rep *Report, book *windowBook) err
 	m.PeakRSSBytes, m.RSSBytes = end.p.HWM, end.p.RSS
 	m.HotSamples = int64(end.m.Sum("netfeat_store_hot_samples"))
 	m.HotBytes = int64(end.m.Sum("netfeat_store_hot_bytes"))
+	m.GoHeapInuseBytes = int64(end.m.Sum("go_memstats_heap_inuse_bytes"))
+	m.GoSysBytes = int64(end.m.Sum("go_memstats_sys_bytes"))
+	m.MemoryShedBytes = int64(end.m.Sum("netfeat_memory_shed_bytes_total"))
+	rep.perDevice()
 	if m.HotSamples > 0 {
 		m.HotBytesPerSample = float64(m.HotBytes) / float64(m.HotSamples)
 		m.RSSBytesPerHotSample = float64(m.RSSBytes) / float64(m.HotSamples)
@@ -195,7 +199,7 @@ func runInject(ctx context.Context, o Options, dir string, rep *Report) (err err
 	}
 	rep.Service = "in-process"
 	rep.Load.Interfaces, rep.Load.OfferedPerSec, rep.Load.Injectors = o.Interfaces, o.Rate, o.Injectors
-	setup := serviceSetup{dataDir: filepath.Join(dir, "data"), memoryBudget: o.MemoryBudget, hop: o.Hop, lateness: lateness}
+	setup := serviceSetup{dataDir: filepath.Join(dir, "data"), memoryBudget: o.MemoryBudget, memoryLimit: o.MemoryLimit, hop: o.Hop, lateness: lateness}
 	var es *eventSources
 	if o.Events {
 		trapListen, err := freeUDPPort()
@@ -379,7 +383,7 @@ func runCollectors(ctx context.Context, o Options, dir string, rep *Report) (err
 		rep.Service = "in-process (profiled)"
 	}
 	rep.Load.Interval = o.Interval.String()
-	setup := serviceSetup{dataDir: filepath.Join(dir, "data"), memoryBudget: o.MemoryBudget, hop: o.Hop, interval: o.Interval,
+	setup := serviceSetup{dataDir: filepath.Join(dir, "data"), memoryBudget: o.MemoryBudget, memoryLimit: o.MemoryLimit, hop: o.Hop, interval: o.Interval,
 		cpus: o.ServiceCPUs}
 	tsetup := telegrafSetup{interval: o.Interval}
 	var stopSims func(context.Context) error

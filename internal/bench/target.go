@@ -36,6 +36,7 @@ type serviceSetup struct {
 	httpListen   string
 	natsListen   string
 	memoryBudget int64
+	memoryLimit  int64 // memory_limit; 0: none
 	hop          time.Duration
 	lateness     time.Duration
 	snmp         []endpoint
@@ -72,6 +73,9 @@ func (s serviceSetup) yaml() string {
 		fmt.Fprintf(&b, "nats: {listen: %q, jetstream: false}\n", s.natsListen)
 	}
 	fmt.Fprintf(&b, "store: {memory_budget: %d}\n", s.memoryBudget)
+	if s.memoryLimit > 0 {
+		fmt.Fprintf(&b, "memory_limit: %d\n", s.memoryLimit)
+	}
 	b.WriteString(s.viewYAML())
 	// publish: all, so that every window close of every entity yields a
 	// decision on NATS (by default only lifecycle transitions are).

@@ -168,7 +168,7 @@ func TestOptionsValidate(t *testing.T) {
 func TestServiceSetupParses(t *testing.T) {
 	for _, s := range []serviceSetup{
 		{dataDir: "/tmp/x", httpListen: "127.0.0.1:0", natsListen: "127.0.0.1:0", memoryBudget: 1 << 30, hop: time.Second},
-		{dataDir: "/tmp/x", httpListen: "127.0.0.1:1", natsListen: "127.0.0.1:2", memoryBudget: 1 << 26, hop: 10 * time.Second, interval: 10 * time.Second,
+		{dataDir: "/tmp/x", httpListen: "127.0.0.1:1", natsListen: "127.0.0.1:2", memoryBudget: 1 << 26, memoryLimit: 400 << 20, hop: 10 * time.Second, interval: 10 * time.Second,
 			snmp: []endpoint{{"snmp-0001", "127.0.0.1:16100"}, {"snmp-0002", "127.0.0.1:16101"}}},
 		{dataDir: "/tmp/x", httpListen: "127.0.0.1:1", natsListen: "127.0.0.1:2", memoryBudget: 1 << 26, hop: 500 * time.Millisecond, lateness: 100 * time.Millisecond, interval: time.Second,
 			gnmi: []endpoint{{"xr-0001", "127.0.0.1:57400"}}},
