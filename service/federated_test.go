@@ -95,28 +95,32 @@ func TestFederatedHubServesRounds(t *testing.T) {
 	}
 
 	url := "http://" + svc.HTTP().Addr() + "/v1/fl/rounds"
-	var st federated.Status
+	var (
+		st   federated.Status
+		done *federated.RoundStatus
+	)
 	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(url)
-		if err == nil {
-			if resp.StatusCode == http.StatusOK {
-				err = json.NewDecoder(resp.Body).Decode(&st)
-			}
-			resp.Body.Close()
-		}
-		if err == nil && st.Version > 0 {
-			break
-		}
+	for done == nil {
 		if time.Now().After(deadline) {
-			t.Fatalf("no completed round: %v %+v", err, st)
+			t.Fatalf("no completed round: %+v", st)
 		}
 		time.Sleep(100 * time.Millisecond)
-	}
-	var done *federated.RoundStatus
-	for i := range st.Rounds {
-		if st.Rounds[i].Result == "completed" {
-			done = &st.Rounds[i]
+		resp, err := http.Get(url)
+		if err != nil {
+			continue
+		}
+		st = federated.Status{}
+		if resp.StatusCode == http.StatusOK {
+			err = json.NewDecoder(resp.Body).Decode(&st)
+		}
+		resp.Body.Close()
+		if err != nil {
+			continue
+		}
+		for i := range st.Rounds {
+			if st.Rounds[i].Result == "completed" {
+				done = &st.Rounds[i]
+			}
 		}
 	}
 	if st.Model != "m" || done == nil || done.Updates != 2 || done.Samples != 20 || done.Version != st.Version {
