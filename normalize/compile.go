@@ -73,6 +73,7 @@ type compiled struct {
 	nMappings int
 	nextCombo int
 	nextMapID int
+	oids      *oidCache // resolved OIDs, shared by the profile's devices
 }
 
 type nameCol struct {
@@ -132,6 +133,7 @@ func compileProfile(src profileSource, byName map[string]profileSource) (*compil
 		gnmi:      map[gnmiKey][]*mapping{},
 		gnmiClass: map[string]bool{},
 		descrText: src.Description,
+		oids:      newOIDCache(),
 	}
 	for _, d := range src.Match.SysDescr {
 		c.descr = append(c.descr, regexp.MustCompile(d))

@@ -25,10 +25,13 @@ const (
 	entryUnmapped
 )
 
-// entry is what a path or OID resolved to, cached per device.
+// entry is what a path or OID resolved to: cached per device (gNMI paths)
+// or shared by the devices of a profile (SNMP OIDs, see oidCache).
 type entry struct {
 	kind    entryKind
 	uptime  bool   // sysUpTime.0: a decrease is a device-wide reset
+	shared  bool   // in an oidCache: immutable, targets bound in device.binds
+	id      uint32 // a shared entry's id in its oidCache
 	index   string // SNMP instance (suffix removed); gNMI parent path
 	keys    []gnmipath.Key
 	targets []target
@@ -200,17 +203,26 @@ type device struct {
 	cache      map[cacheKey]*entry
 	paths      map[string]*entry
 	cacheBytes int // origin and path bytes held by cache and paths
-	names      []*nameTable
-	namesGen   uint32
-	comps      map[string]*component
-	series     map[seriesKey]*series
-	pend       map[pendKey]*pending
-	unmapped   map[unmappedKey]*unmappedStat
+	// oids is the oidCache of the device's profile as of generation
+	// oidsGen; local gives, for each of its metric entries the device
+	// has seen, the index of its targets' bindings in binds.
+	oids     *oidCache
+	oidsGen  uint32
+	local    map[*entry]int32
+	binds    []target
+	seq      []seqSlot // by batch position, see slotAt
+	names    []*nameTable
+	namesGen uint32
+	comps    map[string]*component
+	series   map[seriesKey]*series
+	pend     map[pendKey]*pending
+	unmapped map[unmappedKey]*unmappedStat
 
 	batch uint64
 	// scratch and out are process's buffers while it runs (from
 	// procBufs), nil between batches.
 	scratch []*entry
+	slots   []int32 // localTargets of each shared entry in scratch
 	out     []schema.Sample
 
 	disc, wraps, shadowed prometheus.Counter
@@ -229,6 +241,7 @@ func newDevice(name, label string, n *Normalizer) *device {
 		name: name, clean: validName(name), label: label, n: n,
 		cache:    map[cacheKey]*entry{},
 		paths:    map[string]*entry{},
+		local:    map[*entry]int32{},
 		comps:    map[string]*component{},
 		series:   map[seriesKey]*series{},
 		pend:     map[pendKey]*pending{},
@@ -351,40 +364,67 @@ func (d *device) process(ctx context.Context, n *Normalizer, batch []schema.Obse
 	if b == nil {
 		b = &procBuf{}
 	}
-	d.scratch, d.out = b.scratch[:0], b.out[:0]
+	d.scratch, d.slots, d.out = b.scratch[:0], b.slots[:0], b.out[:0]
 	defer func() {
 		if d.scratch != nil || d.out != nil {
 			clear(d.scratch)
 			clear(d.out)
-			b.scratch, b.out = d.scratch[:0], d.out[:0]
+			b.scratch, b.slots, b.out = d.scratch[:0], d.slots[:0], d.out[:0]
 		}
-		d.scratch, d.out = nil, nil
+		d.scratch, d.slots, d.out = nil, nil, nil
 		procBufs.Put(b)
 	}()
 	d.batch++
 	d.chooseProfile(batch)
-	if len(d.cache)+len(d.paths) > maxCacheEntries || d.cacheBytes > maxCacheBytes {
+	if len(d.cache)+len(d.paths)+len(d.local) > maxCacheEntries || d.cacheBytes > maxCacheBytes {
 		d.clearCache()
 	}
+	shared := d.prof.oids
+	d.attach(shared)
 
 	// Pass 1: resolve every observation to its entry; take names and
 	// sysUpTime first so that pass 2 sees this poll's names and resets.
-	scratch := d.scratch[:0]
+	// The profile's shared entries are read under its read lock, taken
+	// once for the run of them rather than per value.
+	scratch, slots := d.scratch[:0], d.slots[:0]
+	locked := false
 	for i := range batch {
 		o := &batch[i]
 		var e *entry
-		if o.Origin == "" {
-			e = d.paths[o.Path]
+		var slot int32
+		if sharable(o) {
+			if !locked {
+				shared.mu.RLock()
+				locked = true
+			}
+			if e = shared.entries[o.Path]; e == nil {
+				shared.mu.RUnlock()
+				locked = false
+				e = d.resolveShared(o)
+			}
+			if e.shared {
+				slot = d.slotAt(i, e)
+			}
 		} else {
-			e = d.cache[cacheKey{o.Origin, o.Path}]
-		}
-		if e == nil {
-			e = d.resolve(o)
-			if e == nil { // the profile changed under a gNMI origin: restart
-				return d.processRestart(ctx, n, batch)
+			if locked {
+				shared.mu.RUnlock()
+				locked = false
+			}
+			if o.Origin == "" {
+				e = d.paths[o.Path]
+			} else {
+				e = d.cache[cacheKey{o.Origin, o.Path}]
+			}
+			if e == nil {
+				e = d.resolve(o)
+				if e == nil { // the profile changed under a gNMI origin: restart
+					d.scratch, d.slots = scratch, slots
+					return d.processRestart(ctx, n, batch)
+				}
 			}
 		}
 		scratch = append(scratch, e)
+		slots = append(slots, slot)
 		switch e.kind {
 		case entryName:
 			d.setName(e, o)
@@ -402,7 +442,10 @@ func (d *device) process(ctx context.Context, n *Normalizer, batch []schema.Obse
 			}
 		}
 	}
-	d.scratch = scratch
+	if locked {
+		shared.mu.RUnlock()
+	}
+	d.scratch, d.slots = scratch, slots
 
 	// Pass 2: resolve components, apply discontinuities, note which series
 	// have a primary (non-fallback) source in this batch.
@@ -410,8 +453,9 @@ func (d *device) process(ctx context.Context, n *Normalizer, batch []schema.Obse
 		if e.kind != entryMetric {
 			continue
 		}
-		for j := range e.targets {
-			t := &e.targets[j]
+		tg := d.targetsOf(e, slots[i])
+		for j := range tg {
+			t := &tg[j]
 			if !t.ok || t.gen != d.namesGen {
 				d.bind(e, t)
 			}
@@ -433,15 +477,20 @@ func (d *device) process(ctx context.Context, n *Normalizer, batch []schema.Obse
 		o := &batch[i]
 		switch e.kind {
 		case entryUnmapped:
-			e.un.count++
-			e.un.ctr.Inc()
+			u := e.un
+			if u == nil { // shared: the device's own count
+				u = d.unmappedStat(e.label, ReasonNoMapping)
+			}
+			u.count++
+			u.ctr.Inc()
 			continue
 		case entryMetric:
 		default:
 			continue
 		}
-		for j := range e.targets {
-			t := &e.targets[j]
+		tg := d.targetsOf(e, slots[i])
+		for j := range tg {
+			t := &tg[j]
 			m := t.m
 			if m.role != RoleMetric {
 				continue
@@ -484,11 +533,13 @@ func (d *device) clearCache() {
 	clear(d.cache)
 	clear(d.paths)
 	d.cacheBytes = 0
+	d.clearBinds()
 }
 
 // procBuf is the buffers one device.process uses while it runs.
 type procBuf struct {
 	scratch []*entry
+	slots   []int32
 	out     []schema.Sample
 }
 
