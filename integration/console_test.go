@@ -230,6 +230,9 @@ func TestConsole(t *testing.T) {
 		b.waitTrue(t, "the three demo devices, up", `document.querySelectorAll('#devices tbody tr').length === 3 &&
 			[...document.querySelectorAll('#devices tbody tr')].every(r => r.children[1].textContent === "up")`, 30*time.Second)
 		b.shot(t, "devices")
+		eval[bool](t, b, `(() => { const f = document.getElementById('devices-filter'); f.value = 'NOKIA'; f.dispatchEvent(new Event('input')); return true })()`)
+		b.waitTrue(t, "the filter keeps nokia-7210 alone", `document.querySelectorAll('#devices tbody tr').length === 1 &&
+			document.querySelector('#devices tbody tr').dataset.device === "nokia-7210"`, 10*time.Second)
 		eval[bool](t, b, `document.querySelector('#devices tr[data-device="nokia-7210"] a').click(), true`)
 		b.waitTrue(t, "the device page lists its components", `location.hash === "#/device/nokia-7210" &&
 			document.querySelectorAll('#components tbody tr').length > 1`, 30*time.Second)

@@ -327,29 +327,44 @@ function actionsPage(root) {
 // aggregate over every series, fill in when they come.
 function devicesPage(root) {
   const body = el("div", {}, el("p", { class: "muted" }, "Loading…"));
-  root.append(el("h1", {}, "Devices"), body);
+  const filter = el("input", { id: "devices-filter", type: "search", placeholder: "filter: device, state, protocol, profile, address", size: 40 });
+  const counts = el("span", { class: "muted" });
+  root.append(el("h1", {}, "Devices"), el("div", { class: "toolbar" }, filter, counts), body);
   let series = new Map(); // device → {last_sample, series}
   let devices = [];
   const render = () => {
-    const rows = devices.map((d) => {
+    const needle = filter.value.trim().toLowerCase();
+    const shown = devices.filter((d) => !needle ||
+      [d.device, d.state, d.protocol, d.profile, d.address].some((x) => String(x || "").toLowerCase().includes(needle)));
+    counts.textContent = `${shown.length} of ${devices.length} devices`;
+    // Devices that are not up first, then by name; the first maxRows:
+    // a thousand rows take the browser longer to lay out than the
+    // service takes to answer, and the filter narrows them.
+    const rank = (d) => (d.state === "up" ? 1 : 0);
+    shown.sort((a, b) => rank(a) - rank(b) || String(a.device).localeCompare(String(b.device)));
+    const rows = shown.slice(0, maxRows).map((d) => {
       const s = series.get(d.device) || {};
       return el("tr", { dataset: { device: d.device } },
         el("td", {}, el("a", { href: deviceHref(d.device) }, d.device)), stateCell(d.state), el("td", {}, d.protocol),
         el("td", {}, d.profile), el("td", {}, d.address), el("td", {}, fmtTime(s.last_sample)),
         el("td", { class: "num" }, fmtNum(s.series)), el("td", { class: "num" }, fmtNum(d.unmapped)), el("td", { class: "error" }, d.last_error));
     });
-    body.replaceChildren(el("p", { class: "muted" }, devices.length + " devices"), el("div", { class: "scroll" },
-      table(["device", "reachability", "protocol", "profile", "address", "last sample", "series", "unmapped", "last error"], rows, { id: "devices" })));
+    const more = shown.length > maxRows ? el("p", { class: "muted" }, `and ${shown.length - maxRows} more: filter to narrow`) : "";
+    body.replaceChildren(el("div", { class: "scroll" },
+      table(["device", "reachability", "protocol", "profile", "address", "last sample", "series", "unmapped", "last error"], rows, { id: "devices" })), more);
   };
+  filter.addEventListener("input", render);
   return every(5000, async () => {
-    const counts = sql(`SELECT device, max(last_ts) AS last_sample, count(*) AS series FROM series GROUP BY device`);
-    counts.catch(() => {}); // reported below, once the inventory is shown
-    const r = await sql(`SELECT d.device, d.protocol, d.profile, d.state, d.address, d.last_error, coalesce(u.unmapped, 0) AS unmapped
+    // The inventory first: the per-device series aggregate reads every
+    // series and fills its columns in once it is in.
+    const inv = sql(`SELECT d.device, d.protocol, d.profile, d.state, d.address, d.last_error, coalesce(u.unmapped, 0) AS unmapped
       FROM devices d LEFT JOIN (SELECT device, sum("count") AS unmapped FROM unmapped GROUP BY device) u ON u.device = d.device
       ORDER BY d.device`);
-    devices = objects(r);
+    const counted = sql(`SELECT device, max(last_ts) AS last_sample, count(*) AS series FROM series GROUP BY device`);
+    counted.catch(() => {}); // reported below, once the inventory is shown
+    devices = objects(await inv);
     render();
-    series = new Map(objects(await counts).map((x) => [x.device, x]));
+    series = new Map(objects(await counted).map((x) => [x.device, x]));
     render();
   });
 }
