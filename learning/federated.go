@@ -93,9 +93,16 @@ type FederatedOptions struct {
 	Epochs int `yaml:"epochs" json:"epochs"`
 	// LearningRate is the step size; default 0.5.
 	LearningRate float64 `yaml:"learning_rate" json:"learning_rate"`
-	// L2 is λ in (1/N)·Σ logloss + (λ/2)·‖w‖² (the bias is not
-	// penalised); default 1e-3.
+	// L2 is λ in (1/N)·Σ cᵢ·loglossᵢ + (λ/2)·‖w‖² (cᵢ: PositiveWeight
+	// for a row labelled 1, else 1; the bias is not penalised); default
+	// 1e-3.
 	L2 float64 `yaml:"l2" json:"l2"`
+	// PositiveWeight is how many times a row labelled 1 counts in the
+	// loss; default 1. Incidents are rare (a few windows in a thousand),
+	// and at weight 1 their share of the gradient is too small for a few
+	// rounds to learn them. Give every edge the same value: the edges
+	// then minimise one objective, the weighted loss over all their rows.
+	PositiveWeight float64 `yaml:"positive_weight" json:"positive_weight"`
 }
 
 func (o FederatedOptions) withDefaults() FederatedOptions {
@@ -108,15 +115,19 @@ func (o FederatedOptions) withDefaults() FederatedOptions {
 	if o.L2 == 0 {
 		o.L2 = 1e-3
 	}
+	if o.PositiveWeight == 0 {
+		o.PositiveWeight = 1
+	}
 	return o
 }
 
 // FederatedTrainer is an edge's trainer of a federated logistic regression
 // (it implements federated.Trainer): from the global weights it takes
-// Epochs full-batch gradient steps of the L2-regularised log loss over the
-// edge's own rows and returns the local weights minus the global ones,
-// with its number of rows. The rows never leave it. Weights are one per
-// feature, in the Dataset's order, then the bias (dimension d+1).
+// Epochs full-batch gradient steps of the L2-regularised log loss (rows
+// labelled 1 weighted by PositiveWeight) over the edge's own rows and
+// returns the local weights minus the global ones, with its number of
+// rows. The rows never leave it. Weights are one per feature, in the
+// Dataset's order, then the bias (dimension d+1).
 //
 // Unlike Train, it accepts a set with one class only: an edge that never
 // saw an incident still has something to teach (what normal looks like),
@@ -139,6 +150,8 @@ func NewFederatedTrainer(ds *Dataset, opt FederatedOptions) (*FederatedTrainer, 
 		return nil, fmt.Errorf("federated trainer: learning rate %v: must be a positive finite number", opt.LearningRate)
 	case !(opt.L2 >= 0) || math.IsInf(opt.L2, 0):
 		return nil, fmt.Errorf("federated trainer: l2 %v: must be a non-negative finite number", opt.L2)
+	case !(opt.PositiveWeight > 0) || math.IsInf(opt.PositiveWeight, 0):
+		return nil, fmt.Errorf("federated trainer: positive weight %v: must be a positive finite number", opt.PositiveWeight)
 	}
 	err := ds.Validate(1)
 	if err != nil && Reason(err) != ReasonOneClass {
@@ -175,6 +188,9 @@ func (t *FederatedTrainer) Train(ctx context.Context, global []float64) ([]float
 		for i := range n {
 			x := t.ds.Row(i)
 			e := Sigmoid(Margin(w, x)) - t.ds.Y[i]
+			if t.ds.Y[i] == 1 {
+				e *= t.opt.PositiveWeight
+			}
 			for j, v := range x {
 				g[j] += e * v
 			}

@@ -106,6 +106,8 @@ func TestNewFederatedTrainerRefuses(t *testing.T) {
 		{"negative learning rate", good, FederatedOptions{LearningRate: -0.1}, "learning rate -0.1"},
 		{"infinite learning rate", good, FederatedOptions{LearningRate: math.Inf(1)}, "learning rate +Inf"},
 		{"negative l2", good, FederatedOptions{L2: -1}, "l2 -1"},
+		{"negative positive weight", good, FederatedOptions{PositiveWeight: -2}, "positive weight -2"},
+		{"NaN positive weight", good, FederatedOptions{PositiveWeight: math.NaN()}, "positive weight NaN"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := NewFederatedTrainer(tc.ds(), tc.opt)
@@ -124,7 +126,8 @@ func TestNewFederatedTrainerRefuses(t *testing.T) {
 
 // gradStep is one full-batch gradient step of the regularised log loss
 // over rows, computed here independently of the trainer.
-func gradStep(w []float64, rows [][]float64, y []float64, lr, l2 float64) []float64 {
+// Rows labelled 1 weigh pw.
+func gradStep(w []float64, rows [][]float64, y []float64, lr, l2, pw float64) []float64 {
 	d := len(w) - 1
 	g := make([]float64, d+1)
 	for i, x := range rows {
@@ -133,6 +136,9 @@ func gradStep(w []float64, rows [][]float64, y []float64, lr, l2 float64) []floa
 			z += w[j] * x[j]
 		}
 		e := 1/(1+math.Exp(-z)) - y[i]
+		if y[i] == 1 {
+			e *= pw
+		}
 		for j := range d {
 			g[j] += e * x[j]
 		}
@@ -186,11 +192,27 @@ func TestFederatedTrainerTrain(t *testing.T) {
 			name: "one epoch is one gradient step from the global weights", labels: labels,
 			opt: FederatedOptions{Epochs: 1, LearningRate: 0.7, L2: 0.01}, global: []float64{0.5, -0.2, 0.1},
 			check: func(t *testing.T, ds *Dataset, global, update []float64) {
-				want := gradStep(global, rows, labels, 0.7, 0.01)
+				want := gradStep(global, rows, labels, 0.7, 0.01, 1)
 				for j := range update {
 					if math.Abs(global[j]+update[j]-want[j]) > 1e-12 {
 						t.Fatalf("local weights %v, want %v", add(global, update), want)
 					}
+				}
+			},
+		},
+		{
+			name: "positive rows weigh PositiveWeight", labels: labels,
+			opt: FederatedOptions{Epochs: 1, LearningRate: 0.3, L2: 0.01, PositiveWeight: 5}, global: []float64{0.5, -0.2, 0.1},
+			check: func(t *testing.T, ds *Dataset, global, update []float64) {
+				want := gradStep(global, rows, labels, 0.3, 0.01, 5)
+				plain := gradStep(global, rows, labels, 0.3, 0.01, 1)
+				for j := range update {
+					if math.Abs(global[j]+update[j]-want[j]) > 1e-12 {
+						t.Fatalf("local weights %v, want %v", add(global, update), want)
+					}
+				}
+				if !(want[2] > plain[2]) {
+					t.Fatalf("weighting the positives did not raise the bias: %v vs %v", want, plain)
 				}
 			},
 		},
@@ -216,7 +238,7 @@ func TestFederatedTrainerTrain(t *testing.T) {
 			name: "the L2 penalty shrinks a weight with no signal, not the bias", labels: labels,
 			opt: FederatedOptions{Epochs: 1, LearningRate: 1, L2: 0.5}, global: []float64{0, 4, 0},
 			check: func(t *testing.T, ds *Dataset, global, update []float64) {
-				noPenalty := gradStep(global, rows, labels, 1, 0)
+				noPenalty := gradStep(global, rows, labels, 1, 0, 1)
 				if d := (global[1] + update[1]) - noPenalty[1]; math.Abs(d+0.5*4) > 1e-12 {
 					t.Fatalf("penalty moved drops by %v, want -2", d)
 				}
@@ -284,7 +306,8 @@ func TestFederatedTrainerTrainRefuses(t *testing.T) {
 // TestFederatedAveragingIsPooledGradientDescent checks why the trainer
 // suits federated averaging: with one local step per round, the
 // sample-weighted mean of two edges' updates is exactly one gradient step
-// on their pooled rows, even when only one edge has positives.
+// on their pooled rows, even when only one edge has positives (and with
+// the positives weighted).
 func TestFederatedAveragingIsPooledGradientDescent(t *testing.T) {
 	rowsA := [][]float64{{0.9, 1}, {0.2, 0}, {1, 0.7}, {0.3, 0}}
 	yA := []float64{1, 0, 1, 0}
@@ -297,7 +320,7 @@ func TestFederatedAveragingIsPooledGradientDescent(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		tr, err := NewFederatedTrainer(ds, FederatedOptions{Epochs: 1, LearningRate: 0.5, L2: 0.01})
+		tr, err := NewFederatedTrainer(ds, FederatedOptions{Epochs: 1, LearningRate: 0.5, L2: 0.01, PositiveWeight: 4})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -320,7 +343,7 @@ func TestFederatedAveragingIsPooledGradientDescent(t *testing.T) {
 		for j := range w {
 			w[j] += (float64(na)*ua[j] + float64(nb)*ub[j]) / float64(na+nb)
 		}
-		want = gradStep(want, pooled, pooledY, 0.5, 0.01)
+		want = gradStep(want, pooled, pooledY, 0.5, 0.01, 4)
 		for j := range w {
 			if math.Abs(w[j]-want[j]) > 1e-12 {
 				t.Fatalf("round %d: federated %v, pooled %v", round+1, w, want)
