@@ -51,7 +51,8 @@ func TestFederatedDemonstration(t *testing.T) {
 	}
 
 	// Federated: the rounds complete, F1 rises from the zero model's to at
-	// least 0.8, and B detects its congestion during the episode.
+	// least 0.8, and B detects its congestion within 30 s (the shipped
+	// congestion model, trained centrally, detects the demo's at +15 s).
 	if len(rep.Rounds) != rounds {
 		t.Fatalf("%d rounds", len(rep.Rounds))
 	}
@@ -65,8 +66,11 @@ func TestFederatedDemonstration(t *testing.T) {
 		t.Fatalf("F1 %.3f before round 1, %.3f after round %d: want ≤ 0.2 and ≥ 0.8", *first.F1Before, *last.F1After, rounds)
 	}
 	ep := rep.Episode
-	if !last.Detected || last.LeadSeconds == nil || *last.LeadSeconds < 0 || *last.LeadSeconds > ep.End.Sub(ep.Start).Seconds() || last.Recall < 0.8 {
-		t.Fatalf("after round %d: %+v, want the episode detected while it lasts", rounds, last.flDetection)
+	if !last.Detected || last.LeadSeconds == nil || *last.LeadSeconds < 0 || *last.LeadSeconds > 30 || last.Recall < 0.8 {
+		t.Fatalf("after round %d: %+v, want the episode detected within 30 s of its start", rounds, last.flDetection)
+	}
+	if !ep.Start.Before(ep.End) {
+		t.Fatalf("episode %+v", ep)
 	}
 
 	// The coordinator's status, as netfeat fl status --json prints it,
