@@ -5,8 +5,9 @@ package examples
 
 import "embed"
 
-// Demo holds demo.yaml (the service configuration of `netfeat demo`) and
-// demo-scenarios/<target>.yaml (each simulated device's scenario).
+// Demo holds demo.yaml (the service configuration of `netfeat demo`),
+// demo-scenarios/<target>.yaml (each simulated device's scenario) and
+// fl-demo/*.yaml (the scenarios `netfeat fl demo` adds to those).
 //
-//go:embed demo.yaml demo-scenarios/*.yaml
+//go:embed demo.yaml demo-scenarios/*.yaml fl-demo/*.yaml
 var Demo embed.FS

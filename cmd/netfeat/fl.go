@@ -54,7 +54,7 @@ func newFLCmd() *cobra.Command {
 	status.Flags().StringVar(&server, "server", "http://127.0.0.1:9464", "the hub's HTTP API URL")
 	status.Flags().StringVar(&tokenFile, "token-file", "", "file with the API bearer token (default: $NETFEAT_TOKEN)")
 	status.Flags().BoolVar(&jsonOut, "json", false, "print the rounds as JSON (f1_before/f1_after only where known)")
-	cmd.AddCommand(status)
+	cmd.AddCommand(status, newFLDemoCmd())
 	return cmd
 }
 

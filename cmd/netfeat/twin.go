@@ -158,26 +158,9 @@ func newTwinSetup(f *twinFlags, dataDir string, start time.Time, log *slog.Logge
 		return nil, err
 	}
 	for _, ds := range scenarios {
-		td := twin.Device{Name: ds.device.target, Scenario: ds.sc}
-		if ds.device.recording != "" {
-			mib, err := demoMIB(f.recordings, ds.device.recording)
-			if err != nil {
-				return nil, err
-			}
-			if td.SNMP, err = snmpagent.NewDevice(mib, snmpagent.DeviceOptions{Name: ds.device.target, Community: "public", Scenario: ds.sc, Start: start}); err != nil {
-				return nil, err
-			}
-		} else {
-			if td.GNMI, err = gnmitarget.New(gnmitarget.Options{Listen: "127.0.0.1:0", Name: ds.device.target, Platform: "iosxr", Scenario: ds.sc}, log); err != nil {
-				return nil, err
-			}
-			for _, t := range cfg.GNMI.Targets {
-				if t.Name == ds.device.target {
-					for _, sub := range t.Subscriptions {
-						td.GNMIPaths = append(td.GNMIPaths, sub.Path)
-					}
-				}
-			}
+		td, err := demoTwinDevice(cfg, ds, f.recordings, start, log)
+		if err != nil {
+			return nil, err
 		}
 		s.devices = append(s.devices, td)
 	}
@@ -186,6 +169,36 @@ func newTwinSetup(f *twinFlags, dataDir string, start time.Time, log *slog.Logge
 		s.source = "twin: the demo's devices, scenarios " + f.scenarios
 	}
 	return s, nil
+}
+
+// demoTwinDevice builds the twin device of one of the demo's devices,
+// following ds's scenario from the virtual instant start: an SNMP agent on
+// the device's recording (from the directory recordings, or the built-in
+// copy), or the gNMI target, sampled under cfg's subscriptions of it.
+func demoTwinDevice(cfg *service.Config, ds demoScenario, recordings string, start time.Time, log *slog.Logger) (twin.Device, error) {
+	td := twin.Device{Name: ds.device.target, Scenario: ds.sc}
+	if ds.device.recording != "" {
+		mib, err := demoMIB(recordings, ds.device.recording)
+		if err != nil {
+			return td, err
+		}
+		if td.SNMP, err = snmpagent.NewDevice(mib, snmpagent.DeviceOptions{Name: ds.device.target, Community: "public", Scenario: ds.sc, Start: start}); err != nil {
+			return td, err
+		}
+		return td, nil
+	}
+	var err error
+	if td.GNMI, err = gnmitarget.New(gnmitarget.Options{Listen: "127.0.0.1:0", Name: ds.device.target, Platform: "iosxr", Scenario: ds.sc}, log); err != nil {
+		return td, err
+	}
+	for _, t := range cfg.GNMI.Targets {
+		if t.Name == ds.device.target {
+			for _, sub := range t.Subscriptions {
+				td.GNMIPaths = append(td.GNMIPaths, sub.Path)
+			}
+		}
+	}
+	return td, nil
 }
 
 // syntheticPerDevice is how many interfaces each synthetic router of

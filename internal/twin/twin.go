@@ -80,6 +80,11 @@ type Options struct {
 	// decision handler): on the deciding worker, so it must return at
 	// once and must not keep d.
 	OnDecision func(d *schema.Decision)
+	// OnWindow, when set, receives every closed window of the run's views,
+	// with its features, as inference receives them (a subscriber of the
+	// store): on the window engine's goroutine, so it must return at once;
+	// it owns the row. A federated demonstration labels these windows.
+	OnWindow schema.FeatureRowHandler
 	// Log receives the service's logs; nil discards them.
 	Log *slog.Logger
 }
@@ -179,6 +184,9 @@ func Run(ctx context.Context, o Options) (res *Result, err error) {
 			o.OnDecision(d)
 		}
 	})
+	if o.OnWindow != nil {
+		svc.Store().Subscribe(o.OnWindow)
+	}
 	readers := make([]reader, len(o.Devices))
 	for i, d := range o.Devices {
 		if readers[i], err = newReader(d, o.Start, svc); err != nil {

@@ -91,6 +91,7 @@ func TestRunSandboxed(t *testing.T) {
 	start := Begin(time.Now(), d)
 	var mu sync.Mutex
 	var firings []schema.Decision
+	var windows []*schema.FeatureRow
 	sandbox := t.TempDir()
 	res, err := Run(context.Background(), Options{
 		Config: cfg, DataDir: sandbox, Devices: []Device{synthDevice(t, start, 4)}, Start: start, Duration: d,
@@ -100,6 +101,11 @@ func TestRunSandboxed(t *testing.T) {
 				firings = append(firings, *dec)
 				mu.Unlock()
 			}
+		},
+		OnWindow: func(row *schema.FeatureRow) {
+			mu.Lock()
+			windows = append(windows, row)
+			mu.Unlock()
 		},
 	})
 	if err != nil {
@@ -115,6 +121,21 @@ func TestRunSandboxed(t *testing.T) {
 		t.Fatalf("firings %+v, want one on synth/1/1/2", firings)
 	}
 	f := firings[0]
+	// OnWindow saw the closed windows, stamped with virtual time, and the
+	// congested interface's among them.
+	hot := 0
+	for _, w := range windows {
+		if end := time.Unix(0, w.WindowEnd); w.View != "interface_1m" || end.Before(start) || end.After(start.Add(d+time.Minute)) {
+			t.Fatalf("window %s %s ending %s, outside the run", w.View, w.Entity, end)
+		}
+		if v, ok := w.Feature("interface_out_utilization__max_1m"); ok && v > 0.9 && w.Component == "1/1/2" {
+			hot++
+		}
+	}
+	t.Logf("%d windows closed, %d of 1/1/2 above 0.9", len(windows), hot)
+	if len(windows) < 4*int(d/(5*time.Second))/2 || hot == 0 {
+		t.Fatalf("%d windows, %d of them with 1/1/2 above 0.9", len(windows), hot)
+	}
 	// The 1-minute mean passes 0.9 about 1:10 after the start (20 s +
 	// ramp + most of a minute at 0.98 over a 0.25 baseline).
 	if f.Entity.Component != "1/1/2" || f.Since.Before(start.Add(60*time.Second)) || f.Since.After(start.Add(100*time.Second)) {
