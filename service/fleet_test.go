@@ -134,6 +134,15 @@ func TestHubTablesOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// paris-r1/e0: a newer window, then an older one delivered late; only
+	// the newer is its latest.
+	for i, off := range []time.Duration{2 * time.Second, -2 * time.Second} {
+		row := &schema.FeatureRow{View: view.Name, Entity: schema.Entity{Device: "paris-r1", Component: "e0"},
+			WindowStart: now.Add(off - 2*time.Second).UnixNano(), WindowEnd: now.Add(off).UnixNano(), Names: names, Values: []float64{float64(10 - 11*i)}}
+		if err := sink.Window(ctx, fleet.Meta{Site: "paris", Kind: fleet.KindWindows, ID: fleet.WindowID("paris", row)}, row); err != nil {
+			t.Fatal(err)
+		}
+	}
 	// Older than retention: skipped.
 	stale := &schema.Decision{ID: "stale", Time: now.Add(-cfg.Retention - time.Minute)}
 	if err := sink.Decision(ctx, fleet.Meta{Site: "paris", Kind: fleet.KindDecisions, ID: "paris/decisions/stale"}, stale); err != nil {
@@ -142,6 +151,13 @@ func TestHubTablesOnce(t *testing.T) {
 	if err := sink.Samples(ctx, fleet.Meta{Site: "lyon", Kind: fleet.KindSamples, ID: "lyon/samples/1"},
 		[]schema.Sample{{TS: now.UnixNano(), Entity: schema.Entity{Device: "lyon-r1", Component: "e0"}, Metric: "interface.in.octets", Value: 7}}); err != nil {
 		t.Fatal(err)
+	}
+	// A second batch of the series, delivered twice: counted once.
+	for range 2 {
+		if err := sink.Samples(ctx, fleet.Meta{Site: "lyon", Kind: fleet.KindSamples, ID: "lyon/samples/2"},
+			[]schema.Sample{{TS: now.Add(time.Second).UnixNano(), Entity: schema.Entity{Device: "lyon-r1", Component: "e0"}, Metric: "interface.in.octets", Value: 9}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	eng, err := query.New(query.Sources(sink, query.Catalog(schema.Catalog)), query.DefaultOptions(), nil, nil)
@@ -153,13 +169,15 @@ func TestHubTablesOnce(t *testing.T) {
 	}
 	defer func() { _ = eng.Stop(ctx) }()
 	for sql, want := range map[string]string{
-		"SELECT site, count(*) FROM actions WHERE state = 'firing' GROUP BY site ORDER BY site":     "lyon 3; paris 2",
-		"SELECT site, count(*) FROM decisions GROUP BY site ORDER BY site":                          "lyon 3; paris 3",
-		"SELECT site, count(*), sum(interface_in_bps__mean_2s) FROM if_2s GROUP BY site ORDER BY 1": "lyon 3 3; paris 3 3",
-		"SELECT site, state FROM actions WHERE fingerprint = 'fp1' ORDER BY site":                   "lyon firing; paris firing",
-		"SELECT site, device, windows, decisions, samples FROM devices ORDER BY site":               "lyon lyon-r1 3 3 1; paris paris-r1 3 3 0",
-		"SELECT site, metric, value FROM samples":                                                   "lyon interface.in.octets 7",
-		"SELECT features FROM decisions WHERE id = 'd-paris-2'":                                     `{"interface_in_bps__mean_2s":2}`,
+		"SELECT site, count(*) FROM actions WHERE state = 'firing' GROUP BY site ORDER BY site":        "lyon 3; paris 2",
+		"SELECT site, count(*) FROM decisions GROUP BY site ORDER BY site":                             "lyon 3; paris 3",
+		"SELECT site, count(*), sum(interface_in_bps__mean_2s) FROM if_2s GROUP BY site ORDER BY 1":    "lyon 3 3; paris 5 12",
+		"SELECT site, component, interface_in_bps__mean_2s FROM latest_if_2s ORDER BY site, component": "lyon e0 0; lyon e1 1; lyon e2 2; paris e0 10; paris e1 1; paris e2 2",
+		"SELECT site, device, component, metric, last_value, samples, last_ts > first_ts FROM series":  "lyon lyon-r1 e0 interface.in.octets 9 2 true",
+		"SELECT site, state FROM actions WHERE fingerprint = 'fp1' ORDER BY site":                      "lyon firing; paris firing",
+		"SELECT site, device, windows, decisions, samples FROM devices ORDER BY site":                  "lyon lyon-r1 3 3 2; paris paris-r1 5 3 0",
+		"SELECT site, metric, value FROM samples ORDER BY ts":                                          "lyon interface.in.octets 7; lyon interface.in.octets 9",
+		"SELECT features FROM decisions WHERE id = 'd-paris-2'":                                        `{"interface_in_bps__mean_2s":2}`,
 	} {
 		if got := queryText(t, eng, sql); got != want {
 			t.Errorf("%s:\n got %s\nwant %s", sql, got, want)
@@ -173,9 +191,9 @@ func TestHubTablesOnce(t *testing.T) {
 	}
 
 	// Retention removes rows, ids and devices as they age.
-	sink.now = func() time.Time { return now.Add(cfg.Retention + 2*time.Second) }
+	sink.now = func() time.Time { return now.Add(cfg.Retention + 3*time.Second) }
 	sink.expire()
-	if got := queryText(t, eng, "SELECT (SELECT count(*) FROM decisions) + (SELECT count(*) FROM if_2s) + (SELECT count(*) FROM actions) + (SELECT count(*) FROM devices)"); got != "0" {
+	if got := queryText(t, eng, "SELECT (SELECT count(*) FROM decisions) + (SELECT count(*) FROM if_2s) + (SELECT count(*) FROM actions) + (SELECT count(*) FROM devices) + (SELECT count(*) FROM series) + (SELECT count(*) FROM latest_if_2s)"); got != "0" {
 		t.Errorf("rows after retention: %s", got)
 	}
 	if len(sink.ids) != 0 {

@@ -129,8 +129,9 @@ func (t *hubTable) release() {
 
 // hubSink is the hub's fleet.Sink: it materialises what the edges forward
 // as the fleet tables, each with a `site` column: one per feature view
-// (the hub's `views` must name the edges' views), `decisions`, `actions`
-// (the current state per site and fingerprint), `samples` and `devices`.
+// (the hub's `views` must name the edges' views) and its latest_<view>,
+// `decisions`, `actions` (the current state per site and fingerprint),
+// `samples`, `series` (of the samples) and `devices`.
 //
 // Delivery to a sink is at least once; the sink keeps the message ids of
 // the rows it holds and accepts an id once. The tables live in memory,
@@ -143,16 +144,36 @@ type hubSink struct {
 
 	views     map[string]*hubTable // by view name
 	viewNames map[string][]string  // view → feature names in column order
+	entity    map[string]string    // view → its entity kind, for descriptions
 	decisions *hubTable
 	samples   *hubTable
 
 	mu      sync.Mutex
 	ids     map[string]int64  // message id → item time, for de-duplication
 	actions map[string]hubRow // site NUL fingerprint → latest transition
-	devices map[string]*hubDevice
-	actRec  arrow.RecordBatch // nil after a change
+	devices map[hubDeviceKey]*hubDevice
+	series  map[hubSeriesKey]*hubSeries
+	latest  map[string]map[hubEntityKey]*schema.FeatureRow // view → newest window per entity
+	actRec  arrow.RecordBatch                              // nil after a change
 
 	dups, skipped *prometheus.CounterVec
+}
+
+// hubDeviceKey names a device of a site.
+type hubDeviceKey struct{ site, device string }
+
+// hubEntityKey names an entity of a site: a row of latest_<view>.
+type hubEntityKey struct{ site, device, component string }
+
+// hubSeriesKey names a series of a site: a row of `series`.
+type hubSeriesKey struct{ site, device, component, metric string }
+
+// hubSeries is one row of `series`: the forwarded samples of a series
+// the hub holds or held within retention.
+type hubSeries struct {
+	first, last int64
+	lastValue   float64
+	n           int64
 }
 
 // hubDevice is one row of `devices`.
@@ -166,15 +187,16 @@ type hubDevice struct {
 func newHubSink(cfg FleetHubConfig, views []schema.FeatureView, reg prometheus.Registerer) *hubSink {
 	s := &hubSink{
 		retention: cfg.Retention, maxRows: cfg.MaxRows, now: time.Now,
-		views: map[string]*hubTable{}, viewNames: map[string][]string{},
-		ids: map[string]int64{}, actions: map[string]hubRow{}, devices: map[string]*hubDevice{},
+		views: map[string]*hubTable{}, viewNames: map[string][]string{}, entity: map[string]string{},
+		ids: map[string]int64{}, actions: map[string]hubRow{}, devices: map[hubDeviceKey]*hubDevice{},
+		series: map[hubSeriesKey]*hubSeries{}, latest: map[string]map[hubEntityKey]*schema.FeatureRow{},
 		dups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netfeat_fleet_hub_duplicates_total",
 			Help: "Items the hub delivered again (same message id) that the fleet tables already held, by kind.",
 		}, []string{"kind"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netfeat_fleet_hub_skipped_total",
-			Help: "Items the fleet tables did not take, by kind and reason (expired: older than retention; unknown_view: a view the hub's configuration lacks).",
+			Help: "Items the fleet tables did not take, by kind and reason (expired: older than retention; unknown_view: a view the hub's configuration lacks; series_limit: a new series beyond fleet.hub.max_rows series, left out of `series` only).",
 		}, []string{"kind", "reason"}),
 	}
 	if reg != nil {
@@ -183,6 +205,8 @@ func newHubSink(cfg FleetHubConfig, views []schema.FeatureView, reg prometheus.R
 	for _, v := range views {
 		names := v.FeatureNames()
 		s.viewNames[v.Name] = names
+		s.latest[v.Name] = map[hubEntityKey]*schema.FeatureRow{}
+		s.entity[v.Name] = string(v.Entity)
 		s.views[v.Name] = &hubTable{
 			info:  query.TableInfo{Name: v.Name, Schema: withSite(schema.FeatureViewSchema(v)), TimeColumn: "window_end", Description: query.ViewDescription(v.Name, string(v.Entity)) + ", from every site"},
 			build: buildWindowRow(len(names)),
@@ -210,7 +234,7 @@ func (s *hubSink) accept(m fleet.Meta, ts int64) bool {
 
 // seen updates the `devices` row of (site, device).
 func (s *hubSink) seen(site, device string, ts int64, windows, decisions, samples int64) {
-	k := site + "\x00" + device
+	k := hubDeviceKey{site, device}
 	d := s.devices[k]
 	if d == nil {
 		d = &hubDevice{site: site, device: device, first: ts, last: ts}
@@ -252,6 +276,12 @@ func (s *hubSink) Window(_ context.Context, m fleet.Meta, row *schema.FeatureRow
 	r := *row
 	r.Names, r.Values = names, vals
 	t.add(s.maxRows, hubRow{site: m.Site, ts: row.WindowEnd, v: &r})
+	s.mu.Lock()
+	k := hubEntityKey{m.Site, row.Device, row.Component}
+	if old := s.latest[row.View][k]; old == nil || old.WindowEnd <= r.WindowEnd {
+		s.latest[row.View][k] = &r
+	}
+	s.mu.Unlock()
 	return nil
 }
 
@@ -299,8 +329,28 @@ func (s *hubSink) Samples(_ context.Context, m fleet.Meta, batch []schema.Sample
 	s.mu.Lock()
 	ok := s.accept(m, batch[len(batch)-1].TS)
 	if ok {
+		limited := 0
 		for i := range batch {
-			s.seen(m.Site, batch[i].Device, batch[i].TS, 0, 0, 1)
+			x := &batch[i]
+			s.seen(m.Site, x.Device, x.TS, 0, 0, 1)
+			k := hubSeriesKey{m.Site, x.Device, x.Component, x.Metric}
+			sr := s.series[k]
+			if sr == nil {
+				if len(s.series) >= s.maxRows {
+					limited++
+					continue
+				}
+				sr = &hubSeries{first: x.TS, last: x.TS, lastValue: x.Value}
+				s.series[k] = sr
+			}
+			sr.n++
+			sr.first = min(sr.first, x.TS)
+			if x.TS >= sr.last {
+				sr.last, sr.lastValue = x.TS, x.Value
+			}
+		}
+		if limited > 0 {
+			s.skipped.WithLabelValues(string(m.Kind), "series_limit").Add(float64(limited))
 		}
 	}
 	s.mu.Unlock()
@@ -361,6 +411,18 @@ func (s *hubSink) expire() {
 	for k, d := range s.devices {
 		if d.last < cutoff {
 			delete(s.devices, k)
+		}
+	}
+	for k, sr := range s.series {
+		if sr.last < cutoff {
+			delete(s.series, k)
+		}
+	}
+	for _, rows := range s.latest {
+		for k, r := range rows {
+			if r.WindowEnd < cutoff {
+				delete(rows, k)
+			}
 		}
 	}
 	s.expireActions(cutoff, 0)
@@ -426,14 +488,82 @@ func (s *hubSink) devicesRecord() arrow.RecordBatch {
 	return b.NewRecordBatch()
 }
 
+// seriesRecord returns `series`, ordered by site, device, component and
+// metric.
+func (s *hubSink) seriesRecord() arrow.RecordBatch {
+	type row struct {
+		k hubSeriesKey
+		v hubSeries
+	}
+	s.mu.Lock()
+	rows := make([]row, 0, len(s.series))
+	for k, v := range s.series {
+		rows = append(rows, row{k, *v})
+	}
+	s.mu.Unlock()
+	slices.SortFunc(rows, func(a, b row) int {
+		return cmpKeys(a.k.site, b.k.site, a.k.device, b.k.device, a.k.component, b.k.component, a.k.metric, b.k.metric)
+	})
+	b := array.NewRecordBuilder(memory.DefaultAllocator, seriesTable.Schema)
+	defer b.Release()
+	for _, r := range rows {
+		b.Field(0).(*array.StringBuilder).Append(r.k.site)
+		b.Field(1).(*array.StringBuilder).Append(r.k.device)
+		b.Field(2).(*array.StringBuilder).Append(r.k.component)
+		b.Field(3).(*array.StringBuilder).Append(r.k.metric)
+		b.Field(4).(*array.TimestampBuilder).Append(arrow.Timestamp(r.v.first))
+		b.Field(5).(*array.TimestampBuilder).Append(arrow.Timestamp(r.v.last))
+		b.Field(6).(*array.Float64Builder).Append(r.v.lastValue)
+		b.Field(7).(*array.Int64Builder).Append(r.v.n)
+	}
+	return b.NewRecordBatch()
+}
+
+// latestRecord returns latest_<view>: the newest window of each site's
+// entity, ordered by site, device and component.
+func (s *hubSink) latestRecord(view string) arrow.RecordBatch {
+	t := s.views[view]
+	s.mu.Lock()
+	rows := make([]hubRow, 0, len(s.latest[view]))
+	for k, r := range s.latest[view] {
+		rows = append(rows, hubRow{site: k.site, ts: r.WindowEnd, v: r})
+	}
+	s.mu.Unlock()
+	slices.SortFunc(rows, func(a, b hubRow) int {
+		x, y := a.v.(*schema.FeatureRow), b.v.(*schema.FeatureRow)
+		return cmpKeys(a.site, b.site, x.Device, y.Device, x.Component, y.Component)
+	})
+	b := array.NewRecordBuilder(memory.DefaultAllocator, t.info.Schema)
+	defer b.Release()
+	for i := range rows {
+		b.Field(0).(*array.StringBuilder).Append(rows[i].site)
+		t.build(b, &rows[i])
+	}
+	return b.NewRecordBatch()
+}
+
+// cmpKeys compares pairs of strings (a1, b1, a2, b2, ...) in order.
+func cmpKeys(pairs ...string) int {
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if c := strings.Compare(pairs[i], pairs[i+1]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
 var (
 	actionsTable = query.TableInfo{Name: "actions", Schema: withSite(schema.ActionsSchema), Description: query.DescActions + ", from every site"}
 	devicesTable = query.TableInfo{Name: "devices", Schema: hubDevicesSchema, Description: "every device an edge forwarded data of: first and last seen, windows, decisions, samples"}
+	seriesTable  = query.TableInfo{Name: "series", Schema: withSite(schema.SeriesSchema), Description: "every series of the raw samples the edges forwarded, within retention: first and last sample, last value, samples"}
 )
+
+// latestPrefix names the online tables: latest_<view>.
+const latestPrefix = "latest_"
 
 // Tables implements query.Source.
 func (s *hubSink) Tables() []query.TableInfo {
-	out := []query.TableInfo{s.decisions.info, actionsTable, s.samples.info, devicesTable}
+	out := []query.TableInfo{s.decisions.info, actionsTable, s.samples.info, devicesTable, seriesTable}
 	for _, name := range slices.Sorted(func(yield func(string) bool) {
 		for n := range s.views {
 			if !yield(n) {
@@ -441,7 +571,9 @@ func (s *hubSink) Tables() []query.TableInfo {
 			}
 		}
 	}) {
-		out = append(out, s.views[name].info)
+		t := s.views[name]
+		out = append(out, t.info, query.TableInfo{Name: latestPrefix + name, Schema: t.info.Schema,
+			Description: query.LatestDescription(name, s.entity[name]) + ", from every site"})
 	}
 	return out
 }
@@ -457,9 +589,16 @@ func (s *hubSink) Records(_ context.Context, table string) ([]arrow.RecordBatch,
 		return []arrow.RecordBatch{s.decisions.record()}, nil
 	case s.samples.info.Name:
 		return []arrow.RecordBatch{s.samples.record()}, nil
+	case seriesTable.Name:
+		return []arrow.RecordBatch{s.seriesRecord()}, nil
 	}
 	if t, ok := s.views[table]; ok {
 		return []arrow.RecordBatch{t.record()}, nil
+	}
+	if v, ok := strings.CutPrefix(table, latestPrefix); ok {
+		if _, ok := s.views[v]; ok {
+			return []arrow.RecordBatch{s.latestRecord(v)}, nil
+		}
 	}
 	return nil, fmt.Errorf("table %s: no such table", table)
 }
