@@ -59,10 +59,13 @@ func NewRegistry() *prometheus.Registry {
 
 // Service is a running netfeat process.
 type Service struct {
-	cfg   *Config
-	reg   *prometheus.Registry
-	log   *slog.Logger
-	group Group
+	cfg *Config
+	// loaded is the configuration as given to New, before New derived
+	// settings from it: what a reloaded file is compared with.
+	loaded Config
+	reg    *prometheus.Registry
+	log    *slog.Logger
+	group  Group
 
 	nats *NATS
 	http *HTTP
@@ -104,8 +107,9 @@ func New(cfg *Config, reg *prometheus.Registry, log *slog.Logger) (*Service, err
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration: %w", err)
 	}
+	loaded := *cfg // before New derives settings: what ReloadConfig compares with
 	cfg.Inference.Drift = driftConfig(cfg.Learning.Drift)
-	s := &Service{cfg: cfg, reg: reg, log: log}
+	s := &Service{cfg: cfg, loaded: loaded, reg: reg, log: log}
 	s.group.Log = log
 	reg.MustRegister(readiness{group: &s.group, desc: prometheus.NewDesc("netfeat_component_ready",
 		"1 when the component is started and ready, 0 otherwise.", []string{"component"}, nil)})

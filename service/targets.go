@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -91,9 +92,11 @@ type targetSet struct {
 
 	// static are the configuration's target names (snmp.targets,
 	// snmp.targets_file, gnmi.targets), by name, with their keys;
-	// staticSNMP the SNMP ones, the snmp.targets_file's as read at start.
+	// staticSNMP the SNMP ones, the snmp.targets_file's as read at start
+	// or at the last SIGHUP (ReloadConfig); staticGNMI the gNMI ones.
 	static     map[string]nameKey
 	staticSNMP []snmp.Target
+	staticGNMI []gnmi.Target
 
 	mu       sync.Mutex // serialises changes
 	dyn      TargetsDoc
@@ -143,6 +146,7 @@ func (s *Service) newTargetSet() (*targetSet, error) {
 	if ts.staticSNMP, err = s.cfg.SNMP.AllTargets(); err != nil {
 		return nil, fmt.Errorf("snmp.targets_file: %w", err)
 	}
+	ts.staticGNMI = slices.Clone(s.cfg.GNMI.Targets)
 	if ts.file != "" {
 		doc, data, err := ts.readFile()
 		if err != nil {
@@ -289,7 +293,7 @@ func (ts *targetSet) apply(doc TargetsDoc, source string) error {
 	var gch gnmi.TargetChanges
 	if p.gnmi != nil {
 		var err error
-		gch, err = p.gnmi.SetTargets(slices.Concat(ts.cfg.GNMI.Targets, doc.GNMI.Targets))
+		gch, err = p.gnmi.SetTargets(slices.Concat(ts.staticGNMI, doc.GNMI.Targets))
 		if err != nil {
 			if p.snmp != nil { // back to what runs
 				if _, rerr := p.snmp.SetTargets(slices.Concat(ts.staticSNMP, ts.dyn.SNMP.Targets)); rerr != nil {
@@ -831,6 +835,113 @@ func (s *Service) ReloadTargets() error {
 		return nil
 	}
 	return s.targets.reloadFile(targetsFromSIGHUP)
+}
+
+// ReloadConfigFile reads the configuration file at path again, adjust
+// (when not nil) applying the command line's overrides to it, and hands
+// it to ReloadConfig. A file that does not load changes nothing: its
+// problems are returned and counted in netfeat_targets_rejected_total.
+func (s *Service) ReloadConfigFile(path string, adjust func(*Config)) (restart []string, err error) {
+	cfg, err := LoadConfig(path)
+	if err != nil {
+		if s.targets != nil {
+			s.targets.rejected.WithLabelValues(targetsFromSIGHUP).Inc()
+		}
+		return nil, err
+	}
+	if adjust != nil {
+		adjust(cfg)
+	}
+	return s.ReloadConfig(cfg)
+}
+
+// ReloadConfig applies the targets of cfg, the configuration file read
+// again (SIGHUP): its own targets (snmp.targets, snmp.targets_file,
+// gnmi.targets) replace the running ones, and only the difference reaches
+// the collectors, as for the targets file. A target of the targets file or
+// the API whose name the configuration now takes refuses the reload. Other
+// keys that changed take effect only at a restart: they are returned in
+// restart (and logged by the caller). On error the running targets stay.
+func (s *Service) ReloadConfig(cfg *Config) (restart []string, err error) {
+	restart = changedKeys(&s.loaded, cfg)
+	ts := s.targets
+	if ts == nil {
+		return restart, nil
+	}
+	static, err := cfg.staticTargets()
+	if err != nil {
+		ts.rejected.WithLabelValues(targetsFromSIGHUP).Inc()
+		return restart, err
+	}
+	staticSNMP, err := cfg.SNMP.AllTargets()
+	if err != nil {
+		ts.rejected.WithLabelValues(targetsFromSIGHUP).Inc()
+		return restart, fmt.Errorf("snmp.targets_file: %w", err)
+	}
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	var clash ConfigErrors
+	for _, nk := range ts.dyn.names() {
+		if st, ok := static[nk.name]; ok {
+			where := "the targets API (in memory)"
+			if ts.file != "" {
+				where = ts.file
+			}
+			clash = append(clash, ConfigError{Key: st.key, Msg: fmt.Sprintf("%q is already a target of %s (%s); remove it there first", nk.name, where, nk.key)})
+		}
+	}
+	if len(clash) > 0 {
+		ts.rejected.WithLabelValues(targetsFromSIGHUP).Inc()
+		return restart, clash
+	}
+	oldStatic, oldSNMP, oldGNMI := ts.static, ts.staticSNMP, ts.staticGNMI
+	ts.static, ts.staticSNMP, ts.staticGNMI = static, staticSNMP, slices.Clone(cfg.GNMI.Targets)
+	if err := ts.apply(ts.dyn, targetsFromSIGHUP); err != nil {
+		ts.static, ts.staticSNMP, ts.staticGNMI = oldStatic, oldSNMP, oldGNMI
+		ts.setCounts()
+		ts.rejected.WithLabelValues(targetsFromSIGHUP).Inc()
+		return restart, err
+	}
+	return restart, nil
+}
+
+// changedKeys lists the top-level configuration keys (by their YAML
+// names, gnmi and snmp by their sub-keys) whose values differ between a
+// and b, other than the targets ReloadConfig applies.
+func changedKeys(a, b *Config) []string {
+	x, y := *a, *b
+	x.SNMP.Targets, y.SNMP.Targets = nil, nil
+	x.SNMP.TargetsFile, y.SNMP.TargetsFile = "", ""
+	x.GNMI.Targets, y.GNMI.Targets = nil, nil
+	var out []string
+	diff := func(prefix string, va, vb reflect.Value) {
+		t := va.Type()
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+			if name == "" || name == "-" || !f.IsExported() {
+				continue
+			}
+			if !reflect.DeepEqual(va.Field(i).Interface(), vb.Field(i).Interface()) {
+				out = append(out, prefix+name)
+			}
+		}
+	}
+	va, vb := reflect.ValueOf(x), reflect.ValueOf(y)
+	t := va.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if name == "" || name == "-" || !f.IsExported() || reflect.DeepEqual(va.Field(i).Interface(), vb.Field(i).Interface()) {
+			continue
+		}
+		if (name == "snmp" || name == "gnmi") && f.Type.Kind() == reflect.Struct {
+			diff(name+".", va.Field(i), vb.Field(i))
+			continue
+		}
+		out = append(out, name)
+	}
+	return out
 }
 
 // addTargetsWatch adds the component that watches the targets file, after

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -457,4 +458,93 @@ func normalizeDoc(d TargetsDoc) TargetsDoc {
 		d.GNMI.Targets = nil
 	}
 	return d
+}
+
+// TestConfigTargetsSIGHUP reloads the configuration file's own targets
+// (what SIGHUP does in serve): each step adds, removes or refuses only
+// what it names, keys other than targets are reported as needing a
+// restart, and a configuration that takes a targets-file name or does not
+// load changes nothing.
+func TestConfigTargetsSIGHUP(t *testing.T) {
+	r := newTargetsRig(t, time.Hour, "pe1")
+	base := r.svc.loaded
+	target := func(names ...string) []snmp.Target {
+		var out []snmp.Target
+		for _, n := range names {
+			out = append(out, snmp.Target{Name: n, Address: r.addrs[n]})
+		}
+		return out
+	}
+	polled := func() []string {
+		var names []string
+		for _, d := range r.svc.pipe.snmp.DeviceStates() {
+			names = append(names, d.Device)
+		}
+		slices.Sort(names)
+		return names
+	}
+	steps := []struct {
+		name        string
+		targets     []string // the configuration's snmp.targets
+		logLevel    string
+		wantErr     string
+		wantRestart []string
+		wantPolled  []string
+		add, remove float64
+		reject      float64
+	}{
+		{name: "adds a target", targets: []string{"pe0", "pe2"}, wantPolled: []string{"pe0", "pe1", "pe2"}, add: 1},
+		{name: "other keys need a restart", targets: []string{"pe0", "pe2"}, logLevel: "debug", wantRestart: []string{"log"},
+			wantPolled: []string{"pe0", "pe1", "pe2"}, add: 1},
+		{name: "removes a target", targets: []string{"pe2"}, wantPolled: []string{"pe1", "pe2"}, add: 1, remove: 1},
+		{name: "refuses a name of the targets file", targets: []string{"pe1", "pe2"},
+			wantErr: `snmp.targets[0]: "pe1" is already a target of ` + r.file, wantPolled: []string{"pe1", "pe2"}, add: 1, remove: 1, reject: 1},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			cfg := base
+			cfg.SNMP.Targets = target(st.targets...)
+			if st.logLevel != "" {
+				cfg.Log.Level = st.logLevel
+			}
+			restart, err := r.svc.ReloadConfig(&cfg)
+			if st.wantErr == "" && err != nil || st.wantErr != "" && (err == nil || !strings.Contains(err.Error(), st.wantErr)) {
+				t.Fatalf("reload: %v, want %q", err, st.wantErr)
+			}
+			if !slices.Equal(restart, st.wantRestart) {
+				t.Errorf("restart keys %q, want %q", restart, st.wantRestart)
+			}
+			if got := polled(); !slices.Equal(got, st.wantPolled) {
+				t.Errorf("polled %q, want %q", got, st.wantPolled)
+			}
+			for _, c := range []struct {
+				op   string
+				want float64
+			}{{"add", st.add}, {"remove", st.remove}} {
+				if got := r.changes(c.op, "sighup"); got != c.want {
+					t.Errorf("%s/sighup changes: %v, want %v", c.op, got, c.want)
+				}
+			}
+			if got := r.rejected("sighup"); got != st.reject {
+				t.Errorf("sighup rejections: %v, want %v", got, st.reject)
+			}
+		})
+	}
+	n := r.devs["pe2"].Stats().Responses
+	testkit.Eventually(t, "pe2 polled", func() bool { return r.devs["pe2"].Stats().Responses > n })
+
+	// A configuration file that does not load: nothing changes.
+	bad := filepath.Join(t.TempDir(), "netfeat.yaml")
+	if err := os.WriteFile(bad, []byte("snmp:\n  targets:\n    - name: pe3\n      adress: x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.svc.ReloadConfigFile(bad, nil); err == nil || !strings.Contains(err.Error(), "netfeat.yaml:4") {
+		t.Fatalf("reload of a bad file: %v, want its problem at netfeat.yaml:4", err)
+	}
+	if got := r.rejected("sighup"); got != 2 {
+		t.Errorf("sighup rejections after a bad file: %v, want 2", got)
+	}
+	if got := polled(); !slices.Equal(got, []string{"pe1", "pe2"}) {
+		t.Errorf("polled after a bad file %q, want pe1 and pe2", got)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -33,15 +34,18 @@ Without -c, the service runs on embedded defaults: an embedded NATS server on
 			if err != nil {
 				return err
 			}
-			if cmd.Flags().Changed("http-listen") {
-				cfg.HTTP.Listen = httpListen
+			overrides := func(cfg *service.Config) {
+				if cmd.Flags().Changed("http-listen") {
+					cfg.HTTP.Listen = httpListen
+				}
+				if cmd.Flags().Changed("nats-listen") {
+					cfg.NATS.Listen = natsListen
+				}
+				if cmd.Flags().Changed("data-dir") {
+					cfg.DataDir = dataDir
+				}
 			}
-			if cmd.Flags().Changed("nats-listen") {
-				cfg.NATS.Listen = natsListen
-			}
-			if cmd.Flags().Changed("data-dir") {
-				cfg.DataDir = dataDir
-			}
+			overrides(cfg)
 			log, err := loggerFor(cmd, cfg)
 			if err != nil {
 				return err
@@ -55,8 +59,9 @@ Without -c, the service runs on embedded defaults: an embedded NATS server on
 			if err != nil {
 				return err
 			}
-			// SIGHUP reloads the normalizer's vendor profiles and the
-			// targets file (targets_file).
+			// SIGHUP reloads the normalizer's vendor profiles, the
+			// configuration file's targets and the targets file
+			// (targets_file).
 			hup := make(chan os.Signal, 1)
 			signal.Notify(hup, syscall.SIGHUP)
 			defer signal.Stop(hup)
@@ -67,6 +72,15 @@ Without -c, the service runs on embedded defaults: an embedded NATS server on
 							log.Error("profile reload failed; keeping the previous profiles", "err", err)
 						} else {
 							log.Info("profiles reloaded")
+						}
+					}
+					if cfgPath != "" {
+						restart, err := svc.ReloadConfigFile(cfgPath, overrides)
+						if err != nil {
+							log.Error("configuration reload failed; keeping the running targets", "file", cfgPath, "err", err)
+						}
+						if len(restart) > 0 {
+							log.Warn("configuration changes that take effect only at a restart", "file", cfgPath, "keys", strings.Join(restart, ","))
 						}
 					}
 					if err := svc.ReloadTargets(); err != nil {
