@@ -23,6 +23,7 @@ import (
 	"github.com/dgraph-io/badger/v4"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/netfeat/netfeat/internal/badgerdir"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -196,6 +197,11 @@ func (s *Store) open(ctx context.Context) (err error) {
 	}
 	if s.chunks, err = openSegmentLog(filepath.Join(s.dir, chunkDir), chunkExt, chunkMagic, chunkSegmentBytes); err != nil {
 		return fmt.Errorf("open chunk log: %w", err)
+	}
+	if torn, err := badgerdir.RemoveTornMemtables(s.dir); err != nil {
+		return fmt.Errorf("open badger: %w", err)
+	} else if len(torn) > 0 {
+		s.log.Warn("removed empty Badger memtable files a crash left (they held no write)", "dir", s.dir, "files", torn)
 	}
 	db, err := badger.Open(badgerOptions(s.dir, s.cfg, s.log))
 	if err != nil {

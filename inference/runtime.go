@@ -36,6 +36,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/netfeat/netfeat/internal/badgerdir"
 	"github.com/netfeat/netfeat/schema"
 )
 
@@ -207,6 +208,11 @@ func (r *Runtime) open() (err error) {
 	opts := badger.DefaultOptions(filepath.Join(r.dir, "badger")).
 		WithLogger(nil).WithMemTableSize(8 << 20).WithNumMemtables(2).WithValueLogFileSize(64 << 20).
 		WithCompression(options.None).WithBlockCacheSize(8 << 20).WithNumCompactors(2).WithNumVersionsToKeep(1)
+	if torn, err := badgerdir.RemoveTornMemtables(opts.Dir); err != nil {
+		return fmt.Errorf("open inference badger: %w", err)
+	} else if len(torn) > 0 {
+		r.log.Warn("removed empty Badger memtable files a crash left (they held no write)", "dir", opts.Dir, "files", torn)
+	}
 	db, err := badger.Open(opts)
 	if err != nil {
 		return fmt.Errorf("open inference badger: %w", err)
