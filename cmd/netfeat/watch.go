@@ -24,8 +24,9 @@ func newWatchCmd() *cobra.Command {
 aligned line: time, model@version, entity, score, action, lifecycle state
 ("→firing" on a transition), trigger-to-decision latency and the reason (with
 the fallback, when one decided, and the missing inputs, when there were).
-When the NATS server goes away, watch says so on stderr, reconnects every
-second and says when it watches again. Stops on Ctrl-C.`,
+When the NATS server goes away, or is not up yet when watch starts, watch
+says so on stderr, tries again every second and says when it watches.
+Stops on Ctrl-C.`,
 		Example: `  netfeat watch
   netfeat watch --model congestion --device pe1.lab --actions-only
   netfeat watch --transitions
@@ -48,6 +49,12 @@ second and says when it watches again. Stops on Ctrl-C.`,
 				}
 			}
 			opts := []nats.Option{nats.Name("netfeat watch"), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
+				// A server not up yet (watch started first, or the
+				// service restarting) is waited for, not an error.
+				nats.RetryOnFailedConnect(true),
+				nats.ConnectHandler(func(nc *nats.Conn) {
+					say("connected to NATS at %s; watching %s\n", nc.ConnectedUrlRedacted(), o.Subject())
+				}),
 				// Say when the server goes away and comes back, on
 				// stderr (stdout may be --json for a pipe): the
 				// subscription resumes by itself, but silence would
@@ -70,13 +77,16 @@ second and says when it watches again. Stops on Ctrl-C.`,
 			if err != nil {
 				return fmt.Errorf("connect to NATS at %s: %w", url, err)
 			}
+			if !nc.IsConnected() {
+				say("no NATS server answers at %s yet; trying every %v (Ctrl-C to stop)\n", url, time.Second)
+			}
 			defer nc.Close()
 			defer func() { // before Close: its disconnect is not news
 				sayMu.Lock()
 				ended = true
 				sayMu.Unlock()
 			}()
-			if !o.JSON {
+			if !o.JSON && nc.IsConnected() {
 				fmt.Fprintf(cmd.ErrOrStderr(), "watching %s on %s\n", o.Subject(), nc.ConnectedUrlRedacted())
 			}
 			return watch.Run(cmd.Context(), nc, o, cmd.OutOrStdout())

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -66,6 +67,52 @@ func TestWatchReconnects(t *testing.T) {
 	testkit.Eventually(t, "a decision after the restart", func() bool {
 		publish(srv.ClientURL(), "after")
 		return strings.Contains(out.String(), "after")
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("watch ended: %v", err)
+	default:
+	}
+}
+
+// TestWatchWaitsForServer: watch started before its NATS server says it
+// waits, and shows decisions once the server is up.
+func TestWatchWaitsForServer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	url := fmt.Sprintf("nats://127.0.0.1:%d", port)
+
+	var out, errOut testkit.SyncBuffer
+	root := newRootCmd()
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs([]string{"watch", "--nats", url, "--utc"})
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(t.Context()) }()
+	testkit.Eventually(t, "watch says it waits", func() bool {
+		return strings.Contains(errOut.String(), "no NATS server answers at "+url+" yet")
+	})
+	srv := testkit.StartNATS(t, server.Options{Port: port})
+	testkit.Eventually(t, "watch says it is connected", func() bool {
+		return strings.Contains(errOut.String(), "connected to NATS at") && strings.Contains(errOut.String(), "watching ")
+	})
+	testkit.Eventually(t, "a decision", func() bool {
+		nc := testkit.ConnectNATS(t, srv.ClientURL())
+		defer nc.Close()
+		d := schema.Decision{SchemaVersion: 1, ID: "id-late", Time: time.Now(), Entity: schema.Entity{Device: "late"},
+			Model: "m", ModelVersion: "v1", Score: 0.5, Action: "alert", Reason: "test"}
+		b, _ := json.Marshal(d)
+		if err := nc.Publish(schema.DecisionSubject("m", "late"), b); err != nil {
+			t.Fatal(err)
+		}
+		if err := nc.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		return strings.Contains(out.String(), "late")
 	})
 	select {
 	case err := <-done:
