@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -172,8 +173,9 @@ func printState(cmd *cobra.Command, c *gnmi.Collector) {
 }
 
 // waitSynced waits until the target has sent its initial state, for at
-// most timeout. A TLS/plaintext mismatch ends the wait at once: retrying
-// cannot help, and the error says what to change.
+// most timeout. A TLS/plaintext mismatch or a refused connection ends the
+// wait at once: retrying would not help a probe, and the error says what
+// to check.
 func waitSynced(ctx context.Context, c *gnmi.Collector, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -190,10 +192,17 @@ func waitSynced(ctx context.Context, c *gnmi.Collector, timeout time.Duration) e
 			st := c.DeviceStates()[0]
 			return fmt.Errorf("%s did not complete its initial state: state %s, last error: %s", st.Device, st.State, st.LastError)
 		case <-tick.C:
-			if st := c.DeviceStates()[0]; gnmi.IsTLSMismatch(st.LastError) {
+			st := c.DeviceStates()[0]
+			if gnmi.IsTLSMismatch(st.LastError) {
 				cancel()
 				<-done
 				return fmt.Errorf("%s: %s", st.Device, st.LastError)
+			}
+			if strings.Contains(st.LastError, "connection refused") {
+				cancel()
+				<-done
+				return fmt.Errorf("%s: nothing listens at %s (connection refused): check the address and port, and that gNMI is enabled on the device: %s",
+					st.Device, st.Address, st.LastError)
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -57,5 +58,22 @@ func TestProbeGNMITLSDefaults(t *testing.T) {
 				t.Fatalf("probe: err %v, want %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestProbeGNMIRefused: a probe of a port nothing listens on ends at once
+// with what to check, not after --timeout.
+func TestProbeGNMIRefused(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	// Waiting out --timeout would end with "did not complete its
+	// initial state" instead.
+	_, _, err = runQueryCmd(t, "probe", "gnmi", addr, "--timeout", "60s")
+	if err == nil || !strings.Contains(err.Error(), "nothing listens at "+addr+" (connection refused)") {
+		t.Fatalf("probe: err %v, want connection refused", err)
 	}
 }
