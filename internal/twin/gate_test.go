@@ -244,6 +244,7 @@ func TestTwinGateNoLabels(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Logf("verdict: %s", v.Reason)
 	if v.Pass || !strings.Contains(v.Reason, "no labels") || !strings.Contains(v.Reason, "quiet/") || v.Backtest != nil {
 		t.Fatalf("verdict %+v", v)
 	}
