@@ -71,6 +71,9 @@ type Gate struct {
 
 // Evaluate implements learning.Gate.
 func (g *Gate) Evaluate(ctx context.Context, c learning.Candidate) (learning.Verdict, error) {
+	if g.Config == nil || g.Models == nil || g.Devices == nil {
+		return learning.Verdict{}, errors.New("twin gate: needs a configuration, the registry and the devices")
+	}
 	t := g.Twin.Defaults()
 	metric := cmp.Or(g.Metric, learning.MetricF1)
 	log := g.Log
