@@ -53,7 +53,8 @@ type Config struct {
 	Drift DriftConfig `yaml:"drift"`
 }
 
-// GateConfig configures the held-out promotion gate (HoldoutGate).
+// GateConfig configures the promotion gate: the held-out gate
+// (HoldoutGate) and, with Twin, a backtest on the digital twin beside it.
 type GateConfig struct {
 	// Metric is f1 (default), precision or recall, at the model's
 	// threshold.
@@ -64,6 +65,54 @@ type GateConfig struct {
 	// MinValue is the lowest metric a candidate may be promoted with;
 	// default 0.
 	MinValue float64 `yaml:"min_value"`
+	// Twin, when set, also backtests each candidate beside the live
+	// version on a digital twin run; the candidate must pass both gates
+	// (AllGates{HoldoutGate, twin}). The same Metric, MinGain and MinValue
+	// apply to the backtest's result.
+	Twin *TwinGateConfig `yaml:"twin"`
+}
+
+// TwinGateConfig configures the twin backtest gate (internal/twin.Gate,
+// built by netfeat serve): a sandboxed twin run of the demo's devices
+// following the scenarios in Scenarios, scored against their incidents.
+type TwinGateConfig struct {
+	// Scenarios is a directory with a scenario per demo device
+	// (nokia-7210.yaml, ericsson-ml.yaml, cisco-xr1.yaml), as netfeat
+	// twin --scenarios reads. Required.
+	Scenarios string `yaml:"scenarios"`
+	// Duration is the run's virtual time; default 10m.
+	Duration time.Duration `yaml:"duration"`
+	// Speed is the most times faster than real time the run goes; 0 (the
+	// default): as fast as the pipeline takes it.
+	Speed float64 `yaml:"speed"`
+	// Interval is the virtual time between two reads of a device; default
+	// 5s.
+	Interval time.Duration `yaml:"interval"`
+	// Grace: an action up to this long after an incident ended still
+	// detects it; default 1m.
+	Grace time.Duration `yaml:"grace"`
+	// Kinds are the incident kinds the model is meant to detect
+	// (backtest.Options.Kinds); empty: every kind.
+	Kinds []string `yaml:"kinds"`
+}
+
+// Defaults returns t with its unset durations at their defaults.
+func (t TwinGateConfig) Defaults() TwinGateConfig {
+	if t.Duration == 0 {
+		t.Duration = 10 * time.Minute
+	}
+	if t.Interval == 0 {
+		t.Interval = 5 * time.Second
+	}
+	if t.Grace == 0 {
+		t.Grace = time.Minute
+	}
+	return t
+}
+
+// Holdout returns the held-out gate the section configures.
+func (g GateConfig) Holdout() HoldoutGate {
+	return HoldoutGate{Metric: g.Metric, MinGain: g.MinGain, MinValue: g.MinValue}
 }
 
 // DriftConfig configures drift monitoring (inference.DriftConfig).
@@ -125,6 +174,9 @@ func (c *Config) Validate() error {
 	if !finite(c.Gate.MinValue) || c.Gate.MinValue < 0 || c.Gate.MinValue > 1 {
 		bad("gate.min_value", "must be in [0, 1], got %v", c.Gate.MinValue)
 	}
+	if t := c.Gate.Twin; t != nil {
+		errs = append(errs, t.validate()...)
+	}
 	seen := map[string]bool{}
 	for i, m := range c.Models {
 		if seen[m] {
@@ -146,4 +198,35 @@ func (c *Config) Validate() error {
 		bad("drift.psi_clear", "must be between 0 and psi_threshold (%v), got %v", d.PSIThreshold, d.PSIClear)
 	}
 	return errors.Join(errs...)
+}
+
+// validate checks the twin gate's section, with fields relative to
+// `learning`.
+func (t *TwinGateConfig) validate() []error {
+	var errs []error
+	bad := func(field, format string, args ...any) {
+		errs = append(errs, schema.Errorf("gate.twin."+field, format, args...))
+	}
+	d := t.Defaults()
+	if t.Scenarios == "" {
+		bad("scenarios", "required: a directory with the demo devices' scenarios (nokia-7210.yaml, ericsson-ml.yaml, cisco-xr1.yaml)")
+	}
+	if d.Duration < time.Minute || d.Duration > 24*time.Hour {
+		bad("duration", "must be 1m–24h of virtual time, got %v", t.Duration)
+	}
+	if math.IsNaN(t.Speed) || math.IsInf(t.Speed, 0) || t.Speed < 0 {
+		bad("speed", "must be 0 (as fast as possible) or a positive number, got %v", t.Speed)
+	}
+	if d.Interval < time.Second || d.Interval > d.Duration {
+		bad("interval", "must be 1s–duration (%v), got %v", d.Duration, t.Interval)
+	}
+	if t.Grace < 0 {
+		bad("grace", "must not be negative, got %v", t.Grace)
+	}
+	for i, k := range t.Kinds {
+		if k == "" {
+			bad(fmt.Sprintf("kinds[%d]", i), "must not be empty")
+		}
+	}
+	return errs
 }

@@ -3,6 +3,9 @@ package learning
 import (
 	"context"
 	"fmt"
+	"strings"
+
+	"github.com/netfeat/netfeat/backtest"
 )
 
 // Scorer scores one feature vector (the values of the candidate's
@@ -32,14 +35,18 @@ type Verdict struct {
 	Reason    string   `json:"reason"`
 	Candidate *Metrics `json:"candidate,omitempty"`
 	Live      *Metrics `json:"live,omitempty"`
+	// Backtest are the results of a twin backtest (the candidate's first,
+	// then the live version's when there is one), and BacktestRun what
+	// they were measured on.
+	Backtest    []backtest.Result `json:"backtest,omitempty"`
+	BacktestRun string            `json:"backtest_run,omitempty"`
 }
 
 // Gate decides whether a candidate version may replace the live one. The
 // retraining loop calls it after the candidate is stored and shadowed;
-// HoldoutGate compares the two on held-out labelled windows. A gate that
-// replays the candidate on the digital twin (`netfeat backtest`)
-// implements the same interface, and several gates can be chained with
-// AllGates.
+// HoldoutGate compares the two on held-out labelled windows; the twin
+// backtest gate (internal/twin.Gate) scores both on a digital twin run,
+// as `netfeat backtest` does. Several gates are chained with AllGates.
 type Gate interface {
 	Evaluate(ctx context.Context, c Candidate) (Verdict, error)
 }
@@ -138,18 +145,36 @@ func (g HoldoutGate) Evaluate(_ context.Context, c Candidate) (Verdict, error) {
 }
 
 // AllGates passes a candidate only when every gate does, asking them in
-// order and stopping at the first that does not pass.
+// order and stopping at the first that does not pass (or fails). The
+// verdict joins the reasons of the gates asked, in order, and keeps the
+// figures of the first gate that gave each (held-out metrics, backtest
+// results).
 type AllGates []Gate
 
 // Evaluate implements Gate.
 func (gs AllGates) Evaluate(ctx context.Context, c Candidate) (Verdict, error) {
-	last := Verdict{Pass: true, Reason: "no gate"}
+	if len(gs) == 0 {
+		return Verdict{Pass: true, Reason: "no gate"}, nil
+	}
+	out := Verdict{Pass: true}
+	var reasons []string
 	for _, g := range gs {
 		v, err := g.Evaluate(ctx, c)
-		if err != nil || !v.Pass {
-			return v, err
+		if err != nil {
+			return out, err
 		}
-		last = v
+		reasons = append(reasons, v.Reason)
+		out.Reason = strings.Join(reasons, "; ")
+		if out.Candidate == nil {
+			out.Candidate, out.Live = v.Candidate, v.Live
+		}
+		if out.Backtest == nil {
+			out.Backtest, out.BacktestRun = v.Backtest, v.BacktestRun
+		}
+		if !v.Pass {
+			out.Pass = false
+			return out, nil
+		}
 	}
-	return last, nil
+	return out, nil
 }

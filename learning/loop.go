@@ -100,7 +100,7 @@ func NewLoop(cfg Config, models []string, reg Registry, src Source, gate Gate, p
 		return nil, fmt.Errorf("learning config: %w", err)
 	}
 	if gate == nil {
-		gate = HoldoutGate{Metric: cfg.Gate.Metric, MinGain: cfg.Gate.MinGain, MinValue: cfg.Gate.MinValue}
+		gate = cfg.Gate.Holdout()
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -127,6 +127,15 @@ func NewLoop(cfg Config, models []string, reg Registry, src Source, gate Gate, p
 		}
 	}
 	return l, nil
+}
+
+// SetGate replaces the gate candidates are judged by (the service adds
+// the twin backtest gate once it is built). It waits for a run in
+// progress to finish.
+func (l *Loop) SetGate(g Gate) {
+	l.runMu.Lock()
+	defer l.runMu.Unlock()
+	l.gate = g
 }
 
 // Drifted tells the loop that a feature of model's live version started

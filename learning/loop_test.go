@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/netfeat/netfeat/backtest"
 	"github.com/netfeat/netfeat/internal/testkit"
 )
 
@@ -165,6 +166,17 @@ func TestConfigValidate(t *testing.T) {
 		{"psi clear", func(c *Config) { c.Drift.PSIClear = 0.5 }, "drift.psi_clear"},
 		{"every", func(c *Config) { c.Drift.Every = 2000 }, "drift.every"},
 		{"twice", func(c *Config) { c.Models = []string{"a", "a"} }, "models[1]"},
+		{"twin defaults", func(c *Config) { c.Gate.Twin = &TwinGateConfig{Scenarios: "s"} }, ""},
+		{"twin without scenarios", func(c *Config) { c.Gate.Twin = &TwinGateConfig{Duration: time.Hour} }, "gate.twin.scenarios"},
+		{"twin short", func(c *Config) { c.Gate.Twin = &TwinGateConfig{Scenarios: "s", Duration: 10 * time.Second} }, "gate.twin.duration"},
+		{"twin negative duration", func(c *Config) { c.Gate.Twin = &TwinGateConfig{Scenarios: "s", Duration: -time.Minute} }, "gate.twin.duration"},
+		{"twin long", func(c *Config) { c.Gate.Twin = &TwinGateConfig{Scenarios: "s", Duration: 25 * time.Hour} }, "gate.twin.duration"},
+		{"twin speed", func(c *Config) { c.Gate.Twin = &TwinGateConfig{Scenarios: "s", Speed: -1} }, "gate.twin.speed"},
+		{"twin interval", func(c *Config) {
+			c.Gate.Twin = &TwinGateConfig{Scenarios: "s", Duration: time.Minute, Interval: 2 * time.Minute}
+		}, "gate.twin.interval"},
+		{"twin grace", func(c *Config) { c.Gate.Twin = &TwinGateConfig{Scenarios: "s", Grace: -time.Second} }, "gate.twin.grace"},
+		{"twin kind", func(c *Config) { c.Gate.Twin = &TwinGateConfig{Scenarios: "s", Kinds: []string{"congestion", ""}} }, "gate.twin.kinds[1]"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := DefaultConfig()
@@ -172,6 +184,63 @@ func TestConfigValidate(t *testing.T) {
 			err := c.Validate()
 			if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains("learning."+err.Error(), tc.want)) {
 				t.Fatalf("Validate: %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// fixedGate answers with v, counting its calls.
+type fixedGate struct {
+	v     Verdict
+	err   error
+	calls *int
+}
+
+func (g fixedGate) Evaluate(context.Context, Candidate) (Verdict, error) {
+	*g.calls++
+	return g.v, g.err
+}
+
+func TestAllGates(t *testing.T) {
+	held := &Metrics{F1: 0.9}
+	bt := []backtest.Result{{Version: "v2", F1: 0.5}}
+	boom := errors.New("boom")
+	for _, tc := range []struct {
+		name   string
+		gates  []Verdict
+		errAt  int // 1-based gate that fails; 0: none
+		pass   bool
+		reason string
+		asked  int
+	}{
+		{"none", nil, 0, true, "no gate", 0},
+		{"both pass", []Verdict{{Pass: true, Reason: "a", Candidate: held}, {Pass: true, Reason: "b", Backtest: bt}}, 0, true, "a; b", 2},
+		{"first refuses", []Verdict{{Reason: "a", Candidate: held}, {Pass: true, Reason: "b"}}, 0, false, "a", 1},
+		{"second refuses", []Verdict{{Pass: true, Reason: "a", Candidate: held}, {Reason: "b", Backtest: bt}}, 0, false, "a; b", 2},
+		{"second fails", []Verdict{{Pass: true, Reason: "a"}, {Pass: true}}, 2, false, "", 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			calls := 0
+			var gs AllGates
+			for i, v := range tc.gates {
+				g := fixedGate{v: v, calls: &calls}
+				if i+1 == tc.errAt {
+					g.err = boom
+				}
+				gs = append(gs, g)
+			}
+			v, err := gs.Evaluate(context.Background(), Candidate{})
+			if tc.errAt > 0 {
+				if !errors.Is(err, boom) || calls != tc.asked {
+					t.Fatalf("err %v after %d gates", err, calls)
+				}
+				return
+			}
+			if err != nil || v.Pass != tc.pass || v.Reason != tc.reason || calls != tc.asked {
+				t.Fatalf("verdict %+v, err %v, %d gates asked", v, err, calls)
+			}
+			if tc.asked == 2 && (v.Candidate != held || len(v.Backtest) != 1) {
+				t.Fatalf("figures not kept: %+v", v)
 			}
 		})
 	}

@@ -36,7 +36,8 @@ func (c *Config) resolvePaths(dir string) {
 type pathKey struct {
 	key  string
 	path *string
-	// kind says what CheckFiles checks: "file" (readable), "dir",
+	// kind says what CheckFiles checks: "file" (readable), "scenarios"
+	// (a directory), "dir",
 	// "targets" and "state" (none: created at start; "state" is not
 	// resolved), "cert"/"key" (a pair, checked together), "ca"
 	// or "model" (loads as model would).
@@ -93,6 +94,9 @@ func (c *Config) pathKeys() []pathKey {
 			pathKey{key: key + ".tls.cert_file", path: &t.TLS.CertFile, kind: "cert"},
 			pathKey{key: key + ".tls.key_file", path: &t.TLS.KeyFile, kind: "key"})
 	}
+	if t := c.Learning.Gate.Twin; t != nil {
+		ks = append(ks, pathKey{key: "learning.gate.twin.scenarios", path: &t.Scenarios, kind: "scenarios"})
+	}
 	for i := range c.Inference.Models {
 		m := &c.Inference.Models[i]
 		ks = append(ks, pathKey{fmt.Sprintf("inference.models[%d].file", i), &m.File, "model", m})
@@ -133,6 +137,16 @@ func (c *Config) CheckFiles() []error {
 				if _, err := tls.LoadX509KeyPair(p, *keys[i+1].path); err != nil {
 					errs = append(errs, schema.Errorf(k.key, "with %s: %v", *keys[i+1].path, err))
 				}
+			}
+		case "scenarios":
+			// netfeat serve and config check also parse each device's
+			// scenario in it (cmd/netfeat knows the devices).
+			st, err := os.Stat(p)
+			if err == nil && !st.IsDir() {
+				err = fmt.Errorf("%s is not a directory", p)
+			}
+			if err != nil {
+				errs = append(errs, schema.Errorf(k.key, "%v", err))
 			}
 		case "model":
 			m := k.model

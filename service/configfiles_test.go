@@ -92,3 +92,47 @@ func TestYAMLSyntaxLine(t *testing.T) {
 		})
 	}
 }
+
+// TestTwinGateScenariosChecked: learning.gate.twin.scenarios is resolved
+// from the configuration's directory and must be a directory; a bad
+// duration is refused with its line.
+func TestTwinGateScenariosChecked(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "scen"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "afile"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, twin, want string
+	}{
+		{"relative directory", "{scenarios: scen, duration: 9m}", ""},
+		{"missing", "{scenarios: nowhere}", "learning.gate.twin.scenarios: stat " + filepath.Join(dir, "nowhere") + ": no such file or directory"},
+		{"not a directory", "{scenarios: afile}", "learning.gate.twin.scenarios: " + filepath.Join(dir, "afile") + " is not a directory"},
+		{"no scenarios", "{duration: 9m}", "learning.gate.twin.scenarios: required"},
+		{"bad duration", "{scenarios: scen, duration: 10s}", "netfeat.yaml:6: learning.gate.twin.duration: must be 1m–24h of virtual time, got 10s"},
+		{"not a duration", "{scenarios: scen, duration: soon}", `learning.gate.twin.duration: "soon" is not a duration`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, "netfeat.yaml")
+			text := "data_dir: ./data\nlearning:\n  gate:\n    twin:\n      " + strings.Trim(strings.ReplaceAll(strings.Trim(tc.twin, "{}"), ", ", "\n      "), " ") + "\n"
+			if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := LoadConfig(path)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := cfg.Learning.Gate.Twin.Scenarios; got != filepath.Join(dir, "scen") {
+					t.Fatalf("scenarios %q, want it resolved", got)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("LoadConfig: %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -115,6 +115,31 @@ func (s *Service) buildLearning(rt *inference.Runtime) error {
 	return nil
 }
 
+// SetLearningGate makes the retraining loop judge candidates by the
+// held-out gate (learning.gate) and then by g: a candidate is promoted only
+// when both pass (learning.AllGates). netfeat serve adds the twin backtest
+// gate (internal/twin.Gate) this way when learning.gate.twin is set: the
+// service cannot build it, as a twin runs a service of its own. Call it
+// between New and Start.
+func (s *Service) SetLearningGate(g learning.Gate) error {
+	if s.pipe.learning == nil {
+		return errors.New("learning: the retraining loop is off (learning.enabled: false): there is no gate to add to")
+	}
+	s.pipe.learning.SetGate(learning.AllGates{s.cfg.Learning.Gate.Holdout(), g})
+	s.pipe.learningGate = true
+	return nil
+}
+
+// checkLearningGate refuses to start a loop whose configuration asks for
+// the twin gate when none was added: it would promote on the held-out
+// gate alone.
+func (s *Service) checkLearningGate() error {
+	if s.pipe.learning != nil && s.cfg.Learning.Gate.Twin != nil && !s.pipe.learningGate {
+		return errors.New("learning.gate.twin is set, but no twin gate was added to the retraining loop (Service.SetLearningGate; netfeat serve adds it)")
+	}
+	return nil
+}
+
 // serveLearning answers GET /v1/learning/runs (the loop's last runs) and
 // POST /v1/learning/retrain/{model} (one run now; admin scope).
 func (s *Service) serveLearning(w http.ResponseWriter, r *http.Request) {

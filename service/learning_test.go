@@ -285,3 +285,55 @@ func TestRetrainFromFeedback(t *testing.T) {
 		}
 	}
 }
+
+// stubGate passes every candidate.
+type stubGate struct{}
+
+func (stubGate) Evaluate(context.Context, learning.Candidate) (learning.Verdict, error) {
+	return learning.Verdict{Pass: true, Reason: "stub"}, nil
+}
+
+// TestLearningGateAdded: with learning.gate.twin the service does not
+// start until a gate is added (netfeat serve adds the twin's); without the
+// loop there is nothing to add a gate to.
+func TestLearningGateAdded(t *testing.T) {
+	env := "NETFEAT_TEST_TOKEN_LEARNING_GATE"
+	t.Setenv(env, testToken)
+	model := trainBusy(t)
+	twinCfg := fmt.Sprintf(learningTestConfig, t.TempDir(), env, model) + "  gate:\n    twin:\n      scenarios: " + t.TempDir() + "\n"
+	cfg, err := ParseConfig("learning.yaml", []byte(twinCfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(cfg, NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err == nil || !strings.Contains(err.Error(), "learning.gate.twin") {
+		t.Fatalf("start without the twin gate: %v", err)
+	}
+	svc, err = New(cfg, NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.SetLearningGate(stubGate{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatalf("start with the gate: %v", err)
+	}
+	if err := svc.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	off, err := ParseConfig("off.yaml", []byte(strings.Replace(twinCfg, "enabled: true", "enabled: false", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err = New(off, NewRegistry(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.SetLearningGate(stubGate{}); err == nil || !strings.Contains(err.Error(), "learning.enabled") {
+		t.Fatalf("a gate without the loop: %v", err)
+	}
+}

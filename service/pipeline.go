@@ -41,6 +41,8 @@ type pipeline struct {
 	// cluster is the cluster node once started (cluster.enabled only).
 	cluster  atomic.Pointer[cluster.Node]
 	learning *learning.Loop // nil unless learning.enabled
+	// learningGate: SetLearningGate added a gate (the twin's) to the loop.
+	learningGate bool
 	// auth holds the bearer tokens of HTTP, Flight SQL and the NATS query
 	// responder (none: no authentication), read when the query stage
 	// starts (nil before).

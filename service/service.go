@@ -156,6 +156,9 @@ func (s *Service) Ready() error { return s.group.Ready() }
 // stopped and the error names the component that failed.
 // A configured memory_limit is applied first.
 func (s *Service) Start(ctx context.Context) error {
+	if err := s.checkLearningGate(); err != nil {
+		return err
+	}
 	if s.cfg.MemoryLimit > 0 {
 		prev := debug.SetMemoryLimit(int64(s.cfg.MemoryLimit))
 		s.log.Info("Go memory limit set", "bytes", int64(s.cfg.MemoryLimit), "previous", prev)

@@ -22,7 +22,13 @@ files it names, loaded as serve loads them (model files, certificate and key
 pairs, CA and credential files). Relative paths are from the file's directory.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, err := service.LoadConfig(args[0])
+			cfg, err := service.LoadConfig(args[0])
+			if err == nil && cfg.Learning.Gate.Twin != nil {
+				// The twin gate's scenarios, parsed as serve parses them.
+				if _, err := newTwinGate(cfg, nil, nil); err != nil {
+					return &exitError{code: 1, err: fmt.Errorf("%s: %w", args[0], err)}
+				}
+			}
 			if err == nil {
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: OK\n", args[0])
 				return nil

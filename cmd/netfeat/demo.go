@@ -312,7 +312,7 @@ func demoScenarios(dir string, speed float64) ([]demoScenario, error) {
 		if dir != "" {
 			name = filepath.Join(dir, d.target+".yaml")
 			if data, err = os.ReadFile(name); err != nil {
-				return nil, fmt.Errorf("--scenarios: each device needs its scenario: %w", err)
+				return nil, fmt.Errorf("scenarios %s: each demo device needs its scenario: %w", dir, err)
 			}
 		}
 		sc, err := scenario.Parse(name, data)

@@ -59,6 +59,15 @@ Without -c, the service runs on embedded defaults: an embedded NATS server on
 			if err != nil {
 				return err
 			}
+			if cfg.Learning.Enabled && cfg.Learning.Gate.Twin != nil {
+				g, err := newTwinGate(cfg, svc.Inference(), log.With("component", "learning"))
+				if err != nil {
+					return err
+				}
+				if err := svc.SetLearningGate(g); err != nil {
+					return err
+				}
+			}
 			// SIGHUP reloads the normalizer's vendor profiles, the
 			// configuration file's targets and the targets file
 			// (targets_file).

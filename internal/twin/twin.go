@@ -121,9 +121,10 @@ func Begin(now time.Time, d time.Duration) time.Time {
 
 // Sandbox returns a copy of cfg that cannot reach production: dataDir as
 // its data directory, the embedded NATS server and HTTP on random loopback
-// ports (never an external NATS), no SNMP or gNMI collectors, no traps,
-// standalone role, no cluster, no Flight SQL, and no models' latency
-// budgets.
+// ports (never an external NATS, no leaf link to a hub), no SNMP or gNMI
+// collectors, no traps, no targets file, standalone role, no cluster, no
+// federated learning, no retraining loop, no Flight SQL, and no models'
+// latency budgets.
 func Sandbox(cfg *service.Config, dataDir string) *service.Config {
 	c := *cfg
 	c.DataDir = dataDir
@@ -134,8 +135,15 @@ func Sandbox(cfg *service.Config, dataDir string) *service.Config {
 	c.NATS.CredentialsFile, c.NATS.User, c.NATS.PasswordFile, c.NATS.PasswordEnv, c.NATS.TokenFile, c.NATS.TokenEnv = "", "", "", "", "", ""
 	c.Role, c.Site, c.Fleet = service.RoleStandalone, "", service.FleetConfig{}
 	c.Cluster = service.ClusterConfig{}
+	c.NATS.Leaf = service.LeafConfig{}
 	c.SNMP.Targets, c.SNMP.TargetsFile, c.SNMP.TrapListen = nil, "", ""
 	c.GNMI.Targets = nil
+	// The watched targets file would start collectors on real devices.
+	c.TargetsFile = ""
+	// No federated rounds and no retraining loop: a twin judges versions,
+	// it does not make them (nor run the twin gate inside itself).
+	c.Federated = nil
+	c.Learning.Enabled = false
 	c.Query.FlightListen = ""
 	// No latency budgets: on a shared machine at N× real time a score
 	// that overran one would fall back to the rule at random, and the run

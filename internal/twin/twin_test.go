@@ -47,6 +47,15 @@ inference:
 
 func synthDevice(t *testing.T, start time.Time, ifaces int) Device {
 	t.Helper()
+	sc := &scenario.Scenario{Baseline: &scenario.Baseline{Utilization: 0.25}, Events: []scenario.Event{{
+		Kind: scenario.Congestion, Interface: "1/1/2", At: 20 * time.Second, Until: 100 * time.Second, Ramp: 5 * time.Second,
+	}}}
+	return synthDeviceWith(t, start, ifaces, sc)
+}
+
+// synthDeviceWith is a synthetic router named synth following sc.
+func synthDeviceWith(t *testing.T, start time.Time, ifaces int, sc *scenario.Scenario) Device {
+	t.Helper()
 	recs, err := recording.ReadSNMPRec(strings.NewReader(snmpagent.SyntheticRouter(ifaces)), "synthetic")
 	if err != nil {
 		t.Fatal(err)
@@ -55,9 +64,6 @@ func synthDevice(t *testing.T, start time.Time, ifaces int) Device {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := &scenario.Scenario{Baseline: &scenario.Baseline{Utilization: 0.25}, Events: []scenario.Event{{
-		Kind: scenario.Congestion, Interface: "1/1/2", At: 20 * time.Second, Until: 100 * time.Second, Ramp: 5 * time.Second,
-	}}}
 	if err := sc.Validate(); err != nil {
 		t.Fatal(err)
 	}
