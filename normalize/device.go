@@ -297,6 +297,17 @@ func (d *device) chooseProfile(batch []schema.Observation) {
 			return
 		}
 	}
+	if p := d.n.forcedProfile(d.name); p != "" {
+		if c := d.set.byName[p]; c != nil {
+			d.setProfile(c, "target", 1<<30)
+			return
+		}
+	} else if d.profBy == "target" {
+		// The target no longer forces a profile: match again.
+		d.prof, d.profBy, d.profRank = nil, "", 0
+		d.sysObjectID, d.sysDescr = "", ""
+		d.clearCache()
+	}
 	// SNMP: system scalars in the batch (all three are 17 characters).
 	var oid, descr string
 	snmp := false

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -90,6 +91,9 @@ type Normalizer struct {
 
 	set     atomic.Pointer[profileSet]
 	version atomic.Uint64
+	// forced is the profile each target's own `profile` key forces, by
+	// device (SetTargetProfiles); nil when no target has one.
+	forced atomic.Pointer[map[string]string]
 
 	mu      sync.RWMutex
 	devices map[string]*device
@@ -410,6 +414,28 @@ func (n *Normalizer) device(name string) *device {
 		n.devices[strings.Clone(name)] = d
 	}
 	return d
+}
+
+// SetTargetProfiles sets the profiles that targets force by their own
+// `profile` key, by device name, as the inventory's profile does (the
+// inventory's wins for a device that has both). A device whose forced
+// profile is removed matches its profile again from its next values.
+// Called when targets change at run time.
+func (n *Normalizer) SetTargetProfiles(profiles map[string]string) {
+	if len(profiles) == 0 {
+		n.forced.Store(nil)
+		return
+	}
+	m := maps.Clone(profiles)
+	n.forced.Store(&m)
+}
+
+// forcedProfile returns the profile device's target forces, or "".
+func (n *Normalizer) forcedProfile(device string) string {
+	if m := n.forced.Load(); m != nil {
+		return (*m)[device]
+	}
+	return ""
 }
 
 // SetDevices replaces Config.Devices, the configured devices that get

@@ -569,6 +569,41 @@ func TestInventoryForcesProfile(t *testing.T) {
 	}
 }
 
+// TestTargetForcesProfile: a target's own profile forces the device's
+// profile as the inventory's does, the inventory winning, and a device
+// whose target stops forcing one falls back to matching (here the
+// default SNMP profile, which does not map the Nokia CPU OID).
+func TestTargetForcesProfile(t *testing.T) {
+	n, c, _ := newTest(t, Config{Inventory: map[string]DeviceInfo{"r2": {Profile: "openconfig"}}})
+	cpu := snmpObs("1.3.6.1.4.1.6527.3.1.2.1.1.1.0", schema.KindGauge, uint64(12))
+	steps := []struct {
+		name     string
+		forced   map[string]string
+		device   string
+		wantProf string
+		wantCPU  bool
+	}{
+		{"forced by its target", map[string]string{"r1": "nokia-sros"}, "r1", "nokia-sros", true},
+		{"the inventory wins", map[string]string{"r2": "nokia-sros"}, "r2", "openconfig", false},
+		{"no longer forced", nil, "r1", DefaultSNMPProfile, false},
+	}
+	for i, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			n.SetTargetProfiles(st.forced)
+			o := cpu
+			o.Device = st.device
+			c.samples = nil
+			s := poll(t, n, c, int64(i+1)*sec, o)
+			if _, ok := find(s, "", "system.cpu.utilization"); ok != st.wantCPU {
+				t.Errorf("cpu sample present %v, want %v", ok, st.wantCPU)
+			}
+			if p, _ := n.DeviceProfile(st.device); p != st.wantProf {
+				t.Errorf("profile %q, want %q", p, st.wantProf)
+			}
+		})
+	}
+}
+
 func TestProfileValidation(t *testing.T) {
 	tests := []struct {
 		name, yaml, field string

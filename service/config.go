@@ -248,6 +248,7 @@ func (c *Config) Validate() error {
 		errs = append(errs, prefixErrors(fmt.Sprintf("views[%d]", i), v.Validate())...)
 	}
 	errs = append(errs, c.crossCheck()...)
+	errs = append(errs, c.checkTargetProfiles(c.SNMP.Targets, c.GNMI.Targets)...)
 	errs = append(errs, c.checkLearning()...)
 	errs = append(errs, c.validateFleet()...)
 	errs = append(errs, c.validateFederated()...)
@@ -257,6 +258,43 @@ func (c *Config) Validate() error {
 		errs = append(errs, schema.Errorf("targets_file", "a hub polls no targets"))
 	}
 	return errors.Join(errs...)
+}
+
+// checkTargetProfiles refuses a target `profile` that neither the
+// embedded profiles nor normalize.profiles_dir define; keys are
+// snmp.targets[i].profile and gnmi.targets[i].profile. When the profiles
+// do not load, normalize's own check says so and this one is silent.
+func (c *Config) checkTargetProfiles(snmpTargets []snmp.Target, gnmiTargets []gnmi.Target) []error {
+	var keyed [][2]string
+	for i, t := range snmpTargets {
+		if t.Profile != "" {
+			keyed = append(keyed, [2]string{fmt.Sprintf("snmp.targets[%d].profile", i), t.Profile})
+		}
+	}
+	for i, t := range gnmiTargets {
+		if t.Profile != "" {
+			keyed = append(keyed, [2]string{fmt.Sprintf("gnmi.targets[%d].profile", i), t.Profile})
+		}
+	}
+	if len(keyed) == 0 {
+		return nil
+	}
+	ps, err := normalize.LoadProfiles(c.Normalize.ProfilesDir)
+	if err != nil {
+		return nil
+	}
+	names := make([]string, 0, len(ps))
+	for _, p := range ps {
+		names = append(names, p.Name)
+	}
+	slices.Sort(names)
+	var errs []error
+	for _, k := range keyed {
+		if !slices.Contains(names, k[1]) {
+			errs = append(errs, schema.Errorf(k[0], "%w %q (profiles: %s)", normalize.ErrUnknownProfile, k[1], strings.Join(names, ", ")))
+		}
+	}
+	return errs
 }
 
 // crossCheck finds what no section can see alone: duplicate view names,

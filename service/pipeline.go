@@ -94,6 +94,7 @@ func (s *Service) buildPipeline() error {
 	if err != nil {
 		return fmt.Errorf("normalizer: %w", err)
 	}
+	n.SetTargetProfiles(ts.profiles())
 	p.runtime, p.store, p.state, p.normalizer = rt, st, st, n
 
 	s.group.Add(ComponentFuncs{

@@ -2,6 +2,7 @@ package service
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/json"
@@ -258,6 +259,7 @@ func (c *Config) checkTargets(doc *TargetsDoc, dir string, static map[string]nam
 	gc.Targets = doc.GNMI.Targets
 	errs = append(errs, prefixErrors("gnmi", gc.Validate())...)
 	errs = append(errs, tmp.CheckFiles()...)
+	errs = append(errs, c.checkTargetProfiles(doc.SNMP.Targets, doc.GNMI.Targets)...)
 	seen := map[string]string{}
 	for _, nk := range doc.names() {
 		if nk.name == "" {
@@ -316,6 +318,9 @@ func (ts *targetSet) apply(doc TargetsDoc, source string) error {
 			ts.changes.WithLabelValues(c.op, source).Inc()
 		}
 	}
+	if n := p.normalizer; n != nil {
+		n.SetTargetProfiles(ts.profiles())
+	}
 	if sch.Empty() && gch.Empty() {
 		return nil
 	}
@@ -329,6 +334,24 @@ func (ts *targetSet) apply(doc TargetsDoc, source string) error {
 		}
 	}
 	return nil
+}
+
+// profiles returns the profile each target forces by its `profile` key,
+// by device name, static and dynamic; ts.mu is held (or the set not
+// shared yet).
+func (ts *targetSet) profiles() map[string]string {
+	m := map[string]string{}
+	for _, t := range slices.Concat(ts.staticSNMP, ts.dyn.SNMP.Targets) {
+		if t.Profile != "" {
+			m[cmp.Or(t.Name, t.Address)] = t.Profile
+		}
+	}
+	for _, t := range slices.Concat(ts.staticGNMI, ts.dyn.GNMI.Targets) {
+		if t.Profile != "" {
+			m[t.Name] = t.Profile
+		}
+	}
+	return m
 }
 
 // allNames returns every target's device name, static and dynamic;

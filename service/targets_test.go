@@ -53,6 +53,9 @@ func TestTargetsFileProblems(t *testing.T) {
 			want: []string{`targets.yaml:7: gnmi.targets[0].name: "r2" is also snmp.targets[0]`}},
 		{name: "bad duration", targets: "snmp:\n  targets:\n    - name: r2\n      address: 127.0.0.1:1162\n      interval: often\n",
 			want: []string{`targets.yaml:5: snmp.targets[0].interval: "often" is not a duration (use a number with a unit: 500ms, 10s, 5m, 1h)`}},
+		{name: "with a profile", targets: "snmp:\n  targets:\n    - name: r2\n      address: 127.0.0.1:1162\n      profile: nokia-sros\n"},
+		{name: "unknown profile", targets: "snmp:\n  targets:\n    - name: r2\n      address: 127.0.0.1:1162\n      profile: nokia-sr0s\n",
+			want: []string{`targets.yaml:5: snmp.targets[0].profile: unknown profile "nokia-sr0s" (profiles: cisco-iosxe, cisco-iosxr, cisco-nxos, ericsson-ipos, ericsson-minilink, generic, nokia-isam, nokia-sros, openconfig)`}},
 		{name: "syntax error", targets: "snmp:\n  targets:\n    - name: [r2\n",
 			want: []string{`targets.yaml:3: syntax error: did not find expected ',' or ']'`}},
 	}
@@ -546,5 +549,28 @@ func TestConfigTargetsSIGHUP(t *testing.T) {
 	}
 	if got := polled(); !slices.Equal(got, []string{"pe1", "pe2"}) {
 		t.Errorf("polled after a bad file %q, want pe1 and pe2", got)
+	}
+}
+
+// TestTargetProfile: a target added with a profile is normalized with it
+// (the simulated Nokia would otherwise match nokia-sros), and one with an
+// unknown profile is refused with the profiles there are.
+func TestTargetProfile(t *testing.T) {
+	r := newTargetsRig(t, time.Hour)
+	code, ans := r.do(t, http.MethodPost, "/v1/targets", fmt.Sprintf(`{"snmp": {"name": "pe2", "address": %q, "profile": "generic"}}`, r.addrs["pe2"]))
+	if code != http.StatusCreated {
+		t.Fatalf("POST: %d %v", code, ans)
+	}
+	testkit.Eventually(t, "pe2 normalized with the generic profile", func() bool {
+		p, _ := r.svc.Normalizer().DeviceProfile("pe2")
+		return p == "generic"
+	})
+	if p, _ := r.svc.Normalizer().DeviceProfile("pe0"); p != "nokia-sros" {
+		t.Errorf("pe0 (no profile key) has profile %q, want nokia-sros as matched", p)
+	}
+	code, ans = r.do(t, http.MethodPost, "/v1/targets", fmt.Sprintf(`{"snmp": {"name": "pe3", "address": %q, "profile": "nokia-sr0s"}}`, r.addrs["pe3"]))
+	want := `request:1: snmp.profile: unknown profile "nokia-sr0s" (profiles: cisco-iosxe, cisco-iosxr, cisco-nxos, ericsson-ipos, ericsson-minilink, generic, nokia-isam, nokia-sros, openconfig)`
+	if code != http.StatusBadRequest || ans["error"] != want {
+		t.Fatalf("POST: %d %v, want 400 %q", code, ans, want)
 	}
 }

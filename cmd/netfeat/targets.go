@@ -78,6 +78,7 @@ type targetAddFlags struct {
 	community string
 	interval  time.Duration
 	platform  string
+	profile   string
 	insecure  bool
 	username  string
 }
@@ -104,6 +105,7 @@ A refused target is reported as config check reports a configuration, with
 the line of the file (or the flag's key) and the reason.`,
 		Example: `  netfeat targets add r1 192.0.2.1 --community-file /etc/netfeat/community
   netfeat targets add xr1 192.0.2.10:57400 --gnmi --platform iosxr
+  netfeat targets add r2 192.0.2.2 --profile nokia-sros
   netfeat targets add -f r1.yaml`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			body, name, err := f.body(args)
@@ -138,6 +140,7 @@ the line of the file (or the flag's key) and the reason.`,
 	fl.StringVar(&f.community, "community-file", "", "SNMP: file holding the v2c community, on the server")
 	fl.DurationVar(&f.interval, "interval", 0, "SNMP: poll interval (default from the server's snmp.defaults)")
 	fl.StringVar(&f.platform, "platform", "", "gNMI: iosxr, nxos or iosxe")
+	fl.StringVar(&f.profile, "profile", "", "force this normalizer profile for the device (default: matched from what it sends)")
 	fl.BoolVar(&f.insecure, "insecure", false, "gNMI: connect without TLS")
 	fl.StringVar(&f.username, "username", "", "gNMI: user name")
 	return cmd
@@ -159,6 +162,7 @@ func (f *targetAddFlags) body(args []string) ([]byte, string, error) {
 		return nil, "", fmt.Errorf("want NAME ADDRESS (or -f FILE)")
 	}
 	t := map[string]any{"name": args[0], "address": args[1]}
+	set(t, "profile", f.profile)
 	proto := "snmp"
 	if f.gnmi {
 		proto = "gnmi"

@@ -38,6 +38,11 @@ type Target struct {
 	// Platform is iosxr, nxos or iosxe. It selects the shipped subscription
 	// set when Subscriptions is empty.
 	Platform string `yaml:"platform"`
+	// Profile forces the normalizer's vendor profile for the device,
+	// bypassing matching by origin (as the normalizer's inventory does).
+	// The collector does not use it; the service checks the name and
+	// hands it to the normalizer.
+	Profile string `yaml:"profile"`
 	// GNMITarget is put in the request prefix's target field. Most devices
 	// ignore it; gNMI caches and proxies route on it.
 	GNMITarget string `yaml:"gnmi_target"`

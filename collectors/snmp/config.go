@@ -121,6 +121,11 @@ type Target struct {
 	Name string `yaml:"name"`
 	// Address is host or host:port (default port 161).
 	Address string `yaml:"address"`
+	// Profile forces the normalizer's vendor profile for the device,
+	// bypassing sysObjectID/sysDescr matching (as the normalizer's
+	// inventory does). The poller does not use it; the service checks
+	// the name and hands it to the normalizer.
+	Profile string `yaml:"profile"`
 	Params  `yaml:",inline"`
 }
 
