@@ -210,16 +210,17 @@ func actionSubject(site string, a *Action) string {
 	return subjectPrefix(site, KindActions) + "." + schema.SubjectToken(a.Model) + "." + schema.SubjectToken(a.Entity.Device)
 }
 
-// Item is one decoded window, decision or action transition of a message,
-// with its item id.
+// Item is one decoded window, decision, action transition or device state
+// of a message, with its item id.
 type Item struct {
 	ID       string
 	Window   *schema.FeatureRow
 	Decision *schema.Decision
 	Action   *Action
+	Device   *DeviceState
 }
 
-// DecodeItems decodes a windows, decisions or actions message of site: its
+// DecodeItems decodes a windows, decisions, actions or devices message of site: its
 // items with their ids (a plain message of one document keeps msgID, the
 // message's own id). Documents that do not decode are returned joined in
 // err, beside the items that did.
@@ -246,6 +247,10 @@ func DecodeItems(site string, k Kind, data []byte, encoding, msgID string) ([]It
 		case KindActions:
 			if it.Action, derr = DecodeAction(doc); derr == nil {
 				it.ID = ActionID(site, it.Action)
+			}
+		case KindDevices:
+			if it.Device, derr = DecodeDeviceState(doc); derr == nil {
+				it.ID = DeviceStateID(site, it.Device)
 			}
 		default:
 			return nil, fmt.Errorf("fleet: DecodeItems of kind %s", k)

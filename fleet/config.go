@@ -105,13 +105,14 @@ type EdgeConfig struct {
 	// RegistryBucket is the hub's KV bucket of edges. Default
 	// DefaultRegistryBucket.
 	RegistryBucket string `yaml:"registry_bucket"`
-	// Windows, Decisions, Actions and Samples bound the local streams;
-	// during a cut they are what the edge keeps. Defaults: 1 GiB and 7 days
-	// each, discard old.
+	// Windows, Decisions, Actions, Samples and Devices bound the local
+	// streams; during a cut they are what the edge keeps. Defaults: 1 GiB
+	// and 7 days each, discard old.
 	Windows   StreamLimits `yaml:"windows"`
 	Decisions StreamLimits `yaml:"decisions"`
 	Actions   StreamLimits `yaml:"actions"`
 	Samples   StreamLimits `yaml:"samples"`
+	Devices   StreamLimits `yaml:"devices"`
 	// SampleForwarding says which raw samples are forwarded.
 	SampleForwarding SampleConfig `yaml:"sample_forwarding"`
 	// ItemsPerMessage caps the windows, decisions or action transitions
@@ -121,6 +122,15 @@ type EdgeConfig struct {
 	// ItemLinger is how long the forwarder gathers them before it stores
 	// what it has. Default 250ms.
 	ItemLinger time.Duration `yaml:"item_linger"`
+	// DeviceCheck is how often the service's forwarder reads its
+	// collectors' device states to publish those that changed (state,
+	// address, protocol, profile or last error). Default 1s.
+	DeviceCheck time.Duration `yaml:"device_check"`
+	// DeviceHeartbeat is how often the forwarder publishes every device's
+	// state, changed or not, so that a hub that started late or lost its
+	// streams' retention still learns every device, and last_success and
+	// the counters stay current. Default 60s.
+	DeviceHeartbeat time.Duration `yaml:"device_heartbeat"`
 	// DuplicateWindow is the local streams' de-duplication window. Default
 	// 2m.
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
@@ -142,9 +152,10 @@ func DefaultEdgeConfig(site string) EdgeConfig {
 	lim := StreamLimits{MaxBytes: 1 << 30, MaxAge: 7 * 24 * time.Hour, Discard: DiscardOld}
 	return EdgeConfig{
 		Site: site, HubDomain: DefaultHubDomain, RegistryBucket: DefaultRegistryBucket,
-		Windows: lim, Decisions: lim, Actions: lim, Samples: lim,
+		Windows: lim, Decisions: lim, Actions: lim, Samples: lim, Devices: lim,
 		SampleForwarding: SampleConfig{Mode: SamplesOff, Every: 10, MaxPerMessage: 8192, Linger: time.Second, Compression: CompressionZstd},
 		ItemsPerMessage:  512, ItemLinger: 250 * time.Millisecond,
+		DeviceCheck: time.Second, DeviceHeartbeat: time.Minute,
 		DuplicateWindow: 2 * time.Minute, WarnRatio: 0.8, CheckInterval: 10 * time.Second,
 		RegisterRetry: 2 * time.Second, PublishTimeout: 5 * time.Second,
 	}
@@ -159,7 +170,7 @@ func (c EdgeConfig) withDefaults() EdgeConfig {
 	if c.RegistryBucket == "" {
 		c.RegistryBucket = d.RegistryBucket
 	}
-	for _, l := range []*StreamLimits{&c.Windows, &c.Decisions, &c.Actions, &c.Samples} {
+	for _, l := range []*StreamLimits{&c.Windows, &c.Decisions, &c.Actions, &c.Samples, &c.Devices} {
 		if *l == (StreamLimits{}) {
 			*l = d.Windows
 		}
@@ -185,6 +196,12 @@ func (c EdgeConfig) withDefaults() EdgeConfig {
 	}
 	if c.ItemLinger == 0 {
 		c.ItemLinger = d.ItemLinger
+	}
+	if c.DeviceCheck == 0 {
+		c.DeviceCheck = d.DeviceCheck
+	}
+	if c.DeviceHeartbeat == 0 {
+		c.DeviceHeartbeat = d.DeviceHeartbeat
 	}
 	if c.DuplicateWindow == 0 {
 		c.DuplicateWindow = d.DuplicateWindow
@@ -213,6 +230,8 @@ func (c *EdgeConfig) limits(k Kind) StreamLimits {
 		return c.Decisions
 	case KindActions:
 		return c.Actions
+	case KindDevices:
+		return c.Devices
 	default:
 		return c.Samples
 	}
@@ -253,6 +272,12 @@ func (c *EdgeConfig) Validate() error {
 	}
 	if sf.Compression != CompressionZstd && sf.Compression != CompressionLZ4 {
 		return fmt.Errorf("fleet: sample_forwarding.compression %q: want zstd or lz4", sf.Compression)
+	}
+	if c.DeviceCheck < 100*time.Millisecond || c.DeviceCheck > time.Minute {
+		return fmt.Errorf("fleet: device_check %v: must be 100ms–1m", c.DeviceCheck)
+	}
+	if c.DeviceHeartbeat < c.DeviceCheck || c.DeviceHeartbeat > 24*time.Hour {
+		return fmt.Errorf("fleet: device_heartbeat %v: must be device_check (%v) to 24h", c.DeviceHeartbeat, c.DeviceCheck)
 	}
 	if c.DuplicateWindow < 0 || c.CheckInterval < 0 || c.RegisterRetry < 0 || c.PublishTimeout < 0 {
 		return fmt.Errorf("fleet: negative duration")

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/netfeat/netfeat/internal/fleettest"
+	"github.com/netfeat/netfeat/schema"
 )
 
 func nan() float64 { return math.NaN() }
@@ -67,6 +68,95 @@ func TestFleetCutLink(t *testing.T) {
 	w.waitAll(t, 60, 30*time.Second)
 	t.Logf("caught up %v after the link returned; sources restarted by the hub: %v",
 		time.Since(cutAt).Round(time.Millisecond), testutil.ToFloat64(w.hub.m.kicks.WithLabelValues(HubStream(w.site, KindWindows))))
+}
+
+// TestFleetDeviceStatesCut: device states that change while the WAN is cut
+// (a device goes down, fails authentication and comes back; another goes
+// down; a third is removed), each published again as a retry, reach the
+// hub once each after the link returns, in the order the edge stored
+// them, and the hub's view of every device is its newest state.
+func TestFleetDeviceStatesCut(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, HubConfig{})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	ts := t0
+	state := func(dev, st, lastErr string) *DeviceState {
+		ts = ts.Add(time.Second)
+		d := &DeviceState{TS: ts.UnixNano(), DeviceState: schema.DeviceState{Device: dev, Address: "127.0.0.1:161", Protocol: "snmp", State: st}}
+		if lastErr != "" {
+			d.LastError, d.LastErrorTS = lastErr, ts.UnixNano()
+		} else {
+			d.LastSuccess = ts.UnixNano()
+		}
+		return d
+	}
+	// Each message is published twice (a retry after a lost
+	// acknowledgement): the edge stream stores it once.
+	publish := func(ds ...*DeviceState) {
+		t.Helper()
+		for range 2 {
+			if err := w.edge.PublishDeviceStates(ctx, ds); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, dev := range []string{"pe0", "pe1", "pe2"} {
+		publish(state(dev, "up", ""))
+	}
+	waitFor(t, 20*time.Second, "3 device states at the sink", func() bool { return w.sink.count(KindDevices) == 3 })
+
+	w.link.Cut()
+	waitFor(t, 10*time.Second, "the leaf connection to drop", func() bool { return !w.es.LeafConnected() })
+	during := []*DeviceState{
+		state("pe0", "down", "request timeout"), state("pe1", "down", "request timeout"),
+		state("pe0", "auth_failure", "wrong digest"), state("pe2", StateRemoved, ""),
+		state("pe0", "up", ""),
+	}
+	publish(during[:2]...)
+	publish(during[2:]...)
+	time.Sleep(cutFor)
+	if got := w.sink.count(KindDevices); got != 3 {
+		t.Fatalf("%d device states crossed a cut link, want 3", got)
+	}
+	w.link.Restore()
+	waitFor(t, 30*time.Second, "8 device states at the sink", func() bool { return w.sink.count(KindDevices) >= 8 })
+	time.Sleep(500 * time.Millisecond) // a repeat would come now
+	if got := w.sink.count(KindDevices); got != 8 {
+		t.Errorf("sink has %d distinct device states, want 8", got)
+	}
+	w.sink.check(t)
+	js, err := jetstream.New(w.cluster.Connect(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 3 single messages, then 2 batches.
+	s, err := js.Stream(ctx, HubStream(w.site, KindDevices))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.CachedInfo().State.Msgs, uint64(3+2); got != want {
+		t.Errorf("hub stream %s holds %d messages, want %d", HubStream(w.site, KindDevices), got, want)
+	}
+	for dev, want := range map[string][]string{
+		"pe0": {"up", "down", "auth_failure", "up"},
+		"pe1": {"up", "down"},
+		"pe2": {"up", StateRemoved},
+	} {
+		w.sink.mu.Lock()
+		got := w.sink.history[dev]
+		w.sink.mu.Unlock()
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: states reached the hub as %v, want %v", dev, got, want)
+		}
+		last := w.sink.device(dev)
+		if last == nil || last.State != want[len(want)-1] {
+			t.Errorf("%s: hub's newest state %+v, want %s", dev, last, want[len(want)-1])
+		}
+	}
+	if d := w.sink.device("pe1"); d == nil || d.LastError != "request timeout" || d.Protocol != "snmp" || d.Address != "127.0.0.1:161" {
+		t.Errorf("pe1 at the hub: %+v", d)
+	}
 }
 
 // TestFleetHubNodeKilled: a hub node is killed with SIGKILL while the edge
@@ -186,6 +276,7 @@ func TestFleetBadMessages(t *testing.T) {
 	inject(KindSamples, "bad-4", inst, big)
 	inject(KindActions, "bad-5", "", []byte(`{}`))
 	inject(KindActions, "bad-6", "someone-else", []byte(`{}`))
+	inject(KindDevices, "bad-7", inst, []byte(`{"schema_version":1,"device":"pe1","ts":5}`))
 	for i := 5; i < 20; i++ {
 		publishAll(t, w.edge, i)
 	}
@@ -209,6 +300,7 @@ func TestFleetBadMessages(t *testing.T) {
 		{w.hub.m.oversized, "oversized", KindSamples, 1},
 		{w.hub.m.refused, "refused", KindActions, 2},
 		{w.hub.m.corrupt, "corrupt", KindActions, 0},
+		{w.hub.m.corrupt, "corrupt", KindDevices, 1},
 	} {
 		if got := testutil.ToFloat64(c.vec.WithLabelValues(HubStream(w.site, c.k))); got != c.want {
 			t.Errorf("%s{%s} = %v, want %v", c.name, HubStream(w.site, c.k), got, c.want)

@@ -32,10 +32,16 @@ type recSink struct {
 	streamDup []string // ids delivered again with Delivered == 1: stored twice
 	site      string   // the site expected
 	sites     []string // more sites expected
+	// devices is the newest state of each device of the expected site,
+	// by DeviceState.TS, as the hub's `devices` table keeps it.
+	devices map[string]*DeviceState
+	// history is every state of each device of the expected site in the
+	// order of its first delivery.
+	history map[string][]string
 }
 
 func newRecSink(site string) *recSink {
-	return &recSink{seen: map[string]int{}, items: map[Kind]int{}, bySite: map[string]int{}, site: site}
+	return &recSink{seen: map[string]int{}, items: map[Kind]int{}, bySite: map[string]int{}, site: site, devices: map[string]*DeviceState{}, history: map[string][]string{}}
 }
 
 func (s *recSink) add(m Meta, n int) {
@@ -75,6 +81,29 @@ func (s *recSink) Action(_ context.Context, m Meta, a *Action) error { s.add(m, 
 func (s *recSink) Samples(_ context.Context, m Meta, b []schema.Sample) error {
 	s.add(m, len(b))
 	return nil
+}
+
+func (s *recSink) DeviceState(_ context.Context, m Meta, d *DeviceState) error {
+	s.add(m, 0)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if m.Site != s.site {
+		return nil
+	}
+	if s.seen[m.ID] == 1 {
+		s.history[d.Device] = append(s.history[d.Device], d.State)
+	}
+	if old := s.devices[d.Device]; old == nil || old.TS < d.TS {
+		s.devices[d.Device] = d
+	}
+	return nil
+}
+
+// device returns the newest state of device held by the sink, or nil.
+func (s *recSink) device(device string) *DeviceState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.devices[device]
 }
 
 // siteCount returns the distinct items of site.
@@ -239,6 +268,18 @@ func testSamples(i, n int) []schema.Sample {
 	return out
 }
 
+// testDeviceState returns state i of device pe<i%3>: its state cycles
+// through up, down and up again, its time moves on with i.
+func testDeviceState(i int) *DeviceState {
+	st := schema.DeviceState{Device: fmt.Sprintf("pe%d", i%3), Address: fmt.Sprintf("127.0.0.%d:161", 1+i%3), Protocol: "snmp",
+		Profile: "nokia-7210", State: []string{"up", "down", "up"}[i/3%3], Observations: int64(100 * i), Errors: int64(i / 3),
+		LastSuccess: t0.Add(time.Duration(i) * time.Second).UnixNano(), LastDurationMS: 12.5}
+	if st.State == "down" {
+		st.LastError, st.LastErrorTS = fmt.Sprintf("request timeout %d", i), t0.Add(time.Duration(i)*time.Second).UnixNano()
+	}
+	return &DeviceState{TS: t0.Add(time.Duration(i) * time.Second).UnixNano(), DeviceState: st}
+}
+
 // publishAll publishes item i of every kind (a sample batch of 50).
 func publishAll(t *testing.T, e *Edge, i int) {
 	t.Helper()
@@ -255,6 +296,9 @@ func publishAll(t *testing.T, e *Edge, i int) {
 	}
 	if n, err := e.PublishSamples(ctx, testSamples(i, 50)); err != nil || n != 50 {
 		t.Fatalf("publish samples: %d, %v", n, err)
+	}
+	if err := e.PublishDeviceState(ctx, testDeviceState(i)); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -60,6 +60,11 @@ type Sink interface {
 	Action(ctx context.Context, m Meta, a *Action) error
 	// Samples receives one batch of raw samples.
 	Samples(ctx context.Context, m Meta, batch []schema.Sample) error
+	// DeviceState receives a collector target's state. States of one
+	// device come in the order the edge stored them, but after a
+	// redelivery or a replay an older one can follow a newer: compare
+	// DeviceState.TS.
+	DeviceState(ctx context.Context, m Meta, d *DeviceState) error
 }
 
 // Hub sources the streams of every registered edge into replicated hub
@@ -462,6 +467,8 @@ func (h *Hub) handle(site string, k Kind, stream string, msg jetstream.Msg) {
 				err = h.sink.Decision(ctx, im, it.Decision)
 			case KindActions:
 				err = h.sink.Action(ctx, im, it.Action)
+			case KindDevices:
+				err = h.sink.DeviceState(ctx, im, it.Device)
 			}
 			if err != nil {
 				break

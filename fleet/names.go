@@ -26,10 +26,13 @@ const (
 	// KindSamples are raw normalized samples as compressed Arrow IPC
 	// record batches.
 	KindSamples Kind = "samples"
+	// KindDevices are the collectors' device states (DeviceState, JSON),
+	// published when one changes and as a periodic heartbeat.
+	KindDevices Kind = "devices"
 )
 
 // Kinds lists every kind, in a fixed order.
-var Kinds = []Kind{KindWindows, KindDecisions, KindActions, KindSamples}
+var Kinds = []Kind{KindWindows, KindDecisions, KindActions, KindSamples, KindDevices}
 
 // Headers every forwarded message carries besides Nats-Msg-Id.
 const (
@@ -69,7 +72,8 @@ func ValidateSite(site, hubDomain string) error {
 }
 
 // EdgeStream is the name of the edge's local stream of kind:
-// NETFEAT_WINDOWS, NETFEAT_DECISIONS, NETFEAT_ACTIONS, NETFEAT_SAMPLES.
+// NETFEAT_WINDOWS, NETFEAT_DECISIONS, NETFEAT_ACTIONS, NETFEAT_SAMPLES,
+// NETFEAT_DEVICES.
 func EdgeStream(k Kind) string { return "NETFEAT_" + strings.ToUpper(string(k)) }
 
 // HubStream is the name of the hub's stream that sources kind from site:
@@ -142,4 +146,14 @@ func ActionID(site string, a *Action) string {
 	var id identity
 	id.str(a.Fingerprint).str(a.Model).str(a.Entity.Device).str(a.Entity.Component).str(a.State).i64(a.Since.UnixNano())
 	return msgID(site, KindActions, id.sum())
+}
+
+// DeviceStateID is the message id of a device state: site, device, the
+// time the edge read the state and the state itself. The same state
+// published again (a retry, a batch sent again) is stored once; a
+// heartbeat, read at another time, is a message of its own.
+func DeviceStateID(site string, d *DeviceState) string {
+	var id identity
+	id.str(d.Device).i64(d.TS).str(d.State)
+	return msgID(site, KindDevices, id.sum())
 }

@@ -185,6 +185,19 @@ inference:
 	}
 	t.Logf("hub: %s: %v", firing, rows)
 
+	// The edges forward their collectors' device states: the hub's
+	// `devices` shows each site's SNMP device up, beside its data.
+	const devs = "SELECT site, device, state, protocol, last_success IS NOT NULL, windows > 0 FROM devices WHERE state IS NOT NULL ORDER BY site"
+	testkit.EventuallyWithin(t, 20*time.Second, "the device states of both sites at the hub", func() bool {
+		rows, _ = hub.rows(devs)
+		return len(rows) == 2 && rows[0][2] == "up" && rows[1][2] == "up" && rows[0][5] == "true" && rows[1][5] == "true"
+	})
+	for i, site := range []string{"lyon", "paris"} {
+		if want := []string{site, site + "-nokia", "up", "snmp", "true", "true"}; !slices.Equal(rows[i], want) {
+			t.Errorf("hub: %s: row %d %v, want %v", devs, i, rows[i], want)
+		}
+	}
+
 	// The hub holds the fleet's model registry, which its model publisher
 	// mirrors into the roll-out buckets (fleet's TestModelRollout covers
 	// the roll-out itself).

@@ -30,12 +30,14 @@ func (s *Service) buildFleet() {
 }
 
 // hookEdge connects an edge's forwarder to the pipeline: closed windows
-// from the store, live decisions from the runtime and, when raw samples are
-// forwarded, the samples the store accepted. The hooks only queue.
+// from the store, live decisions from the runtime, the collectors' device
+// states and, when raw samples are forwarded, the samples the store
+// accepted. The hooks only queue.
 func (s *Service) hookEdge(rt *inference.Runtime, st *featurestore.Store) {
 	if s.edge == nil {
 		return
 	}
+	s.edge.states = deviceStates{p: &s.pipe}.DeviceStates
 	st.Subscribe(s.edge.window)
 	rt.SetDecisionHandler(s.edge.decision)
 	if s.edge.forwardsSamples() {

@@ -47,6 +47,10 @@ func TestFleetConfigCheck(t *testing.T) {
 		{"edge site is the hub domain", "role: edge\nsite: hub\n" + leaf, []string{"site: site \"hub\" is the hub's JetStream domain"}},
 		{"edge bad site", "role: edge\nsite: \"a.b\"\n" + leaf, []string{"site: site \"a.b\": want 1-64 letters"}},
 		{"edge fleet.edge.site differs", "role: edge\nsite: paris\nfleet: {edge: {site: lyon}}\n" + leaf, []string{"fleet.edge.site: \"lyon\" differs from site \"paris\""}},
+		{"edge device states", "role: edge\nsite: paris\nfleet: {edge: {device_check: 5s, device_heartbeat: 2m, devices: {max_bytes: 10000000}}}\n" + leaf, nil},
+		{"edge device_check too short", "role: edge\nsite: paris\nfleet: {edge: {device_check: 10ms}}\n" + leaf, []string{"fleet.edge: device_check 10ms: must be 100ms–1m"}},
+		{"edge heartbeat below check", "role: edge\nsite: paris\nfleet: {edge: {device_check: 10s, device_heartbeat: 5s}}\n" + leaf, []string{"fleet.edge: device_heartbeat 5s: must be device_check (10s) to 24h"}},
+		{"edge bad devices limits", "role: edge\nsite: paris\nfleet: {edge: {devices: {discard: some}}}\n" + leaf, []string{"fleet.edge: devices: discard \"some\""}},
 		{"edge bad mode", "role: edge\nsite: paris\nfleet: {edge: {sample_forwarding: {mode: some}}}\n" + leaf, []string{"fleet.edge: sample_forwarding.mode \"some\""}},
 		{"edge bad leaf url", "role: edge\nsite: paris\nnats:\n  leaf: {remotes: [{urls: [\"http://h:7422\"]}]}\n", []string{"nats.leaf.remotes[0].urls: \"http://h:7422\": must start with nats-leaf://"}},
 		{"edge jetstream off", "role: edge\nsite: paris\nnats:\n  jetstream: false\n  leaf: {remotes: [{urls: [\"nats-leaf://h:7422\"]}]}\n", []string{"nats.jetstream: an edge keeps"}},
@@ -83,8 +87,9 @@ func TestFleetConfigCheck(t *testing.T) {
 
 // TestHubTablesOnce feeds the hub's sink as fleet.Hub does, repeats
 // included, and queries the fleet tables with SQL: every item counts once,
-// actions keep the latest state per site and fingerprint, and rows older
-// than retention are skipped.
+// actions keep the latest state per site and fingerprint, `devices` the
+// newest device state beside what the hub got of each device's data, and
+// rows older than retention are skipped.
 func TestHubTablesOnce(t *testing.T) {
 	view := schema.FeatureView{Name: "if_2s", Entity: schema.EntityComponent, Metrics: []string{"interface.in.bps"},
 		Aggregations: []schema.Aggregation{"mean"}, Windows: []time.Duration{2 * time.Second}, Hop: 2 * time.Second}
@@ -160,6 +165,29 @@ func TestHubTablesOnce(t *testing.T) {
 		}
 	}
 
+	// Device states: paris-r1 goes up, then down (each delivered twice),
+	// then its older "up" is delivered late and must not replace "down";
+	// paris-sw9 is known only from its state, lyon-r1 only from data.
+	devState := func(dev, st string, at time.Time) *fleet.DeviceState {
+		d := &fleet.DeviceState{TS: at.UnixNano(), DeviceState: schema.DeviceState{Device: dev, Address: "10.0.0.1:161",
+			Protocol: "snmp", Profile: "nokia-7210", State: st, LastSuccess: now.Add(-3 * time.Second).UnixNano(),
+			LastDurationMS: 4.5, Observations: 120, Errors: 2}}
+		if st != "up" {
+			d.LastError, d.LastErrorTS = "request timeout", at.UnixNano()
+		}
+		return d
+	}
+	lateUp := devState("paris-r1", "up", now.Add(-time.Second))
+	for _, d := range []*fleet.DeviceState{
+		devState("paris-r1", "up", now.Add(-2*time.Second)), devState("paris-r1", "down", now),
+		devState("paris-r1", "up", now.Add(-2*time.Second)), devState("paris-r1", "down", now),
+		lateUp, devState("paris-sw9", "auth_failure", now),
+	} {
+		if err := sink.DeviceState(ctx, fleet.Meta{Site: "paris", Kind: fleet.KindDevices, ID: fleet.DeviceStateID("paris", d)}, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	eng, err := query.New(query.Sources(sink, query.Catalog(schema.Catalog)), query.DefaultOptions(), nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -169,15 +197,17 @@ func TestHubTablesOnce(t *testing.T) {
 	}
 	defer func() { _ = eng.Stop(ctx) }()
 	for sql, want := range map[string]string{
-		"SELECT site, count(*) FROM actions WHERE state = 'firing' GROUP BY site ORDER BY site":        "lyon 3; paris 2",
-		"SELECT site, count(*) FROM decisions GROUP BY site ORDER BY site":                             "lyon 3; paris 3",
-		"SELECT site, count(*), sum(interface_in_bps__mean_2s) FROM if_2s GROUP BY site ORDER BY 1":    "lyon 3 3; paris 5 12",
-		"SELECT site, component, interface_in_bps__mean_2s FROM latest_if_2s ORDER BY site, component": "lyon e0 0; lyon e1 1; lyon e2 2; paris e0 10; paris e1 1; paris e2 2",
-		"SELECT site, device, component, metric, last_value, samples, last_ts > first_ts FROM series":  "lyon lyon-r1 e0 interface.in.octets 9 2 true",
-		"SELECT site, state FROM actions WHERE fingerprint = 'fp1' ORDER BY site":                      "lyon firing; paris firing",
-		"SELECT site, device, windows, decisions, samples FROM devices ORDER BY site":                  "lyon lyon-r1 3 3 2; paris paris-r1 5 3 0",
-		"SELECT site, metric, value FROM samples ORDER BY ts":                                          "lyon interface.in.octets 7; lyon interface.in.octets 9",
-		"SELECT features FROM decisions WHERE id = 'd-paris-2'":                                        `{"interface_in_bps__mean_2s":2}`,
+		"SELECT site, count(*) FROM actions WHERE state = 'firing' GROUP BY site ORDER BY site":                                                                                                  "lyon 3; paris 2",
+		"SELECT site, count(*) FROM decisions GROUP BY site ORDER BY site":                                                                                                                       "lyon 3; paris 3",
+		"SELECT site, count(*), sum(interface_in_bps__mean_2s) FROM if_2s GROUP BY site ORDER BY 1":                                                                                              "lyon 3 3; paris 5 12",
+		"SELECT site, component, interface_in_bps__mean_2s FROM latest_if_2s ORDER BY site, component":                                                                                           "lyon e0 0; lyon e1 1; lyon e2 2; paris e0 10; paris e1 1; paris e2 2",
+		"SELECT site, device, component, metric, last_value, samples, last_ts > first_ts FROM series":                                                                                            "lyon lyon-r1 e0 interface.in.octets 9 2 true",
+		"SELECT site, state FROM actions WHERE fingerprint = 'fp1' ORDER BY site":                                                                                                                "lyon firing; paris firing",
+		"SELECT site, device, windows, decisions, samples FROM devices ORDER BY site, device":                                                                                                    "lyon lyon-r1 3 3 2; paris paris-r1 5 3 0; paris paris-sw9 0 0 0",
+		"SELECT device, coalesce(state, 'none'), coalesce(protocol, '-'), coalesce(last_error, '-'), state_ts IS NULL, first_seen IS NULL, last_seen IS NULL FROM devices ORDER BY site, device": "lyon-r1 none - - true false false; paris-r1 down snmp request timeout false false false; paris-sw9 auth_failure snmp request timeout false true true",
+		"SELECT address, profile, last_duration_ms, observations, errors, last_error_ts = state_ts, last_success < state_ts FROM devices WHERE device = 'paris-r1'":                              "10.0.0.1:161 nokia-7210 4.5 120 2 true true",
+		"SELECT site, metric, value FROM samples ORDER BY ts":                                                                                                                                    "lyon interface.in.octets 7; lyon interface.in.octets 9",
+		"SELECT features FROM decisions WHERE id = 'd-paris-2'":                                                                                                                                  `{"interface_in_bps__mean_2s":2}`,
 	} {
 		if got := queryText(t, eng, sql); got != want {
 			t.Errorf("%s:\n got %s\nwant %s", sql, got, want)
@@ -189,12 +219,28 @@ func TestHubTablesOnce(t *testing.T) {
 	if got := testutil.ToFloat64(sink.skipped.WithLabelValues("decisions", "expired")); got != 1 {
 		t.Errorf("expired decisions counted %v, want 1", got)
 	}
+	// The repeat of "down" is the state held: a duplicate; the repeat of
+	// the first "up" and the late "up" are older than it.
+	if got := testutil.ToFloat64(sink.dups.WithLabelValues("devices")); got != 1 {
+		t.Errorf("duplicate device states counted %v, want 1", got)
+	}
+	if got := testutil.ToFloat64(sink.skipped.WithLabelValues("devices", "older_state")); got != 2 {
+		t.Errorf("older device states counted %v, want 2", got)
+	}
+	// lyon-r1's state read at the end of retention outlives its data.
+	fresh := devState("lyon-r1", "up", now.Add(cfg.Retention))
+	if err := sink.DeviceState(ctx, fleet.Meta{Site: "lyon", Kind: fleet.KindDevices, ID: fleet.DeviceStateID("lyon", fresh)}, fresh); err != nil {
+		t.Fatal(err)
+	}
 
 	// Retention removes rows, ids and devices as they age.
 	sink.now = func() time.Time { return now.Add(cfg.Retention + 3*time.Second) }
 	sink.expire()
-	if got := queryText(t, eng, "SELECT (SELECT count(*) FROM decisions) + (SELECT count(*) FROM if_2s) + (SELECT count(*) FROM actions) + (SELECT count(*) FROM devices) + (SELECT count(*) FROM series) + (SELECT count(*) FROM latest_if_2s)"); got != "0" {
+	if got := queryText(t, eng, "SELECT (SELECT count(*) FROM decisions) + (SELECT count(*) FROM if_2s) + (SELECT count(*) FROM actions) + (SELECT count(*) FROM series) + (SELECT count(*) FROM latest_if_2s)"); got != "0" {
 		t.Errorf("rows after retention: %s", got)
+	}
+	if got, want := queryText(t, eng, "SELECT site, device, state, windows, samples, first_seen IS NULL FROM devices"), "lyon lyon-r1 up 0 0 true"; got != want {
+		t.Errorf("devices after retention: %s, want %s", got, want)
 	}
 	if len(sink.ids) != 0 {
 		t.Errorf("%d ids kept after retention", len(sink.ids))
@@ -261,6 +307,81 @@ func TestEdgeForwarderNeverWaits(t *testing.T) {
 	cfg.SampleForwarding.Devices = map[string]fleet.SampleMode{"r1": fleet.SamplesSampled}
 	if !newEdgeForwarder(cfg, "paris", nil, nil, slog.New(slog.DiscardHandler)).forwardsSamples() {
 		t.Error("forwarding off but sampled for r1: the forwarder forwards no samples")
+	}
+}
+
+// TestEdgeForwarderDeviceStates checks what the forwarder queues of the
+// collectors' device states at each check: every state at first, then only
+// changes (a new state or error; not last_success or the counters), every
+// state again as a heartbeat, a removed device once, nothing of devices
+// another node owns; a state the full queue dropped goes at the next check.
+func TestEdgeForwarderDeviceStates(t *testing.T) {
+	cfg := DefaultFleetConfig().Edge
+	cfg.Queue = 3
+	f := newEdgeForwarder(cfg, "paris", nil, nil, slog.New(slog.DiscardHandler))
+	states := []schema.DeviceState{
+		{Device: "r1", Address: "10.0.0.1:161", Protocol: "snmp", State: "up", LastSuccess: 1},
+		{Device: "r2", Address: "10.0.0.2:57400", Protocol: "gnmi", State: "connecting"},
+		{Device: "r3", Protocol: "snmp", State: "not_owned"},
+	}
+	f.states = func() []schema.DeviceState { return slices.Clone(states) }
+	sent := map[string]deviceKey{}
+	t0 := time.Unix(1_800_000_000, 0)
+	// take empties the queue and renders it as "device state heartbeat".
+	take := func() string {
+		var out []string
+		for len(f.items) > 0 {
+			it := <-f.items
+			d := it.device
+			if d == nil {
+				t.Fatalf("queued %s, want device states", it.kind())
+			}
+			out = append(out, fmt.Sprintf("%s %s %v", d.Device, d.State, d.Heartbeat))
+		}
+		return strings.Join(out, "; ")
+	}
+	for i, step := range []struct {
+		change func()
+		beat   bool
+		want   string
+	}{
+		{nil, false, "r1 up false; r2 connecting false"},
+		{func() { states[0].LastSuccess, states[0].Observations = 2, 50 }, false, ""},
+		{func() { states[1].State = "up" }, false, "r2 up false"},
+		{func() { states[0].State, states[0].LastError = "down", "timeout" }, false, "r1 down false"},
+		{func() { states[0].LastError = "no route to host" }, false, "r1 down false"},
+		{nil, true, "r1 down true; r2 up true"},
+		{func() { states = states[1:] }, false, "r1 removed false"},
+		{nil, false, ""},
+	} {
+		if step.change != nil {
+			step.change()
+		}
+		if !f.checkDevices(t0.Add(time.Duration(i)*time.Second), step.beat, sent) {
+			t.Errorf("step %d: the queue did not take everything", i)
+		}
+		if got := take(); got != step.want {
+			t.Errorf("step %d: queued %q, want %q", i, got, step.want)
+		}
+	}
+	// A full queue: what does not fit is dropped, counted, and goes at the
+	// next check.
+	states = append(states, schema.DeviceState{Device: "r4", Protocol: "snmp", State: "unknown"},
+		schema.DeviceState{Device: "r5", Protocol: "snmp", State: "unknown"}, schema.DeviceState{Device: "r6", Protocol: "snmp", State: "unknown"})
+	f.items <- edgeItem{row: &schema.FeatureRow{}}
+	if f.checkDevices(t0.Add(time.Minute), false, sent) {
+		t.Error("a full queue took everything")
+	}
+	if got := testutil.ToFloat64(f.dropped.WithLabelValues("devices")); got != 1 {
+		t.Errorf("dropped devices: %v, want 1", got)
+	}
+	<-f.items // the window
+	got := take()
+	if !f.checkDevices(t0.Add(time.Minute+time.Second), false, sent) {
+		t.Error("the queue did not take the dropped state")
+	}
+	if got += "; " + take(); got != "r4 unknown false; r5 unknown false; r6 unknown false" {
+		t.Errorf("queued %q over the two checks", got)
 	}
 }
 

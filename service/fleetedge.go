@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/netfeat/netfeat/collectors/gnmi"
+	"github.com/netfeat/netfeat/collectors/snmp"
 	"github.com/netfeat/netfeat/featurestore"
 	"github.com/netfeat/netfeat/fleet"
 	"github.com/netfeat/netfeat/schema"
@@ -18,8 +20,10 @@ import (
 
 // edgeForwarder feeds an edge's fleet.Edge from the pipeline: closed
 // windows (a store subscriber, like inference), live decisions and their
-// action transitions (the runtime's decision handler) and raw samples (the
-// store's tap: what it accepted, by series id). The pipeline never waits for it:
+// action transitions (the runtime's decision handler), raw samples (the
+// store's tap: what it accepted, by series id) and the collectors' device
+// states (read every device_check; those that changed, and all of them
+// every device_heartbeat). The pipeline never waits for it:
 // each hook puts a copy in a bounded queue and returns; a full queue drops
 // the newest, counted in netfeat_fleet_forward_dropped_total and logged.
 // One goroutine per queue stores what it takes in the local streams, which
@@ -36,7 +40,7 @@ type edgeForwarder struct {
 	reg  prometheus.Registerer
 	log  *slog.Logger
 
-	items   chan edgeItem             // windows, decisions, actions
+	items   chan edgeItem             // windows, decisions, actions, device states
 	samples chan []fleet.SeriesSample // sample batches
 	stop    chan struct{}             // closed by Stop: drain and return
 
@@ -49,6 +53,11 @@ type edgeForwarder struct {
 	// labels gives the labels of the store's series (set by the service
 	// before Start when samples are forwarded).
 	labels fleet.SeriesLabels
+	// states returns the collectors' device states (set by the service
+	// before Start; nil: none are forwarded).
+	states func() []schema.DeviceState
+	// now is the clock of device states (time.Now; a test's).
+	now func() time.Time
 	// publishSamples stores one message's worth of samples: the edge's
 	// PublishSeriesSamples (a test's recorder).
 	publishSamples func(context.Context, []fleet.SeriesSample) (int, error)
@@ -56,11 +65,13 @@ type edgeForwarder struct {
 	wg             sync.WaitGroup
 }
 
-// edgeItem is one window, decision or action transition to forward.
+// edgeItem is one window, decision, action transition or device state to
+// forward.
 type edgeItem struct {
 	row      *schema.FeatureRow
 	decision *schema.Decision
 	action   *fleet.Action
+	device   *fleet.DeviceState
 }
 
 func (it *edgeItem) kind() string {
@@ -69,6 +80,8 @@ func (it *edgeItem) kind() string {
 		return string(fleet.KindWindows)
 	case it.decision != nil:
 		return string(fleet.KindDecisions)
+	case it.device != nil:
+		return string(fleet.KindDevices)
 	default:
 		return string(fleet.KindActions)
 	}
@@ -83,6 +96,7 @@ func newEdgeForwarder(cfg FleetEdgeConfig, site string, n *NATS, reg prometheus.
 		items:   make(chan edgeItem, cfg.Queue),
 		samples: make(chan []fleet.SeriesSample, cfg.SampleQueue),
 		stop:    make(chan struct{}),
+		now:     time.Now,
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netfeat_fleet_forward_dropped_total",
 			Help: "Items the edge did not forward because its queue to the local streams was full, by kind (samples count samples).",
@@ -99,7 +113,7 @@ func newEdgeForwarder(cfg FleetEdgeConfig, site string, n *NATS, reg prometheus.
 	if reg != nil {
 		reg.MustRegister(f.dropped, f.failed, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "netfeat_fleet_forward_queued",
-			Help: "Windows, decisions and action transitions waiting for the local streams.",
+			Help: "Windows, decisions, action transitions and device states waiting for the local streams.",
 		}, func() float64 { return float64(len(f.items)) }))
 	}
 	return f
@@ -130,6 +144,10 @@ func (f *edgeForwarder) Start(ctx context.Context) error {
 	f.wg.Add(2)
 	go func() { defer f.wg.Done(); f.forwardItems(run) }()
 	go func() { defer f.wg.Done(); f.forwardSamples(run) }()
+	if f.states != nil {
+		f.wg.Add(1)
+		go func() { defer f.wg.Done(); f.watchDevices(run) }()
+	}
 	return nil
 }
 
@@ -178,16 +196,97 @@ func (f *edgeForwarder) decision(d *schema.Decision) {
 	}
 }
 
-// put queues it without waiting.
-func (f *edgeForwarder) put(it edgeItem) {
+// put queues it without waiting and reports whether it did: a full queue
+// drops it, counted.
+func (f *edgeForwarder) put(it edgeItem) bool {
 	if f.closing.Load() {
-		return
+		return false
 	}
 	select {
 	case f.items <- it:
+		return true
 	default:
 		f.drop(it.kind(), 1)
+		return false
 	}
+}
+
+// deviceKey is what makes a device state a change: a new state, address,
+// protocol, profile or last error. last_success, the duration and the
+// counters move at every poll; the heartbeat carries them.
+type deviceKey struct {
+	address, protocol, profile, state, lastError string
+}
+
+func keyOf(d *schema.DeviceState) deviceKey {
+	return deviceKey{d.Address, d.Protocol, d.Profile, d.State, d.LastError}
+}
+
+// watchDevices reads the collectors' device states every device_check
+// until Stop and queues, for the hub, those that changed since the last
+// one queued, and every state when the heartbeat is due. A device that
+// disappears (its target removed) is queued once as fleet.StateRemoved. A
+// state the full queue dropped counts as not sent: it goes at the next
+// check. States of targets another cluster node owns are not this edge's
+// to report.
+func (f *edgeForwarder) watchDevices(ctx context.Context) {
+	t := time.NewTicker(f.cfg.DeviceCheck)
+	defer t.Stop()
+	sent := map[string]deviceKey{}
+	var lastBeat time.Time
+	for {
+		now := f.now()
+		beat := now.Sub(lastBeat) >= f.cfg.DeviceHeartbeat
+		if f.checkDevices(now, beat, sent) && beat {
+			lastBeat = now
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// checkDevices queues the states that changed since sent (all of them
+// when beat), updating sent with what it queued, and reports whether the
+// queue took everything.
+func (f *edgeForwarder) checkDevices(now time.Time, beat bool, sent map[string]deviceKey) bool {
+	ts := now.UnixNano()
+	all := true
+	current := make(map[string]struct{}, len(sent))
+	for _, st := range f.states() {
+		if st.State == snmp.StateNotOwned || st.State == gnmi.StateNotOwned {
+			continue
+		}
+		current[st.Device] = struct{}{}
+		k := keyOf(&st)
+		old, known := sent[st.Device]
+		if known && old == k && !beat {
+			continue
+		}
+		d := &fleet.DeviceState{TS: ts, Heartbeat: known && old == k, DeviceState: st}
+		if !f.put(edgeItem{device: d}) {
+			all = false
+			continue
+		}
+		sent[st.Device] = k
+	}
+	for dev, k := range sent {
+		if _, ok := current[dev]; ok {
+			continue
+		}
+		d := &fleet.DeviceState{TS: ts, DeviceState: schema.DeviceState{Device: dev, Address: k.address, Protocol: k.protocol,
+			Profile: k.profile, State: fleet.StateRemoved}}
+		if !f.put(edgeItem{device: d}) {
+			all = false
+			continue
+		}
+		delete(sent, dev)
+	}
+	return all
 }
 
 // forwardsSamples reports whether sample forwarding is on for any device.
@@ -261,6 +360,7 @@ func (f *edgeForwarder) forwardItems(ctx context.Context) {
 		rows    []*schema.FeatureRow
 		ds      []*schema.Decision
 		as      []*fleet.Action
+		devs    []*fleet.DeviceState
 		maxItem = f.cfg.ItemsPerMessage
 	)
 	store := func(kind string, n int, publish func(context.Context) error) {
@@ -287,13 +387,19 @@ func (f *edgeForwarder) forwardItems(ctx context.Context) {
 		as = nil
 		store(string(fleet.KindActions), len(b), func(ctx context.Context) error { return f.edge.PublishActions(ctx, b) })
 	}
+	flushDevices := func() {
+		b := devs
+		devs = nil
+		store(string(fleet.KindDevices), len(b), func(ctx context.Context) error { return f.edge.PublishDeviceStates(ctx, b) })
+	}
 	flush := func() {
 		flushRows()
 		flushDecisions()
 		flushActions()
+		flushDevices()
 	}
 	add := func(it edgeItem) (started, empty bool) {
-		started = len(rows)+len(ds)+len(as) == 0
+		started = len(rows)+len(ds)+len(as)+len(devs) == 0
 		switch {
 		case it.row != nil:
 			if rows = append(rows, it.row); len(rows) >= maxItem {
@@ -303,12 +409,16 @@ func (f *edgeForwarder) forwardItems(ctx context.Context) {
 			if ds = append(ds, it.decision); len(ds) >= maxItem {
 				flushDecisions()
 			}
+		case it.device != nil:
+			if devs = append(devs, it.device); len(devs) >= maxItem {
+				flushDevices()
+			}
 		default:
 			if as = append(as, it.action); len(as) >= maxItem {
 				flushActions()
 			}
 		}
-		return started, len(rows)+len(ds)+len(as) == 0
+		return started, len(rows)+len(ds)+len(as)+len(devs) == 0
 	}
 	gather(ctx, f.items, f.stop, f.cfg.ItemLinger, add, flush)
 }

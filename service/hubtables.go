@@ -39,13 +39,28 @@ var (
 		{Name: "value", Type: arrow.PrimitiveTypes.Float64},
 	}, nil)
 	// hubDevicesSchema is `devices` on the hub: every device an edge
-	// forwarded data of, with when and how much. Edges do not forward
-	// their collectors' health (docs/fleet.md, "Not yet").
+	// forwarded a state or data of. `site`, then the standalone `devices`
+	// columns from the newest state the edge forwarded (all null for a
+	// device the hub has data of but no state), state_ts when the edge
+	// read that state, then first_seen and last_seen of its data (null
+	// for a device known only from its state) and the windows, decisions
+	// and samples the hub got of it.
 	hubDevicesSchema = arrow.NewSchema([]arrow.Field{
 		{Name: "site", Type: arrow.BinaryTypes.String},
 		{Name: "device", Type: arrow.BinaryTypes.String},
-		{Name: "first_seen", Type: schema.TimestampType},
-		{Name: "last_seen", Type: schema.TimestampType},
+		{Name: "address", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "protocol", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "profile", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "state", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "last_success", Type: schema.TimestampType, Nullable: true},
+		{Name: "last_error", Type: arrow.BinaryTypes.String, Nullable: true},
+		{Name: "last_error_ts", Type: schema.TimestampType, Nullable: true},
+		{Name: "last_duration_ms", Type: arrow.PrimitiveTypes.Float64, Nullable: true},
+		{Name: "observations", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+		{Name: "errors", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+		{Name: "state_ts", Type: schema.TimestampType, Nullable: true},
+		{Name: "first_seen", Type: schema.TimestampType, Nullable: true},
+		{Name: "last_seen", Type: schema.TimestampType, Nullable: true},
 		{Name: "windows", Type: arrow.PrimitiveTypes.Int64},
 		{Name: "decisions", Type: arrow.PrimitiveTypes.Int64},
 		{Name: "samples", Type: arrow.PrimitiveTypes.Int64},
@@ -131,7 +146,8 @@ func (t *hubTable) release() {
 // as the fleet tables, each with a `site` column: one per feature view
 // (the hub's `views` must name the edges' views) and its latest_<view>,
 // `decisions`, `actions` (the current state per site and fingerprint),
-// `samples`, `series` (of the samples) and `devices`.
+// `samples`, `series` (of the samples) and `devices` (the newest device
+// state each edge forwarded, and what the hub got of each device's data).
 //
 // Delivery to a sink is at least once; the sink keeps the message ids of
 // the rows it holds and accepts an id once. The tables live in memory,
@@ -176,9 +192,14 @@ type hubSeries struct {
 	n           int64
 }
 
-// hubDevice is one row of `devices`.
+// hubDevice is one row of `devices`: the newest state forwarded of the
+// device (nil: none) and what the hub got of its data (hasData false:
+// nothing).
 type hubDevice struct {
 	site, device                 string
+	state                        *fleet.DeviceState
+	stateID                      string // the item id of state
+	hasData                      bool
 	first, last                  int64
 	windows, decisions, nsamples int64
 }
@@ -196,7 +217,7 @@ func newHubSink(cfg FleetHubConfig, views []schema.FeatureView, reg prometheus.R
 		}, []string{"kind"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netfeat_fleet_hub_skipped_total",
-			Help: "Items the fleet tables did not take, by kind and reason (expired: older than retention; unknown_view: a view the hub's configuration lacks; series_limit: a new series beyond fleet.hub.max_rows series, left out of `series` only).",
+			Help: "Items the fleet tables did not take, by kind and reason (expired: older than retention; unknown_view: a view the hub's configuration lacks; series_limit: a new series beyond fleet.hub.max_rows series, left out of `series` only; older_state: a device state older than the one `devices` holds).",
 		}, []string{"kind", "reason"}),
 	}
 	if reg != nil {
@@ -232,13 +253,23 @@ func (s *hubSink) accept(m fleet.Meta, ts int64) bool {
 	return true
 }
 
-// seen updates the `devices` row of (site, device).
-func (s *hubSink) seen(site, device string, ts int64, windows, decisions, samples int64) {
+// device returns the `devices` row of (site, device), a new one if
+// needed. The caller holds mu.
+func (s *hubSink) device(site, device string) *hubDevice {
 	k := hubDeviceKey{site, device}
 	d := s.devices[k]
 	if d == nil {
-		d = &hubDevice{site: site, device: device, first: ts, last: ts}
+		d = &hubDevice{site: site, device: device}
 		s.devices[k] = d
+	}
+	return d
+}
+
+// seen updates the `devices` row of (site, device) with data of time ts.
+func (s *hubSink) seen(site, device string, ts int64, windows, decisions, samples int64) {
+	d := s.device(site, device)
+	if !d.hasData {
+		d.hasData, d.first, d.last = true, ts, ts
 	}
 	d.first, d.last = min(d.first, ts), max(d.last, ts)
 	d.windows += windows
@@ -365,6 +396,32 @@ func (s *hubSink) Samples(_ context.Context, m fleet.Meta, batch []schema.Sample
 	return nil
 }
 
+// DeviceState implements fleet.Sink: `devices` keeps the newest state of
+// each (site, device) by the time the edge read it, so an older state
+// delivered late (a redelivery, a replay) never replaces a newer one. A
+// repeat cannot count twice, so no id is kept beyond the held state's: a
+// heartbeat a minute of every device would otherwise fill the id table.
+func (s *hubSink) DeviceState(_ context.Context, m fleet.Meta, st *fleet.DeviceState) error {
+	if st.TS < s.now().Add(-s.retention).UnixNano() {
+		s.skipped.WithLabelValues(string(m.Kind), "expired").Inc()
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.device(m.Site, st.Device)
+	switch {
+	case d.state == nil:
+	case d.stateID == m.ID:
+		s.dups.WithLabelValues(string(m.Kind)).Inc()
+		return nil
+	case d.state.TS > st.TS:
+		s.skipped.WithLabelValues(string(m.Kind), "older_state").Inc()
+		return nil
+	}
+	d.state, d.stateID = st, m.ID
+	return nil
+}
+
 func (s *hubSink) actionsChanged() {
 	if s.actRec != nil {
 		s.actRec.Release()
@@ -409,7 +466,13 @@ func (s *hubSink) expire() {
 		}
 	}
 	for k, d := range s.devices {
-		if d.last < cutoff {
+		if d.hasData && d.last < cutoff {
+			d.hasData, d.first, d.last, d.windows, d.decisions, d.nsamples = false, 0, 0, 0, 0, 0
+		}
+		if d.state != nil && d.state.TS < cutoff {
+			d.state, d.stateID = nil, ""
+		}
+		if !d.hasData && d.state == nil {
 			delete(s.devices, k)
 		}
 	}
@@ -476,14 +539,45 @@ func (s *hubSink) devicesRecord() arrow.RecordBatch {
 	})
 	b := array.NewRecordBuilder(memory.DefaultAllocator, hubDevicesSchema)
 	defer b.Release()
+	str := func(i int, v string) { b.Field(i).(*array.StringBuilder).Append(v) }
+	// A time of 0 (never) is null, as in the standalone table.
+	ts := func(i int, v int64) {
+		if v == 0 {
+			b.Field(i).AppendNull()
+			return
+		}
+		b.Field(i).(*array.TimestampBuilder).Append(arrow.Timestamp(v))
+	}
 	for _, d := range devs {
-		b.Field(0).(*array.StringBuilder).Append(d.site)
-		b.Field(1).(*array.StringBuilder).Append(d.device)
-		b.Field(2).(*array.TimestampBuilder).Append(arrow.Timestamp(d.first))
-		b.Field(3).(*array.TimestampBuilder).Append(arrow.Timestamp(d.last))
-		b.Field(4).(*array.Int64Builder).Append(d.windows)
-		b.Field(5).(*array.Int64Builder).Append(d.decisions)
-		b.Field(6).(*array.Int64Builder).Append(d.nsamples)
+		str(0, d.site)
+		str(1, d.device)
+		if st := d.state; st != nil {
+			str(2, st.Address)
+			str(3, st.Protocol)
+			str(4, st.Profile)
+			str(5, st.State)
+			ts(6, st.LastSuccess)
+			str(7, st.LastError)
+			ts(8, st.LastErrorTS)
+			b.Field(9).(*array.Float64Builder).Append(st.LastDurationMS)
+			b.Field(10).(*array.Int64Builder).Append(st.Observations)
+			b.Field(11).(*array.Int64Builder).Append(st.Errors)
+			ts(12, st.TS)
+		} else {
+			for i := 2; i <= 12; i++ {
+				b.Field(i).AppendNull()
+			}
+		}
+		if d.hasData {
+			ts(13, d.first)
+			ts(14, d.last)
+		} else {
+			b.Field(13).AppendNull()
+			b.Field(14).AppendNull()
+		}
+		b.Field(15).(*array.Int64Builder).Append(d.windows)
+		b.Field(16).(*array.Int64Builder).Append(d.decisions)
+		b.Field(17).(*array.Int64Builder).Append(d.nsamples)
 	}
 	return b.NewRecordBatch()
 }
@@ -554,7 +648,7 @@ func cmpKeys(pairs ...string) int {
 
 var (
 	actionsTable = query.TableInfo{Name: "actions", Schema: withSite(schema.ActionsSchema), Description: query.DescActions + ", from every site"}
-	devicesTable = query.TableInfo{Name: "devices", Schema: hubDevicesSchema, Description: "every device an edge forwarded data of: first and last seen, windows, decisions, samples"}
+	devicesTable = query.TableInfo{Name: "devices", Schema: hubDevicesSchema, Description: "every device an edge forwarded a state or data of: its collector's newest state (null without one), state_ts, first and last seen of its data, windows, decisions, samples"}
 	seriesTable  = query.TableInfo{Name: "series", Schema: withSite(schema.SeriesSchema), Description: "every series of the raw samples the edges forwarded, within retention: first and last sample, last value, samples"}
 )
 
