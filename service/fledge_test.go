@@ -146,16 +146,14 @@ func TestFederatedEdges(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The edges' subscriptions reach the hub's server over their leaf
-	// connections shortly after they start: a round run before that finds
-	// too few edges, and the next one is tried.
-	var st federated.RoundStatus
-	for try := 0; ; try++ {
-		st = coord.RunRound(ctx)
-		if st.Result == "completed" || try == 5 {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
+	// connections shortly after they start: wait for all four edges'
+	// interest in the round's start and global.
+	for _, subj := range []string{"netfeat-fl.fl.1.start", "netfeat-fl.fl.1.global"} {
+		testkit.EventuallyWithin(t, 15*time.Second, "the four edges' interest in "+subj, func() bool {
+			return hubSrv.GlobalAccount().Interest(subj) >= len(edges)
+		})
 	}
+	st := coord.RunRound(ctx)
 	if st.Result != "completed" || st.Edges != 3 || st.Updates != 3 || st.Samples != 60 || len(st.Dropped) != 0 {
 		t.Fatalf("round: %+v", st)
 	}
