@@ -55,7 +55,7 @@ func newEdgeMetrics(reg prometheus.Registerer) (*edgeMetrics, error) {
 		}, []string{"reason"}),
 		rounds: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netfeat_fl_edge_rounds_total",
-			Help: "Federated rounds the edge took part in, by outcome (sent, revealed, rejected, refused, timeout).",
+			Help: "Federated rounds the edge took part in, by outcome (sent, revealed, rejected, refused, timeout), or sat out (skipped: too little data).",
 		}, []string{"result"}),
 		version: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "netfeat_fl_edge_global_version", Help: "The version (round) of the global model the edge holds.",

@@ -22,6 +22,22 @@ type Trainer interface {
 	Train(ctx context.Context, global []float64) (update []float64, n int, err error)
 }
 
+// Preparer is implemented by a Trainer that reads its data afresh for
+// each round. When a round starts, before the edge sends its key, the
+// participant calls Prepare, bounded by half the round's deadline; an
+// error keeps the edge out of the round: it sends nothing, so the hub
+// never counts it (the round goes on without it). An error wrapping
+// ErrSkipRound (too little data) counts as
+// netfeat_fl_edge_rounds_total{result="skipped"}, any other as "refused".
+// A successful Prepare is followed by Train in the same round.
+type Preparer interface {
+	Prepare(ctx context.Context, round uint64) error
+}
+
+// ErrSkipRound is what a Preparer wraps to sit a round out (too little
+// data to train on).
+var ErrSkipRound = errors.New("the edge sits this round out")
+
 // TrainerFunc adapts a function to Trainer.
 type TrainerFunc func(ctx context.Context, global []float64) ([]float64, int, error)
 
@@ -256,6 +272,20 @@ func (p *Participant) runRound(ctx context.Context, r *edgeRound, s Start) {
 		return
 	}
 	p.setGlobal(Global{Model: s.Model, Version: s.Version, Weights: s.Global})
+	if pr, ok := p.trainer.(Preparer); ok {
+		pctx, cancel := context.WithTimeout(ctx, cfg.Deadline/2)
+		err := pr.Prepare(pctx, r.round)
+		cancel()
+		if errors.Is(err, ErrSkipRound) {
+			p.m.rounds.WithLabelValues("skipped").Inc()
+			p.log.Info("federated: this edge sits the round out", "round", r.round, "why", err)
+			return
+		}
+		if err != nil {
+			p.refuse(r.round, fmt.Errorf("preparing the local data: %w", err))
+			return
+		}
+	}
 	key, err := NewKey()
 	if err != nil {
 		p.refuse(r.round, err)

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http/httptest"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -406,4 +407,81 @@ func TestConfigValidate(t *testing.T) {
 
 func contains(s, sub string) bool {
 	return len(sub) <= len(s) && (s[:len(sub)] == sub || contains(s[1:], sub))
+}
+
+// preparing is a Trainer that prepares each round: prepare's error keeps
+// it out of the round; it records the rounds prepared and trained.
+type preparing struct {
+	Trainer
+	prepare  error
+	mu       sync.Mutex
+	prepared []uint64
+	trained  int
+}
+
+func (p *preparing) Prepare(_ context.Context, round uint64) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.prepared = append(p.prepared, round)
+	return p.prepare
+}
+
+func (p *preparing) Train(ctx context.Context, global []float64) ([]float64, int, error) {
+	p.mu.Lock()
+	p.trained++
+	p.mu.Unlock()
+	return p.Trainer.Train(ctx, global)
+}
+
+// TestPreparerSitsOut runs a round with an edge whose Prepare succeeds, one
+// that skips (too little data) and one whose Prepare fails: the last two
+// send nothing, so the round completes with the other edges' updates and
+// no edge dropped; the skip and the refusal are counted apart.
+func TestPreparerSitsOut(t *testing.T) {
+	srv, _ := startServer(t, false)
+	cfg := Config{Model: "m", Dim: 3, MinEdges: 2, Deadline: 500 * time.Millisecond}
+	u := []float64{0.1, 0.2, 0.3}
+	ready := &preparing{Trainer: fixed(u, 5)}
+	skip := &preparing{Trainer: fixed(u, 5), prepare: fmt.Errorf("3 labelled windows, need 20: %w", ErrSkipRound)}
+	broken := &preparing{Trainer: fixed(u, 5), prepare: fmt.Errorf("labels: the decision log is unreadable")}
+	edges := []edgeData{{name: "a", tr: fixed(u, 5)}, {name: "b", tr: ready}, {name: "c", tr: skip}, {name: "d", tr: broken}}
+	c, _ := newCoordinator(t, cfg, connect(t, srv))
+	ps := startParticipants(t, cfg, edges, sameConn(connect(t, srv), len(edges)))
+	st := c.RunRound(context.Background())
+	if st.Result != "completed" || st.Edges != 2 || st.Updates != 2 || len(st.Dropped) != 0 || st.Samples != 10 {
+		t.Fatalf("round: %+v", st)
+	}
+	for _, p := range []*preparing{ready, skip, broken} {
+		p.mu.Lock()
+		if !slices.Equal(p.prepared, []uint64{st.Round}) {
+			t.Errorf("prepared rounds %v, want [%d]", p.prepared, st.Round)
+		}
+		p.mu.Unlock()
+	}
+	ready.mu.Lock()
+	skip.mu.Lock()
+	broken.mu.Lock()
+	if ready.trained != 1 || skip.trained != 0 || broken.trained != 0 {
+		t.Errorf("trained: ready %d, skip %d, broken %d; want 1, 0, 0", ready.trained, skip.trained, broken.trained)
+	}
+	ready.mu.Unlock()
+	skip.mu.Unlock()
+	broken.mu.Unlock()
+	for i, want := range map[int]map[string]float64{1: {"sent": 1, "skipped": 0}, 2: {"skipped": 1, "refused": 0, "sent": 0}, 3: {"refused": 1, "skipped": 0}} {
+		for result, n := range want {
+			if got := testutil.ToFloat64(ps[i].m.rounds.WithLabelValues(result)); got != n {
+				t.Errorf("edge %s rounds_total{%s} = %v, want %v", edges[i].name, result, got, n)
+			}
+		}
+	}
+	// Every edge, the skipping ones too, holds the new global.
+	want, _ := c.Global()
+	waitFor(t, 5*time.Second, "every edge holds the global", func() bool {
+		for _, p := range ps {
+			if g, v := p.Global(); v != st.Version || !slices.Equal(g, want) {
+				return false
+			}
+		}
+		return true
+	})
 }

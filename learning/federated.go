@@ -137,22 +137,33 @@ type FederatedTrainer struct {
 	opt FederatedOptions
 }
 
+// Validate checks the options after their defaults: positive epochs, a
+// positive finite learning rate and positive weight, a non-negative finite
+// L2 penalty.
+func (o FederatedOptions) Validate() error {
+	o = o.withDefaults()
+	switch {
+	case o.Epochs < 0:
+		return fmt.Errorf("federated trainer: epochs %d: must be positive", o.Epochs)
+	case !(o.LearningRate > 0) || math.IsInf(o.LearningRate, 0):
+		return fmt.Errorf("federated trainer: learning rate %v: must be a positive finite number", o.LearningRate)
+	case !(o.L2 >= 0) || math.IsInf(o.L2, 0):
+		return fmt.Errorf("federated trainer: l2 %v: must be a non-negative finite number", o.L2)
+	case !(o.PositiveWeight > 0) || math.IsInf(o.PositiveWeight, 0):
+		return fmt.Errorf("federated trainer: positive weight %v: must be a positive finite number", o.PositiveWeight)
+	}
+	return nil
+}
+
 // NewFederatedTrainer checks ds (names, shape, finite values, labels 0 or
 // 1, at least one row; both classes are not required) and opt, and returns
 // a trainer over ds. ds must already be in the shared feature space
 // (FeatureSpace.Apply); the trainer keeps it and must be its only writer.
 func NewFederatedTrainer(ds *Dataset, opt FederatedOptions) (*FederatedTrainer, error) {
-	opt = opt.withDefaults()
-	switch {
-	case opt.Epochs < 0:
-		return nil, fmt.Errorf("federated trainer: epochs %d: must be positive", opt.Epochs)
-	case !(opt.LearningRate > 0) || math.IsInf(opt.LearningRate, 0):
-		return nil, fmt.Errorf("federated trainer: learning rate %v: must be a positive finite number", opt.LearningRate)
-	case !(opt.L2 >= 0) || math.IsInf(opt.L2, 0):
-		return nil, fmt.Errorf("federated trainer: l2 %v: must be a non-negative finite number", opt.L2)
-	case !(opt.PositiveWeight > 0) || math.IsInf(opt.PositiveWeight, 0):
-		return nil, fmt.Errorf("federated trainer: positive weight %v: must be a positive finite number", opt.PositiveWeight)
+	if err := opt.Validate(); err != nil {
+		return nil, err
 	}
+	opt = opt.withDefaults()
 	err := ds.Validate(1)
 	if err != nil && Reason(err) != ReasonOneClass {
 		return nil, fmt.Errorf("federated trainer: %w", err)
@@ -235,4 +246,46 @@ func WeightsScorer(w []float64) Scorer {
 		}
 		return Sigmoid(Margin(w, x)), nil
 	}
+}
+
+// FederatedModel returns the logistic model file of federated weights w
+// (one per feature of s, then the bias): each feature's transform, center
+// and scale become its Transforms, Mean and Scale entries, so that
+// Predict on raw values equals Sigmoid(Margin(w, s.Apply(raw))) wherever
+// the raw values are finite (a missing value is the runtime's to handle:
+// a window without data for a required feature gets no decision). info
+// describes where the weights come from; l2 is the penalty they were
+// trained with.
+func FederatedModel(s FeatureSpace, w []float64, l2 float64, info TrainInfo) (*Logistic, error) {
+	if err := s.Validate(); err != nil {
+		return nil, fmt.Errorf("federated model: %w", err)
+	}
+	d := len(s)
+	if len(w) != d+1 {
+		return nil, fmt.Errorf("federated model: %d weights, want %d (%d features and the bias)", len(w), d+1, d)
+	}
+	for j, v := range w {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("federated model: weight %d is %v", j, v)
+		}
+	}
+	m := &Logistic{
+		Format: Format, Version: FormatVersion, Features: s.Names(),
+		Mean: make([]float64, d), Scale: make([]float64, d), Weights: append([]float64(nil), w[:d]...),
+		Intercept: w[d], L2: l2, Trained: info,
+	}
+	log1p := false
+	for j, t := range s {
+		m.Mean[j], m.Scale[j] = t.Center, t.Scale
+		log1p = log1p || t.Log1p
+	}
+	if log1p {
+		m.Transforms = make([]string, d)
+		for j, t := range s {
+			if t.Log1p {
+				m.Transforms[j] = TransformLog1p
+			}
+		}
+	}
+	return m, nil
 }

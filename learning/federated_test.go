@@ -3,6 +3,8 @@ package learning
 import (
 	"context"
 	"math"
+	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 
@@ -369,4 +371,115 @@ func add(a, b []float64) []float64 {
 		out[i] = a[i] + b[i]
 	}
 	return out
+}
+
+// TestLoadLogisticBeforeTransforms loads a model file written before
+// Logistic had transforms (testdata/logistic-before-transforms.json,
+// written by Train at 224fa66): it loads, scores with the formula of its
+// own numbers, and writes no transforms back.
+func TestLoadLogisticBeforeTransforms(t *testing.T) {
+	b, err := os.ReadFile("testdata/logistic-before-transforms.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := LoadLogistic(b)
+	if err != nil {
+		t.Fatalf("a file of before transforms no longer loads: %v", err)
+	}
+	if m.Transforms != nil || m.Profile == nil || len(m.Features) != 2 {
+		t.Fatalf("loaded %+v", m)
+	}
+	for _, x := range [][]float64{{0, 0}, {1.5, -2}, {-3, 4}} {
+		z := m.Intercept
+		for j := range x {
+			z += m.Weights[j] * (x[j] - m.Mean[j]) / m.Scale[j]
+		}
+		if got, want := m.Predict(x), 1/(1+math.Exp(-z)); math.Abs(got-want) > 1e-15 {
+			t.Errorf("Predict(%v) = %v, want %v", x, got, want)
+		}
+	}
+	out, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), `"transforms"`) {
+		t.Errorf("a model without transforms writes them:\n%s", out)
+	}
+	// Present, transforms hold one entry per feature: an empty list is
+	// refused, not read as none.
+	empty := strings.Replace(string(b), `"format_version": 1,`, `"format_version": 1, "transforms": [],`, 1)
+	if _, err := LoadLogistic([]byte(empty)); err == nil || !strings.Contains(err.Error(), "2 features but 0 transforms") {
+		t.Errorf("empty transforms: err %v", err)
+	}
+}
+
+// TestFederatedModelRoundTrip turns federated weights into a model file
+// and back: on raw values the loaded model scores what the weights score
+// on the same values in the feature space, for spaces with and without
+// log1p; only a space with log1p writes transforms.
+func TestFederatedModelRoundTrip(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		space      FeatureSpace
+		w          []float64
+		transforms bool
+	}{
+		{"identity", FeatureSpace{{Name: "util", Scale: 1}, {Name: "temp", Center: 40, Scale: 10}}, []float64{2, -0.5, -1}, false},
+		{"log1p", FeatureSpace{{Name: "drops", Log1p: true, Center: 1, Scale: 7}}, []float64{3, -2}, true},
+		{"mixed", FeatureSpace{{Name: "util", Scale: 0.5}, {Name: "drops", Log1p: true, Scale: 7}, {Name: "errs", Log1p: true, Center: 0.5, Scale: 2}},
+			[]float64{1.5, 4, -0.7, -3}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := FederatedModel(tc.space, tc.w, 1e-3, TrainInfo{Rows: 40, Source: "federated round 3"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := m.Marshal()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Contains(string(b), `"transforms"`); got != tc.transforms {
+				t.Errorf("transforms written: %v, want %v", got, tc.transforms)
+			}
+			back, err := LoadLogistic(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rng := rand.New(rand.NewPCG(5, 6))
+			raw := make([]float64, len(tc.space))
+			for range 200 {
+				for j := range raw {
+					raw[j] = (rng.Float64() - 0.2) * math.Pow(10, 3*rng.Float64()) // negatives and heavy tails
+				}
+				z, err := tc.space.Apply(nil, raw)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := Sigmoid(Margin(tc.w, z))
+				if got := back.Predict(raw); math.Abs(got-want) > 1e-12 {
+					t.Fatalf("raw %v: model file %v, weights %v", raw, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestFederatedModelRefuses(t *testing.T) {
+	space := FeatureSpace{{Name: "a", Scale: 1}, {Name: "b", Log1p: true, Scale: 2}}
+	for _, tc := range []struct {
+		name  string
+		space FeatureSpace
+		w     []float64
+		want  string
+	}{
+		{"too few weights", space, []float64{1, 2}, "2 weights, want 3"},
+		{"NaN weight", space, []float64{1, math.NaN(), 0}, "weight 1 is NaN"},
+		{"bad space", FeatureSpace{{Name: "a", Scale: 0}}, []float64{1, 0}, "scale 0"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := FederatedModel(tc.space, tc.w, 0, TrainInfo{}); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want %q", err, tc.want)
+			}
+		})
+	}
 }

@@ -18,17 +18,24 @@ const Format = "netfeat-logistic"
 const FormatVersion = 1
 
 // Logistic is an L2-regularised logistic regression over standardised
-// features: score = 1 / (1 + exp(−(Intercept + Σ Weights[j]·(x[j] −
-// Mean[j]) / Scale[j]))). Its JSON form is the model file of the
-// inference kind `logistic`.
+// features: score = 1 / (1 + exp(−(Intercept + Σ Weights[j]·(f_j(x[j]) −
+// Mean[j]) / Scale[j]))), where f_j is feature j's transform (Transforms;
+// the identity when there are none). Its JSON form is the model file of
+// the inference kind `logistic`.
 type Logistic struct {
-	Format    string    `json:"format"`
-	Version   int       `json:"format_version"`
-	Features  []string  `json:"features"`
-	Mean      []float64 `json:"mean"`
-	Scale     []float64 `json:"scale"`
-	Weights   []float64 `json:"weights"`
-	Intercept float64   `json:"intercept"`
+	Format   string   `json:"format"`
+	Version  int      `json:"format_version"`
+	Features []string `json:"features"`
+	// Transforms, when present, holds one transform per feature, applied
+	// before Mean and Scale: TransformNone ("") or TransformLog1p
+	// (log(1 + max(x, 0))). A federated model's fixed feature space
+	// (FeatureSpace) needs them; files without them (written before they
+	// existed, and by Train) take every feature as it is.
+	Transforms []string  `json:"transforms,omitempty"`
+	Mean       []float64 `json:"mean"`
+	Scale      []float64 `json:"scale"`
+	Weights    []float64 `json:"weights"`
+	Intercept  float64   `json:"intercept"`
 	// L2 is the penalty the model was trained with (Options.L2).
 	L2 float64 `json:"l2"`
 	// Trained describes the training run.
@@ -37,6 +44,14 @@ type Logistic struct {
 	// which drift is measured against; nil when not computed.
 	Profile *Profile `json:"profile,omitempty"`
 }
+
+// Feature transforms of Logistic.Transforms.
+const (
+	// TransformNone takes the feature as it is.
+	TransformNone = ""
+	// TransformLog1p takes log(1 + max(x, 0)) of the feature.
+	TransformLog1p = "log1p"
+)
 
 // TrainInfo describes how a Logistic model was trained.
 type TrainInfo struct {
@@ -415,6 +430,9 @@ func solve(h, g, x []float64, k int) error {
 func (m *Logistic) Margin(x []float64) float64 {
 	z := m.Intercept
 	for j, v := range x {
+		if m.Transforms != nil && m.Transforms[j] == TransformLog1p {
+			v = math.Log1p(math.Max(v, 0))
+		}
 		z += m.Weights[j] * (v - m.Mean[j]) / m.Scale[j]
 	}
 	return z
@@ -447,7 +465,8 @@ func (m *Logistic) Marshal() ([]byte, error) {
 
 // LoadLogistic reads a logistic model file and checks it: the format and
 // its version, one mean, scale and weight per feature, finite numbers,
-// positive scales, and a profile (if any) that names the same features.
+// positive scales, transforms (if any) one per feature and known, and a
+// profile (if any) that names the same features.
 func LoadLogistic(b []byte) (*Logistic, error) {
 	var m Logistic
 	dec := json.NewDecoder(bytes.NewReader(b))
@@ -467,6 +486,16 @@ func LoadLogistic(b []byte) (*Logistic, error) {
 	}
 	if len(m.Mean) != d || len(m.Scale) != d || len(m.Weights) != d {
 		return nil, fmt.Errorf("logistic model: %d features but %d means, %d scales, %d weights", d, len(m.Mean), len(m.Scale), len(m.Weights))
+	}
+	if m.Transforms != nil {
+		if len(m.Transforms) != d {
+			return nil, fmt.Errorf("logistic model: %d features but %d transforms", d, len(m.Transforms))
+		}
+		for j, t := range m.Transforms {
+			if t != TransformNone && t != TransformLog1p {
+				return nil, fmt.Errorf("logistic model: feature %s: transform %q, want %q or none", m.Features[j], t, TransformLog1p)
+			}
+		}
 	}
 	finite := func(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 	if !finite(m.Intercept) {

@@ -202,6 +202,8 @@ func TestLoadLogisticRefuses(t *testing.T) {
 		{"profile names", func(m *Logistic) { m.Profile.Features[0].Name = "zz" }, `profile feature 0 is "zz"`},
 		{"profile edges", func(m *Logistic) { e := m.Profile.Features[0].Edges; e[0], e[1] = e[1], e[0] }, "increasing"},
 		{"profile shares", func(m *Logistic) { m.Profile.Features[1].Expected[0] += 0.5 }, "shares sum"},
+		{"transforms length", func(m *Logistic) { m.Transforms = []string{TransformLog1p} }, "2 features but 1 transforms"},
+		{"transform unknown", func(m *Logistic) { m.Transforms = []string{"", "sqrt"} }, `feature fb: transform "sqrt"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := *m

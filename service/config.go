@@ -19,7 +19,6 @@ import (
 	"github.com/netfeat/netfeat/collectors/gnmi"
 	"github.com/netfeat/netfeat/collectors/snmp"
 	"github.com/netfeat/netfeat/featurestore"
-	"github.com/netfeat/netfeat/federated"
 	"github.com/netfeat/netfeat/inference"
 	"github.com/netfeat/netfeat/learning"
 	"github.com/netfeat/netfeat/normalize"
@@ -52,8 +51,9 @@ type Config struct {
 	Site  string      `yaml:"site"`
 	Fleet FleetConfig `yaml:"fleet"`
 	// Federated configures federated learning of one model across the
-	// fleet (docs/learning.md); nil: off.
-	Federated *federated.Config `yaml:"federated"`
+	// fleet (docs/learning.md): the rounds, and on an edge what it trains
+	// on and where each new global goes (service/federated.go); nil: off.
+	Federated *FederatedConfig `yaml:"federated"`
 
 	// The pipeline stages' sections, each validated by its own package.
 	Normalize normalize.Config     `yaml:"normalize"`

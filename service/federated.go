@@ -3,9 +3,11 @@ package service
 // Federated learning in the service (docs/learning.md, "Federated
 // learning"): the `federated:` section configures one federated model. On
 // a hub it runs the rounds (federated.Coordinator, component "federated")
-// and serves GET /v1/fl/rounds; on an edge a participant takes part once a
-// trainer is given (SetFederatedTrainer): netfeat has no trainer of its
-// own on the edge yet.
+// and serves GET /v1/fl/rounds; on an edge a participant takes part in
+// them (component "federated"): at each round it trains
+// learning.FederatedTrainer on the edge's own windows labelled by operator
+// feedback, and installs each new global as a version of the edge's
+// logistic model of the same name (federatedEdge).
 
 import (
 	"context"
@@ -13,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync/atomic"
 
 	"github.com/nats-io/nats.go"
@@ -20,11 +23,68 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netfeat/netfeat/federated"
+	"github.com/netfeat/netfeat/inference"
+	"github.com/netfeat/netfeat/learning"
 	"github.com/netfeat/netfeat/schema"
 )
 
-// validateFederated checks the federated section: a fleet role, and the
-// section's own values.
+// FederatedConfig is the `federated:` section: the rounds' settings,
+// the same on the hub and on every edge (federated.Config), and what an
+// edge trains on and does with each new global.
+type FederatedConfig struct {
+	federated.Config `yaml:",inline"`
+	// Features is the model's fixed feature space, the same on every
+	// edge: one transform per feature (name, log1p, center, scale); the
+	// weights are one per feature, then the bias, so dim must be
+	// len(features) + 1. Required on an edge.
+	Features learning.FeatureSpace `yaml:"features"`
+	// Labels names the inference model whose live decisions, labelled by
+	// operator feedback on its actions (Runtime.LabelledWindows), are the
+	// edge's training rows; it must read every feature of Features.
+	// Default: Model.
+	Labels string `yaml:"labels"`
+	// MinRows is the fewest labelled windows an edge trains on; with fewer
+	// it sits the round out. Default 20.
+	MinRows int `yaml:"min_rows"`
+	// Train are the edge's local training options (epochs, learning_rate,
+	// l2, positive_weight); give every edge the same.
+	Train learning.FederatedOptions `yaml:"train"`
+	// Install is what an edge does with each new global: FederatedShadow
+	// (default) installs it as a version of the inference model named
+	// Model and makes it the shadow, FederatedLive makes it live,
+	// FederatedOff keeps it in the participant only.
+	Install string `yaml:"install"`
+}
+
+// Values of FederatedConfig.Install.
+const (
+	FederatedShadow = "shadow"
+	FederatedLive   = "live"
+	FederatedOff    = "off"
+)
+
+// DefaultFederatedMinRows is the default of FederatedConfig.MinRows.
+const DefaultFederatedMinRows = 20
+
+// withDefaults returns c with its edge settings' defaults (the rounds'
+// settings keep theirs: federated.Config.WithDefaults).
+func (c FederatedConfig) withDefaults() FederatedConfig {
+	if c.Labels == "" {
+		c.Labels = c.Model
+	}
+	if c.MinRows == 0 {
+		c.MinRows = DefaultFederatedMinRows
+	}
+	if c.Install == "" {
+		c.Install = FederatedShadow
+	}
+	return c
+}
+
+// validateFederated checks the federated section: a fleet role, the
+// rounds' settings, and on an edge (or wherever features are given) the
+// feature space, its agreement with dim and with the views of the labels
+// model and of the model the globals are installed into.
 func (c *Config) validateFederated() []error {
 	if c.Federated == nil {
 		return nil
@@ -33,12 +93,87 @@ func (c *Config) validateFederated() []error {
 	if c.Role != RoleHub && c.Role != RoleEdge {
 		errs = append(errs, schema.Errorf("federated", "runs on a fleet: needs role hub or edge, got %q", c.Role))
 	}
-	if err := c.Federated.WithDefaults().Validate("federated"); err != nil {
+	if err := c.Federated.Config.WithDefaults().Validate("federated"); err != nil {
 		var j interface{ Unwrap() []error }
 		if errors.As(err, &j) {
 			errs = append(errs, j.Unwrap()...)
 		} else {
 			errs = append(errs, err)
+		}
+	}
+	f := c.Federated.withDefaults()
+	if c.Role != RoleEdge && len(f.Features) == 0 {
+		return errs // a hub needs no feature space
+	}
+	if len(f.Features) == 0 {
+		return append(errs, schema.Errorf("federated.features", "an edge trains on a fixed feature space: name at least one feature (name, log1p, center, scale)"))
+	}
+	if err := f.Features.Validate(); err != nil {
+		errs = append(errs, schema.Errorf("federated.features", "%v", err))
+	}
+	if f.Dim != len(f.Features)+1 {
+		errs = append(errs, schema.Errorf("federated.dim", "is %d, but features name %d: the weights are one per feature and the bias, dim must be %d", f.Dim, len(f.Features), len(f.Features)+1))
+	}
+	if err := f.Train.Validate(); err != nil {
+		errs = append(errs, schema.Errorf("federated.train", "%v", err))
+	}
+	if f.MinRows < 1 {
+		errs = append(errs, schema.Errorf("federated.min_rows", "must be at least 1, got %d", f.MinRows))
+	}
+	switch f.Install {
+	case FederatedShadow, FederatedLive, FederatedOff:
+	default:
+		errs = append(errs, schema.Errorf("federated.install", "must be %s, %s or %s, got %q", FederatedShadow, FederatedLive, FederatedOff, f.Install))
+	}
+	if c.Role != RoleEdge {
+		return errs
+	}
+	models := map[string]inference.ModelConfig{}
+	for _, m := range c.Inference.Models {
+		models[m.Name] = m
+	}
+	views := map[string]schema.FeatureView{}
+	for _, v := range c.Views {
+		views[v.Name] = v
+	}
+	// checkModel checks that model m can read every feature of the space:
+	// they are features of its view, and of its features list if it has
+	// one (equal to the space's, in order, when exact).
+	checkModel := func(key, role string, m inference.ModelConfig, exact bool) {
+		if v, ok := views[m.View]; ok {
+			have := v.FeatureNames()
+			for i, t := range f.Features {
+				if !slices.Contains(have, t.Name) {
+					errs = append(errs, schema.Errorf(fmt.Sprintf("federated.features[%d].name", i), "%q is not a feature of view %s (%s model %s's view)", t.Name, m.View, role, m.Name))
+				}
+			}
+		}
+		switch {
+		case len(m.Features) == 0:
+		case exact && !slices.Equal(m.Features, f.Features.Names()):
+			errs = append(errs, schema.Errorf(key, "model %s lists features %v; the globals it receives have %v: list the same, in order, or none", m.Name, m.Features, f.Features.Names()))
+		case !exact:
+			for i, t := range f.Features {
+				if !slices.Contains(m.Features, t.Name) {
+					errs = append(errs, schema.Errorf(fmt.Sprintf("federated.features[%d].name", i), "%q is not read by the %s model %s (its features: %v): its decisions cannot label it", t.Name, role, m.Name, m.Features))
+				}
+			}
+		}
+	}
+	if m, ok := models[f.Labels]; !ok {
+		errs = append(errs, schema.Errorf("federated.labels", "%q is not a model in inference.models: feedback on its actions labels the edge's training windows", f.Labels))
+	} else {
+		checkModel("federated.labels", "labels", m, false)
+	}
+	if f.Install != FederatedOff {
+		m, ok := models[f.Model]
+		switch {
+		case !ok:
+			errs = append(errs, schema.Errorf("federated.install", "%s installs each global as a version of inference model %q: configure it (kind %s, a starting file) or set install: %s", f.Install, f.Model, inference.KindLogistic, FederatedOff))
+		case m.Kind != inference.KindLogistic:
+			errs = append(errs, schema.Errorf("federated.install", "inference model %q is of kind %s; the globals are logistic models (kind %s)", f.Model, m.Kind, inference.KindLogistic))
+		default:
+			checkModel("federated.install", "installed", m, true)
 		}
 	}
 	return errs
@@ -50,12 +185,19 @@ type federatedHub struct {
 }
 
 // buildFederated adds a hub's coordinator as the component "federated",
-// keeping its state in the hub cluster's KV bucket NETFEAT_FL_STATE.
-func (s *Service) buildFederated() {
-	if s.cfg.Federated == nil || s.cfg.Role != RoleHub {
-		return
+// keeping its state in the hub cluster's KV bucket NETFEAT_FL_STATE, or an
+// edge's participant (buildFederatedEdge).
+func (s *Service) buildFederated() error {
+	if s.cfg.Federated == nil {
+		return nil
 	}
-	cfg := *s.cfg.Federated
+	if s.cfg.Role == RoleEdge {
+		return s.buildFederatedEdge()
+	}
+	if s.cfg.Role != RoleHub {
+		return nil
+	}
+	cfg := s.cfg.Federated.Config
 	s.fl = &federatedHub{}
 	log := s.log.With("component", "federated")
 	var c *federated.Coordinator
@@ -84,6 +226,7 @@ func (s *Service) buildFederated() {
 			return c.Stop(ctx)
 		},
 	})
+	return nil
 }
 
 // mountFederated serves GET /v1/fl/rounds to the read scope: the hub's
@@ -103,18 +246,18 @@ func (s *Service) mountFederated() {
 	})))
 }
 
-// SetFederatedTrainer makes an edge with a federated section take part in
-// the rounds with t (the component "federated", on the embedded server's
-// connection, a leaf node of the hub). Call after New, before Start.
+// SetFederatedTrainer makes an edge with a federated section train with t
+// instead of its own trainer (learning.FederatedTrainer on its
+// feedback-labelled windows); each new global is still installed as
+// federated.install says. Call after New, before Start.
 func (s *Service) SetFederatedTrainer(t federated.Trainer) error {
-	if s.cfg.Federated == nil || s.cfg.Role != RoleEdge {
+	if s.flEdge == nil {
 		return errors.New("federated: a trainer needs role edge and a federated section")
 	}
-	c, err := FederatedParticipantComponent(*s.cfg.Federated, s.cfg.EdgeSite(), s.nats.Conn, t, s.reg, s.log.With("component", "federated"))
-	if err != nil {
-		return err
+	if t == nil {
+		return errors.New("federated: nil trainer")
 	}
-	s.group.Add(c)
+	s.flEdge.trainer = t
 	return nil
 }
 

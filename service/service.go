@@ -75,7 +75,8 @@ type Service struct {
 	// targets owns the targets that change at run time (targets_file,
 	// /v1/targets); nil on a hub.
 	targets *targetSet
-	fl      *federatedHub // role hub with a federated section only
+	fl      *federatedHub  // role hub with a federated section only
+	flEdge  *federatedEdge // role edge with a federated section only
 	// feed is the console's live action feed (GET /v1/actions/stream).
 	feed *console.ActionFeed
 }
@@ -125,7 +126,9 @@ func New(cfg *Config, reg *prometheus.Registry, log *slog.Logger) (*Service, err
 	if err := build(); err != nil {
 		return nil, err
 	}
-	s.buildFederated()
+	if err := s.buildFederated(); err != nil {
+		return nil, err
+	}
 	s.http = NewHTTP(cfg.HTTP, reg, reg, s.Ready, log)
 	s.mountAPIs()
 	s.mountFederated()
