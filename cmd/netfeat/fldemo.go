@@ -34,9 +34,11 @@ import (
 )
 
 // The federated demonstration (`netfeat fl demo`, docs/learning.md,
-// "Demonstration"): edge A's devices congest, edge B's never do; after a
-// few rounds the global model detects a congestion on one of B's devices
-// that B never saw.
+// "Demonstration"): edge A's devices congest, edge B's and edge C's never
+// do; after a few rounds the global model detects a congestion on one of B's
+// devices that B never saw. Three edges, so that secure aggregation runs at
+// its default min_edges: with two, each edge could derive the other's update
+// from the new global and its own.
 const (
 	// flDemoModel is the federated model's name (a subject token).
 	flDemoModel = "congestion"
@@ -53,7 +55,7 @@ const (
 // model's inputs), utilisations as they are (a ratio of the link speed, 0
 // to 1 and a little over) and the per-second error and drop rates through
 // log1p over 7 (≈ log1p(1000): 1000 per second maps to about 1). The same
-// on both edges, whatever their devices.
+// on every edge, whatever its devices.
 var flDemoSpace = learning.FeatureSpace{
 	{Name: "interface_in_utilization__mean_1m", Scale: 1},
 	{Name: "interface_in_utilization__max_1m", Scale: 1},
@@ -89,6 +91,12 @@ var (
 	// link down (gNMI): incidents, but never a congestion.
 	flDemoB = flDemoSite{name: "edge-b", what: "training", duration: 6 * time.Minute, devices: []flDemoDevice{
 		{"ericsson-ml", "demo-scenarios/ericsson-ml.yaml"}, {"cisco-xr1", "demo-scenarios/cisco-xr1.yaml"}}}
+	// Edge C: another site's Nokia (SNMP) and Cisco (gNMI), busier than A's
+	// and B's: input errors on the Nokia's to_nokia-sw-b and an access port
+	// down, the Cisco's GigabitEthernet0/0/0/0 flapping then erroring. Never
+	// a congestion.
+	flDemoC = flDemoSite{name: "edge-c", what: "training", duration: 6 * time.Minute, devices: []flDemoDevice{
+		{"nokia-7210", "fl-demo/nokia-7210-errors.yaml"}, {"cisco-xr1", "fl-demo/cisco-xr1-flap.yaml"}}}
 	// B's held-out run: the same devices, and the Cisco's
 	// GigabitEthernet0/0/0/0 congests.
 	flDemoHeldOut = flDemoSite{name: "edge-b", what: "held-out", duration: 3 * time.Minute, devices: []flDemoDevice{
@@ -200,9 +208,13 @@ type flDetection struct {
 
 // flDemoRound is one round of the demonstration.
 type flDemoRound struct {
-	Round    uint64   `json:"round"`
-	Result   string   `json:"result"`
-	Samples  int64    `json:"samples"`
+	Round   uint64 `json:"round"`
+	Result  string `json:"result"`
+	Samples int64  `json:"samples"`
+	// Edges sent keys in the round; Updates of them had their masked
+	// update accepted (the coordinator's status).
+	Edges    int      `json:"edges"`
+	Updates  int      `json:"updates"`
 	F1Before *float64 `json:"f1_before"`
 	F1After  *float64 `json:"f1_after"`
 	flDetection
@@ -269,18 +281,20 @@ func newFLDemoCmd() *cobra.Command {
 		Short: "Demonstrate federated learning: an edge that never saw a congestion detects one after K rounds",
 		Long: `Run a federated learning demonstration on this machine, on loopback only.
 
-Two edges each run a digital twin of demo devices into the real pipeline
+Three edges each run a digital twin of demo devices into the real pipeline
 (normalizer, feature store; sandboxed, as netfeat twin) and label the
 closed 1-minute interface windows with their scenarios' incidents: edge A's
-Nokia uplink congests every 3 minutes, edge B's devices have input errors
-and a link down but never a congestion. A held-out twin run of edge B's
+Nokia uplink congests every 3 minutes; edge B's devices have input errors
+and a link down, edge C's (another site's Nokia and Cisco, busier) input
+errors and link flaps, but neither ever a congestion. A held-out twin run of edge B's
 devices has a congestion on its Cisco's GigabitEthernet0/0/0/0, which B
 never trained on.
 
 An embedded NATS hub and one NATS server per edge (leaf nodes of the hub,
-on 127.0.0.1, random ports) carry K federated rounds (secure aggregation):
-each edge trains a logistic regression on its own windows, in a feature
-space fixed for both edges, and sends only its masked update. After each
+on 127.0.0.1, random ports) carry K federated rounds (secure aggregation,
+min_edges 3: all three edges in every round): each edge trains a logistic
+regression on its own windows, in a feature space fixed for every edge, and
+sends only its masked update. After each
 round the report shows F1 on B's held-out windows before and after,
 whether B's held-out congestion is detected and how long after it began,
 and the bytes each edge exchanged with the hub; and, for comparison, the
@@ -330,14 +344,14 @@ func runFLDemo(ctx context.Context, o flDemoOptions) (*flDemoReport, error) {
 	}
 	topt := learning.FederatedOptions{Epochs: o.epochs, LearningRate: o.lr, L2: o.l2, PositiveWeight: o.posWeight}
 	var sites []*flSiteData
-	for _, s := range []flDemoSite{flDemoA, flDemoB, flDemoHeldOut} {
+	for _, s := range []flDemoSite{flDemoA, flDemoB, flDemoC, flDemoHeldOut} {
 		d, err := runFLDemoTwin(ctx, s, o)
 		if err != nil {
 			return nil, fmt.Errorf("fl demo: %s %s twin: %w", s.name, s.what, err)
 		}
 		sites = append(sites, d)
 	}
-	a, b, held := sites[0], sites[1], sites[2]
+	edges, b, held := sites[:3], sites[1], sites[3]
 	var episode *backtest.Episode
 	for i, e := range held.episodes {
 		if e.Kind == string(scenario.Congestion) {
@@ -348,8 +362,11 @@ func runFLDemo(ctx context.Context, o flDemoOptions) (*flDemoReport, error) {
 	switch {
 	case episode == nil:
 		return nil, errors.New("fl demo: the held-out run has no congestion episode")
-	case slices.ContainsFunc(b.windows, func(w flWindow) bool { return w.label == 1 }):
-		return nil, errors.New("fl demo: edge B's training windows hold a congestion: the demonstration needs B never to have seen one")
+	}
+	for _, d := range edges[1:] {
+		if slices.ContainsFunc(d.windows, func(w flWindow) bool { return w.label == 1 }) {
+			return nil, fmt.Errorf("fl demo: %s's training windows hold a congestion: the demonstration needs it never to have seen one", d.site.name)
+		}
 	}
 	if err := held.ds.Validate(1); err != nil {
 		return nil, fmt.Errorf("fl demo: held-out set: %w", err)
@@ -358,9 +375,10 @@ func runFLDemo(ctx context.Context, o flDemoOptions) (*flDemoReport, error) {
 	rep := &flDemoReport{
 		Source: "twin: the demo's devices, sandboxed pipeline (normalizer, feature store), view interface_1m",
 		Model:  flDemoModel, Dim: len(flDemoSpace) + 1, Space: flDemoSpace, Trainer: topt, ClipNorm: o.clipNorm,
-		Edges: []flDemoSiteReport{a.report(), b.report()}, HeldOut: held.report(), Episode: *episode,
+		HeldOut: held.report(), Episode: *episode,
 	}
-	for _, d := range []*flSiteData{a, b} {
+	for _, d := range edges {
+		rep.Edges = append(rep.Edges, d.report())
 		rep.rows = append(rep.rows, d.raw...)
 		for _, w := range d.windows {
 			rep.rows = append(rep.rows, w.x)
@@ -388,7 +406,7 @@ func runFLDemo(ctx context.Context, o flDemoOptions) (*flDemoReport, error) {
 		return nil, err
 	}
 
-	if err := runFLRounds(ctx, o, topt, a, b, held, *episode, rep); err != nil {
+	if err := runFLRounds(ctx, o, topt, edges, held, *episode, rep); err != nil {
 		return nil, err
 	}
 	rep.Wall = time.Since(t0).Round(time.Millisecond).String()
@@ -549,10 +567,12 @@ func detect(w []float64, held *flSiteData, ep backtest.Episode) (flDetection, fl
 }
 
 // runFLRounds starts the hub and the edges' NATS servers, the coordinator
-// and the participants, and runs the rounds.
-func runFLRounds(ctx context.Context, o flDemoOptions, topt learning.FederatedOptions, a, b, held *flSiteData, ep backtest.Episode, rep *flDemoReport) error {
+// and the participants, and runs the rounds: every edge takes part in every
+// round (min_edges, expect and max_edges are the number of edges).
+func runFLRounds(ctx context.Context, o flDemoOptions, topt learning.FederatedOptions, edges []*flSiteData, held *flSiteData, ep backtest.Episode, rep *flDemoReport) error {
+	n := len(edges)
 	cfg := federated.Config{
-		Model: flDemoModel, Dim: rep.Dim, MinEdges: 2, MaxEdges: 2, Expect: 2, Deadline: 10 * time.Second,
+		Model: flDemoModel, Dim: rep.Dim, MinEdges: n, MaxEdges: n, Expect: n, Deadline: 10 * time.Second,
 		ClipNorm: o.clipNorm, Interval: time.Hour,
 	}
 	hubOpts := &server.Options{
@@ -619,7 +639,7 @@ func runFLRounds(ctx context.Context, o flDemoOptions, topt learning.FederatedOp
 			cancel()
 		}
 	}()
-	for _, d := range []*flSiteData{a, b} {
+	for _, d := range edges {
 		leaf, err := startFLDemoLeaf(d.site.name, hubOpts.LeafNode.Port)
 		if err != nil {
 			return err
@@ -649,19 +669,19 @@ func runFLRounds(ctx context.Context, o flDemoOptions, topt learning.FederatedOp
 			return err
 		}
 	}
-	// And both edges' subscriptions the hub's (its leaf connections').
+	// And every edge's subscriptions the hub's (its leaf connections').
 	if err := waitFL(ctx, "the edges' interest at the hub", func() bool {
 		lz, err := hub.Leafz(&server.LeafzOptions{Subscriptions: true})
 		if err != nil {
 			return false
 		}
-		n := 0
+		k := 0
 		for _, l := range lz.Leafs {
 			if slices.Contains(l.Subs, startSubs) {
-				n++
+				k++
 			}
 		}
-		return n == 2
+		return k == n
 	}); err != nil {
 		return err
 	}
@@ -699,7 +719,7 @@ func runFLRounds(ctx context.Context, o flDemoOptions, topt learning.FederatedOp
 		if err != nil {
 			return err
 		}
-		r := flDemoRound{Round: st.Round, Result: st.Result, Samples: st.Samples, F1Before: st.F1Before, F1After: st.F1After,
+		r := flDemoRound{Round: st.Round, Result: st.Result, Samples: st.Samples, Edges: st.Edges, Updates: st.Updates, F1Before: st.F1Before, F1After: st.F1After,
 			flDetection: det, BytesPerEdge: map[string]int{}, HubBytesIn: int(bytesIn() - in0), HubBytesOut: int(bytesOut() - out0)}
 		mu.Lock()
 		broadcast := 0
@@ -719,7 +739,7 @@ func runFLRounds(ctx context.Context, o flDemoOptions, topt learning.FederatedOp
 		}
 		seen = len(msgs)
 		mu.Unlock()
-		for _, d := range []*flSiteData{a, b} {
+		for _, d := range edges {
 			r.BytesPerEdge[d.site.name] += broadcast
 			rep.MaxBytesPerEdgeRound = max(rep.MaxBytesPerEdgeRound, r.BytesPerEdge[d.site.name])
 		}
@@ -868,10 +888,18 @@ func printFLDemo(w io.Writer, r *flDemoReport) {
 	fmt.Fprintf(w, "== trainer: %d local steps per round, learning rate %g, L2 %g, congested windows weigh %g; updates clipped to norm %g; hub and edges' NATS servers on 127.0.0.1\n",
 		r.Trainer.Epochs, r.Trainer.LearningRate, r.Trainer.L2, r.Trainer.PositiveWeight, r.ClipNorm)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROUND\tRESULT\tSAMPLES\tF1 BEFORE\tF1 AFTER\tPRECISION\tRECALL\tB DETECTS\tLEAD\tBYTES edge-a\tBYTES edge-b\tHUB IN\tHUB OUT")
+	head := "ROUND\tRESULT\tEDGES\tSAMPLES\tF1 BEFORE\tF1 AFTER\tPRECISION\tRECALL\tB DETECTS\tLEAD"
+	for _, e := range r.Edges {
+		head += "\tBYTES " + e.Edge
+	}
+	fmt.Fprintln(tw, head+"\tHUB IN\tHUB OUT")
 	for _, x := range r.Rounds {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\t%s\t%.3f\t%.3f\t%s\t%s\t%d\t%d\t%d\t%d\n", x.Round, x.Result, x.Samples, f1Cell(x.F1Before), f1Cell(x.F1After),
-			x.Precision, x.Recall, yesNo(x.Detected), leadCell(x.LeadSeconds), x.BytesPerEdge["edge-a"], x.BytesPerEdge["edge-b"], x.HubBytesIn, x.HubBytesOut)
+		line := fmt.Sprintf("%d\t%s\t%d\t%d\t%s\t%s\t%.3f\t%.3f\t%s\t%s", x.Round, x.Result, x.Updates, x.Samples, f1Cell(x.F1Before), f1Cell(x.F1After),
+			x.Precision, x.Recall, yesNo(x.Detected), leadCell(x.LeadSeconds))
+		for _, e := range r.Edges {
+			line += fmt.Sprintf("\t%d", x.BytesPerEdge[e.Edge])
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\n", line, x.HubBytesIn, x.HubBytesOut)
 	}
 	_ = tw.Flush()
 	l := r.BLocalOnlyDetection
