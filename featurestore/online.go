@@ -14,6 +14,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -29,6 +30,9 @@ type onlineView struct {
 	mu   sync.RWMutex
 	rows map[schema.Entity]*schema.FeatureRow // read-only rows
 	ver  uint64                               // bumped by every set
+	// entities is len(rows), read without mu: it sizes the row writer's
+	// queue (settle).
+	entities atomic.Int64
 
 	// snap caches the whole view as one record batch for SQL: rebuilt by
 	// SnapshotLatest only when ver moved since, so queries between window
@@ -43,6 +47,9 @@ func newOnlineView() *onlineView { return &onlineView{rows: map[schema.Entity]*s
 func (o *onlineView) set(r *schema.FeatureRow) {
 	o.mu.Lock()
 	if old, ok := o.rows[r.Entity]; !ok || old.WindowEnd <= r.WindowEnd {
+		if !ok {
+			o.entities.Add(1)
+		}
 		o.rows[r.Entity] = r
 		o.ver++
 	}
@@ -198,8 +205,8 @@ func (s *Store) emit(ve *viewEngine, row *schema.FeatureRow, reason closeReason,
 
 // settle does the bookkeeping of the rows emitted since the last call:
 // the online view, the view table, the counters, and one hand-off of all
-// of them to the row writer (whose queue holds at most maxQueuedRows; rows
-// beyond are counted as unpersisted).
+// of them to the row writer (whose queue holds at most rowQueueLimit rows;
+// rows beyond are counted as unpersisted).
 func (s *Store) settle() {
 	if len(s.emitted) == 0 {
 		return
@@ -214,7 +221,7 @@ func (s *Store) settle() {
 		s.tables[w.view].add(w.row)
 		s.m.closed[w.view][closeIndex(w.reason)].Inc()
 	}
-	if s.rowsQueued.Add(int64(len(rows))) <= maxQueuedRows {
+	if s.rowsQueued.Add(int64(len(rows))) <= s.rowQueueLimit() {
 		select {
 		case s.rowCh <- rows:
 			return
@@ -244,6 +251,20 @@ const rowBatchDelay = 25 * time.Millisecond
 
 // maxQueuedRows bounds the closed rows waiting for the row writer.
 const maxQueuedRows = 65536
+
+// rowQueueLimit is how many closed rows may wait for the row writer:
+// maxQueuedRows, or twice the views' entities when that is more, so that
+// the burst of one hop's closes of every entity (250,000 interfaces of
+// 5,000 routers) is persisted rather than dropped while Badger writes the
+// previous one. The queue's memory stays proportional to the online
+// view's, which holds a row per entity already.
+func (s *Store) rowQueueLimit() int64 {
+	var n int64
+	for _, o := range s.online {
+		n += o.entities.Load()
+	}
+	return max(maxQueuedRows, 2*n)
+}
 
 // rowWrite is one closed row, or a new mark of the view, for the row
 // writer.
