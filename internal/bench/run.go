@@ -384,7 +384,7 @@ func runCollectors(ctx context.Context, o Options, dir string, rep *Report) (err
 	}
 	rep.Load.Interval = o.Interval.String()
 	setup := serviceSetup{dataDir: filepath.Join(dir, "data"), memoryBudget: o.MemoryBudget, memoryLimit: o.MemoryLimit, hop: o.Hop, interval: o.Interval,
-		cpus: o.ServiceCPUs}
+		cpus: o.ServiceCPUs, maxSeries: seriesFor(o.Devices, o.Interfaces)}
 	tsetup := telegrafSetup{interval: o.Interval}
 	var stopSims func(context.Context) error
 	var simNote func() string

@@ -27,6 +27,19 @@ const (
 	benchRule = "bench_every_window"
 )
 
+// seriesFor is a store.max_series that holds every series of devices
+// simulated routers of interfaces interfaces (about 29 per interface and
+// 50 per device in the SNMP simulator's IF-MIB and system tables, with
+// room to spare), or 0 when the default of 2,000,000 does: a bench of
+// 5,000 routers would otherwise measure a store refusing most samples.
+func seriesFor(devices, interfaces int) int {
+	n := devices * (interfaces*40 + 100)
+	if n <= 2_000_000 {
+		return 0
+	}
+	return n
+}
+
 // endpoint is a device the service polls or subscribes to.
 type endpoint struct{ name, addr string }
 
@@ -37,11 +50,14 @@ type serviceSetup struct {
 	natsListen   string
 	memoryBudget int64
 	memoryLimit  int64 // memory_limit; 0: none
-	hop          time.Duration
-	lateness     time.Duration
-	snmp         []endpoint
-	gnmi         []endpoint
-	interval     time.Duration
+	// maxSeries is store.max_series; 0 keeps the default (2,000,000),
+	// which a few thousand polled routers exceed.
+	maxSeries int
+	hop       time.Duration
+	lateness  time.Duration
+	snmp      []endpoint
+	gnmi      []endpoint
+	interval  time.Duration
 	// events: the trap listener, the router polled for its interface
 	// names and the gNMI target streaming oper-status ON_CHANGE.
 	events *eventSetup
@@ -72,7 +88,11 @@ func (s serviceSetup) yaml() string {
 	} else {
 		fmt.Fprintf(&b, "nats: {listen: %q, jetstream: false}\n", s.natsListen)
 	}
-	fmt.Fprintf(&b, "store: {memory_budget: %d}\n", s.memoryBudget)
+	if s.maxSeries > 0 {
+		fmt.Fprintf(&b, "store: {memory_budget: %d, max_series: %d}\n", s.memoryBudget, s.maxSeries)
+	} else {
+		fmt.Fprintf(&b, "store: {memory_budget: %d}\n", s.memoryBudget)
+	}
 	if s.memoryLimit > 0 {
 		fmt.Fprintf(&b, "memory_limit: %d\n", s.memoryLimit)
 	}
