@@ -283,11 +283,26 @@ func (c *Config) checkTargets(doc *TargetsDoc, dir string, static map[string]nam
 // site's list; each change is logged and counted under source. ts.mu is
 // held. On error nothing changed.
 func (ts *targetSet) apply(doc TargetsDoc, source string) error {
+	return ts.applyWith(doc, staticSet{ts.static, ts.staticSNMP, ts.staticGNMI}, source)
+}
+
+// staticSet is the configuration's own targets: by name with their keys,
+// and the SNMP and gNMI ones.
+type staticSet struct {
+	names map[string]nameKey
+	snmp  []snmp.Target
+	gnmi  []gnmi.Target
+}
+
+// applyWith is apply with st as the configuration's targets (a reloaded
+// configuration's): they replace the running ones only when the
+// collectors took them; on error what ran before runs still.
+func (ts *targetSet) applyWith(doc TargetsDoc, st staticSet, source string) error {
 	p := &ts.svc.pipe
 	var sch snmp.TargetChanges
 	if p.snmp != nil {
 		var err error
-		sch, err = p.snmp.SetTargets(slices.Concat(ts.staticSNMP, doc.SNMP.Targets))
+		sch, err = p.snmp.SetTargets(slices.Concat(st.snmp, doc.SNMP.Targets))
 		if err != nil {
 			return err
 		}
@@ -295,7 +310,7 @@ func (ts *targetSet) apply(doc TargetsDoc, source string) error {
 	var gch gnmi.TargetChanges
 	if p.gnmi != nil {
 		var err error
-		gch, err = p.gnmi.SetTargets(slices.Concat(ts.staticGNMI, doc.GNMI.Targets))
+		gch, err = p.gnmi.SetTargets(slices.Concat(st.gnmi, doc.GNMI.Targets))
 		if err != nil {
 			if p.snmp != nil { // back to what runs
 				if _, rerr := p.snmp.SetTargets(slices.Concat(ts.staticSNMP, ts.dyn.SNMP.Targets)); rerr != nil {
@@ -305,6 +320,7 @@ func (ts *targetSet) apply(doc TargetsDoc, source string) error {
 			return err
 		}
 	}
+	ts.static, ts.staticSNMP, ts.staticGNMI = st.names, st.snmp, st.gnmi
 	ts.dyn = doc
 	ts.setCounts()
 	for _, c := range []struct {
@@ -917,11 +933,7 @@ func (s *Service) ReloadConfig(cfg *Config) (restart []string, err error) {
 		ts.rejected.WithLabelValues(targetsFromSIGHUP).Inc()
 		return restart, clash
 	}
-	oldStatic, oldSNMP, oldGNMI := ts.static, ts.staticSNMP, ts.staticGNMI
-	ts.static, ts.staticSNMP, ts.staticGNMI = static, staticSNMP, slices.Clone(cfg.GNMI.Targets)
-	if err := ts.apply(ts.dyn, targetsFromSIGHUP); err != nil {
-		ts.static, ts.staticSNMP, ts.staticGNMI = oldStatic, oldSNMP, oldGNMI
-		ts.setCounts()
+	if err := ts.applyWith(ts.dyn, staticSet{static, staticSNMP, slices.Clone(cfg.GNMI.Targets)}, targetsFromSIGHUP); err != nil {
 		ts.rejected.WithLabelValues(targetsFromSIGHUP).Inc()
 		return restart, err
 	}

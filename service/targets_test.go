@@ -565,9 +565,10 @@ func TestTargetProfile(t *testing.T) {
 		p, _ := r.svc.Normalizer().DeviceProfile("pe2")
 		return p == "generic"
 	})
-	if p, _ := r.svc.Normalizer().DeviceProfile("pe0"); p != "nokia-sros" {
-		t.Errorf("pe0 (no profile key) has profile %q, want nokia-sros as matched", p)
-	}
+	testkit.Eventually(t, "pe0 (no profile key) normalized with nokia-sros, as matched", func() bool {
+		p, _ := r.svc.Normalizer().DeviceProfile("pe0")
+		return p == "nokia-sros"
+	})
 	code, ans = r.do(t, http.MethodPost, "/v1/targets", fmt.Sprintf(`{"snmp": {"name": "pe3", "address": %q, "profile": "nokia-sr0s"}}`, r.addrs["pe3"]))
 	want := `request:1: snmp.profile: unknown profile "nokia-sr0s" (profiles: cisco-iosxe, cisco-iosxr, cisco-nxos, ericsson-ipos, ericsson-minilink, generic, nokia-isam, nokia-sros, openconfig)`
 	if code != http.StatusBadRequest || ans["error"] != want {
