@@ -206,17 +206,20 @@ type device struct {
 	// oids is the oidCache of the device's profile as of generation
 	// oidsGen; local gives, for each of its metric entries the device
 	// has seen, the index of its targets' bindings in binds.
-	oids     *oidCache
-	oidsGen  uint32
-	local    map[*entry]int32
-	binds    []target
-	seq      []seqSlot // by batch position, see slotAt
-	names    []*nameTable
-	namesGen uint32
-	comps    map[string]*component
-	series   map[seriesKey]*series
-	pend     map[pendKey]*pending
-	unmapped map[unmappedKey]*unmappedStat
+	oids    *oidCache
+	oidsGen uint32
+	// sharedAdded and sharedBytes are the entries (and their path bytes)
+	// this device added to oids in generation oidsGen: its share.
+	sharedAdded, sharedBytes int
+	local                    map[*entry]int32
+	binds                    []target
+	seq                      []seqSlot // by batch position, see slotAt
+	names                    []*nameTable
+	namesGen                 uint32
+	comps                    map[string]*component
+	series                   map[seriesKey]*series
+	pend                     map[pendKey]*pending
+	unmapped                 map[unmappedKey]*unmappedStat
 
 	batch uint64
 	// scratch and out are process's buffers while it runs (from

@@ -62,6 +62,15 @@ func sharable(o *schema.Observation) bool {
 // absurd path) is returned private, resolved again at its next value.
 func (d *device) resolveShared(o *schema.Observation) *entry {
 	c := d.prof.oids
+	// A device that added its share of the cache (the bound each device
+	// had when it kept its own) resolves the rest without keeping them:
+	// one device answering endless OIDs (a table whose indexes never
+	// repeat, junk traps) cannot fill the cache of every device on its
+	// profile, nor empty it for them by filling it. An over-long path is
+	// resolved again each time too: the cache is bounded in bytes.
+	if len(o.Path) > maxCachedPath || d.sharedAdded >= maxCacheEntries || d.sharedBytes+len(o.Path) > maxCacheBytes {
+		return d.resolvePrivate(o)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e := c.entries[o.Path]; e != nil {
@@ -72,14 +81,6 @@ func (d *device) resolveShared(o *schema.Observation) *entry {
 	oc := *o
 	oc.Path = strings.Clone(o.Path)
 	e := d.resolveSNMP(&oc)
-	if len(oc.Path) > maxCachedPath {
-		// Resolved again each time rather than kept: the cache is
-		// bounded in bytes too.
-		if e.kind == entryUnmapped {
-			e.un = d.unmappedStat(e.label, ReasonNoMapping)
-		}
-		return e
-	}
 	users := max(c.users.Load(), 1)
 	if int64(len(c.entries)) >= maxCacheEntries*users || int64(c.bytes+len(oc.Path)) > maxCacheBytes*users {
 		c.reset()
@@ -89,6 +90,20 @@ func (d *device) resolveShared(o *schema.Observation) *entry {
 	c.next++
 	c.entries[oc.Path] = e
 	c.bytes += len(oc.Path)
+	d.sharedAdded++
+	d.sharedBytes += len(oc.Path)
+	return e
+}
+
+// resolvePrivate resolves o for this value only, keeping nothing in the
+// profile's cache: an over-long path, or a device over its share.
+func (d *device) resolvePrivate(o *schema.Observation) *entry {
+	oc := *o
+	oc.Path = strings.Clone(o.Path)
+	e := d.resolveSNMP(&oc)
+	if e.kind == entryUnmapped {
+		e.un = d.unmappedStat(e.label, ReasonNoMapping)
+	}
 	return e
 }
 
@@ -107,9 +122,13 @@ func (d *device) attach(c *oidCache) {
 		return
 	}
 	if c != d.oids {
+		if d.oids != nil {
+			d.oids.users.Add(-1)
+		}
 		c.users.Add(1)
 	}
 	d.oids, d.oidsGen = c, gen
+	d.sharedAdded, d.sharedBytes = 0, 0
 	d.clearBinds()
 }
 

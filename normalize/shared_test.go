@@ -133,3 +133,57 @@ func findDev(samples []schema.Sample, device, comp, metric string) (float64, boo
 	}
 	return 0, false
 }
+
+// TestSharedCacheShare: a device answering endless OIDs adds at most its
+// share to its profile's cache and resolves the rest without keeping
+// them, so the cache its neighbours use is neither filled nor emptied,
+// and every value of it is still counted.
+func TestSharedCacheShare(t *testing.T) {
+	n, c, _ := newTest(t, Config{})
+	quiet := func(k int) {
+		t.Helper()
+		if err := n.Observe(context.Background(), ifPoll("quiet", []int{1, 2}, k, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	quiet(0)
+	oc := n.device("quiet").prof.oids
+	gen := oc.gen.Load()
+
+	const batch = 10000
+	total := maxCacheEntries + 3*batch
+	for start := 0; start < total; start += batch {
+		b := make([]schema.Observation, 0, batch+1)
+		b = append(b, schema.Observation{Device: "noisy", Protocol: schema.ProtocolSNMP, Path: oidSysUpTime, Kind: schema.KindTimeTicks, Uint: 100, RecvTime: sec})
+		for i := start; i < start+batch; i++ {
+			b = append(b, schema.Observation{Device: "noisy", Protocol: schema.ProtocolSNMP, Path: fmt.Sprintf("1.3.6.1.4.1.99999.2.%d", i),
+				Kind: schema.KindGauge, Uint: 1, RecvTime: sec})
+		}
+		if err := n.Observe(context.Background(), b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n.device("noisy").prof.oids != oc {
+		t.Fatalf("noisy is not on quiet's profile")
+	}
+	if got := oc.gen.Load(); got != gen {
+		t.Fatalf("the shared cache was emptied %d times by one device", got-gen)
+	}
+	if got, max := len(oc.entries), maxCacheEntries+1+2*3; got > max {
+		t.Fatalf("shared entries %d, want at most noisy's share and quiet's (%d)", got, max)
+	}
+	var counted uint64
+	for _, u := range n.Unmapped() {
+		if u.Device == "noisy" && u.Reason == ReasonNoMapping {
+			counted += u.Count
+		}
+	}
+	if counted != uint64(total) {
+		t.Fatalf("noisy's unmapped values counted %d, want %d", counted, total)
+	}
+	c.samples = nil
+	quiet(1)
+	if v, ok := findDev(c.samples, "quiet", "if1", "interface.in.bps"); !ok || v != 800 {
+		t.Fatalf("quiet's rate after the flood: %v (found %v), want 800", v, ok)
+	}
+}
