@@ -337,13 +337,22 @@ func (n *Normalizer) Profiles() []string {
 	return out
 }
 
-// SNMPPlan tells the SNMP poller what to fetch from a device with this
-// sysObjectID and sysDescr: the matched profile's name, the scalar OIDs to
-// GET (with their ".0") and the table column OIDs to walk. The OIDs are
+// SNMPPlan tells the SNMP poller what to fetch from device with this
+// sysObjectID and sysDescr: the profile's name (the one the inventory or
+// the device's target forces, else the one they match), the scalar OIDs
+// to GET (with their ".0") and the table column OIDs to walk. The OIDs are
 // sorted numerically and include sysDescr, sysObjectID and sysUpTime.
-func (n *Normalizer) SNMPPlan(sysObjectID, sysDescr string) (profile string, scalars []string, columns []string) {
+func (n *Normalizer) SNMPPlan(device, sysObjectID, sysDescr string) (profile string, scalars []string, columns []string) {
 	set := n.set.Load()
-	c := set.matchSNMP(strings.TrimPrefix(sysObjectID, "."), sysDescr)
+	var c *compiled
+	if info, ok := n.cfg.Inventory[device]; ok && info.Profile != "" {
+		c = set.byName[info.Profile]
+	} else if p := n.forcedProfile(device); p != "" {
+		c = set.byName[p]
+	}
+	if c == nil {
+		c = set.matchSNMP(strings.TrimPrefix(sysObjectID, "."), sysDescr)
+	}
 	if c == nil {
 		c = set.byName[DefaultSNMPProfile]
 	}

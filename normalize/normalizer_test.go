@@ -425,18 +425,23 @@ func TestStateSurvivesRestart(t *testing.T) {
 }
 
 func TestSNMPPlan(t *testing.T) {
-	n, _, _ := newTest(t, Config{})
+	n, _, _ := newTest(t, Config{Inventory: map[string]DeviceInfo{"inv": {Profile: "nokia-sros"}}})
+	n.SetTargetProfiles(map[string]string{"forced": "nokia-sros", "inv": "generic"})
 	tests := []struct {
-		oid, descr, profile, scalar, column string
+		device, oid, descr, profile, scalar, column string
 	}{
-		{"1.3.6.1.4.1.6527.1.3.17", "TiMOS-C-23.10.R3", "nokia-sros", "1.3.6.1.4.1.6527.3.1.2.1.1.1.0", "1.3.6.1.4.1.6527.3.1.2.2.4.2.1.6"},
-		{".1.3.6.1.4.1.193.223.2.1", "MINI-LINK 6352", "ericsson-minilink", "1.3.6.1.4.1.2021.11.11.0", "1.3.6.1.4.1.193.223.2.7.1.1.1"},
-		{"1.3.6.1.4.1.637.61.1", "", "nokia-isam", "1.3.6.1.2.1.1.3.0", "1.3.6.1.4.1.637.61.1.9.29.1.1.4"},
-		{"1.3.6.1.4.1.9.1.1018", "Cisco IOS XR Software (Cisco ASR9K Series)", "cisco-iosxr", "1.3.6.1.2.1.1.3.0", "1.3.6.1.4.1.9.9.221.1.1.1.1.20"},
-		{"1.3.6.1.4.1.8072.3.2.10", "Linux box", "generic", "1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.31.1.1.1.6"},
+		// The profile a target or the inventory forces, not the matched one
+		// (the inventory's wins), so that the poller walks what it maps.
+		{"forced", "1.3.6.1.4.1.8072.3.2.10", "Linux box", "nokia-sros", "1.3.6.1.4.1.6527.3.1.2.1.1.1.0", "1.3.6.1.4.1.6527.3.1.2.2.4.2.1.6"},
+		{"inv", "1.3.6.1.4.1.8072.3.2.10", "Linux box", "nokia-sros", "1.3.6.1.4.1.6527.3.1.2.1.1.1.0", "1.3.6.1.4.1.6527.3.1.2.2.4.2.1.6"},
+		{"r1", "1.3.6.1.4.1.6527.1.3.17", "TiMOS-C-23.10.R3", "nokia-sros", "1.3.6.1.4.1.6527.3.1.2.1.1.1.0", "1.3.6.1.4.1.6527.3.1.2.2.4.2.1.6"},
+		{"r1", ".1.3.6.1.4.1.193.223.2.1", "MINI-LINK 6352", "ericsson-minilink", "1.3.6.1.4.1.2021.11.11.0", "1.3.6.1.4.1.193.223.2.7.1.1.1"},
+		{"r1", "1.3.6.1.4.1.637.61.1", "", "nokia-isam", "1.3.6.1.2.1.1.3.0", "1.3.6.1.4.1.637.61.1.9.29.1.1.4"},
+		{"r1", "1.3.6.1.4.1.9.1.1018", "Cisco IOS XR Software (Cisco ASR9K Series)", "cisco-iosxr", "1.3.6.1.2.1.1.3.0", "1.3.6.1.4.1.9.9.221.1.1.1.1.20"},
+		{"r1", "1.3.6.1.4.1.8072.3.2.10", "Linux box", "generic", "1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.31.1.1.1.6"},
 	}
 	for _, tc := range tests {
-		p, scalars, cols := n.SNMPPlan(tc.oid, tc.descr)
+		p, scalars, cols := n.SNMPPlan(tc.device, tc.oid, tc.descr)
 		if p != tc.profile {
 			t.Fatalf("SNMPPlan(%s) profile %q, want %q", tc.oid, p, tc.profile)
 		}

@@ -411,7 +411,7 @@ func (b *pollBuf) truncate(n int) {
 }
 
 func (d *device) newPlan(oid, descr string) *plan {
-	profile, scalars, columns := d.p.planner.SNMPPlan(oid, descr)
+	profile, scalars, columns := d.p.planner.SNMPPlan(d.t.name, oid, descr)
 	pl := &plan{sysObjectID: oid, sysDescr: descr, profile: profile}
 	seen := map[string]bool{oidSysDescr: true, oidSysObjectID: true, oidSysUpTime: true}
 	for _, s := range scalars {

@@ -32,15 +32,15 @@ import (
 // Planner chooses what to poll on an identified device. The normalizer
 // implements it with its vendor profiles.
 //
-// SNMPPlan receives sysObjectID.0 (dotted, no leading dot) and sysDescr.0
-// and returns the profile's name, the scalar OIDs to GET (with instance,
+// SNMPPlan receives the device's name, its sysObjectID.0 (dotted, no
+// leading dot) and sysDescr.0 and returns the profile's name, the scalar OIDs to GET (with instance,
 // e.g. "1.3.6.1.4.1.6527.3.1.2.1.1.1.0") and the table column OIDs to walk
 // (without index, e.g. "1.3.6.1.2.1.31.1.1.1.6"). It must be safe for
 // concurrent use and must not block; the poller calls it once per device
 // and again when the device's identity changes. The poller does not retain
 // or modify the returned slices' contents beyond the call.
 type Planner interface {
-	SNMPPlan(sysObjectID, sysDescr string) (profile string, scalars []string, columns []string)
+	SNMPPlan(device, sysObjectID, sysDescr string) (profile string, scalars []string, columns []string)
 }
 
 // StaticPlan is a Planner that gives every device the same plan: for
@@ -52,7 +52,7 @@ type StaticPlan struct {
 }
 
 // SNMPPlan returns the static plan.
-func (s StaticPlan) SNMPPlan(string, string) (string, []string, []string) {
+func (s StaticPlan) SNMPPlan(string, string, string) (string, []string, []string) {
 	return s.Profile, s.Scalars, s.Columns
 }
 

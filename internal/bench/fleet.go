@@ -437,7 +437,7 @@ func RunFleet(ctx context.Context, o FleetOptions) (rep *FleetReport, err error)
 		if err != nil {
 			return rep, err
 		}
-		_, scalars, columns := n.SNMPPlan(snmpagent.SyntheticSysObjectID, "netfeat bench simulated router")
+		_, scalars, columns := n.SNMPPlan("", snmpagent.SyntheticSysObjectID, "netfeat bench simulated router")
 		for i := range sites {
 			d := filepath.Join(dir, "sim-"+sites[i])
 			if err := os.MkdirAll(d, 0o755); err != nil {

@@ -396,7 +396,7 @@ func runCollectors(ctx context.Context, o Options, dir string, rep *Report) (err
 		if err != nil {
 			return err
 		}
-		_, tsetup.scalars, tsetup.columns = n.SNMPPlan(snmpagent.SyntheticSysObjectID, "netfeat bench simulated router")
+		_, tsetup.scalars, tsetup.columns = n.SNMPPlan("", snmpagent.SyntheticSysObjectID, "netfeat bench simulated router")
 		sims, err := startSNMPSims(ctx, o.Binary, dir, o.SimCPUs, o.Devices, o.Interfaces, tsetup.scalars, tsetup.columns)
 		if err != nil {
 			return err

@@ -280,7 +280,7 @@ type reader func(out []schema.Observation, at time.Time) ([]schema.Observation, 
 func newReader(d Device, start time.Time, svc *service.Service) (reader, error) {
 	switch {
 	case d.SNMP != nil:
-		_, scalars, columns := svc.Normalizer().SNMPPlan(d.SNMP.SysObjectID(), d.SNMP.SysDescr())
+		_, scalars, columns := svc.Normalizer().SNMPPlan(d.Name, d.SNMP.SysObjectID(), d.SNMP.SysDescr())
 		dev := d.SNMP
 		return func(out []schema.Observation, at time.Time) ([]schema.Observation, error) {
 			pdus, err := dev.Read(scalars, columns, at)
