@@ -227,14 +227,13 @@ func TestHubTablesOnce(t *testing.T) {
 	if got := testutil.ToFloat64(sink.skipped.WithLabelValues("devices", "older_state")); got != 2 {
 		t.Errorf("older device states counted %v, want 2", got)
 	}
-	// lyon-r1's state read at the end of retention outlives its data.
+	// Retention removes rows, ids and devices as they age; lyon-r1's
+	// state read at the end of retention outlives its data.
+	sink.now = func() time.Time { return now.Add(cfg.Retention + 3*time.Second) }
 	fresh := devState("lyon-r1", "up", now.Add(cfg.Retention))
 	if err := sink.DeviceState(ctx, fleet.Meta{Site: "lyon", Kind: fleet.KindDevices, ID: fleet.DeviceStateID("lyon", fresh)}, fresh); err != nil {
 		t.Fatal(err)
 	}
-
-	// Retention removes rows, ids and devices as they age.
-	sink.now = func() time.Time { return now.Add(cfg.Retention + 3*time.Second) }
 	sink.expire()
 	if got := queryText(t, eng, "SELECT (SELECT count(*) FROM decisions) + (SELECT count(*) FROM if_2s) + (SELECT count(*) FROM actions) + (SELECT count(*) FROM series) + (SELECT count(*) FROM latest_if_2s)"); got != "0" {
 		t.Errorf("rows after retention: %s", got)
@@ -314,7 +313,8 @@ func TestEdgeForwarderNeverWaits(t *testing.T) {
 // collectors' device states at each check: every state at first, then only
 // changes (a new state or error; not last_success or the counters), every
 // state again as a heartbeat, a removed device once, nothing of devices
-// another node owns; a state the full queue dropped goes at the next check.
+// another node owns, even one this node reported before; a state the full
+// queue dropped goes at the next check.
 func TestEdgeForwarderDeviceStates(t *testing.T) {
 	cfg := DefaultFleetConfig().Edge
 	cfg.Queue = 3
@@ -352,7 +352,10 @@ func TestEdgeForwarderDeviceStates(t *testing.T) {
 		{func() { states[0].LastError = "no route to host" }, false, "r1 down false"},
 		{nil, true, "r1 down true; r2 up true"},
 		{func() { states = states[1:] }, false, "r1 removed false"},
-		{nil, false, ""},
+		// r2 handed to another node of the site: its state is that node's
+		// to report, and this one says nothing (not "removed").
+		{func() { states[0].State = "not_owned" }, false, ""},
+		{nil, true, ""},
 	} {
 		if step.change != nil {
 			step.change()
@@ -587,6 +590,56 @@ func TestHubRewindAfterClusterRestart(t *testing.T) {
 	for _, name := range []string{"NETFEAT_WINDOWS_paris", "NETFEAT_SAMPLES_lyon"} {
 		if _, err := js.Consumer(ctx, name, cfg.Consumer); !errors.Is(err, jetstream.ErrConsumerNotFound) {
 			t.Errorf("%s: the hub's consumer is still there (%v)", name, err)
+		}
+	}
+}
+
+// TestHubFutureStamps: a device state or a window stamped far ahead of
+// the hub's clock (an edge clock that jumped) does not become the newest,
+// so the correctly stamped ones after it still show.
+func TestHubFutureStamps(t *testing.T) {
+	view := schema.FeatureView{Name: "if_2s", Entity: schema.EntityComponent, Metrics: []string{"interface.in.bps"},
+		Aggregations: []schema.Aggregation{"mean"}, Windows: []time.Duration{2 * time.Second}, Hop: 2 * time.Second}
+	cfg := DefaultFleetConfig().Hub
+	sink := newHubSink(cfg, []schema.FeatureView{view}, prometheus.NewRegistry())
+	defer sink.close()
+	ctx := context.Background()
+	now := time.Now()
+	names := view.FeatureNames()
+	for _, at := range []struct {
+		ts    time.Time
+		state string
+	}{{now.Add(time.Hour), "down"}, {now, "up"}} {
+		d := &fleet.DeviceState{TS: at.ts.UnixNano(), DeviceState: schema.DeviceState{Device: "r1", State: at.state}}
+		if err := sink.DeviceState(ctx, fleet.Meta{Site: "paris", Kind: fleet.KindDevices, ID: fleet.DeviceStateID("paris", d)}, d); err != nil {
+			t.Fatal(err)
+		}
+		row := &schema.FeatureRow{View: view.Name, Entity: schema.Entity{Device: "r1", Component: "e0"},
+			WindowStart: at.ts.Add(-2 * time.Second).UnixNano(), WindowEnd: at.ts.UnixNano(), Names: names, Values: []float64{float64(at.ts.Sub(now) / time.Second)}}
+		if err := sink.Window(ctx, fleet.Meta{Site: "paris", Kind: fleet.KindWindows, ID: fleet.WindowID("paris", row)}, row); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eng, err := query.New(query.Sources(sink, query.Catalog(schema.Catalog)), query.DefaultOptions(), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := eng.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = eng.Stop(ctx) }()
+	for sql, want := range map[string]string{
+		"SELECT device, state FROM devices":                             "r1 up",
+		"SELECT component, interface_in_bps__mean_2s FROM latest_if_2s": "e0 0",
+		"SELECT count(*) FROM if_2s":                                    "2",
+	} {
+		if got := queryText(t, eng, sql); got != want {
+			t.Errorf("%s:\n got %s\nwant %s", sql, got, want)
+		}
+	}
+	for kind, reason := range map[string]string{"devices": "future", "windows": "future_latest"} {
+		if got := testutil.ToFloat64(sink.skipped.WithLabelValues(kind, reason)); got != 1 {
+			t.Errorf("skipped %s/%s = %v, want 1", kind, reason, got)
 		}
 	}
 }

@@ -259,6 +259,10 @@ func (f *edgeForwarder) checkDevices(now time.Time, beat bool, sent map[string]d
 	current := make(map[string]struct{}, len(sent))
 	for _, st := range f.states() {
 		if st.State == snmp.StateNotOwned || st.State == gnmi.StateNotOwned {
+			// Another node of the site polls it and reports it: left
+			// out, and forgotten here without a word (a "removed" from
+			// this node could land after the new owner's first state).
+			delete(sent, st.Device)
 			continue
 		}
 		current[st.Device] = struct{}{}

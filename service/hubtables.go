@@ -175,6 +175,10 @@ type hubSink struct {
 	dups, skipped *prometheus.CounterVec
 }
 
+// maxFutureSkew is how far ahead of the hub's clock an edge may stamp a
+// device state or a window and still have it taken as the newest.
+const maxFutureSkew = 5 * time.Minute
+
 // hubDeviceKey names a device of a site.
 type hubDeviceKey struct{ site, device string }
 
@@ -217,7 +221,7 @@ func newHubSink(cfg FleetHubConfig, views []schema.FeatureView, reg prometheus.R
 		}, []string{"kind"}),
 		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "netfeat_fleet_hub_skipped_total",
-			Help: "Items the fleet tables did not take, by kind and reason (expired: older than retention; unknown_view: a view the hub's configuration lacks; series_limit: a new series beyond fleet.hub.max_rows series, left out of `series` only; older_state: a device state older than the one `devices` holds).",
+			Help: "Items the fleet tables did not take, by kind and reason (expired: older than retention; unknown_view: a view the hub's configuration lacks; series_limit, latest_limit: a new series or entity beyond fleet.hub.max_rows, left out of `series` or latest_<view> only; future, future_latest: stamped more than 5 minutes ahead of the hub's clock, a device state refused, a window left out of latest_<view> only; older_state: a device state older than the one `devices` holds).",
 		}, []string{"kind", "reason"}),
 	}
 	if reg != nil {
@@ -309,8 +313,17 @@ func (s *hubSink) Window(_ context.Context, m fleet.Meta, row *schema.FeatureRow
 	t.add(s.maxRows, hubRow{site: m.Site, ts: row.WindowEnd, v: &r})
 	s.mu.Lock()
 	k := hubEntityKey{m.Site, row.Device, row.Component}
-	if old := s.latest[row.View][k]; old == nil || old.WindowEnd <= r.WindowEnd {
-		s.latest[row.View][k] = &r
+	latest := s.latest[row.View]
+	switch old, ok := latest[k]; {
+	case r.WindowEnd > s.now().Add(maxFutureSkew).UnixNano():
+		// Kept in the view's table, but not as the entity's latest: a
+		// window from an edge clock that jumped ahead would hide every
+		// later one until it aged out.
+		s.skipped.WithLabelValues(string(m.Kind), "future_latest").Inc()
+	case !ok && len(latest) >= s.maxRows:
+		s.skipped.WithLabelValues(string(m.Kind), "latest_limit").Inc()
+	case !ok || old.WindowEnd <= r.WindowEnd:
+		latest[k] = &r
 	}
 	s.mu.Unlock()
 	return nil
@@ -402,8 +415,15 @@ func (s *hubSink) Samples(_ context.Context, m fleet.Meta, batch []schema.Sample
 // repeat cannot count twice, so no id is kept beyond the held state's: a
 // heartbeat a minute of every device would otherwise fill the id table.
 func (s *hubSink) DeviceState(_ context.Context, m fleet.Meta, st *fleet.DeviceState) error {
-	if st.TS < s.now().Add(-s.retention).UnixNano() {
+	now := s.now()
+	if st.TS < now.Add(-s.retention).UnixNano() {
 		s.skipped.WithLabelValues(string(m.Kind), "expired").Inc()
+		return nil
+	}
+	if st.TS > now.Add(maxFutureSkew).UnixNano() {
+		// An edge clock that jumped ahead: held, such a state would
+		// refuse every correctly stamped one after it as older.
+		s.skipped.WithLabelValues(string(m.Kind), "future").Inc()
 		return nil
 	}
 	s.mu.Lock()
