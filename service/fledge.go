@@ -32,6 +32,7 @@ type federatedEdge struct {
 	trainer federated.Trainer
 
 	skips    *prometheus.CounterVec
+	badRows  prometheus.Counter
 	rows     prometheus.Gauge
 	installs *prometheus.CounterVec
 
@@ -56,6 +57,10 @@ func (s *Service) buildFederatedEdge() error {
 			Name: "netfeat_fl_edge_skips_total",
 			Help: "Federated rounds the edge sat out before sending anything, by reason (too_few: fewer labelled windows than federated.min_rows; features: the labels model does not read the federated features).",
 		}, []string{"reason"}),
+		badRows: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "netfeat_fl_edge_rows_refused_total",
+			Help: "Labelled windows left out of a federated round because the feature space refused one of their values (an infinite or out-of-range feature).",
+		}),
 		rows: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "netfeat_fl_edge_labelled_rows", Help: "Labelled windows the edge found for the last federated round it prepared.",
 		}),
@@ -65,7 +70,7 @@ func (s *Service) buildFederatedEdge() error {
 		}, []string{"result"}),
 		pending: make(chan federated.Global, 1),
 	}
-	if err := register(s.reg, e.skips, e.rows, e.installs); err != nil {
+	if err := register(s.reg, e.skips, e.badRows, e.rows, e.installs); err != nil {
 		return err
 	}
 	e.trainer = &edgeTrainer{e: e}
@@ -238,13 +243,28 @@ func (t *edgeTrainer) Prepare(ctx context.Context, round uint64) error {
 	}
 	ds := &learning.Dataset{Names: names}
 	var z []float64
+	bad := 0
 	for i := range raw.Len() {
-		if z, err = cfg.Features.Apply(z[:0], raw.Row(i)); err != nil {
-			return fmt.Errorf("labelled window %d: %w", i, err)
+		z, err = cfg.Features.Apply(z[:0], raw.Row(i))
+		if err == nil {
+			err = ds.Add(z, raw.Y[i])
 		}
-		if err := ds.Add(z, raw.Y[i]); err != nil {
-			return fmt.Errorf("labelled window %d: %w", i, err)
+		if err != nil {
+			// One window the feature space refuses (an infinite rate)
+			// is left out, not the edge out of every round while it
+			// stays among the labelled windows.
+			if bad == 0 {
+				t.e.log.Warn("federated: a labelled window left out of the round", "round", round, "window", i, "err", err)
+			}
+			bad++
+			continue
 		}
+	}
+	t.e.badRows.Add(float64(bad))
+	if ds.Len() < cfg.MinRows {
+		t.e.skips.WithLabelValues("too_few").Inc()
+		return fmt.Errorf("%d usable windows of model %s labelled by feedback (%d left out), federated.min_rows is %d: %w",
+			ds.Len(), cfg.Labels, bad, cfg.MinRows, federated.ErrSkipRound)
 	}
 	ft, err := learning.NewFederatedTrainer(ds, cfg.Train)
 	if err != nil {
