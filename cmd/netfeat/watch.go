@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -49,9 +50,8 @@ Stops on Ctrl-C.`,
 				}
 			}
 			opts := []nats.Option{nats.Name("netfeat watch"), nats.MaxReconnects(-1), nats.ReconnectWait(time.Second),
-				// A server not up yet (watch started first, or the
-				// service restarting) is waited for, not an error.
-				nats.RetryOnFailedConnect(true),
+				// Called once, at the first connection (at once, or
+				// after waiting for a server below).
 				nats.ConnectHandler(func(nc *nats.Conn) {
 					say("connected to NATS at %s; watching %s\n", nc.ConnectedUrlRedacted(), o.Subject())
 				}),
@@ -74,11 +74,15 @@ Stops on Ctrl-C.`,
 				opts = append(opts, nats.UserCredentials(creds))
 			}
 			nc, err := nats.Connect(url, opts...)
+			if errors.Is(err, nats.ErrNoServers) {
+				// No server up yet (watch started first, or the service
+				// restarting): wait for one. Any other failure (refused
+				// credentials, a TLS error) is the user's to fix.
+				say("no NATS server answers at %s yet; trying every %v (Ctrl-C to stop)\n", url, time.Second)
+				nc, err = nats.Connect(url, append(opts, nats.RetryOnFailedConnect(true))...)
+			}
 			if err != nil {
 				return fmt.Errorf("connect to NATS at %s: %w", url, err)
-			}
-			if !nc.IsConnected() {
-				say("no NATS server answers at %s yet; trying every %v (Ctrl-C to stop)\n", url, time.Second)
 			}
 			defer nc.Close()
 			defer func() { // before Close: its disconnect is not news
@@ -86,9 +90,6 @@ Stops on Ctrl-C.`,
 				ended = true
 				sayMu.Unlock()
 			}()
-			if !o.JSON && nc.IsConnected() {
-				fmt.Fprintf(cmd.ErrOrStderr(), "watching %s on %s\n", o.Subject(), nc.ConnectedUrlRedacted())
-			}
 			return watch.Run(cmd.Context(), nc, o, cmd.OutOrStdout())
 		},
 	}

@@ -120,3 +120,21 @@ func TestWatchWaitsForServer(t *testing.T) {
 	default:
 	}
 }
+
+// TestWatchAuthRefused: a server that refuses watch's credentials ends it
+// with the server's reason, rather than waiting as for a server not up.
+func TestWatchAuthRefused(t *testing.T) {
+	srv := testkit.StartNATS(t, server.Options{Username: "ops", Password: "secret"})
+	var out, errOut testkit.SyncBuffer
+	root := newRootCmd()
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs([]string{"watch", "--nats", srv.ClientURL()})
+	err := root.ExecuteContext(t.Context())
+	if err == nil || !strings.Contains(strings.ToLower(err.Error()), "authorization") {
+		t.Fatalf("watch: %v, want the authorization error", err)
+	}
+	if strings.Contains(errOut.String(), "no NATS server answers") {
+		t.Errorf("watch said it waits for a server that answered:\n%s", errOut.String())
+	}
+}
