@@ -178,6 +178,17 @@ func (s *Service) serveLearning(w http.ResponseWriter, r *http.Request) {
 // labelled by operator feedback (Runtime.LabelledWindows).
 type runtimeRegistry struct{ rt *inference.Runtime }
 
+// LearningRegistry returns rt as the retraining loop sees it: its
+// registry (learning.Registry) and its feedback-labelled windows
+// (learning.Source), for a loop built outside the service (the twin
+// gate's tests).
+func LearningRegistry(rt *inference.Runtime) interface {
+	learning.Registry
+	learning.Source
+} {
+	return runtimeRegistry{rt}
+}
+
 func (a runtimeRegistry) Features(model string) ([]string, error) {
 	names, _, err := a.rt.ModelFeatures(model)
 	return names, err

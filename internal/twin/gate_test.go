@@ -46,33 +46,6 @@ learning:
 
 const utilFeature = "interface_out_utilization__mean_1m"
 
-// runtimeRegistry adapts a real inference runtime to learning.Registry, as
-// the service does.
-type runtimeRegistry struct{ rt *inference.Runtime }
-
-func (a runtimeRegistry) Features(model string) ([]string, error) {
-	names, _, err := a.rt.ModelFeatures(model)
-	return names, err
-}
-func (a runtimeRegistry) Upload(ctx context.Context, model string, file []byte) (string, error) {
-	vi, err := a.rt.InstallVersion(ctx, model, "", file, "retrained")
-	return vi.Version, err
-}
-func (a runtimeRegistry) Shadow(ctx context.Context, model, version string) error {
-	return a.rt.SetShadow(ctx, model, version)
-}
-func (a runtimeRegistry) Promote(ctx context.Context, model, version string) error {
-	return a.rt.Promote(ctx, model, version)
-}
-func (a runtimeRegistry) Live(ctx context.Context, model string) (string, error) {
-	return a.rt.LiveVersion(ctx, model)
-}
-func (a runtimeRegistry) Scorer(ctx context.Context, model, version string, names []string) (learning.Scorer, error) {
-	f, err := a.rt.VersionScorer(ctx, model, version, names)
-	return learning.Scorer(f), err
-}
-func (a runtimeRegistry) Threshold(model string) (float64, error) { return a.rt.Threshold(model) }
-
 // utilSource labels windows of random utilisation with label(util).
 type utilSource struct{ label func(util float64) bool }
 
@@ -172,7 +145,7 @@ func TestLoopTwinGate(t *testing.T) {
 			tg := &Gate{Config: cfg, Models: rt, Source: "a synthetic router",
 				Devices: func(start time.Time) ([]Device, error) { return []Device{synthDevice(t, start, 4)}, nil },
 				Twin:    learning.TwinGateConfig{Scenarios: "testdata", Duration: 3 * time.Minute, Speed: 0}, Metric: learning.MetricF1}
-			reg := runtimeRegistry{rt}
+			reg := service.LearningRegistry(rt)
 			loop, err := learning.NewLoop(cfg.Learning, []string{"busy"}, reg, utilSource{tc.label},
 				learning.AllGates{cfg.Learning.Gate.Holdout(), tg}, nil, nil)
 			if err != nil {
