@@ -23,11 +23,22 @@ const memExt = ".mem"
 
 // RemoveTornMemtables removes the empty memtable files of the Badger
 // directory dir and returns their names. A missing dir is not an error.
+// It holds Badger's own directory lock while it looks: a directory a
+// running Badger holds is left alone (its newest memtable may be empty
+// for a moment), and badger.Open then refuses it with its own error.
 func RemoveTornMemtables(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
+	unlock, held, err := lockDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
+	if err != nil {
+		return nil, fmt.Errorf("badger directory %s: %w", dir, err)
+	}
+	if held {
+		return nil, nil
+	}
+	defer unlock()
+	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("badger directory %s: %w", dir, err)
 	}

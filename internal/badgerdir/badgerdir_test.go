@@ -79,3 +79,26 @@ func TestRemoveTornMemtables(t *testing.T) {
 		t.Errorf("missing directory: %q, %v", removed, err)
 	}
 }
+
+// TestRemoveTornMemtablesLeavesARunningBadger: a directory a running
+// Badger holds is left alone, even with an empty memtable file in it (the
+// one Badger is creating at that moment).
+func TestRemoveTornMemtablesLeavesARunningBadger(t *testing.T) {
+	dir := t.TempDir()
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil).WithMemTableSize(4 << 20).WithValueThreshold(1 << 10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	empty := filepath.Join(dir, "00099.mem")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	removed, err := RemoveTornMemtables(dir)
+	if err != nil || removed != nil {
+		t.Fatalf("RemoveTornMemtables on a held directory: %q, %v", removed, err)
+	}
+	if _, err := os.Stat(empty); err != nil {
+		t.Fatalf("the running Badger's empty memtable was removed: %v", err)
+	}
+}
