@@ -162,6 +162,40 @@ func (r *Runtime) PromoteGated(ctx context.Context, model, version string, g Gat
 	})
 }
 
+// RemoveVersion deletes a version of model from the registry, its record
+// and its file. The live and shadow versions and the rollback target (the
+// last of History, the live version's fallback) are refused
+// (ErrVersionInUse); an older entry of History is dropped from it.
+func (r *Runtime) RemoveVersion(ctx context.Context, model, version string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if _, err := r.modelSlot(model); err != nil {
+		return err
+	}
+	r.regM.Lock()
+	defer r.regM.Unlock()
+	st, err := r.reg.state(model)
+	if err != nil {
+		return err
+	}
+	if version == st.Live || version == st.Shadow || (len(st.History) > 0 && st.History[len(st.History)-1] == version) {
+		return fmt.Errorf("%s %s: %w (live %q, shadow %q, rollback target %v)", model, version, ErrVersionInUse, st.Live, st.Shadow, st.History)
+	}
+	vi, err := r.reg.version(model, version)
+	if err != nil {
+		return err
+	}
+	if slices.Contains(st.History, version) || st.Failed[version] != "" {
+		st.History = slices.DeleteFunc(slices.Clone(st.History), func(v string) bool { return v == version })
+		delete(st.Failed, version)
+		if err := r.reg.setState(model, st); err != nil {
+			return err
+		}
+	}
+	return r.reg.remove(vi)
+}
+
 // Rollback makes the previous live version live again.
 func (r *Runtime) Rollback(ctx context.Context, model string) error {
 	return r.change(ctx, model, OpRollback, func(st modelState, _ []VersionInfo) (modelState, error) {

@@ -3,6 +3,8 @@ package inference
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -106,5 +108,63 @@ func TestVersionArtifactInstall(t *testing.T) {
 	}
 	if _, _, err := r.VersionArtifact(ctx, "out_util_high", "v1"); !errors.Is(err, ErrRuleNotVersioned) {
 		t.Errorf("VersionArtifact of a rule: %v, want ErrRuleNotVersioned", err)
+	}
+}
+
+// TestRemoveVersion: a version neither live, shadow nor the rollback
+// target is removed with its file and leaves the rollback history; the
+// others are refused and stay.
+func TestRemoveVersion(t *testing.T) {
+	ctx := context.Background()
+	r := newRuntime(t, testConfig(), nil, t.TempDir())
+	for i, v := range []string{"h1", "h2", "h3", "h4"} {
+		if _, err := r.InstallVersion(ctx, "congestion", v, variant(t, 2+i, -1), "hub"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, v := range []string{"h1", "h2", "h3"} { // live h3, history [v1 h1 h2]
+		if err := r.Promote(ctx, "congestion", v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := r.SetShadow(ctx, "congestion", "h4"); err != nil {
+		t.Fatal(err)
+	}
+	h1, _, err := r.VersionArtifact(ctx, "congestion", "h1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		version string
+		want    error
+	}{
+		{"h3", ErrVersionInUse}, // live
+		{"h4", ErrVersionInUse}, // shadow
+		{"h2", ErrVersionInUse}, // rollback target
+		{"h1", nil},
+		{"h1", ErrUnknownVersion},
+	}
+	for _, tc := range tests {
+		if err := r.RemoveVersion(ctx, "congestion", tc.version); !errors.Is(err, tc.want) {
+			t.Errorf("RemoveVersion(%s): %v, want %v", tc.version, err, tc.want)
+		}
+	}
+	mi, err := r.Model(ctx, "congestion")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, v := range mi.Versions {
+		names = append(names, v.Version)
+	}
+	if slices.Contains(names, "h1") || !slices.Contains(names, "h2") || mi.Live != "h3" || mi.Shadow != "h4" ||
+		slices.Contains(mi.History, "h1") || len(mi.History) == 0 || mi.History[len(mi.History)-1] != "h2" {
+		t.Errorf("after removing h1: versions %v, live %s, shadow %s, history %v", names, mi.Live, mi.Shadow, mi.History)
+	}
+	if _, err := os.Stat(filepath.Join(r.dir, h1.Path)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("h1's file is still there: %v", err)
+	}
+	if err := r.Rollback(ctx, "congestion"); err != nil {
+		t.Fatalf("rollback after the removal: %v", err)
 	}
 }

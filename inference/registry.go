@@ -33,6 +33,9 @@ var (
 	ErrUnknownVersion = errors.New("unknown version")
 	// ErrVersionExists: a version of that name exists with other content.
 	ErrVersionExists = errors.New("version already exists")
+	// ErrVersionInUse: the version is live, shadow or the rollback
+	// target, and cannot be removed.
+	ErrVersionInUse = errors.New("version in use")
 	// ErrNoPrevious: there is nothing to roll back to.
 	ErrNoPrevious = errors.New("no previous version")
 	// ErrNoShadow: promote without a version needs a shadow version.
@@ -285,6 +288,17 @@ func (r *registry) add(model string, kind Kind, version string, artifact []byte,
 		return VersionInfo{}, fmt.Errorf("record %s %s: %w", model, version, err)
 	}
 	return vi, nil
+}
+
+// remove deletes a version's record, then its file.
+func (r *registry) remove(vi VersionInfo) error {
+	if err := r.db.Update(func(txn *badger.Txn) error { return txn.Delete(versionKey(vi.Model, vi.Version)) }); err != nil {
+		return fmt.Errorf("remove %s %s: %w", vi.Model, vi.Version, err)
+	}
+	if err := os.Remove(filepath.Join(r.dir, vi.Path)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove the artifact of %s %s: %w", vi.Model, vi.Version, err)
+	}
+	return nil
 }
 
 // findBySHA returns the version with the given content, if any.

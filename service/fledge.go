@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -155,7 +156,38 @@ func (e *federatedEdge) installLoop(ctx context.Context) {
 
 // FederatedVersion is the registry version an edge gives the global of
 // version v: "fl-<v>".
-func FederatedVersion(v uint64) string { return fmt.Sprintf("fl-%d", v) }
+func FederatedVersion(v uint64) string { return fmt.Sprintf("%s%d", federatedVersionPrefix, v) }
+
+// federatedVersionPrefix begins the name of every federated version.
+const federatedVersionPrefix = "fl-"
+
+// keepFederatedVersions is how many federated versions (fl-<round>) of
+// the model an edge keeps besides its live, shadow and rollback ones: a
+// round an hour would otherwise add 8,760 files a year.
+const keepFederatedVersions = 10
+
+// prune removes the model's federated versions beyond the newest
+// keepFederatedVersions, but never the live, shadow or rollback version
+// (RemoveVersion refuses them). Other versions (uploaded, retrained) are
+// not touched.
+func (e *federatedEdge) prune(ctx context.Context, model string) {
+	mi, err := e.rt.Model(ctx, model)
+	if err != nil {
+		e.log.Warn("federated: old versions not pruned", "model", model, "err", err)
+		return
+	}
+	var fl []string
+	for _, v := range mi.Versions { // oldest first
+		if strings.HasPrefix(v.Version, federatedVersionPrefix) {
+			fl = append(fl, v.Version)
+		}
+	}
+	for _, v := range fl[:max(0, len(fl)-keepFederatedVersions)] {
+		if err := e.rt.RemoveVersion(ctx, model, v); err != nil && !errors.Is(err, inference.ErrVersionInUse) {
+			e.log.Warn("federated: old version not pruned", "model", model, "version", v, "err", err)
+		}
+	}
+}
 
 // install makes global g a version of the edge's model federated.model,
 // the shadow or the live one as federated.install says. Version 0 (the
@@ -196,6 +228,7 @@ func (e *federatedEdge) install(ctx context.Context, g federated.Global) error {
 		return err
 	}
 	e.installs.WithLabelValues("installed").Inc()
+	e.prune(ctx, model)
 	e.log.Info("federated: new global model installed", "model", model, "version", version, "as", e.cfg.Install,
 		"edges", g.Edges, "samples", g.Samples)
 	return nil

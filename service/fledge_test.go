@@ -253,4 +253,29 @@ func TestFederatedEdges(t *testing.T) {
 			t.Errorf("brest: no log of the refused global (%q)", w)
 		}
 	}
+
+	// Rounds go on: the edge keeps its newest keepFederatedVersions
+	// federated versions (and any in use), not one per round.
+	const more = keepFederatedVersions + 3
+	for i := range uint64(more) {
+		brest.svc.flEdge.offer(federated.Global{Model: "fl", Version: st.Version + 2 + i, Weights: federated.Floats{1, float64(i)}, Edges: 3, Samples: 60})
+		testkit.Eventually(t, fmt.Sprintf("round %d installed", st.Version+2+i), func() bool {
+			return testutil.ToFloat64(brest.svc.flEdge.installs.WithLabelValues("installed")) == float64(2+i)
+		})
+	}
+	mi, err := rt.Model(ctx, "fl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fl []string
+	for _, v := range mi.Versions {
+		if strings.HasPrefix(v.Version, "fl-") {
+			fl = append(fl, v.Version)
+		}
+	}
+	newest := FederatedVersion(st.Version + 1 + more)
+	if len(fl) > keepFederatedVersions+2 || !slices.Contains(fl, newest) || slices.Contains(fl, FederatedVersion(st.Version+2)) {
+		t.Errorf("federated versions kept after %d more rounds: %v (live %s, shadow %s, history %v); want at most %d and %s",
+			more, fl, mi.Live, mi.Shadow, mi.History, keepFederatedVersions+2, newest)
+	}
 }
