@@ -269,21 +269,7 @@ func FederatedParticipantComponent(cfg federated.Config, site string, conn func(
 	if err := cfg.WithDefaults().Validate("federated"); err != nil {
 		return nil, err
 	}
-	var p *federated.Participant
-	return ComponentFuncs{
-		ComponentName: "federated",
-		StartFunc: func(ctx context.Context) error {
-			var err error
-			if p, err = federated.NewParticipant(cfg, site, conn(), t, reg, log); err != nil {
-				return err
-			}
-			return p.Start(ctx)
-		},
-		StopFunc: func(ctx context.Context) error {
-			if p == nil {
-				return nil
-			}
-			return p.Stop(ctx)
-		},
-	}, nil
+	return builtOnStart("federated", func() (*federated.Participant, error) {
+		return federated.NewParticipant(cfg, site, conn(), t, reg, log)
+	}), nil
 }

@@ -31,6 +31,40 @@ type ReadyChecker interface {
 	Ready() error
 }
 
+// startStopper is a part a component builds when it starts.
+type startStopper interface {
+	Start(ctx context.Context) error
+	Stop(ctx context.Context) error
+}
+
+// builtOnStart returns the component name that builds its part with build
+// when it starts (what the part needs, such as the NATS component's
+// connection, exists only then) and starts it; it stops the part if one
+// was built.
+func builtOnStart[T startStopper](name string, build func() (T, error)) Component {
+	var (
+		part  T
+		built bool
+	)
+	return ComponentFuncs{
+		ComponentName: name,
+		StartFunc: func(ctx context.Context) error {
+			p, err := build()
+			if err != nil {
+				return err
+			}
+			part, built = p, true
+			return part.Start(ctx)
+		},
+		StopFunc: func(ctx context.Context) error {
+			if !built {
+				return nil
+			}
+			return part.Stop(ctx)
+		},
+	}
+}
+
 // ComponentFuncs builds a Component from functions; nil functions do
 // nothing.
 type ComponentFuncs struct {

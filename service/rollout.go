@@ -7,7 +7,6 @@ package service
 // the inference component, whose registry they read or install into.
 
 import (
-	"context"
 	"log/slog"
 
 	"github.com/nats-io/nats.go"
@@ -26,23 +25,9 @@ func ModelPublisherComponent(cfg fleet.ModelRolloutConfig, conn func() *nats.Con
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	var p *fleet.ModelPublisher
-	return ComponentFuncs{
-		ComponentName: "model-publisher",
-		StartFunc: func(ctx context.Context) error {
-			var err error
-			if p, err = fleet.NewModelPublisher(cfg, conn(), rt, reg, log); err != nil {
-				return err
-			}
-			return p.Start(ctx)
-		},
-		StopFunc: func(ctx context.Context) error {
-			if p == nil {
-				return nil
-			}
-			return p.Stop(ctx)
-		},
-	}, nil
+	return builtOnStart("model-publisher", func() (*fleet.ModelPublisher, error) {
+		return fleet.NewModelPublisher(cfg, conn(), rt, reg, log)
+	}), nil
 }
 
 // ModelFollowerComponent returns an edge's model follower as the component
@@ -53,21 +38,7 @@ func ModelFollowerComponent(cfg fleet.ModelRolloutConfig, site string, conn func
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	var f *fleet.ModelFollower
-	return ComponentFuncs{
-		ComponentName: "model-follower",
-		StartFunc: func(ctx context.Context) error {
-			var err error
-			if f, err = fleet.NewModelFollower(cfg, site, conn(), rt, reg, log); err != nil {
-				return err
-			}
-			return f.Start(ctx)
-		},
-		StopFunc: func(ctx context.Context) error {
-			if f == nil {
-				return nil
-			}
-			return f.Stop(ctx)
-		},
-	}, nil
+	return builtOnStart("model-follower", func() (*fleet.ModelFollower, error) {
+		return fleet.NewModelFollower(cfg, site, conn(), rt, reg, log)
+	}), nil
 }
