@@ -5,18 +5,13 @@ import (
 	"reflect"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/netfeat/netfeat/schema"
 )
 
-// TargetChanges names the targets a SetTargets call added, changed
-// (stopped and started again with their new settings) and removed.
-type TargetChanges struct {
-	Added, Changed, Removed []string
-}
-
-// Empty reports whether nothing changed.
-func (c TargetChanges) Empty() bool {
-	return len(c.Added) == 0 && len(c.Changed) == 0 && len(c.Removed) == 0
-}
+// TargetChanges names the targets a SetTargets call added, changed and
+// removed.
+type TargetChanges = schema.TargetChanges
 
 // SetTargets replaces the collector's targets while it runs. The list is
 // validated as New does; on error nothing changes. Targets whose settings

@@ -5,18 +5,13 @@ import (
 	"reflect"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/netfeat/netfeat/schema"
 )
 
-// TargetChanges names the devices a SetTargets call added, changed
-// (stopped and started again with their new settings) and removed.
-type TargetChanges struct {
-	Added, Changed, Removed []string
-}
-
-// Empty reports whether nothing changed.
-func (c TargetChanges) Empty() bool {
-	return len(c.Added) == 0 && len(c.Changed) == 0 && len(c.Removed) == 0
-}
+// TargetChanges names the targets a SetTargets call added, changed and
+// removed.
+type TargetChanges = schema.TargetChanges
 
 // AllTargets returns the section's targets followed by those of its
 // targets_file, unresolved: the list the poller starts with.
